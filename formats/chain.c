@@ -1,0 +1,324 @@
+/*
+ * Opening images and their backing chains; the plain file-system resolver.
+ *
+ * qemu resolves a relative backing name against the directory of the image
+ * that records it (path_combine), takes the backing format from the header
+ * and probes when there is none.  We do the same, but every name goes through
+ * a resolver with a policy, loops are caught by file identity, and the depth
+ * is capped, so a hostile chain ends in a clear error instead of running out
+ * of file descriptors.
+ */
+#define _GNU_SOURCE
+#include "chain.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drivers.h"
+
+bool ia_name_is_protocol(const char *name)
+{
+        /* qemu's path_has_protocol(): a ':' before any '/' */
+        const char *p = name + strcspn(name, ":/");
+
+        return *p == ':';
+}
+
+char *ia_path_combine(const char *base_path, const char *filename)
+{
+        const char *p = base_path, *slash;
+        size_t len, flen = strlen(filename);
+        char *out;
+
+        if (filename[0] == '/')
+                return strdup(filename);
+        if (ia_name_is_protocol(base_path)) {
+                const char *colon = strchr(base_path, ':');
+                if (colon)
+                        p = colon + 1;
+        }
+        slash = strrchr(base_path, '/');
+        slash = slash ? slash + 1 : base_path;
+        if (slash > p)
+                p = slash;
+        len = (size_t)(p - base_path);
+        out = malloc(len + flen + 1);
+        if (!out)
+                return NULL;
+        memcpy(out, base_path, len);
+        memcpy(out + len, filename, flen + 1);
+        return out;
+}
+
+/* ---- the file-system resolver ---- */
+
+/* Is path (absolute, normalised lexically enough) beneath root?  Returns the rest. */
+static const char *beneath(const char *root, const char *path)
+{
+        size_t n = strlen(root);
+
+        while (n > 1 && root[n - 1] == '/')
+                n--;
+        if (strncmp(root, path, n) != 0)
+                return NULL;
+        if (n == 1 && root[0] == '/')
+                return path + 1;
+        if (path[n] == '\0')
+                return ".";
+        if (path[n] != '/')
+                return NULL;
+        path += n;
+        while (*path == '/')
+                path++;
+        return *path ? path : ".";
+}
+
+static struct ia_source *open_confined(const struct ia_fs_policy *pol, const char *path,
+                                       struct ia_error *err)
+{
+        char cwd[PATH_MAX];
+        char *abs = NULL;
+        struct ia_source *src = NULL;
+        bool any = false;
+
+        if (path[0] != '/') {
+                if (!getcwd(cwd, sizeof(cwd))) {
+                        ia_error_errno(err, IA_ERR_IO, errno, "cannot get the current directory");
+                        return NULL;
+                }
+                size_t n = strlen(cwd);
+
+                if (n + 1 < sizeof(cwd)) {
+                        cwd[n] = '/';
+                        cwd[n + 1] = '\0';
+                }
+                abs = ia_path_combine(cwd, path);
+        } else {
+                abs = strdup(path);
+        }
+        if (!abs) {
+                ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                return NULL;
+        }
+        for (size_t i = 0; pol->roots[i]; i++) {
+                char rootabs[PATH_MAX];
+                const char *rest;
+                int rootfd;
+
+                if (!realpath(pol->roots[i], rootabs))
+                        continue;
+                rest = beneath(pol->roots[i], abs);
+                if (!rest)
+                        rest = beneath(rootabs, abs);
+                if (!rest)
+                        continue;
+                any = true;
+                rootfd = open(rootabs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (rootfd < 0)
+                        continue;
+                src = ia_source_open_beneath(rootfd, rest, err);
+                close(rootfd);
+                break;
+        }
+        if (!any) {
+                ia_error_set(err, IA_ERR_REFUSED, "'%s' lies outside the allowed roots", path);
+                if (err)
+                        err->reason = "outside-roots";
+        }
+        free(abs);
+        return src;
+}
+
+static int fs_open(const struct ia_resolver *r, const struct ia_file *from, const char *name,
+                   enum ia_ref_kind kind, struct ia_file **out, struct ia_error *err)
+{
+        const struct ia_fs_policy *pol = r->opaque;
+        struct ia_source *src;
+        char *path;
+
+        if (!name[0]) {
+                ia_error_set(err, IA_ERR_REFUSED, "empty %s file name", ia_ref_kind_name(kind));
+                err->reason = "empty-name";
+                return -1;
+        }
+        if (kind != IA_REF_TOP && (ia_name_is_protocol(name) || strncmp(name, "json:", 5) == 0)) {
+                ia_error_set(err, IA_ERR_REFUSED,
+                             "'%s' is a protocol or json: name; only plain files are followed",
+                             name);
+                err->reason = "protocol";
+                return -1;
+        }
+        if (kind == IA_REF_TOP || !from || (kind == IA_REF_DATA_FILE && pol && pol->data_file_cwd))
+                path = strdup(name);
+        else
+                path = ia_path_combine(from->name, name);
+        if (!path)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        if (pol && pol->roots)
+                src = open_confined(pol, path, err);
+        else
+                src = ia_source_open_file(AT_FDCWD, path, 0, err);
+        if (!src) {
+                free(path);
+                return -1;
+        }
+        *out = ia_file_new(src, path, err);
+        free(path);
+        return *out ? 0 : -1;
+}
+
+void ia_fs_resolver_init(struct ia_resolver *r, const struct ia_fs_policy *policy)
+{
+        r->open = fs_open;
+        r->opaque = (void *)policy;
+}
+
+/* ---- images and chains ---- */
+
+int ia_image_open(const struct ia_open_ctx *ctx, struct ia_file *file, const char *fmt,
+                  struct ia_image **out, struct ia_error *err)
+{
+        const struct ia_driver *drv;
+        struct ia_image *img;
+
+        *out = NULL;
+        if (fmt) {
+                drv = ia_driver_find(fmt);
+                if (!drv) {
+                        ia_error_set(err, IA_ERR_UNSUPPORTED, "unknown format '%s'", fmt);
+                        goto free_file;
+                }
+        } else {
+                drv = ia_driver_probe(file->src, err);
+                if (!drv)
+                        goto free_file;
+        }
+        if (drv->flags & IA_DRV_PROBE_ONLY) {
+                ia_error_set(err, IA_ERR_UNSUPPORTED,
+                             "'%s' is a %s image, which imgaudit does not map", file->name,
+                             drv->name);
+                goto free_file;
+        }
+        img = calloc(1, sizeof(*img));
+        if (!img) {
+                ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                goto free_file;
+        }
+        img->drv = drv;
+        img->ctx = ctx;
+        img->file = file;
+        img->cow = (drv->flags & IA_DRV_BACKING) != 0;
+        img->fmt_probed = fmt == NULL;
+        if (drv->open(img, err) < 0) {
+                free(img->backing);
+                free(img);
+                goto free_file;
+        }
+        *out = img;
+        return 0;
+
+free_file:
+        ia_file_free(file);
+        return -1;
+}
+
+void ia_image_free(struct ia_image *img)
+{
+        while (img) {
+                struct ia_image *next = img->backing_img;
+
+                img->drv->close(img);
+                ia_file_free(img->file);
+                free(img->backing);
+                free(img);
+                img = next;
+        }
+}
+
+static bool same_file(const struct ia_file *a, const struct ia_file *b)
+{
+        if (a->src == b->src)
+                return true;
+        if (a->src->ino || b->src->ino)
+                return a->src->dev == b->src->dev && a->src->ino == b->src->ino;
+        return strcmp(a->name, b->name) == 0;
+}
+
+/* Open the backing file of img as image number depth + 1. */
+static int open_backing(const struct ia_open_ctx *ctx, struct ia_image *top, struct ia_image *img,
+                        struct ia_error *err)
+{
+        unsigned max = ctx->max_depth ? ctx->max_depth : IA_DEFAULT_MAX_DEPTH;
+        struct ia_file *file = NULL;
+        struct ia_image *child = NULL;
+        const char *fmt = img->backing_fmt[0] ? img->backing_fmt : NULL;
+
+        if (img->depth + 1 > max) {
+                ia_error_set(err, IA_ERR_LIMIT, "backing chain is deeper than the cap of %u images",
+                             max);
+                err->reason = "too-deep";
+                goto report;
+        }
+        if (ctx->resolver->open(ctx->resolver, img->file, img->backing, IA_REF_BACKING, &file,
+                                err) < 0)
+                goto report;
+        for (struct ia_image *i = top; i; i = i->backing_img) {
+                if (same_file(i->file, file)) {
+                        ia_error_set(err, IA_ERR_REFUSED,
+                                     "backing file '%s' is already in the chain (a loop)",
+                                     file->name);
+                        err->reason = "loop";
+                        ia_file_free(file);
+                        file = NULL;
+                        goto report;
+                }
+        }
+        if (ia_image_open(ctx, file, fmt, &child, err) < 0) {
+                file = NULL;
+                if (!err->reason)
+                        err->reason = "unreadable";
+                goto report;
+        }
+        child->depth = img->depth + 1;
+        img->backing_img = child;
+report:
+        if (ctx->on_link)
+                ctx->on_link(ctx->opaque, img, img->backing, IA_REF_BACKING,
+                             child ? child->file : NULL, child ? NULL : err);
+        return child ? 0 : -1;
+}
+
+int ia_chain_open(const struct ia_open_ctx *ctx, const char *name, const char *fmt,
+                  struct ia_image **top, struct ia_error *err)
+{
+        struct ia_file *file;
+        struct ia_image *img;
+
+        *top = NULL;
+        if (ctx->resolver->open(ctx->resolver, NULL, name, IA_REF_TOP, &file, err) < 0)
+                return -1;
+        if (ia_image_open(ctx, file, fmt, top, err) < 0)
+                return -1;
+        for (img = *top; img && img->backing && img->backing[0]; img = img->backing_img) {
+                struct ia_error e;
+
+                ia_error_clear(&e);
+                if (open_backing(ctx, *top, img, &e) == 0)
+                        continue;
+                if (ctx->lenient) {
+                        img->backing_err = e;
+                        break;
+                }
+                *err = e;
+                ia_error_prefix(err, "backing file of '%s'", img->file->name);
+                ia_image_free(*top);
+                *top = NULL;
+                return -1;
+        }
+        return 0;
+}

@@ -1,0 +1,96 @@
+/*
+ * The driver table, probing, and the table's self-check.
+ *
+ * The table is const and grep-able: one line per driver, raw last.  Probing
+ * reads the first IA_PROBE_HEAD and the last IA_PROBE_TAIL bytes once and asks
+ * every driver to score them; raw is only ever the fallback (never a probe
+ * winner), so a raw disk cannot be mistaken for nothing and an image is never
+ * mistaken for raw while a driver recognises it.
+ */
+#include "drivers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Keep raw last.  Add new drivers above it (see formats/README.md). */
+const struct ia_driver *const ia_drivers[] = {
+    &ia_drv_qcow2,
+    /* new drivers here */
+    &ia_drv_raw,
+    NULL,
+};
+
+const struct ia_driver *ia_driver_find(const char *name)
+{
+        for (size_t i = 0; ia_drivers[i]; i++)
+                if (strcmp(ia_drivers[i]->name, name) == 0)
+                        return ia_drivers[i];
+        return NULL;
+}
+
+const struct ia_driver *ia_driver_probe_bytes(const struct ia_probe *p)
+{
+        const struct ia_driver *best = &ia_drv_raw;
+        int best_score = 0;
+
+        for (size_t i = 0; ia_drivers[i]; i++) {
+                const struct ia_driver *d = ia_drivers[i];
+                int score;
+
+                if (d == &ia_drv_raw || !d->probe)
+                        continue;
+                score = d->probe(p);
+                if (score > best_score) {
+                        best_score = score;
+                        best = d;
+                }
+        }
+        return best;
+}
+
+const struct ia_driver *ia_driver_probe(struct ia_source *src, struct ia_error *err)
+{
+        uint8_t head[IA_PROBE_HEAD], tail[IA_PROBE_TAIL];
+        struct ia_probe p = {.head = head, .tail = tail, .size = src->size};
+        int64_t n;
+
+        n = ia_read_upto(src, head, sizeof(head), 0, err);
+        if (n < 0)
+                return NULL;
+        p.head_len = (size_t)n;
+        p.tail_len = src->size < sizeof(tail) ? (size_t)src->size : sizeof(tail);
+        if (p.tail_len) {
+                n = ia_read_upto(src, tail, p.tail_len, src->size - p.tail_len, err);
+                if (n < 0)
+                        return NULL;
+                p.tail_len = (size_t)n;
+        }
+        return ia_driver_probe_bytes(&p);
+}
+
+int ia_drivers_check(struct ia_error *err)
+{
+        size_t i, j;
+
+        for (i = 0; ia_drivers[i]; i++) {
+                const struct ia_driver *d = ia_drivers[i];
+
+                if (!d->name || !d->name[0])
+                        return ia_error_set(err, IA_ERR_INTERNAL, "driver #%zu has no name", i);
+                if (!d->open || !d->close)
+                        return ia_error_set(err, IA_ERR_INTERNAL,
+                                            "driver '%s' lacks an open or close callback", d->name);
+                if (d != &ia_drv_raw && !d->probe)
+                        return ia_error_set(err, IA_ERR_INTERNAL,
+                                            "driver '%s' has no probe: only raw may go unprobed",
+                                            d->name);
+                for (j = 0; j < i; j++)
+                        if (strcmp(ia_drivers[j]->name, d->name) == 0)
+                                return ia_error_set(err, IA_ERR_INTERNAL,
+                                                    "driver name '%s' appears twice", d->name);
+        }
+        if (i == 0 || ia_drivers[i - 1] != &ia_drv_raw)
+                return ia_error_set(err, IA_ERR_INTERNAL,
+                                    "the raw driver must be last in the table");
+        return 0;
+}

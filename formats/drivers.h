@@ -1,0 +1,30 @@
+/*
+ * The table of format drivers, probing, and the table's self-check.
+ */
+#ifndef IA_DRIVERS_H
+#define IA_DRIVERS_H
+
+#include "image.h"
+
+/* Every driver, NULL-terminated; raw is last (the fallback). */
+extern const struct ia_driver *const ia_drivers[];
+
+/* The driver called name, or NULL. */
+const struct ia_driver *ia_driver_find(const char *name);
+
+/*
+ * Choose a driver by content: the best-scoring probe, raw when none claims
+ * the bytes.  Reads the head and tail of src.
+ */
+const struct ia_driver *ia_driver_probe(struct ia_source *src, struct ia_error *err);
+
+/* Same, on bytes already read (pure). */
+const struct ia_driver *ia_driver_probe_bytes(const struct ia_probe *p);
+
+/* Check the table: names unique and set, callbacks present, raw last.  0 or -1. */
+int ia_drivers_check(struct ia_error *err);
+
+extern const struct ia_driver ia_drv_raw;
+extern const struct ia_driver ia_drv_qcow2;
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * The buffered result writer: see out.h.
+ */
+#include "out.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+void ia_out_init(struct ia_out *o, int fd)
+{
+        o->fd = fd;
+        o->len = 0;
+        o->failed = false;
+        o->errnum = 0;
+}
+
+static void drain(struct ia_out *o)
+{
+        size_t done = 0;
+
+        while (done < o->len && !o->failed) {
+                ssize_t n = write(o->fd, o->buf + done, o->len - done);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        o->failed = true;
+                        o->errnum = errno;
+                        break;
+                }
+                done += (size_t)n;
+        }
+        o->len = 0;
+}
+
+void ia_out_write(struct ia_out *o, const void *p, size_t n)
+{
+        const char *s = p;
+
+        while (n > 0) {
+                size_t room = sizeof(o->buf) - o->len;
+                size_t k = n < room ? n : room;
+
+                memcpy(o->buf + o->len, s, k);
+                o->len += k;
+                s += k;
+                n -= k;
+                if (o->len == sizeof(o->buf))
+                        drain(o);
+        }
+}
+
+void ia_out_str(struct ia_out *o, const char *s)
+{
+        ia_out_write(o, s, strlen(s));
+}
+
+void ia_out_char(struct ia_out *o, char c)
+{
+        if (o->len == sizeof(o->buf))
+                drain(o);
+        o->buf[o->len++] = c;
+}
+
+void ia_out_u64(struct ia_out *o, uint64_t v)
+{
+        char tmp[20];
+        int i = sizeof(tmp);
+
+        do {
+                tmp[--i] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        ia_out_write(o, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+void ia_out_hex_padded(struct ia_out *o, uint64_t v, int width)
+{
+        static const char digits[] = "0123456789abcdef";
+        char tmp[18];
+        int i = sizeof(tmp);
+        int n;
+
+        if (v == 0) {
+                tmp[--i] = '0';
+        } else {
+                while (v) {
+                        tmp[--i] = digits[v & 15];
+                        v >>= 4;
+                }
+                tmp[--i] = 'x';
+                tmp[--i] = '0';
+        }
+        n = (int)sizeof(tmp) - i;
+        ia_out_write(o, tmp + i, (size_t)n);
+        for (; n < width; n++)
+                ia_out_char(o, ' ');
+}
+
+int ia_out_flush(struct ia_out *o)
+{
+        drain(o);
+        if (o->failed) {
+                errno = o->errnum;
+                return -1;
+        }
+        return 0;
+}

@@ -1,0 +1,36 @@
+/*
+ * A small buffered writer for result streams, with fast number formatting.
+ *
+ * Map output can run to millions of lines, so numbers are formatted by hand
+ * rather than through printf, and bytes reach the file descriptor in large
+ * writes.  Like stdio, what was written before an error is still delivered
+ * when the stream is flushed (qemu-img's partial output is reproduced).
+ */
+#ifndef IA_OUT_H
+#define IA_OUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IA_OUT_BUFSZ (64 * 1024)
+
+struct ia_out {
+        int fd;
+        size_t len;
+        bool failed; /* a write failed (EPIPE, ENOSPC, ...): the rest is dropped */
+        int errnum;
+        char buf[IA_OUT_BUFSZ];
+};
+
+void ia_out_init(struct ia_out *o, int fd);
+void ia_out_write(struct ia_out *o, const void *p, size_t n);
+void ia_out_str(struct ia_out *o, const char *s);
+void ia_out_char(struct ia_out *o, char c);
+void ia_out_u64(struct ia_out *o, uint64_t v);
+/* printf("%#-Ns") of v in hex: "0x..." (bare "0" for zero), left-justified in width. */
+void ia_out_hex_padded(struct ia_out *o, uint64_t v, int width);
+/* Flush; 0, or -1 with errno set if any write failed. */
+int ia_out_flush(struct ia_out *o);
+
+#endif

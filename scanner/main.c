@@ -1,0 +1,90 @@
+/*
+ * imgaudit: audit virtual-machine disk-image stores.
+ *
+ * One binary, subcommands in a table.  main() checks the driver table, picks
+ * the subcommand and returns its exit status; only main() and the commands
+ * decide exit statuses, never the engine.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "drivers.h"
+
+struct command {
+        const char *name;
+        const char *summary;
+        int (*run)(int argc, char **argv);
+        const char *usage;
+};
+
+static const struct command commands[] = {
+    {"map", "print the allocation map of an image (qemu-img map compatible)", ia_cmd_map,
+     ia_map_usage},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+        fputs("usage: imgaudit COMMAND [ARGS]\n"
+              "       imgaudit help COMMAND | --help | --version\n\ncommands:\n",
+              f);
+        for (size_t i = 0; i < NCOMMANDS; i++)
+                fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fputs("\nformats:", f);
+        for (size_t i = 0; ia_drivers[i]; i++)
+                fprintf(f, " %s", ia_drivers[i]->name);
+        fputs("\n", f);
+}
+
+static const struct command *find(const char *name)
+{
+        for (size_t i = 0; i < NCOMMANDS; i++)
+                if (strcmp(commands[i].name, name) == 0)
+                        return &commands[i];
+        return NULL;
+}
+
+int main(int argc, char **argv)
+{
+        const struct command *cmd;
+        struct ia_error err;
+
+        if (ia_drivers_check(&err) < 0) {
+                fprintf(stderr, "imgaudit: internal error: %s\n", err.msg);
+                return 70;
+        }
+        if (argc < 2) {
+                usage(stderr);
+                return 2;
+        }
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                usage(stdout);
+                return 0;
+        }
+        if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+                printf("imgaudit %s\n", IMGAUDIT_VERSION);
+                return 0;
+        }
+        if (strcmp(argv[1], "help") == 0) {
+                if (argc < 3) {
+                        usage(stdout);
+                        return 0;
+                }
+                cmd = find(argv[2]);
+                if (!cmd) {
+                        fprintf(stderr, "imgaudit: no command '%s'; see 'imgaudit --help'\n",
+                                argv[2]);
+                        return 2;
+                }
+                fputs(cmd->usage, stdout);
+                return 0;
+        }
+        cmd = find(argv[1]);
+        if (!cmd) {
+                fprintf(stderr, "imgaudit: no command '%s'; see 'imgaudit --help'\n", argv[1]);
+                return 2;
+        }
+        return cmd->run(argc - 1, argv + 1);
+}
