@@ -15,6 +15,8 @@
 /* Keep raw last.  Add new drivers above it (see formats/README.md). */
 const struct ia_driver *const ia_drivers[] = {
     &ia_drv_qcow2,
+    &ia_drv_vpc,
+    &ia_drv_vhdx,
     /* new drivers here */
     &ia_drv_raw,
     NULL,
@@ -48,7 +50,7 @@ const struct ia_driver *ia_driver_probe_bytes(const struct ia_probe *p)
         return best;
 }
 
-const struct ia_driver *ia_driver_probe(struct ia_source *src, struct ia_error *err)
+const struct ia_driver *ia_driver_probe(struct ia_source *src, bool with_tail, struct ia_error *err)
 {
         uint8_t head[IA_PROBE_HEAD], tail[IA_PROBE_TAIL];
         struct ia_probe p = {.head = head, .tail = tail, .size = src->size};
@@ -59,6 +61,8 @@ const struct ia_driver *ia_driver_probe(struct ia_source *src, struct ia_error *
                 return NULL;
         p.head_len = (size_t)n;
         p.tail_len = src->size < sizeof(tail) ? (size_t)src->size : sizeof(tail);
+        if (!with_tail)
+                p.tail_len = 0;
         if (p.tail_len) {
                 n = ia_read_upto(src, tail, p.tail_len, src->size - p.tail_len, err);
                 if (n < 0)

@@ -14,9 +14,13 @@ const struct ia_driver *ia_driver_find(const char *name);
 
 /*
  * Choose a driver by content: the best-scoring probe, raw when none claims
- * the bytes.  Reads the head and tail of src.
+ * the bytes.  Reads the head of src, and its last IA_PROBE_TAIL bytes only
+ * with_tail: on ext4 and xfs, reading a page of an unwritten (fallocated)
+ * extent makes SEEK_DATA report it as data afterwards, so `map` reads only
+ * what qemu reads (the head) to keep the same answer.
  */
-const struct ia_driver *ia_driver_probe(struct ia_source *src, struct ia_error *err);
+const struct ia_driver *ia_driver_probe(struct ia_source *src, bool with_tail,
+                                        struct ia_error *err);
 
 /* Same, on bytes already read (pure). */
 const struct ia_driver *ia_driver_probe_bytes(const struct ia_probe *p);
@@ -26,5 +30,7 @@ int ia_drivers_check(struct ia_error *err);
 
 extern const struct ia_driver ia_drv_raw;
 extern const struct ia_driver ia_drv_qcow2;
+extern const struct ia_driver ia_drv_vpc;
+extern const struct ia_driver ia_drv_vhdx;
 
 #endif

@@ -100,6 +100,7 @@ struct ia_open_ctx {
         unsigned compat;
         unsigned max_depth; /* backing chain depth cap (0: IA_DEFAULT_MAX_DEPTH) */
         bool lenient;       /* a broken backing link ends the chain instead of failing */
+        bool probe_tail;    /* let probes see the last bytes too (see ia_driver_probe) */
         /* Optional observers, for the scanner: every reference and every finding. */
         void (*on_link)(void *opaque, const struct ia_image *from, const char *name,
                         enum ia_ref_kind kind, const struct ia_file *target,

@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
-int ia_layer_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
-                    struct ia_error *err)
+int ia_layer_status_own(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
+                        struct ia_error *err)
 {
         if (len > img->size - off)
                 len = img->size - off;
@@ -33,14 +33,8 @@ int ia_layer_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_
                                             "%s driver gave an offset without a file",
                                             img->drv->name);
         }
-
-        if (st->flags & (IA_BS_DATA | IA_BS_ZERO)) {
+        if (st->flags & (IA_BS_DATA | IA_BS_ZERO))
                 st->flags |= IA_BS_ALLOCATED;
-        } else if (img->cow) {
-                /* Unallocated with no backing, or beyond the backing file's end, reads as zero. */
-                if (!img->backing_img || off >= img->backing_img->size)
-                        st->flags |= IA_BS_ZERO;
-        }
 
         if ((st->flags & IA_BS_RECURSE) && (st->flags & IA_BS_DATA) && !(st->flags & IA_BS_ZERO) &&
             (st->flags & IA_BS_OFFSET)) {
@@ -58,6 +52,23 @@ int ia_layer_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_
                 }
         }
         st->flags &= ~IA_BS_RECURSE;
+        return 0;
+}
+
+void ia_layer_cow_zero(const struct ia_image *img, uint64_t off, struct ia_bstatus *st)
+{
+        /* Unallocated with no backing, or beyond the backing file's end, reads as zero. */
+        if (!(st->flags & (IA_BS_DATA | IA_BS_ZERO)) && img->cow &&
+            (!img->backing_img || off >= img->backing_img->size))
+                st->flags |= IA_BS_ZERO;
+}
+
+int ia_layer_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
+                    struct ia_error *err)
+{
+        if (ia_layer_status_own(img, off, len, st, err) < 0)
+                return -1;
+        ia_layer_cow_zero(img, off, st);
         return 0;
 }
 

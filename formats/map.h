@@ -60,8 +60,20 @@ int ia_map(struct ia_image *top, const struct ia_map_opts *opts, ia_map_fn fn, v
 int ia_chain_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_map_entry *e,
                     struct ia_error *err);
 
-/* One layer's status after the block layer's generic rules (ALLOCATED, backing
- * zero, RECURSE refinement).  off < img->size. */
+/*
+ * One layer's own status after the block layer's generic rules: ALLOCATED and
+ * the RECURSE refinement, but not the zero that a layer with backing support
+ * reports where it has no backing (that depends on the chain).  off < size.
+ * The scanner maps each distinct layer once with this and composes chains.
+ */
+int ia_layer_status_own(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
+                        struct ia_error *err);
+
+/* Add that zero: unallocated in img, which supports backing files, and either
+ * img has no backing image or off lies beyond the backing image's end. */
+void ia_layer_cow_zero(const struct ia_image *img, uint64_t off, struct ia_bstatus *st);
+
+/* ia_layer_status_own() followed by ia_layer_cow_zero(). */
 int ia_layer_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
                     struct ia_error *err);
 

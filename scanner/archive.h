@@ -1,0 +1,93 @@
+/*
+ * Archives as containers of images: tar (ustar, pax, GNU incl. sparse),
+ * OVA (a tar with an OVF descriptor), zip, and gzip/xz/zstd/bzip2-compressed
+ * tars, read through libarchive.
+ *
+ * Opening an archive makes one pass over it and records every member.  A
+ * regular member gets a byte source: a window over the archive file where the
+ * member's bytes are stored as is (uncompressed tar, stored zip), or a spool
+ * (memory, then an unlinked temporary file) holding the decompressed bytes,
+ * under a total byte budget.  Member names are data, never paths to write to.
+ * Links, FIFOs and devices are recorded, never followed or opened.
+ */
+#ifndef IA_ARCHIVE_H
+#define IA_ARCHIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "source.h"
+
+enum ia_member_type {
+        IA_MEMBER_FILE,
+        IA_MEMBER_DIR,
+        IA_MEMBER_SYMLINK,
+        IA_MEMBER_HARDLINK,
+        IA_MEMBER_FIFO,
+        IA_MEMBER_DEVICE,
+        IA_MEMBER_OTHER,
+};
+
+/* Member flags: things an audit reports about a member. */
+#define IA_MEMBER_TRAVERSAL 0x1u  /* name contains a ".." component */
+#define IA_MEMBER_ABSOLUTE  0x2u  /* name starts with '/' */
+#define IA_MEMBER_DUPLICATE 0x4u  /* an earlier member has the same name */
+#define IA_MEMBER_SPOOLED   0x8u  /* bytes were decompressed into a spool */
+#define IA_MEMBER_SPARSE    0x10u /* a sparse tar member */
+#define IA_MEMBER_TRUNCATED 0x20u /* the archive ended inside this member */
+
+struct ia_archive_member {
+        char *name; /* as stored, byte-exact (NUL-terminated) */
+        enum ia_member_type type;
+        unsigned flags; /* IA_MEMBER_* */
+        uint64_t size;  /* bytes of the member's content */
+        int64_t mtime;
+        char *link_target;     /* for links: the target as stored, else NULL */
+        struct ia_source *src; /* regular members that could be read, else NULL */
+        struct ia_error error; /* why src is NULL for a regular member */
+};
+
+struct ia_archive_limits {
+        uint64_t max_members;  /* default 100000 */
+        uint64_t spool_budget; /* total decompressed bytes kept, default 4 GiB */
+        uint64_t spool_memory; /* bytes kept in memory before spilling to a temp file */
+        uint64_t max_ratio;    /* decompressed / compressed cap (bombs), default 1000 */
+        unsigned max_nesting;  /* archives inside archives, default 2 */
+        const char *tmpdir;    /* where spools spill, default $TMPDIR or /tmp */
+};
+
+/* An OVF <File>/<Disk> reference found in an OVA descriptor. */
+struct ia_ovf_disk {
+        char *href; /* the file it names */
+        char *disk_id;
+        uint64_t capacity; /* bytes (capacity * capacityAllocationUnits) */
+        char *format;      /* the ovf:format URI, or NULL */
+};
+
+struct ia_archive;
+
+/* Does this look like an archive libarchive can read (tar, zip, compressed)?  Pure. */
+bool ia_archive_probe(const uint8_t *head, size_t len);
+
+/* Open an archive over src (a reference is taken).  name is for messages. */
+int ia_archive_open(struct ia_source *src, const char *name, const struct ia_archive_limits *lim,
+                    struct ia_archive **out, struct ia_error *err);
+
+size_t ia_archive_count(const struct ia_archive *a);
+const struct ia_archive_member *ia_archive_member(const struct ia_archive *a, size_t i);
+
+/* The member called name (after "./" and duplicate-slash normalisation), or NULL. */
+const struct ia_archive_member *ia_archive_find(const struct ia_archive *a, const char *name);
+
+/* OVF disk references, when the archive holds a .ovf descriptor. */
+size_t ia_archive_ovf_count(const struct ia_archive *a);
+const struct ia_ovf_disk *ia_archive_ovf_disk(const struct ia_archive *a, size_t i);
+
+/* A problem with the archive as a whole that did not stop the walk (truncated stream, ...). */
+const struct ia_error *ia_archive_error(const struct ia_archive *a);
+
+void ia_archive_free(struct ia_archive *a); /* NULL-safe; member sources keep their own refs */
+
+#endif

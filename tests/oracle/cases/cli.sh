@@ -1,0 +1,50 @@
+#!/bin/bash
+# The command line: what qemu-img map accepts and refuses, and its exit status.
+. "$(dirname "$0")/../lib.sh"
+
+scenario cli
+truncate -s 1M a.raw
+dd if=/dev/urandom of=a.raw bs=4096 seek=3 count=2 conv=notrunc status=none
+oracle_map a.raw --output json
+oracle_json a.raw --output=json -s 4k
+oracle_json --output=bad --output=json a.raw
+oracle_json -s 0x1000 a.raw
+oracle_json -s 0x1k a.raw
+oracle_json -s 1.5k a.raw
+oracle_json -s 1.k a.raw
+oracle_json -s 1.0 a.raw
+oracle_json -s 1.5 a.raw
+oracle_json -s 1e3 a.raw
+oracle_json -s -1 a.raw
+oracle_json -s ' 12' a.raw
+oracle_json -s 12b a.raw
+oracle_json -s 12x a.raw
+oracle_json -s '' a.raw
+oracle_json -s 9223372036854775807 a.raw
+oracle_json -s 9223372036854775808 a.raw
+oracle_json -s 18446744073709551616 a.raw
+oracle_json -s 8E a.raw
+oracle_json -s 7E a.raw
+oracle_json -l 16E a.raw
+oracle_json -U a.raw
+oracle_json -f raw a.raw
+oracle_json -f nosuchformat a.raw
+oracle_json nonexistent.raw
+oracle_json a.raw a.raw
+oracle_json
+oracle_json -x a.raw
+oracle_json --nosuch a.raw
+oracle_json a.raw -s
+mkfifo fifo
+oracle_json -f raw .
+# qemu-img would block opening a FIFO; we refuse it at once without opening it.
+timeout 5 "$IMGAUDIT" map --output=json fifo >/dev/null 2>&1
+rc=$?
+if [ $rc -eq 1 ]; then _pass; else _fail "a FIFO must be refused at once with exit 1 (rc=$rc)"; fi
+
+check "imgaudit --help" "$IMGAUDIT" --help
+check "imgaudit --version" "$IMGAUDIT" --version
+check "imgaudit help map" "$IMGAUDIT" help map
+check "imgaudit map --help" "$IMGAUDIT" map --help
+
+oracle_summary
