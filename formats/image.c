@@ -83,7 +83,7 @@ static int find_allocation(struct ia_file *f, uint64_t off, uint64_t *data, uint
 int ia_file_status(struct ia_file *f, uint64_t off, uint64_t len, struct ia_bstatus *st,
                    struct ia_error *err)
 {
-        uint64_t data, hole, n;
+        uint64_t data = 0, hole = 0, n;
         int r;
 
         (void)err;

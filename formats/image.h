@@ -110,7 +110,7 @@ struct ia_open_ctx {
         void *opaque;
 };
 
-#define IA_DEFAULT_MAX_DEPTH 64
+#define IA_DEFAULT_MAX_DEPTH 256
 #define IA_DEFAULT_COMPAT    1002
 
 /* Image flags (struct ia_image.flags): facts an audit wants to know. */

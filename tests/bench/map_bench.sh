@@ -1,0 +1,72 @@
+#!/bin/bash
+# Map benchmark: imgaudit map against qemu-img map, measured in the same run.
+#
+#   tests/bench/map_bench.sh [IMGAUDIT]     (default: build/imgaudit)
+#
+# Builds (once, in $BENCH_DIR, default /var/tmp/imgaudit-bench):
+#   * a qcow2 with 512-byte clusters whose every other cluster is allocated:
+#     over 1 M map entries;
+#   * a raw file with 131072 separate 4 KiB data extents: 262144 entries.
+# For each, prints the entries, the best of N runs of each tool (JSON to
+# /dev/null), the ratio, and imgaudit's peak RSS.  Prints figures only; it
+# asserts nothing (speed is not a test).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+IMGAUDIT=${1:-$here/../../build/imgaudit}
+RUNS=${RUNS:-3}
+dir=${BENCH_DIR:-/var/tmp/imgaudit-bench}
+mkdir -p "$dir"
+cd "$dir"
+
+if [ ! -f frag.qcow2 ]; then
+	echo "building frag.qcow2 (1 M entries)..." >&2
+	python3 - <<'PY'
+with open("frag.raw", "wb") as f:
+    block = (b"\x5a" * 512 + b"\0" * 512) * 1024   # 1 MiB: 1024 data + 1024 zero clusters
+    for _ in range(512):                            # 512 MiB
+        f.write(block)
+PY
+	qemu-img convert -q -S 512 -O qcow2 -o cluster_size=512 frag.raw frag.qcow2
+	rm -f frag.raw
+fi
+if [ ! -f extents.raw ]; then
+	echo "building extents.raw (131072 data extents)..." >&2
+	python3 - <<'PY'
+import os
+fd = os.open("extents.raw", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+data = b"\xa5" * 4096
+for i in range(131072):
+    os.pwrite(fd, data, i * 8192)
+os.ftruncate(fd, 131072 * 8192)
+os.fsync(fd)
+os.close(fd)
+PY
+fi
+
+# best_time CMD...: the best wall time of $RUNS runs, in seconds.
+best_time() {
+	local best="" t
+	for _ in $(seq "$RUNS"); do
+		/usr/bin/time -f "%e" -o "$dir/.time" "$@" >/dev/null 2>&1 || true
+		t=$(tail -1 "$dir/.time")
+		if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
+	done
+	echo "$best"
+}
+
+peak_rss_kib() {
+	/usr/bin/time -f "%M" -o "$dir/.time" "$@" >/dev/null 2>&1 || true
+	tail -1 "$dir/.time"
+}
+
+printf '%-14s %-6s %10s %12s %12s %8s %12s\n' image output entries "qemu-img s" "imgaudit s" ratio "peak RSS"
+for img in frag.qcow2 extents.raw; do
+	for out in json human; do
+		entries=$("$IMGAUDIT" map --output=json "$img" | wc -l)
+		tq=$(best_time qemu-img map --output=$out "$img")
+		ti=$(best_time "$IMGAUDIT" map --output=$out "$img")
+		rss=$(peak_rss_kib "$IMGAUDIT" map --output=$out "$img")
+		ratio=$(awk "BEGIN{ if ($ti > 0) printf \"%.1fx\", $tq / $ti; else print \"inf\" }")
+		printf '%-14s %-6s %10s %12s %12s %8s %9s KiB\n' "$img" "$out" "$entries" "$tq" "$ti" "$ratio" "$rss"
+	done
+done
