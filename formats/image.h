@@ -141,6 +141,9 @@ struct ia_image {
         struct ia_error backing_err;  /* why backing_img is NULL though backing is set */
         bool fmt_probed;              /* the format was found by probing */
         unsigned depth;               /* 0 for the top */
+
+        /* Set by the core while mapping. */
+        bool found_past_eof; /* "data-past-eof" was reported once already */
 };
 
 /* The first bytes and the last bytes of a file, for probing. */

@@ -9,6 +9,29 @@
 #include <stdint.h>
 #include <string.h>
 
+/*
+ * Data that a layer places beyond the end of the file holding it cannot be
+ * read: the map still says what qemu says (it prints such offsets), but the
+ * image gets a finding, once.
+ */
+static void check_past_eof(struct ia_image *img, uint64_t off, const struct ia_bstatus *st)
+{
+        uint64_t end;
+
+        if ((st->flags & (IA_BS_DATA | IA_BS_OFFSET)) != (IA_BS_DATA | IA_BS_OFFSET) ||
+            img->found_past_eof)
+                return;
+        if (!__builtin_add_overflow(st->host_off, st->len, &end) && end <= st->file->src->size)
+                return;
+        img->found_past_eof = true;
+        ia_image_finding(img, "data-past-eof",
+                         "guest bytes %llu..%llu are mapped to host offset %llu of '%s', past "
+                         "the end of that file (%llu bytes)",
+                         (unsigned long long)off, (unsigned long long)(off + st->len),
+                         (unsigned long long)st->host_off, st->file->name,
+                         (unsigned long long)st->file->src->size);
+}
+
 int ia_layer_status_own(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
                         struct ia_error *err)
 {
@@ -35,6 +58,7 @@ int ia_layer_status_own(struct ia_image *img, uint64_t off, uint64_t len, struct
         }
         if (st->flags & (IA_BS_DATA | IA_BS_ZERO))
                 st->flags |= IA_BS_ALLOCATED;
+        check_past_eof(img, off, st);
 
         if ((st->flags & IA_BS_RECURSE) && (st->flags & IA_BS_DATA) && !(st->flags & IA_BS_ZERO) &&
             (st->flags & IA_BS_OFFSET)) {

@@ -458,7 +458,7 @@ struct faulty_source {
         struct ia_source base;
         struct ia_source *under;
         uint64_t fail_at;
-        uint64_t calls;
+        uint64_t own_count;
         uint64_t *count;
 };
 
@@ -467,12 +467,10 @@ static int64_t faulty_pread(struct ia_source *src, void *buf, size_t len, uint64
 {
         struct faulty_source *f = (struct faulty_source *)src;
 
-        f->calls++;
-        if (f->count)
-                *f->count = f->calls;
-        if (f->fail_at && f->calls >= f->fail_at)
+        ++*f->count;
+        if (f->fail_at && *f->count >= f->fail_at)
                 return ia_error_set(err, IA_ERR_IO, "injected read failure #%llu at offset %llu",
-                                    (unsigned long long)f->calls, (unsigned long long)off);
+                                    (unsigned long long)*f->count, (unsigned long long)off);
         return f->under->ops->pread(f->under, buf, len, off, err);
 }
 
@@ -498,7 +496,7 @@ static const struct ia_source_ops faulty_ops = {
     .destroy = faulty_destroy,
 };
 
-struct ia_source *ia_source_faulty(struct ia_source *base, uint64_t fail_at, uint64_t *count,
+struct ia_source *ia_source_faulty(struct ia_source *base, uint64_t fail_at, uint64_t *counter,
                                    struct ia_error *err)
 {
         struct faulty_source *f = calloc(1, sizeof(*f));
@@ -513,8 +511,6 @@ struct ia_source *ia_source_faulty(struct ia_source *base, uint64_t fail_at, uin
         f->base.ino = base->ino;
         f->under = ia_source_ref(base);
         f->fail_at = fail_at;
-        f->count = count;
-        if (count)
-                *count = 0;
+        f->count = counter ? counter : &f->own_count;
         return &f->base;
 }

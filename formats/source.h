@@ -112,11 +112,13 @@ struct ia_source *ia_source_window(struct ia_source *base, uint64_t off, uint64_
 struct ia_source *ia_source_memory(const void *buf, size_t len, bool copy, struct ia_error *err);
 
 /*
- * Fault injection for tests: a wrapper whose Nth pread (1-based, counting
- * from creation) and every one after it fails with an I/O error; n = 0 never
- * fails.  *count (optional) receives the number of preads made.
+ * Fault injection for tests: a wrapper over base whose preads count into
+ * *counter (shared by every wrapper given the same counter, so that "the Nth
+ * read" can span all the files of a chain); once the count reaches fail_at
+ * (1-based) that read and every later one fail with an I/O error.  fail_at 0
+ * never fails.  counter may be NULL (a private one is used).
  */
-struct ia_source *ia_source_faulty(struct ia_source *base, uint64_t fail_at, uint64_t *count,
+struct ia_source *ia_source_faulty(struct ia_source *base, uint64_t fail_at, uint64_t *counter,
                                    struct ia_error *err);
 
 #endif

@@ -1,0 +1,77 @@
+#!/bin/bash
+# Fail the 1st, 2nd, ... Nth read of every format's fixtures: each run must end
+# in a clean error or in the full map, never in a crash, a hang or a leak (the
+# sanitizer run of the suite runs this too).
+set -u
+FAULT_MAP=${FAULT_MAP:?set FAULT_MAP to the fault_map test tool}
+work=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-faults.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+pass=0
+fail=0
+q() { qemu-img create -q "$@"; }
+w() { local f=$1; shift; qemu-io "$@" "$f" >/dev/null; }
+run() {
+	if out=$(timeout 120 "$FAULT_MAP" "$@" 2>&1); then
+		pass=$((pass + 1))
+		echo "ok   $out"
+	else
+		fail=$((fail + 1))
+		echo "FAIL $* : $out"
+	fi
+}
+
+truncate -s 1M r.raw
+dd if=/dev/urandom of=r.raw bs=4k seek=5 count=3 conv=notrunc status=none
+run r.raw
+q -f qcow2 -o cluster_size=4k q.qcow2 1M
+w q.qcow2 -c 'write -P 1 0 12k' -c 'write -c 64k 4k' -c 'write -z 128k 8k' -c 'write -P 2 900k 4k'
+run q.qcow2
+q -f qcow2 -o extended_l2=on,cluster_size=64k x.qcow2 1M
+w x.qcow2 -c 'write -P 1 2k 2k' -c 'write -z 100k 4k'
+run x.qcow2
+q -f qcow2 -o preallocation=metadata,cluster_size=64k p.qcow2 1M
+w p.qcow2 -c 'write -P 1 0 64k'
+run p.qcow2
+q -f qcow2 -b r.raw -F raw c1.qcow2
+w c1.qcow2 -c 'write -P 3 0 4k'
+q -f qcow2 -b c1.qcow2 -F qcow2 c2.qcow2
+w c2.qcow2 -c 'write -P 4 512k 4k'
+run c2.qcow2
+q -f qcow2 -o data_file=d.raw e.qcow2 1M
+w e.qcow2 -c 'write -P 1 0 64k'
+run e.qcow2
+for sub in monolithicSparse monolithicFlat twoGbMaxExtentSparse; do
+	q -f vmdk -o subformat=$sub v-$sub.vmdk 1M
+	w v-$sub.vmdk -c 'write -P 5 0 64k' -c 'write -P 6 512k 4k'
+	run v-$sub.vmdk
+done
+qemu-img convert -O vmdk -o subformat=streamOptimized q.qcow2 s.vmdk
+run s.vmdk
+q -f vpc d.vhd 4M
+w d.vhd -c 'write -P 7 1M 4k'
+run d.vhd
+q -f vpc -o subformat=fixed f.vhd 1M
+run -f vpc f.vhd
+q -f vhdx h.vhdx 8M
+w h.vhdx -c 'write -P 8 0 4k' -c 'write -P 8 3M 1M'
+run h.vhdx
+q -f vdi i.vdi 4M
+w i.vdi -c 'write -P 9 1M 4k'
+run i.vdi
+q -f qed e1.qed 1M
+w e1.qed -c 'write -P 9 0 64k'
+q -f qed -b e1.qed -F qed e2.qed
+w e2.qed -c 'write -P 9 512k 64k'
+run e2.qed
+q -f qcow o.qcow 1M
+w o.qcow -c 'write -P 9 0 8k'
+run o.qcow
+q -f parallels pa.img 4M
+w pa.img -c 'write -P 9 1M 4k'
+run pa.img
+qemu-img create -q -f luks --object secret,id=s0,data=x -o key-secret=s0 l.luks 1M 2>/dev/null &&
+	run l.luks
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
