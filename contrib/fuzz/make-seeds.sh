@@ -1,0 +1,60 @@
+#!/bin/bash
+# Regenerate the seed corpora: one small image per format and feature, made
+# by qemu-img.  The first byte of an image seed names the driver (its index in
+# the table, or 255 for "probe"), as fuzz_image.c reads it.
+#   contrib/fuzz/make-seeds.sh IMGAUDIT
+set -euo pipefail
+bin=$(readlink -f "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+out=$here/corpus
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$out/image" "$out/probe"
+rm -f "$out"/image/* "$out"/probe/*
+cd "$tmp"
+drivers=$("$bin" --help | sed -n 's/^formats: //p')
+index() { local i=0; for d in $drivers; do [ "$d" = "$1" ] && echo $i && return; i=$((i + 1)); done; }
+seed() { # seed NAME FORMAT FILE
+	local idx; idx=$(index "$2")
+	{ printf "\\x$(printf %02x "$idx")"; head -c 262144 "$3"; } >"$out/image/$1"
+	{ printf '\xff'; head -c 65536 "$3"; } >"$out/image/$1-probed"
+	head -c 8192 "$3" >"$out/probe/$1"
+}
+q() { qemu-img create -q "$@"; }
+w() { local f=$1; shift; qemu-io "$@" "$f" >/dev/null; }
+q -f qcow2 -o cluster_size=512 a.qcow2 64k
+w a.qcow2 -c 'write -P 1 0 4k' -c 'write -c 8k 512' -c 'write -z 16k 1k'
+seed qcow2 qcow2 a.qcow2
+q -f qcow2 -o cluster_size=16k,extended_l2=on,compat=1.1 x.qcow2 64k
+w x.qcow2 -c 'write -P 1 0 512' -c 'write -z 8k 1k'
+seed qcow2-extl2 qcow2 x.qcow2
+q -f qcow2 -o cluster_size=512,compat=0.10 -b a.qcow2 -F qcow2 o.qcow2
+seed qcow2-v2-backing qcow2 o.qcow2
+q -f vmdk v.vmdk 1M
+w v.vmdk -c 'write -P 1 0 4k'
+seed vmdk vmdk v.vmdk
+q -f vmdk -o subformat=monolithicFlat f.vmdk 64k
+seed vmdk-desc vmdk f.vmdk
+q -f vpc d.vhd 4M
+w d.vhd -c 'write -P 1 0 4k'
+seed vpc vpc d.vhd
+q -f vhdx h.vhdx 4M
+w h.vhdx -c 'write -P 1 0 4k'
+seed vhdx vhdx h.vhdx
+q -f vdi i.vdi 2M
+w i.vdi -c 'write -P 1 0 4k'
+seed vdi vdi i.vdi
+q -f qed e.qed 1M
+w e.qed -c 'write -P 1 0 4k'
+seed qed qed e.qed
+q -f qcow c.qcow 64k
+w c.qcow -c 'write -P 1 0 4k'
+seed qcow qcow c.qcow
+q -f parallels p.img 2M
+w p.img -c 'write -P 1 0 4k'
+seed parallels parallels p.img
+q -f luks --object secret,id=s0,data=x -o key-secret=s0,iter-time=10 l.luks 64k 2>/dev/null &&
+	seed luks luks l.luks
+printf 'hello, raw world\n' >r.raw
+seed raw raw r.raw
+ls "$out/image" | wc -l

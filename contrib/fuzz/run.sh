@@ -1,0 +1,30 @@
+#!/bin/bash
+# Build the fuzz targets with clang's libFuzzer (+ASan+UBSan) and run each
+# for a while on a copy of its seed corpus.  A crash leaves its input in
+# build-fuzz/crashes/<target>/: keep it as tests/fuzz-regressions/<target>/NAME
+# so that CTest replays it forever.
+#   contrib/fuzz/run.sh [SECONDS_PER_TARGET]   (default 30)
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+secs=${1:-30}
+out=$src/build-fuzz
+mkdir -p "$out"
+cflags="-std=c11 -D_FILE_OFFSET_BITS=64 -g -O1 -fsanitize=fuzzer,address,undefined
+	-fno-sanitize-recover=undefined -I$src/formats -I$src/scanner"
+formats=$(ls "$src"/formats/*.c)
+status=0
+for target in image probe; do
+	clang $cflags -o "$out/fuzz_$target" "$src/contrib/fuzz/fuzz_$target.c" $formats -lz -lzstd
+	rm -rf "$out/corpus-$target" && cp -r "$src/contrib/fuzz/corpus/$target" "$out/corpus-$target"
+	mkdir -p "$out/crashes/$target"
+	echo "== fuzz_$target for ${secs}s"
+	if ! (cd "$out/crashes/$target" && "$out/fuzz_$target" -max_total_time="$secs" -timeout=10 \
+		-rss_limit_mb=1024 -max_len=300000 -print_final_stats=0 "$out/corpus-$target" 2>&1 | tail -3); then
+		status=1
+	fi
+	if ls "$out/crashes/$target"/crash-* "$out/crashes/$target"/timeout-* "$out/crashes/$target"/oom-* >/dev/null 2>&1; then
+		echo "fuzz_$target found problems: $(ls "$out/crashes/$target")"
+		status=1
+	fi
+done
+exit $status
