@@ -159,7 +159,7 @@ static int fs_open(const struct ia_resolver *r, const struct ia_file *from, cons
                 path = ia_path_combine(from->name, name);
         if (!path)
                 return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-        if (pol && pol->roots)
+        if (pol && pol->roots && kind != IA_REF_TOP)
                 src = open_confined(pol, path, err);
         else
                 src = ia_source_open_file(AT_FDCWD, path, 0, err);

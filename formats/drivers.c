@@ -17,6 +17,12 @@ const struct ia_driver *const ia_drivers[] = {
     &ia_drv_qcow2,
     &ia_drv_vpc,
     &ia_drv_vhdx,
+    &ia_drv_vdi,
+    &ia_drv_qed,
+    &ia_drv_qcow,
+    &ia_drv_parallels,
+    &ia_drv_luks,
+    &ia_drv_vmdk,
     /* new drivers here */
     &ia_drv_raw,
     NULL,

@@ -29,7 +29,13 @@ const struct ia_driver *ia_driver_probe_bytes(const struct ia_probe *p);
 int ia_drivers_check(struct ia_error *err);
 
 extern const struct ia_driver ia_drv_raw;
+extern const struct ia_driver ia_drv_vmdk;
 extern const struct ia_driver ia_drv_qcow2;
+extern const struct ia_driver ia_drv_vdi;
+extern const struct ia_driver ia_drv_qed;
+extern const struct ia_driver ia_drv_qcow;
+extern const struct ia_driver ia_drv_parallels;
+extern const struct ia_driver ia_drv_luks;
 extern const struct ia_driver ia_drv_vpc;
 extern const struct ia_driver ia_drv_vhdx;
 

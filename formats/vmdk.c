@@ -503,7 +503,7 @@ static int parse_extents(struct ia_image *img, const char *desc, unsigned depth,
 
         for (p = desc; *p; p = nl ? nl + 1 : p + strlen(p)) {
                 struct vmdk_extent e = {0};
-                struct ia_file *f;
+                struct ia_file *f = NULL;
                 int n;
 
                 nl = strchr(p, '\n');

@@ -38,6 +38,9 @@ const char ia_map_usage[] =
     "  -U, --force-share      accepted for compatibility; imgaudit never takes locks\n"
     "      --qemu-compat=V    print the layout of qemu-img V (e.g. 7.2: no \"compressed\"\n"
     "                         key before 8.2); default 10.2\n"
+    "      --allow-root=DIR   confine every file the image refers to (backing files,\n"
+    "                         data files, extents) beneath DIR, symlinks included;\n"
+    "                         may be repeated (default: no confinement, as qemu-img)\n"
     "\n"
     "Exit status: 0 on success, 1 on any error.\n";
 
@@ -100,7 +103,9 @@ static void print_finding(void *opaque, const struct ia_image *img, const char *
         fprintf(stderr, "imgaudit map: warning: '%s': %s [%s]\n", img->file->name, msg, code);
 }
 
-enum { OPT_OUTPUT = 256, OPT_COMPAT, OPT_IMAGE_OPTS, OPT_OBJECT };
+enum { OPT_OUTPUT = 256, OPT_COMPAT, OPT_IMAGE_OPTS, OPT_OBJECT, OPT_ALLOW_ROOT };
+
+#define MAX_ROOTS 64
 
 int ia_cmd_map(int argc, char **argv)
 {
@@ -119,6 +124,8 @@ int ia_cmd_map(int argc, char **argv)
         struct ia_map_opts mopts = {.start = 0, .max_len = IA_MAP_NO_MAX, .flags = 0};
         const char *fmt = NULL, *output = "human";
         struct ia_fs_policy policy = {.roots = NULL, .data_file_cwd = true};
+        const char *roots[MAX_ROOTS + 1];
+        size_t nroots = 0;
         struct ia_resolver resolver;
         struct ia_open_ctx ctx = {.compat = IA_DEFAULT_COMPAT, .on_finding = print_finding};
         static struct ia_out out;
@@ -160,6 +167,14 @@ int ia_cmd_map(int argc, char **argv)
                                 return 1;
                         }
                         break;
+                case OPT_ALLOW_ROOT:
+                        if (nroots == MAX_ROOTS) {
+                                fprintf(stderr, "imgaudit map: at most %d --allow-root options\n",
+                                        MAX_ROOTS);
+                                return 1;
+                        }
+                        roots[nroots++] = optarg;
+                        break;
                 case OPT_IMAGE_OPTS:
                 case OPT_OBJECT:
                         fprintf(stderr,
@@ -198,6 +213,10 @@ int ia_cmd_map(int argc, char **argv)
         if (ctx.compat >= 802)
                 mopts.flags |= IA_MAP_MERGE_COMPRESSED;
 
+        if (nroots) {
+                roots[nroots] = NULL;
+                policy.roots = roots;
+        }
         ia_fs_resolver_init(&resolver, &policy);
         ctx.resolver = &resolver;
         if (ia_chain_open(&ctx, argv[optind], fmt, &top, &err) < 0) {

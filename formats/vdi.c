@@ -1,0 +1,209 @@
+/*
+ * vdi: VirtualBox disk images, mapped as qemu's vdi driver maps them.
+ *
+ * Layout (little-endian): a 64-byte text banner, then the header proper
+ * (signature 0xbeda107f at byte 64, version 1.1, image type 1 = dynamic,
+ * 2 = static, block map offset and data offset, disk size, block size,
+ * block count, UUIDs).  The block map is one 32-bit entry per block: the
+ * index of the block in the data area, 0xffffffff for "never written" and
+ * 0xfffffffe for "discarded" (both read as zeroes).  A block lives at
+ * data offset + index * block size.
+ *
+ * Map: one answer per block.  Allocated blocks are data with an offset;
+ * others are zero (and allocated: vdi has no backing files).  Static
+ * images ask the core to look at holes in the host file (qemu's RECURSE).
+ *
+ * Not supported, as in qemu: block sizes other than 1 MiB, sector sizes
+ * other than 512, differencing images (non-null link or parent UUID), and
+ * versions other than 1.1.  Deliberately stricter than qemu: a block map
+ * that does not fit in the file is an error (qemu reads zeroes past EOF).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "image.h"
+
+#define VDI_SIGNATURE    0xbeda107fu
+#define VDI_VERSION_1_1  0x00010001u
+#define VDI_TYPE_DYNAMIC 1u
+#define VDI_TYPE_STATIC  2u
+#define VDI_UNALLOCATED  0xffffffffu
+#define VDI_DISCARDED    0xfffffffeu
+#define VDI_SECTOR       512u
+#define VDI_BLOCK_SIZE   (1u << 20) /* the only block size qemu accepts */
+#define VDI_HEADER_LEN   512u       /* banner + header as read by qemu */
+/* qemu's limit on the block count (a map of under 2 GiB, in whole sectors). */
+#define VDI_BLOCKS_MAX    0x1fffff80u
+#define VDI_SLICE_ENTRIES 1024u
+
+struct vdi {
+        uint32_t type;
+        uint32_t blocks;
+        uint32_t block_size;
+        uint64_t bmap_off;
+        uint64_t data_off;
+        /* A slice of the block map: entries [slice_first, slice_first + slice_n). */
+        uint32_t slice_first, slice_n;
+        uint8_t slice[VDI_SLICE_ENTRIES * 4];
+};
+
+static bool uuid_is_null(const uint8_t *p)
+{
+        for (int i = 0; i < 16; i++)
+                if (p[i])
+                        return false;
+        return true;
+}
+
+static int vdi_probe(const struct ia_probe *p)
+{
+        /*
+         * qemu looks at the signature alone, in a 2 KiB buffer padded with
+         * zeroes: a file shorter than the header is still a vdi to it.
+         */
+        if (p->head_len < 68)
+                return 0;
+        return ia_le32(p->head + 64) == VDI_SIGNATURE ? 100 : 0;
+}
+
+static int vdi_open(struct ia_image *img, struct ia_error *err)
+{
+        struct ia_source *src = img->file->src;
+        uint8_t h[VDI_HEADER_LEN];
+        uint64_t disk_size, bmap_bytes;
+        uint32_t version, bmap_off, data_off, sector_size, block_size, blocks;
+        struct vdi *s;
+
+        if (ia_read(src, h, sizeof(h), 0, "vdi header", err) < 0)
+                return -1;
+        if (ia_le32(h + 64) != VDI_SIGNATURE)
+                return ia_error_set(err, IA_ERR_CORRUPT,
+                                    "vdi: bad signature 0x%08x (expected 0x%08x)", ia_le32(h + 64),
+                                    VDI_SIGNATURE);
+        version = ia_le32(h + 68);
+        if (version != VDI_VERSION_1_1)
+                return ia_error_set(err, IA_ERR_UNSUPPORTED, "vdi: version %u.%u is not supported",
+                                    version >> 16, version & 0xffff);
+        bmap_off = ia_le32(h + 340);
+        data_off = ia_le32(h + 344);
+        sector_size = ia_le32(h + 360);
+        disk_size = ia_le64(h + 368);
+        block_size = ia_le32(h + 376);
+        blocks = ia_le32(h + 384);
+
+        /* qemu rounds a fractional last sector up ("VBoxManage convert" makes those). */
+        if (disk_size > UINT64_MAX - VDI_SECTOR)
+                return ia_error_set(err, IA_ERR_CORRUPT, "vdi: disk size %llu is too large",
+                                    (unsigned long long)disk_size);
+        disk_size = ia_round_up(disk_size, VDI_SECTOR);
+        if (bmap_off % VDI_SECTOR)
+                return ia_error_set(err, IA_ERR_UNSUPPORTED,
+                                    "vdi: block map offset 0x%x is not sector aligned", bmap_off);
+        if (data_off % VDI_SECTOR)
+                return ia_error_set(err, IA_ERR_UNSUPPORTED,
+                                    "vdi: data offset 0x%x is not sector aligned", data_off);
+        if (sector_size != VDI_SECTOR)
+                return ia_error_set(err, IA_ERR_UNSUPPORTED, "vdi: sector size %u is not %u",
+                                    sector_size, VDI_SECTOR);
+        if (block_size != VDI_BLOCK_SIZE)
+                return ia_error_set(err, IA_ERR_UNSUPPORTED, "vdi: block size %u is not %u",
+                                    block_size, VDI_BLOCK_SIZE);
+        if (disk_size > (uint64_t)blocks * block_size)
+                return ia_error_set(err, IA_ERR_CORRUPT,
+                                    "vdi: disk size %llu exceeds the %u blocks of the block map",
+                                    (unsigned long long)disk_size, blocks);
+        if (!uuid_is_null(h + 424))
+                return ia_error_set(
+                    err, IA_ERR_UNSUPPORTED,
+                    "vdi: differencing images (non-null link uuid) are not supported");
+        if (!uuid_is_null(h + 440))
+                return ia_error_set(
+                    err, IA_ERR_UNSUPPORTED,
+                    "vdi: differencing images (non-null parent uuid) are not supported");
+        if (blocks > VDI_BLOCKS_MAX)
+                return ia_error_set(err, IA_ERR_CORRUPT, "vdi: block count %u exceeds %u", blocks,
+                                    VDI_BLOCKS_MAX);
+        /* The count is checked before the map is touched; the map is read in slices. */
+        bmap_bytes = (uint64_t)blocks * 4;
+        if (!ia_range_in(bmap_off, bmap_bytes, src->size))
+                return ia_error_set(
+                    err, IA_ERR_TRUNCATED,
+                    "vdi: block map at %u (%llu bytes) lies past the end of the file "
+                    "(%llu bytes)",
+                    bmap_off, (unsigned long long)bmap_bytes, (unsigned long long)src->size);
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return ia_error_set(err, IA_ERR_NOMEM, "vdi: out of memory");
+        s->type = ia_le32(h + 76);
+        s->blocks = blocks;
+        s->block_size = block_size;
+        s->bmap_off = bmap_off;
+        s->data_off = data_off;
+        img->priv = s;
+        img->size = disk_size;
+        img->cluster_size = block_size;
+        img->cow = false;
+        return 0;
+}
+
+static int vdi_entry(struct ia_image *img, uint32_t index, uint32_t *entry, struct ia_error *err)
+{
+        struct vdi *s = img->priv;
+
+        if (index < s->slice_first || index - s->slice_first >= s->slice_n) {
+                uint32_t n = s->blocks - index;
+
+                if (n > VDI_SLICE_ENTRIES)
+                        n = VDI_SLICE_ENTRIES;
+                s->slice_n = 0;
+                if (ia_read(img->file->src, s->slice, (size_t)n * 4,
+                            s->bmap_off + (uint64_t)index * 4, "vdi block map", err) < 0)
+                        return -1;
+                s->slice_first = index;
+                s->slice_n = n;
+        }
+        *entry = ia_le32(s->slice + (size_t)(index - s->slice_first) * 4);
+        return 0;
+}
+
+static int vdi_block_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
+                            struct ia_error *err)
+{
+        struct vdi *s = img->priv;
+        uint64_t index = off / s->block_size, in_block = off % s->block_size;
+        uint32_t entry;
+
+        if (index >= s->blocks)
+                return ia_error_set(err, IA_ERR_INTERNAL, "vdi: block %llu beyond the block map",
+                                    (unsigned long long)index);
+        if (vdi_entry(img, (uint32_t)index, &entry, err) < 0)
+                return -1;
+        st->len = ia_min_u64(s->block_size - in_block, len);
+        if (entry == VDI_UNALLOCATED || entry == VDI_DISCARDED) {
+                st->flags = IA_BS_ZERO;
+                return 0;
+        }
+        st->flags = IA_BS_DATA | IA_BS_OFFSET;
+        if (s->type == VDI_TYPE_STATIC)
+                st->flags |= IA_BS_RECURSE;
+        st->host_off = s->data_off + (uint64_t)entry * s->block_size + in_block;
+        st->file = img->file;
+        return 0;
+}
+
+static void vdi_close(struct ia_image *img)
+{
+        free(img->priv);
+        img->priv = NULL;
+}
+
+const struct ia_driver ia_drv_vdi = {
+    .name = "vdi",
+    .flags = 0,
+    .probe = vdi_probe,
+    .open = vdi_open,
+    .block_status = vdi_block_status,
+    .close = vdi_close,
+};
