@@ -118,6 +118,7 @@ int ia_cmd_map(int argc, char **argv)
             {"qemu-compat", required_argument, NULL, OPT_COMPAT},
             {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
             {"object", required_argument, NULL, OPT_OBJECT},
+            {"allow-root", required_argument, NULL, OPT_ALLOW_ROOT},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };

@@ -1,0 +1,199 @@
+#!/bin/bash
+# Hostile input for `imgaudit map`: references that try to leave the root,
+# loops, FIFOs, devices and sockets as backing files, and header fields pushed
+# to their edges.  Every case runs under strace; besides the exit status and a
+# one-line message, the log must show that nothing outside the root was opened
+# for reading, that no FIFO or device was opened for I/O, and that no socket
+# was created.
+set -u
+IMGAUDIT=${IMGAUDIT:?set IMGAUDIT to the imgaudit binary}
+here=$(cd "$(dirname "$0")" && pwd)
+lib="python3 $here/hostile_lib.py"
+command -v strace >/dev/null || { echo "strace is not installed (run tests/setup.sh)"; exit 1; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-hostile.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+outside=$work/outside
+mkdir -p "$root" "$outside"
+cd "$root" || exit 1
+pass=0
+fail=0
+q() { qemu-img create -q "$@"; }
+w() { local f=$1; shift; qemu-io "$@" "$f" >/dev/null; }
+rebase() { qemu-img rebase -q -u -b "$2" -F "${3:-qcow2}" "$1"; }
+
+q -f qcow2 "$outside/secret.qcow2" 1M
+w "$outside/secret.qcow2" -c 'write -P 0x5e 0 64k'
+head -c 65536 /dev/urandom >"$outside/secret.raw"
+FORBIDDEN=("$outside/secret.qcow2" "$outside/secret.raw" "$root/fifo" /dev/zero /dev/null /etc/hostname /etc/passwd)
+
+# run_case NAME WANT_RC WANT_TEXT [--no-root] ARGS...
+run_case() {
+	local name=$1 want=$2 text=$3; shift 3
+	local rootopt=(--allow-root="$root") log=$work/$name.strace rc out err problems=""
+	if [ "${1:-}" = --no-root ]; then rootopt=(); shift; fi
+	out=$(timeout 20 strace -f -qq -o "$log" -e trace=open,openat,openat2,socket,connect \
+		"$IMGAUDIT" map "${rootopt[@]}" "$@" 2>"$work/err")
+	rc=$?
+	err=$(cat "$work/err")
+	if [ "$want" = any ]; then
+		# Truncated images: qemu maps what it can (exit 0) or stops mid-way (exit 1);
+		# we must do one of those, and say so when data points past the end.
+		case $rc in
+		0) printf '%s' "$err" | grep -q 'past the end' || problems+=" exit 0 without a warning;" ;;
+		1) [ -n "$err" ] || problems+=" exit 1 without a message;" ;;
+		*) problems+=" exit $rc;" ;;
+		esac
+	elif [ "$rc" -ne "$want" ]; then
+		problems+=" exit $rc, wanted $want;"
+	fi
+	if [ "$want" = 1 ]; then
+		[ -z "$out" ] || problems+=" stdout not empty;"
+		[ "$(printf '%s\n' "$err" | grep -vc 'warning:')" -eq 1 ] || problems+=" not one error line;"
+	fi
+	[ -z "$text" ] || printf '%s' "$err" | grep -qi -- "$text" || problems+=" message lacks '$text';"
+	if ! j=$($lib judge "$log" "$root" "${FORBIDDEN[@]}"); then problems+=" $j;"; fi
+	if [ -z "$problems" ]; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+		echo "FAIL $name:$problems"
+		echo "    stderr: ${err:0:300}"
+	fi
+}
+
+base() { q -f qcow2 "$1" 1M; }
+
+# --- references leaving the root ---
+base t-abs.qcow2; rebase t-abs.qcow2 "$outside/secret.qcow2"
+run_case abs-path 1 "outside the allowed roots" t-abs.qcow2
+base t-dotdot.qcow2; rebase t-dotdot.qcow2 ../outside/secret.qcow2
+run_case dotdot 1 "outside the allowed roots" t-dotdot.qcow2
+mkdir -p sub
+base sub/t-deep.qcow2; rebase sub/t-deep.qcow2 ../../outside/secret.qcow2
+run_case dotdot-deep 1 "outside the allowed roots" sub/t-deep.qcow2
+ln -s "$outside/secret.qcow2" link.qcow2
+base t-link.qcow2; rebase t-link.qcow2 link.qcow2
+run_case symlink-file 1 "outside the allowed roots" t-link.qcow2
+ln -s "$outside" linkdir
+base t-linkdir.qcow2; rebase t-linkdir.qcow2 linkdir/secret.qcow2
+run_case symlink-dir 1 "outside the allowed roots" t-linkdir.qcow2
+base t-json.qcow2; rebase t-json.qcow2 'json:{"driver":"raw","file":{"driver":"file","filename":"/etc/passwd"}}' raw
+run_case json 1 "protocol" t-json.qcow2
+base t-nbd.qcow2; rebase t-nbd.qcow2 'nbd://127.0.0.1:10809/x' raw
+run_case nbd-url 1 "protocol" t-nbd.qcow2
+base t-http.qcow2; rebase t-http.qcow2 'http://127.0.0.1/disk.img' raw
+run_case http-url 1 "protocol" t-http.qcow2
+base t-file.qcow2; rebase t-file.qcow2 'file:/etc/passwd' raw
+run_case file-protocol 1 "protocol" t-file.qcow2
+q -f qcow2 -o data_file=d.raw t-data.qcow2 1M
+$lib qcow2-ext t-data.qcow2 0x44415441 "$outside/secret.raw"
+run_case data-file-abs 1 "outside the allowed roots" t-data.qcow2
+$lib qcow2-ext t-data.qcow2 0x44415441 "../outside/secret.raw"
+run_case data-file-dotdot 1 "outside the allowed roots" t-data.qcow2
+$lib qcow2-ext t-data.qcow2 0x44415441 "nbd:127.0.0.1:10809"
+run_case data-file-protocol 1 "protocol" t-data.qcow2
+printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="monolithicFlat"\nRW 128 FLAT "%s" 0\n' \
+	"$outside/secret.raw" >ext-abs.vmdk
+run_case vmdk-extent-abs 1 "outside the allowed roots" ext-abs.vmdk
+printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="monolithicFlat"\nRW 128 FLAT "../outside/secret.raw" 0\n' >ext-rel.vmdk
+run_case vmdk-extent-dotdot 1 "outside the allowed roots" ext-rel.vmdk
+printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="monolithicFlat"\nRW 128 FLAT "/dev/zero" 0\n' >ext-dev.vmdk
+run_case vmdk-extent-device 1 "" ext-dev.vmdk
+run_case vmdk-extent-device-noroot 1 "character device" --no-root ext-dev.vmdk
+q -f vmdk pbase.vmdk 1M
+q -f vmdk -b pbase.vmdk -F vmdk t-parent.vmdk
+python3 - t-parent.vmdk "$outside/secret.vmdk" <<'PY'
+import sys
+p, new = sys.argv[1], sys.argv[2].encode()
+d = bytearray(open(p, 'rb').read())
+i = d.index(b'parentFileNameHint="') + len(b'parentFileNameHint="')
+j = d.index(b'"', i)
+d[i:j] = new
+open(p, 'wb').write(d)
+PY
+cp "$outside/secret.qcow2" "$outside/secret.vmdk"
+run_case vmdk-parent-hint 1 "outside the allowed roots" t-parent.vmdk
+
+# --- loops, depth, special files ---
+base self.qcow2; rebase self.qcow2 self.qcow2
+run_case loop-self 1 "loop" self.qcow2
+base la.qcow2; base lb.qcow2; rebase la.qcow2 lb.qcow2; rebase lb.qcow2 la.qcow2
+run_case loop-two 1 "loop" la.qcow2
+ln -s lc.qcow2 ld.qcow2; ln -s ld.qcow2 lc.qcow2
+base t-symloop.qcow2; rebase t-symloop.qcow2 lc.qcow2
+run_case symlink-loop 1 "symbolic links" t-symloop.qcow2
+mkfifo fifo
+base t-fifo.qcow2; rebase t-fifo.qcow2 fifo raw
+run_case fifo-backing 1 "FIFO" t-fifo.qcow2
+run_case fifo-top 1 "FIFO" fifo
+run_case fifo-top-forced 1 "FIFO" -f qcow2 fifo
+python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' sock
+base t-sock.qcow2; rebase t-sock.qcow2 sock raw
+run_case socket-backing 1 "socket" t-sock.qcow2
+base t-dev.qcow2; rebase t-dev.qcow2 /dev/zero raw
+run_case device-backing 1 "" t-dev.qcow2
+run_case device-backing-noroot 1 "character device" --no-root t-dev.qcow2
+run_case device-top 1 "character device" --no-root /dev/null
+mkdir adir
+base t-dir.qcow2; rebase t-dir.qcow2 adir raw
+run_case dir-backing 1 "directory" t-dir.qcow2
+base t-gone.qcow2; rebase t-gone.qcow2 nothing-here.qcow2
+run_case missing-backing 1 "does not exist" t-gone.qcow2
+base $'new\nline.qcow2'
+w $'new\nline.qcow2' -c 'write -P 1 0 64k'
+base t-newline.qcow2; rebase t-newline.qcow2 $'new\nline.qcow2'
+run_case newline-name 0 "" t-newline.qcow2
+
+# --- header fields at their edges ---
+edge() { # edge NAME WANT_RC FORMAT SIZE PATCH-ARGS...
+	local name=$1 want=$2 fmt=$3 size=$4; shift 4
+	q -f "$fmt" "e-$name.img" "$size"
+	w "e-$name.img" -f "$fmt" -c 'write -P 1 0 4k'
+	$lib patch "e-$name.img" "$@"
+	run_case "edge-$name" "$want" "" "e-$name.img"
+}
+edge qcow2-cluster-bits-0 1 qcow2 1M 20 '>I' 0
+edge qcow2-cluster-bits-8 1 qcow2 1M 20 '>I' 8
+edge qcow2-cluster-bits-22 1 qcow2 1M 20 '>I' 22
+edge qcow2-cluster-bits-huge 1 qcow2 1M 20 '>I' 0xffffffff
+edge qcow2-l1-size-huge 1 qcow2 1M 36 '>I' 0xffffffff
+edge qcow2-l1-past-eof 1 qcow2 1M 40 '>Q' 0x100000000
+edge qcow2-l1-misaligned 1 qcow2 1M 40 '>Q' 0x30008
+edge qcow2-refcount-past-eof 1 qcow2 1M 48 '>Q' 0x7fff00000000
+edge qcow2-size-huge 1 qcow2 1M 24 '>Q' 0x4000000000000000
+edge qcow2-size-zero 0 qcow2 1M 24 '>Q' 0
+edge qcow2-backing-offset-past-eof 1 qcow2 1M 8 '>QI' 0x7fffffff0000 16
+edge qcow2-backing-size-huge 1 qcow2 1M 8 '>QI' 512 0xffffffff
+edge qcow2-unknown-incompat 1 qcow2 1M 72 '>Q' 0x10000000000
+edge qcow2-version-4 1 qcow2 1M 4 '>I' 4
+edge qcow2-snapshots-huge 1 qcow2 1M 60 '>IQ' 0xffffffff 0x10000
+edge vmdk-grain-zero 1 vmdk 1M 20 '<Q' 0
+edge vmdk-gtes-huge 1 vmdk 1M 44 '<I' 0xffffffff
+edge vmdk-capacity-huge 1 vmdk 1M 12 '<Q' 0xffffffffffffff
+edge vdi-block-size-zero 1 vdi 4M 376 '<I' 0
+edge vdi-blocks-huge 1 vdi 4M 384 '<I' 0xffffffff
+edge qed-cluster-zero 1 qed 1M 4 '<I' 0
+edge qed-table-huge 1 qed 1M 8 '<I' 0xffffffff
+edge parallels-bat-huge 1 parallels 4M 32 '<I' 0xffffffff
+edge parallels-tracks-zero 1 parallels 4M 28 '<I' 0
+edge vpc-block-size-zero 1 vpc 4M 544 '>I' 0
+edge vpc-bat-past-eof 1 vpc 4M 528 '>Q' 0x7fffffff0000
+edge vpc-bat-entries-huge 1 vpc 4M 540 '>I' 0xffffffff
+for fmt in qcow2 vmdk vpc vhdx vdi qed qcow parallels; do
+	q -f "$fmt" "tr-$fmt.img" 4M
+	w "tr-$fmt.img" -f "$fmt" -c 'write -P 1 0 64k'
+	truncate -s 700 "tr-$fmt.img"
+	run_case "truncated-$fmt" any "" -f "$fmt" "tr-$fmt.img"
+done
+{
+	printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
+	for i in $(seq 20000); do echo 'RW 8 FLAT "x.raw" 0'; done
+} >many.vmdk
+head -c 4096 /dev/zero >x.raw
+start=$(date +%s)
+run_case vmdk-20000-extents 1 "" many.vmdk
+[ $(($(date +%s) - start)) -le 5 ] || { fail=$((fail + 1)); echo "FAIL vmdk-20000-extents took more than 5 s"; }
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
