@@ -15,11 +15,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         size_t tail = size > IA_PROBE_TAIL ? IA_PROBE_TAIL : size;
         struct ia_probe p = {
-                .head = data,
-                .head_len = size > IA_PROBE_HEAD ? IA_PROBE_HEAD : size,
-                .tail = data + size - tail,
-                .tail_len = tail,
-                .size = size,
+            .head = data,
+            .head_len = size > IA_PROBE_HEAD ? IA_PROBE_HEAD : size,
+            .tail = data + size - tail,
+            .tail_len = tail,
+            .size = size,
         };
 
         for (size_t i = 0; ia_drivers[i]; i++)
