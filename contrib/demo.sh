@@ -25,7 +25,7 @@ q -f vmdk "$store/vms/db/data.vmdk" 32M
 w "$store/vms/db/data.vmdk" -c 'write -P 5 0 3M'
 q -f vpc "$store/vms/legacy.vhd" 16M
 w "$store/vms/legacy.vhd" -c 'write -P 6 2M 2M'
-q -f qcow2 -b gone.qcow2 -F qcow2 "$store/vms/orphaned-overlay.qcow2" 64M
+q -f qcow2 -u -b gone.qcow2 -F qcow2 "$store/vms/orphaned-overlay.qcow2" 64M
 q -f qcow2 "$store/export/appliance.qcow2" 32M
 w "$store/export/appliance.qcow2" -c 'write -P 7 0 5M'
 tar -C "$store/export" -cf "$store/export/appliance.tar" appliance.qcow2

@@ -8,4 +8,7 @@
 int ia_cmd_map(int argc, char **argv);
 extern const char ia_map_usage[];
 
+int ia_cmd_scan(int argc, char **argv);
+extern const char ia_scan_usage[];
+
 #endif

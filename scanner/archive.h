@@ -9,6 +9,29 @@
  * (memory, then an unlinked temporary file) holding the decompressed bytes,
  * under a total byte budget.  Member names are data, never paths to write to.
  * Links, FIFOs and devices are recorded, never followed or opened.
+ *
+ * Window or spool: a member gets a window only when libarchive's first data
+ * block for it is byte-for-byte what the archive file holds at the computed
+ * offset; anything else is spooled.  A GNU sparse member of an uncompressed
+ * tar gets a source that maps its sparse map onto the archive file (holes
+ * read as zeros and show as holes through SEEK_HOLE); in a compressed tar it
+ * is spooled like any member.
+ *
+ * Nesting is the caller's job: a member that is itself an archive is opened
+ * with ia_archive_open() on the member's source.  Member sources carry their
+ * depth, so that open refuses an archive nested deeper than max_nesting
+ * (IA_ERR_LIMIT); the outermost archive is at depth 0.
+ *
+ * Bounds: member count, total spooled bytes (logical member sizes, checked
+ * against the header's size before decompressing), total decompressed bytes
+ * and the ratio of decompressed bytes to archive bytes read, past a 1 MiB
+ * slack (bombs stop at the cap within the cap's worth of work; zero blocks
+ * never reach the disk).  Note that a gzip'ed, mostly empty disk image
+ * compresses about 1000:1 and xz/zstd ones far more: raise max_ratio to
+ * accept them.  A problem met
+ * after the first member (truncated stream, a cap reached) stops the walk but
+ * not the open: the members recorded before it stay usable and the problem is
+ * reported by ia_archive_error().
  */
 #ifndef IA_ARCHIVE_H
 #define IA_ARCHIVE_H
@@ -31,8 +54,8 @@ enum ia_member_type {
 };
 
 /* Member flags: things an audit reports about a member. */
-#define IA_MEMBER_TRAVERSAL 0x1u  /* name contains a ".." component */
-#define IA_MEMBER_ABSOLUTE  0x2u  /* name starts with '/' */
+#define IA_MEMBER_TRAVERSAL 0x1u  /* name has a ".." component ('/' or '\\' separated) */
+#define IA_MEMBER_ABSOLUTE  0x2u  /* name starts with '/' (or '\\') */
 #define IA_MEMBER_DUPLICATE 0x4u  /* an earlier member has the same name */
 #define IA_MEMBER_SPOOLED   0x8u  /* bytes were decompressed into a spool */
 #define IA_MEMBER_SPARSE    0x10u /* a sparse tar member */
@@ -50,44 +73,72 @@ struct ia_archive_member {
 };
 
 struct ia_archive_limits {
-        uint64_t max_members;  /* default 100000 */
-        uint64_t spool_budget; /* total decompressed bytes kept, default 4 GiB */
-        uint64_t spool_memory; /* bytes kept in memory before spilling to a temp file */
-        uint64_t max_ratio;    /* decompressed / compressed cap (bombs), default 1000 */
-        unsigned max_nesting;  /* archives inside archives, default 2 */
-        const char *tmpdir;    /* where spools spill, default $TMPDIR or /tmp */
+        uint64_t max_members;      /* default 100000 */
+        uint64_t spool_budget;     /* total decompressed bytes kept, default 4 GiB */
+        uint64_t spool_memory;     /* bytes kept in memory before spilling, default 64 MiB */
+        uint64_t max_ratio;        /* decompressed / compressed cap (bombs), default 1000 */
+        unsigned max_nesting;      /* archives inside archives, default 2 */
+        const char *tmpdir;        /* where spools spill, default $TMPDIR or /tmp */
+        uint64_t max_decompressed; /* bytes decompressed in one walk, default 4 x spool_budget */
 };
+/* A zero field (or a NULL limits pointer) takes the default. */
 
 /* An OVF <File>/<Disk> reference found in an OVA descriptor. */
 struct ia_ovf_disk {
         char *href; /* the file it names */
         char *disk_id;
-        uint64_t capacity; /* bytes (capacity * capacityAllocationUnits) */
-        char *format;      /* the ovf:format URI, or NULL */
+        uint64_t capacity;  /* bytes (capacity * capacityAllocationUnits) */
+        char *format;       /* the ovf:format URI, or NULL */
+        char *file_id;      /* the ovf:fileRef of the <Disk>, or NULL (a blank disk) */
+        uint64_t file_size; /* the ovf:size of the <File>, 0 when absent */
 };
 
 struct ia_archive;
 
-/* Does this look like an archive libarchive can read (tar, zip, compressed)?  Pure. */
+/*
+ * Does this look like an archive libarchive can read (tar, zip, compressed)?
+ * Pure.  A tar header is checked by its checksum, so pass at least 512 bytes.
+ * Any gzip/xz/zstd/bzip2 stream answers true; open tells whether a tar is
+ * inside.
+ */
 bool ia_archive_probe(const uint8_t *head, size_t len);
 
-/* Open an archive over src (a reference is taken).  name is for messages. */
+/*
+ * Open an archive over src (a reference is taken).  name is for messages.
+ * Fails (-1) only when nothing could be read: not an archive, nested too
+ * deep, no memory, or the first header unreadable.
+ */
 int ia_archive_open(struct ia_source *src, const char *name, const struct ia_archive_limits *lim,
                     struct ia_archive **out, struct ia_error *err);
 
 size_t ia_archive_count(const struct ia_archive *a);
 const struct ia_archive_member *ia_archive_member(const struct ia_archive *a, size_t i);
 
-/* The member called name (after "./" and duplicate-slash normalisation), or NULL. */
+/*
+ * The member called name (after "./" and duplicate-slash normalisation), or
+ * NULL.  With duplicates, the last one: what extracting the archive would leave.
+ */
 const struct ia_archive_member *ia_archive_find(const struct ia_archive *a, const char *name);
 
-/* OVF disk references, when the archive holds a .ovf descriptor. */
+/*
+ * OVF disk references, when the archive holds a .ovf descriptor (the first
+ * one).  Data for the audit: never trusted as paths.
+ */
 size_t ia_archive_ovf_count(const struct ia_archive *a);
 const struct ia_ovf_disk *ia_archive_ovf_disk(const struct ia_archive *a, size_t i);
 
-/* A problem with the archive as a whole that did not stop the walk (truncated stream, ...). */
+/*
+ * A problem with the archive as a whole, or NULL: a truncated or corrupt
+ * stream or a cap that stopped the walk (the members recorded before it stay
+ * usable), or a bad value in the OVF descriptor.
+ */
 const struct ia_error *ia_archive_error(const struct ia_archive *a);
 
-void ia_archive_free(struct ia_archive *a); /* NULL-safe; member sources keep their own refs */
+/*
+ * NULL-safe.  A member source the caller took a reference on (ia_source_ref)
+ * stays valid after this: it holds the archive source, or the spool's
+ * temporary file (one per archive, open while any spooled member lives).
+ */
+void ia_archive_free(struct ia_archive *a);
 
 #endif

@@ -21,6 +21,8 @@ struct command {
 static const struct command commands[] = {
     {"map", "print the allocation map of an image (qemu-img map compatible)", ia_cmd_map,
      ia_map_usage},
+    {"scan", "crawl directories and archives, map every chain, store it in SQLite", ia_cmd_scan,
+     ia_scan_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1,0 +1,1628 @@
+/*
+ * `imgaudit scan`: crawl directories and archives, map every chain, store it.
+ *
+ * The flow of one scan:
+ *   1. lock the database (lock.c), open it (store.c: refuse damage, migrate),
+ *      mark scans left 'running' by a dead process 'aborted', insert our own
+ *      'running' scan row;
+ *   2. walk every root (walk.c) into a list of regular files and a list of
+ *      other entries;
+ *   3. plan: a file whose identity (dev, ino, size, mtime, ctime) and path
+ *      are those of the previous complete scan, and whose whole recorded
+ *      chain is unchanged and was fine, is not read: its rows are copied in
+ *      SQL (an IA_REC_REUSE record);
+ *   4. workers (-j) take files in turn: probe the head; an image is opened
+ *      with its chain through the scan resolver (resolve.c), each layer is
+ *      mapped once into the layer cache and the chain map composed
+ *      (compose.c); an archive is opened with archive.c and its members
+ *      handled the same way; results go to the one writer thread;
+ *   5. a file no driver recognises is an image only if some image uses it as
+ *      a raw backing file (then it is mapped as raw); otherwise it is recorded
+ *      as "not-an-image" (or "data-file" when an image keeps its data there);
+ *   6. the writer drains, and the scan row becomes 'complete' (or 'aborted').
+ *
+ * Exit status: 0 everything recorded; 1 some items could not be scanned
+ * (unreadable entries, images that could not be opened or mapped: each is
+ * recorded with its reason); 2 usage; 3 aborted (database error, disk full,
+ * lock held, damaged database refused).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive.h"
+#include "chain.h"
+#include "commands.h"
+#include "compose.h"
+#include "drivers.h"
+#include "hmap.h"
+#include "lock.h"
+#include "map.h"
+#include "resolve.h"
+#include "store.h"
+#include "walk.h"
+
+const char ia_scan_usage[] =
+    "usage: imgaudit scan [--db FILE] [-j N] [--exclude GLOB]... [--allow-root DIR]...\n"
+    "                     [--one-file-system] [--no-archives] [--progress|--quiet] ROOT...\n"
+    "\n"
+    "Crawl the ROOTs (directories or files) and archives in them, recognise disk\n"
+    "images by content, open every backing chain under a confinement policy, map\n"
+    "each image and record everything in an SQLite database (see schema/README.md).\n"
+    "\n"
+    "  --db FILE            the database (default ./imgaudit.db, created on first use)\n"
+    "  -j, --jobs N         worker threads (default: the number of cores)\n"
+    "  --exclude GLOB       skip entries whose name or path matches GLOB (fnmatch)\n"
+    "  --allow-root DIR     also allow backing files beneath DIR (default: the ROOTs)\n"
+    "  --one-file-system    do not descend into other file systems\n"
+    "  --no-archives        do not look inside tar, OVA, zip and compressed archives\n"
+    "  --progress           show progress on stderr even when it is not a terminal\n"
+    "  --quiet              no progress and no summary\n"
+    "\n"
+    "Exit status: 0 everything recorded; 1 some items could not be scanned (each\n"
+    "recorded with its reason); 2 usage error; 3 aborted (database error, disk\n"
+    "full, the database is locked by another scan or damaged).\n";
+
+#define LAYER_CACHE_BUDGET ((size_t)256 << 20)
+#define LAYER_MAX_BYTES    ((size_t)64 << 20)
+#define QUEUE_CAP          1024
+
+/* A regular file this scan knows: walked, or met as a reference. */
+struct reg_file {
+        int64_t id;
+        char *path;
+        bool walked;
+        /* what the file turned out to be ("image", "archive", ...); NULL: not decided yet */
+        const char *kind;
+        const char *prev_kind;   /* its kind in the previous scan, when unchanged */
+        atomic_bool raw_backing; /* an image uses it as a raw backing file */
+        atomic_bool data_file;   /* an image keeps its data (or an extent) in it */
+};
+
+enum job_action { JOB_READ, JOB_REUSE_IMAGE, JOB_REUSE_PLAIN };
+
+struct job {
+        struct ia_walk_file wf;
+        struct reg_file *reg;
+        bool new_file;
+        enum job_action action;
+        int64_t prev_image_id;
+};
+
+struct scan {
+        /* options */
+        const char *db_path;
+        unsigned nworkers;
+        const char **exclude; /* NULL-terminated */
+        const char **allow;
+        size_t nallow;
+        bool one_fs, no_archives;
+        int progress; /* -1 quiet, 0 when stderr is a terminal, 1 forced */
+        char **root_args;
+        size_t nroots;
+
+        struct ia_walk_root *roots;
+        const char **allowed; /* NULL-terminated allowed roots for references */
+        struct ia_store *store;
+        int64_t scan_id, prev_scan;
+        struct ia_layer_cache *cache;
+
+        pthread_mutex_t reg_lock;
+        struct ia_hmap by_fid;   /* (dev, ino) -> struct reg_file * */
+        struct ia_hmap findings; /* "file_id code msg" seen */
+        struct reg_file **externals;
+        size_t nexternals, cap_externals;
+        atomic_int_fast64_t next_file_id, next_image_id;
+
+        struct job *jobs;
+        size_t njobs, cap_jobs;
+        atomic_size_t next_job, jobs_done;
+
+        struct ia_rec *pending, *pending_tail; /* records made before the writer starts */
+
+        atomic_uint_fast64_t files_read, files_reused, layers_mapped, images, problems;
+        bool nomem;
+};
+
+/* ---- small helpers ---- */
+
+static char *xstrdup(const char *s)
+{
+        return s ? strdup(s) : NULL;
+}
+
+/*
+ * Records go to the writer in small batches per thread (one lock round-trip
+ * per batch, not per record); flush() hands over what a thread holds.
+ */
+#define LOCAL_BATCH 64
+
+static _Thread_local struct ia_rec *local_head, *local_tail;
+static _Thread_local size_t local_n;
+
+static void flush(struct scan *s)
+{
+        if (local_head)
+                ia_store_put_list(s->store, local_head);
+        local_head = local_tail = NULL;
+        local_n = 0;
+}
+
+static void put(struct scan *s, struct ia_rec *r)
+{
+        if (!r) {
+                s->nomem = true;
+                return;
+        }
+        r->next = NULL;
+        if (local_tail)
+                local_tail->next = r;
+        else
+                local_head = r;
+        local_tail = r;
+        if (++local_n >= LOCAL_BATCH)
+                flush(s);
+}
+
+static void pend(struct scan *s, struct ia_rec *r)
+{
+        if (!r) {
+                s->nomem = true;
+                return;
+        }
+        r->next = NULL;
+        if (s->pending_tail)
+                s->pending_tail->next = r;
+        else
+                s->pending = r;
+        s->pending_tail = r;
+}
+
+static struct ia_rec *entry_rec(const char *path, const char *kind, const char *reason,
+                                const char *detail, int64_t file_id)
+{
+        struct ia_rec *r = ia_rec_new(IA_REC_ENTRY);
+
+        if (!r)
+                return NULL;
+        r->u.entry.path = xstrdup(path);
+        r->u.entry.kind = kind;
+        r->u.entry.reason = xstrdup(reason);
+        r->u.entry.detail = xstrdup(detail);
+        r->u.entry.file_id = file_id;
+        return r;
+}
+
+static struct ia_rec *scan_file_rec(int64_t file_id, const char *kind, bool reused)
+{
+        struct ia_rec *r = ia_rec_new(IA_REC_SCAN_FILE);
+
+        if (r) {
+                r->u.scan_file.file_id = file_id;
+                r->u.scan_file.kind = kind;
+                r->u.scan_file.reused = reused;
+        }
+        return r;
+}
+
+static bool same_identity(const struct ia_identity *a, const struct ia_identity *b)
+{
+        return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+               a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+static char *join3(const char *a, char sep, const char *b)
+{
+        size_t la = strlen(a), lb = strlen(b);
+        char *p = malloc(la + lb + 2);
+
+        if (!p)
+                return NULL;
+        memcpy(p, a, la);
+        p[la] = sep;
+        memcpy(p + la + 1, b, lb + 1);
+        return p;
+}
+
+/* ---- the walk's callbacks ---- */
+
+static void on_walk_file(void *opaque, struct ia_walk_file *f)
+{
+        struct scan *s = opaque;
+
+        if (s->njobs == s->cap_jobs) {
+                size_t nc = s->cap_jobs ? s->cap_jobs * 2 : 256;
+                struct job *nj = realloc(s->jobs, nc * sizeof(*nj));
+
+                if (!nj) {
+                        s->nomem = true;
+                        free(f->rel);
+                        free(f->path);
+                        return;
+                }
+                s->jobs = nj;
+                s->cap_jobs = nc;
+        }
+        memset(&s->jobs[s->njobs], 0, sizeof(s->jobs[0]));
+        s->jobs[s->njobs].wf = *f;
+        s->njobs++;
+}
+
+static void on_walk_entry(void *opaque, const char *path, const char *kind, const char *reason,
+                          const char *detail)
+{
+        struct scan *s = opaque;
+
+        if (strcmp(kind, "unreadable") == 0)
+                s->problems++;
+        pend(s, entry_rec(path, kind, reason, detail, 0));
+}
+
+/* ---- the registry of files ---- */
+
+static struct reg_file *reg_new(int64_t id, const char *path)
+{
+        struct reg_file *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return NULL;
+        r->id = id;
+        r->path = strdup(path);
+        if (!r->path) {
+                free(r);
+                return NULL;
+        }
+        atomic_init(&r->raw_backing, false);
+        atomic_init(&r->data_file, false);
+        return r;
+}
+
+/* The registered file with f's identity, registering an external one if needed. */
+static struct reg_file *reg_lookup(struct scan *s, const struct ia_file *f)
+{
+        struct ia_fid_key k = {f->src->dev, f->src->ino};
+        struct reg_file *r;
+        struct ia_rec *fr = NULL, *sf = NULL;
+
+        pthread_mutex_lock(&s->reg_lock);
+        r = ia_hmap_get(&s->by_fid, &k, sizeof(k));
+        if (!r) {
+                r = reg_new(atomic_fetch_add(&s->next_file_id, 1), f->name);
+                if (r && s->nexternals == s->cap_externals) {
+                        size_t nc = s->cap_externals ? s->cap_externals * 2 : 16;
+                        struct reg_file **ne = realloc(s->externals, nc * sizeof(*ne));
+
+                        if (ne) {
+                                s->externals = ne;
+                                s->cap_externals = nc;
+                        }
+                }
+                if (!r || s->nexternals == s->cap_externals ||
+                    ia_hmap_put(&s->by_fid, &k, sizeof(k), r) < 0) {
+                        if (r)
+                                free(r->path);
+                        free(r);
+                        s->nomem = true;
+                        pthread_mutex_unlock(&s->reg_lock);
+                        return NULL;
+                }
+                s->externals[s->nexternals++] = r;
+                r->kind = "external";
+                fr = ia_rec_new(IA_REC_FILE);
+                if (fr) {
+                        fr->u.file.id = r->id;
+                        fr->u.file.path = xstrdup(r->path);
+                        fr->u.file.has_identity = true;
+                        fr->u.file.dev = f->src->dev;
+                        fr->u.file.ino = f->src->ino;
+                        fr->u.file.size = f->src->size;
+                        fr->u.file.allocated = f->src->allocated;
+                        /* times unknown: this file was not walked */
+                        fr->u.file.mtime_ns = 0;
+                        fr->u.file.ctime_ns = 0;
+                }
+                sf = scan_file_rec(r->id, "external", false);
+        }
+        pthread_mutex_unlock(&s->reg_lock);
+        if (fr || sf) {
+                put(s, fr);
+                put(s, sf);
+        }
+        return r;
+}
+
+/* ---- one image (a chain) ---- */
+
+/* Members of one archive being scanned. */
+struct member_info {
+        int64_t file_id;
+        char *path; /* ARCHIVE!MEMBER */
+        bool raw_backing, data_file, is_image;
+};
+
+struct arch_ctx {
+        struct ia_archive *a;
+        const char *path;
+        int64_t file_id;
+        struct ia_hmap members; /* member name -> struct member_info * */
+};
+
+struct pending_link {
+        int64_t from_file_id, target_file_id;
+        const char *kind;
+        char *name, *target_path, *status, *error;
+        bool target_raw_candidate;
+};
+
+struct img_job {
+        struct scan *s;
+        int64_t image_id, file_id;
+        const char *path;
+        struct ia_scan_resolver sr;
+        struct arch_ctx *arch;
+        struct pending_link *links;
+        size_t nlinks, cap_links;
+        struct ia_rec *map_rec;
+        uint64_t rows;
+};
+
+/* The store id of a host file (and its path), for map rows and links. */
+static int64_t file_ref(struct img_job *j, const struct ia_file *f, const char **path)
+{
+        if (path)
+                *path = f->name;
+        if (!f->src->dev && !f->src->ino) {
+                const char *member = ia_scan_resolver_member(&j->sr, f);
+                struct member_info *mi;
+
+                if (!member || !j->arch)
+                        return 0;
+                mi = ia_hmap_get(&j->arch->members, member, strlen(member));
+                if (!mi)
+                        return 0;
+                if (path)
+                        *path = mi->path;
+                return mi->file_id;
+        }
+        struct reg_file *r = reg_lookup(j->s, f);
+
+        if (!r)
+                return 0;
+        if (path)
+                *path = r->path;
+        return r->id;
+}
+
+static int64_t file_id_cb(void *opaque, const struct ia_file *f)
+{
+        return file_ref(opaque, f, NULL);
+}
+
+static void on_link(void *opaque, const struct ia_image *from, const char *name,
+                    enum ia_ref_kind kind, const struct ia_file *target,
+                    const struct ia_error *status)
+{
+        struct img_job *j = opaque;
+        struct pending_link *l;
+        const char *tpath = NULL;
+
+        if (j->nlinks == j->cap_links) {
+                size_t nc = j->cap_links ? j->cap_links * 2 : 4;
+                struct pending_link *nl = realloc(j->links, nc * sizeof(*nl));
+
+                if (!nl) {
+                        j->s->nomem = true;
+                        return;
+                }
+                j->links = nl;
+                j->cap_links = nc;
+        }
+        l = &j->links[j->nlinks++];
+        memset(l, 0, sizeof(*l));
+        l->from_file_id = file_ref(j, from->file, NULL);
+        l->kind = ia_ref_kind_name(kind);
+        l->name = xstrdup(name ? name : "");
+        if (target) {
+                l->target_file_id = file_ref(j, target, &tpath);
+                l->target_path = xstrdup(tpath);
+                l->status = strdup("ok");
+        } else {
+                if (name && name[0] && !ia_name_is_protocol(name) &&
+                    strncmp(name, "json:", 5) != 0) {
+                        if (j->arch) {
+                                const char *base = ia_scan_resolver_member(&j->sr, from->file);
+                                char *c = ia_path_combine(base ? base : "", name);
+                                char *n = c ? ia_member_normalise(c) : NULL;
+
+                                l->target_path = n ? join3(j->arch->path, '!', n) : NULL;
+                                free(c);
+                                free(n);
+                        } else {
+                                l->target_path = ia_path_combine(from->file->name, name);
+                        }
+                }
+                l->status = xstrdup(status && status->reason
+                                        ? status->reason
+                                        : ia_errcat_name(status ? status->cat : IA_ERR_INTERNAL));
+                l->error = xstrdup(status ? status->msg : NULL);
+        }
+        /* A data file or extent is part of the image, not a file of its own. */
+        if (target && kind != IA_REF_BACKING) {
+                if (target->src->dev || target->src->ino) {
+                        struct reg_file *r = reg_lookup(j->s, target);
+
+                        if (r)
+                                atomic_store(&r->data_file, true);
+                } else if (j->arch && tpath) {
+                        const char *m = ia_scan_resolver_member(&j->sr, target);
+                        struct member_info *mi =
+                            m ? ia_hmap_get(&j->arch->members, m, strlen(m)) : NULL;
+
+                        if (mi)
+                                mi->data_file = true;
+                }
+        }
+}
+
+static void on_finding(void *opaque, const struct ia_image *img, const char *code, const char *msg)
+{
+        struct img_job *j = opaque;
+        struct scan *s = j->s;
+        int64_t fid = file_ref(j, img->file, NULL);
+        char *key = NULL;
+        bool fresh = false;
+        size_t n;
+
+        n = 24 + strlen(code) + strlen(msg) + 3;
+        key = malloc(n);
+        if (!key)
+                return;
+        snprintf(key, n, "%lld %s %s", (long long)fid, code, msg);
+        pthread_mutex_lock(&s->reg_lock);
+        if (!ia_hmap_get(&s->findings, key, strlen(key))) {
+                fresh = ia_hmap_put(&s->findings, key, strlen(key), (void *)1) == 0;
+        }
+        pthread_mutex_unlock(&s->reg_lock);
+        free(key);
+        if (fresh) {
+                struct ia_rec *r = ia_rec_new(IA_REC_FINDING);
+
+                if (r) {
+                        r->u.finding.image_id = j->image_id;
+                        r->u.finding.file_id = fid;
+                        r->u.finding.code = xstrdup(code);
+                        r->u.finding.message = xstrdup(msg);
+                }
+                put(s, r);
+        }
+}
+
+static int row_cb(void *opaque, const struct ia_map_row *row, struct ia_error *err)
+{
+        struct img_job *j = opaque;
+
+        (void)err;
+        if (!j->map_rec) {
+                j->map_rec = ia_rec_new(IA_REC_MAP);
+                if (!j->map_rec)
+                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                j->map_rec->u.map.image_id = j->image_id;
+        }
+        j->map_rec->u.map.rows[j->map_rec->u.map.n++] = *row;
+        j->rows++;
+        if (j->map_rec->u.map.n == IA_MAP_CHUNK) {
+                put(j->s, j->map_rec);
+                j->map_rec = NULL;
+        }
+        return 0;
+}
+
+static int entry_cb(void *opaque, const struct ia_map_entry *e, bool last, struct ia_error *err)
+{
+        struct img_job *j = opaque;
+        struct ia_map_row row;
+
+        (void)last;
+        ia_map_row_from_entry(e, e->has_offset && e->file ? file_ref(j, e->file, NULL) : 0, &row);
+        return row_cb(j, &row, err);
+}
+
+/* Map the opened chain: compose from cached layers, or live when that cannot be done. */
+static int map_chain(struct img_job *j, struct ia_image *top, struct ia_error *err)
+{
+        struct scan *s = j->s;
+        struct ia_compose_layer *chain;
+        struct ia_layer **held;
+        size_t n = 0, got = 0;
+        int rc = 1;
+
+        for (struct ia_image *i = top; i; i = i->backing_img)
+                n++;
+        chain = calloc(n, sizeof(*chain));
+        held = calloc(n, sizeof(*held));
+        if (chain && held) {
+                struct ia_image *img = top;
+
+                for (got = 0; got < n; got++, img = img->backing_img) {
+                        struct ia_error lerr;
+                        bool mapped = false;
+
+                        ia_error_clear(&lerr);
+                        if (ia_layer_cache_get(s->cache, img, file_id_cb, j, &held[got], &mapped,
+                                               &lerr) < 0)
+                                break;
+                        if (mapped)
+                                s->layers_mapped++;
+                        chain[got].layer = held[got];
+                        chain[got].cow = img->cow;
+                }
+                if (got == n)
+                        rc = ia_compose(chain, n, row_cb, j, err);
+        }
+        for (size_t i = 0; i < got; i++)
+                ia_layer_cache_put(s->cache, held[i]);
+        free(chain);
+        free(held);
+        if (rc == 1) {
+                /* a layer failed, is too big, or memory ran out: map it live, streaming */
+                struct ia_map_opts o = {
+                    .start = 0, .max_len = IA_MAP_NO_MAX, .flags = IA_MAP_MERGE_COMPRESSED};
+
+                if (j->rows)
+                        return ia_error_set(err, IA_ERR_INTERNAL,
+                                            "composition stopped after emitting rows");
+                rc = ia_map(top, &o, entry_cb, j, err);
+        }
+        if (j->map_rec) {
+                put(s, j->map_rec);
+                j->map_rec = NULL;
+        }
+        return rc;
+}
+
+static void flush_links(struct img_job *j, struct ia_image *top)
+{
+        for (size_t i = 0; i < j->nlinks; i++) {
+                struct pending_link *l = &j->links[i];
+                struct ia_rec *r = ia_rec_new(IA_REC_LINK);
+                int depth = 0;
+
+                /* the depth of the layer holding the reference; a layer that failed to
+                 * open (its data file, say) sits just below the last one */
+                for (struct ia_image *img = top; img; img = img->backing_img, depth++)
+                        if (file_ref(j, img->file, NULL) == l->from_file_id)
+                                break;
+                if (r) {
+                        r->u.link.image_id = j->image_id;
+                        r->u.link.depth = depth;
+                        r->u.link.from_file_id = l->from_file_id;
+                        r->u.link.kind = l->kind;
+                        r->u.link.name = l->name;
+                        r->u.link.target_file_id = l->target_file_id;
+                        r->u.link.target_path = l->target_path;
+                        r->u.link.status = l->status;
+                        r->u.link.error = l->error;
+                } else {
+                        free(l->name);
+                        free(l->target_path);
+                        free(l->status);
+                        free(l->error);
+                }
+                put(j->s, r);
+        }
+        free(j->links);
+        j->links = NULL;
+        j->nlinks = j->cap_links = 0;
+}
+
+/*
+ * Open and map the image at path (top_src, store id file_id) and record it.
+ * fmt: NULL to probe; probed: the driver the scan's probe found (for the
+ * record when the open fails).
+ */
+static void scan_image(struct scan *s, struct ia_source *top_src, const char *path, int64_t file_id,
+                       const char *fmt, const char *probed, struct arch_ctx *arch)
+{
+        struct img_job j;
+        struct ia_open_ctx ctx;
+        struct ia_image *top = NULL;
+        struct ia_error err;
+        struct ia_rec *ir;
+        const char *status = "ok";
+        char *errmsg = NULL;
+        unsigned depth = 0;
+
+        memset(&j, 0, sizeof(j));
+        j.s = s;
+        j.image_id = atomic_fetch_add(&s->next_image_id, 1);
+        j.file_id = file_id;
+        j.path = path;
+        j.arch = arch;
+        ia_scan_resolver_init(&j.sr, s->allowed);
+        j.sr.top_src = top_src;
+        j.sr.top_name = path;
+        if (arch) {
+                j.sr.archive = arch->a;
+                j.sr.archive_path = arch->path;
+        }
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.resolver = &j.sr.r;
+        ctx.compat = IA_DEFAULT_COMPAT;
+        ctx.lenient = true;
+        ctx.on_link = on_link;
+        ctx.on_finding = on_finding;
+        ctx.opaque = &j;
+        ia_error_clear(&err);
+
+        ir = ia_rec_new(IA_REC_IMAGE);
+        if (!ir) {
+                s->nomem = true;
+                return;
+        }
+        ir->u.image.id = j.image_id;
+        ir->u.image.file_id = file_id;
+        ir->u.image.file_size = top_src->size;
+        ir->u.image.allocated = top_src->allocated;
+        ir->u.image.probed = fmt == NULL;
+
+        if (ia_chain_open(&ctx, path, fmt, &top, &err) < 0) {
+                ir->u.image.format = xstrdup(fmt ? fmt : probed);
+                ir->u.image.status = xstrdup(err.reason && strcmp(err.reason, "unreadable") != 0
+                                                 ? err.reason
+                                                 : ia_errcat_name(err.cat));
+                ir->u.image.error = xstrdup(err.msg);
+                s->problems++;
+                flush_links(&j, NULL);
+                put(s, ir);
+                put(s, scan_file_rec(file_id, "image", false));
+                s->images++;
+                return;
+        }
+        ir->u.image.format = xstrdup(top->drv->name);
+        ir->u.image.probed = top->fmt_probed;
+        ir->u.image.has_vsize = true;
+        ir->u.image.virtual_size = top->size;
+        ir->u.image.cluster_size = top->cluster_size;
+        ir->u.image.flags = top->flags;
+        ir->u.image.backing = xstrdup(top->backing);
+        ir->u.image.backing_fmt = top->backing_fmt[0] ? xstrdup(top->backing_fmt) : NULL;
+        for (struct ia_image *i = top; i; i = i->backing_img) {
+                if (i != top) {
+                        depth++;
+                        if (strcmp(i->drv->name, "raw") == 0) {
+                                if (i->file->src->dev || i->file->src->ino) {
+                                        struct reg_file *r = reg_lookup(s, i->file);
+
+                                        if (r)
+                                                atomic_store(&r->raw_backing, true);
+                                } else if (arch) {
+                                        const char *m = ia_scan_resolver_member(&j.sr, i->file);
+                                        struct member_info *mi =
+                                            m ? ia_hmap_get(&arch->members, m, strlen(m)) : NULL;
+
+                                        if (mi)
+                                                mi->raw_backing = true;
+                                }
+                        }
+                }
+                if (i->backing && i->backing[0] && !i->backing_img && !errmsg) {
+                        status = i->backing_err.reason ? i->backing_err.reason
+                                                       : ia_errcat_name(i->backing_err.cat);
+                        errmsg = xstrdup(i->backing_err.msg);
+                }
+        }
+        ir->u.image.chain_depth = depth;
+        flush_links(&j, top);
+        if (map_chain(&j, top, &err) < 0) {
+                status = ia_errcat_name(err.cat);
+                free(errmsg);
+                errmsg = xstrdup(err.msg);
+                s->problems++;
+        }
+        ir->u.image.status = xstrdup(status);
+        ir->u.image.error = errmsg;
+        put(s, ir);
+        put(s, scan_file_rec(file_id, "image", false));
+        s->images++;
+        ia_image_free(top);
+}
+
+/* ---- archives ---- */
+
+static const char *member_kind(enum ia_member_type t)
+{
+        switch (t) {
+        case IA_MEMBER_SYMLINK:
+                return "member-symlink";
+        case IA_MEMBER_HARDLINK:
+                return "member-hardlink";
+        case IA_MEMBER_FIFO:
+                return "member-fifo";
+        case IA_MEMBER_DEVICE:
+                return "member-device";
+        default:
+                return "member-other";
+        }
+}
+
+static void free_member_info(void *value, void *opaque)
+{
+        struct member_info *mi = value;
+
+        (void)opaque;
+        if (mi) {
+                free(mi->path);
+                free(mi);
+        }
+}
+
+static void member_finding(struct scan *s, int64_t file_id, const char *code, const char *msg)
+{
+        struct ia_rec *r = ia_rec_new(IA_REC_FINDING);
+
+        if (r) {
+                r->u.finding.file_id = file_id;
+                r->u.finding.code = xstrdup(code);
+                r->u.finding.message = xstrdup(msg);
+        }
+        put(s, r);
+}
+
+static bool probe_source(struct ia_source *src, uint8_t *head, size_t *len,
+                         const struct ia_driver **drv, struct ia_error *err)
+{
+        struct ia_probe p;
+        int64_t n = ia_read_upto(src, head, IA_PROBE_HEAD, 0, err);
+
+        if (n < 0)
+                return false;
+        memset(&p, 0, sizeof(p));
+        p.head = head;
+        p.head_len = (size_t)n;
+        p.size = src->size;
+        *len = (size_t)n;
+        *drv = ia_driver_probe_bytes(&p);
+        return true;
+}
+
+static void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64_t file_id,
+                         bool *is_archive);
+
+/* Everything inside an open archive. */
+static void scan_members(struct scan *s, struct arch_ctx *ac)
+{
+        size_t n = ia_archive_count(ac->a);
+        const struct ia_error *aerr = ia_archive_error(ac->a);
+        uint8_t *head = malloc(IA_PROBE_HEAD);
+        bool *todo = calloc(n ? n : 1, sizeof(bool));
+
+        if (!head || !todo) {
+                s->nomem = true;
+                goto out;
+        }
+        if (aerr && aerr->cat != IA_ERR_NONE) {
+                member_finding(s, ac->file_id, "archive-error", aerr->msg);
+                s->problems++;
+        }
+        /* Every member gets a files row first, so references can name it. */
+        for (size_t i = 0; i < n; i++) {
+                const struct ia_archive_member *m = ia_archive_member(ac->a, i);
+                struct member_info *mi;
+                struct ia_rec *fr;
+
+                if (m->type == IA_MEMBER_DIR)
+                        continue;
+                mi = calloc(1, sizeof(*mi));
+                if (!mi || !(mi->path = join3(ac->path, '!', m->name))) {
+                        free(mi);
+                        s->nomem = true;
+                        goto out;
+                }
+                mi->file_id = atomic_fetch_add(&s->next_file_id, 1);
+                free_member_info(ia_hmap_get(&ac->members, m->name, strlen(m->name)), NULL);
+                ia_hmap_put(&ac->members, m->name, strlen(m->name), mi);
+                fr = ia_rec_new(IA_REC_FILE);
+                if (fr) {
+                        fr->u.file.id = mi->file_id;
+                        fr->u.file.path = xstrdup(mi->path);
+                        fr->u.file.archive_id = ac->file_id;
+                        fr->u.file.member = xstrdup(m->name);
+                        fr->u.file.size = m->size;
+                        fr->u.file.allocated = m->src ? m->src->allocated : 0;
+                        fr->u.file.mtime_ns = m->mtime * 1000000000;
+                }
+                put(s, fr);
+                if (m->flags & IA_MEMBER_TRAVERSAL)
+                        member_finding(s, mi->file_id, "member-traversal",
+                                       "member name contains a '..' component");
+                if (m->flags & IA_MEMBER_ABSOLUTE)
+                        member_finding(s, mi->file_id, "member-absolute",
+                                       "member name is an absolute path");
+                if (m->flags & IA_MEMBER_DUPLICATE)
+                        member_finding(s, mi->file_id, "member-duplicate",
+                                       "an earlier member has the same name");
+                if (m->flags & IA_MEMBER_TRUNCATED)
+                        member_finding(s, mi->file_id, "member-truncated",
+                                       "the archive ends inside this member");
+        }
+        /* Images first (they decide which plain members are raw backing or data files). */
+        for (size_t i = 0; i < n; i++) {
+                const struct ia_archive_member *m = ia_archive_member(ac->a, i);
+                struct member_info *mi = ia_hmap_get(&ac->members, m->name, strlen(m->name));
+                const struct ia_driver *drv;
+                struct ia_error err;
+                size_t hl;
+
+                if (m->type == IA_MEMBER_DIR || !mi || ia_archive_find(ac->a, m->name) != m)
+                        continue; /* an overwritten duplicate is only recorded */
+                if (m->type != IA_MEMBER_FILE) {
+                        put(s, entry_rec(mi->path, member_kind(m->type), "not followed",
+                                         m->link_target, mi->file_id));
+                        continue;
+                }
+                if (!m->src) {
+                        put(s, entry_rec(mi->path, "unreadable", ia_errcat_name(m->error.cat),
+                                         m->error.msg, mi->file_id));
+                        s->problems++;
+                        continue;
+                }
+                ia_error_clear(&err);
+                if (!probe_source(m->src, head, &hl, &drv, &err)) {
+                        put(s, entry_rec(mi->path, "unreadable", ia_errcat_name(err.cat), err.msg,
+                                         mi->file_id));
+                        s->problems++;
+                        continue;
+                }
+                if (drv != &ia_drv_raw) {
+                        mi->is_image = true;
+                        scan_image(s, m->src, mi->path, mi->file_id, NULL, drv->name, ac);
+                        continue;
+                }
+                if (ia_archive_probe(head, hl)) {
+                        bool nested = false;
+
+                        scan_archive(s, m->src, mi->path, mi->file_id, &nested);
+                        if (nested)
+                                continue;
+                }
+                todo[i] = true;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct ia_archive_member *m = ia_archive_member(ac->a, i);
+                struct member_info *mi = ia_hmap_get(&ac->members, m->name, strlen(m->name));
+
+                if (!todo[i] || !mi)
+                        continue;
+                if (mi->raw_backing) {
+                        scan_image(s, m->src, mi->path, mi->file_id, "raw", "raw", ac);
+                } else if (mi->data_file) {
+                        put(s, scan_file_rec(mi->file_id, "data-file", false));
+                } else {
+                        put(s, entry_rec(mi->path, "not-an-image", "no driver recognises it", NULL,
+                                         mi->file_id));
+                        put(s, scan_file_rec(mi->file_id, "not-an-image", false));
+                }
+        }
+        for (size_t i = 0; i < ia_archive_ovf_count(ac->a); i++) {
+                const struct ia_ovf_disk *d = ia_archive_ovf_disk(ac->a, i);
+                struct ia_rec *r = ia_rec_new(IA_REC_OVF);
+                struct member_info *mi =
+                    d->href ? ia_hmap_get(&ac->members, d->href, strlen(d->href)) : NULL;
+
+                if (r) {
+                        r->u.ovf.archive_file_id = ac->file_id;
+                        r->u.ovf.member_file_id = mi ? mi->file_id : 0;
+                        r->u.ovf.disk_id = xstrdup(d->disk_id);
+                        r->u.ovf.href = xstrdup(d->href);
+                        r->u.ovf.format = xstrdup(d->format);
+                        r->u.ovf.capacity = d->capacity;
+                }
+                put(s, r);
+        }
+out:
+        free(head);
+        free(todo);
+}
+
+static void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64_t file_id,
+                         bool *is_archive)
+{
+        struct arch_ctx ac;
+        struct ia_error err;
+
+        *is_archive = false;
+        memset(&ac, 0, sizeof(ac));
+        ia_error_clear(&err);
+        if (ia_archive_open(src, path, NULL, &ac.a, &err) < 0) {
+                if (err.cat == IA_ERR_LIMIT) {
+                        /* an archive, but nested too deep: recorded, not opened */
+                        *is_archive = true;
+                        put(s, scan_file_rec(file_id, "archive", false));
+                        member_finding(s, file_id, "archive-limit", err.msg);
+                }
+                return;
+        }
+        *is_archive = true;
+        ac.path = path;
+        ac.file_id = file_id;
+        ia_hmap_init(&ac.members);
+        put(s, scan_file_rec(file_id, "archive", false));
+        scan_members(s, &ac);
+        ia_hmap_each(&ac.members, free_member_info, NULL);
+        ia_hmap_release(&ac.members);
+        ia_archive_free(ac.a);
+}
+
+/* ---- one walked file ---- */
+
+static void new_file_rec(struct scan *s, const struct job *jb)
+{
+        struct ia_rec *r = ia_rec_new(IA_REC_FILE);
+
+        if (r) {
+                r->u.file.id = jb->reg->id;
+                r->u.file.path = xstrdup(jb->wf.path);
+                r->u.file.has_identity = true;
+                r->u.file.dev = jb->wf.id.dev;
+                r->u.file.ino = jb->wf.id.ino;
+                r->u.file.size = jb->wf.id.size;
+                r->u.file.allocated = jb->wf.id.allocated;
+                r->u.file.mtime_ns = jb->wf.id.mtime_ns;
+                r->u.file.ctime_ns = jb->wf.id.ctime_ns;
+        }
+        put(s, r);
+}
+
+static struct ia_source *open_job(struct scan *s, struct job *jb)
+{
+        struct ia_error err;
+        struct ia_source *src;
+
+        ia_error_clear(&err);
+        src = ia_walk_open(&s->roots[jb->wf.root], jb->wf.rel, &jb->wf.id, &err);
+        if (!src) {
+                put(s, entry_rec(jb->wf.path, "unreadable", err.reason ? err.reason : "io", err.msg,
+                                 jb->reg->id));
+                s->problems++;
+        }
+        return src;
+}
+
+static void process(struct scan *s, struct job *jb)
+{
+        struct ia_source *src;
+        const struct ia_driver *drv;
+        struct ia_error err;
+        uint8_t head[IA_PROBE_HEAD];
+        size_t hl;
+
+        if (jb->new_file)
+                new_file_rec(s, jb);
+        if (jb->action == JOB_REUSE_PLAIN) {
+                s->files_reused++;
+                return; /* decided after the workers: not-an-image, data-file or raw backing */
+        }
+        if (jb->action == JOB_REUSE_IMAGE) {
+                struct ia_rec *r = ia_rec_new(IA_REC_REUSE);
+
+                if (r) {
+                        r->u.reuse.old_image_id = jb->prev_image_id;
+                        r->u.reuse.new_image_id = atomic_fetch_add(&s->next_image_id, 1);
+                }
+                put(s, r);
+                put(s, scan_file_rec(jb->reg->id, "image", true));
+                jb->reg->kind = "image";
+                s->files_reused++;
+                s->images++;
+                return;
+        }
+        s->files_read++;
+        src = open_job(s, jb);
+        if (!src) {
+                jb->reg->kind = "unreadable";
+                return;
+        }
+        ia_error_clear(&err);
+        if (!probe_source(src, head, &hl, &drv, &err)) {
+                put(s, entry_rec(jb->wf.path, "unreadable", "io", err.msg, jb->reg->id));
+                s->problems++;
+                jb->reg->kind = "unreadable";
+        } else if (drv != &ia_drv_raw) {
+                jb->reg->kind = "image";
+                scan_image(s, src, jb->wf.path, jb->reg->id, NULL, drv->name, NULL);
+        } else if (!s->no_archives && ia_archive_probe(head, hl)) {
+                bool is_archive = false;
+
+                scan_archive(s, src, jb->wf.path, jb->reg->id, &is_archive);
+                if (is_archive)
+                        jb->reg->kind = "archive";
+        }
+        ia_source_unref(src);
+}
+
+static void *worker_main(void *arg)
+{
+        struct scan *s = arg;
+
+        for (;;) {
+                size_t i = atomic_fetch_add(&s->next_job, 1);
+
+                if (i >= s->njobs)
+                        break;
+                process(s, &s->jobs[i]);
+                s->jobs_done++;
+        }
+        flush(s);
+        return NULL;
+}
+
+/* Files no driver recognised: raw backing files become images, the rest are recorded. */
+static void settle_plain_files(struct scan *s)
+{
+        for (size_t i = 0; i < s->njobs; i++) {
+                struct job *jb = &s->jobs[i];
+                struct reg_file *r = jb->reg;
+
+                if (r->kind)
+                        continue;
+                if (atomic_load(&r->raw_backing)) {
+                        struct ia_source *src = open_job(s, jb);
+
+                        if (jb->action == JOB_REUSE_PLAIN) {
+                                s->files_reused--;
+                                s->files_read++;
+                        }
+                        if (src) {
+                                r->kind = "image";
+                                scan_image(s, src, jb->wf.path, r->id, "raw", "raw", NULL);
+                                ia_source_unref(src);
+                        }
+                } else if (atomic_load(&r->data_file) ||
+                           (r->prev_kind && strcmp(r->prev_kind, "data-file") == 0)) {
+                        put(s, scan_file_rec(r->id, "data-file", jb->action == JOB_REUSE_PLAIN));
+                } else {
+                        put(s, entry_rec(jb->wf.path, "not-an-image", "no driver recognises it",
+                                         NULL, r->id));
+                        put(s, scan_file_rec(r->id, "not-an-image", jb->action == JOB_REUSE_PLAIN));
+                }
+        }
+}
+
+/* ---- planning: the previous scan ---- */
+
+struct prev_file {
+        int64_t id;
+        struct ia_identity ident;
+        const char *kind; /* static */
+};
+
+static const char *static_kind(const unsigned char *k)
+{
+        static const char *const kinds[] = {"image", "archive", "not-an-image", "data-file",
+                                            "external"};
+
+        for (size_t i = 0; k && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+                if (strcmp((const char *)k, kinds[i]) == 0)
+                        return kinds[i];
+        return NULL;
+}
+
+static bool roots_unchanged(struct scan *s, sqlite3 *db)
+{
+        sqlite3_stmt *st;
+        int64_t count = -1;
+        bool ok = true;
+
+        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM scan_roots WHERE scan_id = ?1", -1, &st,
+                               NULL) != SQLITE_OK)
+                return false;
+        sqlite3_bind_int64(st, 1, s->prev_scan);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                count = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (count != (int64_t)(s->nroots + s->nallow))
+                return false;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT count(*) FROM scan_roots WHERE scan_id = ?1 AND role = ?2 "
+                               "AND path = ?3",
+                               -1, &st, NULL) != SQLITE_OK)
+                return false;
+        for (size_t i = 0; ok && i < s->nroots + s->nallow; i++) {
+                sqlite3_reset(st);
+                sqlite3_bind_int64(st, 1, s->prev_scan);
+                sqlite3_bind_text(st, 2, i < s->nroots ? "scan" : "allow", -1, SQLITE_STATIC);
+                ia_store_bind_path(st, 3,
+                                   i < s->nroots ? s->root_args[i] : s->allow[i - s->nroots]);
+                ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == 1;
+        }
+        sqlite3_finalize(st);
+        return ok;
+}
+
+/* The current identity of path: from this walk, or lstat for files outside it. */
+static bool current_identity(const struct ia_hmap *walked, const char *path, struct ia_identity *id)
+{
+        const struct job *jb = ia_hmap_get(walked, path, strlen(path));
+        struct stat st;
+
+        if (jb) {
+                *id = jb->wf.id;
+                return true;
+        }
+        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                return false;
+        id->dev = (uint64_t)st.st_dev;
+        id->ino = (uint64_t)st.st_ino;
+        id->size = (uint64_t)st.st_size;
+        id->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        id->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+        return true;
+}
+
+/* Can the previous scan's image of file_id be carried over?  Its id in *image_id. */
+static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *walked,
+                           int64_t file_id, int64_t *image_id)
+{
+        sqlite3_stmt *st;
+        bool ok = false;
+
+        if (sqlite3_prepare_v2(db,
+                               "SELECT id, status FROM images WHERE scan_id = ?1 AND file_id = ?2",
+                               -1, &st, NULL) != SQLITE_OK)
+                return false;
+        sqlite3_bind_int64(st, 1, s->prev_scan);
+        sqlite3_bind_int64(st, 2, file_id);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+                const unsigned char *status = sqlite3_column_text(st, 1);
+
+                *image_id = sqlite3_column_int64(st, 0);
+                ok = status && strcmp((const char *)status, "ok") == 0;
+        }
+        sqlite3_finalize(st);
+        if (!ok)
+                return false;
+        /* Every file of the chain must be unchanged, and every link must have been fine. */
+        if (sqlite3_prepare_v2(db,
+                               "SELECT l.status, f.path, f.dev, f.ino, f.size, f.mtime_ns, "
+                               "f.ctime_ns, f.archive_id FROM links l LEFT JOIN files f "
+                               "ON f.id = l.target_file_id WHERE l.image_id = ?1",
+                               -1, &st, NULL) != SQLITE_OK)
+                return false;
+        sqlite3_bind_int64(st, 1, *image_id);
+        while (ok && sqlite3_step(st) == SQLITE_ROW) {
+                const unsigned char *status = sqlite3_column_text(st, 0);
+                struct ia_identity was, now;
+                char *path;
+
+                if (!status || strcmp((const char *)status, "ok") != 0 ||
+                    sqlite3_column_type(st, 1) == SQLITE_NULL ||
+                    sqlite3_column_type(st, 7) != SQLITE_NULL) {
+                        ok = false;
+                        break;
+                }
+                path = strndup(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+                was.dev = (uint64_t)sqlite3_column_int64(st, 2);
+                was.ino = (uint64_t)sqlite3_column_int64(st, 3);
+                was.size = (uint64_t)sqlite3_column_int64(st, 4);
+                was.mtime_ns = sqlite3_column_int64(st, 5);
+                was.ctime_ns = sqlite3_column_int64(st, 6);
+                ok = path && current_identity(walked, path, &now) && same_identity(&was, &now);
+                free(path);
+        }
+        sqlite3_finalize(st);
+        return ok;
+}
+
+static void free_prev(void *value, void *opaque)
+{
+        (void)opaque;
+        free(value);
+}
+
+/* Give every walked file its id and decide what to do with it. */
+static int plan(struct scan *s, struct ia_error *err)
+{
+        sqlite3 *db = ia_store_db(s->store);
+        struct ia_hmap prev, walked;
+        sqlite3_stmt *st;
+        int64_t max_file, max_image;
+        bool reuse = false;
+        int rc = -1;
+
+        ia_hmap_init(&prev);
+        ia_hmap_init(&walked);
+        if (ia_store_max_ids(s->store, &max_file, &max_image, err) < 0)
+                return -1;
+        atomic_store(&s->next_file_id, max_file + 1);
+        atomic_store(&s->next_image_id, max_image + 1);
+        s->prev_scan = 0;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT coalesce(max(id), 0) FROM scans WHERE status = 'complete'",
+                               -1, &st, NULL) == SQLITE_OK) {
+                if (sqlite3_step(st) == SQLITE_ROW)
+                        s->prev_scan = sqlite3_column_int64(st, 0);
+                sqlite3_finalize(st);
+        }
+        if (getenv("IMGAUDIT_NO_INCREMENTAL"))
+                s->prev_scan = 0;
+        if (s->prev_scan && roots_unchanged(s, db))
+                reuse = true;
+        if (reuse) {
+                if (sqlite3_prepare_v2(db,
+                                       "SELECT f.id, f.path, f.dev, f.ino, f.size, f.mtime_ns, "
+                                       "f.ctime_ns, sf.kind FROM scan_files sf JOIN files f "
+                                       "ON f.id = sf.file_id WHERE sf.scan_id = ?1 "
+                                       "AND f.archive_id IS NULL AND f.mtime_ns IS NOT NULL",
+                                       -1, &st, NULL) != SQLITE_OK) {
+                        ia_error_set(err, IA_ERR_IO, "reading the previous scan: %s",
+                                     sqlite3_errmsg(db));
+                        goto out;
+                }
+                sqlite3_bind_int64(st, 1, s->prev_scan);
+                while (sqlite3_step(st) == SQLITE_ROW) {
+                        struct prev_file *p = calloc(1, sizeof(*p));
+
+                        if (!p)
+                                break;
+                        p->id = sqlite3_column_int64(st, 0);
+                        p->ident.dev = (uint64_t)sqlite3_column_int64(st, 2);
+                        p->ident.ino = (uint64_t)sqlite3_column_int64(st, 3);
+                        p->ident.size = (uint64_t)sqlite3_column_int64(st, 4);
+                        p->ident.mtime_ns = sqlite3_column_int64(st, 5);
+                        p->ident.ctime_ns = sqlite3_column_int64(st, 6);
+                        p->kind = static_kind(sqlite3_column_text(st, 7));
+                        if (ia_hmap_put(&prev, sqlite3_column_blob(st, 1),
+                                        (size_t)sqlite3_column_bytes(st, 1), p) < 0)
+                                free(p);
+                }
+                sqlite3_finalize(st);
+        }
+        for (size_t i = 0; i < s->njobs; i++)
+                if (ia_hmap_put(&walked, s->jobs[i].wf.path, strlen(s->jobs[i].wf.path),
+                                &s->jobs[i]) < 0)
+                        goto nomem;
+        for (size_t i = 0; i < s->njobs; i++) {
+                struct job *jb = &s->jobs[i];
+                struct prev_file *p = ia_hmap_get(&prev, jb->wf.path, strlen(jb->wf.path));
+                struct ia_fid_key k = {jb->wf.id.dev, jb->wf.id.ino};
+                bool same = p && same_identity(&p->ident, &jb->wf.id);
+
+                jb->reg =
+                    reg_new(same ? p->id : atomic_fetch_add(&s->next_file_id, 1), jb->wf.path);
+                if (!jb->reg || ia_hmap_put(&s->by_fid, &k, sizeof(k), jb->reg) < 0)
+                        goto nomem;
+                jb->reg->walked = true;
+                jb->new_file = !same;
+                jb->action = JOB_READ;
+                if (!same || !p->kind)
+                        continue;
+                if (strcmp(p->kind, "not-an-image") == 0 || strcmp(p->kind, "data-file") == 0) {
+                        jb->action = JOB_REUSE_PLAIN;
+                        jb->reg->prev_kind = p->kind;
+                } else if (strcmp(p->kind, "image") == 0 &&
+                           image_reusable(s, db, &walked, p->id, &jb->prev_image_id)) {
+                        jb->action = JOB_REUSE_IMAGE;
+                }
+        }
+        rc = 0;
+        goto out;
+nomem:
+        ia_error_set(err, IA_ERR_NOMEM, "out of memory planning the scan");
+out:
+        ia_hmap_each(&prev, free_prev, NULL);
+        ia_hmap_release(&prev);
+        ia_hmap_release(&walked);
+        return rc;
+}
+
+/* ---- the command ---- */
+
+static void progress(struct scan *s, bool final)
+{
+        if (s->progress < 0 || (s->progress == 0 && !isatty(STDERR_FILENO)))
+                return;
+        fprintf(stderr, "\rimgaudit scan: %zu/%zu files, %llu images%s",
+                (size_t)atomic_load(&s->jobs_done), s->njobs,
+                (unsigned long long)atomic_load(&s->images), final ? "\n" : "");
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+        fputs("imgaudit scan: ", stderr);
+        fprintf(stderr, fmt, arg);
+        fputs("; see 'imgaudit help scan'\n", stderr);
+        return 2;
+}
+
+enum {
+        OPT_DB = 256,
+        OPT_EXCLUDE,
+        OPT_ALLOW,
+        OPT_ONE_FS,
+        OPT_NO_ARCHIVES,
+        OPT_PROGRESS,
+        OPT_QUIET,
+};
+
+static int parse_args(struct scan *s, int argc, char **argv)
+{
+        static const struct option longopts[] = {
+            {"db", required_argument, NULL, OPT_DB},
+            {"jobs", required_argument, NULL, 'j'},
+            {"exclude", required_argument, NULL, OPT_EXCLUDE},
+            {"allow-root", required_argument, NULL, OPT_ALLOW},
+            {"one-file-system", no_argument, NULL, OPT_ONE_FS},
+            {"no-archives", no_argument, NULL, OPT_NO_ARCHIVES},
+            {"progress", no_argument, NULL, OPT_PROGRESS},
+            {"quiet", no_argument, NULL, OPT_QUIET},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
+        size_t nex = 0;
+        int c;
+
+        s->exclude = calloc((size_t)argc + 1, sizeof(char *));
+        s->allow = calloc((size_t)argc + 1, sizeof(char *));
+        if (!s->exclude || !s->allow)
+                return usage_error("%s", "out of memory");
+        opterr = 0;
+        optind = 0;
+        while ((c = getopt_long(argc, argv, ":j:h", longopts, NULL)) != -1) {
+                char *end;
+                unsigned long v;
+
+                switch (c) {
+                case OPT_DB:
+                        s->db_path = optarg;
+                        break;
+                case 'j':
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || end == optarg || *end || v < 1 || v > 1024)
+                                return usage_error("-j wants a number of workers from 1 to "
+                                                   "1024, not '%s'",
+                                                   optarg);
+                        s->nworkers = (unsigned)v;
+                        break;
+                case OPT_EXCLUDE:
+                        s->exclude[nex++] = optarg;
+                        break;
+                case OPT_ALLOW:
+                        s->allow[s->nallow++] = optarg;
+                        break;
+                case OPT_ONE_FS:
+                        s->one_fs = true;
+                        break;
+                case OPT_NO_ARCHIVES:
+                        s->no_archives = true;
+                        break;
+                case OPT_PROGRESS:
+                        s->progress = 1;
+                        break;
+                case OPT_QUIET:
+                        s->progress = -1;
+                        break;
+                case 'h':
+                        fputs(ia_scan_usage, stdout);
+                        return 0;
+                case ':':
+                        return usage_error("option '%s' needs a value", argv[optind - 1]);
+                default:
+                        return usage_error("unknown option '%s'", argv[optind - 1]);
+                }
+        }
+        if (optind >= argc)
+                return usage_error("%s", "expects at least one ROOT to scan");
+        s->root_args = argv + optind;
+        s->nroots = (size_t)(argc - optind);
+        return -1;
+}
+
+static int run(struct scan *s)
+{
+        struct ia_lock lock = {.fd = -1, .path = NULL};
+        struct ia_walk_opts wo;
+        struct ia_hmap visited;
+        struct ia_scan_stats stats;
+        struct ia_error err;
+        pthread_t *threads = NULL;
+        unsigned started = 0;
+        int dead = 0, rc = 3;
+        bool complete = false;
+        const char *abort_reason = NULL;
+
+        ia_error_clear(&err);
+        ia_hmap_init(&visited);
+        memset(&stats, 0, sizeof(stats));
+
+        s->roots = calloc(s->nroots, sizeof(*s->roots));
+        s->allowed = calloc(s->nroots + s->nallow + 1, sizeof(char *));
+        if (!s->roots || !s->allowed) {
+                fprintf(stderr, "imgaudit scan: out of memory\n");
+                return 3;
+        }
+        for (size_t i = 0; i < s->nroots; i++) {
+                if (ia_walk_root_open(&s->roots[i], s->root_args[i], &err) < 0) {
+                        fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                        for (size_t k = 0; k < i; k++)
+                                ia_walk_root_close(&s->roots[k]);
+                        return 2;
+                }
+                s->allowed[i] = s->roots[i].dirpath;
+        }
+        for (size_t i = 0; i < s->nallow; i++)
+                s->allowed[s->nroots + i] = s->allow[i];
+
+        if (ia_lock_take(&lock, s->db_path, &err) < 0) {
+                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                goto close_roots;
+        }
+        if (ia_store_open(s->db_path, &s->store, &err) < 0) {
+                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                goto unlock;
+        }
+        if (ia_store_mark_dead_scans(s->store, &dead, &err) < 0 ||
+            ia_store_begin_scan(s->store, (const char *const *)s->root_args, s->nroots, s->allow,
+                                s->nallow, &s->scan_id, &err) < 0) {
+                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                goto close_store;
+        }
+        if (dead && s->progress >= 0)
+                fprintf(stderr, "imgaudit scan: marked %d unfinished earlier scan%s aborted\n",
+                        dead, dead == 1 ? "" : "s");
+
+        /* the walk */
+        memset(&wo, 0, sizeof(wo));
+        wo.exclude = s->exclude;
+        wo.one_file_system = s->one_fs;
+        wo.visited = &visited;
+        wo.on_file = on_walk_file;
+        wo.on_entry = on_walk_entry;
+        wo.opaque = s;
+        for (size_t i = 0; i < s->nroots; i++) {
+                if (ia_walk(s->roots, i, &wo, &err) < 0) {
+                        fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                        abort_reason = "out of memory walking";
+                        goto end_scan;
+                }
+        }
+        if (plan(s, &err) < 0) {
+                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                abort_reason = err.msg;
+                goto end_scan;
+        }
+
+        /* the workers and the writer */
+        s->cache = ia_layer_cache_new(LAYER_CACHE_BUDGET, LAYER_MAX_BYTES);
+        threads = calloc(s->nworkers, sizeof(*threads));
+        if (!s->cache || !threads) {
+                abort_reason = "out of memory";
+                goto end_scan;
+        }
+        if (ia_store_writer_start(s->store, s->scan_id, QUEUE_CAP, &err) < 0) {
+                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                abort_reason = err.msg;
+                goto end_scan;
+        }
+        while (s->pending) {
+                struct ia_rec *r = s->pending;
+
+                s->pending = r->next;
+                ia_store_put(s->store, r);
+        }
+        s->pending_tail = NULL;
+        for (started = 0; started < s->nworkers; started++)
+                if (pthread_create(&threads[started], NULL, worker_main, s) != 0)
+                        break;
+        if (started == 0)
+                worker_main(s);
+        while (s->progress >= 0 && (s->progress > 0 || isatty(STDERR_FILENO)) &&
+               atomic_load(&s->jobs_done) < s->njobs) {
+                progress(s, false);
+                usleep(100000);
+        }
+        for (unsigned i = 0; i < started; i++)
+                pthread_join(threads[i], NULL);
+        settle_plain_files(s);
+        flush(s);
+        progress(s, true);
+        if (ia_store_writer_stop(s->store, &stats.map_rows, &err) < 0) {
+                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                abort_reason = err.msg;
+                goto end_scan;
+        }
+        if (s->nomem) {
+                abort_reason = "out of memory";
+                goto end_scan;
+        }
+        complete = true;
+
+end_scan:
+        ia_store_writer_stop(s->store, NULL, NULL);
+        stats.files_seen = s->njobs;
+        stats.files_read = s->files_read;
+        stats.files_reused = s->files_reused;
+        stats.layers_mapped = s->layers_mapped;
+        stats.images = s->images;
+        stats.problems = s->problems;
+        rc = complete ? (s->problems ? 1 : 0) : 3;
+        if (ia_store_end_scan(s->store, s->scan_id, complete, abort_reason, rc, &stats, &err) < 0) {
+                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                rc = 3;
+        } else if (complete && s->progress >= 0 && isatty(STDERR_FILENO)) {
+                fprintf(stderr,
+                        "imgaudit scan: %llu files (%llu read, %llu unchanged), %llu images, "
+                        "%llu map rows, %llu problems\n",
+                        (unsigned long long)stats.files_seen, (unsigned long long)stats.files_read,
+                        (unsigned long long)stats.files_reused, (unsigned long long)stats.images,
+                        (unsigned long long)stats.map_rows, (unsigned long long)stats.problems);
+        }
+close_store:
+        ia_store_close(s->store);
+        s->store = NULL;
+unlock:
+        ia_lock_release(&lock);
+close_roots:
+        for (size_t i = 0; i < s->nroots; i++)
+                ia_walk_root_close(&s->roots[i]);
+        ia_hmap_each(&visited, free_prev, NULL);
+        ia_hmap_release(&visited);
+        free(threads);
+        return rc;
+}
+
+int ia_cmd_scan(int argc, char **argv)
+{
+        struct scan s;
+        int rc;
+        long ncpu;
+
+        memset(&s, 0, sizeof(s));
+        s.db_path = "imgaudit.db";
+        ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        s.nworkers = ncpu > 0 ? (unsigned)ncpu : 1;
+        pthread_mutex_init(&s.reg_lock, NULL);
+        ia_hmap_init(&s.by_fid);
+        ia_hmap_init(&s.findings);
+        rc = parse_args(&s, argc, argv);
+        if (rc < 0)
+                rc = run(&s);
+
+        while (s.pending) {
+                struct ia_rec *r = s.pending;
+
+                s.pending = r->next;
+                ia_rec_free(r);
+        }
+        for (size_t i = 0; i < s.njobs; i++) {
+                free(s.jobs[i].wf.rel);
+                free(s.jobs[i].wf.path);
+                if (s.jobs[i].reg) {
+                        free(s.jobs[i].reg->path);
+                        free(s.jobs[i].reg);
+                }
+        }
+        for (size_t i = 0; i < s.nexternals; i++) {
+                free(s.externals[i]->path);
+                free(s.externals[i]);
+        }
+        free(s.externals);
+        free(s.jobs);
+        ia_hmap_release(&s.by_fid); /* values are the jobs' and externals' */
+        ia_hmap_release(&s.findings);
+        ia_layer_cache_free(s.cache);
+        free(s.roots);
+        free(s.allowed);
+        free(s.exclude);
+        free(s.allow);
+        pthread_mutex_destroy(&s.reg_lock);
+        return rc;
+}

@@ -1,0 +1,40 @@
+/*
+ * A small hash map from byte strings to pointers, for the scanner's
+ * bookkeeping: file identities (dev, ino) visited, paths of the previous
+ * scan, layers mapped.  Not thread-safe; callers lock.
+ */
+#ifndef IA_HMAP_H
+#define IA_HMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ia_hmap_item {
+        struct ia_hmap_item *next;
+        uint64_t hash;
+        size_t klen;
+        void *value;
+        unsigned char key[]; /* klen bytes */
+};
+
+struct ia_hmap {
+        struct ia_hmap_item **buckets;
+        size_t nbuckets, count;
+};
+
+void ia_hmap_init(struct ia_hmap *m);
+/* Free the items (not the values; see ia_hmap_release_values). */
+void ia_hmap_release(struct ia_hmap *m);
+/* The value for key, or NULL. */
+void *ia_hmap_get(const struct ia_hmap *m, const void *key, size_t klen);
+/* Set key to value (replacing); 0, or -1 on ENOMEM. */
+int ia_hmap_put(struct ia_hmap *m, const void *key, size_t klen, void *value);
+/* Call fn on every value. */
+void ia_hmap_each(const struct ia_hmap *m, void (*fn)(void *value, void *opaque), void *opaque);
+
+/* The 16-byte key of a file identity. */
+struct ia_fid_key {
+        uint64_t dev, ino;
+};
+
+#endif

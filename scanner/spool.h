@@ -1,0 +1,59 @@
+/*
+ * Spools: where the decompressed bytes of archive members are kept.
+ *
+ * A compressed archive member cannot be read in place, so while an archive is
+ * walked its members' bytes are written to a spool: first into memory, up to
+ * an allowance shared by all members of the spool, then into one unlinked
+ * temporary file (O_TMPFILE, or mkstemp + unlink), so nothing is left behind
+ * whatever happens to the process.  All-zero 4 KiB blocks are not written to
+ * the file: they stay holes, so a member of zeros costs no disk and its
+ * source reports the holes through SEEK_DATA/SEEK_HOLE.
+ *
+ * The spool enforces a total byte budget, counted in logical member bytes
+ * (holes included), so that a hostile archive cannot fill memory or disk.
+ *
+ * Members are written one at a time: ia_spool_begin(), ia_spool_write() with
+ * ascending offsets (gaps read as zeros), then ia_spool_end(), which hands
+ * back a read-only source, or ia_spool_abort(), which gives the space back.
+ * Sources outlive the spool: each keeps the temporary file open through a
+ * reference.
+ */
+#ifndef IA_SPOOL_H
+#define IA_SPOOL_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "source.h"
+
+struct ia_spool;
+
+/*
+ * A new spool.  tmpdir: where the temporary file is created when memory runs
+ * out (NULL: $TMPDIR, else /tmp); no file is created until it is needed.
+ */
+struct ia_spool *ia_spool_new(const char *tmpdir, uint64_t memory, uint64_t budget,
+                              struct ia_error *err);
+void ia_spool_free(struct ia_spool *sp); /* NULL-safe; sources made from it stay valid */
+
+/* Start a member; name is for messages. */
+int ia_spool_begin(struct ia_spool *sp, const char *name, struct ia_error *err);
+
+/* Write len bytes at off of the current member; off must not go backwards. */
+int ia_spool_write(struct ia_spool *sp, uint64_t off, const void *buf, size_t len,
+                   struct ia_error *err);
+
+/* Finish the current member at size bytes (a tail past the last write reads as zeros). */
+struct ia_source *ia_spool_end(struct ia_spool *sp, uint64_t size, struct ia_error *err);
+
+/* Drop the current member and give its bytes back to the budget. */
+void ia_spool_abort(struct ia_spool *sp);
+
+/* Bytes of the budget in use, and bytes held in memory. */
+uint64_t ia_spool_used(const struct ia_spool *sp);
+uint64_t ia_spool_memory_used(const struct ia_spool *sp);
+
+/* Is src a spool member kept in the temporary file (not in memory)? */
+int ia_spool_is_file(const struct ia_source *src);
+
+#endif

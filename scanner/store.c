@@ -1,0 +1,840 @@
+/*
+ * The scan database and its one writer thread (see store.h for the contract,
+ * schema/README.md for the tables).
+ *
+ * Workers never touch SQLite: they build records and ia_store_put() them on a
+ * bounded queue.  The writer executes prepared statements inside
+ * transactions of many records (committed every IA_BATCH_ROWS rows or when
+ * the queue runs dry), which is what makes a million map rows a second
+ * possible.  The first SQLite error (SQLITE_FULL: disk full; SQLITE_CORRUPT,
+ * SQLITE_IOERR, ...) stops the writer for good; later records are dropped so
+ * that workers never block, and the scan ends with exit status 3.
+ */
+#define _GNU_SOURCE
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "schema.h"
+
+#define IA_APPLICATION_ID 0x49414454 /* "IADT" */
+#define IA_BATCH_ROWS     50000
+
+enum {
+        ST_FILE,
+        ST_SCAN_FILE,
+        ST_ENTRY,
+        ST_IMAGE,
+        ST_LINK,
+        ST_MAP,
+        ST_FINDING,
+        ST_OVF,
+        ST_REUSE_IMAGE,
+        ST_REUSE_MAP,
+        ST_REUSE_LINKS,
+        ST_REUSE_FINDINGS,
+        ST_COUNT,
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_FILE] = "INSERT INTO files (id, path, archive_id, member, dev, ino, size, allocated, "
+                "mtime_ns, ctime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_SCAN_FILE] = "INSERT OR IGNORE INTO scan_files (scan_id, file_id, kind, reused) "
+                     "VALUES (?1, ?2, ?3, ?4)",
+    [ST_ENTRY] = "INSERT INTO entries (scan_id, path, kind, reason, detail, file_id) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_IMAGE] = "INSERT INTO images (id, scan_id, file_id, format, format_probed, virtual_size, "
+                 "file_size, allocated_bytes, cluster_size, dirty, corrupt, encrypted, snapshots, "
+                 "external_data, pending_log, backing, backing_fmt, chain_depth, status, error) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+                 "?17, ?18, ?19, ?20)",
+    [ST_LINK] = "INSERT INTO links (scan_id, image_id, depth, from_file_id, kind, name, "
+                "target_file_id, target_path, status, error) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_MAP] = "INSERT INTO map (image_id, start, length, depth, present, zero, data, compressed, "
+               "offset, file_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_FINDING] = "INSERT INTO findings (scan_id, image_id, file_id, code, message) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_OVF] = "INSERT INTO ovf_disks (scan_id, archive_file_id, disk_id, href, capacity, format, "
+               "member_file_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_REUSE_IMAGE] =
+        "INSERT INTO images (id, scan_id, file_id, format, format_probed, virtual_size, "
+        "file_size, allocated_bytes, cluster_size, dirty, corrupt, encrypted, snapshots, "
+        "external_data, pending_log, backing, backing_fmt, chain_depth, status, error, "
+        "reused_from) SELECT ?2, ?3, file_id, format, format_probed, virtual_size, file_size, "
+        "allocated_bytes, cluster_size, dirty, corrupt, encrypted, snapshots, external_data, "
+        "pending_log, backing, backing_fmt, chain_depth, status, error, ?1 FROM images "
+        "WHERE id = ?1",
+    [ST_REUSE_MAP] = "INSERT INTO map SELECT ?2, start, length, depth, present, zero, data, "
+                     "compressed, offset, file_id FROM map WHERE image_id = ?1",
+    [ST_REUSE_LINKS] = "INSERT INTO links (scan_id, image_id, depth, from_file_id, kind, name, "
+                       "target_file_id, target_path, status, error) SELECT ?3, ?2, depth, "
+                       "from_file_id, kind, name, target_file_id, target_path, status, error "
+                       "FROM links WHERE image_id = ?1",
+    [ST_REUSE_FINDINGS] = "INSERT INTO findings (scan_id, image_id, file_id, code, message) "
+                          "SELECT ?3, ?2, file_id, code, message FROM findings "
+                          "WHERE image_id = ?1",
+};
+
+struct ia_store {
+        sqlite3 *db;
+        char *path;
+        sqlite3_stmt *st[ST_COUNT];
+
+        /* the writer */
+        pthread_t thread;
+        bool running;
+        int64_t scan_id;
+        pthread_mutex_t lock;
+        pthread_cond_t not_empty, not_full;
+        struct ia_rec *head, *tail;
+        size_t len, cap;
+        bool stopping;
+        bool failed; /* the writer hit an error: records are dropped */
+        struct ia_error werr;
+        uint64_t map_rows;
+        unsigned delay_ms; /* IMGAUDIT_TEST_WRITER_DELAY_MS: slow writer, for crash tests */
+};
+
+/* ---- helpers ---- */
+
+bool ia_utf8_valid(const char *str, size_t n)
+{
+        const unsigned char *s = (const unsigned char *)str;
+        size_t i = 0;
+
+        while (i < n) {
+                unsigned c = s[i];
+                size_t k;
+                uint32_t cp;
+
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf) {
+                        k = 1;
+                        cp = c & 0x1f;
+                } else if (c >= 0xe0 && c <= 0xef) {
+                        k = 2;
+                        cp = c & 0x0f;
+                } else if (c >= 0xf0 && c <= 0xf4) {
+                        k = 3;
+                        cp = c & 0x07;
+                } else {
+                        return false;
+                }
+                if (n - i <= k)
+                        return false;
+                for (size_t j = 1; j <= k; j++) {
+                        if ((s[i + j] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (s[i + j] & 0x3f);
+                }
+                if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+                    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+                        return false;
+                i += k + 1;
+        }
+        return true;
+}
+
+int ia_store_bind_path(sqlite3_stmt *st, int idx, const char *path)
+{
+        size_t n;
+
+        if (!path)
+                return sqlite3_bind_null(st, idx);
+        n = strlen(path);
+        if (ia_utf8_valid(path, n))
+                return sqlite3_bind_text(st, idx, path, (int)n, SQLITE_STATIC);
+        return sqlite3_bind_blob(st, idx, path, (int)n, SQLITE_STATIC);
+}
+
+static int bind_text(sqlite3_stmt *st, int idx, const char *s)
+{
+        return s ? sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, idx);
+}
+
+static int bind_id(sqlite3_stmt *st, int idx, int64_t id)
+{
+        return id ? sqlite3_bind_int64(st, idx, id) : sqlite3_bind_null(st, idx);
+}
+
+static int db_error(struct ia_store *s, struct ia_error *err, const char *what)
+{
+        int code = sqlite3_extended_errcode(s->db);
+        int prim = code & 0xff;
+        enum ia_errcat cat = IA_ERR_IO;
+
+        if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB)
+                cat = IA_ERR_CORRUPT;
+        else if (prim == SQLITE_NOMEM)
+                cat = IA_ERR_NOMEM;
+        ia_error_set(err, cat, "database '%s': %s: %s", s->path, what, sqlite3_errmsg(s->db));
+        if (err) {
+                err->errnum = code;
+                err->reason = prim == SQLITE_FULL ? "disk-full" : "database";
+        }
+        return -1;
+}
+
+static int exec(struct ia_store *s, const char *sql, struct ia_error *err)
+{
+        if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                return db_error(s, err, sql);
+        return 0;
+}
+
+static int query_int(struct ia_store *s, const char *sql, int64_t *v, struct ia_error *err)
+{
+        sqlite3_stmt *st;
+        int rc;
+
+        if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+                return db_error(s, err, sql);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *v = sqlite3_column_int64(st, 0);
+        else
+                *v = 0;
+        sqlite3_finalize(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                return db_error(s, err, sql);
+        return 0;
+}
+
+/* ---- opening and migrations ---- */
+
+static int migrate(struct ia_store *s, struct ia_error *err)
+{
+        int64_t version, appid, nobjects;
+        int latest = 0;
+
+        /* Reading the schema is what detects a file that is not a database or is damaged. */
+        if (query_int(s, "SELECT count(*) FROM sqlite_master", &nobjects, err) < 0 ||
+            query_int(s, "PRAGMA user_version", &version, err) < 0 ||
+            query_int(s, "PRAGMA application_id", &appid, err) < 0)
+                return -1;
+        if (nobjects > 0 && appid != IA_APPLICATION_ID)
+                return ia_error_set(err, IA_ERR_CORRUPT,
+                                    "database '%s' is an SQLite database of another application "
+                                    "(application_id %lld); refusing to touch it",
+                                    s->path, (long long)appid);
+        for (const struct ia_schema_file *f = ia_schema_files; f->name; f++)
+                latest = atoi(f->name);
+        if (version > latest)
+                return ia_error_set(err, IA_ERR_UNSUPPORTED,
+                                    "database '%s' has schema version %lld, newer than this "
+                                    "imgaudit's %d; refusing to touch it",
+                                    s->path, (long long)version, latest);
+        for (const struct ia_schema_file *f = ia_schema_files; f->name; f++) {
+                int v = atoi(f->name);
+                char pragma[96];
+
+                if (v <= version)
+                        continue;
+                if (exec(s, "BEGIN IMMEDIATE", err) < 0)
+                        return -1;
+                if (sqlite3_exec(s->db, f->sql, NULL, NULL, NULL) != SQLITE_OK) {
+                        db_error(s, err, f->name);
+                        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                        return -1;
+                }
+                snprintf(pragma, sizeof(pragma),
+                         "PRAGMA user_version = %d; PRAGMA application_id = %d", v,
+                         IA_APPLICATION_ID);
+                if (exec(s, pragma, err) < 0 || exec(s, "COMMIT", err) < 0) {
+                        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+int ia_store_open(const char *path, struct ia_store **out, struct ia_error *err)
+{
+        struct ia_store *s;
+        const char *delay;
+
+        *out = NULL;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        s->path = strdup(path);
+        if (!s->path)
+                goto nomem;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->not_empty, NULL);
+        pthread_cond_init(&s->not_full, NULL);
+        if (sqlite3_open_v2(path, &s->db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                            NULL) != SQLITE_OK) {
+                if (!s->db)
+                        goto nomem;
+                db_error(s, err, "cannot open");
+                goto close;
+        }
+        sqlite3_busy_timeout(s->db, 10000);
+        sqlite3_extended_result_codes(s->db, 1);
+        /* Refuse damage before anything can be written. */
+        if (migrate(s, err) < 0)
+                goto close;
+        if (exec(s, "PRAGMA journal_mode = WAL", err) < 0 ||
+            exec(s, "PRAGMA synchronous = NORMAL", err) < 0 ||
+            exec(s, "PRAGMA foreign_keys = OFF", err) < 0)
+                goto close;
+        delay = getenv("IMGAUDIT_TEST_WRITER_DELAY_MS");
+        if (delay)
+                s->delay_ms = (unsigned)strtoul(delay, NULL, 10);
+        *out = s;
+        return 0;
+
+nomem:
+        ia_error_set(err, IA_ERR_NOMEM, "out of memory opening database '%s'", path);
+close:
+        sqlite3_close(s->db);
+        free(s->path);
+        free(s);
+        return -1;
+}
+
+void ia_store_close(struct ia_store *s)
+{
+        if (!s)
+                return;
+        for (int i = 0; i < ST_COUNT; i++)
+                sqlite3_finalize(s->st[i]);
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        sqlite3_close(s->db);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->not_empty);
+        pthread_cond_destroy(&s->not_full);
+        free(s->path);
+        free(s);
+}
+
+sqlite3 *ia_store_db(struct ia_store *s)
+{
+        return s->db;
+}
+
+/* ---- the scan row ---- */
+
+static void now_iso(char *buf, size_t n)
+{
+        struct timespec ts;
+        struct tm tm;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int ia_store_mark_dead_scans(struct ia_store *s, int *n, struct ia_error *err)
+{
+        char now[32];
+        sqlite3_stmt *st;
+        int rc;
+
+        now_iso(now, sizeof(now));
+        if (sqlite3_prepare_v2(s->db,
+                               "UPDATE scans SET status = 'aborted', finished_at = ?1, "
+                               "abort_reason = 'the scan did not finish (killed or crashed)' "
+                               "WHERE status = 'running'",
+                               -1, &st, NULL) != SQLITE_OK)
+                return db_error(s, err, "marking dead scans");
+        sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return db_error(s, err, "marking dead scans");
+        *n = sqlite3_changes(s->db);
+        return 0;
+}
+
+int ia_store_begin_scan(struct ia_store *s, const char *const *roots, size_t nroots,
+                        const char *const *allow, size_t nallow, int64_t *scan_id,
+                        struct ia_error *err)
+{
+        char now[32], host[256];
+        sqlite3_stmt *st = NULL;
+
+        now_iso(now, sizeof(now));
+        if (gethostname(host, sizeof(host)) < 0)
+                snprintf(host, sizeof(host), "unknown");
+        host[sizeof(host) - 1] = '\0';
+        if (exec(s, "BEGIN IMMEDIATE", err) < 0)
+                return -1;
+        if (sqlite3_prepare_v2(s->db,
+                               "INSERT INTO scans (started_at, status, pid, host, tool_version) "
+                               "VALUES (?1, 'running', ?2, ?3, ?4)",
+                               -1, &st, NULL) != SQLITE_OK)
+                goto fail;
+        sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, (int64_t)getpid());
+        sqlite3_bind_text(st, 3, host, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 4, IMGAUDIT_VERSION, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                goto fail;
+        sqlite3_finalize(st);
+        *scan_id = sqlite3_last_insert_rowid(s->db);
+        if (sqlite3_prepare_v2(s->db,
+                               "INSERT INTO scan_roots (scan_id, role, path) VALUES (?1, ?2, ?3)",
+                               -1, &st, NULL) != SQLITE_OK)
+                goto fail;
+        for (size_t i = 0; i < nroots + nallow; i++) {
+                sqlite3_reset(st);
+                sqlite3_bind_int64(st, 1, *scan_id);
+                sqlite3_bind_text(st, 2, i < nroots ? "scan" : "allow", -1, SQLITE_STATIC);
+                ia_store_bind_path(st, 3, i < nroots ? roots[i] : allow[i - nroots]);
+                if (sqlite3_step(st) != SQLITE_DONE)
+                        goto fail;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        if (exec(s, "COMMIT", err) < 0)
+                goto rollback;
+        return 0;
+fail:
+        db_error(s, err, "recording the scan");
+        sqlite3_finalize(st);
+rollback:
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+}
+
+int ia_store_end_scan(struct ia_store *s, int64_t scan_id, bool complete, const char *reason,
+                      int exit_status, const struct ia_scan_stats *stats, struct ia_error *err)
+{
+        char now[32];
+        sqlite3_stmt *st;
+        int rc;
+
+        now_iso(now, sizeof(now));
+        if (sqlite3_prepare_v2(s->db,
+                               "UPDATE scans SET status = ?2, finished_at = ?3, exit_status = ?4, "
+                               "abort_reason = ?5, files_seen = ?6, files_read = ?7, "
+                               "files_reused = ?8, layers_mapped = ?9, images = ?10, "
+                               "map_rows = ?11, problems = ?12 WHERE id = ?1",
+                               -1, &st, NULL) != SQLITE_OK)
+                return db_error(s, err, "finishing the scan");
+        sqlite3_bind_int64(st, 1, scan_id);
+        sqlite3_bind_text(st, 2, complete ? "complete" : "aborted", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 4, exit_status);
+        bind_text(st, 5, reason);
+        sqlite3_bind_int64(st, 6, (int64_t)stats->files_seen);
+        sqlite3_bind_int64(st, 7, (int64_t)stats->files_read);
+        sqlite3_bind_int64(st, 8, (int64_t)stats->files_reused);
+        sqlite3_bind_int64(st, 9, (int64_t)stats->layers_mapped);
+        sqlite3_bind_int64(st, 10, (int64_t)stats->images);
+        sqlite3_bind_int64(st, 11, (int64_t)stats->map_rows);
+        sqlite3_bind_int64(st, 12, (int64_t)stats->problems);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return db_error(s, err, "finishing the scan");
+        return 0;
+}
+
+int ia_store_max_ids(struct ia_store *s, int64_t *file_id, int64_t *image_id, struct ia_error *err)
+{
+        if (query_int(s, "SELECT coalesce(max(id), 0) FROM files", file_id, err) < 0 ||
+            query_int(s, "SELECT coalesce(max(id), 0) FROM images", image_id, err) < 0)
+                return -1;
+        return 0;
+}
+
+/* ---- records ---- */
+
+struct ia_rec *ia_rec_new(enum ia_rec_type type)
+{
+        struct ia_rec *r;
+
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return NULL;
+        r->type = type;
+        if (type == IA_REC_MAP) {
+                r->u.map.rows = malloc(IA_MAP_CHUNK * sizeof(*r->u.map.rows));
+                if (!r->u.map.rows) {
+                        free(r);
+                        return NULL;
+                }
+        }
+        return r;
+}
+
+void ia_rec_free(struct ia_rec *r)
+{
+        if (!r)
+                return;
+        switch (r->type) {
+        case IA_REC_FILE:
+                free(r->u.file.path);
+                free(r->u.file.member);
+                break;
+        case IA_REC_ENTRY:
+                free(r->u.entry.path);
+                free(r->u.entry.reason);
+                free(r->u.entry.detail);
+                break;
+        case IA_REC_IMAGE:
+                free(r->u.image.format);
+                free(r->u.image.backing);
+                free(r->u.image.backing_fmt);
+                free(r->u.image.status);
+                free(r->u.image.error);
+                break;
+        case IA_REC_LINK:
+                free(r->u.link.name);
+                free(r->u.link.target_path);
+                free(r->u.link.status);
+                free(r->u.link.error);
+                break;
+        case IA_REC_FINDING:
+                free(r->u.finding.code);
+                free(r->u.finding.message);
+                break;
+        case IA_REC_OVF:
+                free(r->u.ovf.disk_id);
+                free(r->u.ovf.href);
+                free(r->u.ovf.format);
+                break;
+        case IA_REC_MAP:
+                free(r->u.map.rows);
+                break;
+        case IA_REC_SCAN_FILE:
+        case IA_REC_REUSE:
+                break;
+        }
+        free(r);
+}
+
+/* ---- the writer ---- */
+
+static int step(struct ia_store *s, sqlite3_stmt *st, const char *what, struct ia_error *err)
+{
+        int rc = sqlite3_step(st);
+
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (rc != SQLITE_DONE)
+                return db_error(s, err, what);
+        return 0;
+}
+
+/* Execute one record; the number of rows it wrote in *rows. */
+static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, struct ia_error *err)
+{
+        sqlite3_stmt *st;
+        int64_t sid = s->scan_id;
+
+        *rows = 1;
+        switch (r->type) {
+        case IA_REC_FILE:
+                st = s->st[ST_FILE];
+                sqlite3_bind_int64(st, 1, r->u.file.id);
+                ia_store_bind_path(st, 2, r->u.file.path);
+                bind_id(st, 3, r->u.file.archive_id);
+                ia_store_bind_path(st, 4, r->u.file.member);
+                if (r->u.file.has_identity) {
+                        sqlite3_bind_int64(st, 5, (int64_t)r->u.file.dev);
+                        sqlite3_bind_int64(st, 6, (int64_t)r->u.file.ino);
+                        sqlite3_bind_int64(st, 9, r->u.file.mtime_ns);
+                        sqlite3_bind_int64(st, 10, r->u.file.ctime_ns);
+                }
+                sqlite3_bind_int64(st, 7, (int64_t)r->u.file.size);
+                sqlite3_bind_int64(st, 8, (int64_t)r->u.file.allocated);
+                return step(s, st, "recording a file", err);
+        case IA_REC_SCAN_FILE:
+                st = s->st[ST_SCAN_FILE];
+                sqlite3_bind_int64(st, 1, sid);
+                sqlite3_bind_int64(st, 2, r->u.scan_file.file_id);
+                sqlite3_bind_text(st, 3, r->u.scan_file.kind, -1, SQLITE_STATIC);
+                sqlite3_bind_int(st, 4, r->u.scan_file.reused);
+                return step(s, st, "recording a file of the scan", err);
+        case IA_REC_ENTRY:
+                st = s->st[ST_ENTRY];
+                sqlite3_bind_int64(st, 1, sid);
+                ia_store_bind_path(st, 2, r->u.entry.path);
+                sqlite3_bind_text(st, 3, r->u.entry.kind, -1, SQLITE_STATIC);
+                bind_text(st, 4, r->u.entry.reason);
+                ia_store_bind_path(st, 5, r->u.entry.detail);
+                bind_id(st, 6, r->u.entry.file_id);
+                return step(s, st, "recording an entry", err);
+        case IA_REC_IMAGE:
+                st = s->st[ST_IMAGE];
+                sqlite3_bind_int64(st, 1, r->u.image.id);
+                sqlite3_bind_int64(st, 2, sid);
+                sqlite3_bind_int64(st, 3, r->u.image.file_id);
+                bind_text(st, 4, r->u.image.format);
+                sqlite3_bind_int(st, 5, r->u.image.probed);
+                if (r->u.image.has_vsize)
+                        sqlite3_bind_int64(st, 6, (int64_t)r->u.image.virtual_size);
+                sqlite3_bind_int64(st, 7, (int64_t)r->u.image.file_size);
+                sqlite3_bind_int64(st, 8, (int64_t)r->u.image.allocated);
+                if (r->u.image.cluster_size)
+                        sqlite3_bind_int64(st, 9, r->u.image.cluster_size);
+                sqlite3_bind_int(st, 10, (r->u.image.flags & IA_IMG_DIRTY) != 0);
+                sqlite3_bind_int(st, 11, (r->u.image.flags & IA_IMG_CORRUPT) != 0);
+                sqlite3_bind_int(st, 12, (r->u.image.flags & IA_IMG_ENCRYPTED) != 0);
+                sqlite3_bind_int(st, 13, (r->u.image.flags & IA_IMG_SNAPSHOTS) != 0);
+                sqlite3_bind_int(st, 14, (r->u.image.flags & IA_IMG_EXTERNAL_DATA) != 0);
+                sqlite3_bind_int(st, 15, (r->u.image.flags & IA_IMG_PENDING_LOG) != 0);
+                ia_store_bind_path(st, 16, r->u.image.backing);
+                bind_text(st, 17, r->u.image.backing_fmt);
+                sqlite3_bind_int(st, 18, (int)r->u.image.chain_depth);
+                bind_text(st, 19, r->u.image.status);
+                bind_text(st, 20, r->u.image.error);
+                return step(s, st, "recording an image", err);
+        case IA_REC_LINK:
+                st = s->st[ST_LINK];
+                sqlite3_bind_int64(st, 1, sid);
+                sqlite3_bind_int64(st, 2, r->u.link.image_id);
+                sqlite3_bind_int(st, 3, r->u.link.depth);
+                bind_id(st, 4, r->u.link.from_file_id);
+                sqlite3_bind_text(st, 5, r->u.link.kind, -1, SQLITE_STATIC);
+                ia_store_bind_path(st, 6, r->u.link.name);
+                bind_id(st, 7, r->u.link.target_file_id);
+                ia_store_bind_path(st, 8, r->u.link.target_path);
+                bind_text(st, 9, r->u.link.status);
+                bind_text(st, 10, r->u.link.error);
+                return step(s, st, "recording a link", err);
+        case IA_REC_MAP:
+                st = s->st[ST_MAP];
+                for (size_t i = 0; i < r->u.map.n; i++) {
+                        const struct ia_map_row *m = &r->u.map.rows[i];
+                        int rc;
+
+                        sqlite3_bind_int64(st, 1, r->u.map.image_id);
+                        sqlite3_bind_int64(st, 2, (int64_t)m->start);
+                        sqlite3_bind_int64(st, 3, (int64_t)m->length);
+                        sqlite3_bind_int(st, 4, (int)m->depth);
+                        sqlite3_bind_int(st, 5, m->present);
+                        sqlite3_bind_int(st, 6, m->zero);
+                        sqlite3_bind_int(st, 7, m->data);
+                        sqlite3_bind_int(st, 8, m->compressed);
+                        if (m->has_offset) {
+                                sqlite3_bind_int64(st, 9, (int64_t)m->offset);
+                                bind_id(st, 10, m->file_id);
+                        } else {
+                                sqlite3_bind_null(st, 9);
+                                sqlite3_bind_null(st, 10);
+                        }
+                        rc = sqlite3_step(st);
+                        sqlite3_reset(st);
+                        if (rc != SQLITE_DONE)
+                                return db_error(s, err, "recording map entries");
+                }
+                *rows = r->u.map.n;
+                s->map_rows += r->u.map.n;
+                return 0;
+        case IA_REC_FINDING:
+                st = s->st[ST_FINDING];
+                sqlite3_bind_int64(st, 1, sid);
+                bind_id(st, 2, r->u.finding.image_id);
+                bind_id(st, 3, r->u.finding.file_id);
+                bind_text(st, 4, r->u.finding.code);
+                ia_store_bind_path(st, 5, r->u.finding.message);
+                return step(s, st, "recording a finding", err);
+        case IA_REC_OVF:
+                st = s->st[ST_OVF];
+                sqlite3_bind_int64(st, 1, sid);
+                sqlite3_bind_int64(st, 2, r->u.ovf.archive_file_id);
+                bind_text(st, 3, r->u.ovf.disk_id);
+                ia_store_bind_path(st, 4, r->u.ovf.href);
+                sqlite3_bind_int64(st, 5, (int64_t)r->u.ovf.capacity);
+                bind_text(st, 6, r->u.ovf.format);
+                bind_id(st, 7, r->u.ovf.member_file_id);
+                return step(s, st, "recording an OVF disk", err);
+        case IA_REC_REUSE:
+                for (int k = ST_REUSE_IMAGE; k <= ST_REUSE_FINDINGS; k++) {
+                        st = s->st[k];
+                        sqlite3_bind_int64(st, 1, r->u.reuse.old_image_id);
+                        sqlite3_bind_int64(st, 2, r->u.reuse.new_image_id);
+                        if (k != ST_REUSE_MAP)
+                                sqlite3_bind_int64(st, 3, sid);
+                        if (step(s, st, "carrying an unchanged image over", err) < 0)
+                                return -1;
+                        if (k == ST_REUSE_MAP) {
+                                *rows += (uint64_t)sqlite3_changes(s->db);
+                                s->map_rows += (uint64_t)sqlite3_changes(s->db);
+                        }
+                }
+                return 0;
+        }
+        return ia_error_set(err, IA_ERR_INTERNAL, "unknown record type %d", (int)r->type);
+}
+
+/* From now on records are dropped: wake producers waiting for room. */
+static void set_failed(struct ia_store *s)
+{
+        pthread_mutex_lock(&s->lock);
+        s->failed = true;
+        pthread_cond_broadcast(&s->not_full);
+        pthread_mutex_unlock(&s->lock);
+}
+
+static void *writer_main(void *arg)
+{
+        struct ia_store *s = arg;
+        struct ia_rec *batch_head = NULL;
+        bool in_tx = false;
+        uint64_t batch = 0;
+
+        for (;;) {
+                struct ia_rec *r;
+                uint64_t rows;
+                bool idle, failed;
+
+                if (!batch_head) {
+                        /* Take everything queued in one go: producers rarely wait. */
+                        pthread_mutex_lock(&s->lock);
+                        while (!s->head && !s->stopping)
+                                pthread_cond_wait(&s->not_empty, &s->lock);
+                        batch_head = s->head;
+                        s->head = s->tail = NULL;
+                        s->len = 0;
+                        pthread_cond_broadcast(&s->not_full);
+                        pthread_mutex_unlock(&s->lock);
+                        if (!batch_head)
+                                break; /* stopping and drained */
+                }
+                r = batch_head;
+                batch_head = r->next;
+                idle = !batch_head;
+                pthread_mutex_lock(&s->lock);
+                failed = s->failed;
+                if (idle)
+                        idle = !s->head;
+                pthread_mutex_unlock(&s->lock);
+                if (failed) {
+                        ia_rec_free(r);
+                        continue;
+                }
+                if (s->delay_ms)
+                        usleep(s->delay_ms * 1000u);
+                if (!in_tx) {
+                        if (exec(s, "BEGIN", &s->werr) < 0)
+                                goto fail;
+                        in_tx = true;
+                }
+                if (apply(s, r, &rows, &s->werr) < 0)
+                        goto fail;
+                ia_rec_free(r);
+                batch += rows;
+                if (batch >= IA_BATCH_ROWS || (idle && batch >= 1000) || s->delay_ms) {
+                        if (exec(s, "COMMIT", &s->werr) < 0)
+                                goto fail_norec;
+                        in_tx = false;
+                        batch = 0;
+                }
+                continue;
+        fail:
+                ia_rec_free(r);
+        fail_norec:
+                if (in_tx)
+                        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                in_tx = false;
+                set_failed(s);
+        }
+        if (in_tx && exec(s, "COMMIT", &s->werr) < 0) {
+                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                set_failed(s);
+        }
+        return NULL;
+}
+
+int ia_store_writer_start(struct ia_store *s, int64_t scan_id, size_t cap, struct ia_error *err)
+{
+        for (int i = 0; i < ST_COUNT; i++)
+                if (!s->st[i] &&
+                    sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                                       NULL) != SQLITE_OK)
+                        return db_error(s, err, "preparing statements");
+        s->scan_id = scan_id;
+        s->cap = cap ? cap : 1024;
+        s->stopping = false;
+        s->failed = false;
+        s->map_rows = 0;
+        ia_error_clear(&s->werr);
+        if (pthread_create(&s->thread, NULL, writer_main, s) != 0)
+                return ia_error_set(err, IA_ERR_NOMEM, "cannot start the writer thread");
+        s->running = true;
+        return 0;
+}
+
+int ia_store_put_list(struct ia_store *s, struct ia_rec *head)
+{
+        struct ia_rec *last = head;
+        size_t n = 1;
+        bool wake;
+
+        if (!head)
+                return 0;
+        while (last->next) {
+                last = last->next;
+                n++;
+        }
+        pthread_mutex_lock(&s->lock);
+        while (s->len >= s->cap && !s->failed)
+                pthread_cond_wait(&s->not_full, &s->lock);
+        if (s->failed) {
+                pthread_mutex_unlock(&s->lock);
+                while (head) {
+                        struct ia_rec *next = head->next;
+
+                        ia_rec_free(head);
+                        head = next;
+                }
+                return -1;
+        }
+        wake = !s->head;
+        if (s->tail)
+                s->tail->next = head;
+        else
+                s->head = head;
+        s->tail = last;
+        s->len += n;
+        if (wake)
+                pthread_cond_signal(&s->not_empty);
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+}
+
+int ia_store_put(struct ia_store *s, struct ia_rec *r)
+{
+        if (!r)
+                return -1;
+        r->next = NULL;
+        return ia_store_put_list(s, r);
+}
+
+int ia_store_writer_stop(struct ia_store *s, uint64_t *map_rows, struct ia_error *err)
+{
+        if (!s->running)
+                return 0;
+        pthread_mutex_lock(&s->lock);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->not_empty);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->thread, NULL);
+        s->running = false;
+        if (map_rows)
+                *map_rows = s->map_rows;
+        if (s->failed) {
+                if (err)
+                        *err = s->werr;
+                return -1;
+        }
+        return 0;
+}

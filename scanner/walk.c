@@ -1,0 +1,370 @@
+/*
+ * The directory walk (see walk.h): descriptors all the way down, nothing
+ * followed, nothing but directories opened.
+ */
+#define _GNU_SOURCE
+#include "walk.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define IA_WALK_MAX_DEPTH 256
+
+char *ia_path_join(const char *a, const char *b)
+{
+        size_t la = strlen(a), lb = strlen(b);
+        bool slash = la > 0 && a[la - 1] != '/';
+        char *p = malloc(la + slash + lb + 1);
+
+        if (!p)
+                return NULL;
+        memcpy(p, a, la);
+        if (slash)
+                p[la] = '/';
+        memcpy(p + la + slash, b, lb + 1);
+        return p;
+}
+
+static void identity_of(const struct stat *st, struct ia_identity *id)
+{
+        id->dev = (uint64_t)st->st_dev;
+        id->ino = (uint64_t)st->st_ino;
+        id->size = (uint64_t)st->st_size;
+        id->allocated = (uint64_t)st->st_blocks * 512;
+        id->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+        id->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
+int ia_walk_root_open(struct ia_walk_root *r, const char *arg, struct ia_error *err)
+{
+        struct stat st;
+
+        memset(r, 0, sizeof(*r));
+        r->arg = arg;
+        r->dirfd = -1;
+        if (stat(arg, &st) < 0)
+                return ia_error_errno(err, errno == ENOENT ? IA_ERR_MISSING : IA_ERR_IO, errno,
+                                      "cannot scan '%s'", arg);
+        r->dev = (uint64_t)st.st_dev;
+        if (S_ISDIR(st.st_mode)) {
+                r->dirpath = strdup(arg);
+        } else if (S_ISREG(st.st_mode)) {
+                char *copy = strdup(arg);
+
+                if (!copy)
+                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                r->dirpath = strdup(dirname(copy));
+                free(copy);
+                r->is_file = true;
+        } else {
+                return ia_error_set(err, IA_ERR_USAGE,
+                                    "cannot scan '%s': not a directory or a regular file", arg);
+        }
+        if (!r->dirpath)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        r->dirfd = open(r->dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (r->dirfd < 0) {
+                ia_error_errno(err, IA_ERR_IO, errno, "cannot open directory '%s'", r->dirpath);
+                free(r->dirpath);
+                r->dirpath = NULL;
+                return -1;
+        }
+        return 0;
+}
+
+void ia_walk_root_close(struct ia_walk_root *r)
+{
+        if (r->dirfd >= 0)
+                close(r->dirfd);
+        r->dirfd = -1;
+        free(r->dirpath);
+        r->dirpath = NULL;
+}
+
+struct walker {
+        const struct ia_walk_opts *o;
+        size_t root;
+        uint64_t root_dev;
+        unsigned max_depth;
+};
+
+static bool excluded(const struct ia_walk_opts *o, const char *name, const char *path)
+{
+        if (!o->exclude)
+                return false;
+        for (size_t i = 0; o->exclude[i]; i++)
+                if (fnmatch(o->exclude[i], name, 0) == 0 || fnmatch(o->exclude[i], path, 0) == 0)
+                        return true;
+        return false;
+}
+
+static void entry_errno(const struct walker *w, const char *path, const char *what, int e)
+{
+        char msg[256];
+
+        snprintf(msg, sizeof(msg), "%s: %s", what, strerror(e));
+        w->o->on_entry(w->o->opaque, path, "unreadable",
+                       e == EACCES || e == EPERM ? "permission" : "io", msg);
+}
+
+/* First visit of (dev, ino)?  If not, *first is the path it was seen at. */
+static int first_visit(const struct walker *w, const struct stat *st, const char *path,
+                       const char **first)
+{
+        struct ia_fid_key k = {(uint64_t)st->st_dev, (uint64_t)st->st_ino};
+        char *seen = ia_hmap_get(w->o->visited, &k, sizeof(k));
+        char *copy;
+
+        if (seen) {
+                *first = seen;
+                return 0;
+        }
+        copy = strdup(path);
+        if (!copy || ia_hmap_put(w->o->visited, &k, sizeof(k), copy) < 0) {
+                free(copy);
+                return -1;
+        }
+        return 1;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int walk_dir(const struct walker *w, int dirfd, const char *rel, const char *path,
+                    unsigned depth, struct ia_error *err);
+
+/* One directory entry; rel and path are its own. */
+static int visit(const struct walker *w, int dirfd, const char *name, const char *rel,
+                 const char *path, unsigned depth, struct ia_error *err)
+{
+        const struct ia_walk_opts *o = w->o;
+        const char *first;
+        struct stat st;
+        int r;
+
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                entry_errno(w, path, "cannot stat", errno);
+                return 0;
+        }
+        if (S_ISLNK(st.st_mode)) {
+                char target[4096];
+                ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
+
+                target[n > 0 ? n : 0] = '\0';
+                o->on_entry(o->opaque, path, "symlink", "not followed", n >= 0 ? target : NULL);
+                return 0;
+        }
+        if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode) ||
+            S_ISBLK(st.st_mode)) {
+                o->on_entry(o->opaque, path,
+                            S_ISFIFO(st.st_mode)   ? "fifo"
+                            : S_ISSOCK(st.st_mode) ? "socket"
+                                                   : "device",
+                            "not opened", NULL);
+                return 0;
+        }
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+                o->on_entry(o->opaque, path, "other", "not a regular file", NULL);
+                return 0;
+        }
+        r = first_visit(w, &st, path, &first);
+        if (r < 0)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        if (r == 0) {
+                o->on_entry(o->opaque, path, S_ISDIR(st.st_mode) ? "directory-seen" : "hardlink",
+                            "already visited", first);
+                return 0;
+        }
+        if (S_ISDIR(st.st_mode)) {
+                int fd;
+
+                if (o->one_file_system && (uint64_t)st.st_dev != w->root_dev) {
+                        o->on_entry(o->opaque, path, "other-filesystem", "--one-file-system", NULL);
+                        return 0;
+                }
+                if (depth + 1 > w->max_depth) {
+                        o->on_entry(o->opaque, path, "unreadable", "too-deep",
+                                    "directory nesting deeper than the cap");
+                        return 0;
+                }
+                fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0) {
+                        entry_errno(w, path, "cannot open directory", errno);
+                        return 0;
+                }
+                return walk_dir(w, fd, rel, path, depth + 1, err);
+        }
+        {
+                struct ia_walk_file f;
+
+                f.root = w->root;
+                f.rel = strdup(rel);
+                f.path = strdup(path);
+                if (!f.rel || !f.path) {
+                        free(f.rel);
+                        free(f.path);
+                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                }
+                identity_of(&st, &f.id);
+                o->on_file(o->opaque, &f);
+        }
+        return 0;
+}
+
+/* Walk the directory open at dirfd (taken over). */
+static int walk_dir(const struct walker *w, int dirfd, const char *rel, const char *path,
+                    unsigned depth, struct ia_error *err)
+{
+        DIR *d = fdopendir(dirfd);
+        struct dirent *de;
+        char **names = NULL;
+        size_t n = 0, cap = 0;
+        int rc = 0;
+
+        if (!d) {
+                entry_errno(w, path, "cannot read directory", errno);
+                close(dirfd);
+                return 0;
+        }
+        errno = 0;
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (n == cap) {
+                        size_t nc = cap ? cap * 2 : 32;
+                        char **nn = realloc(names, nc * sizeof(*nn));
+
+                        if (!nn)
+                                goto nomem;
+                        names = nn;
+                        cap = nc;
+                }
+                names[n] = strdup(de->d_name);
+                if (!names[n])
+                        goto nomem;
+                n++;
+                errno = 0;
+        }
+        if (errno)
+                entry_errno(w, path, "reading directory", errno);
+        qsort(names, n, sizeof(*names), cmp_names);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+                char *crel = rel ? ia_path_join(rel, names[i]) : strdup(names[i]);
+                char *cpath = ia_path_join(path, names[i]);
+
+                if (!crel || !cpath) {
+                        free(crel);
+                        free(cpath);
+                        goto nomem;
+                }
+                if (!excluded(w->o, names[i], cpath))
+                        rc = visit(w, dirfd, names[i], crel, cpath, depth, err);
+                free(crel);
+                free(cpath);
+        }
+        goto out;
+nomem:
+        rc = ia_error_set(err, IA_ERR_NOMEM, "out of memory walking '%s'", path);
+out:
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
+        closedir(d);
+        return rc;
+}
+
+int ia_walk(const struct ia_walk_root *roots, size_t idx, const struct ia_walk_opts *o,
+            struct ia_error *err)
+{
+        const struct ia_walk_root *r = &roots[idx];
+        struct walker w = {.o = o,
+                           .root = idx,
+                           .root_dev = r->dev,
+                           .max_depth = o->max_depth ? o->max_depth : IA_WALK_MAX_DEPTH};
+        struct stat st;
+        int fd;
+
+        if (r->is_file) {
+                char *copy = strdup(r->arg), *base;
+                int rc;
+
+                if (!copy)
+                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                base = basename(copy);
+                rc = visit(&w, r->dirfd, base, base, r->arg, 0, err);
+                free(copy);
+                return rc;
+        }
+        if (fstat(r->dirfd, &st) == 0) {
+                const char *first;
+
+                if (first_visit(&w, &st, r->arg, &first) == 0) {
+                        o->on_entry(o->opaque, r->arg, "directory-seen", "already visited", first);
+                        return 0;
+                }
+        }
+        fd = openat(r->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+                entry_errno(&w, r->arg, "cannot open directory", errno);
+                return 0;
+        }
+        return walk_dir(&w, fd, NULL, r->arg, 0, err);
+}
+
+struct ia_source *ia_walk_open(const struct ia_walk_root *root, const char *rel,
+                               const struct ia_identity *id, struct ia_error *err)
+{
+        struct open_how how;
+        struct stat st;
+        char proc[64];
+        int pfd, fd;
+
+        memset(&how, 0, sizeof(how));
+        how.flags = O_PATH | O_CLOEXEC | O_NOFOLLOW;
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+        pfd = (int)syscall(SYS_openat2, root->dirfd, rel, &how, sizeof(how));
+        if (pfd < 0 && errno == ENOSYS)
+                pfd = openat(root->dirfd, rel, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+        if (pfd < 0) {
+                int e = errno;
+
+                ia_error_errno(err, e == ENOENT ? IA_ERR_MISSING : IA_ERR_IO, e, "cannot open '%s'",
+                               rel);
+                if (err)
+                        err->reason =
+                            e == ENOENT || e == ELOOP || e == EXDEV ? "changed" : "unreadable";
+                return NULL;
+        }
+        if (fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_dev != id->dev ||
+            (uint64_t)st.st_ino != id->ino) {
+                close(pfd);
+                ia_error_set(err, IA_ERR_IO, "'%s' changed while it was being scanned", rel);
+                if (err)
+                        err->reason = "changed";
+                return NULL;
+        }
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+        fd = open(proc, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        close(pfd);
+        if (fd < 0) {
+                int e = errno;
+
+                ia_error_errno(err, IA_ERR_IO, e, "cannot open '%s' for reading", rel);
+                if (err)
+                        err->reason = e == EACCES || e == EPERM ? "permission" : "unreadable";
+                return NULL;
+        }
+        return ia_source_from_fd(fd, rel, err);
+}

@@ -1,0 +1,80 @@
+/*
+ * The directory walk of `imgaudit scan`.
+ *
+ * openat-style: every directory is opened relative to its parent's
+ * descriptor with O_NOFOLLOW, entries are examined with fstatat(...,
+ * AT_SYMLINK_NOFOLLOW), so symlinks are recorded and never followed, and
+ * nothing but directories is opened here: FIFOs, sockets and devices are
+ * recorded from their lstat and never opened.  Each (dev, ino) is visited
+ * once (hard links and bind-mount loops are recorded, not re-read).  Names
+ * are bytes: a path may hold a newline or invalid UTF-8.
+ *
+ * Regular files are handed to a callback with their identity; the caller
+ * opens them later through ia_walk_open() beneath the root's descriptor,
+ * refusing any symlink on the way, and checks the identity is unchanged.
+ */
+#ifndef IA_WALK_H
+#define IA_WALK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "hmap.h"
+#include "source.h"
+
+struct ia_identity {
+        uint64_t dev, ino, size, allocated;
+        int64_t mtime_ns, ctime_ns;
+};
+
+/* One scan root: the argument as given and a directory descriptor to open beneath. */
+struct ia_walk_root {
+        const char *arg; /* as given */
+        int dirfd;       /* the directory itself, or the parent of a file root */
+        char *dirpath;   /* the path of dirfd's directory (an allowed root) */
+        bool is_file;    /* the root is a single file */
+        uint64_t dev;
+};
+
+struct ia_walk_file {
+        size_t root; /* index into the roots */
+        char *rel;   /* path below the root's dirfd */
+        char *path;  /* display path: the root as given joined with rel */
+        struct ia_identity id;
+};
+
+struct ia_walk_opts {
+        const char *const *exclude; /* fnmatch globs, NULL-terminated; matched on name and path */
+        bool one_file_system;
+        unsigned max_depth;      /* directory nesting cap (0: 256) */
+        struct ia_hmap *visited; /* (dev, ino) -> first path (malloc'd), shared by all roots */
+        /* A regular file (takes ownership of f's strings). */
+        void (*on_file)(void *opaque, struct ia_walk_file *f);
+        /* Anything else worth recording: kind "fifo", "socket", "device", "symlink",
+         * "unreadable", "hardlink", "other-filesystem", "other"; detail may be NULL. */
+        void (*on_entry)(void *opaque, const char *path, const char *kind, const char *reason,
+                         const char *detail);
+        void *opaque;
+};
+
+/* Open a root (directory, or a single file). */
+int ia_walk_root_open(struct ia_walk_root *r, const char *arg, struct ia_error *err);
+void ia_walk_root_close(struct ia_walk_root *r);
+
+/* Walk root number idx; -1 only on a fatal error (ENOMEM); problems are entries. */
+int ia_walk(const struct ia_walk_root *roots, size_t idx, const struct ia_walk_opts *o,
+            struct ia_error *err);
+
+/*
+ * Open a walked file for reading: beneath root->dirfd, no symlink anywhere,
+ * a regular file, and the same (dev, ino) as id (reason "changed" if not).
+ */
+struct ia_source *ia_walk_open(const struct ia_walk_root *root, const char *rel,
+                               const struct ia_identity *id, struct ia_error *err);
+
+/* Join a and b with one '/' (malloc'd). */
+char *ia_path_join(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,105 @@
+#!/bin/bash
+# The store survives: a scan killed with SIGKILL mid-way leaves the previous
+# complete scan intact and queryable, and the next run marks it aborted; a
+# second concurrent scan of one database is refused (exit 3, naming the
+# holder); a damaged or foreign database is refused (exit 3) and left
+# untouched; a full disk aborts the scan with exit 3.
+set -u
+IMGAUDIT=${IMGAUDIT:-imgaudit}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-scan.XXXXXX")
+BG=
+cleanup() {
+	[ -n "$BG" ] && kill -9 "$BG" 2>/dev/null
+	mountpoint -q "$WORK/full" 2>/dev/null && umount "$WORK/full"
+	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+cd "$WORK" || exit 1
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
+q() {
+	local got
+	got=$(sqlite3 db.sqlite "$1" 2>&1)
+	if [ "$got" == "$2" ]; then ok; else bad "$1"; echo "    expected: $2"; echo "    got:      $got"; fi
+}
+
+mkdir -p s
+qemu-img create -q -f qcow2 s/base.qcow2 4M
+qemu-io -c 'write -P 1 0 64k' s/base.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 s/o.qcow2
+qemu-io -c 'write -P 2 1M 64k' s/o.qcow2 >/dev/null
+for i in $(seq 1 60); do cp s/o.qcow2 s/o$i.qcow2; done
+
+"$IMGAUDIT" scan --db db.sqlite --quiet s; [ $? = 0 ] && ok || bad "first scan"
+q "SELECT count(*) FROM v_images" "62"
+before=$(sqlite3 db.sqlite "SELECT * FROM v_images ORDER BY path; SELECT count(*) FROM v_map")
+
+# a slow scan (a test-only writer delay), killed mid-way
+touch s/o1.qcow2 # changed identity: re-read
+IMGAUDIT_NO_INCREMENTAL=1 IMGAUDIT_TEST_WRITER_DELAY_MS=20 "$IMGAUDIT" scan --db db.sqlite --quiet s &
+BG=$!
+for _ in $(seq 50); do
+	[ "$(sqlite3 db.sqlite "SELECT count(*) FROM scans WHERE status = 'running'" 2>/dev/null)" = 1 ] && break
+	sleep 0.1
+done
+sleep 0.5
+# a second scan while the first runs is refused and names the holder
+"$IMGAUDIT" scan --db db.sqlite --quiet s 2>err.txt
+rc=$?
+[ $rc = 3 ] && ok || bad "concurrent scan exit status $rc (expected 3)"
+grep -q "locked by another scan (pid $BG on host" err.txt && ok || { bad "lock message"; cat err.txt; }
+# readers see only the complete scan while the other one writes
+q "SELECT count(*) FROM v_images" "62"
+kill -9 $BG
+wait $BG 2>/dev/null
+BG=
+q "SELECT status FROM scans ORDER BY id" "$(printf 'complete\nrunning')"
+[ "$(sqlite3 db.sqlite "SELECT * FROM v_images ORDER BY path; SELECT count(*) FROM v_map")" == "$before" ] && ok || bad "previous scan changed after SIGKILL"
+q "SELECT count(*) > 0 FROM images WHERE scan_id = 2" "1"
+q "PRAGMA integrity_check" "ok"
+# the next run marks the dead scan aborted and completes
+"$IMGAUDIT" scan --db db.sqlite --quiet s 2>/dev/null; [ $? = 0 ] && ok || bad "scan after the kill"
+q "SELECT status FROM scans ORDER BY id" "$(printf 'complete\naborted\ncomplete')"
+q "SELECT count(*) FROM v_images" "62"
+[ ! -s db.sqlite-wal ] && ok || bad "WAL not checkpointed after the scan"
+
+# a damaged database is refused and left as it was
+head -c 8192 /dev/urandom > junk.db
+sum=$(md5sum < junk.db)
+"$IMGAUDIT" scan --db junk.db --quiet s 2>err.txt; rc=$?
+[ $rc = 3 ] && ok || bad "garbage database: exit $rc (expected 3)"
+[ "$(md5sum < junk.db)" == "$sum" ] && ok || bad "garbage database was modified"
+cp db.sqlite torn.db
+python3 - torn.db <<'PY'
+import sys
+# Overwrite the middle of the file: pages of tables become garbage.
+with open(sys.argv[1], "r+b") as f:
+    f.seek(0, 2); n = f.tell()
+    f.seek(100); f.write(b"\xff" * 200)   # the first page's b-tree header
+PY
+sum=$(md5sum < torn.db)
+"$IMGAUDIT" scan --db torn.db --quiet s 2>err.txt; rc=$?
+[ $rc = 3 ] && ok || { bad "corrupted database: exit $rc (expected 3)"; cat err.txt; }
+[ "$(md5sum < torn.db)" == "$sum" ] && ok || bad "corrupted database was modified"
+sqlite3 other.db "CREATE TABLE t (x); INSERT INTO t VALUES (1)"
+"$IMGAUDIT" scan --db other.db --quiet s 2>/dev/null; [ $? = 3 ] && ok || bad "foreign database must be refused"
+
+# a full disk aborts cleanly (needs a small tmpfs: skipped without mount rights)
+mkdir full
+if mount -t tmpfs -o size=2m tmpfs full 2>/dev/null; then
+	"$IMGAUDIT" scan --db full/db.sqlite --quiet s 2>/dev/null
+	dd if=/dev/zero of=full/filler bs=4k 2>/dev/null # fill what is left
+	IMGAUDIT_NO_INCREMENTAL=1 "$IMGAUDIT" scan --db full/db.sqlite --quiet s 2>err.txt; rc=$?
+	[ $rc = 3 ] && ok || { bad "disk full: exit $rc (expected 3)"; cat err.txt; }
+	grep -qi "full" err.txt && ok || { bad "disk full message"; cat err.txt; }
+	rm -f full/filler
+	[ "$(sqlite3 full/db.sqlite "SELECT count(*) FROM v_images")" = 62 ] && ok || bad "scan before the disk filled up lost"
+	umount full
+else
+	echo "skip: cannot mount a tmpfs for the disk-full case"
+fi
+
+echo "test_scan_crash: $PASS passed, $FAIL failed"
+[ $FAIL = 0 ]

@@ -1,0 +1,176 @@
+#!/bin/bash
+# `imgaudit scan` end to end on a store built here with qemu-img: nested
+# directories, chains across directories, several formats, a raw backing file,
+# a qcow2 external data file, a missing backing file, backing loops (A->B->A
+# and an image naming itself), references leaving the roots (absolute path,
+# ../, json:, a symlink), a FIFO named as a backing file, a FIFO, a symlink
+# loop, a non-image file, names with a newline and invalid UTF-8.  Asserts
+# with SQL on the views, and that v_map equals `imgaudit map --output=json`
+# for every image.
+set -u
+IMGAUDIT=${IMGAUDIT:-imgaudit}
+SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-scan.XXXXXX")
+trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
+# q SQL EXPECTED: the query's output (sqlite3 list mode) must equal EXPECTED
+q() {
+	local got
+	got=$(sqlite3 db.sqlite "$1" 2>&1)
+	if [ "$got" == "$2" ]; then ok; else bad "$1"; echo "    expected: $2"; echo "    got:      $got"; fi
+}
+qi() { qemu-img "$@" >/dev/null || { echo "setup failed: qemu-img $*"; exit 1; }; }
+io() { qemu-io -c "$2" "$1" >/dev/null || { echo "setup failed: qemu-io $*"; exit 1; }; }
+
+mkdir -p s/base s/vms/web s/vms/db/deep/er s/fmt s/broken s/misc outside
+cd s
+# a base and overlays in other directories, two levels
+qi create -f qcow2 base/debian.qcow2 8M
+io base/debian.qcow2 'write -P 1 0 256k'
+io base/debian.qcow2 'write -z 1M 128k'
+io base/debian.qcow2 'write -P 7 3M 64k'
+qi create -f qcow2 -b ../../base/debian.qcow2 -F qcow2 vms/web/web1.qcow2
+io vms/web/web1.qcow2 'write -P 2 128k 64k'
+qi create -f qcow2 -b web1.qcow2 -F qcow2 vms/web/web1-snap.qcow2
+io vms/web/web1-snap.qcow2 'write -P 3 2M 64k'
+qi create -f qcow2 -b ../../../../base/debian.qcow2 -F qcow2 vms/db/deep/er/db.qcow2
+io vms/db/deep/er/db.qcow2 'write -z 0 64k'
+# a backing file without a recorded format (probed), a shorter backing file
+qi create -f qcow2 base/small.qcow2 1M
+io base/small.qcow2 'write -P 9 0 512k'
+qi create -f qcow2 vms/longer.qcow2 4M
+qemu-img rebase -u -b ../base/small.qcow2 vms/longer.qcow2 2>/dev/null
+# a raw base (an image only because something uses it as a backing file)
+head -c 1048576 /dev/urandom > base/plain.raw
+truncate -s 4M base/plain.raw
+qi create -f qcow2 -b ../base/plain.raw -F raw vms/on-raw.qcow2
+io vms/on-raw.qcow2 'write -P 5 2M 64k'
+# other formats
+for f in vdi vpc vhdx qed qcow parallels; do
+	qi create -f "$f" "fmt/disk.$f" 4M
+	io "fmt/disk.$f" 'write -P 4 0 64k' 2>/dev/null || true
+done
+(cd fmt && qi create -f qcow2 -o data_file=disk.data,data_file_raw=on external.qcow2 2M)
+(cd fmt && io external.qcow2 'write -P 6 0 64k')
+qi create -f qcow2 fmt/plain.qcow2 2M
+io fmt/plain.qcow2 'write -P 3 0 128k'
+qemu-img convert -c -O qcow2 fmt/plain.qcow2 fmt/compressed.qcow2 >/dev/null
+rm fmt/plain.qcow2
+# broken chains
+qi create -f qcow2 -b ghost.qcow2 -F qcow2 -u broken/missing.qcow2 4M
+qi create -f qcow2 broken/loop-a.qcow2 4M
+qi create -f qcow2 -b loop-a.qcow2 -F qcow2 broken/loop-b.qcow2
+qemu-img rebase -u -b loop-b.qcow2 -F qcow2 broken/loop-a.qcow2
+qi create -f qcow2 broken/self.qcow2 4M
+python3 - broken/self.qcow2 <<'PY'
+import struct, sys
+# Patch the header to name the image itself as its backing file.
+name = b"self.qcow2"
+with open(sys.argv[1], "r+b") as f:
+    hdr = bytearray(f.read(512))
+    off = 4000
+    f.seek(off); f.write(name)
+    f.seek(8); f.write(struct.pack(">QI", off, len(name)))
+PY
+qi create -f qcow2 "$WORK/outside/secret.qcow2" 1M
+qi create -f qcow2 -b "$WORK/outside/secret.qcow2" -F qcow2 -u broken/absolute.qcow2 1M
+qi create -f qcow2 -b ../../outside/secret.qcow2 -F qcow2 -u broken/dotdot.qcow2 1M
+qi create -f qcow2 -b 'json:{"file.filename":"/etc/passwd"}' -F raw -u broken/json.qcow2 1M
+ln -s ../../outside/secret.qcow2 broken/link-out.qcow2
+qi create -f qcow2 -b link-out.qcow2 -F qcow2 -u broken/via-link.qcow2 1M
+mkfifo broken/pipe.qcow2
+qi create -f qcow2 -b pipe.qcow2 -F qcow2 -u broken/fifo-backing.qcow2 1M
+# misc entries
+mkfifo misc/fifo
+ln -s loop1 misc/loop2
+ln -s loop2 misc/loop1
+echo "not an image" > misc/readme.txt
+qi create -f qcow2 misc/$'new\nline.qcow2' 1M
+qi create -f qcow2 misc/$'bad\xffname.qcow2' 1M
+io misc/$'bad\xffname.qcow2' 'write -P 8 0 4k'
+ln misc/readme.txt misc/hardlink.txt
+cd ..
+
+"$IMGAUDIT" scan --db db.sqlite --quiet s
+rc=$?
+[ $rc = 0 ] && ok || bad "scan exit status $rc (expected 0)"
+
+q "SELECT status, files_seen > 25, files_reused FROM scans" "complete|1|0"
+q "SELECT count(*) FROM v_images" "27"
+q "SELECT format, status, chain_depth, backing_path FROM v_images WHERE path = 's/vms/web/web1-snap.qcow2'" \
+	"qcow2|ok|2|s/vms/web/web1.qcow2"
+q "SELECT backing_path FROM v_images WHERE path = 's/vms/db/deep/er/db.qcow2'" "s/base/debian.qcow2"
+q "SELECT format, status, chain_depth FROM v_images WHERE path = 's/base/plain.raw'" "raw|ok|0"
+q "SELECT format FROM v_images WHERE path LIKE 's/fmt/disk.%' ORDER BY 1" \
+	"$(printf 'parallels\nqcow\nqed\nvdi\nvhdx\nvpc')"
+q "SELECT status FROM v_images WHERE path = 's/broken/missing.qcow2'" "missing"
+q "SELECT status FROM v_images WHERE path IN ('s/broken/loop-a.qcow2', 's/broken/loop-b.qcow2', 's/broken/self.qcow2')" \
+	"$(printf 'loop\nloop\nloop')"
+q "SELECT status FROM v_images WHERE path = 's/broken/absolute.qcow2'" "outside-roots"
+q "SELECT status FROM v_images WHERE path = 's/broken/dotdot.qcow2'" "outside-roots"
+q "SELECT status FROM v_images WHERE path = 's/broken/json.qcow2'" "protocol"
+q "SELECT status FROM v_images WHERE path = 's/broken/via-link.qcow2'" "outside-roots"
+q "SELECT status FROM v_images WHERE path = 's/broken/fifo-backing.qcow2'" "not-regular"
+q "SELECT status, target_path FROM v_links WHERE path = 's/broken/missing.qcow2'" "missing|s/broken/ghost.qcow2"
+q "SELECT count(*) FROM v_images WHERE path LIKE '%secret%'" "0"
+q "SELECT kind, detail FROM v_entries WHERE path = 's/misc/loop1'" "symlink|loop2"
+q "SELECT kind FROM v_entries WHERE path IN ('s/misc/fifo', 's/broken/pipe.qcow2') ORDER BY 1" \
+	"$(printf 'fifo\nfifo')"
+q "SELECT kind, detail FROM v_entries WHERE path = 's/misc/readme.txt'" "hardlink|s/misc/hardlink.txt"
+q "SELECT kind FROM v_entries WHERE path = 's/misc/hardlink.txt'" "not-an-image"
+q "SELECT count(*) FROM v_entries WHERE path = 's/fmt/disk.data'" "0"
+q "SELECT sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE f.path = 's/fmt/disk.data'" "data-file"
+q "SELECT count(*) FROM v_map WHERE path = 's/fmt/external.qcow2' AND file = 's/fmt/disk.data'" "1"
+q "SELECT count(*) FROM v_map WHERE path = 's/fmt/compressed.qcow2' AND compressed = 1" "1"
+q "SELECT max(depth) FROM v_map WHERE path = 's/vms/web/web1-snap.qcow2'" "2"
+q "SELECT file FROM v_map WHERE path = 's/vms/web/web1-snap.qcow2' AND depth = 2 AND data = 1 LIMIT 1" \
+	"s/base/debian.qcow2"
+# names round-trip byte for byte (newline, invalid UTF-8)
+python3 - db.sqlite <<'PY' && ok || bad "byte-exact names"
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1]); con.text_factory = bytes
+paths = {r[0] for r in con.execute("SELECT path FROM v_images")}
+assert b"s/misc/new\nline.qcow2" in paths, paths
+assert b"s/misc/bad\xffname.qcow2" in paths, paths
+row = con.execute("SELECT typeof(path) FROM v_images WHERE path = ?", (b"s/misc/bad\xffname.qcow2",)).fetchone()
+assert row == (b"blob",), row
+PY
+# the map of every image equals imgaudit map's
+python3 "$SOURCE_DIR/tests/scripts/scan_vmap_check.py" db.sqlite "$IMGAUDIT" --min 18 && ok || bad "v_map vs imgaudit map"
+# nothing outside the database, its lock and the WAL files was written
+[ -z "$(find s outside -newer db.sqlite.lock -not -type d 2>/dev/null)" ] && ok || bad "files in the store changed"
+
+# usage errors
+"$IMGAUDIT" scan --db db.sqlite 2>/dev/null; [ $? = 2 ] && ok || bad "no ROOT must be a usage error"
+"$IMGAUDIT" scan --db db.sqlite --bogus s 2>/dev/null; [ $? = 2 ] && ok || bad "unknown option must be exit 2"
+"$IMGAUDIT" scan --db db.sqlite -j 0 s 2>/dev/null; [ $? = 2 ] && ok || bad "-j 0 must be exit 2"
+
+# --exclude and --no-archives
+"$IMGAUDIT" scan --db ex.sqlite --quiet --exclude '*.qcow2' --exclude 'fmt' s
+q2() { local got; got=$(sqlite3 ex.sqlite "$1"); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got: $got"; }; }
+q2 "SELECT count(*) FROM v_images WHERE format = 'qcow2'" "0"
+q2 "SELECT count(*) FROM v_images WHERE path LIKE 's/fmt/%'" "0"
+
+# an image that cannot be mapped is recorded with its reason and the exit status is 1
+mkdir -p damaged
+qemu-img create -q -f qcow2 damaged/cut.qcow2 64M
+qemu-io -c 'write -P 1 0 64k' damaged/cut.qcow2 >/dev/null
+python3 - damaged/cut.qcow2 <<'PY'
+import struct, sys
+# Point the L1 table far beyond the end of the file.
+with open(sys.argv[1], "r+b") as f:
+    f.seek(40); f.write(struct.pack(">Q", 1 << 40))
+PY
+"$IMGAUDIT" scan --db dmg.sqlite --quiet damaged 2>/dev/null
+rc=$?
+[ $rc = 1 ] && ok || bad "a damaged image must give exit status 1, got $rc"
+got=$(sqlite3 dmg.sqlite "SELECT status IN ('corrupt', 'truncated'), error IS NOT NULL FROM v_images")
+[ "$got" = "1|1" ] && ok || bad "damaged image status: $got"
+[ "$(sqlite3 dmg.sqlite "SELECT exit_status, problems FROM scans")" = "1|1" ] && ok || bad "scan row of a scan with problems"
+
+echo "test_scan_store: $PASS passed, $FAIL failed"
+[ $FAIL = 0 ]
