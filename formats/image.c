@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bytes.h"
 
@@ -123,6 +124,14 @@ int ia_file_status(struct ia_file *f, uint64_t off, uint64_t len, struct ia_bsta
         st->file = f;
         st->eof = off + st->len == f->len;
         return 0;
+}
+
+uint64_t ia_clock_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 const char *ia_ref_kind_name(enum ia_ref_kind kind)

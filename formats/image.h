@@ -101,6 +101,9 @@ struct ia_open_ctx {
         unsigned max_depth; /* backing chain depth cap (0: IA_DEFAULT_MAX_DEPTH) */
         bool lenient;       /* a broken backing link ends the chain instead of failing */
         bool probe_tail;    /* let probes see the last bytes too (see ia_driver_probe) */
+        /* ia_clock_ns() time after which block status fails with IA_ERR_LIMIT
+           (reason "budget"); 0: no limit.  The scanner's per-image budget. */
+        uint64_t deadline_ns;
         /* Optional observers, for the scanner: every reference and every finding. */
         void (*on_link)(void *opaque, const struct ia_image *from, const char *name,
                         enum ia_ref_kind kind, const struct ia_file *target,
@@ -195,6 +198,9 @@ struct ia_driver {
  */
 int ia_image_open_ref(struct ia_image *img, const char *name, enum ia_ref_kind kind,
                       struct ia_file **out, struct ia_error *err);
+
+/* A monotonic clock in nanoseconds, for deadlines. */
+uint64_t ia_clock_ns(void);
 
 /* Report a finding (an audit result, not an error) about img. */
 void ia_image_finding(const struct ia_image *img, const char *code, const char *fmt, ...)

@@ -38,6 +38,14 @@ int ia_layer_status_own(struct ia_image *img, uint64_t off, uint64_t len, struct
         if (len > img->size - off)
                 len = img->size - off;
         memset(st, 0, sizeof(*st));
+        if (img->ctx && img->ctx->deadline_ns && ia_clock_ns() > img->ctx->deadline_ns) {
+                ia_error_set(err, IA_ERR_LIMIT,
+                             "the time budget for this image ran out at guest offset %llu of %llu",
+                             (unsigned long long)off, (unsigned long long)img->size);
+                if (err)
+                        err->reason = "budget";
+                return -1;
+        }
         if (!img->drv->block_status) {
                 /* A format without block status: all data, no offset (qemu does the same). */
                 st->len = len;

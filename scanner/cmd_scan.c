@@ -52,7 +52,8 @@
 
 const char ia_scan_usage[] =
     "usage: imgaudit scan [--db FILE] [-j N] [--exclude GLOB]... [--allow-root DIR]...\n"
-    "                     [--one-file-system] [--no-archives] [--progress|--quiet] ROOT...\n"
+    "                     [--one-file-system] [--no-archives] [--budget SECONDS]\n"
+    "                     [--progress|--quiet] ROOT...\n"
     "\n"
     "Crawl the ROOTs (directories or files) and archives in them, recognise disk\n"
     "images by content, open every backing chain under a confinement policy, map\n"
@@ -64,6 +65,8 @@ const char ia_scan_usage[] =
     "  --allow-root DIR     also allow backing files beneath DIR (default: the ROOTs)\n"
     "  --one-file-system    do not descend into other file systems\n"
     "  --no-archives        do not look inside tar, OVA, zip and compressed archives\n"
+    "  --budget SECONDS     time allowed to map one image (default 300, 0: no limit);\n"
+    "                       an image over budget is recorded with status 'limit'\n"
     "  --progress           show progress on stderr even when it is not a terminal\n"
     "  --quiet              no progress and no summary\n"
     "\n"
@@ -105,7 +108,8 @@ struct scan {
         const char **allow;
         size_t nallow;
         bool one_fs, no_archives;
-        int progress; /* -1 quiet, 0 when stderr is a terminal, 1 forced */
+        int progress;       /* -1 quiet, 0 when stderr is a terminal, 1 forced */
+        uint64_t budget_ns; /* time allowed to map one image (0: no limit) */
         char **root_args;
         size_t nroots;
 
@@ -657,6 +661,8 @@ static void scan_image(struct scan *s, struct ia_source *top_src, const char *pa
         ctx.resolver = &j.sr.r;
         ctx.compat = IA_DEFAULT_COMPAT;
         ctx.lenient = true;
+        if (s->budget_ns)
+                ctx.deadline_ns = ia_clock_ns() + s->budget_ns;
         ctx.on_link = on_link;
         ctx.on_finding = on_finding;
         ctx.opaque = &j;
@@ -1350,6 +1356,7 @@ enum {
         OPT_NO_ARCHIVES,
         OPT_PROGRESS,
         OPT_QUIET,
+        OPT_BUDGET,
 };
 
 static int parse_args(struct scan *s, int argc, char **argv)
@@ -1363,6 +1370,7 @@ static int parse_args(struct scan *s, int argc, char **argv)
             {"no-archives", no_argument, NULL, OPT_NO_ARCHIVES},
             {"progress", no_argument, NULL, OPT_PROGRESS},
             {"quiet", no_argument, NULL, OPT_QUIET},
+            {"budget", required_argument, NULL, OPT_BUDGET},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -1410,6 +1418,18 @@ static int parse_args(struct scan *s, int argc, char **argv)
                 case OPT_QUIET:
                         s->progress = -1;
                         break;
+                case OPT_BUDGET: {
+                        double secs;
+
+                        errno = 0;
+                        secs = strtod(optarg, &end);
+                        if (errno || end == optarg || *end || !(secs >= 0) || secs > 86400 * 365)
+                                return usage_error("--budget wants seconds (0 for no limit), "
+                                                   "not '%s'",
+                                                   optarg);
+                        s->budget_ns = (uint64_t)(secs * 1e9);
+                        break;
+                }
                 case 'h':
                         fputs(ia_scan_usage, stdout);
                         return 0;
@@ -1589,6 +1609,7 @@ int ia_cmd_scan(int argc, char **argv)
         s.db_path = "imgaudit.db";
         ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         s.nworkers = ncpu > 0 ? (unsigned)ncpu : 1;
+        s.budget_ns = 300ull * 1000000000u;
         pthread_mutex_init(&s.reg_lock, NULL);
         ia_hmap_init(&s.by_fid);
         ia_hmap_init(&s.findings);
