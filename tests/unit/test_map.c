@@ -73,8 +73,10 @@ static const struct ia_driver fake = {
     .close = fake_close,
 };
 
-static struct ia_file file_a = {.name = (char *)"a.img"};
-static struct ia_file file_b = {.name = (char *)"b.img"};
+/* Host files large enough that no scripted offset lies past their end. */
+static struct ia_source big = {.size = UINT64_MAX};
+static struct ia_file file_a = {.name = (char *)"a.img", .src = &big};
+static struct ia_file file_b = {.name = (char *)"b.img", .src = &big};
 
 #define MAXE 32
 struct collected {
@@ -291,6 +293,62 @@ static void test_errors_mid_way(void **state)
         assert_int_equal(c.n, 1);
 }
 
+static int findings;
+
+static void count_finding(void *opaque, const struct ia_image *img, const char *code,
+                          const char *msg)
+{
+        (void)opaque;
+        (void)img;
+        (void)msg;
+        assert_string_equal(code, "data-past-eof");
+        findings++;
+}
+
+static void test_past_eof_is_a_finding(void **state)
+{
+        static struct ia_source small = {.size = 8192};
+        static struct ia_file f = {.name = (char *)"small.img", .src = &small};
+        static const struct seg segs[] = {
+            {0, 4096, D, 0, &f},
+            {4096, 8192, D, 4096, &f}, /* ends 4096 bytes past the end */
+            {12288, 4096, D, 65536, &f},
+        };
+        struct script sc = {segs, 3, 0};
+        struct ia_open_ctx ctx = {.on_finding = count_finding};
+        struct ia_image img;
+        struct collected c = {0};
+
+        (void)state;
+        image(&img, &sc, 16384, false);
+        img.ctx = &ctx;
+        findings = 0;
+        run(&img, 0, IA_MAP_NO_MAX, 0, &c, 0);
+        /* The map is what it is; the image gets one finding, not one per entry. */
+        assert_int_equal(c.n, 2);
+        assert_int_equal(findings, 1);
+}
+
+static void test_deadline(void **state)
+{
+        static const struct seg segs[] = {{0, 4096, D, 0, &file_a}};
+        struct script sc = {segs, 1, 0};
+        struct ia_open_ctx ctx = {.deadline_ns = 1};
+        struct ia_map_opts o = {.max_len = IA_MAP_NO_MAX};
+        struct ia_image img;
+        struct collected c = {0};
+        struct ia_error err;
+
+        (void)state;
+        image(&img, &sc, 4096, false);
+        img.ctx = &ctx;
+        assert_int_equal(ia_map(&img, &o, collect, &c, &err), -1);
+        assert_int_equal(err.cat, IA_ERR_LIMIT);
+        assert_string_equal(err.reason, "budget");
+        ctx.deadline_ns = ia_clock_ns() + 60ull * 1000000000u;
+        assert_int_equal(ia_map(&img, &o, collect, &c, &err), 0);
+}
+
 static void test_mergeable_rule(void **state)
 {
         struct ia_map_entry a = {.start = 0,
@@ -332,6 +390,8 @@ int main(void)
             cmocka_unit_test(test_windows_and_placeholder),
             cmocka_unit_test(test_errors_mid_way),
             cmocka_unit_test(test_mergeable_rule),
+            cmocka_unit_test(test_past_eof_is_a_finding),
+            cmocka_unit_test(test_deadline),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
