@@ -38,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archive.h"
+#include "archives.h"
 #include "chain.h"
 #include "commands.h"
 #include "compose.h"

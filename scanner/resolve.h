@@ -14,7 +14,7 @@
 #ifndef IA_RESOLVE_H
 #define IA_RESOLVE_H
 
-#include "archive.h"
+#include "archives.h"
 #include "chain.h"
 
 struct ia_scan_resolver {

@@ -13,8 +13,10 @@ cflags="-std=c11 -D_FILE_OFFSET_BITS=64 -g -O1 -fsanitize=fuzzer,address,undefin
 	-fno-sanitize-recover=undefined -I$src/formats -I$src/scanner"
 formats=$(ls "$src"/formats/*.c)
 status=0
-for target in image probe; do
-	clang $cflags -o "$out/fuzz_$target" "$src/contrib/fuzz/fuzz_$target.c" $formats -lz -lzstd
+for target in image probe archive; do
+	extra=""
+	[ "$target" = archive ] && extra="$src/scanner/archives.c $src/scanner/spool.c -larchive"
+	clang $cflags -o "$out/fuzz_$target" "$src/contrib/fuzz/fuzz_$target.c" $formats $extra -lz -lzstd
 	rm -rf "$out/corpus-$target" && cp -r "$src/contrib/fuzz/corpus/$target" "$out/corpus-$target"
 	mkdir -p "$out/crashes/$target"
 	echo "== fuzz_$target for ${secs}s"

@@ -26,9 +26,10 @@
  * against the header's size before decompressing), total decompressed bytes
  * and the ratio of decompressed bytes to archive bytes read, past a 1 MiB
  * slack (bombs stop at the cap within the cap's worth of work; zero blocks
- * never reach the disk).  Note that a gzip'ed, mostly empty disk image
- * compresses about 1000:1 and xz/zstd ones far more: raise max_ratio to
- * accept them.  A problem met
+ * never reach the disk).  The default ratio cap is high (100000:1) because a
+ * gzip'ed, mostly empty disk image compresses past 1000:1 and xz/zstd ones
+ * far more: the spool budget and the decompressed-bytes cap are what bound a
+ * bomb's cost.  A problem met
  * after the first member (truncated stream, a cap reached) stops the walk but
  * not the open: the members recorded before it stay usable and the problem is
  * reported by ia_archive_error().
@@ -76,7 +77,7 @@ struct ia_archive_limits {
         uint64_t max_members;      /* default 100000 */
         uint64_t spool_budget;     /* total decompressed bytes kept, default 4 GiB */
         uint64_t spool_memory;     /* bytes kept in memory before spilling, default 64 MiB */
-        uint64_t max_ratio;        /* decompressed / compressed cap (bombs), default 1000 */
+        uint64_t max_ratio;        /* decompressed / compressed cap (bombs), default 100000 */
         unsigned max_nesting;      /* archives inside archives, default 2 */
         const char *tmpdir;        /* where spools spill, default $TMPDIR or /tmp */
         uint64_t max_decompressed; /* bytes decompressed in one walk, default 4 x spool_budget */

@@ -31,9 +31,9 @@
  * error), zip64 quirks beyond what libarchive handles, cpio/7z/iso9660/rar.
  */
 #define _GNU_SOURCE
-#include "archive.h"
+#include "archives.h"
 
-#include <la/la_archive.h>
+#include <archive.h>
 #include <archive_entry.h>
 #include <ctype.h>
 #include <errno.h>
@@ -48,7 +48,7 @@
 #define DEFAULT_MAX_MEMBERS  100000u
 #define DEFAULT_SPOOL_BUDGET (4ull << 30)
 #define DEFAULT_SPOOL_MEMORY (64ull << 20)
-#define DEFAULT_MAX_RATIO    1000u
+#define DEFAULT_MAX_RATIO    100000u
 #define DEFAULT_MAX_NESTING  2u
 #define RATIO_SLACK          (1ull << 20) /* decompressed bytes before the ratio cap applies */
 #define READ_BLOCK           (256u << 10)

@@ -1,0 +1,945 @@
+/*
+ * Tests of scanner/archive.c: archives built at test time (tar, gzip, xz,
+ * zstd, bzip2, zip command-line tools, and libarchive's write API for hostile
+ * names and special members), read back through member sources and compared
+ * with the bytes that went in.  Missing tools fail the test with the package
+ * to install; nothing is skipped silently.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "archives.h"
+
+static char tmp[256];
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void sh(const char *fmt, ...)
+{
+        char cmd[4096];
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        assert_true(r > 0 && (size_t)r < sizeof(cmd));
+        r = system(cmd);
+        if (r != 0)
+                fail_msg("command failed (%d): %s", r, cmd);
+}
+
+static void need_tool(const char *tool, const char *package)
+{
+        char cmd[256];
+
+        snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
+        if (system(cmd) != 0)
+                fail_msg("the '%s' command is missing: install the '%s' package (tests/setup.sh)",
+                         tool, package);
+}
+
+static char *path(const char *name)
+{
+        static char buf[4][512];
+        static int k;
+        char *p = buf[k++ % 4];
+
+        snprintf(p, 512, "%s/%s", tmp, name);
+        return p;
+}
+
+/* Deterministic, incompressible bytes. */
+static void fill(uint8_t *p, size_t len, uint32_t seed)
+{
+        uint32_t x = seed * 2654435761u + 1;
+
+        for (size_t i = 0; i < len; i++) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                p[i] = (uint8_t)x;
+        }
+}
+
+static void write_file(const char *name, const void *buf, size_t len)
+{
+        int fd = open(path(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, buf, len), (ssize_t)len);
+        close(fd);
+}
+
+static uint8_t *pattern(size_t len, uint32_t seed)
+{
+        uint8_t *p = malloc(len ? len : 1);
+
+        assert_non_null(p);
+        fill(p, len, seed);
+        return p;
+}
+
+static struct ia_archive *open_archive(const char *name, const struct ia_archive_limits *lim)
+{
+        struct ia_error err = {0};
+        struct ia_source *src = ia_source_open_file(AT_FDCWD, path(name), 0, &err);
+        struct ia_archive *a = NULL;
+
+        if (!src)
+                fail_msg("open %s: %s", name, err.msg);
+        if (ia_archive_open(src, name, lim, &a, &err) < 0)
+                fail_msg("archive open %s: %s", name, err.msg);
+        ia_source_unref(src);
+        return a;
+}
+
+static int open_archive_err(const char *name, const struct ia_archive_limits *lim,
+                            struct ia_error *err)
+{
+        struct ia_source *src = ia_source_open_file(AT_FDCWD, path(name), 0, err);
+        struct ia_archive *a = NULL;
+        int r;
+
+        assert_non_null(src);
+        r = ia_archive_open(src, name, lim, &a, err);
+        ia_source_unref(src);
+        ia_archive_free(a);
+        return r;
+}
+
+static const struct ia_archive_member *must_find(const struct ia_archive *a, const char *name)
+{
+        const struct ia_archive_member *m = ia_archive_find(a, name);
+
+        if (!m)
+                fail_msg("member '%s' not found", name);
+        return m;
+}
+
+/* The member's bytes equal want. */
+static void check_bytes(const struct ia_archive_member *m, const uint8_t *want, size_t len)
+{
+        struct ia_error err = {0};
+        uint8_t *got;
+
+        if (!m->src)
+                fail_msg("member '%s' has no source: %s", m->name, m->error.msg);
+        assert_int_equal(m->src->size, len);
+        got = malloc(len ? len : 1);
+        assert_non_null(got);
+        if (ia_read(m->src, got, len, 0, "member", &err) < 0)
+                fail_msg("reading '%s': %s", m->name, err.msg);
+        assert_memory_equal(got, want, len);
+        free(got);
+}
+
+static int setup(void **state)
+{
+        const char *t = getenv("TMPDIR");
+
+        (void)state;
+        snprintf(tmp, sizeof(tmp), "%s/ia-archive-XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(tmp))
+                return -1;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        char cmd[512];
+
+        (void)state;
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A tree: in/a.bin (300 KiB), in/b.txt, in/empty, in/sub/<long name> */
+#define A_LEN (300u * 1024 + 17)
+#define LONGNAME                                                                                   \
+        "sub/a-name-well-past-the-one-hundred-bytes-of-a-ustar-name-field/"                        \
+        "and-then-some-more-to-need-a-prefix.bin"
+
+static void make_tree(void)
+{
+        uint8_t *a = pattern(A_LEN, 1);
+
+        sh("rm -rf '%s' && mkdir -p '%s/sub/a-name-well-past-the-one-hundred-bytes-of-a-ustar-"
+           "name-field'",
+           path("in"), path("in"));
+        write_file("in/a.bin", a, A_LEN);
+        write_file("in/b.txt", "hello, archive\n", 15);
+        write_file("in/empty", "", 0);
+        write_file("in/" LONGNAME, a, 5000);
+        free(a);
+}
+
+static void check_tree(struct ia_archive *a, bool spooled)
+{
+        uint8_t *want = pattern(A_LEN, 1);
+        const char *names[] = {"a.bin", "b.txt", "empty", LONGNAME};
+
+        check_bytes(must_find(a, "a.bin"), want, A_LEN);
+        check_bytes(must_find(a, "./b.txt"), (const uint8_t *)"hello, archive\n", 15);
+        check_bytes(must_find(a, "empty"), (const uint8_t *)"", 0);
+        check_bytes(must_find(a, LONGNAME), want, 5000);
+        for (size_t i = 0; i < 4; i++) {
+                const struct ia_archive_member *m = must_find(a, names[i]);
+
+                assert_int_equal(m->type, IA_MEMBER_FILE);
+                if (spooled && m->size > 0)
+                        assert_true(m->flags & IA_MEMBER_SPOOLED);
+                if (!spooled)
+                        assert_false(m->flags & IA_MEMBER_SPOOLED);
+        }
+        assert_int_equal(must_find(a, "sub")->type, IA_MEMBER_DIR);
+        assert_null(ia_archive_error(a));
+        free(want);
+}
+
+static void test_tar_windows(void **state)
+{
+        const char *formats[] = {"gnu", "pax", "ustar", "oldgnu", "posix"};
+
+        (void)state;
+        need_tool("tar", "tar");
+        make_tree();
+        for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+                struct ia_archive *a;
+
+                sh("tar --format=%s -cf '%s' -C '%s' a.bin b.txt empty sub", formats[i],
+                   path("t.tar"), path("in"));
+                a = open_archive("t.tar", NULL);
+                check_tree(a, false);
+                ia_archive_free(a);
+        }
+}
+
+static void test_compressed_spool(void **state)
+{
+        static const struct {
+                const char *tool, *package, *ext;
+        } comp[] = {{"gzip", "gzip", "gz"},
+                    {"xz", "xz-utils", "xz"},
+                    {"zstd", "zstd", "zst"},
+                    {"bzip2", "bzip2", "bz2"}};
+
+        (void)state;
+        need_tool("tar", "tar");
+        make_tree();
+        sh("tar --format=pax -cf '%s' -C '%s' a.bin b.txt empty sub", path("c.tar"), path("in"));
+        for (size_t i = 0; i < sizeof(comp) / sizeof(comp[0]); i++) {
+                struct ia_archive_limits lim = {0};
+                struct ia_archive *a;
+                char name[64];
+
+                need_tool(comp[i].tool, comp[i].package);
+                snprintf(name, sizeof(name), "c.tar.%s", comp[i].ext);
+                sh("%s -c < '%s' > '%s'", comp[i].tool, path("c.tar"), path(name));
+                a = open_archive(name, NULL);
+                check_tree(a, true);
+                ia_archive_free(a);
+                /* Tiny memory allowance: members spill to the temporary file. */
+                lim.spool_memory = 4096;
+                a = open_archive(name, &lim);
+                check_tree(a, true);
+                ia_archive_free(a);
+        }
+}
+
+static void test_spool_holes(void **state)
+{
+        /* A mostly empty image compresses past 1000:1: raise the ratio cap for it. */
+        struct ia_archive_limits lim = {.spool_memory = 1, .max_ratio = 100000};
+        const struct ia_archive_member *m;
+        struct ia_archive *a;
+        uint8_t *data = pattern(4096, 9);
+        uint64_t r = 0;
+        int en = 0;
+
+        (void)state;
+        need_tool("tar", "tar");
+        need_tool("gzip", "gzip");
+        sh("rm -rf '%s' && mkdir '%s' && truncate -s 8M '%s'", path("h"), path("h"),
+           path("h/z.img"));
+        sh("printf 'data' | dd of='%s' bs=1 seek=%d conv=notrunc status=none", path("h/z.img"),
+           6 << 20);
+        sh("tar -cf - -C '%s' z.img | gzip -c > '%s'", path("h"), path("h.tar.gz"));
+        a = open_archive("h.tar.gz", &lim);
+        m = must_find(a, "z.img");
+        if (!m->src)
+                fail_msg("%s", m->error.msg);
+        assert_true(m->flags & IA_MEMBER_SPOOLED);
+        /* Zero blocks are holes in the spool file. */
+        assert_int_equal(ia_source_seek(m->src, 0, IA_SEEK_DATA, &r, &en), 0);
+        assert_int_equal(r, 6 << 20);
+        assert_int_equal(ia_source_seek(m->src, r, IA_SEEK_HOLE, &r, &en), 0);
+        assert_int_equal(r, (6 << 20) + 4096);
+        ia_archive_free(a);
+        free(data);
+}
+
+static void test_sparse_members(void **state)
+{
+        const char *variants[] = {"--format=gnu", "--format=pax --sparse-version=0.0",
+                                  "--format=pax --sparse-version=0.1",
+                                  "--format=pax --sparse-version=1.0"};
+        uint8_t *d1 = pattern(10000, 3), *d2 = pattern(70000, 4);
+        const uint64_t size = 64ull << 20, off2 = 32ull << 20;
+
+        (void)state;
+        need_tool("tar", "tar");
+        sh("rm -rf '%s' && mkdir '%s' && truncate -s %llu '%s'", path("sp"), path("sp"),
+           (unsigned long long)size, path("sp/s.img"));
+        {
+                int fd = open(path("sp/s.img"), O_WRONLY);
+
+                assert_true(fd >= 0);
+                assert_int_equal(pwrite(fd, d1, 10000, 0), 10000);
+                assert_int_equal(pwrite(fd, d2, 70000, (off_t)off2), 70000);
+                close(fd);
+        }
+        for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
+                const struct ia_archive_member *m;
+                struct ia_archive *a;
+                struct ia_error err = {0};
+                uint8_t *buf = malloc(70000);
+                uint64_t r = 0;
+                int en = 0;
+
+                sh("tar %s --sparse -cf '%s' -C '%s' s.img", variants[v], path("sp.tar"),
+                   path("sp"));
+                a = open_archive("sp.tar", NULL);
+                m = must_find(a, "s.img");
+                if (!m->src)
+                        fail_msg("%s: %s", variants[v], m->error.msg);
+                assert_int_equal(m->size, size);
+                assert_true(m->flags & IA_MEMBER_SPARSE);
+                assert_false(m->flags & IA_MEMBER_SPOOLED);
+                assert_int_equal(ia_read(m->src, buf, 10000, 0, "d1", &err), 0);
+                assert_memory_equal(buf, d1, 10000);
+                assert_int_equal(ia_read(m->src, buf, 70000, off2, "d2", &err), 0);
+                assert_memory_equal(buf, d2, 70000);
+                assert_int_equal(ia_read(m->src, buf, 4096, 1 << 20, "hole", &err), 0);
+                for (size_t i = 0; i < 4096; i++)
+                        assert_int_equal(buf[i], 0);
+                assert_int_equal(ia_source_seek(m->src, 0, IA_SEEK_HOLE, &r, &en), 0);
+                assert_true(r >= 10000 && r < off2);
+                assert_int_equal(ia_source_seek(m->src, r, IA_SEEK_DATA, &r, &en), 0);
+                assert_true(r <= off2 && r > (1 << 20));
+                assert_int_equal(ia_source_seek(m->src, off2 + 70000 + 8192, IA_SEEK_DATA, &r, &en),
+                                 -1);
+                assert_int_equal(en, ENXIO);
+                ia_archive_free(a);
+
+                /* The same member in a compressed tar is spooled, sparse or not. */
+                sh("gzip -c < '%s' > '%s'", path("sp.tar"), path("sp.tar.gz"));
+                a = open_archive("sp.tar.gz", NULL);
+                m = must_find(a, "s.img");
+                assert_non_null(m->src);
+                assert_true(m->flags & IA_MEMBER_SPOOLED);
+                assert_int_equal(ia_read(m->src, buf, 70000, off2, "d2", &err), 0);
+                assert_memory_equal(buf, d2, 70000);
+                ia_archive_free(a);
+                free(buf);
+        }
+        free(d1);
+        free(d2);
+}
+
+/* An uncompressed member's window shows the archive file's holes. */
+static void test_window_seek_data(void **state)
+{
+        const struct ia_archive_member *m;
+        struct ia_archive *a;
+        uint8_t *d = pattern(1 << 20, 5);
+        uint64_t hole = 0, data = 0;
+        int en = 0;
+        struct stat st;
+
+        (void)state;
+        need_tool("tar", "tar");
+        sh("rm -rf '%s' && mkdir '%s'", path("w"), path("w"));
+        sh("head -c 16M /dev/zero > '%s'", path("w/f.img")); /* stored as zeros, no --sparse */
+        {
+                int fd = open(path("w/f.img"), O_WRONLY);
+
+                assert_int_equal(pwrite(fd, d, 1 << 20, 0), 1 << 20);
+                assert_int_equal(pwrite(fd, d, 1 << 20, 15 << 20), 1 << 20);
+                close(fd);
+        }
+        sh("tar --format=gnu -cf - -C '%s' f.img | cp --sparse=always /dev/stdin '%s'", path("w"),
+           path("w.tar"));
+        assert_int_equal(stat(path("w.tar"), &st), 0);
+        if ((uint64_t)st.st_blocks * 512 >= 8u << 20)
+                fail_msg("the test directory's filesystem keeps no holes (%s)", tmp);
+        a = open_archive("w.tar", NULL);
+        m = must_find(a, "f.img");
+        assert_non_null(m->src);
+        assert_false(m->flags & (IA_MEMBER_SPOOLED | IA_MEMBER_SPARSE));
+        assert_int_equal(ia_source_seek(m->src, 0, IA_SEEK_HOLE, &hole, &en), 0);
+        assert_true(hole >= 1 << 20 && hole < (1 << 20) + 8192);
+        assert_int_equal(ia_source_seek(m->src, hole, IA_SEEK_DATA, &data, &en), 0);
+        assert_true(data <= 15 << 20 && data > (15 << 20) - 8192);
+        ia_archive_free(a);
+        free(d);
+}
+
+/* Hostile names and special members, written with libarchive. */
+static void add_entry(struct archive *w, const char *name, unsigned type, const char *link,
+                      const char *hardlink, const void *data, size_t len)
+{
+        struct archive_entry *e = archive_entry_new();
+
+        archive_entry_copy_pathname(e, name);
+        archive_entry_set_filetype(e, type);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, (la_int64_t)len);
+        if (link)
+                archive_entry_copy_symlink(e, link);
+        if (hardlink)
+                archive_entry_copy_hardlink(e, hardlink);
+        if (type == AE_IFCHR)
+                archive_entry_set_rdev(e, 0x0103);
+        assert_true(archive_write_header(w, e) >= ARCHIVE_WARN);
+        if (len)
+                assert_int_equal(archive_write_data(w, data, len), (la_ssize_t)len);
+        archive_entry_free(e);
+}
+
+static void test_flags(void **state)
+{
+        struct archive *w = archive_write_new();
+        const struct ia_archive_member *m;
+        struct ia_archive *a;
+        size_t n, dups = 0;
+
+        (void)state;
+        archive_write_set_format_pax_restricted(w);
+        assert_int_equal(archive_write_open_filename(w, path("flags.tar")), ARCHIVE_OK);
+        add_entry(w, "../evil", AE_IFREG, NULL, NULL, "x", 1);
+        add_entry(w, "/abs/path", AE_IFREG, NULL, NULL, "y", 1);
+        add_entry(w, "a/../../b", AE_IFREG, NULL, NULL, "z", 1);
+        add_entry(w, "ok..name", AE_IFREG, NULL, NULL, "o", 1);
+        add_entry(w, "win\\..\\x", AE_IFREG, NULL, NULL, "w", 1);
+        add_entry(w, "dup.txt", AE_IFREG, NULL, NULL, "first", 5);
+        add_entry(w, "./dup.txt", AE_IFREG, NULL, NULL, "second", 6);
+        add_entry(w, "sl", AE_IFLNK, "/etc/passwd", NULL, NULL, 0);
+        add_entry(w, "hl", AE_IFREG, NULL, "dup.txt", NULL, 0);
+        add_entry(w, "fifo", AE_IFIFO, NULL, NULL, NULL, 0);
+        add_entry(w, "dev", AE_IFCHR, NULL, NULL, NULL, 0);
+        add_entry(w, "new\nline", AE_IFREG, NULL, NULL, "n", 1);
+        add_entry(w, "bad\xff\xfe-utf8", AE_IFREG, NULL, NULL, "u", 1);
+        assert_int_equal(archive_write_close(w), ARCHIVE_OK);
+        archive_write_free(w);
+
+        a = open_archive("flags.tar", NULL);
+        assert_null(ia_archive_error(a));
+        assert_int_equal(ia_archive_count(a), 13);
+        assert_true(must_find(a, "win\\..\\x")->flags & IA_MEMBER_TRAVERSAL);
+        assert_true(must_find(a, "../evil")->flags & IA_MEMBER_TRAVERSAL);
+        assert_true(must_find(a, "/abs/path")->flags & IA_MEMBER_ABSOLUTE);
+        assert_false(must_find(a, "/abs/path")->flags & IA_MEMBER_TRAVERSAL);
+        assert_true(must_find(a, "a/../../b")->flags & IA_MEMBER_TRAVERSAL);
+        assert_int_equal(must_find(a, "ok..name")->flags & (IA_MEMBER_TRAVERSAL | 2), 0);
+        m = must_find(a, "dup.txt");
+        assert_true(m->flags & IA_MEMBER_DUPLICATE);
+        check_bytes(m, (const uint8_t *)"second", 6); /* the last one, as extraction leaves */
+        for (size_t i = 0; i < ia_archive_count(a); i++)
+                dups += (ia_archive_member(a, i)->flags & IA_MEMBER_DUPLICATE) != 0;
+        assert_int_equal(dups, 1);
+        m = must_find(a, "sl");
+        assert_int_equal(m->type, IA_MEMBER_SYMLINK);
+        assert_string_equal(m->link_target, "/etc/passwd");
+        assert_null(m->src);
+        m = must_find(a, "hl");
+        assert_int_equal(m->type, IA_MEMBER_HARDLINK);
+        assert_string_equal(m->link_target, "dup.txt");
+        assert_null(m->src);
+        assert_int_equal(must_find(a, "fifo")->type, IA_MEMBER_FIFO);
+        assert_null(must_find(a, "fifo")->src);
+        assert_int_equal(must_find(a, "dev")->type, IA_MEMBER_DEVICE);
+        check_bytes(must_find(a, "new\nline"), (const uint8_t *)"n", 1);
+        check_bytes(must_find(a, "bad\xff\xfe-utf8"), (const uint8_t *)"u", 1);
+        n = ia_archive_count(a);
+        assert_string_equal(ia_archive_member(a, n - 2)->name, "new\nline");
+        ia_archive_free(a);
+}
+
+static void test_zip(void **state)
+{
+        uint8_t *big = pattern(200000, 7);
+        struct ia_archive *a;
+        const struct ia_archive_member *m;
+
+        (void)state;
+        need_tool("zip", "zip");
+        sh("rm -rf '%s' && mkdir '%s'", path("z"), path("z"));
+        write_file("z/big.bin", big, 200000);
+        sh("head -c 300000 /dev/zero > '%s'", path("z/zeros.bin"));
+        write_file("z/small.txt", "tiny", 4);
+        sh("cd '%s' && rm -f ../s.zip && zip -q -0 ../s.zip big.bin small.txt && zip -q -9 "
+           "../s.zip zeros.bin",
+           path("z"));
+        a = open_archive("s.zip", NULL);
+        assert_null(ia_archive_error(a));
+        m = must_find(a, "big.bin");
+        check_bytes(m, big, 200000);
+        assert_false(m->flags & IA_MEMBER_SPOOLED); /* stored: a window */
+        m = must_find(a, "small.txt");
+        check_bytes(m, (const uint8_t *)"tiny", 4);
+        assert_false(m->flags & IA_MEMBER_SPOOLED);
+        m = must_find(a, "zeros.bin");
+        assert_true(m->flags & IA_MEMBER_SPOOLED); /* deflated: spooled */
+        {
+                uint8_t *z = calloc(1, 300000);
+
+                check_bytes(m, z, 300000);
+                free(z);
+        }
+        ia_archive_free(a);
+        free(big);
+}
+
+static void test_truncated(void **state)
+{
+        struct ia_archive *a;
+        const struct ia_error *e;
+        const struct ia_archive_member *m;
+        uint8_t *p1 = pattern(100000, 11), *p2 = pattern(100000, 12);
+        struct stat st;
+
+        (void)state;
+        need_tool("tar", "tar");
+        need_tool("gzip", "gzip");
+        sh("rm -rf '%s' && mkdir '%s'", path("tr"), path("tr"));
+        write_file("tr/1.bin", p1, 100000);
+        write_file("tr/2.bin", p2, 100000);
+        write_file("tr/3.bin", p2, 100000);
+        sh("tar --format=gnu -cf '%s' -C '%s' 1.bin 2.bin 3.bin", path("tr.tar"), path("tr"));
+        sh("head -c 250000 '%s' > '%s'", path("tr.tar"), path("cut.tar"));
+        a = open_archive("cut.tar", NULL);
+        e = ia_archive_error(a);
+        assert_non_null(e);
+        assert_int_equal(e->cat, IA_ERR_TRUNCATED);
+        check_bytes(must_find(a, "1.bin"), p1, 100000);
+        check_bytes(must_find(a, "2.bin"), p2, 100000);
+        m = must_find(a, "3.bin");
+        assert_null(m->src);
+        assert_true(m->flags & IA_MEMBER_TRUNCATED);
+        assert_non_null(strstr(m->error.msg, "3.bin"));
+        ia_archive_free(a);
+
+        /* A truncated gzip stream: the members before the cut stay readable. */
+        sh("gzip -c < '%s' > '%s'", path("tr.tar"), path("tr.tar.gz"));
+        assert_int_equal(stat(path("tr.tar.gz"), &st), 0);
+        /* Cut well inside 3.bin: libarchive drops the decompressed block the cut falls in. */
+        sh("head -c %lld '%s' > '%s'", (long long)st.st_size - 30000, path("tr.tar.gz"),
+           path("cut.tar.gz"));
+        a = open_archive("cut.tar.gz", NULL);
+        e = ia_archive_error(a);
+        assert_non_null(e);
+        assert_int_equal(e->cat, IA_ERR_TRUNCATED);
+        check_bytes(must_find(a, "1.bin"), p1, 100000);
+        check_bytes(must_find(a, "2.bin"), p2, 100000);
+        m = must_find(a, "3.bin");
+        assert_null(m->src);
+        assert_true(m->flags & IA_MEMBER_TRUNCATED);
+        ia_archive_free(a);
+        free(p1);
+        free(p2);
+}
+
+static double now(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* 1 GiB of zeros in a tar, as gzip (about 1 MB) and as zstd. */
+static void make_bombs(void)
+{
+        struct stat st;
+
+        if (stat(path("bomb.tar.gz"), &st) == 0)
+                return;
+        need_tool("tar", "tar");
+        need_tool("gzip", "gzip");
+        need_tool("zstd", "zstd");
+        sh("rm -rf '%s' && mkdir '%s' && truncate -s 1G '%s'", path("b"), path("b"),
+           path("b/zeros.img"));
+        /* gzip members concatenate: compress 64 MiB of zeros once, repeat it. */
+        sh("cd '%s' && tar --format=gnu -cf - zeros.img | head -c 512 | gzip -9 > hdr.gz && "
+           "head -c 64M /dev/zero | gzip -9 > z64.gz && head -c 1024 /dev/zero | gzip -9 > "
+           "end.gz && (cat hdr.gz; for i in $(seq 16); do cat z64.gz; done; cat end.gz) > "
+           "'%s'",
+           path("b"), path("bomb.tar.gz"));
+        sh("cd '%s' && tar --format=gnu -cf - zeros.img | zstd -q -c > '%s'", path("b"),
+           path("bomb.tar.zst"));
+}
+
+static void test_bomb(void **state)
+{
+        struct ia_archive_limits lim = {0};
+        const struct ia_archive_member *m;
+        const struct ia_error *e;
+        struct ia_archive *a;
+        double t;
+
+        (void)state;
+        make_bombs();
+
+        /* Budget smaller than the member: refused at once, and skipping hits the ratio. */
+        lim.spool_budget = 64u << 20;
+        lim.max_ratio = 100;
+        t = now();
+        a = open_archive("bomb.tar.gz", &lim);
+        t = now() - t;
+        m = must_find(a, "zeros.img");
+        assert_null(m->src);
+        assert_int_equal(m->error.cat, IA_ERR_LIMIT);
+        e = ia_archive_error(a);
+        assert_non_null(e);
+        assert_int_equal(e->cat, IA_ERR_LIMIT);
+        assert_non_null(strstr(e->msg, "ratio"));
+        assert_non_null(strstr(e->msg, "zeros.img"));
+        assert_true(t < 5.0);
+        ia_archive_free(a);
+
+        /* Budget large enough: spooling starts and the ratio stops it. */
+        lim.spool_budget = 0;
+        t = now();
+        a = open_archive("bomb.tar.gz", &lim);
+        t = now() - t;
+        m = must_find(a, "zeros.img");
+        assert_null(m->src);
+        assert_int_equal(m->error.cat, IA_ERR_LIMIT);
+        assert_non_null(strstr(m->error.msg, "ratio"));
+        assert_true(t < 5.0);
+        ia_archive_free(a);
+
+        /* A zstd bomb (ratio far beyond 1000:1) against a 1000:1 cap.  The default cap
+         * is higher (real, mostly empty disk images compress past 1000:1 with gzip);
+         * the spool budget and the decompressed-bytes cap bound the rest. */
+        memset(&lim, 0, sizeof(lim));
+        lim.max_ratio = 1000;
+        t = now();
+        a = open_archive("bomb.tar.zst", &lim);
+        t = now() - t;
+        m = must_find(a, "zeros.img");
+        assert_null(m->src);
+        assert_int_equal(m->error.cat, IA_ERR_LIMIT);
+        assert_true(t < 5.0);
+        ia_archive_free(a);
+
+        /* The decompressed-bytes cap alone. */
+        lim.max_ratio = 1u << 30;
+        lim.max_decompressed = 32u << 20;
+        a = open_archive("bomb.tar.zst", &lim);
+        e = ia_archive_error(a);
+        assert_non_null(e);
+        assert_int_equal(e->cat, IA_ERR_LIMIT);
+        assert_non_null(strstr(e->msg, "33554432"));
+        ia_archive_free(a);
+}
+
+static void test_spool_budget(void **state)
+{
+        struct ia_archive_limits lim = {.spool_budget = (5u << 20) / 2};
+        struct ia_archive *a;
+        uint8_t *p = pattern(1 << 20, 13);
+
+        (void)state;
+        need_tool("tar", "tar");
+        need_tool("gzip", "gzip");
+        sh("rm -rf '%s' && mkdir '%s'", path("bu"), path("bu"));
+        write_file("bu/1", p, 1 << 20);
+        write_file("bu/2", p, 1 << 20);
+        write_file("bu/3", p, 1 << 20);
+        write_file("bu/4", "four", 4);
+        sh("tar -cf - -C '%s' 1 2 3 4 | gzip -c > '%s'", path("bu"), path("bu.tar.gz"));
+        a = open_archive("bu.tar.gz", &lim);
+        check_bytes(must_find(a, "1"), p, 1 << 20);
+        check_bytes(must_find(a, "2"), p, 1 << 20);
+        assert_null(must_find(a, "3")->src);
+        assert_int_equal(must_find(a, "3")->error.cat, IA_ERR_LIMIT);
+        assert_non_null(strstr(must_find(a, "3")->error.msg, "2621440"));
+        check_bytes(must_find(a, "4"), (const uint8_t *)"four", 4); /* the walk went on */
+        assert_null(ia_archive_error(a));
+        ia_archive_free(a);
+        free(p);
+}
+
+static void test_member_cap(void **state)
+{
+        struct ia_archive_limits lim = {.max_members = 10};
+        struct ia_archive *a;
+        const struct ia_error *e;
+
+        (void)state;
+        need_tool("tar", "tar");
+        sh("rm -rf '%s' && mkdir '%s' && cd '%s' && for i in $(seq 50); do echo $i > f$i; "
+           "done && tar -cf ../many.tar f*",
+           path("many"), path("many"), path("many"));
+        a = open_archive("many.tar", &lim);
+        assert_int_equal(ia_archive_count(a), 10);
+        e = ia_archive_error(a);
+        assert_non_null(e);
+        assert_int_equal(e->cat, IA_ERR_LIMIT);
+        assert_non_null(strstr(e->msg, "10"));
+        ia_archive_free(a);
+        a = open_archive("many.tar", NULL);
+        assert_int_equal(ia_archive_count(a), 50);
+        ia_archive_free(a);
+}
+
+static const char ovf_text[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<!-- <File ovf:href=\"commented-out.vmdk\" ovf:id=\"file1\"/> -->\n"
+    "<Envelope xmlns=\"http://schemas.dmtf.org/ovf/envelope/1\" "
+    "xmlns:ovf=\"http://schemas.dmtf.org/ovf/envelope/1\">\n"
+    "  <References>\n"
+    "    <File ovf:href=\"disk1.vmdk\" ovf:id=\"file1\" ovf:size=\"1024\"/>\n"
+    "    <File ovf:id='file2' ovf:href='../etc/a&amp;b.vmdk' ovf:size=\"77\"/>\n"
+    "  </References>\n"
+    "  <DiskSection>\n"
+    "    <Info>Virtual disk information</Info>\n"
+    "    <Disk ovf:capacity=\"16\" ovf:capacityAllocationUnits=\"byte * 2^30\" "
+    "ovf:diskId=\"vmdisk1\" ovf:fileRef=\"file1\" "
+    "ovf:format=\"http://www.vmware.com/interfaces/specifications/"
+    "vmdk.html#streamOptimized\"/>\n"
+    "    <ovf:Disk ovf:capacity=\"1000000\" ovf:diskId=\"vmdisk2\" ovf:fileRef=\"file2\"/>\n"
+    "    <Disk ovf:capacity=\"3\" ovf:capacityAllocationUnits=\"byte*10^3\" "
+    "ovf:diskId=\"blank\"></Disk>\n"
+    "  </DiskSection>\n"
+    "</Envelope>\n";
+
+static void test_ova(void **state)
+{
+        struct ia_archive *a;
+        const struct ia_ovf_disk *d;
+
+        (void)state;
+        need_tool("tar", "tar");
+        sh("rm -rf '%s' && mkdir '%s'", path("ova"), path("ova"));
+        write_file("ova/vm.ovf", ovf_text, sizeof(ovf_text) - 1);
+        write_file("ova/disk1.vmdk", "KDMV", 4);
+        sh("tar --format=ustar -cf '%s' -C '%s' vm.ovf disk1.vmdk", path("vm.ova"), path("ova"));
+        a = open_archive("vm.ova", NULL);
+        assert_null(ia_archive_error(a));
+        assert_int_equal(ia_archive_ovf_count(a), 3);
+        d = ia_archive_ovf_disk(a, 0);
+        assert_string_equal(d->disk_id, "vmdisk1");
+        assert_string_equal(d->href, "disk1.vmdk");
+        assert_string_equal(d->file_id, "file1");
+        assert_int_equal(d->capacity, 16ull << 30);
+        assert_int_equal(d->file_size, 1024);
+        assert_non_null(strstr(d->format, "streamOptimized"));
+        d = ia_archive_ovf_disk(a, 1);
+        assert_string_equal(d->disk_id, "vmdisk2");
+        assert_string_equal(d->href, "../etc/a&b.vmdk"); /* data, never a path */
+        assert_int_equal(d->capacity, 1000000);
+        assert_int_equal(d->file_size, 77);
+        assert_null(d->format);
+        d = ia_archive_ovf_disk(a, 2);
+        assert_string_equal(d->disk_id, "blank");
+        assert_null(d->href);
+        assert_int_equal(d->capacity, 3000);
+        assert_null(ia_archive_ovf_disk(a, 3));
+        ia_archive_free(a);
+}
+
+static void test_ovf_hostile(void **state)
+{
+        static const char bad[] =
+            "<Envelope><Disk ovf:capacity=\"99999999999\" "
+            "ovf:capacityAllocationUnits=\"byte * 2^40\" ovf:diskId=\"x\"/>"
+            "<Disk ovf:capacity=\"1\" ovf:capacityAllocationUnits=\"furlongs\""
+            " ovf:diskId=\"y\"/><Disk ovf:diskId=\"unterminated";
+        struct ia_archive *a;
+        const struct ia_error *e;
+
+        (void)state;
+        need_tool("tar", "tar");
+        sh("rm -rf '%s' && mkdir '%s'", path("ovb"), path("ovb"));
+        write_file("ovb/bad.ovf", bad, sizeof(bad) - 1);
+        sh("tar -cf '%s' -C '%s' bad.ovf", path("bad.ova"), path("ovb"));
+        a = open_archive("bad.ova", NULL);
+        e = ia_archive_error(a);
+        assert_non_null(e);
+        assert_int_equal(e->cat, IA_ERR_LIMIT);
+        assert_non_null(strstr(e->msg, "99999999999"));
+        assert_true(ia_archive_ovf_count(a) >= 2);
+        assert_int_equal(ia_archive_ovf_disk(a, 0)->capacity, 0);
+        ia_archive_free(a);
+}
+
+static void test_nesting(void **state)
+{
+        struct ia_archive_limits lim = {.max_nesting = 1};
+        struct ia_archive *outer, *mid, *inner;
+        struct ia_error err = {0};
+        const struct ia_archive_member *m;
+
+        (void)state;
+        need_tool("tar", "tar");
+        need_tool("gzip", "gzip");
+        sh("rm -rf '%s' && mkdir '%s' && cd '%s' && echo leaf > x.bin && tar -cf inner.tar "
+           "x.bin && tar -czf mid.tar.gz inner.tar && tar -cf ../outer.tar mid.tar.gz",
+           path("n"), path("n"), path("n"));
+        outer = open_archive("outer.tar", NULL);
+        m = must_find(outer, "mid.tar.gz");
+        assert_non_null(m->src);
+        assert_true(ia_archive_probe((const uint8_t *)"\x1f\x8b\x08", 3));
+        assert_int_equal(ia_archive_open(m->src, "outer.tar!mid.tar.gz", NULL, &mid, &err), 0);
+        m = must_find(mid, "inner.tar");
+        assert_true(m->flags & IA_MEMBER_SPOOLED);
+        assert_int_equal(ia_archive_open(m->src, "inner.tar", NULL, &inner, &err), 0);
+        check_bytes(must_find(inner, "x.bin"), (const uint8_t *)"leaf\n", 5);
+        /* Depth 3 is past the default cap of 2. */
+        {
+                struct ia_archive *deeper = NULL;
+                m = must_find(inner, "x.bin");
+                assert_int_equal(ia_archive_open(m->src, "x.bin", NULL, &deeper, &err), -1);
+                assert_int_equal(err.cat, IA_ERR_LIMIT);
+                assert_non_null(strstr(err.msg, "nested 3"));
+        }
+        ia_archive_free(inner);
+        /* With a cap of 1, the second level is refused. */
+        m = must_find(mid, "inner.tar");
+        assert_int_equal(ia_archive_open(m->src, "inner.tar", &lim, &inner, &err), -1);
+        assert_int_equal(err.cat, IA_ERR_LIMIT);
+        ia_archive_free(mid);
+        ia_archive_free(outer);
+}
+
+static void test_probe_and_refusal(void **state)
+{
+        uint8_t buf[1024] = {0};
+        struct ia_error err = {0};
+        int fd;
+
+        (void)state;
+        need_tool("tar", "tar");
+        make_tree();
+        sh("tar -cf '%s' -C '%s' b.txt", path("p.tar"), path("in"));
+        fd = open(path("p.tar"), O_RDONLY);
+        assert_int_equal(read(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+        close(fd);
+        assert_true(ia_archive_probe(buf, sizeof(buf)));
+        assert_false(ia_archive_probe(buf, 100));
+        buf[148] ^= 1; /* checksum broken */
+        assert_false(ia_archive_probe(buf, sizeof(buf)));
+        assert_true(ia_archive_probe((const uint8_t *)"PK\3\4", 4));
+        assert_true(ia_archive_probe((const uint8_t *)"\xfd"
+                                                      "7zXZ\0",
+                                     6));
+        assert_true(ia_archive_probe((const uint8_t *)"\x28\xb5\x2f\xfd", 4));
+        assert_false(ia_archive_probe((const uint8_t *)"QFI\xfb\0\0\0\3", 8));
+        memset(buf, 0, sizeof(buf));
+        assert_false(ia_archive_probe(buf, sizeof(buf)));
+
+        fill(buf, sizeof(buf), 99);
+        write_file("random.bin", buf, sizeof(buf));
+        assert_int_equal(open_archive_err("random.bin", NULL, &err), -1);
+        assert_int_equal(err.cat, IA_ERR_UNSUPPORTED);
+        assert_non_null(strstr(err.msg, "random.bin"));
+}
+
+/* Every read failing in turn: no crash, no leak, a clean error. */
+static void test_faults(void **state)
+{
+        struct ia_error err = {0};
+        struct ia_source *file;
+        uint64_t calls = 0;
+
+        (void)state;
+        need_tool("tar", "tar");
+        need_tool("gzip", "gzip");
+        make_tree();
+        sh("tar -cf '%s' -C '%s' a.bin b.txt sub && gzip -c < '%s' > '%s'", path("f.tar"),
+           path("in"), path("f.tar"), path("f.tar.gz"));
+        for (int k = 0; k < 2; k++) {
+                file = ia_source_open_file(AT_FDCWD, path(k ? "f.tar.gz" : "f.tar"), 0, &err);
+                assert_non_null(file);
+                for (uint64_t n = 1;; n++) {
+                        struct ia_source *f;
+                        struct ia_archive *a = NULL;
+                        int r;
+
+                        calls = 0; /* the counter is the caller's and is never reset */
+                        f = ia_source_faulty(file, n, &calls, &err);
+                        assert_non_null(f);
+                        r = ia_archive_open(f, "faulty", NULL, &a, &err);
+
+                        if (r < 0) {
+                                assert_true(calls >= n);
+                                assert_true(err.cat == IA_ERR_IO || err.cat == IA_ERR_CORRUPT ||
+                                            err.cat == IA_ERR_UNSUPPORTED);
+                        } else {
+                                struct ia_error rerr = {0};
+
+                                /* Reads through member windows may fail too: never crash. */
+                                for (size_t i = 0; i < ia_archive_count(a); i++) {
+                                        const struct ia_archive_member *m = ia_archive_member(a, i);
+                                        uint8_t b[16];
+
+                                        if (m->src && m->src->size >= 16)
+                                                (void)ia_read(m->src, b, 16, 0, "m", &rerr);
+                                }
+                                ia_archive_free(a);
+                                if (calls < n) {
+                                        ia_source_unref(f);
+                                        break; /* no read failed: done */
+                                }
+                        }
+                        ia_source_unref(f);
+                        if (n >= 10000)
+                                fail_msg("still failing at read %llu (%llu reads)",
+                                         (unsigned long long)n, (unsigned long long)calls);
+                }
+                ia_source_unref(file);
+        }
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_tar_windows),
+            cmocka_unit_test(test_compressed_spool),
+            cmocka_unit_test(test_spool_holes),
+            cmocka_unit_test(test_sparse_members),
+            cmocka_unit_test(test_window_seek_data),
+            cmocka_unit_test(test_flags),
+            cmocka_unit_test(test_zip),
+            cmocka_unit_test(test_truncated),
+            cmocka_unit_test(test_bomb),
+            cmocka_unit_test(test_spool_budget),
+            cmocka_unit_test(test_member_cap),
+            cmocka_unit_test(test_ova),
+            cmocka_unit_test(test_ovf_hostile),
+            cmocka_unit_test(test_nesting),
+            cmocka_unit_test(test_probe_and_refusal),
+            cmocka_unit_test(test_faults),
+        };
+
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
