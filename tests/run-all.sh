@@ -16,5 +16,8 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
+# The fuzz targets under libFuzzer, briefly and reproducibly (fixed seed and runs).
+contrib/fuzz/run.sh --ci
+
 git ls-files -z '*.c' '*.h' | xargs -0 clang-format --dry-run -Werror
 echo "formatting: ok"

@@ -4,9 +4,14 @@
 # build-fuzz/crashes/<target>/: keep it as tests/fuzz-regressions/<target>/NAME
 # so that CTest replays it forever.
 #   contrib/fuzz/run.sh [SECONDS_PER_TARGET]   (default 30)
+#   contrib/fuzz/run.sh --ci    a fixed seed and a fixed number of runs per
+#                               target: reproducible, about a minute in all
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
+ci=false
+if [ "${1:-}" = --ci ]; then ci=true; shift; fi
 secs=${1:-30}
+declare -A ci_runs=([image]=200000 [probe]=4000000 [archive]=60000)
 out=$src/build-fuzz
 mkdir -p "$out"
 cflags="-std=c11 -D_FILE_OFFSET_BITS=64 -g -O1 -fsanitize=fuzzer,address,undefined
@@ -18,9 +23,15 @@ for target in image probe archive; do
 	[ "$target" = archive ] && extra="$src/scanner/archives.c $src/scanner/spool.c -larchive"
 	clang $cflags -o "$out/fuzz_$target" "$src/contrib/fuzz/fuzz_$target.c" $formats $extra -lz -lzstd
 	rm -rf "$out/corpus-$target" && cp -r "$src/contrib/fuzz/corpus/$target" "$out/corpus-$target"
-	mkdir -p "$out/crashes/$target"
-	echo "== fuzz_$target for ${secs}s"
-	if ! (cd "$out/crashes/$target" && "$out/fuzz_$target" -max_total_time="$secs" -timeout=10 \
+	rm -rf "$out/crashes/$target" && mkdir -p "$out/crashes/$target"
+	if $ci; then
+		budget=(-seed=1 -runs="${ci_runs[$target]}")
+		echo "== fuzz_$target: ${ci_runs[$target]} runs, seed 1"
+	else
+		budget=(-max_total_time="$secs")
+		echo "== fuzz_$target for ${secs}s"
+	fi
+	if ! (cd "$out/crashes/$target" && "$out/fuzz_$target" "${budget[@]}" -timeout=10 \
 		-rss_limit_mb=1024 -max_len=300000 -print_final_stats=0 "$out/corpus-$target" 2>&1 | tail -3); then
 		status=1
 	fi
