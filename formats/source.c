@@ -452,6 +452,20 @@ nomem:
         return NULL;
 }
 
+struct ia_source *ia_source_memory_adopt(void *buf, size_t len, struct ia_error *err)
+{
+        struct memory_source *m = calloc(1, sizeof(*m));
+
+        if (!m) {
+                ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                return NULL;
+        }
+        m->owned = buf;
+        m->buf = buf;
+        ia_source_init(&m->base, &memory_ops, len);
+        return &m->base;
+}
+
 /* ---- fault injection ---- */
 
 struct faulty_source {

@@ -111,6 +111,9 @@ struct ia_source *ia_source_window(struct ia_source *base, uint64_t off, uint64_
  */
 struct ia_source *ia_source_memory(const void *buf, size_t len, bool copy, struct ia_error *err);
 
+/* A memory source that takes over buf (malloc'd; freed with the source). */
+struct ia_source *ia_source_memory_adopt(void *buf, size_t len, struct ia_error *err);
+
 /*
  * Fault injection for tests: a wrapper over base whose preads count into
  * *counter (shared by every wrapper given the same counter, so that "the Nth

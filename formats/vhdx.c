@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "text.h"
 #include "image.h"
 
 #define KIB 1024ull
@@ -166,62 +167,6 @@ static int vhdx_probe(const struct ia_probe *p)
         return 0;
 }
 
-/* Append code point cp as UTF-8 to out (capacity cap); false if full. */
-static bool vhdx_put_utf8(char *out, size_t cap, size_t *n, uint32_t cp)
-{
-        uint8_t b[4];
-        size_t k;
-
-        if (cp < 0x80) {
-                b[0] = (uint8_t)cp;
-                k = 1;
-        } else if (cp < 0x800) {
-                b[0] = (uint8_t)(0xc0 | cp >> 6);
-                b[1] = (uint8_t)(0x80 | (cp & 0x3f));
-                k = 2;
-        } else if (cp < 0x10000) {
-                b[0] = (uint8_t)(0xe0 | cp >> 12);
-                b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-                b[2] = (uint8_t)(0x80 | (cp & 0x3f));
-                k = 3;
-        } else {
-                b[0] = (uint8_t)(0xf0 | cp >> 18);
-                b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
-                b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-                b[3] = (uint8_t)(0x80 | (cp & 0x3f));
-                k = 4;
-        }
-        if (cap - *n < k + 1)
-                return false;
-        memcpy(out + *n, b, k);
-        *n += k;
-        return true;
-}
-
-/* UTF-16LE to UTF-8 (lone surrogates become U+FFFD); the length, or -1. */
-static long vhdx_utf16_to_utf8(const uint8_t *in, size_t len, char *out, size_t cap)
-{
-        size_t n = 0;
-
-        for (size_t i = 0; i + 1 < len; i += 2) {
-                uint32_t cp = ia_le16(in + i);
-
-                if (cp == 0)
-                        break;
-                if (cp >= 0xd800 && cp < 0xdc00 && i + 3 < len && ia_le16(in + i + 2) >= 0xdc00 &&
-                    ia_le16(in + i + 2) < 0xe000) {
-                        cp = 0x10000 + ((cp - 0xd800) << 10) + (ia_le16(in + i + 2) - 0xdc00u);
-                        i += 2;
-                } else if (cp >= 0xd800 && cp < 0xe000) {
-                        cp = 0xfffd;
-                }
-                if (!vhdx_put_utf8(out, cap, &n, cp))
-                        return -1;
-        }
-        out[n] = '\0';
-        return (long)n;
-}
-
 /* Is the UTF-16LE key k[0..klen) the ASCII string s? */
 static bool vhdx_key_is(const uint8_t *k, size_t klen, const char *s)
 {
@@ -276,19 +221,11 @@ static int vhdx_parse_locator(struct ia_image *img, const uint8_t *loc, uint32_t
                         }
                         if (!vhdx_key_is(loc + ko, kl, keys[k]))
                                 continue;
-                        n = vhdx_utf16_to_utf8(loc + vo, vl, name, VHDX_MAX_LOCATOR * 2 + 1);
+                        n = ia_utf16_to_utf8(loc + vo, vl, false, name, VHDX_MAX_LOCATOR * 2 + 1);
                         if (n <= 0)
                                 continue;
-                        if (k == 0) {
-                                /* A Windows relative path: ".\dir\name". */
-                                for (long j = 0; j < n; j++)
-                                        if (name[j] == '\\')
-                                                name[j] = '/';
-                                while (n >= 2 && name[0] == '.' && name[1] == '/') {
-                                        memmove(name, name + 2, (size_t)n - 1);
-                                        n -= 2;
-                                }
-                        }
+                        if (k == 0) /* a Windows relative path: ".\dir\name" */
+                                n = (long)ia_windows_relative_path(name, (size_t)n);
                         if (n <= 0)
                                 continue;
                         ret = ia_image_set_backing(img, name, (size_t)n, "vhdx", err);

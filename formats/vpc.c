@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "text.h"
 #include "image.h"
 
 #define VPC_FOOTER_SIZE  512
@@ -85,84 +86,6 @@ static uint32_t vpc_checksum(const uint8_t *buf, size_t len)
                 if (i < 64 || i >= 68)
                         sum += buf[i];
         return ~sum;
-}
-
-/* Append code point cp as UTF-8 to out (capacity cap); false if full. */
-static bool vpc_put_utf8(char *out, size_t cap, size_t *n, uint32_t cp)
-{
-        uint8_t b[4];
-        size_t k;
-
-        if (cp < 0x80) {
-                b[0] = (uint8_t)cp;
-                k = 1;
-        } else if (cp < 0x800) {
-                b[0] = (uint8_t)(0xc0 | cp >> 6);
-                b[1] = (uint8_t)(0x80 | (cp & 0x3f));
-                k = 2;
-        } else if (cp < 0x10000) {
-                b[0] = (uint8_t)(0xe0 | cp >> 12);
-                b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-                b[2] = (uint8_t)(0x80 | (cp & 0x3f));
-                k = 3;
-        } else {
-                b[0] = (uint8_t)(0xf0 | cp >> 18);
-                b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
-                b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-                b[3] = (uint8_t)(0x80 | (cp & 0x3f));
-                k = 4;
-        }
-        if (cap - *n < k + 1)
-                return false;
-        memcpy(out + *n, b, k);
-        *n += k;
-        return true;
-}
-
-/*
- * Decode UTF-16 (big-endian if be) into UTF-8, stopping at a NUL; lone
- * surrogates become U+FFFD.  Returns the length, or -1 if out is too small.
- */
-static long vpc_utf16_to_utf8(const uint8_t *in, size_t len, bool be, char *out, size_t cap)
-{
-        size_t n = 0;
-
-        for (size_t i = 0; i + 1 < len; i += 2) {
-                uint32_t cp = be ? ia_be16(in + i) : ia_le16(in + i);
-
-                if (cp == 0)
-                        break;
-                if (cp >= 0xd800 && cp < 0xdc00 && i + 3 < len) {
-                        uint32_t lo = be ? ia_be16(in + i + 2) : ia_le16(in + i + 2);
-
-                        if (lo >= 0xdc00 && lo < 0xe000) {
-                                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                                i += 2;
-                        } else {
-                                cp = 0xfffd;
-                        }
-                } else if (cp >= 0xd800 && cp < 0xe000) {
-                        cp = 0xfffd;
-                }
-                if (!vpc_put_utf8(out, cap, &n, cp))
-                        return -1;
-        }
-        out[n] = '\0';
-        return (long)n;
-}
-
-/* Turn a Windows relative path (".\dir\name") into a POSIX one. */
-static size_t vpc_fix_relative(char *s, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                if (s[i] == '\\')
-                        s[i] = '/';
-        while (n >= 2 && s[0] == '.' && s[1] == '/') {
-                memmove(s, s + 2, n - 2);
-                n -= 2;
-                s[n] = '\0';
-        }
-        return n;
 }
 
 /*
@@ -216,8 +139,8 @@ static int vpc_read_parent(struct ia_image *img, const uint8_t *dh, struct ia_er
                         if (ia_read(img->file->src, raw, len, off, "vpc parent locator", err) < 0)
                                 goto out;
                         if (code == 0x57327275 || code == 0x57326b75) {
-                                n = vpc_utf16_to_utf8(raw, len, false, name,
-                                                      VPC_MAX_LOCATOR * 2 + 1);
+                                n = ia_utf16_to_utf8(raw, len, false, name,
+                                                     VPC_MAX_LOCATOR * 2 + 1);
                         } else {
                                 memcpy(name, raw, len);
                                 name[len] = '\0';
@@ -235,7 +158,7 @@ static int vpc_read_parent(struct ia_image *img, const uint8_t *dh, struct ia_er
                                 n -= (long)(p - name);
                                 memmove(name, p, (size_t)n + 1);
                         } else if (code == 0x57327275 || code == 0x57693272) {
-                                n = (long)vpc_fix_relative(name, (size_t)n);
+                                n = (long)ia_windows_relative_path(name, (size_t)n);
                         }
                         if (n <= 0)
                                 continue;
@@ -245,7 +168,7 @@ static int vpc_read_parent(struct ia_image *img, const uint8_t *dh, struct ia_er
         }
         /* No locator: the parent's file name, UTF-16BE, in the header. */
         {
-                long n = vpc_utf16_to_utf8(dh + 64, 512, true, name, VPC_MAX_LOCATOR * 2 + 1);
+                long n = ia_utf16_to_utf8(dh + 64, 512, true, name, VPC_MAX_LOCATOR * 2 + 1);
 
                 ret = n > 0 ? ia_image_set_backing(img, name, (size_t)n, "vpc", err) : 0;
         }

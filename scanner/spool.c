@@ -265,39 +265,6 @@ int ia_spool_write(struct ia_spool *sp, uint64_t off, const void *buf, size_t le
 
 /* ---- member sources ---- */
 
-struct mem_member {
-        struct ia_source base;
-        uint8_t *buf;
-};
-
-static int64_t mem_member_pread(struct ia_source *src, void *buf, size_t len, uint64_t off,
-                                struct ia_error *err)
-{
-        struct mem_member *m = (struct mem_member *)src;
-
-        (void)err;
-        if (off >= src->size)
-                return 0;
-        if (len > src->size - off)
-                len = (size_t)(src->size - off);
-        memcpy(buf, m->buf + off, len);
-        return (int64_t)len;
-}
-
-static void mem_member_destroy(struct ia_source *src)
-{
-        struct mem_member *m = (struct mem_member *)src;
-
-        free(m->buf);
-        free(m);
-}
-
-static const struct ia_source_ops mem_member_ops = {
-    .pread = mem_member_pread,
-    .seek = NULL,
-    .destroy = mem_member_destroy,
-};
-
 struct file_member {
         struct ia_source base;
         struct spool_file *file;
@@ -418,30 +385,25 @@ struct ia_source *ia_spool_end(struct ia_spool *sp, uint64_t size, struct ia_err
                 sp->file_end = sp->file_start + size;
                 src = &m->base;
         } else {
-                struct mem_member *m = calloc(1, sizeof(*m));
                 uint8_t *p;
 
-                if (!m)
-                        goto nomem;
-                p = sp->mbuf;
                 if (size < sp->mcap && size > 0) {
-                        uint8_t *q = realloc(p, (size_t)size); /* give back the slack */
+                        uint8_t *q = realloc(sp->mbuf, (size_t)size); /* give back the slack */
                         if (q)
-                                p = q;
+                                sp->mbuf = q;
                 }
-                if (!p) {
-                        p = malloc(1);
-                        if (!p) {
-                                free(m);
+                if (!sp->mbuf) {
+                        sp->mbuf = malloc(1);
+                        if (!sp->mbuf)
                                 goto nomem;
-                        }
                 }
-                ia_source_init(&m->base, &mem_member_ops, size);
-                m->buf = p;
+                p = sp->mbuf;
+                src = ia_source_memory_adopt(p, (size_t)size, err);
+                if (!src)
+                        goto nomem; /* the buffer stays the spool's */
                 sp->mbuf = NULL;
                 sp->mcap = 0;
                 sp->mem_used += size;
-                src = &m->base;
         }
         sp->used += size;
         sp->active = false;
