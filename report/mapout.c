@@ -10,6 +10,8 @@
  */
 #include "mapout.h"
 
+#include <string.h>
+
 #include "error.h"
 
 void ia_mapout_begin(struct ia_mapout *m)
@@ -20,10 +22,29 @@ void ia_mapout_begin(struct ia_mapout *m)
                 ia_out_char(m->out, '[');
 }
 
-static void json_bool(struct ia_out *o, const char *key, bool v)
+/* Appending to a line being built: literals have their length known at compile time. */
+#define PUT_LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
+
+static char *put_u64(char *p, uint64_t v)
 {
-        ia_out_str(o, key);
-        ia_out_str(o, v ? "true" : "false");
+        char tmp[20];
+        int i = sizeof(tmp);
+
+        do {
+                tmp[--i] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        memcpy(p, tmp + i, sizeof(tmp) - (size_t)i);
+        return p + sizeof(tmp) - i;
+}
+
+static char *put_bool(char *p, bool v)
+{
+        if (v)
+                PUT_LIT(p, "true");
+        else
+                PUT_LIT(p, "false");
+        return p;
 }
 
 int ia_mapout_entry(void *opaque, const struct ia_map_entry *e, bool last, struct ia_error *err)
@@ -50,24 +71,36 @@ int ia_mapout_entry(void *opaque, const struct ia_map_entry *e, bool last, struc
                 }
                 return 0;
         }
-        ia_out_str(o, "{ \"start\": ");
-        ia_out_u64(o, e->start);
-        ia_out_str(o, ", \"length\": ");
-        ia_out_u64(o, e->length);
-        ia_out_str(o, ", \"depth\": ");
-        ia_out_u64(o, e->depth);
-        json_bool(o, ", \"present\": ", e->present);
-        json_bool(o, ", \"zero\": ", e->zero);
-        json_bool(o, ", \"data\": ", e->data);
-        if (m->compressed_key)
-                json_bool(o, ", \"compressed\": ", e->compressed);
-        if (e->has_offset) {
-                ia_out_str(o, ", \"offset\": ");
-                ia_out_u64(o, e->offset);
+        {
+                /* One entry is at most ~200 bytes: build it, then write it once. */
+                char line[256];
+                char *p = line;
+
+                PUT_LIT(p, "{ \"start\": ");
+                p = put_u64(p, e->start);
+                PUT_LIT(p, ", \"length\": ");
+                p = put_u64(p, e->length);
+                PUT_LIT(p, ", \"depth\": ");
+                p = put_u64(p, e->depth);
+                PUT_LIT(p, ", \"present\": ");
+                p = put_bool(p, e->present);
+                PUT_LIT(p, ", \"zero\": ");
+                p = put_bool(p, e->zero);
+                PUT_LIT(p, ", \"data\": ");
+                p = put_bool(p, e->data);
+                if (m->compressed_key) {
+                        PUT_LIT(p, ", \"compressed\": ");
+                        p = put_bool(p, e->compressed);
+                }
+                if (e->has_offset) {
+                        PUT_LIT(p, ", \"offset\": ");
+                        p = put_u64(p, e->offset);
+                }
+                *p++ = '}';
+                if (!last)
+                        PUT_LIT(p, ",\n");
+                ia_out_write(o, line, (size_t)(p - line));
         }
-        ia_out_char(o, '}');
-        if (!last)
-                ia_out_str(o, ",\n");
         return 0;
 }
 

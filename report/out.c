@@ -37,6 +37,13 @@ void ia_out_write(struct ia_out *o, const void *p, size_t n)
 {
         const char *s = p;
 
+        if (n < sizeof(o->buf) - o->len) {
+                /* The common case: it fits. */
+                memcpy(o->buf + o->len, s, n);
+                o->len += n;
+                return;
+        }
+
         while (n > 0) {
                 size_t room = sizeof(o->buf) - o->len;
                 size_t k = n < room ? n : room;
