@@ -5,8 +5,15 @@
 #ifndef IA_COMMANDS_H
 #define IA_COMMANDS_H
 
+#include <stdio.h>
+
 int ia_cmd_map(int argc, char **argv);
 extern const char ia_map_usage[];
+
+int ia_cmd_report(int argc, char **argv);
+extern const char ia_report_usage[];
+/* "imgaudit VERSION (database schema N, report schema N)" for --version. */
+void ia_print_version(FILE *f);
 
 int ia_cmd_scan(int argc, char **argv);
 extern const char ia_scan_usage[];

@@ -23,6 +23,8 @@ static const struct command commands[] = {
      ia_map_usage},
     {"scan", "crawl directories and archives, map every chain, store it in SQLite", ia_cmd_scan,
      ia_scan_usage},
+    {"report", "report capacity, sharing, chains, orphans, findings and growth", ia_cmd_report,
+     ia_report_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -66,7 +68,7 @@ int main(int argc, char **argv)
                 return 0;
         }
         if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
-                printf("imgaudit %s\n", IMGAUDIT_VERSION);
+                ia_print_version(stdout);
                 return 0;
         }
         if (strcmp(argv[1], "help") == 0) {

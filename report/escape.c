@@ -1,0 +1,227 @@
+/*
+ * The one escaping function of the reports and the per-format quoting that
+ * goes on top of it: see escape.h for the rules and why they exist.
+ */
+#include "escape.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Length of the valid UTF-8 sequence at s (1-4) with its code point, or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
+{
+        unsigned c = s[0];
+        size_t k;
+        uint32_t v;
+
+        if (c >= 0xc2 && c <= 0xdf) {
+                k = 1;
+                v = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+                k = 2;
+                v = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+                k = 3;
+                v = c & 0x07;
+        } else {
+                return 0;
+        }
+        if (n <= k)
+                return 0;
+        for (size_t j = 1; j <= k; j++) {
+                if ((s[j] & 0xc0) != 0x80)
+                        return 0;
+                v = (v << 6) | (s[j] & 0x3f);
+        }
+        if ((k == 2 && (v < 0x800 || (v >= 0xd800 && v <= 0xdfff))) ||
+            (k == 3 && (v < 0x10000 || v > 0x10ffff)))
+                return 0;
+        *cp = v;
+        return k + 1;
+}
+
+/* Code points that are valid but must not reach a terminal or a page as is. */
+static bool cp_unsafe(uint32_t cp)
+{
+        return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || cp == 0x200e ||
+               cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) ||
+               cp == 0xfeff;
+}
+
+void ia_escape_name(struct ia_rbuf *b, const char *str, size_t n)
+{
+        const unsigned char *s = (const unsigned char *)str;
+        size_t i = 0;
+
+        while (i < n) {
+                unsigned c = s[i];
+                uint32_t cp;
+                size_t k;
+
+                if (c >= 0x20 && c < 0x7f) {
+                        if (c == '\\')
+                                ia_rbuf_addc(b, '\\');
+                        ia_rbuf_addc(b, (char)c);
+                        i++;
+                        continue;
+                }
+                if (c == '\n' || c == '\t' || c == '\r') {
+                        ia_rbuf_addc(b, '\\');
+                        ia_rbuf_addc(b, c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
+                        i++;
+                        continue;
+                }
+                if (c < 0x80 || (k = utf8_seq(s + i, n - i, &cp)) == 0) {
+                        ia_rbuf_addf(b, "\\x%02x", c);
+                        i++;
+                        continue;
+                }
+                if (cp_unsafe(cp))
+                        ia_rbuf_addf(b, "\\u%04" PRIx32, cp);
+                else
+                        ia_rbuf_add(b, s + i, k);
+                i += k;
+        }
+}
+
+char *ia_escape_dup(const char *s, size_t n)
+{
+        struct ia_rbuf b;
+
+        ia_rbuf_init(&b);
+        ia_escape_name(&b, s, n);
+        ia_rbuf_addc(&b, '\0'); /* an empty name still gets a buffer */
+        if (b.nomem) {
+                ia_rbuf_release(&b);
+                return NULL;
+        }
+        return ia_rbuf_detach(&b, NULL);
+}
+
+bool ia_escape_is_clean(const char *str, size_t n)
+{
+        const unsigned char *s = (const unsigned char *)str;
+        size_t i = 0;
+
+        while (i < n) {
+                uint32_t cp;
+                size_t k;
+
+                if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\') {
+                        i++;
+                        continue;
+                }
+                if (s[i] < 0x80 || (k = utf8_seq(s + i, n - i, &cp)) == 0 || cp_unsafe(cp))
+                        return false;
+                i += k;
+        }
+        return true;
+}
+
+bool ia_utf8_ok(const char *str, size_t n)
+{
+        const unsigned char *s = (const unsigned char *)str;
+        size_t i = 0;
+
+        while (i < n) {
+                uint32_t cp;
+                size_t k;
+
+                if (s[i] == 0)
+                        return false;
+                if (s[i] < 0x80) {
+                        i++;
+                        continue;
+                }
+                k = utf8_seq(s + i, n - i, &cp);
+                if (k == 0)
+                        return false;
+                i += k;
+        }
+        return true;
+}
+
+void ia_csv_field(struct ia_rbuf *b, const char *s)
+{
+        bool quote = false;
+
+        for (const char *p = s; *p; p++)
+                if (*p == ',' || *p == '"' || *p == '\n' || *p == '\r')
+                        quote = true;
+        if (!quote && (*s == ' ' || (*s && s[strlen(s) - 1] == ' ')))
+                quote = true;
+        if (!quote) {
+                ia_rbuf_adds(b, s);
+                return;
+        }
+        ia_rbuf_addc(b, '"');
+        for (const char *p = s; *p; p++) {
+                if (*p == '"')
+                        ia_rbuf_addc(b, '"');
+                ia_rbuf_addc(b, *p);
+        }
+        ia_rbuf_addc(b, '"');
+}
+
+void ia_html_text(struct ia_rbuf *b, const char *s)
+{
+        for (const char *p = s; *p; p++) {
+                switch (*p) {
+                case '&':
+                        ia_rbuf_adds(b, "&amp;");
+                        break;
+                case '<':
+                        ia_rbuf_adds(b, "&lt;");
+                        break;
+                case '>':
+                        ia_rbuf_adds(b, "&gt;");
+                        break;
+                case '"':
+                        ia_rbuf_adds(b, "&quot;");
+                        break;
+                case '\'':
+                        ia_rbuf_adds(b, "&#39;");
+                        break;
+                default:
+                        ia_rbuf_addc(b, *p);
+                }
+        }
+}
+
+void ia_prom_label(struct ia_rbuf *b, const char *s)
+{
+        for (const char *p = s; *p; p++) {
+                if (*p == '\\')
+                        ia_rbuf_adds(b, "\\\\");
+                else if (*p == '"')
+                        ia_rbuf_adds(b, "\\\"");
+                else if (*p == '\n')
+                        ia_rbuf_adds(b, "\\n");
+                else
+                        ia_rbuf_addc(b, *p);
+        }
+}
+
+void ia_iec(char *buf, size_t n, uint64_t v)
+{
+        static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+        double d = (double)v;
+        int u = -1;
+
+        if (v < 1024) {
+                snprintf(buf, n, "%" PRIu64 " B", v);
+                return;
+        }
+        while (d >= 1024.0 && u < 5) {
+                d /= 1024.0;
+                u++;
+        }
+        /* 1023.96 KiB would print as "1024.0 KiB": move to the next unit instead */
+        if (d >= 1023.95 && u < 5) {
+                d /= 1024.0;
+                u++;
+        }
+        snprintf(buf, n, "%.1f %s", d, units[u]);
+}

@@ -1,0 +1,1602 @@
+/*
+ * The figures of `imgaudit report`, section by section: see sections.h, and
+ * imgaudit(1) "REPORT FIGURES" for the definition of every number.
+ *
+ * Everything is computed in C from plain SELECTs over the scan's tables: the
+ * per-image sums were loaded by rpt_load.c; sharing reads the map rows of
+ * each base's descendants at the base's depth and intersects their union
+ * with the base's own data.
+ */
+#define _GNU_SOURCE
+#include "sections.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "escape.h"
+
+const char *const ia_section_names[IA_SEC_COUNT] = {
+    [IA_SEC_SUMMARY] = "summary", [IA_SEC_CAPACITY] = "capacity", [IA_SEC_SHARING] = "sharing",
+    [IA_SEC_CHAINS] = "chains",   [IA_SEC_ORPHANS] = "orphans",   [IA_SEC_FINDINGS] = "findings",
+    [IA_SEC_TREND] = "trend",
+};
+
+#define NOMEM(err) ia_error_set(err, IA_ERR_NOMEM, "out of memory")
+#define NCOLS(a)   (sizeof(a) / sizeof((a)[0]))
+
+/* ---- small helpers ---- */
+
+static void jset(json_object *o, const char *k, json_object *v)
+{
+        json_object_object_add(o, k, v);
+}
+
+static json_object *jstr(const char *s)
+{
+        return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *ju(uint64_t v)
+{
+        return json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t)v);
+}
+
+static json_object *ji(int64_t v)
+{
+        return json_object_new_int64(v);
+}
+
+static json_object *jratio(double d)
+{
+        char buf[32];
+
+        snprintf(buf, sizeof(buf), "%.4f", d);
+        return json_object_new_double_s(d, buf);
+}
+
+/* The exact bytes of a path for JSON when they are UTF-8 (json-c escapes
+ * controls losslessly), else null: the escaped "name" is always there. */
+static json_object *jpath(const char *s, size_t n)
+{
+        if (!s || !ia_utf8_ok(s, n))
+                return NULL;
+        return json_object_new_string_len(s, (int)n);
+}
+
+static struct ia_table *add_table(struct ia_rpt_out *o, const char *id, const char *title,
+                                  const struct ia_col *cols, size_t ncols)
+{
+        struct ia_table *t = ia_table_new(id, title, cols, ncols);
+
+        if (t) {
+                *o->tail = t;
+                o->tail = &t->next;
+        }
+        return t;
+}
+
+static void prom_head(struct ia_rbuf *b, const char *name, const char *type, const char *help)
+{
+        ia_rbuf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{label="value"} v   (value already escaped by ia_escape_name) */
+static void prom_u(struct ia_rbuf *b, const char *name, const char *label, const char *value,
+                   uint64_t v)
+{
+        ia_rbuf_adds(b, name);
+        if (label) {
+                ia_rbuf_addf(b, "{%s=\"", label);
+                ia_prom_label(b, value);
+                ia_rbuf_adds(b, "\"}");
+        }
+        ia_rbuf_addf(b, " %" PRIu64 "\n", v);
+}
+
+static bool is_leaf(const struct ia_rpt_image *m)
+{
+        return m->nchildren == 0;
+}
+
+static void agg_add(struct ia_rpt_agg *a, const struct ia_rpt_image *m)
+{
+        uint64_t own = m->sp.own_data;
+        uint64_t flat = m->sp.own_data + m->sp.backing_data;
+
+        a->images++;
+        a->virtual_size += m->virtual_size;
+        a->file_size += m->file_size;
+        a->allocated += m->allocated;
+        a->own_data += own;
+        a->backing_data += m->sp.backing_data;
+        a->zero += m->sp.zero;
+        a->unallocated += m->sp.unallocated;
+        a->compressed += m->sp.compressed;
+        a->flattened += flat;
+        a->overhead += m->allocated > own ? m->allocated - own : 0;
+        a->unmapped += m->virtual_size > m->sp.mapped ? m->virtual_size - m->sp.mapped : 0;
+        if (is_leaf(m))
+                a->leaf_virtual += m->virtual_size;
+}
+
+static double overcommit(const struct ia_rpt_agg *a, bool *ok)
+{
+        *ok = a->allocated > 0;
+        return a->allocated ? (double)a->leaf_virtual / (double)a->allocated : 0.0;
+}
+
+static char *iso_time(int64_t secs, char *buf, size_t n)
+{
+        time_t t = (time_t)secs;
+        struct tm tm;
+
+        if (!gmtime_r(&t, &tm) || strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(buf, n, "unknown");
+        return buf;
+}
+
+/* ---- out ---- */
+
+int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r)
+{
+        json_object *tool, *scan, *roots;
+        const struct ia_rpt_scan *s = &r->scan;
+        char now[32];
+
+        memset(o, 0, sizeof(*o));
+        o->tail = &o->tables;
+        ia_rbuf_init(&o->prom);
+        o->doc = json_object_new_object();
+        if (!o->doc)
+                return -1;
+        jset(o->doc, "schema_version", ji(IA_REPORT_SCHEMA_VERSION));
+        tool = json_object_new_object();
+        jset(tool, "name", jstr("imgaudit"));
+        jset(tool, "version", jstr(IMGAUDIT_VERSION));
+        jset(o->doc, "tool", tool);
+        jset(o->doc, "generated_at", jstr(iso_time(r->now, now, sizeof(now))));
+        jset(o->doc, "database_schema_version", ji(r->db_schema));
+        scan = json_object_new_object();
+        jset(scan, "id", ji(s->id));
+        jset(scan, "status", jstr(s->status));
+        jset(scan, "started_at", jstr(s->started_at));
+        jset(scan, "finished_at", jstr(s->finished_at));
+        jset(scan, "duration_seconds", s->has_duration ? jratio(s->duration) : NULL);
+        jset(scan, "host", jstr(s->host));
+        jset(scan, "tool_version", jstr(s->tool_version));
+        jset(scan, "exit_status", s->has_exit ? ji(s->exit_status) : NULL);
+        jset(scan, "abort_reason", jstr(s->abort_reason));
+        jset(scan, "files_seen", ju(s->files_seen));
+        jset(scan, "files_read", ju(s->files_read));
+        jset(scan, "files_reused", ju(s->files_reused));
+        jset(scan, "images", ju(r->nimg));
+        jset(scan, "problems", ju(s->problems));
+        roots = json_object_new_array();
+        for (size_t i = 0; i < s->nroots; i++)
+                json_object_array_add(roots, jstr(s->roots[i]));
+        jset(scan, "roots", roots);
+        jset(o->doc, "scan", scan);
+        return 0;
+}
+
+void ia_rpt_out_release(struct ia_rpt_out *o)
+{
+        json_object_put(o->doc);
+        ia_table_free(o->tables);
+        ia_rbuf_release(&o->prom);
+        for (size_t i = 0; i < o->ndirs; i++)
+                free(o->dirs[i].name);
+        free(o->dirs);
+        memset(o, 0, sizeof(*o));
+}
+
+/* ---- summary ---- */
+
+struct count {
+        const char *key;
+        uint64_t images, virtual_size, allocated;
+};
+
+static int cmp_count(const void *a, const void *b)
+{
+        return strcmp(((const struct count *)a)->key, ((const struct count *)b)->key);
+}
+
+/* Group images by format (by_status false) or status, sorted by key. */
+static struct count *group(const struct ia_rpt *r, bool by_status, size_t *n)
+{
+        struct count *c = calloc(r->nimg + 1, sizeof(*c));
+
+        *n = 0;
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < r->nimg; i++) {
+                const struct ia_rpt_image *m = &r->img[i];
+                const char *k = by_status ? m->status : (m->format ? m->format : "unknown");
+                size_t j;
+
+                for (j = 0; j < *n; j++)
+                        if (strcmp(c[j].key, k) == 0)
+                                break;
+                if (j == *n)
+                        c[(*n)++].key = k;
+                c[j].images++;
+                c[j].virtual_size += m->virtual_size;
+                c[j].allocated += m->allocated;
+        }
+        qsort(c, *n, sizeof(*c), cmp_count);
+        return c;
+}
+
+static int sec_summary(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
+{
+        static const struct ia_col scols[] = {
+            {"key", "field", IA_COL_TEXT},
+            {"value", "value", IA_COL_TEXT},
+        };
+        static const struct ia_col cols[] = {
+            {"group", "group", IA_COL_TEXT},
+            {"name", "name", IA_COL_TEXT},
+            {"images", "images", IA_COL_INT},
+            {"virtual_bytes", "virtual", IA_COL_BYTES},
+            {"allocated_bytes", "on disk", IA_COL_BYTES},
+        };
+        const struct ia_rpt_scan *s = &r->scan;
+        json_object *js = json_object_new_object(), *arr;
+        struct ia_table *ts, *t;
+        struct ia_rbuf *p = &o->prom;
+        struct count *c;
+        uint64_t tv = 0, ta = 0, tf = 0;
+        size_t n;
+        char buf[64];
+
+        ts = add_table(o, "scan", "Scan", scols, NCOLS(scols));
+        t = add_table(o, "summary", "Images by format and status", cols, NCOLS(cols));
+        if (!js || !ts || !t)
+                return NOMEM(err);
+#define KV(k, v)                                                                                   \
+        do {                                                                                       \
+                ia_table_row(ts, 0);                                                               \
+                ia_table_text(ts, k);                                                              \
+                ia_table_text(ts, v);                                                              \
+        } while (0)
+        snprintf(buf, sizeof(buf), "%" PRId64, s->id);
+        KV("id", buf);
+        KV("status", s->status);
+        KV("started_at", s->started_at);
+        KV("finished_at", s->finished_at ? s->finished_at : "");
+        if (s->has_duration)
+                snprintf(buf, sizeof(buf), "%.0f s", s->duration);
+        KV("duration", s->has_duration ? buf : "");
+        KV("host", s->host ? s->host : "");
+        for (size_t i = 0; i < s->nroots; i++)
+                KV("root", s->roots[i]);
+        snprintf(buf, sizeof(buf), "%" PRIu64, s->files_seen);
+        KV("files_seen", buf);
+        snprintf(buf, sizeof(buf), "%" PRIu64, s->problems);
+        KV("errors", buf);
+#undef KV
+
+        for (int pass = 0; pass < 2; pass++) {
+                c = group(r, pass == 1, &n);
+                if (!c)
+                        return NOMEM(err);
+                arr = json_object_new_array();
+                for (size_t i = 0; i < n; i++) {
+                        json_object *e = json_object_new_object();
+
+                        jset(e, pass ? "status" : "format", jstr(c[i].key));
+                        jset(e, "images", ju(c[i].images));
+                        jset(e, "virtual_bytes", ju(c[i].virtual_size));
+                        jset(e, "allocated_bytes", ju(c[i].allocated));
+                        json_object_array_add(arr, e);
+                        ia_table_row(t, 0);
+                        ia_table_text(t, pass ? "status" : "format");
+                        ia_table_text(t, c[i].key);
+                        ia_table_int(t, (int64_t)c[i].images);
+                        ia_table_bytes(t, c[i].virtual_size);
+                        ia_table_bytes(t, c[i].allocated);
+                }
+                jset(js, pass ? "by_status" : "by_format", arr);
+                free(c);
+        }
+        for (size_t i = 0; i < r->nimg; i++) {
+                tv += r->img[i].virtual_size;
+                ta += r->img[i].allocated;
+                tf += r->img[i].file_size;
+        }
+        ia_table_row(t, 0);
+        ia_table_text(t, "total");
+        ia_table_text(t, "all");
+        ia_table_int(t, (int64_t)r->nimg);
+        ia_table_bytes(t, tv);
+        ia_table_bytes(t, ta);
+        jset(js, "images", ju(r->nimg));
+        jset(js, "virtual_bytes", ju(tv));
+        jset(js, "file_bytes", ju(tf));
+        jset(js, "allocated_bytes", ju(ta));
+        jset(js, "errors", ju(s->problems));
+        jset(js, "findings", ju(r->nfindings));
+        jset(js, "broken_links", ju(r->nlinks));
+        jset(o->doc, "summary", js);
+
+        prom_head(p, "imgaudit_scan_info", "gauge", "The scan this report describes (value 1).");
+        ia_rbuf_addf(p, "imgaudit_scan_info{scan_id=\"%" PRId64 "\",host=\"", s->id);
+        ia_prom_label(p, s->host ? s->host : "");
+        ia_rbuf_adds(p, "\",version=\"");
+        ia_prom_label(p, s->tool_version ? s->tool_version : "");
+        ia_rbuf_adds(p, "\"} 1\n");
+        if (s->has_duration) {
+                prom_head(p, "imgaudit_scan_duration_seconds", "gauge", "How long the scan took.");
+                ia_rbuf_addf(p, "imgaudit_scan_duration_seconds %.0f\n", s->duration);
+        }
+        prom_head(p, "imgaudit_scan_errors", "gauge", "Problems the scan recorded.");
+        prom_u(p, "imgaudit_scan_errors", NULL, NULL, s->problems);
+        c = group(r, false, &n);
+        if (!c)
+                return NOMEM(err);
+        prom_head(p, "imgaudit_images", "gauge", "Images by format.");
+        for (size_t i = 0; i < n; i++)
+                prom_u(p, "imgaudit_images", "format", c[i].key, c[i].images);
+        free(c);
+        c = group(r, true, &n);
+        if (!c)
+                return NOMEM(err);
+        prom_head(p, "imgaudit_images_by_status", "gauge", "Images by status.");
+        for (size_t i = 0; i < n; i++)
+                prom_u(p, "imgaudit_images_by_status", "status", c[i].key, c[i].images);
+        free(c);
+        return 0;
+}
+
+/* ---- capacity ---- */
+
+static const struct ia_col cap_cols[] = {
+    {"scope", "scope", IA_COL_TEXT},
+    {"name", "name", IA_COL_TEXT},
+    {"images", "images", IA_COL_INT},
+    {"virtual_bytes", "virtual", IA_COL_BYTES},
+    {"file_bytes", "file", IA_COL_BYTES},
+    {"allocated_bytes", "on disk", IA_COL_BYTES},
+    {"own_data_bytes", "own data", IA_COL_BYTES},
+    {"backing_data_bytes", "backing", IA_COL_BYTES},
+    {"zero_bytes", "zero", IA_COL_BYTES},
+    {"unallocated_bytes", "unalloc", IA_COL_BYTES},
+    {"compressed_bytes", "compr", IA_COL_BYTES},
+    {"flattened_bytes", "flattened", IA_COL_BYTES},
+    {"metadata_overhead_bytes", "overhead", IA_COL_BYTES},
+};
+
+static void cap_row(struct ia_table *t, const char *scope, const struct ia_rpt_agg *a)
+{
+        ia_table_row(t, 0);
+        ia_table_text(t, scope);
+        ia_table_text(t, a->name);
+        ia_table_int(t, (int64_t)a->images);
+        ia_table_bytes(t, a->virtual_size);
+        ia_table_bytes(t, a->file_size);
+        ia_table_bytes(t, a->allocated);
+        ia_table_bytes(t, a->own_data);
+        ia_table_bytes(t, a->backing_data);
+        ia_table_bytes(t, a->zero);
+        ia_table_bytes(t, a->unallocated);
+        ia_table_bytes(t, a->compressed);
+        ia_table_bytes(t, a->flattened);
+        ia_table_bytes(t, a->overhead);
+}
+
+static void cap_json(json_object *e, const struct ia_rpt_agg *a, bool with_count)
+{
+        if (with_count)
+                jset(e, "images", ju(a->images));
+        jset(e, "virtual_bytes", ju(a->virtual_size));
+        jset(e, "file_bytes", ju(a->file_size));
+        jset(e, "allocated_bytes", ju(a->allocated));
+        jset(e, "own_data_bytes", ju(a->own_data));
+        jset(e, "backing_data_bytes", ju(a->backing_data));
+        jset(e, "zero_bytes", ju(a->zero));
+        jset(e, "unallocated_bytes", ju(a->unallocated));
+        jset(e, "compressed_bytes", ju(a->compressed));
+        jset(e, "flattened_bytes", ju(a->flattened));
+        jset(e, "metadata_overhead_bytes", ju(a->overhead));
+        jset(e, "unmapped_bytes", ju(a->unmapped));
+}
+
+/* Metrics: one family per figure, per scope. */
+static const struct {
+        const char *name, *help;
+        size_t off;
+} figures[] = {
+    {"virtual", "Virtual (guest-visible) size.", offsetof(struct ia_rpt_agg, virtual_size)},
+    {"file", "Apparent file size.", offsetof(struct ia_rpt_agg, file_size)},
+    {"allocated", "Bytes allocated on disk (st_blocks * 512).",
+     offsetof(struct ia_rpt_agg, allocated)},
+    {"own_data", "Bytes mapped as data in the image's own layer.",
+     offsetof(struct ia_rpt_agg, own_data)},
+    {"backing_data", "Bytes read through from backing files.",
+     offsetof(struct ia_rpt_agg, backing_data)},
+    {"zero", "Bytes that read as zeros and are allocated as such.",
+     offsetof(struct ia_rpt_agg, zero)},
+    {"unallocated", "Bytes allocated in no layer.", offsetof(struct ia_rpt_agg, unallocated)},
+    {"compressed", "Data bytes stored compressed.", offsetof(struct ia_rpt_agg, compressed)},
+    {"flattened", "Data bytes through the whole chain (size when flattened).",
+     offsetof(struct ia_rpt_agg, flattened)},
+    {"metadata_overhead", "Allocated on disk minus own data, at least 0.",
+     offsetof(struct ia_rpt_agg, overhead)},
+};
+
+static uint64_t fig(const struct ia_rpt_agg *a, size_t k)
+{
+        return *(const uint64_t *)((const char *)a + figures[k].off);
+}
+
+static int cmp_agg(const void *a, const void *b)
+{
+        return strcmp(((const struct ia_rpt_agg *)a)->name, ((const struct ia_rpt_agg *)b)->name);
+}
+
+static int sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
+{
+        json_object *jc = json_object_new_object(), *ji_ = json_object_new_array();
+        json_object *jd = json_object_new_array(), *jr = json_object_new_array(), *jt, *jo;
+        struct ia_rpt_agg *imgs = calloc(r->nimg + 1, sizeof(*imgs));
+        struct ia_rpt_agg *roots = calloc(r->scan.nroots + 1, sizeof(*roots));
+        struct ia_rpt_agg total = {.name = (char *)"all"};
+        struct ia_table *t = add_table(o, "capacity", "Capacity", cap_cols, NCOLS(cap_cols));
+        struct ia_rbuf *p = &o->prom;
+        char note[256], metric[96];
+        bool ok;
+        double ratio;
+
+        if (!jc || !ji_ || !jd || !jr || !imgs || !roots || !t) {
+                free(imgs);
+                free(roots);
+                json_object_put(jc);
+                json_object_put(ji_);
+                json_object_put(jd);
+                json_object_put(jr);
+                return NOMEM(err);
+        }
+        o->dirs = calloc(r->nimg + 1, sizeof(*o->dirs));
+        if (!o->dirs)
+                goto nomem;
+        for (size_t i = 0; i < r->nimg; i++) {
+                const struct ia_rpt_image *m = &r->img[i];
+                json_object *e = json_object_new_object();
+                size_t d;
+
+                imgs[i].name = m->name;
+                agg_add(&imgs[i], m);
+                agg_add(&total, m);
+                if (m->root >= 0)
+                        agg_add(&roots[m->root], m);
+                for (d = 0; d < o->ndirs; d++)
+                        if (strcmp(o->dirs[d].name, m->dir) == 0)
+                                break;
+                if (d == o->ndirs) {
+                        o->dirs[d].name = strdup(m->dir);
+                        if (!o->dirs[d].name)
+                                goto nomem;
+                        o->ndirs++;
+                }
+                agg_add(&o->dirs[d], m);
+
+                jset(e, "name", jstr(m->name));
+                jset(e, "path", jpath(m->path, m->path_len));
+                jset(e, "member", m->member ? jpath(m->member, m->member_len) : NULL);
+                jset(e, "directory", jstr(m->dir));
+                jset(e, "root", m->root >= 0 ? jstr(r->scan.roots[m->root]) : NULL);
+                jset(e, "format", jstr(m->format));
+                jset(e, "status", jstr(m->status));
+                cap_json(e, &imgs[i], false);
+                json_object_array_add(ji_, e);
+                cap_row(t, "image", &imgs[i]);
+        }
+        qsort(o->dirs, o->ndirs, sizeof(*o->dirs), cmp_agg);
+        for (size_t d = 0; d < o->ndirs; d++) {
+                json_object *e = json_object_new_object();
+
+                jset(e, "name", jstr(o->dirs[d].name));
+                cap_json(e, &o->dirs[d], true);
+                json_object_array_add(jd, e);
+                cap_row(t, "directory", &o->dirs[d]);
+        }
+        for (size_t k = 0; k < r->scan.nroots; k++) {
+                json_object *e = json_object_new_object();
+
+                roots[k].name = r->scan.roots[k];
+                jset(e, "name", jstr(roots[k].name));
+                cap_json(e, &roots[k], true);
+                json_object_array_add(jr, e);
+                cap_row(t, "root", &roots[k]);
+        }
+        cap_row(t, "total", &total);
+        jt = json_object_new_object();
+        cap_json(jt, &total, true);
+        ratio = overcommit(&total, &ok);
+        jo = json_object_new_object();
+        jset(jo, "ratio", ok ? jratio(ratio) : NULL);
+        jset(jo, "leaf_virtual_bytes", ju(total.leaf_virtual));
+        jset(jo, "allocated_bytes", ju(total.allocated));
+        jset(jc, "images", ji_);
+        jset(jc, "directories", jd);
+        jset(jc, "roots", jr);
+        jset(jc, "totals", jt);
+        jset(jc, "overcommit", jo);
+        jset(o->doc, "capacity", jc);
+        jc = ji_ = jd = jr = NULL;
+        snprintf(note, sizeof(note), "overcommit ratio: - (nothing allocated)");
+        if (ok) {
+                size_t leaves = 0;
+                for (size_t i = 0; i < r->nimg; i++)
+                        leaves += is_leaf(&r->img[i]);
+                snprintf(note, sizeof(note),
+                         "overcommit ratio %.2f (virtual size of the %zu leaf images / bytes "
+                         "allocated by all %" PRIu64 " images)",
+                         ratio, leaves, total.images);
+        }
+        ia_table_note(t, note);
+        o->total = total;
+        o->total.name = NULL;
+        o->have_capacity = true;
+
+        for (size_t k = 0; k < NCOLS(figures); k++) {
+                snprintf(metric, sizeof(metric), "imgaudit_image_%s_bytes", figures[k].name);
+                prom_head(p, metric, "gauge", figures[k].help);
+                for (size_t i = 0; i < r->nimg; i++)
+                        prom_u(p, metric, "image", imgs[i].name, fig(&imgs[i], k));
+        }
+        for (size_t k = 0; k < NCOLS(figures); k++) {
+                snprintf(metric, sizeof(metric), "imgaudit_directory_%s_bytes", figures[k].name);
+                prom_head(p, metric, "gauge", figures[k].help);
+                for (size_t d = 0; d < o->ndirs; d++)
+                        prom_u(p, metric, "directory", o->dirs[d].name, fig(&o->dirs[d], k));
+        }
+        for (size_t k = 0; k < NCOLS(figures); k++) {
+                snprintf(metric, sizeof(metric), "imgaudit_store_%s_bytes", figures[k].name);
+                prom_head(p, metric, "gauge", figures[k].help);
+                prom_u(p, metric, NULL, NULL, fig(&total, k));
+        }
+        if (ok) {
+                prom_head(p, "imgaudit_store_overcommit_ratio", "gauge",
+                          "Virtual size of leaf images / bytes allocated by all images.");
+                ia_rbuf_addf(p, "imgaudit_store_overcommit_ratio %.6f\n", ratio);
+        }
+        free(imgs);
+        free(roots);
+        return 0;
+nomem:
+        free(imgs);
+        free(roots);
+        json_object_put(jc);
+        json_object_put(ji_);
+        json_object_put(jd);
+        json_object_put(jr);
+        return NOMEM(err);
+}
+
+/* ---- sharing ---- */
+
+struct ival {
+        uint64_t s, e; /* [s, e) */
+};
+
+struct ivals {
+        struct ival *v;
+        size_t n, cap;
+};
+
+static int ivals_add(struct ivals *a, uint64_t s, uint64_t len)
+{
+        if (len == 0)
+                return 0;
+        if (a->n == a->cap) {
+                size_t nc = a->cap ? a->cap * 2 : 256;
+                struct ival *v = realloc(a->v, nc * sizeof(*v));
+                if (!v)
+                        return -1;
+                a->v = v;
+                a->cap = nc;
+        }
+        a->v[a->n].s = s;
+        a->v[a->n].e = s + len < s ? UINT64_MAX : s + len;
+        a->n++;
+        return 0;
+}
+
+static int cmp_ival(const void *a, const void *b)
+{
+        const struct ival *x = a, *y = b;
+
+        return x->s < y->s ? -1 : x->s > y->s;
+}
+
+/* Sort and merge overlapping or touching intervals in place. */
+static void ivals_union(struct ivals *a)
+{
+        size_t k = 0;
+
+        if (a->n == 0)
+                return;
+        qsort(a->v, a->n, sizeof(*a->v), cmp_ival);
+        for (size_t i = 1; i < a->n; i++) {
+                if (a->v[i].s <= a->v[k].e) {
+                        if (a->v[i].e > a->v[k].e)
+                                a->v[k].e = a->v[i].e;
+                } else {
+                        a->v[++k] = a->v[i];
+                }
+        }
+        a->n = k + 1;
+}
+
+/* Bytes in both (each sorted and merged). */
+static uint64_t ivals_overlap(const struct ivals *a, const struct ivals *b)
+{
+        uint64_t n = 0;
+        size_t i = 0, j = 0;
+
+        while (i < a->n && j < b->n) {
+                uint64_t s = a->v[i].s > b->v[j].s ? a->v[i].s : b->v[j].s;
+                uint64_t e = a->v[i].e < b->v[j].e ? a->v[i].e : b->v[j].e;
+
+                if (s < e)
+                        n += e - s;
+                if (a->v[i].e < b->v[j].e)
+                        i++;
+                else
+                        j++;
+        }
+        return n;
+}
+
+/* Append the data rows of image_id at depth to a; their total length in *sum. */
+static int read_depth(struct ia_rpt *r, sqlite3_stmt *st, int64_t image_id, int depth,
+                      struct ivals *a, uint64_t *sum, struct ia_error *err)
+{
+        int rc;
+
+        *sum = 0;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, image_id);
+        sqlite3_bind_int(st, 2, depth);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                uint64_t s = (uint64_t)sqlite3_column_int64(st, 0);
+                uint64_t len = (uint64_t)sqlite3_column_int64(st, 1);
+
+                *sum += len;
+                if (ivals_add(a, s, len) < 0)
+                        return NOMEM(err);
+        }
+        if (rc != SQLITE_DONE)
+                return ia_rpt_db_error(r, err, "reading the map");
+        return 0;
+}
+
+/* Space freed by deleting image i: itself plus every base left with no child. */
+static void compute_freed(struct ia_rpt *r, size_t i)
+{
+        struct ia_rpt_image *m = &r->img[i];
+        long c = (long)i, p = m->parent;
+        size_t guard = 0;
+
+        m->freed = m->allocated;
+        m->orphaned = 0;
+        while (p >= 0 && guard++ <= r->nimg) {
+                const struct ia_rpt_image *b = &r->img[p];
+
+                if (b->nchildren != 1 || b->children[0] != (size_t)c || b->used_by_ovf)
+                        break;
+                m->freed += b->allocated;
+                m->orphaned++;
+                c = p;
+                p = b->parent;
+        }
+}
+
+struct walk {
+        size_t img;
+        int depth;
+};
+
+/* Descendants of base in DFS order with their distance from it. */
+static struct walk *descendants(const struct ia_rpt *r, size_t base, size_t *n)
+{
+        struct walk *out = calloc(r->img[base].ndesc + 1, sizeof(*out));
+        struct walk *stack = calloc(r->img[base].ndesc + 1, sizeof(*stack));
+        size_t sp = 0;
+
+        *n = 0;
+        if (!out || !stack) {
+                free(out);
+                free(stack);
+                return NULL;
+        }
+        for (size_t k = r->img[base].nchildren; k-- > 0;)
+                stack[sp++] = (struct walk){r->img[base].children[k], 1};
+        while (sp > 0 && *n < r->img[base].ndesc) {
+                struct walk w = stack[--sp];
+                const struct ia_rpt_image *m = &r->img[w.img];
+
+                out[(*n)++] = w;
+                for (size_t k = m->nchildren; k-- > 0 && sp <= r->img[base].ndesc;)
+                        stack[sp++] = (struct walk){m->children[k], w.depth + 1};
+        }
+        free(stack);
+        return out;
+}
+
+static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
+{
+        static const struct ia_col cols[] = {
+            {"kind", "kind", IA_COL_TEXT},
+            {"image", "image", IA_COL_TEXT},
+            {"base", "base", IA_COL_TEXT},
+            {"depth", "depth", IA_COL_INT},
+            {"children", "children", IA_COL_INT},
+            {"descendants", "desc", IA_COL_INT},
+            {"own_data_bytes", "own data", IA_COL_BYTES},
+            {"visible_bytes", "visible", IA_COL_BYTES},
+            {"dead_bytes", "dead", IA_COL_BYTES},
+            {"reads_from_base_bytes", "from base", IA_COL_BYTES},
+            {"allocated_bytes", "on disk", IA_COL_BYTES},
+            {"freed_if_deleted_bytes", "freed if deleted", IA_COL_BYTES},
+            {"breaks_images", "breaks", IA_COL_INT},
+        };
+        struct ia_table *t =
+            add_table(o, "sharing", "Sharing per backing image", cols, NCOLS(cols));
+        json_object *js = json_object_new_object(), *jb = json_object_new_array();
+        json_object *jdel = json_object_new_array();
+        sqlite3_stmt *st = NULL;
+        struct ivals own = {0}, vis = {0};
+        struct rpt_ws {
+                uint64_t reads;
+        } *ws = NULL;
+        struct ia_rbuf *p = &o->prom;
+        int ret = -1;
+
+        if (!t || !js || !jb || !jdel) {
+                NOMEM(err);
+                goto out;
+        }
+        for (size_t i = 0; i < r->nimg; i++)
+                compute_freed(r, i);
+        if (ia_rpt_prepare(r,
+                           "SELECT start, length FROM map WHERE image_id = ?1 AND depth = ?2 "
+                           "AND data ORDER BY start",
+                           &st, err) < 0)
+                goto out;
+        ws = calloc(r->nimg + 1, sizeof(*ws));
+        if (!ws) {
+                NOMEM(err);
+                goto out;
+        }
+        for (size_t b = 0; b < r->nimg; b++) {
+                struct ia_rpt_image *base = &r->img[b];
+                json_object *e, *jov, *jch;
+                struct walk *d;
+                size_t nd;
+                uint64_t sum;
+
+                if (base->nchildren == 0)
+                        continue;
+                d = descendants(r, b, &nd);
+                if (!d) {
+                        NOMEM(err);
+                        goto out;
+                }
+                own.n = vis.n = 0;
+                if (read_depth(r, st, base->id, 0, &own, &sum, err) < 0) {
+                        free(d);
+                        goto out;
+                }
+                ivals_union(&own);
+                for (size_t k = 0; k < nd; k++) {
+                        if (read_depth(r, st, r->img[d[k].img].id, d[k].depth, &vis,
+                                       &ws[d[k].img].reads, err) < 0) {
+                                free(d);
+                                goto out;
+                        }
+                }
+                ivals_union(&vis);
+                base->visible = ivals_overlap(&own, &vis);
+                base->dead =
+                    base->sp.own_data > base->visible ? base->sp.own_data - base->visible : 0;
+                base->sharing_done = true;
+
+                ia_table_row(t, 0);
+                ia_table_text(t, "base");
+                ia_table_text(t, base->name);
+                ia_table_text(t, base->name);
+                ia_table_int(t, 0);
+                ia_table_int(t, (int64_t)base->nchildren);
+                ia_table_int(t, (int64_t)base->ndesc);
+                ia_table_bytes(t, base->sp.own_data);
+                ia_table_bytes(t, base->visible);
+                ia_table_bytes(t, base->dead);
+                ia_table_null(t);
+                ia_table_bytes(t, base->allocated);
+                ia_table_bytes(t, base->freed);
+                ia_table_int(t, (int64_t)base->ndesc);
+
+                e = json_object_new_object();
+                jset(e, "name", jstr(base->name));
+                jset(e, "format", jstr(base->format));
+                jset(e, "children", ju(base->nchildren));
+                jset(e, "descendants", ju(base->ndesc));
+                jset(e, "own_data_bytes", ju(base->sp.own_data));
+                jset(e, "visible_bytes", ju(base->visible));
+                jset(e, "dead_bytes", ju(base->dead));
+                jset(e, "allocated_bytes", ju(base->allocated));
+                jch = json_object_new_array();
+                for (size_t k = 0; k < base->nchildren; k++)
+                        json_object_array_add(jch, jstr(r->img[base->children[k]].name));
+                jset(e, "direct_children", jch);
+                jov = json_object_new_array();
+                for (size_t k = 0; k < nd; k++) {
+                        const struct ia_rpt_image *m = &r->img[d[k].img];
+                        json_object *x = json_object_new_object();
+
+                        ia_table_row(t, (unsigned)d[k].depth);
+                        ia_table_text(t, "overlay");
+                        ia_table_text(t, m->name);
+                        ia_table_text(t, base->name);
+                        ia_table_int(t, d[k].depth);
+                        ia_table_int(t, (int64_t)m->nchildren);
+                        ia_table_int(t, (int64_t)m->ndesc);
+                        ia_table_bytes(t, m->sp.own_data);
+                        ia_table_null(t);
+                        ia_table_null(t);
+                        ia_table_bytes(t, ws[d[k].img].reads);
+                        ia_table_bytes(t, m->allocated);
+                        ia_table_bytes(t, m->freed);
+                        ia_table_int(t, (int64_t)m->ndesc);
+
+                        jset(x, "name", jstr(m->name));
+                        jset(x, "depth", ji(d[k].depth));
+                        jset(x, "unique_bytes", ju(m->sp.own_data));
+                        jset(x, "reads_from_base_bytes", ju(ws[d[k].img].reads));
+                        jset(x, "allocated_bytes", ju(m->allocated));
+                        jset(x, "freed_if_deleted_bytes", ju(m->freed));
+                        json_object_array_add(jov, x);
+                }
+                jset(e, "overlays", jov);
+                json_object_array_add(jb, e);
+                free(d);
+        }
+        for (size_t i = 0; i < r->nimg; i++) {
+                const struct ia_rpt_image *m = &r->img[i];
+                json_object *x = json_object_new_object();
+
+                jset(x, "name", jstr(m->name));
+                jset(x, "allocated_bytes", ju(m->allocated));
+                jset(x, "freed_bytes", ju(m->freed));
+                jset(x, "orphaned_bases", ju(m->orphaned));
+                jset(x, "breaks_images", ju(m->ndesc));
+                json_object_array_add(jdel, x);
+        }
+        jset(js, "bases", jb);
+        jset(js, "deletion", jdel);
+        jset(o->doc, "sharing", js);
+        js = jb = jdel = NULL;
+        o->have_sharing = true;
+
+        prom_head(p, "imgaudit_base_children", "gauge", "Direct children of a backing image.");
+        for (size_t i = 0; i < r->nimg; i++)
+                if (r->img[i].sharing_done)
+                        prom_u(p, "imgaudit_base_children", "base", r->img[i].name,
+                               r->img[i].nchildren);
+        prom_head(p, "imgaudit_base_descendants", "gauge",
+                  "Transitive children of a backing image.");
+        for (size_t i = 0; i < r->nimg; i++)
+                if (r->img[i].sharing_done)
+                        prom_u(p, "imgaudit_base_descendants", "base", r->img[i].name,
+                               r->img[i].ndesc);
+        prom_head(p, "imgaudit_base_visible_bytes", "gauge",
+                  "Own data of a backing image still read through at least one descendant.");
+        for (size_t i = 0; i < r->nimg; i++)
+                if (r->img[i].sharing_done)
+                        prom_u(p, "imgaudit_base_visible_bytes", "base", r->img[i].name,
+                               r->img[i].visible);
+        prom_head(p, "imgaudit_base_dead_bytes", "gauge",
+                  "Own data of a backing image shadowed in every descendant.");
+        for (size_t i = 0; i < r->nimg; i++)
+                if (r->img[i].sharing_done)
+                        prom_u(p, "imgaudit_base_dead_bytes", "base", r->img[i].name,
+                               r->img[i].dead);
+        prom_head(p, "imgaudit_image_freed_if_deleted_bytes", "gauge",
+                  "Bytes freed by deleting the image: its own plus bases left orphaned.");
+        for (size_t i = 0; i < r->nimg; i++)
+                prom_u(p, "imgaudit_image_freed_if_deleted_bytes", "image", r->img[i].name,
+                       r->img[i].freed);
+        ret = 0;
+out:
+        sqlite3_finalize(st);
+        free(own.v);
+        free(vis.v);
+        free(ws);
+        json_object_put(js);
+        json_object_put(jb);
+        json_object_put(jdel);
+        return ret;
+}
+
+/* ---- chains ---- */
+
+static const char *link_state(const struct ia_rpt *r, size_t i)
+{
+        const struct ia_rpt_image *m = &r->img[i];
+
+        if (m->parent >= 0)
+                return "ok";
+        if (!m->has_backing)
+                return "";
+        for (size_t k = 0; k < r->nlinks; k++)
+                if (r->links[k].image == (long)i && strcmp(r->links[k].kind, "backing") == 0)
+                        return r->links[k].status;
+        return "unresolved";
+}
+
+static json_object *chain_node(const struct ia_rpt *r, struct ia_table *t, size_t i, unsigned depth)
+{
+        const struct ia_rpt_image *m = &r->img[i];
+        json_object *e = json_object_new_object(), *ch = json_object_new_array();
+
+        ia_table_row(t, depth);
+        ia_table_text(t, m->name);
+        ia_table_text(t, m->format);
+        ia_table_text(t, m->status);
+        ia_table_text(t, link_state(r, i));
+        ia_table_int(t, m->chain_depth);
+        ia_table_bytes(t, m->virtual_size);
+        ia_table_bytes(t, m->allocated);
+        ia_table_bytes(t, m->sp.own_data);
+        jset(e, "name", jstr(m->name));
+        jset(e, "format", jstr(m->format));
+        jset(e, "status", jstr(m->status));
+        jset(e, "link", jstr(link_state(r, i)));
+        jset(e, "chain_depth", ji(m->chain_depth));
+        jset(e, "allocated_bytes", ju(m->allocated));
+        if (depth < 4096)
+                for (size_t k = 0; k < m->nchildren; k++)
+                        json_object_array_add(ch, chain_node(r, t, m->children[k], depth + 1));
+        jset(e, "children", ch);
+        return e;
+}
+
+static int sec_chains(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
+{
+        static const struct ia_col cols[] = {
+            {"image", "image", IA_COL_TEXT},
+            {"format", "format", IA_COL_TEXT},
+            {"status", "status", IA_COL_TEXT},
+            {"backing_link", "link", IA_COL_TEXT},
+            {"chain_depth", "depth", IA_COL_INT},
+            {"virtual_bytes", "virtual", IA_COL_BYTES},
+            {"allocated_bytes", "on disk", IA_COL_BYTES},
+            {"own_data_bytes", "own data", IA_COL_BYTES},
+        };
+        static const struct ia_col hcols[] = {
+            {"chain_depth", "depth", IA_COL_INT},
+            {"images", "images", IA_COL_INT},
+        };
+        static const struct ia_col bcols[] = {
+            {"image", "image", IA_COL_TEXT},   {"kind", "kind", IA_COL_TEXT},
+            {"name", "name", IA_COL_TEXT},     {"target", "target", IA_COL_TEXT},
+            {"status", "status", IA_COL_TEXT}, {"reason", "reason", IA_COL_TEXT},
+        };
+        struct ia_table *t = add_table(o, "chains", "Backing chains", cols, NCOLS(cols));
+        struct ia_table *th =
+            add_table(o, "chain_depths", "Chain depth histogram", hcols, NCOLS(hcols));
+        struct ia_table *tb = add_table(o, "broken_links", "Broken links", bcols, NCOLS(bcols));
+        json_object *jc = json_object_new_object(), *jt = json_object_new_array();
+        json_object *jh = json_object_new_array(), *jb = json_object_new_array();
+        struct ia_rbuf *p = &o->prom;
+        unsigned maxd = 0;
+        uint64_t *hist;
+
+        if (!t || !th || !tb || !jc || !jt || !jh || !jb)
+                return NOMEM(err);
+        for (size_t i = 0; i < r->nimg; i++) {
+                const struct ia_rpt_image *m = &r->img[i];
+
+                if (m->parent < 0 && (m->nchildren > 0 || m->has_backing))
+                        json_object_array_add(jt, chain_node(r, t, i, 0));
+                if (m->chain_depth > maxd && m->chain_depth < 4096)
+                        maxd = m->chain_depth;
+        }
+        hist = calloc(maxd + 1, sizeof(*hist));
+        if (!hist)
+                return NOMEM(err);
+        for (size_t i = 0; i < r->nimg; i++)
+                if (r->img[i].chain_depth <= maxd)
+                        hist[r->img[i].chain_depth]++;
+        prom_head(p, "imgaudit_chain_depth_images", "gauge", "Images by backing chain depth.");
+        for (unsigned d = 0; d <= maxd && r->nimg; d++) {
+                json_object *e = json_object_new_object();
+                char lbl[16];
+
+                jset(e, "depth", ji(d));
+                jset(e, "images", ju(hist[d]));
+                json_object_array_add(jh, e);
+                ia_table_row(th, 0);
+                ia_table_int(th, d);
+                ia_table_int(th, (int64_t)hist[d]);
+                snprintf(lbl, sizeof(lbl), "%u", d);
+                prom_u(p, "imgaudit_chain_depth_images", "depth", lbl, hist[d]);
+        }
+        free(hist);
+        for (size_t k = 0; k < r->nlinks; k++) {
+                const struct ia_rpt_link *l = &r->links[k];
+                json_object *e = json_object_new_object();
+
+                ia_table_row(tb, 0);
+                ia_table_text(tb, l->holder);
+                ia_table_text(tb, l->kind);
+                ia_table_text(tb, l->name);
+                ia_table_text(tb, l->target);
+                ia_table_text(tb, l->status);
+                ia_table_text(tb, l->error);
+                jset(e, "image", jstr(l->holder));
+                jset(e, "kind", jstr(l->kind));
+                jset(e, "name", jstr(l->name));
+                jset(e, "target", jstr(l->target));
+                jset(e, "status", jstr(l->status));
+                jset(e, "reason", jstr(l->error));
+                json_object_array_add(jb, e);
+        }
+        jset(jc, "trees", jt);
+        jset(jc, "depth_histogram", jh);
+        jset(jc, "broken_links", jb);
+        jset(o->doc, "chains", jc);
+        o->nbroken = r->nlinks;
+        prom_head(p, "imgaudit_broken_links", "gauge",
+                  "Links (backing, data file, extent) not ok.");
+        prom_u(p, "imgaudit_broken_links", NULL, NULL, r->nlinks);
+        return 0;
+}
+
+/* ---- orphans ---- */
+
+static int sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
+{
+        static const struct ia_col cols[] = {
+            {"image", "image", IA_COL_TEXT},
+            {"kind", "kind", IA_COL_TEXT},
+            {"format", "format", IA_COL_TEXT},
+            {"status", "status", IA_COL_TEXT},
+            {"modified", "modified", IA_COL_TEXT},
+            {"age_days", "age (days)", IA_COL_INT},
+            {"allocated_bytes", "on disk", IA_COL_BYTES},
+            {"reclaimable_bytes", "reclaimable", IA_COL_BYTES},
+        };
+        struct ia_table *t =
+            add_table(o, "orphans", "Orphans (report only: nothing is deleted)", cols, NCOLS(cols));
+        json_object *jo = json_object_new_object(), *ja = json_object_new_array();
+        struct ia_rbuf *p = &o->prom;
+        uint64_t total = 0;
+        size_t n = 0;
+
+        if (!t || !jo || !ja)
+                return NOMEM(err);
+        for (size_t i = 0; i < r->nimg; i++) {
+                struct ia_rpt_image *m = &r->img[i];
+                json_object *e;
+                const char *kind;
+                char mt[32];
+                int64_t age = 0;
+
+                if (m->nchildren > 0 || m->used_by_ovf)
+                        continue;
+                compute_freed(r, i);
+                kind = !m->has_backing ? "standalone" : m->parent >= 0 ? "overlay" : "broken";
+                if (m->has_mtime) {
+                        int64_t s = m->mtime_ns / 1000000000;
+                        age = r->now > s ? (r->now - s) / 86400 : 0;
+                        iso_time(s, mt, sizeof(mt));
+                }
+                ia_table_row(t, 0);
+                ia_table_text(t, m->name);
+                ia_table_text(t, kind);
+                ia_table_text(t, m->format);
+                ia_table_text(t, m->status);
+                ia_table_text(t, m->has_mtime ? mt : NULL);
+                if (m->has_mtime)
+                        ia_table_int(t, age);
+                else
+                        ia_table_null(t);
+                ia_table_bytes(t, m->allocated);
+                ia_table_bytes(t, m->freed);
+                e = json_object_new_object();
+                jset(e, "name", jstr(m->name));
+                jset(e, "kind", jstr(kind));
+                jset(e, "format", jstr(m->format));
+                jset(e, "status", jstr(m->status));
+                jset(e, "modified", m->has_mtime ? jstr(mt) : NULL);
+                jset(e, "age_days", m->has_mtime ? ji(age) : NULL);
+                jset(e, "allocated_bytes", ju(m->allocated));
+                jset(e, "reclaimable_bytes", ju(m->freed));
+                json_object_array_add(ja, e);
+                total += m->freed;
+                n++;
+        }
+        jset(jo, "count", ju(n));
+        jset(jo, "reclaimable_bytes", ju(total));
+        jset(jo, "images", ja);
+        jset(o->doc, "orphans", jo);
+        o->norphans = n;
+        prom_head(p, "imgaudit_orphans", "gauge", "Images no other image or OVF references.");
+        prom_u(p, "imgaudit_orphans", NULL, NULL, n);
+        prom_head(p, "imgaudit_orphan_reclaimable_bytes", "gauge",
+                  "Bytes freed by deleting every orphan.");
+        prom_u(p, "imgaudit_orphan_reclaimable_bytes", NULL, NULL, total);
+        return 0;
+}
+
+/* ---- findings ---- */
+
+static int sec_findings(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
+{
+        static const struct ia_col cols[] = {
+            {"category", "category", IA_COL_TEXT},
+            {"source", "source", IA_COL_TEXT},
+            {"image", "image", IA_COL_TEXT},
+            {"message", "message", IA_COL_TEXT},
+        };
+        struct ia_table *t = add_table(o, "findings", "Findings", cols, NCOLS(cols));
+        json_object *jf = json_object_new_object(), *jc = json_object_new_array();
+        json_object *cur = NULL, *items = NULL;
+        struct ia_rbuf *p = &o->prom;
+        const char *last = NULL;
+        size_t count = 0;
+
+        if (!t || !jf || !jc)
+                return NOMEM(err);
+        prom_head(p, "imgaudit_findings", "gauge", "Findings by category.");
+        for (size_t i = 0; i <= r->nfindings; i++) {
+                const struct ia_rpt_finding *f = i < r->nfindings ? &r->findings[i] : NULL;
+                json_object *e;
+
+                if (cur && (!f || strcmp(f->category, last) != 0)) {
+                        jset(cur, "count", ju(count));
+                        jset(cur, "items", items);
+                        json_object_array_add(jc, cur);
+                        prom_u(p, "imgaudit_findings", "category", last, count);
+                        cur = NULL;
+                }
+                if (!f)
+                        break;
+                if (!cur) {
+                        cur = json_object_new_object();
+                        items = json_object_new_array();
+                        jset(cur, "category", jstr(f->category));
+                        last = f->category;
+                        count = 0;
+                }
+                count++;
+                e = json_object_new_object();
+                jset(e, "source", jstr(f->source));
+                jset(e, "image", jstr(f->name));
+                jset(e, "message", jstr(f->message));
+                json_object_array_add(items, e);
+                ia_table_row(t, 0);
+                ia_table_text(t, f->category);
+                ia_table_text(t, f->source);
+                ia_table_text(t, f->name);
+                ia_table_text(t, f->message);
+        }
+        jset(jf, "count", ju(r->nfindings));
+        jset(jf, "categories", jc);
+        jset(o->doc, "findings", jf);
+        o->nfindings = r->nfindings;
+        return 0;
+}
+
+/* ---- trend ---- */
+
+struct pkey {
+        const char *path, *member;
+        size_t path_len, member_len;
+        size_t idx;
+        bool matched;
+};
+
+static int cmp_bytes(const char *a, size_t an, const char *b, size_t bn)
+{
+        int c = memcmp(a, b, an < bn ? an : bn);
+
+        return c ? c : (an < bn ? -1 : an > bn);
+}
+
+static int cmp_pkey(const void *a, const void *b)
+{
+        const struct pkey *x = a, *y = b;
+        int c = cmp_bytes(x->path, x->path_len, y->path, y->path_len);
+
+        if (c)
+                return c;
+        if (!x->member || !y->member)
+                return (x->member != NULL) - (y->member != NULL);
+        return cmp_bytes(x->member, x->member_len, y->member, y->member_len);
+}
+
+struct growth {
+        char *name;
+        bool has_before, has_after;
+        uint64_t before, after;
+};
+
+static int64_t delta(uint64_t before, uint64_t after)
+{
+        return after >= before ? (int64_t)(after - before) : -(int64_t)(before - after);
+}
+
+static void trend_row(struct ia_table *t, json_object *arr, const char *scope,
+                      const struct growth *g)
+{
+        json_object *e = json_object_new_object();
+        const char *change = !g->has_before         ? "new"
+                             : !g->has_after        ? "removed"
+                             : g->after > g->before ? "grown"
+                             : g->after < g->before ? "shrunk"
+                                                    : "same";
+
+        ia_table_row(t, 0);
+        ia_table_text(t, scope);
+        ia_table_text(t, g->name);
+        ia_table_text(t, change);
+        if (g->has_before)
+                ia_table_bytes(t, g->before);
+        else
+                ia_table_null(t);
+        if (g->has_after)
+                ia_table_bytes(t, g->after);
+        else
+                ia_table_null(t);
+        ia_table_delta(t, delta(g->before, g->after));
+        jset(e, "name", jstr(g->name));
+        jset(e, "change", jstr(change));
+        jset(e, "before_bytes", g->has_before ? ju(g->before) : NULL);
+        jset(e, "after_bytes", g->has_after ? ju(g->after) : NULL);
+        jset(e, "delta_bytes", ji(delta(g->before, g->after)));
+        if (arr)
+                json_object_array_add(arr, e);
+        else
+                json_object_put(e);
+}
+
+static int cmp_growth_name(const void *a, const void *b)
+{
+        return strcmp(((const struct growth *)a)->name, ((const struct growth *)b)->name);
+}
+
+static int cmp_growth_delta(const void *a, const void *b)
+{
+        const struct growth *x = a, *y = b;
+        int64_t dx = delta(x->before, x->after), dy = delta(y->before, y->after);
+
+        if (dx != dy)
+                return dx > dy ? -1 : 1;
+        return strcmp(x->name, y->name);
+}
+
+static char *prev_name(const struct ia_rpt_prev *p)
+{
+        struct ia_rbuf b;
+
+        ia_rbuf_init(&b);
+        ia_escape_name(&b, p->path, p->path_len);
+        ia_rbuf_addc(&b, '\0');
+        if (b.nomem) {
+                ia_rbuf_release(&b);
+                return NULL;
+        }
+        return ia_rbuf_detach(&b, NULL);
+}
+
+static char *prev_dir(const struct ia_rpt_prev *p)
+{
+        size_t n = p->path_len;
+
+        while (n > 0 && p->path[n - 1] != '/')
+                n--;
+        if (n == 0)
+                return ia_escape_dup(".", 1);
+        return ia_escape_dup(p->path, n > 1 ? n - 1 : n);
+}
+
+static struct growth *dir_slot(struct growth *v, size_t *n, const char *name)
+{
+        for (size_t i = 0; i < *n; i++)
+                if (strcmp(v[i].name, name) == 0)
+                        return &v[i];
+        v[*n].name = strdup(name);
+        if (!v[*n].name)
+                return NULL;
+        return &v[(*n)++];
+}
+
+static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
+{
+        static const struct ia_col cols[] = {
+            {"scope", "scope", IA_COL_TEXT},        {"name", "name", IA_COL_TEXT},
+            {"change", "change", IA_COL_TEXT},      {"before_bytes", "before", IA_COL_BYTES},
+            {"after_bytes", "after", IA_COL_BYTES}, {"delta_bytes", "growth", IA_COL_DELTA},
+        };
+        static const struct ia_col tcols[] = {
+            {"rank", "rank", IA_COL_INT},
+            {"image", "image", IA_COL_TEXT},
+            {"delta_bytes", "growth", IA_COL_DELTA},
+            {"after_bytes", "now", IA_COL_BYTES},
+        };
+        static const struct ia_col hcols[] = {
+            {"scan", "scan", IA_COL_INT},
+            {"started_at", "started", IA_COL_TEXT},
+            {"images", "images", IA_COL_INT},
+            {"virtual_bytes", "virtual", IA_COL_BYTES},
+            {"allocated_bytes", "on disk", IA_COL_BYTES},
+        };
+        struct ia_table *t =
+            add_table(o, "trend", "Growth (bytes allocated on disk)", cols, NCOLS(cols));
+        struct ia_table *tt = add_table(o, "top_growers", "Top growers", tcols, NCOLS(tcols));
+        struct ia_table *th = add_table(o, "history", "Scan history", hcols, NCOLS(hcols));
+        json_object *jt = json_object_new_object(), *ji_ = json_object_new_array();
+        json_object *jb = json_object_new_array(), *jd = json_object_new_array();
+        json_object *jtop = json_object_new_array(), *jh = json_object_new_array(), *x;
+        struct pkey *keys = NULL;
+        struct growth *imgs = NULL, *dirs = NULL, tot = {.name = (char *)"all"};
+        size_t nimgs = 0, ndirs = 0;
+        struct ia_rbuf *p = &o->prom;
+        int ret = -1;
+        char note[160];
+
+        if (!t || !tt || !th || !jt || !ji_ || !jb || !jd || !jtop || !jh)
+                goto nomem;
+        keys = calloc(r->nprev + 1, sizeof(*keys));
+        imgs = calloc(r->nimg + r->nprev + 1, sizeof(*imgs));
+        dirs = calloc(r->nimg + r->nprev + 1, sizeof(*dirs));
+        if (!keys || !imgs || !dirs)
+                goto nomem;
+        for (size_t i = 0; i < r->nprev; i++)
+                keys[i] = (struct pkey){r->prev[i].path,
+                                        r->prev[i].member,
+                                        r->prev[i].path_len,
+                                        r->prev[i].member_len,
+                                        i,
+                                        false};
+        qsort(keys, r->nprev, sizeof(*keys), cmp_pkey);
+        tot.has_before = r->has_prev;
+        tot.has_after = true;
+        for (size_t i = 0; i < r->nimg; i++) {
+                const struct ia_rpt_image *m = &r->img[i];
+                struct pkey k = {m->path, m->member, m->path_len, m->member_len, 0, false};
+                struct pkey *hit = bsearch(&k, keys, r->nprev, sizeof(*keys), cmp_pkey);
+                struct growth *g = &imgs[nimgs++], *d;
+
+                g->name = strdup(m->name);
+                if (!g->name)
+                        goto nomem;
+                g->has_after = true;
+                g->after = m->allocated;
+                if (hit) {
+                        hit->matched = true;
+                        g->has_before = true;
+                        g->before = r->prev[hit->idx].allocated;
+                }
+                d = dir_slot(dirs, &ndirs, m->dir);
+                if (!d)
+                        goto nomem;
+                d->has_after = true;
+                d->after += m->allocated;
+                if (hit) {
+                        d->has_before = true;
+                        d->before += g->before;
+                }
+                tot.after += m->allocated;
+        }
+        for (size_t k = 0; k < r->nprev; k++) {
+                const struct ia_rpt_prev *pv = &r->prev[keys[k].idx];
+                struct growth *g, *d;
+                char *dn;
+
+                tot.before += pv->allocated;
+                dn = prev_dir(pv);
+                if (!dn)
+                        goto nomem;
+                d = dir_slot(dirs, &ndirs, dn);
+                free(dn);
+                if (!d)
+                        goto nomem;
+                if (keys[k].matched)
+                        continue;
+                d->has_before = true;
+                d->before += pv->allocated;
+                g = &imgs[nimgs++];
+                g->name = prev_name(pv);
+                if (!g->name)
+                        goto nomem;
+                g->has_before = true;
+                g->before = pv->allocated;
+        }
+        qsort(imgs, nimgs, sizeof(*imgs), cmp_growth_name);
+        qsort(dirs, ndirs, sizeof(*dirs), cmp_growth_name);
+        if (r->has_prev) {
+                trend_row(t, NULL, "total", &tot);
+                /* per base: the base and all its descendants */
+                for (size_t b = 0; b < r->nimg; b++) {
+                        struct growth g = {.name = r->img[b].name, .has_after = true};
+                        struct walk *d;
+                        size_t nd;
+
+                        if (r->img[b].nchildren == 0)
+                                continue;
+                        d = descendants(r, b, &nd);
+                        if (!d)
+                                goto nomem;
+                        for (size_t k = 0; k <= nd; k++) {
+                                const struct ia_rpt_image *m = &r->img[k < nd ? d[k].img : b];
+                                struct pkey key = {m->path,       m->member, m->path_len,
+                                                   m->member_len, 0,         false};
+                                struct pkey *hit =
+                                    bsearch(&key, keys, r->nprev, sizeof(*keys), cmp_pkey);
+
+                                g.after += m->allocated;
+                                if (hit) {
+                                        g.has_before = true;
+                                        g.before += r->prev[hit->idx].allocated;
+                                }
+                        }
+                        free(d);
+                        trend_row(t, jb, "base", &g);
+                }
+                for (size_t i = 0; i < ndirs; i++)
+                        trend_row(t, jd, "directory", &dirs[i]);
+                for (size_t i = 0; i < nimgs; i++)
+                        trend_row(t, ji_, "image", &imgs[i]);
+                /* top growers: the ten largest positive deltas */
+                qsort(imgs, nimgs, sizeof(*imgs), cmp_growth_delta);
+                for (size_t i = 0; i < nimgs && i < 10; i++) {
+                        int64_t dl = delta(imgs[i].before, imgs[i].after);
+                        json_object *e;
+
+                        if (dl <= 0)
+                                break;
+                        ia_table_row(tt, 0);
+                        ia_table_int(tt, (int64_t)i + 1);
+                        ia_table_text(tt, imgs[i].name);
+                        ia_table_delta(tt, dl);
+                        ia_table_bytes(tt, imgs[i].after);
+                        e = json_object_new_object();
+                        jset(e, "name", jstr(imgs[i].name));
+                        jset(e, "delta_bytes", ji(dl));
+                        jset(e, "after_bytes", ju(imgs[i].after));
+                        json_object_array_add(jtop, e);
+                }
+                snprintf(note, sizeof(note), "from scan %" PRId64 " (%s) to scan %" PRId64 " (%s)",
+                         r->prev_scan.id, r->prev_scan.started_at, r->scan.id, r->scan.started_at);
+        } else {
+                snprintf(note, sizeof(note),
+                         "no earlier complete scan to compare scan %" PRId64 " with", r->scan.id);
+        }
+        ia_table_note(t, note);
+        for (size_t i = 0; i < r->nhist; i++) {
+                const struct ia_rpt_hist *h = &r->hist[i];
+                json_object *e = json_object_new_object();
+
+                ia_table_row(th, 0);
+                ia_table_int(th, h->id);
+                ia_table_text(th, h->started_at);
+                ia_table_int(th, (int64_t)h->images);
+                ia_table_bytes(th, h->virtual_size);
+                ia_table_bytes(th, h->allocated);
+                jset(e, "scan", ji(h->id));
+                jset(e, "started_at", jstr(h->started_at));
+                jset(e, "images", ju(h->images));
+                jset(e, "virtual_bytes", ju(h->virtual_size));
+                jset(e, "allocated_bytes", ju(h->allocated));
+                json_object_array_add(jh, e);
+        }
+        x = json_object_new_object();
+        jset(x, "id", ji(r->scan.id));
+        jset(x, "started_at", jstr(r->scan.started_at));
+        jset(jt, "to_scan", x);
+        if (r->has_prev) {
+                x = json_object_new_object();
+                jset(x, "id", ji(r->prev_scan.id));
+                jset(x, "started_at", jstr(r->prev_scan.started_at));
+                jset(jt, "from_scan", x);
+                x = json_object_new_object();
+                jset(x, "before_bytes", ju(tot.before));
+                jset(x, "after_bytes", ju(tot.after));
+                jset(x, "delta_bytes", ji(delta(tot.before, tot.after)));
+                jset(jt, "total", x);
+        } else {
+                jset(jt, "from_scan", NULL);
+                jset(jt, "total", NULL);
+        }
+        jset(jt, "images", ji_);
+        jset(jt, "bases", jb);
+        jset(jt, "directories", jd);
+        jset(jt, "top_growers", jtop);
+        jset(jt, "history", jh);
+        jset(o->doc, "trend", jt);
+        jt = ji_ = jb = jd = jtop = jh = NULL;
+        o->have_trend = true;
+        if (r->has_prev) {
+                prom_head(p, "imgaudit_trend_from_scan", "gauge",
+                          "The earlier scan growth is measured from.");
+                ia_rbuf_addf(p, "imgaudit_trend_from_scan %" PRId64 "\n", r->prev_scan.id);
+                prom_head(p, "imgaudit_store_growth_bytes", "gauge",
+                          "Growth of bytes allocated on disk since the earlier scan.");
+                ia_rbuf_addf(p, "imgaudit_store_growth_bytes %" PRId64 "\n",
+                             delta(tot.before, tot.after));
+                prom_head(p, "imgaudit_directory_growth_bytes", "gauge",
+                          "Growth of bytes allocated on disk per directory.");
+                for (size_t i = 0; i < ndirs; i++) {
+                        ia_rbuf_adds(p, "imgaudit_directory_growth_bytes{directory=\"");
+                        ia_prom_label(p, dirs[i].name);
+                        ia_rbuf_addf(p, "\"} %" PRId64 "\n", delta(dirs[i].before, dirs[i].after));
+                }
+        }
+        ret = 0;
+        goto out;
+nomem:
+        NOMEM(err);
+out:
+        json_object_put(jt);
+        json_object_put(ji_);
+        json_object_put(jb);
+        json_object_put(jd);
+        json_object_put(jtop);
+        json_object_put(jh);
+        for (size_t i = 0; imgs && i < nimgs; i++)
+                free(imgs[i].name);
+        for (size_t i = 0; dirs && i < ndirs; i++)
+                free(dirs[i].name);
+        free(imgs);
+        free(dirs);
+        free(keys);
+        return ret;
+}
+
+static int run(enum ia_section s, struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
+{
+        switch (s) {
+        case IA_SEC_SUMMARY:
+                return sec_summary(r, o, err);
+        case IA_SEC_CAPACITY:
+                return sec_capacity(r, o, err);
+        case IA_SEC_SHARING:
+                return sec_sharing(r, o, err);
+        case IA_SEC_CHAINS:
+                return sec_chains(r, o, err);
+        case IA_SEC_ORPHANS:
+                return sec_orphans(r, o, err);
+        case IA_SEC_FINDINGS:
+                return sec_findings(r, o, err);
+        case IA_SEC_TREND:
+                return sec_trend(r, o, err);
+        case IA_SEC_COUNT:
+                break;
+        }
+        return ia_error_set(err, IA_ERR_INTERNAL, "no section %d", (int)s);
+}
+
+int ia_section_run(enum ia_section s, struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
+{
+        struct ia_table **before = o->tail;
+        int ret = run(s, r, o, err);
+
+        o->sec_first[s] = *before;
+        for (struct ia_table *t = *before; t; t = t->next) {
+                if (t->nomem && ret == 0)
+                        ret = NOMEM(err);
+                o->sec_ntables[s]++;
+        }
+        if (o->prom.nomem && ret == 0)
+                ret = NOMEM(err);
+        return ret;
+}

@@ -1,0 +1,68 @@
+/*
+ * The sections of `imgaudit report` and what they produce.
+ *
+ * Each section computes its figures once from the loaded scan (rpt.h) and
+ * emits them three ways at the same time: into the JSON document, as tables
+ * (rendered by human, CSV and HTML) and as Prometheus text.  One computation
+ * per figure is what keeps the formats from ever disagreeing.
+ */
+#ifndef IA_SECTIONS_H
+#define IA_SECTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "rbuf.h"
+#include "rpt.h"
+#include "table.h"
+
+#define IA_REPORT_SCHEMA_VERSION 1
+
+enum ia_section {
+        IA_SEC_SUMMARY,
+        IA_SEC_CAPACITY,
+        IA_SEC_SHARING,
+        IA_SEC_CHAINS,
+        IA_SEC_ORPHANS,
+        IA_SEC_FINDINGS,
+        IA_SEC_TREND,
+        IA_SEC_COUNT,
+};
+
+extern const char *const ia_section_names[IA_SEC_COUNT];
+
+/* Space figures of an image or a group of images (see imgaudit(1)). */
+struct ia_rpt_agg {
+        char *name; /* escaped (group name) */
+        uint64_t images, virtual_size, file_size, allocated, own_data, backing_data, zero,
+            unallocated, compressed, flattened, overhead, unmapped;
+        uint64_t leaf_virtual; /* virtual size of the images nothing uses as a backing file */
+};
+
+struct ia_rpt_out {
+        json_object *doc;
+        struct ia_table *tables, **tail;
+        struct ia_rbuf prom;
+        /* for the HTML charts */
+        struct ia_rpt_agg *dirs, total;
+        size_t ndirs;
+        bool have_capacity, have_sharing, have_trend;
+        struct ia_table *sec_first[IA_SEC_COUNT]; /* a section's tables, in the list */
+        size_t sec_ntables[IA_SEC_COUNT];
+        size_t norphans, nbroken, nfindings;
+};
+
+int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r);
+void ia_rpt_out_release(struct ia_rpt_out *o);
+
+/* Compute and emit one section. */
+int ia_section_run(enum ia_section s, struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err);
+
+/* The HTML document (fmt_html.c). */
+void ia_html_render(const struct ia_rpt *r, const struct ia_rpt_out *o,
+                    const bool sections[IA_SEC_COUNT], struct ia_rbuf *b);
+
+#endif

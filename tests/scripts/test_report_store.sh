@@ -1,0 +1,285 @@
+#!/bin/bash
+# imgaudit report against a store whose answers are known by construction:
+# a base with 4 MiB of data, overlays that each write known ranges (one two
+# levels deep), an overlay whose backing file was deleted, a compressed
+# standalone image, and an image whose name holds a newline.  Every section
+# is checked with exact figures in every format, figures are cross-checked
+# against sums over v_map, the JSON validates against its schema, the HTML
+# renders in headless Chromium, -o is atomic, and a report runs while a scan
+# is writing without waiting for it.
+set -u
+IMGAUDIT=${IMGAUDIT:-imgaudit}
+SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+SCHEMA=$SOURCE_DIR/schema/report.schema.json
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-report.XXXXXX")
+BG=
+cleanup() {
+	[ -n "$BG" ] && kill -9 "$BG" 2>/dev/null
+	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+cd "$WORK" || exit 1
+for t in qemu-img qemu-io sqlite3 python3; do
+	command -v $t >/dev/null || { echo "$t is not installed (run tests/setup.sh)"; exit 1; }
+done
+python3 -c 'import jsonschema' 2>/dev/null || { echo "python3-jsonschema is not installed (run tests/setup.sh)"; exit 1; }
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
+eq() { # eq WHAT GOT EXPECTED
+	if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi
+}
+# pj FILE EXPR: evaluate a Python expression over the JSON document d
+pj() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" 2>&1 | tail -1; }
+alloc() { echo $(($(stat -c %b "$1") * 512)); }
+validate() {
+	python3 - "$SCHEMA" "$1" <<'PY'
+import json, sys, jsonschema
+s = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(s)
+jsonschema.validate(json.load(open(sys.argv[2])), s, cls=jsonschema.Draft202012Validator)
+PY
+}
+M=1048576
+K=1024
+
+# ---- the store ----
+mkdir -p store/sub
+cd store
+qemu-img create -q -f qcow2 base.qcow2 16M
+qemu-io -c 'write -P 0xaa 0 4M' base.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 ov1.qcow2
+qemu-io -c 'write -P 0x11 0 1M' -c 'write -P 0x13 3M 1M' ov1.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 ov2.qcow2
+qemu-io -c 'write -P 0x22 1M 1M' -c 'write -P 0x23 3M 1M' ov2.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b ov1.qcow2 -F qcow2 ov3.qcow2
+qemu-io -c 'write -P 0x33 8M 1M' ov3.qcow2 >/dev/null
+qemu-img create -q -f qcow2 sub/gone.qcow2 16M
+qemu-img create -q -f qcow2 -b gone.qcow2 -F qcow2 sub/broken.qcow2
+qemu-io -c 'write -P 0x44 0 64k' sub/broken.qcow2 >/dev/null
+rm sub/gone.qcow2
+truncate -s 2M raw.img
+qemu-io -f raw -c 'write -P 0x55 0 1M' raw.img >/dev/null
+qemu-img convert -c -O qcow2 raw.img sub/packed.qcow2
+rm raw.img
+EVIL=$'evil\nname.qcow2'
+qemu-img create -q -f qcow2 "sub/$EVIL" 1M
+cd ..
+"$IMGAUDIT" scan --db db.sqlite --quiet store
+eq "first scan exit status" "$?" "0"
+
+A_BASE=$(alloc store/base.qcow2) A_OV1=$(alloc store/ov1.qcow2) A_OV2=$(alloc store/ov2.qcow2)
+A_OV3=$(alloc store/ov3.qcow2) A_BROKEN=$(alloc store/sub/broken.qcow2)
+A_PACKED=$(alloc store/sub/packed.qcow2) A_EVIL=$(alloc "store/sub/$EVIL")
+A_ALL=$((A_BASE + A_OV1 + A_OV2 + A_OV3 + A_BROKEN + A_PACKED + A_EVIL))
+
+# ---- JSON: every section, exact figures ----
+sum_before=$(sha256sum db.sqlite)
+"$IMGAUDIT" report --db db.sqlite --format=json >r1.json
+eq "report exit status" "$?" "0"
+eq "database unchanged by report" "$(sha256sum db.sqlite)" "$sum_before"
+validate r1.json && ok || bad "r1.json does not validate against $SCHEMA"
+eq "schema_version" "$(pj r1.json 'd["schema_version"]')" "1"
+
+img() { echo "[i for i in d['capacity']['images'] if i['name']=='store/$1'][0]"; }
+# name own backing zero unalloc compressed virtual allocated
+space() {
+	eq "capacity $1" "$(pj r1.json "[$(img "$1")[k] for k in ('own_data_bytes','backing_data_bytes','zero_bytes','unallocated_bytes','compressed_bytes','virtual_bytes','allocated_bytes')]")" "$2"
+}
+space base.qcow2 "[$((4 * M)), 0, 0, $((12 * M)), 0, $((16 * M)), $A_BASE]"
+space ov1.qcow2 "[$((2 * M)), $((2 * M)), 0, $((12 * M)), 0, $((16 * M)), $A_OV1]"
+space ov2.qcow2 "[$((2 * M)), $((2 * M)), 0, $((12 * M)), 0, $((16 * M)), $A_OV2]"
+space ov3.qcow2 "[$((1 * M)), $((4 * M)), 0, $((11 * M)), 0, $((16 * M)), $A_OV3]"
+space sub/broken.qcow2 "[$((64 * K)), 0, 0, $((16 * M - 64 * K)), 0, $((16 * M)), $A_BROKEN]"
+space sub/packed.qcow2 "[$((1 * M)), 0, 0, $((1 * M)), $((1 * M)), $((2 * M)), $A_PACKED]"
+eq "flattened ov3" "$(pj r1.json "$(img ov3.qcow2)['flattened_bytes']")" "$((5 * M))"
+eq "overhead ov1" "$(pj r1.json "$(img ov1.qcow2)['metadata_overhead_bytes']")" "$((A_OV1 - 2 * M))"
+eq "overhead packed (clamped)" "$(pj r1.json "$(img sub/packed.qcow2)['metadata_overhead_bytes']")" "0"
+eq "evil name escaped" "$(pj r1.json "[i['name'] for i in d['capacity']['images'] if 'evil' in i['name']]")" "['store/sub/evil\\\\nname.qcow2']"
+eq "evil path exact" "$(pj r1.json "[i['path'] for i in d['capacity']['images'] if 'evil' in i['name']]==['store/sub/evil\\nname.qcow2']")" "True"
+eq "total allocated" "$(pj r1.json 'd["capacity"]["totals"]["allocated_bytes"]')" "$A_ALL"
+eq "total virtual" "$(pj r1.json 'd["capacity"]["totals"]["virtual_bytes"]')" "$((83 * M))"
+LEAF_V=$((16 * M * 3 + 2 * M + 1 * M)) # ov2 ov3 broken packed evil
+eq "overcommit" "$(pj r1.json '[d["capacity"]["overcommit"][k] for k in ("leaf_virtual_bytes","allocated_bytes")]')" "[$LEAF_V, $A_ALL]"
+eq "overcommit ratio" "$(pj r1.json 'round(d["capacity"]["overcommit"]["ratio"],3)')" "$(python3 -c "print(round($LEAF_V/$A_ALL,3))")"
+eq "directories" "$(pj r1.json '[(x["name"],x["images"]) for x in d["capacity"]["directories"]]')" "[('store', 4), ('store/sub', 3)]"
+eq "roots" "$(pj r1.json '[(x["name"],x["images"],x["allocated_bytes"]) for x in d["capacity"]["roots"]]')" "[('store', 7, $A_ALL)]"
+
+# cross-check every image's split against sums over v_map
+for f in base.qcow2 ov1.qcow2 ov2.qcow2 ov3.qcow2 sub/broken.qcow2 sub/packed.qcow2; do
+	want=$(sqlite3 db.sqlite "SELECT '[' || coalesce(sum(CASE WHEN depth = 0 AND data THEN length END), 0) || ', ' ||
+		coalesce(sum(CASE WHEN depth > 0 AND data THEN length END), 0) || ', ' ||
+		coalesce(sum(CASE WHEN NOT data AND present THEN length END), 0) || ', ' ||
+		coalesce(sum(CASE WHEN NOT data AND NOT present THEN length END), 0) || ', ' ||
+		coalesce(sum(CASE WHEN data AND compressed THEN length END), 0) || ']' FROM v_map WHERE path = 'store/$f'")
+	eq "v_map cross-check $f" "$(pj r1.json "[$(img $f)[k] for k in ('own_data_bytes','backing_data_bytes','zero_bytes','unallocated_bytes','compressed_bytes')]")" "$want"
+done
+eq "v_map total own data" "$(pj r1.json 'd["capacity"]["totals"]["own_data_bytes"]')" \
+	"$(sqlite3 db.sqlite 'SELECT sum(length) FROM v_map WHERE depth = 0 AND data')"
+
+# summary
+eq "summary" "$(pj r1.json '[d["summary"][k] for k in ("images","virtual_bytes","allocated_bytes","broken_links")]')" "[7, $((83 * M)), $A_ALL, 1]"
+eq "by status" "$(pj r1.json '[(x["status"],x["images"]) for x in d["summary"]["by_status"]]')" "[('missing', 1), ('ok', 6)]"
+
+# sharing: base data [0,4M); ov1 and ov2 both overwrite [3M,4M): dead 1M
+base="[b for b in d['sharing']['bases'] if b['name']=='store/base.qcow2'][0]"
+eq "sharing base" "$(pj r1.json "[$base[k] for k in ('children','descendants','own_data_bytes','visible_bytes','dead_bytes')]")" "[2, 3, $((4 * M)), $((3 * M)), $((1 * M))]"
+eq "sharing base children" "$(pj r1.json "$base['direct_children']")" "['store/ov1.qcow2', 'store/ov2.qcow2']"
+eq "sharing overlays" "$(pj r1.json "[(o['name'],o['depth'],o['unique_bytes'],o['reads_from_base_bytes']) for o in $base['overlays']]")" \
+	"[('store/ov1.qcow2', 1, $((2 * M)), $((2 * M))), ('store/ov3.qcow2', 2, $((1 * M)), $((2 * M))), ('store/ov2.qcow2', 1, $((2 * M)), $((2 * M)))]"
+ov1b="[b for b in d['sharing']['bases'] if b['name']=='store/ov1.qcow2'][0]"
+eq "sharing ov1 as base" "$(pj r1.json "[$ov1b[k] for k in ('children','descendants','visible_bytes','dead_bytes')]")" "[1, 1, $((2 * M)), 0]"
+del() { pj r1.json "[(x['freed_bytes'],x['orphaned_bases'],x['breaks_images']) for x in d['sharing']['deletion'] if x['name']=='store/$1'][0]"; }
+eq "freed if ov3 deleted (ov1 left orphaned)" "$(del ov3.qcow2)" "($((A_OV3 + A_OV1)), 1, 0)"
+eq "freed if ov2 deleted" "$(del ov2.qcow2)" "($A_OV2, 0, 0)"
+eq "freed if base deleted" "$(del base.qcow2)" "($A_BASE, 0, 3)"
+# cross-check visible bytes of the base with v_map: union of base-depth data ranges of its descendants
+vis=$(sqlite3 db.sqlite "SELECT start, length FROM v_map WHERE data AND ((path IN ('store/ov1.qcow2','store/ov2.qcow2') AND depth = 1) OR (path = 'store/ov3.qcow2' AND depth = 2))" |
+	python3 -c '
+import sys
+iv = sorted((int(a), int(a) + int(b)) for a, b in (l.strip().split("|") for l in sys.stdin))
+tot, cur = 0, None
+for s, e in iv:
+    if cur and s <= cur[1]: cur[1] = max(cur[1], e)
+    else:
+        if cur: tot += cur[1] - cur[0]
+        cur = [s, e]
+print(tot + (cur[1] - cur[0] if cur else 0))')
+eq "v_map cross-check visible" "$(pj r1.json "$base['visible_bytes']")" "$vis"
+
+# chains
+eq "chain trees" "$(pj r1.json '[(t["name"],[(c["name"],[g["name"] for g in c["children"]]) for c in t["children"]]) for t in d["chains"]["trees"]]')" \
+	"[('store/base.qcow2', [('store/ov1.qcow2', ['store/ov3.qcow2']), ('store/ov2.qcow2', [])]), ('store/sub/broken.qcow2', [])]"
+eq "depth histogram" "$(pj r1.json '[(x["depth"],x["images"]) for x in d["chains"]["depth_histogram"]]')" "[(0, 4), (1, 2), (2, 1)]"
+eq "broken links" "$(pj r1.json '[(x["image"],x["name"],x["status"]) for x in d["chains"]["broken_links"]]')" "[('store/sub/broken.qcow2', 'gone.qcow2', 'missing')]"
+
+# orphans: nothing references them
+eq "orphans" "$(pj r1.json '[(x["name"],x["kind"]) for x in d["orphans"]["images"]]')" \
+	"[('store/ov2.qcow2', 'overlay'), ('store/ov3.qcow2', 'overlay'), ('store/sub/broken.qcow2', 'broken'), ('store/sub/evil\\\\nname.qcow2', 'standalone'), ('store/sub/packed.qcow2', 'standalone')]"
+eq "orphans reclaimable" "$(pj r1.json 'd["orphans"]["reclaimable_bytes"]')" "$((A_OV2 + A_OV3 + A_OV1 + A_BROKEN + A_EVIL + A_PACKED))"
+
+# findings
+eq "findings" "$(pj r1.json '[(c["category"],c["count"]) for c in d["findings"]["categories"]]')" "[('image-missing', 1), ('link-missing', 1)]"
+
+# trend with a single scan: nothing to compare
+eq "trend without an earlier scan" "$(pj r1.json '(d["trend"]["from_scan"], d["trend"]["images"], len(d["trend"]["history"]))')" "(None, [], 1)"
+
+# ---- human ----
+"$IMGAUDIT" report --db db.sqlite >r1.txt
+eq "human exit status" "$?" "0"
+grep -q '^  overcommit ratio ' r1.txt && ok || bad "human overcommit line"
+grep -q '^name\.qcow2' r1.txt && bad "a newline in a name forged a line" || ok
+grep -qF 'store/sub/evil\nname.qcow2' r1.txt && ok || bad "human escaped name"
+grep -Eq '^  base +store/base\.qcow2 +store/base\.qcow2 +0 +2 +3 +4\.0 MiB +3\.0 MiB +1\.0 MiB ' r1.txt && ok || bad "human sharing row"
+grep -Eq '^    └─ store/ov3\.qcow2 ' r1.txt && ok || bad "human chain tree"
+
+# ---- CSV ----
+"$IMGAUDIT" report --db db.sqlite --format=csv --section=capacity >cap.csv
+python3 - cap.csv "$A_BASE" <<'PY' && ok || bad "csv capacity"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="")))
+b = [r for r in rows if r["scope"] == "image" and r["name"] == "store/base.qcow2"][0]
+assert b["table"] == "capacity" and b["own_data_bytes"] == str(4 << 20) and b["allocated_bytes"] == sys.argv[2], b
+assert any(r["name"] == "store/sub/evil\\nname.qcow2" for r in rows)
+assert [r["scope"] for r in rows].count("total") == 1
+PY
+"$IMGAUDIT" report --db db.sqlite --format=csv >all.csv
+eq "csv line endings" "$(grep -c $'[^\r]$' all.csv)" "0"
+# summary: scan + summary; chains: chains + depths + broken links; trend: trend + top + history
+eq "csv tables" "$(grep -c '^table,' all.csv)" "12"
+
+# ---- Prometheus ----
+"$IMGAUDIT" report --db db.sqlite --format=prometheus >r.prom
+grep -qxF "imgaudit_store_allocated_bytes $A_ALL" r.prom && ok || bad "prom store allocated"
+grep -qxF "imgaudit_base_dead_bytes{base=\"store/base.qcow2\"} $M" r.prom && ok || bad "prom dead bytes"
+grep -qxF 'imgaudit_image_allocated_bytes{image="store/sub/evil\\nname.qcow2"} '"$A_EVIL" r.prom && ok || bad "prom escaped label"
+grep -qxF 'imgaudit_orphans 5' r.prom && ok || bad "prom orphans"
+python3 - r.prom <<'PY' && ok || bad "prom text format"
+import re, sys
+seen, types = set(), {}
+line_re = re.compile(r'^(imgaudit_[a-z_]+)(\{[a-z_]+="(?:[^"\\\n]|\\[\\"n])*"(?:,[a-z_]+="(?:[^"\\\n]|\\[\\"n])*")*\})? -?[0-9.e+]+$')
+cur = None
+for l in open(sys.argv[1]).read().split("\n")[:-1]:
+    if l.startswith("# HELP "):
+        cur = l.split()[2]; assert cur not in seen, cur; seen.add(cur)
+    elif l.startswith("# TYPE "):
+        assert l.split()[2] == cur and l.split()[3] == "gauge", l
+    else:
+        m = line_re.match(l); assert m, l; assert m.group(1) == cur, (l, cur)
+PY
+
+# ---- HTML in headless Chromium ----
+"$IMGAUDIT" report --db db.sqlite --format=html -o r.html
+eq "html exit status" "$?" "0"
+grep -qiE '<script|<link|@import|url\(|src=' r.html && bad "html refers to something outside itself" || ok
+if command -v chromium >/dev/null; then
+	timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+		--disable-component-update --disable-sync --no-first-run --user-data-dir="$WORK/chrome" \
+		--enable-logging=stderr --dump-dom "file://$WORK/r.html" >dom.html 2>chrome.err
+	eq "chromium exit status" "$?" "0"
+	grep -E 'CONSOLE|Refused to|Uncaught' chrome.err && bad "chromium reported errors" || ok
+	grep -qF "id=\"k-allocated\" title=\"$A_ALL\"" dom.html && ok || bad "html allocated figure"
+	grep -qF 'id="k-orphans" title="5"' dom.html && ok || bad "html orphans figure"
+	grep -qF '<svg id="chart-sharing"' dom.html && ok || bad "html sharing chart"
+	grep -qF '<svg id="chart-capacity"' dom.html && ok || bad "html capacity chart"
+	grep -qF 'store/sub/evil\nname.qcow2' dom.html && ok || bad "html escaped name"
+else
+	bad "chromium is not installed (run tests/setup.sh)"
+fi
+
+# ---- trend: ov2 grows by 2 MiB of data, a new image appears ----
+qemu-io -c 'write -P 0x77 4M 2M' store/ov2.qcow2 >/dev/null
+qemu-img create -q -f qcow2 store/new.qcow2 1M
+A_OV2B=$(alloc store/ov2.qcow2) A_NEW=$(alloc store/new.qcow2)
+"$IMGAUDIT" scan --db db.sqlite --quiet store
+eq "second scan exit status" "$?" "0"
+"$IMGAUDIT" report --db db.sqlite --format=json --section=trend >r2.json
+validate r2.json && ok || bad "r2.json does not validate"
+eq "trend scans" "$(pj r2.json '(d["trend"]["from_scan"]["id"], d["trend"]["to_scan"]["id"])')" "(1, 2)"
+eq "trend total" "$(pj r2.json 'd["trend"]["total"]["delta_bytes"]')" "$((A_OV2B - A_OV2 + A_NEW))"
+eq "trend ov2" "$(pj r2.json '[(x["change"],x["delta_bytes"]) for x in d["trend"]["images"] if x["name"]=="store/ov2.qcow2"]')" "[('grown', $((A_OV2B - A_OV2)))]"
+eq "trend new" "$(pj r2.json '[(x["change"],x["before_bytes"]) for x in d["trend"]["images"] if x["name"]=="store/new.qcow2"]')" "[('new', None)]"
+eq "trend base family" "$(pj r2.json '[x["delta_bytes"] for x in d["trend"]["bases"] if x["name"]=="store/base.qcow2"]')" "[$((A_OV2B - A_OV2))]"
+eq "top grower" "$(pj r2.json 'd["trend"]["top_growers"][0]["name"]')" "store/ov2.qcow2"
+eq "history" "$(pj r2.json '[h["scan"] for h in d["trend"]["history"]]')" "[1, 2]"
+"$IMGAUDIT" report --db db.sqlite --format=json --section=trend --scan 1 >r3.json
+eq "--scan 1 has no earlier scan" "$(pj r3.json 'd["trend"]["from_scan"]')" "None"
+"$IMGAUDIT" report --db db.sqlite --format=json --section=trend --since 2000-01-01 >r4.json
+eq "--since DATE before every scan: the first one" "$(pj r4.json 'd["trend"]["from_scan"]["id"]')" "1"
+eq "section selection" "$(pj r2.json 'sorted(k for k in d if k in ("summary","capacity","sharing","chains","orphans","findings","trend"))')" "['trend']"
+
+# ---- errors: usage, nothing on stdout, -o untouched ----
+echo keep >out.txt
+"$IMGAUDIT" report --db db.sqlite --scan 99 -o out.txt >stdout.txt 2>err.txt
+eq "unknown scan exit status" "$?" "2"
+eq "unknown scan: -o untouched" "$(cat out.txt)" "keep"
+eq "unknown scan: stdout empty" "$(wc -c <stdout.txt)" "0"
+eq "no temporary files left" "$(ls | grep -c '\.tmp\.')" "0"
+"$IMGAUDIT" report --db db.sqlite --section=nope >/dev/null 2>&1
+eq "unknown section exit status" "$?" "2"
+"$IMGAUDIT" report --db nonexistent.sqlite >stdout.txt 2>err.txt
+eq "missing database exit status" "$?" "1"
+[ -e nonexistent.sqlite ] && bad "report created a database" || ok
+"$IMGAUDIT" report --db db.sqlite --format=json -o out.txt
+eq "-o replaced the file" "$(pj out.txt 'd["scan"]["id"]')" "2"
+
+# ---- a report never waits for a running scan ----
+touch store/ov1.qcow2
+IMGAUDIT_NO_INCREMENTAL=1 IMGAUDIT_TEST_WRITER_DELAY_MS=200 "$IMGAUDIT" scan --db db.sqlite --quiet store &
+BG=$!
+for _ in $(seq 50); do
+	[ "$(sqlite3 db.sqlite "SELECT count(*) FROM scans WHERE status = 'running'" 2>/dev/null)" = 1 ] && break
+	sleep 0.1
+done
+start=$(date +%s%N)
+timeout 20 "$IMGAUDIT" report --db db.sqlite --format=json --section=summary >r5.json
+eq "report during a scan exit status" "$?" "0"
+ms=$((($(date +%s%N) - start) / 1000000))
+[ $ms -lt 5000 ] && ok || bad "report during a scan took ${ms} ms"
+eq "report during a scan shows the last complete scan" "$(pj r5.json 'd["scan"]["id"]')" "2"
+{ kill -9 $BG && wait $BG; } 2>/dev/null
+BG=
+
+echo "test_report_store: $PASS passed, $FAIL failed"
+[ $FAIL = 0 ]
