@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "imgtest.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,38 +69,8 @@ static int open_mem(const uint8_t *buf, size_t len, const char *fmt, struct ia_i
 
 static void expect_open_fail(const uint8_t *buf, size_t len, const char *fmt, enum ia_errcat cat)
 {
-        struct ia_image *img = NULL;
-        struct ia_error err;
-
-        assert_int_equal(open_mem(buf, len, fmt, &img, &err), -1);
-        assert_null(img);
-        if (err.cat != cat)
-                fail_msg("%s: expected category %s, got %s (%s)", fmt, ia_errcat_name(cat),
-                         ia_errcat_name(err.cat), err.msg);
-        assert_true(err.msg[0] != '\0');
+        imgtest_expect_open_fail(&ctx, buf, len, fmt, cat);
 }
-
-/* One block status query through the driver alone. */
-static void expect_status(struct ia_image *img, uint64_t off, uint64_t len, unsigned flags,
-                          uint64_t host)
-{
-        struct ia_bstatus st;
-        struct ia_error err;
-
-        memset(&st, 0, sizeof(st));
-        ia_error_clear(&err);
-        if (img->drv->block_status(img, off, img->size - off, &st, &err) < 0)
-                fail_msg("block status at %llu failed: %s", (unsigned long long)off, err.msg);
-        if (st.len != len || st.flags != flags)
-                fail_msg("at %llu: got len %llu flags 0x%x, expected len %llu flags 0x%x",
-                         (unsigned long long)off, (unsigned long long)st.len, st.flags,
-                         (unsigned long long)len, flags);
-        if (flags & IA_BS_OFFSET) {
-                assert_int_equal(st.host_off, host);
-                assert_ptr_equal(st.file, img->file);
-        }
-}
-
 static void expect_status_fail(struct ia_image *img, uint64_t off, enum ia_errcat cat)
 {
         struct ia_bstatus st;
@@ -182,16 +154,16 @@ static void test_vdi_map(void **state)
         assert_int_equal(open_mem(b, sizeof(b), "vdi", &img, &err), 0);
         assert_int_equal(img->size, 4 << 20);
         assert_false(img->cow);
-        expect_status(img, 0, 1 << 20, IA_BS_DATA | IA_BS_OFFSET, 1024);
-        expect_status(img, (1 << 20) + 5, (1 << 20) - 5, IA_BS_ZERO, 0);
-        expect_status(img, (2 << 20) + 100, (1 << 20) - 100, IA_BS_DATA | IA_BS_OFFSET,
-                      1024 + (1 << 20) + 100);
-        expect_status(img, 3 << 20, 1 << 20, IA_BS_ZERO, 0);
+        imgtest_expect_status(img, 0, 1 << 20, IA_BS_DATA | IA_BS_OFFSET, 1024);
+        imgtest_expect_status(img, (1 << 20) + 5, (1 << 20) - 5, IA_BS_ZERO, 0);
+        imgtest_expect_status(img, (2 << 20) + 100, (1 << 20) - 100, IA_BS_DATA | IA_BS_OFFSET,
+                              1024 + (1 << 20) + 100);
+        imgtest_expect_status(img, 3 << 20, 1 << 20, IA_BS_ZERO, 0);
         ia_image_free(img);
 
         vdi_build(b, 2);
         assert_int_equal(open_mem(b, sizeof(b), "vdi", &img, &err), 0);
-        expect_status(img, 0, 1 << 20, IA_BS_DATA | IA_BS_OFFSET | IA_BS_RECURSE, 1024);
+        imgtest_expect_status(img, 0, 1 << 20, IA_BS_DATA | IA_BS_OFFSET | IA_BS_RECURSE, 1024);
         ia_image_free(img);
 
         /* A fractional last sector is rounded up, as qemu does. */
@@ -282,13 +254,13 @@ static void test_qed_map(void **state)
         assert_int_equal(img->size, 16 << 20);
         assert_true(img->cow);
         assert_null(img->backing);
-        expect_status(img, 0, 8192, IA_BS_DATA | IA_BS_OFFSET, 20480);
-        expect_status(img, 100, 8092, IA_BS_DATA | IA_BS_OFFSET, 20580);
-        expect_status(img, 8192, 8192, IA_BS_ZERO, 0);
-        expect_status(img, 16384, 4096, 0, 0);
-        expect_status(img, 20480, 4096, IA_BS_DATA | IA_BS_OFFSET, 28672);
-        expect_status(img, 24576, (4 << 20) - 24576, 0, 0);
-        expect_status(img, 5 << 20, 3 << 20, 0, 0); /* L1[1] unallocated: to the L2 reach */
+        imgtest_expect_status(img, 0, 8192, IA_BS_DATA | IA_BS_OFFSET, 20480);
+        imgtest_expect_status(img, 100, 8092, IA_BS_DATA | IA_BS_OFFSET, 20580);
+        imgtest_expect_status(img, 8192, 8192, IA_BS_ZERO, 0);
+        imgtest_expect_status(img, 16384, 4096, 0, 0);
+        imgtest_expect_status(img, 20480, 4096, IA_BS_DATA | IA_BS_OFFSET, 28672);
+        imgtest_expect_status(img, 24576, (4 << 20) - 24576, 0, 0);
+        imgtest_expect_status(img, 5 << 20, 3 << 20, 0, 0); /* L1[1] unallocated: to the L2 reach */
         ia_image_free(img);
         fault_sweep(b, QED_LEN, "qed", 0);
 
@@ -421,12 +393,12 @@ static void test_qcow_map(void **state)
         assert_int_equal(img->size, 4 << 20);
         assert_string_equal(img->backing, "b.qcow");
         assert_true(img->cow);
-        expect_status(img, 0, 4096, IA_BS_DATA | IA_BS_OFFSET, 8192);
-        expect_status(img, 10, 4086, IA_BS_DATA | IA_BS_OFFSET, 8202);
-        expect_status(img, 4096, 4096, IA_BS_DATA | IA_BS_COMPRESSED, 0);
-        expect_status(img, 8192, 4096, 0, 0);
-        expect_status(img, 12288 + 1, 4095, IA_BS_DATA | IA_BS_OFFSET, 12289);
-        expect_status(img, 2 << 20, 4096, 0, 0); /* L1[1] = 0 */
+        imgtest_expect_status(img, 0, 4096, IA_BS_DATA | IA_BS_OFFSET, 8192);
+        imgtest_expect_status(img, 10, 4086, IA_BS_DATA | IA_BS_OFFSET, 8202);
+        imgtest_expect_status(img, 4096, 4096, IA_BS_DATA | IA_BS_COMPRESSED, 0);
+        imgtest_expect_status(img, 8192, 4096, 0, 0);
+        imgtest_expect_status(img, 12288 + 1, 4095, IA_BS_DATA | IA_BS_OFFSET, 12289);
+        imgtest_expect_status(img, 2 << 20, 4096, 0, 0); /* L1[1] = 0 */
         ia_image_free(img);
         fault_sweep(b, sizeof(b), "qcow", 0);
 
@@ -434,8 +406,8 @@ static void test_qcow_map(void **state)
         put_be32(b + 36, 1);
         assert_int_equal(open_mem(b, sizeof(b), "qcow", &img, &err), 0);
         assert_true(img->flags & IA_IMG_ENCRYPTED);
-        expect_status(img, 0, 4096, IA_BS_DATA, 0);
-        expect_status(img, 8192, 4096, 0, 0);
+        imgtest_expect_status(img, 0, 4096, IA_BS_DATA, 0);
+        imgtest_expect_status(img, 8192, 4096, 0, 0);
         ia_image_free(img);
 
         /* A size that is not a multiple of 512 is cut down, as qemu does. */
@@ -534,12 +506,12 @@ static void test_parallels_map(void **state)
                 assert_int_equal(img->size, 40 * 512);
                 assert_int_equal(img->cluster_size, 4096);
                 assert_true(img->cow);
-                expect_status(img, 0, 8192, IA_BS_DATA | IA_BS_OFFSET, 8192);
-                expect_status(img, 5000, 3192, IA_BS_DATA | IA_BS_OFFSET, 13192);
-                expect_status(img, 100, 8092, IA_BS_DATA | IA_BS_OFFSET, 8292);
-                expect_status(img, 8192, 4096, 0, 0);
-                expect_status(img, 12288, 4096, IA_BS_DATA | IA_BS_OFFSET, 20480);
-                expect_status(img, 16384, 4096, 0, 0);
+                imgtest_expect_status(img, 0, 8192, IA_BS_DATA | IA_BS_OFFSET, 8192);
+                imgtest_expect_status(img, 5000, 3192, IA_BS_DATA | IA_BS_OFFSET, 13192);
+                imgtest_expect_status(img, 100, 8092, IA_BS_DATA | IA_BS_OFFSET, 8292);
+                imgtest_expect_status(img, 8192, 4096, 0, 0);
+                imgtest_expect_status(img, 12288, 4096, IA_BS_DATA | IA_BS_OFFSET, 20480);
+                imgtest_expect_status(img, 16384, 4096, 0, 0);
                 ia_image_free(img);
         }
         /* The old magic keeps 32 bits of the sector count. */

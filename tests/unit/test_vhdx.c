@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "imgtest.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,40 +230,7 @@ static struct ia_image *open_ok(const uint8_t *buf, size_t len)
 
 static void expect_open_fail(const uint8_t *buf, size_t len, enum ia_errcat cat)
 {
-        struct ia_image *img = NULL;
-        struct ia_error err;
-        struct ia_source *src;
-        struct ia_file *file;
-
-        ia_error_clear(&err);
-        src = ia_source_memory(buf, len, false, &err);
-        file = ia_file_new(src, "mem", &err);
-        assert_int_equal(ia_image_open(&ctx, file, "vhdx", &img, &err), -1);
-        assert_null(img);
-        if (err.cat != cat)
-                fail_msg("expected category %s, got %s (%s)", ia_errcat_name(cat),
-                         ia_errcat_name(err.cat), err.msg);
-        assert_true(err.msg[0] != '\0');
-}
-
-static void expect_status(struct ia_image *img, uint64_t off, uint64_t len, unsigned flags,
-                          uint64_t host)
-{
-        struct ia_bstatus st;
-        struct ia_error err;
-
-        memset(&st, 0, sizeof(st));
-        ia_error_clear(&err);
-        if (img->drv->block_status(img, off, img->size - off, &st, &err) < 0)
-                fail_msg("block status at %llu failed: %s", (unsigned long long)off, err.msg);
-        if (st.len != len || st.flags != flags)
-                fail_msg("at %llu: got len %llu flags 0x%x, expected len %llu flags 0x%x",
-                         (unsigned long long)off, (unsigned long long)st.len, st.flags,
-                         (unsigned long long)len, flags);
-        if (flags & IA_BS_OFFSET) {
-                assert_int_equal(st.host_off, host);
-                assert_ptr_equal(st.file, img->file);
-        }
+        imgtest_expect_open_fail(&ctx, buf, len, "vhdx", cat);
 }
 
 #define DATA (IA_BS_DATA | IA_BS_OFFSET | IA_BS_RECURSE)
@@ -288,11 +257,11 @@ static void test_dynamic(void **state)
         assert_false(img->cow);
         assert_null(img->backing);
         assert_int_equal(img->flags & IA_IMG_PENDING_LOG, 0);
-        expect_status(img, 0, MIB, DATA, 3 * MIB);
-        expect_status(img, 5000, MIB - 5000, DATA, 3 * MIB + 5000);
+        imgtest_expect_status(img, 0, MIB, DATA, 3 * MIB);
+        imgtest_expect_status(img, 5000, MIB - 5000, DATA, 3 * MIB + 5000);
         /* not present and zero blocks are alike here: one run */
-        expect_status(img, MIB, 2 * MIB, IA_BS_ZERO, 0);
-        expect_status(img, 3 * MIB, MIB, DATA, 4 * MIB);
+        imgtest_expect_status(img, MIB, 2 * MIB, IA_BS_ZERO, 0);
+        imgtest_expect_status(img, 3 * MIB, MIB, DATA, 4 * MIB);
         ia_image_free(img);
         free(b);
 }
@@ -306,18 +275,18 @@ static void test_differencing(void **state)
         assert_true(img->cow);
         assert_string_equal(img->backing, "sub/p.vhdx");
         assert_string_equal(img->backing_fmt, "vhdx");
-        expect_status(img, 0, MIB, DATA, 3 * MIB);
-        expect_status(img, MIB, 8 * 512, DATA, 5 * MIB);
-        expect_status(img, MIB + 100, 8 * 512 - 100, DATA, 5 * MIB + 100);
-        expect_status(img, MIB + 4096, MIB - 4096 - 512, 0, 0);
-        expect_status(img, 2 * MIB - 512, 512, DATA, 6 * MIB - 512);
-        expect_status(img, 2 * MIB, MIB, IA_BS_ZERO, 0);
+        imgtest_expect_status(img, 0, MIB, DATA, 3 * MIB);
+        imgtest_expect_status(img, MIB, 8 * 512, DATA, 5 * MIB);
+        imgtest_expect_status(img, MIB + 100, 8 * 512 - 100, DATA, 5 * MIB + 100);
+        imgtest_expect_status(img, MIB + 4096, MIB - 4096 - 512, 0, 0);
+        imgtest_expect_status(img, 2 * MIB - 512, 512, DATA, 6 * MIB - 512);
+        imgtest_expect_status(img, 2 * MIB, MIB, IA_BS_ZERO, 0);
         ia_image_free(img);
 
         /* Not present in a differencing image: the parent decides. */
         bat_set(b, 2, 0, 0);
         img = open_ok(b, IMG_LEN);
-        expect_status(img, 2 * MIB, MIB, 0, 0);
+        imgtest_expect_status(img, 2 * MIB, MIB, 0, 0);
         ia_image_free(img);
 
         /* Only an absolute path: kept as recorded. */
@@ -367,7 +336,7 @@ static void test_headers(void **state)
         header_build(b, 64 * KIB, 3, true);
         img = open_ok(b, IMG_LEN);
         assert_true(img->flags & IA_IMG_PENDING_LOG);
-        expect_status(img, 0, MIB, DATA, 3 * MIB);
+        imgtest_expect_status(img, 0, MIB, DATA, 3 * MIB);
         ia_image_free(img);
         /* Header 1 newer but damaged: header 2 rules. */
         b[64 * KIB + 100] ^= 1;

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "imgtest.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,35 +132,7 @@ static struct ia_image *open_ok(const struct ia_open_ctx *c, const uint8_t *buf,
 
 static void expect_open_fail(const uint8_t *buf, size_t len, const char *fmt, enum ia_errcat cat)
 {
-        struct ia_image *img = NULL;
-        struct ia_error err;
-
-        assert_int_equal(open_ctx(&ctx72, buf, len, fmt, &img, &err), -1);
-        assert_null(img);
-        if (err.cat != cat)
-                fail_msg("expected category %s, got %s (%s)", ia_errcat_name(cat),
-                         ia_errcat_name(err.cat), err.msg);
-        assert_true(err.msg[0] != '\0');
-}
-
-static void expect_status(struct ia_image *img, uint64_t off, uint64_t len, unsigned flags,
-                          uint64_t host)
-{
-        struct ia_bstatus st;
-        struct ia_error err;
-
-        memset(&st, 0, sizeof(st));
-        ia_error_clear(&err);
-        if (img->drv->block_status(img, off, img->size - off, &st, &err) < 0)
-                fail_msg("block status at %llu failed: %s", (unsigned long long)off, err.msg);
-        if (st.len != len || st.flags != flags)
-                fail_msg("at %llu: got len %llu flags 0x%x, expected len %llu flags 0x%x",
-                         (unsigned long long)off, (unsigned long long)st.len, st.flags,
-                         (unsigned long long)len, flags);
-        if (flags & IA_BS_OFFSET) {
-                assert_int_equal(st.host_off, host);
-                assert_ptr_equal(st.file, img->file);
-        }
+        imgtest_expect_open_fail(&ctx72, buf, len, fmt, cat);
 }
 
 static void test_probe(void **state)
@@ -193,11 +167,11 @@ static void test_dynamic(void **state)
         assert_false(img->cow);
         assert_null(img->backing);
         assert_int_equal(img->cluster_size, BS);
-        expect_status(img, 0, BS, IA_BS_DATA | IA_BS_OFFSET, 2560);
-        expect_status(img, 100, BS - 100, IA_BS_DATA | IA_BS_OFFSET, 2660);
-        expect_status(img, BS, BS, IA_BS_ZERO, 0);
-        expect_status(img, 2 * BS + 512, BS - 512, IA_BS_DATA | IA_BS_OFFSET, 7168 + 512);
-        expect_status(img, 3 * BS, BS, IA_BS_ZERO, 0);
+        imgtest_expect_status(img, 0, BS, IA_BS_DATA | IA_BS_OFFSET, 2560);
+        imgtest_expect_status(img, 100, BS - 100, IA_BS_DATA | IA_BS_OFFSET, 2660);
+        imgtest_expect_status(img, BS, BS, IA_BS_ZERO, 0);
+        imgtest_expect_status(img, 2 * BS + 512, BS - 512, IA_BS_DATA | IA_BS_OFFSET, 7168 + 512);
+        imgtest_expect_status(img, 3 * BS, BS, IA_BS_ZERO, 0);
         ia_image_free(img);
 }
 
@@ -270,11 +244,11 @@ static void test_differencing(void **state)
         assert_true(img->cow);
         assert_string_equal(img->backing, "../dir/p.vhd");
         assert_string_equal(img->backing_fmt, "vpc");
-        expect_status(img, 0, 2048, IA_BS_DATA | IA_BS_OFFSET, 2560);
-        expect_status(img, 1000, 1048, IA_BS_DATA | IA_BS_OFFSET, 3560);
-        expect_status(img, 2048, 2048, 0, 0);
-        expect_status(img, BS, BS, 0, 0);
-        expect_status(img, 2 * BS, BS, IA_BS_DATA | IA_BS_OFFSET, 7168);
+        imgtest_expect_status(img, 0, 2048, IA_BS_DATA | IA_BS_OFFSET, 2560);
+        imgtest_expect_status(img, 1000, 1048, IA_BS_DATA | IA_BS_OFFSET, 3560);
+        imgtest_expect_status(img, 2048, 2048, 0, 0);
+        imgtest_expect_status(img, BS, BS, 0, 0);
+        imgtest_expect_status(img, 2 * BS, BS, IA_BS_DATA | IA_BS_OFFSET, 7168);
         ia_image_free(img);
 
         /* Only the absolute locator: kept as recorded. */
@@ -313,8 +287,9 @@ static void test_fixed(void **state)
         ia_image_free(img);
         img = open_ok(&ctx72, b, sizeof(b), "vpc");
         assert_int_equal(img->size, 4 * BS);
-        expect_status(img, 0, 4 * BS, IA_BS_DATA | IA_BS_OFFSET | IA_BS_RECURSE, 0);
-        expect_status(img, 777, 4 * BS - 777, IA_BS_DATA | IA_BS_OFFSET | IA_BS_RECURSE, 777);
+        imgtest_expect_status(img, 0, 4 * BS, IA_BS_DATA | IA_BS_OFFSET | IA_BS_RECURSE, 0);
+        imgtest_expect_status(img, 777, 4 * BS - 777, IA_BS_DATA | IA_BS_OFFSET | IA_BS_RECURSE,
+                              777);
         ia_image_free(img);
         /* The footer at the end must say fixed. */
         put_be32(b + 4 * BS + 60, 3);
@@ -323,7 +298,7 @@ static void test_fixed(void **state)
         /* A footer at 0 saying fixed is fixed, whatever follows. */
         dyn_build(b, 2);
         img = open_ok(&ctx72, b, DYN_LEN, "vpc");
-        expect_status(img, 0, 4 * BS, IA_BS_DATA | IA_BS_OFFSET | IA_BS_RECURSE, 0);
+        imgtest_expect_status(img, 0, 4 * BS, IA_BS_DATA | IA_BS_OFFSET | IA_BS_RECURSE, 0);
         ia_image_free(img);
 }
 
