@@ -78,11 +78,42 @@ static const char *beneath(const char *root, const char *path)
         return *path ? path : ".";
 }
 
+/*
+ * The directory part of abs as the kernel resolves it (symlinks and ".."
+ * followed), joined with the last component; NULL when the directory does
+ * not resolve.  It only decides which root to open beneath: a name such as
+ * "vm/../base/b.qcow2" from a scan root "vm" must land in the allowed root
+ * "base", not be refused because it textually starts in "vm".  The open
+ * itself stays beneath that root's descriptor (RESOLVE_BENEATH), so a
+ * directory renamed or relinked meanwhile cannot take it outside.
+ */
+static char *canonical_dir(const char *abs)
+{
+        const char *slash = strrchr(abs, '/');
+        char dir[PATH_MAX], real[PATH_MAX];
+        size_t dn = slash ? (size_t)(slash - abs) : 0, rn;
+        char *out;
+
+        if (!slash || dn >= sizeof(dir))
+                return NULL;
+        memcpy(dir, abs, dn);
+        dir[dn] = '\0';
+        if (!realpath(dn ? dir : "/", real))
+                return NULL;
+        rn = strlen(real);
+        out = malloc(rn + strlen(slash) + 1);
+        if (!out)
+                return NULL;
+        memcpy(out, real, rn);
+        memcpy(out + (rn == 1 ? 0 : rn), slash, strlen(slash) + 1);
+        return out;
+}
+
 static struct ia_source *open_confined(const struct ia_fs_policy *pol, const char *path,
                                        struct ia_error *err)
 {
         char cwd[PATH_MAX];
-        char *abs = NULL;
+        char *abs = NULL, *canon;
         struct ia_source *src = NULL;
         bool any = false;
 
@@ -105,6 +136,7 @@ static struct ia_source *open_confined(const struct ia_fs_policy *pol, const cha
                 ia_error_set(err, IA_ERR_NOMEM, "out of memory");
                 return NULL;
         }
+        canon = canonical_dir(abs);
         for (size_t i = 0; pol->roots[i]; i++) {
                 char rootabs[PATH_MAX];
                 const char *rest;
@@ -112,9 +144,13 @@ static struct ia_source *open_confined(const struct ia_fs_policy *pol, const cha
 
                 if (!realpath(pol->roots[i], rootabs))
                         continue;
-                rest = beneath(pol->roots[i], abs);
-                if (!rest)
-                        rest = beneath(rootabs, abs);
+                if (canon) {
+                        rest = beneath(rootabs, canon);
+                } else {
+                        rest = beneath(pol->roots[i], abs);
+                        if (!rest)
+                                rest = beneath(rootabs, abs);
+                }
                 if (!rest)
                         continue;
                 any = true;
@@ -130,6 +166,7 @@ static struct ia_source *open_confined(const struct ia_fs_policy *pol, const cha
                 if (err)
                         err->reason = "outside-roots";
         }
+        free(canon);
         free(abs);
         return src;
 }

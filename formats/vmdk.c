@@ -102,6 +102,7 @@ struct vmdk_state {
         const struct vmdk_extent *gt_ext;
         uint32_t gt_sector;
         uint32_t gt_buf[VMDK3_GT_ENTRIES];
+        bool reported_eof; /* the table-beyond-eof finding was made */
 };
 
 /* Read len bytes at off; what lies past the end of the file reads as zeroes (as in qemu). */
@@ -735,14 +736,35 @@ static const struct vmdk_extent *find_extent(const struct vmdk_state *s, uint64_
 enum grain_kind { GRAIN_UNALLOC, GRAIN_ZERO, GRAIN_DATA };
 
 /*
+ * A grain directory or table read past the end of its file reads as zeros,
+ * as in qemu, so the map says "unallocated" there; that answer comes from no
+ * data at all, so the image gets a finding (once).
+ */
+static void check_table_eof(struct ia_image *img, const struct vmdk_extent *e, const char *what,
+                            uint64_t off, uint64_t len)
+{
+        struct vmdk_state *s = img->priv;
+
+        if (s->reported_eof || off + len <= e->file->src->size)
+                return;
+        s->reported_eof = true;
+        ia_image_finding(img, "table-beyond-eof",
+                         "vmdk: %s at offset %llu (%llu bytes) of '%s' lies past the end of the "
+                         "file (%llu bytes); read as zeros",
+                         what, (unsigned long long)off, (unsigned long long)len, e->file->name,
+                         (unsigned long long)e->file->src->size);
+}
+
+/*
  * The state of grain g of sparse extent e (qemu's get_cluster_offset()):
  * its kind and, for data, its sector.  *gt_empty is set when the whole grain
  * table is unallocated.
  */
-static int grain_lookup(struct vmdk_state *s, const struct vmdk_extent *e, uint64_t g,
+static int grain_lookup(struct ia_image *img, const struct vmdk_extent *e, uint64_t g,
                         enum grain_kind *kind, uint64_t *sector, bool *gt_empty,
                         struct ia_error *err)
 {
+        struct vmdk_state *s = img->priv;
         uint32_t l1 = (uint32_t)(g / e->gt_entries), gt_sect, gte;
         uint64_t first;
 
@@ -761,6 +783,7 @@ static int grain_lookup(struct vmdk_state *s, const struct vmdk_extent *e, uint6
                 if (read_zfill(e->file, raw, (size_t)n * 4, e->gd_off + first * 4,
                                "grain directory", err) < 0)
                         return -1;
+                check_table_eof(img, e, "grain directory", e->gd_off + first * 4, (uint64_t)n * 4);
                 for (uint32_t i = 0; i < n; i++)
                         s->gd_buf[i] = ia_le32(raw + 4 * i);
                 s->gd_ext = e;
@@ -779,6 +802,8 @@ static int grain_lookup(struct vmdk_state *s, const struct vmdk_extent *e, uint6
                 if (read_zfill(e->file, raw, (size_t)e->gt_entries * 4, (uint64_t)gt_sect * 512,
                                "grain table", err) < 0)
                         return -1;
+                check_table_eof(img, e, "grain table", (uint64_t)gt_sect * 512,
+                                (uint64_t)e->gt_entries * 4);
                 for (uint32_t i = 0; i < e->gt_entries; i++)
                         s->gt_buf[i] = ia_le32(raw + 4 * i);
                 s->gt_ext = e;
@@ -816,7 +841,7 @@ static int vmdk_block_status(struct ia_image *img, uint64_t off, uint64_t len,
         }
         gbytes = e->grain_sectors * 512;
         g = rel / gbytes;
-        if (grain_lookup(s, e, g, &kind, &sector, &empty, err) < 0)
+        if (grain_lookup(img, e, g, &kind, &sector, &empty, err) < 0)
                 return -1;
         run = gbytes - rel % gbytes;
         host = sector * 512 + rel % gbytes;
@@ -832,7 +857,7 @@ static int vmdk_block_status(struct ia_image *img, uint64_t off, uint64_t len,
                 uint64_t g2 = g + 1, sec2 = 0;
                 bool empty2;
 
-                if (grain_lookup(s, e, g2, &k2, &sec2, &empty2, &ignored) < 0 || k2 != kind)
+                if (grain_lookup(img, e, g2, &k2, &sec2, &empty2, &ignored) < 0 || k2 != kind)
                         break;
                 if (kind == GRAIN_DATA && !e->compressed && sec2 * 512 != host + run)
                         break;

@@ -815,7 +815,10 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                 goto out;
         }
         if (aerr && aerr->cat != IA_ERR_NONE) {
-                member_finding(s, ac->file_id, "archive-error", aerr->msg);
+                /* a cap that stopped the walk (a bomb, too many members) is a limit */
+                member_finding(s, ac->file_id,
+                               aerr->cat == IA_ERR_LIMIT ? "archive-limit" : "archive-error",
+                               aerr->msg);
                 s->problems++;
         }
         /* Every member gets a files row first, so references can name it. */
@@ -953,6 +956,7 @@ static void scan_archive(struct scan *s, struct ia_source *src, const char *path
                         *is_archive = true;
                         put(s, scan_file_rec(file_id, "archive", false));
                         member_finding(s, file_id, "archive-limit", err.msg);
+                        s->problems++; /* its members could not be scanned */
                 }
                 return;
         }

@@ -211,6 +211,35 @@ static int query_int(struct ia_store *s, const char *sql, int64_t *v, struct ia_
         return 0;
 }
 
+/* PRAGMA quick_check: every page and record of the file is well formed (O(size), no index
+ * cross-check). */
+static int quick_check(struct ia_store *s, struct ia_error *err)
+{
+        sqlite3_stmt *st;
+        int rc;
+
+        if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK)
+                return db_error(s, err, "PRAGMA quick_check");
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                const unsigned char *res = sqlite3_column_text(st, 0);
+
+                if (!res || strcmp((const char *)res, "ok") != 0) {
+                        ia_error_set(err, IA_ERR_CORRUPT,
+                                     "database '%s' is damaged (%s); refusing to touch it", s->path,
+                                     res ? (const char *)res : "quick_check gave no answer");
+                        if (err)
+                                err->reason = "database";
+                        sqlite3_finalize(st);
+                        return -1;
+                }
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                return db_error(s, err, "PRAGMA quick_check");
+        return 0;
+}
+
 /* ---- opening and migrations ---- */
 
 static int migrate(struct ia_store *s, struct ia_error *err)
@@ -228,6 +257,13 @@ static int migrate(struct ia_store *s, struct ia_error *err)
                                     "database '%s' is an SQLite database of another application "
                                     "(application_id %lld); refusing to touch it",
                                     s->path, (long long)appid);
+        /*
+         * Damage in a page the scan never reads (an old scan's map rows) goes
+         * unnoticed by the reads above, and the scan would then write around
+         * it: check every page before anything is written.
+         */
+        if (nobjects > 0 && quick_check(s, err) < 0)
+                return -1;
         for (const struct ia_schema_file *f = ia_schema_files; f->name; f++)
                 latest = atoi(f->name);
         if (version > latest)

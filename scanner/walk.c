@@ -259,7 +259,8 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
         }
         if (errno)
                 entry_errno(w, path, "reading directory", errno);
-        qsort(names, n, sizeof(*names), cmp_names);
+        if (n > 1) /* an empty directory has no array: qsort(NULL, 0) is undefined */
+                qsort(names, n, sizeof(*names), cmp_names);
         for (size_t i = 0; i < n && rc == 0; i++) {
                 char *crel = rel ? ia_path_join(rel, names[i]) : strdup(names[i]);
                 char *cpath = ia_path_join(path, names[i]);

@@ -39,6 +39,34 @@ def qcow2_set_ext(path, ext_type, payload):
 
 ALLOWED_PREFIXES = ("/lib", "/usr/", "/etc/ld.so", "/proc/self/", "/sys/", "/dev/urandom",
                     "/etc/localtime")
+# glibc's malloc reads this when it trims arenas (threads).
+SCAN_ALLOWED_PREFIXES = ALLOWED_PREFIXES + ("/proc/sys/vm/overcommit_memory",)
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), as VHDX checksums use."""
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def vhdx_fix_region_checksums(path):
+    """Recompute the checksums of both VHDX region tables (at 192 and 256 KiB)."""
+    with open(path, "r+b") as f:
+        for off in (192 * 1024, 256 * 1024):
+            f.seek(off)
+            t = bytearray(f.read(65536))
+            t[4:8] = b"\0\0\0\0"
+            t[4:8] = struct.pack("<I", crc32c(bytes(t)))
+            f.seek(off)
+            f.write(t)
 
 
 def judge(log, root, forbidden):
@@ -75,6 +103,81 @@ def judge(log, root, forbidden):
     return bad
 
 
+# --- scan: strace -f -y logs, where every successful open shows the path the
+# kernel resolved (`= 5</abs/path>`), so openat(dirfd, ...) and reopens via
+# /proc/self/fd are judged by what they really opened. ---
+
+def _unescape(s):
+    """strace's C-style escapes back to bytes, then to an os path string."""
+    return os.fsdecode(s.encode("latin-1", "replace").decode("unicode_escape").encode("latin-1", "replace"))
+
+
+def _under(path, dirs):
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
+
+
+def judge_scan(log, roots, allowed, forbidden, binary):
+    """Complaints about an strace -f -y log of `imgaudit scan`: sockets,
+    programs executed (but the first execve, of binary), files opened for I/O
+    outside the roots and the allowed directories (the database, the spool),
+    and FIFOs, sockets and devices opened for I/O anywhere."""
+    import stat
+    roots = [os.path.realpath(r) for r in roots]
+    allowed = [os.path.realpath(a) for a in allowed]
+    forbidden = {os.path.realpath(f) for f in forbidden}
+    ancestors = set()
+    for r in roots + allowed:
+        while r not in ("/", ""):
+            r = os.path.dirname(r)
+            ancestors.add(r)
+    bad = []
+    execs = 0
+    for line in open(log, errors="replace"):
+        line = line.rstrip("\n")
+        if re.search(r"\b(socket|connect|socketpair)\(", line):
+            if not re.search(r"= -1 ", line):
+                bad.append("created a socket: " + line)
+            continue
+        if re.search(r"\bexecve\(", line):
+            if re.search(r"= 0$", line):
+                execs += 1
+                m = re.search(r'execve\("((?:[^"\\]|\\.)*)"', line)
+                if execs > 1 or not m or os.path.realpath(_unescape(m.group(1))) != os.path.realpath(binary):
+                    bad.append("executed a program: " + line)
+            continue
+        if not re.search(r"\b(open|openat|openat2)\(", line):
+            continue
+        m = re.search(r"= \d+<(.*)>$", line)
+        if not m:
+            continue  # failed, or unfinished/resumed pieces
+        if "O_PATH" in line:
+            continue
+        path = _unescape(m.group(1))
+        if path.endswith(" (deleted)"):
+            path = path[:-len(" (deleted)")]
+        if (path.startswith(SCAN_ALLOWED_PREFIXES) or re.match(r"/proc/\d+/", path)) and path not in forbidden:
+            continue
+        kind = None
+        try:
+            st = os.stat(path)
+            if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode) or \
+               stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                kind = "special"
+            elif stat.S_ISDIR(st.st_mode):
+                kind = "dir"
+        except OSError:
+            pass
+        if kind == "special" or path in forbidden:
+            bad.append("opened a FIFO, socket, device or forbidden file for I/O: " + line)
+            continue
+        if _under(path, roots) or _under(path, allowed):
+            continue
+        if kind == "dir" and path in ancestors:
+            continue
+        bad.append("opened a file outside the roots: " + line)
+    return bad
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "judge":
@@ -86,5 +189,17 @@ if __name__ == "__main__":
         patch(sys.argv[2], int(sys.argv[3], 0), sys.argv[4], *[int(v, 0) for v in sys.argv[5:]])
     elif cmd == "qcow2-ext":
         qcow2_set_ext(sys.argv[2], int(sys.argv[3], 0), sys.argv[4].encode())
+    elif cmd == "vhdx-fix-region-checksums":
+        vhdx_fix_region_checksums(sys.argv[2])
+    elif cmd == "judge-scan":
+        # judge-scan LOG BINARY [--root DIR]... [--allow DIR]... [--forbid FILE]...
+        opts = {"--root": [], "--allow": [], "--forbid": []}
+        args = sys.argv[4:]
+        for i in range(0, len(args) - 1, 2):
+            opts[args[i]].append(args[i + 1])
+        problems = judge_scan(sys.argv[2], opts["--root"], opts["--allow"], opts["--forbid"], sys.argv[3])
+        for p in problems:
+            print(p)
+        sys.exit(1 if problems else 0)
     else:
         sys.exit("unknown command " + cmd)
