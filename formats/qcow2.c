@@ -73,6 +73,9 @@
 #define QCOW2_L2_COPIED      (1ull << 63)
 #define QCOW2_L2_COMPRESSED  (1ull << 62)
 #define QCOW2_L2_ZERO        1ull
+/* Bits the specification reserves (must be zero) in L1 and standard L2 entries. */
+#define QCOW2_L1_RESERVED 0x7f000000000001ffull
+#define QCOW2_L2_RESERVED 0x3f000000000001feull
 
 #define QCOW2_SUBCLUSTERS 32u
 
@@ -131,6 +134,9 @@ struct qcow2 {
         /* qemu makes the image unusable after a fatal corruption: later queries fail. */
         bool dead;
         bool dead_after_next;
+
+        /* Findings already reported for this image (each once). */
+        bool found_reserved, found_overlap;
 };
 
 static int qcow2_probe(const struct ia_probe *p)
@@ -355,6 +361,48 @@ static int corrupt(struct qcow2 *q, struct ia_error *err, const char *fmt, unsig
         return ia_error_set(err, IA_ERR_CORRUPT, fmt, a, b);
 }
 
+/*
+ * What qemu maps without complaint but cannot be a sound image: reserved bits
+ * set in a table entry, and guest data stored where the image keeps its own
+ * metadata (the header cluster, the L1 or refcount table, the L2 table that
+ * points at it).  Findings, reported once per image; the map is unchanged.
+ */
+static void audit_entry(struct ia_image *img, struct qcow2 *q, uint64_t entry, uint64_t l2_off,
+                        uint64_t l2_idx, enum qcow2_type type)
+{
+        uint64_t hc = entry & QCOW2_L2_OFFSET_MASK;
+        const char *what = NULL;
+
+        if (!q->found_reserved && type != QT_COMPRESSED && (entry & QCOW2_L2_RESERVED)) {
+                q->found_reserved = true;
+                ia_image_finding(img, "reserved-bits",
+                                 "L2 entry %#llx (table %#llx, index %#llx) has reserved bits "
+                                 "set: %#llx",
+                                 (unsigned long long)entry, (unsigned long long)l2_off,
+                                 (unsigned long long)l2_idx,
+                                 (unsigned long long)(entry & QCOW2_L2_RESERVED));
+        }
+        if (q->found_overlap || q->data_file || !type_has_host(type) || type == QT_UNALLOC_ALLOC)
+                return;
+        if (hc < q->cluster_size)
+                what = "the header";
+        else if (hc < q->l1_offset + (uint64_t)q->l1_size * 8 &&
+                 hc + q->cluster_size > q->l1_offset)
+                what = "the L1 table";
+        else if (hc < q->rt_offset + q->rt_entries * 8 && hc + q->cluster_size > q->rt_offset)
+                what = "the refcount table";
+        else if (hc == l2_off)
+                what = "its own L2 table";
+        if (!what)
+                return;
+        q->found_overlap = true;
+        ia_image_finding(img, "data-overlaps-metadata",
+                         "guest data cluster at host offset %#llx (L2 table %#llx, index %#llx) "
+                         "lies on %s",
+                         (unsigned long long)hc, (unsigned long long)l2_off,
+                         (unsigned long long)l2_idx, what);
+}
+
 static int qcow2_block_status(struct ia_image *img, uint64_t off, uint64_t len,
                               struct ia_bstatus *st, struct ia_error *err)
 {
@@ -388,6 +436,13 @@ static int qcow2_block_status(struct ia_image *img, uint64_t off, uint64_t len,
         if (l1_entry(img, q, l1_idx, &l1e, err) < 0)
                 return -1;
         l2_off = l1e & QCOW2_L1_OFFSET_MASK;
+        if ((l1e & QCOW2_L1_RESERVED) && !q->found_reserved) {
+                q->found_reserved = true;
+                ia_image_finding(img, "reserved-bits",
+                                 "L1 entry %#llx (index %#llx) has reserved bits set: %#llx",
+                                 (unsigned long long)l1e, (unsigned long long)l1_idx,
+                                 (unsigned long long)(l1e & QCOW2_L1_RESERVED));
+        }
         if (!l2_off)
                 goto out;
         if (l2_off & (q->cluster_size - 1))
@@ -449,6 +504,7 @@ static int qcow2_block_status(struct ia_image *img, uint64_t off, uint64_t len,
                         if (expect != (entry & QCOW2_L2_OFFSET_MASK))
                                 break;
                 }
+                audit_entry(img, q, entry, l2_off, l2_idx + i, t);
                 count += (uint64_t)n;
                 if (first + (unsigned)n < q->sc_per)
                         break;

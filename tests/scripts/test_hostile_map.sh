@@ -182,6 +182,14 @@ edge parallels-tracks-zero 1 parallels 4M 28 '<I' 0
 edge vpc-block-size-zero 1 vpc 4M 544 '>I' 0
 edge vpc-bat-past-eof 1 vpc 4M 528 '>Q' 0x7fffffff0000
 edge vpc-bat-entries-huge 1 vpc 4M 540 '>I' 0xffffffff
+# Impossible maps qemu prints without complaint: same map, plus a finding.
+q -f qcow2 rb.qcow2 1M
+w rb.qcow2 -c 'write -P 1 0 64k'
+cp rb.qcow2 ov.qcow2
+$lib patch rb.qcow2 0x40000 '>Q' 0x8000000000050002
+run_case qcow2-l2-reserved-bits 0 "reserved bits" rb.qcow2
+$lib patch ov.qcow2 0x40000 '>Q' 0x8000000000030000
+run_case qcow2-data-on-l1-table 0 "lies on the L1 table" ov.qcow2
 for fmt in qcow2 vmdk vpc vhdx vdi qed qcow parallels; do
 	q -f "$fmt" "tr-$fmt.img" 4M
 	w "tr-$fmt.img" -f "$fmt" -c 'write -P 1 0 64k'
