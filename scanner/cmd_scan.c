@@ -10,7 +10,8 @@
  *   3. plan: a file whose identity (dev, ino, size, mtime, ctime) and path
  *      are those of the previous complete scan, and whose whole recorded
  *      chain is unchanged and was fine, is not read: its rows are copied in
- *      SQL (an IA_REC_REUSE record);
+ *      SQL (an IA_REC_REUSE record); an unchanged archive whose results only
+ *      its bytes decide is carried over whole (plan_archives());
  *   4. workers (-j) take files in turn: probe the head; an image is opened
  *      with its chain through the scan resolver (resolve.c), each layer is
  *      mapped once into the layer cache and the chain map composed
@@ -59,7 +60,8 @@ const char ia_scan_usage[] =
     "images by content, open every backing chain under a confinement policy, map\n"
     "each image and record everything in an SQLite database (see schema/README.md).\n"
     "\n"
-    "  --db FILE            the database (default ./imgaudit.db, created on first use)\n"
+    "  --db FILE            the database (default: $IMGAUDIT_DB, else ./imgaudit.db;\n"
+    "                       created on first use)\n"
     "  -j, --jobs N         worker threads (default: the number of cores)\n"
     "  --exclude GLOB       skip entries whose name or path matches GLOB (fnmatch)\n"
     "  --allow-root DIR     also allow backing files beneath DIR (default: the ROOTs)\n"
@@ -90,7 +92,7 @@ struct reg_file {
         atomic_bool data_file;   /* an image keeps its data (or an extent) in it */
 };
 
-enum job_action { JOB_READ, JOB_REUSE_IMAGE, JOB_REUSE_PLAIN };
+enum job_action { JOB_READ, JOB_REUSE_IMAGE, JOB_REUSE_PLAIN, JOB_REUSE_ARCHIVE };
 
 struct job {
         struct ia_walk_file wf;
@@ -98,6 +100,8 @@ struct job {
         bool new_file;
         enum job_action action;
         int64_t prev_image_id;
+        int64_t *prev_images; /* JOB_REUSE_ARCHIVE: the images inside it, ascending */
+        size_t nprev_images;
 };
 
 struct scan {
@@ -1034,6 +1038,23 @@ static void process(struct scan *s, struct job *jb)
                 s->images++;
                 return;
         }
+        if (jb->action == JOB_REUSE_ARCHIVE) {
+                /* its members' other rows come with the IA_REC_REUSE_MEMBERS record */
+                for (size_t i = 0; i < jb->nprev_images; i++) {
+                        struct ia_rec *r = ia_rec_new(IA_REC_REUSE);
+
+                        if (r) {
+                                r->u.reuse.old_image_id = jb->prev_images[i];
+                                r->u.reuse.new_image_id = atomic_fetch_add(&s->next_image_id, 1);
+                        }
+                        put(s, r);
+                }
+                put(s, scan_file_rec(jb->reg->id, "archive", true));
+                jb->reg->kind = "archive";
+                s->files_reused++;
+                s->images += jb->nprev_images;
+                return;
+        }
         s->files_read++;
         src = open_job(s, jb);
         if (!src) {
@@ -1237,6 +1258,262 @@ static void free_prev(void *value, void *opaque)
         free(value);
 }
 
+/*
+ * ---- planning: unchanged archives ----
+ *
+ * An archive whose path and identity are those of the previous complete scan
+ * (with the same roots) is not read again when its recorded results are
+ * "fine": results that only the archive's bytes decide.  Inside an archive
+ * names resolve to members of the same archive only, so an unchanged archive
+ * gives the same rows again, except for what depends on the moment (I/O
+ * errors, memory, spool space, the time budget) and for refusals, which are
+ * re-examined.  Precisely, for the archive and everything the previous scan
+ * recorded inside it (nested archives included):
+ *   - no member is an 'unreadable' entry; no 'archive-error' or
+ *     'archive-limit' finding (a cap hit, a damaged or nested-too-deep archive);
+ *   - every image was opened (virtual_size known) and its status is 'ok' or
+ *     one the archive alone decides: 'missing' (no such member), 'loop',
+ *     'too-deep', 'empty-name';
+ *   - every link of its chain is 'ok' to a member of the same outermost
+ *     archive, or has one of those four statuses.
+ * Anything else ('outside-archive', 'protocol', 'not-regular', 'unreadable',
+ * an error category, 'limit') has the archive read again at every scan.  A
+ * fine archive is carried over whole: its images with IA_REC_REUSE, its own
+ * and its members' scan_files, entries, findings and ovf_disks rows with one
+ * IA_REC_REUSE_MEMBERS record; its members keep their files rows.
+ */
+
+struct arch_plan {
+        struct job *jb;
+        bool bad;
+        int64_t *images; /* its images (and nested archives') in the previous scan */
+        size_t nimages, cap_images;
+};
+
+struct prev_member {
+        int64_t id, parent; /* files.id, files.archive_id */
+};
+
+struct arch_planning {
+        struct scan *s;
+        struct ia_hmap tops;    /* walked archive's file id -> struct arch_plan * */
+        struct ia_hmap members; /* member file id -> struct prev_member * */
+        int64_t *ids;           /* files to carry over */
+        size_t nids, cap_ids;
+        bool failed;
+};
+
+static bool push_id(int64_t **v, size_t *n, size_t *cap, int64_t id)
+{
+        if (*n == *cap) {
+                size_t nc = *cap ? *cap * 2 : 16;
+                int64_t *nv = realloc(*v, nc * sizeof(*nv));
+
+                if (!nv)
+                        return false;
+                *v = nv;
+                *cap = nc;
+        }
+        (*v)[(*n)++] = id;
+        return true;
+}
+
+/* A status an unchanged archive gives again (see above). */
+static bool archive_decides(const unsigned char *status)
+{
+        static const char *const fine[] = {"ok", "missing", "loop", "too-deep", "empty-name"};
+
+        for (size_t i = 0; status && i < sizeof(fine) / sizeof(fine[0]); i++)
+                if (strcmp((const char *)status, fine[i]) == 0)
+                        return true;
+        return false;
+}
+
+/* The candidate archive a file of the previous scan is (or lies in, at any depth), or NULL. */
+static struct arch_plan *top_of(const struct arch_planning *ap, int64_t id)
+{
+        for (int depth = 0; depth < 64; depth++) {
+                struct arch_plan *p = ia_hmap_get(&ap->tops, &id, sizeof(id));
+                struct prev_member *m;
+
+                if (p)
+                        return p;
+                m = ia_hmap_get(&ap->members, &id, sizeof(id));
+                if (!m)
+                        return NULL;
+                id = m->parent;
+        }
+        return NULL;
+}
+
+static void collect_member(void *value, void *opaque)
+{
+        struct prev_member *m = value;
+        struct arch_planning *ap = opaque;
+        struct arch_plan *p = top_of(ap, m->id);
+
+        if (p && !p->bad && !push_id(&ap->ids, &ap->nids, &ap->cap_ids, m->id))
+                ap->failed = true;
+}
+
+static bool prev_query(struct scan *s, sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+        if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
+                return false;
+        sqlite3_bind_int64(*st, 1, s->prev_scan);
+        return true;
+}
+
+/* Decide which of the walked archives unchanged since the previous scan are carried over. */
+static void plan_archives(struct scan *s, sqlite3 *db)
+{
+        struct arch_planning ap;
+        struct arch_plan *plans = NULL;
+        struct ia_rec *rec = NULL;
+        sqlite3_stmt *st = NULL;
+        size_t ncand = 0, n = 0;
+        int rc;
+
+        memset(&ap, 0, sizeof(ap));
+        ap.s = s;
+        ia_hmap_init(&ap.tops);
+        ia_hmap_init(&ap.members);
+        for (size_t i = 0; i < s->njobs; i++)
+                if (s->jobs[i].reg->prev_kind && strcmp(s->jobs[i].reg->prev_kind, "archive") == 0)
+                        ncand++;
+        if (!ncand)
+                return;
+        plans = calloc(ncand, sizeof(*plans));
+        if (!plans)
+                goto out;
+        for (size_t i = 0; i < s->njobs; i++) {
+                struct job *jb = &s->jobs[i];
+
+                if (!jb->reg->prev_kind || strcmp(jb->reg->prev_kind, "archive") != 0)
+                        continue;
+                plans[n].jb = jb;
+                if (ia_hmap_put(&ap.tops, &jb->reg->id, sizeof(jb->reg->id), &plans[n]) < 0)
+                        goto out;
+                n++;
+        }
+        /* the members the previous scan recorded rows for, with their archive */
+        if (!prev_query(s, db,
+                        "SELECT f.id, f.archive_id FROM (SELECT file_id FROM scan_files "
+                        "WHERE scan_id = ?1 UNION SELECT file_id FROM entries WHERE scan_id = ?1 "
+                        "AND file_id IS NOT NULL UNION SELECT file_id FROM findings "
+                        "WHERE scan_id = ?1 AND file_id IS NOT NULL) x "
+                        "JOIN files f ON f.id = x.file_id WHERE f.archive_id IS NOT NULL",
+                        &st))
+                goto out;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct prev_member *m = malloc(sizeof(*m));
+
+                if (!m)
+                        goto out;
+                m->id = sqlite3_column_int64(st, 0);
+                m->parent = sqlite3_column_int64(st, 1);
+                if (ia_hmap_put(&ap.members, &m->id, sizeof(m->id), m) < 0) {
+                        free(m);
+                        goto out;
+                }
+        }
+        if (rc != SQLITE_DONE)
+                goto out;
+        sqlite3_finalize(st);
+        /* unreadable members, archive errors and caps */
+        if (!prev_query(s, db,
+                        "SELECT file_id FROM entries WHERE scan_id = ?1 AND kind = 'unreadable' "
+                        "AND file_id IS NOT NULL UNION ALL SELECT file_id FROM findings "
+                        "WHERE scan_id = ?1 AND code IN ('archive-error', 'archive-limit')",
+                        &st))
+                goto out;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct arch_plan *p = top_of(&ap, sqlite3_column_int64(st, 0));
+
+                if (p)
+                        p->bad = true;
+        }
+        if (rc != SQLITE_DONE)
+                goto out;
+        sqlite3_finalize(st);
+        /* the images inside, in the order they were numbered */
+        if (!prev_query(s, db,
+                        "SELECT id, file_id, status, virtual_size IS NOT NULL FROM images "
+                        "WHERE scan_id = ?1 ORDER BY id",
+                        &st))
+                goto out;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct arch_plan *p = top_of(&ap, sqlite3_column_int64(st, 1));
+
+                if (!p || p->bad)
+                        continue;
+                if (!sqlite3_column_int(st, 3) || !archive_decides(sqlite3_column_text(st, 2)))
+                        p->bad = true;
+                else if (!push_id(&p->images, &p->nimages, &p->cap_images,
+                                  sqlite3_column_int64(st, 0)))
+                        goto out;
+        }
+        if (rc != SQLITE_DONE)
+                goto out;
+        sqlite3_finalize(st);
+        /* their links: inside the same outermost archive, or statuses it decides */
+        st = NULL;
+        if (sqlite3_prepare_v2(db, "SELECT status, target_file_id FROM links WHERE image_id = ?1",
+                               -1, &st, NULL) != SQLITE_OK)
+                goto out;
+        for (size_t i = 0; i < n; i++) {
+                for (size_t k = 0; k < plans[i].nimages && !plans[i].bad; k++) {
+                        sqlite3_reset(st);
+                        sqlite3_bind_int64(st, 1, plans[i].images[k]);
+                        while (!plans[i].bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                                const unsigned char *status = sqlite3_column_text(st, 0);
+                                int64_t target = sqlite3_column_int64(st, 1);
+
+                                if (!archive_decides(status))
+                                        plans[i].bad = true;
+                                else if (strcmp((const char *)status, "ok") == 0 &&
+                                         (!ia_hmap_get(&ap.members, &target, sizeof(target)) ||
+                                          top_of(&ap, target) != &plans[i]))
+                                        plans[i].bad = true;
+                        }
+                        if (!plans[i].bad && rc != SQLITE_DONE)
+                                goto out;
+                }
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        /* the files whose rows are carried over: the archives and their members */
+        ia_hmap_each(&ap.members, collect_member, &ap);
+        for (size_t i = 0; i < n && !ap.failed; i++)
+                if (!plans[i].bad && !push_id(&ap.ids, &ap.nids, &ap.cap_ids, plans[i].jb->reg->id))
+                        ap.failed = true;
+        if (ap.failed || !ap.nids || !(rec = ia_rec_new(IA_REC_REUSE_MEMBERS)))
+                goto out;
+        rec->u.reuse_members.prev_scan_id = s->prev_scan;
+        rec->u.reuse_members.file_ids = ap.ids;
+        rec->u.reuse_members.n = ap.nids;
+        ap.ids = NULL;
+        pend(s, rec);
+        for (size_t i = 0; i < n; i++) {
+                if (plans[i].bad)
+                        continue;
+                plans[i].jb->action = JOB_REUSE_ARCHIVE;
+                plans[i].jb->prev_images = plans[i].images;
+                plans[i].jb->nprev_images = plans[i].nimages;
+                plans[i].images = NULL;
+        }
+out:
+        /* on any failure nothing is carried over: the archives are read */
+        sqlite3_finalize(st);
+        for (size_t i = 0; plans && i < n; i++)
+                free(plans[i].images);
+        free(plans);
+        free(ap.ids);
+        ia_hmap_each(&ap.members, free_prev, NULL);
+        ia_hmap_release(&ap.members);
+        ia_hmap_release(&ap.tops);
+}
+
 /* Give every walked file its id and decide what to do with it. */
 static int plan(struct scan *s, struct ia_error *err)
 {
@@ -1320,8 +1597,12 @@ static int plan(struct scan *s, struct ia_error *err)
                 } else if (strcmp(p->kind, "image") == 0 &&
                            image_reusable(s, db, &walked, p->id, &jb->prev_image_id)) {
                         jb->action = JOB_REUSE_IMAGE;
+                } else if (strcmp(p->kind, "archive") == 0 && !s->no_archives) {
+                        jb->reg->prev_kind = p->kind; /* decided by plan_archives() */
                 }
         }
+        if (reuse)
+                plan_archives(s, db);
         rc = 0;
         goto out;
 nomem:
@@ -1610,7 +1891,9 @@ int ia_cmd_scan(int argc, char **argv)
         long ncpu;
 
         memset(&s, 0, sizeof(s));
-        s.db_path = "imgaudit.db";
+        s.db_path = getenv("IMGAUDIT_DB");
+        if (!s.db_path || !*s.db_path)
+                s.db_path = "imgaudit.db";
         ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         s.nworkers = ncpu > 0 ? (unsigned)ncpu : 1;
         s.budget_ns = 300ull * 1000000000u;
@@ -1630,6 +1913,7 @@ int ia_cmd_scan(int argc, char **argv)
         for (size_t i = 0; i < s.njobs; i++) {
                 free(s.jobs[i].wf.rel);
                 free(s.jobs[i].wf.path);
+                free(s.jobs[i].prev_images);
                 if (s.jobs[i].reg) {
                         free(s.jobs[i].reg->path);
                         free(s.jobs[i].reg);

@@ -548,6 +548,9 @@ void ia_rec_free(struct ia_rec *r)
         case IA_REC_MAP:
                 free(r->u.map.rows);
                 break;
+        case IA_REC_REUSE_MEMBERS:
+                free(r->u.reuse_members.file_ids);
+                break;
         case IA_REC_SCAN_FILE:
         case IA_REC_REUSE:
                 break;
@@ -566,6 +569,64 @@ static int step(struct ia_store *s, sqlite3_stmt *st, const char *what, struct i
         if (rc != SQLITE_DONE)
                 return db_error(s, err, what);
         return 0;
+}
+
+/*
+ * IA_REC_REUSE_MEMBERS: the files go into a temporary table and each table is
+ * copied with one INSERT ... SELECT (one pass over the previous scan's rows
+ * for all the archives together, whatever their number).
+ */
+static int reuse_members(struct ia_store *s, const struct ia_rec *r, uint64_t *rows,
+                         struct ia_error *err)
+{
+        static const char *const copy[] = {
+            "INSERT OR IGNORE INTO scan_files (scan_id, file_id, kind, reused) "
+            "SELECT ?2, file_id, kind, 1 FROM scan_files "
+            "WHERE scan_id = ?1 AND file_id IN temp.ia_reuse_files",
+            "INSERT INTO entries (scan_id, path, kind, reason, detail, file_id) "
+            "SELECT ?2, path, kind, reason, detail, file_id FROM entries "
+            "WHERE scan_id = ?1 AND file_id IN temp.ia_reuse_files",
+            "INSERT INTO findings (scan_id, image_id, file_id, code, message) "
+            "SELECT ?2, NULL, file_id, code, message FROM findings "
+            "WHERE scan_id = ?1 AND image_id IS NULL AND file_id IN temp.ia_reuse_files",
+            "INSERT INTO ovf_disks (scan_id, archive_file_id, disk_id, href, capacity, format, "
+            "member_file_id) SELECT ?2, archive_file_id, disk_id, href, capacity, format, "
+            "member_file_id FROM ovf_disks "
+            "WHERE scan_id = ?1 AND archive_file_id IN temp.ia_reuse_files",
+        };
+        sqlite3_stmt *st = NULL;
+
+        *rows = 0;
+        if (exec(s, "CREATE TEMP TABLE IF NOT EXISTS ia_reuse_files (id INTEGER PRIMARY KEY)",
+                 err) < 0 ||
+            exec(s, "DELETE FROM temp.ia_reuse_files", err) < 0)
+                return -1;
+        if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO temp.ia_reuse_files VALUES (?1)", -1,
+                               &st, NULL) != SQLITE_OK)
+                return db_error(s, err, "carrying unchanged archives over");
+        for (size_t i = 0; i < r->u.reuse_members.n; i++) {
+                sqlite3_bind_int64(st, 1, r->u.reuse_members.file_ids[i]);
+                if (step(s, st, "carrying unchanged archives over", err) < 0)
+                        goto fail;
+        }
+        for (size_t k = 0; k < sizeof(copy) / sizeof(copy[0]); k++) {
+                sqlite3_finalize(st);
+                if (sqlite3_prepare_v2(s->db, copy[k], -1, &st, NULL) != SQLITE_OK) {
+                        st = NULL;
+                        db_error(s, err, "carrying unchanged archives over");
+                        goto fail;
+                }
+                sqlite3_bind_int64(st, 1, r->u.reuse_members.prev_scan_id);
+                sqlite3_bind_int64(st, 2, s->scan_id);
+                if (step(s, st, "carrying unchanged archives over", err) < 0)
+                        goto fail;
+                *rows += (uint64_t)sqlite3_changes(s->db);
+        }
+        sqlite3_finalize(st);
+        return exec(s, "DELETE FROM temp.ia_reuse_files", err);
+fail:
+        sqlite3_finalize(st);
+        return -1;
 }
 
 /* Execute one record; the number of rows it wrote in *rows. */
@@ -707,6 +768,8 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                         }
                 }
                 return 0;
+        case IA_REC_REUSE_MEMBERS:
+                return reuse_members(s, r, rows, err);
         }
         return ia_error_set(err, IA_ERR_INTERNAL, "unknown record type %d", (int)r->type);
 }

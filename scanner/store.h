@@ -39,7 +39,8 @@ enum ia_rec_type {
         IA_REC_MAP, /* a chunk of map rows of one image */
         IA_REC_FINDING,
         IA_REC_OVF,
-        IA_REC_REUSE, /* copy an image of an earlier scan with its map, links, findings */
+        IA_REC_REUSE,         /* copy an image of an earlier scan with its map, links, findings */
+        IA_REC_REUSE_MEMBERS, /* copy the non-image rows of unchanged archives' members */
 };
 
 #define IA_MAP_CHUNK 512
@@ -98,6 +99,16 @@ struct ia_rec {
                 struct {
                         int64_t old_image_id, new_image_id;
                 } reuse;
+                /*
+                 * Carry files (unchanged archives, their members, nested archives) over
+                 * from scan prev_scan_id: their scan_files, entries, archive findings
+                 * (image_id NULL) and ovf_disks rows; images go through IA_REC_REUSE.
+                 */
+                struct {
+                        int64_t prev_scan_id;
+                        int64_t *file_ids; /* owned */
+                        size_t n;
+                } reuse_members;
         } u;
 };
 
