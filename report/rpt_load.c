@@ -931,7 +931,7 @@ int ia_rpt_load(struct ia_rpt *r, const char *scan_arg, const char *since, bool 
                 struct ia_error *err)
 {
         struct id_idx *by_id = NULL, *by_file = NULL;
-        int64_t id, prev;
+        int64_t id = 0, prev = 0;
         int ret = -1;
 
         if (scan_arg) {
