@@ -53,7 +53,7 @@
 
 const char ia_scan_usage[] =
     "usage: imgaudit scan [--db FILE] [-j N] [--exclude GLOB]... [--allow-root DIR]...\n"
-    "                     [--one-file-system] [--no-archives] [--budget SECONDS]\n"
+    "                     [--one-file-system] [--no-archives] [--full] [--budget SECONDS]\n"
     "                     [--progress|--quiet] ROOT...\n"
     "\n"
     "Crawl the ROOTs (directories or files) and archives in them, recognise disk\n"
@@ -67,6 +67,7 @@ const char ia_scan_usage[] =
     "  --allow-root DIR     also allow backing files beneath DIR (default: the ROOTs)\n"
     "  --one-file-system    do not descend into other file systems\n"
     "  --no-archives        do not look inside tar, OVA, zip and compressed archives\n"
+    "  --full               read every file, even those unchanged since the last scan\n"
     "  --budget SECONDS     time allowed to map one image (default 300, 0: no limit);\n"
     "                       an image over budget is recorded with status 'limit'\n"
     "  --progress           show progress on stderr even when it is not a terminal\n"
@@ -112,6 +113,7 @@ struct scan {
         const char **allow;
         size_t nallow;
         bool one_fs, no_archives;
+        bool full;          /* --full or $IMGAUDIT_NO_INCREMENTAL: read every file */
         int progress;       /* -1 quiet, 0 when stderr is a terminal, 1 forced */
         uint64_t budget_ns; /* time allowed to map one image (0: no limit) */
         char **root_args;
@@ -1538,7 +1540,7 @@ static int plan(struct scan *s, struct ia_error *err)
                         s->prev_scan = sqlite3_column_int64(st, 0);
                 sqlite3_finalize(st);
         }
-        if (getenv("IMGAUDIT_NO_INCREMENTAL"))
+        if (s->full || getenv("IMGAUDIT_NO_INCREMENTAL"))
                 s->prev_scan = 0;
         if (s->prev_scan && roots_unchanged(s, db))
                 reuse = true;
@@ -1642,6 +1644,7 @@ enum {
         OPT_PROGRESS,
         OPT_QUIET,
         OPT_BUDGET,
+        OPT_FULL,
 };
 
 static int parse_args(struct scan *s, int argc, char **argv)
@@ -1656,6 +1659,7 @@ static int parse_args(struct scan *s, int argc, char **argv)
             {"progress", no_argument, NULL, OPT_PROGRESS},
             {"quiet", no_argument, NULL, OPT_QUIET},
             {"budget", required_argument, NULL, OPT_BUDGET},
+            {"full", no_argument, NULL, OPT_FULL},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -1702,6 +1706,9 @@ static int parse_args(struct scan *s, int argc, char **argv)
                         break;
                 case OPT_QUIET:
                         s->progress = -1;
+                        break;
+                case OPT_FULL:
+                        s->full = true;
                         break;
                 case OPT_BUDGET: {
                         double secs;

@@ -59,8 +59,13 @@ dump db.sqlite > incremental.txt
 IMGAUDIT_NO_INCREMENTAL=1 "$IMGAUDIT" scan --db full.sqlite --quiet s
 dump full.sqlite > fresh.txt
 diff incremental.txt fresh.txt >/dev/null && ok || { bad "incremental views differ from a fresh scan"; diff incremental.txt fresh.txt | head; }
+# --full reads everything again, and gives the same views
+"$IMGAUDIT" scan --db db.sqlite --quiet --full s
+q "SELECT files_read, files_reused FROM scans WHERE id = 5" "8|0"
+dump db.sqlite > forced.txt
+diff incremental.txt forced.txt >/dev/null && ok || bad "--full views differ"
 # history is kept
-q "SELECT count(*), sum(status = 'complete') FROM scans" "4|4"
+q "SELECT count(*), sum(status = 'complete') FROM scans" "5|5"
 
 echo "test_scan_incremental: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
