@@ -157,7 +157,7 @@ static struct ia_source *open_confined(const struct ia_fs_policy *pol, const cha
                 rootfd = open(rootabs, O_PATH | O_DIRECTORY | O_CLOEXEC);
                 if (rootfd < 0)
                         continue;
-                src = ia_source_open_beneath(rootfd, rest, err);
+                src = ia_source_open_beneath(rootfd, rest, path, err);
                 close(rootfd);
                 break;
         }

@@ -228,28 +228,87 @@ static void open_error(int e, const char *path, unsigned flags, struct ia_error 
 
 static struct ia_source *reopen_regular(int pfd, const char *path, struct ia_error *err);
 
-struct ia_source *ia_source_open_beneath(int rootfd, const char *path, struct ia_error *err)
+/*
+ * Without openat2 (Linux < 5.6): walk path one component at a time beneath
+ * rootfd, refusing "..", absolute names and every symlink (stricter than
+ * RESOLVE_BENEATH, never weaker).  An O_PATH descriptor, or -1 with errno.
+ */
+int ia_open_beneath_by_components(int rootfd, const char *path)
+{
+        char comp[NAME_MAX + 1];
+        struct stat st;
+        int dirfd = rootfd, fd = -1;
+        const char *p = path;
+
+        if (*p == '/') {
+                errno = EXDEV;
+                return -1;
+        }
+        for (;;) {
+                size_t n = strcspn(p, "/");
+                bool last;
+
+                if (n > NAME_MAX) {
+                        errno = ENAMETOOLONG;
+                        break;
+                }
+                memcpy(comp, p, n);
+                comp[n] = '\0';
+                p += n;
+                while (*p == '/')
+                        p++;
+                last = *p == '\0';
+                if (strcmp(comp, "..") == 0) {
+                        errno = EXDEV;
+                        break;
+                }
+                /* O_PATH | O_NOFOLLOW opens a symlink itself: look, and refuse it. */
+                fd = openat(dirfd, n ? comp : ".", O_PATH | O_CLOEXEC | O_NOFOLLOW);
+                if (dirfd != rootfd)
+                        close(dirfd);
+                dirfd = rootfd;
+                if (fd < 0)
+                        return -1;
+                if (fstat(fd, &st) < 0) {
+                        int e = errno;
+
+                        close(fd);
+                        errno = e;
+                        return -1;
+                }
+                if (S_ISLNK(st.st_mode) || (!last && !S_ISDIR(st.st_mode))) {
+                        close(fd);
+                        errno = S_ISLNK(st.st_mode) ? ELOOP : ENOTDIR;
+                        return -1;
+                }
+                if (last)
+                        return fd;
+                dirfd = fd;
+        }
+        if (dirfd != rootfd)
+                close(dirfd);
+        return -1;
+}
+
+struct ia_source *ia_source_open_beneath(int rootfd, const char *path, const char *name,
+                                         struct ia_error *err)
 {
         struct open_how how;
         int pfd;
 
+        if (!name)
+                name = path;
         memset(&how, 0, sizeof(how));
         how.flags = O_PATH | O_CLOEXEC;
         how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
         pfd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
-        if (pfd < 0 && errno == ENOSYS) {
-                /* No openat2 (Linux < 5.6): refuse symlinks and ".." outright instead. */
-                if (strstr(path, "..")) {
-                        open_error(EXDEV, path, 0, err);
-                        return NULL;
-                }
-                pfd = openat(rootfd, path, O_PATH | O_CLOEXEC | O_NOFOLLOW);
-        }
+        if (pfd < 0 && errno == ENOSYS)
+                pfd = ia_open_beneath_by_components(rootfd, path);
         if (pfd < 0) {
-                open_error(errno, path, 0, err);
+                open_error(errno, name, 0, err);
                 return NULL;
         }
-        return reopen_regular(pfd, path, err);
+        return reopen_regular(pfd, name, err);
 }
 
 struct ia_source *ia_source_open_file(int dirfd, const char *path, unsigned flags,

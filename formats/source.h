@@ -93,10 +93,17 @@ struct ia_source *ia_source_open_file(int dirfd, const char *path, unsigned flag
 
 /*
  * Like ia_source_open_file(), but path (relative) must resolve beneath the
- * directory rootfd, symlinks included (openat2 RESOLVE_BENEATH): a name or a
- * link that leaves it is refused with reason "outside-roots".
+ * directory rootfd, symlinks included (openat2 RESOLVE_BENEATH; on kernels
+ * without it, every symlink and ".." is refused): a name or a link that
+ * leaves it is refused with reason "outside-roots".  name (or path when
+ * NULL) is what messages call the file.
  */
-struct ia_source *ia_source_open_beneath(int rootfd, const char *path, struct ia_error *err);
+struct ia_source *ia_source_open_beneath(int rootfd, const char *path, const char *name,
+                                         struct ia_error *err);
+
+/* The fallback of ia_source_open_beneath() for kernels without openat2, exposed
+ * for its tests: an O_PATH descriptor, or -1 with errno (EXDEV, ELOOP, ...). */
+int ia_open_beneath_by_components(int rootfd, const char *path);
 
 /* A source over an fd already open for reading (the source owns it). */
 struct ia_source *ia_source_from_fd(int fd, const char *name, struct ia_error *err);
