@@ -2,10 +2,11 @@
  * The driver table, probing, and the table's self-check.
  *
  * The table is const and grep-able: one line per driver, raw last.  Probing
- * reads the first IA_PROBE_HEAD and the last IA_PROBE_TAIL bytes once and asks
- * every driver to score them; raw is only ever the fallback (never a probe
- * winner), so a raw disk cannot be mistaken for nothing and an image is never
- * mistaken for raw while a driver recognises it.
+ * reads the first IA_PROBE_HEAD bytes once and asks every driver to score
+ * them; raw is only ever the fallback (never a probe winner), so an image is
+ * never mistaken for raw while a driver recognises it.  Formats qemu knows
+ * but imgaudit does not map have probe-only drivers (unmapped.c): refused
+ * by name rather than mapped as raw.
  */
 #include "drivers.h"
 
@@ -24,6 +25,8 @@ const struct ia_driver *const ia_drivers[] = {
     &ia_drv_luks,
     &ia_drv_vmdk,
     /* new drivers here */
+    &ia_drv_bochs,
+    &ia_drv_cloop,
     &ia_drv_raw,
     NULL,
 };
@@ -56,25 +59,15 @@ const struct ia_driver *ia_driver_probe_bytes(const struct ia_probe *p)
         return best;
 }
 
-const struct ia_driver *ia_driver_probe(struct ia_source *src, bool with_tail, struct ia_error *err)
+const struct ia_driver *ia_driver_probe(struct ia_source *src, struct ia_error *err)
 {
-        uint8_t head[IA_PROBE_HEAD], tail[IA_PROBE_TAIL];
-        struct ia_probe p = {.head = head, .tail = tail, .size = src->size};
-        int64_t n;
+        uint8_t head[IA_PROBE_HEAD];
+        struct ia_probe p = {.head = head, .size = src->size};
+        int64_t n = ia_read_upto(src, head, sizeof(head), 0, err);
 
-        n = ia_read_upto(src, head, sizeof(head), 0, err);
         if (n < 0)
                 return NULL;
         p.head_len = (size_t)n;
-        p.tail_len = src->size < sizeof(tail) ? (size_t)src->size : sizeof(tail);
-        if (!with_tail)
-                p.tail_len = 0;
-        if (p.tail_len) {
-                n = ia_read_upto(src, tail, p.tail_len, src->size - p.tail_len, err);
-                if (n < 0)
-                        return NULL;
-                p.tail_len = (size_t)n;
-        }
         return ia_driver_probe_bytes(&p);
 }
 

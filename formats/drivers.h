@@ -14,13 +14,9 @@ const struct ia_driver *ia_driver_find(const char *name);
 
 /*
  * Choose a driver by content: the best-scoring probe, raw when none claims
- * the bytes.  Reads the head of src, and its last IA_PROBE_TAIL bytes only
- * with_tail: on ext4 and xfs, reading a page of an unwritten (fallocated)
- * extent makes SEEK_DATA report it as data afterwards, so `map` reads only
- * what qemu reads (the head) to keep the same answer.
+ * the bytes.  Reads the head of src (see struct ia_probe).
  */
-const struct ia_driver *ia_driver_probe(struct ia_source *src, bool with_tail,
-                                        struct ia_error *err);
+const struct ia_driver *ia_driver_probe(struct ia_source *src, struct ia_error *err);
 
 /* Same, on bytes already read (pure). */
 const struct ia_driver *ia_driver_probe_bytes(const struct ia_probe *p);
@@ -38,5 +34,7 @@ extern const struct ia_driver ia_drv_parallels;
 extern const struct ia_driver ia_drv_luks;
 extern const struct ia_driver ia_drv_vpc;
 extern const struct ia_driver ia_drv_vhdx;
+extern const struct ia_driver ia_drv_bochs;
+extern const struct ia_driver ia_drv_cloop;
 
 #endif

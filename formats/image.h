@@ -100,7 +100,6 @@ struct ia_open_ctx {
         unsigned compat;
         unsigned max_depth; /* backing chain depth cap (0: IA_DEFAULT_MAX_DEPTH) */
         bool lenient;       /* a broken backing link ends the chain instead of failing */
-        bool probe_tail;    /* let probes see the last bytes too (see ia_driver_probe) */
         /* ia_clock_ns() time after which block status fails with IA_ERR_LIMIT
            (reason "budget"); 0: no limit.  The scanner's per-image budget. */
         uint64_t deadline_ns;
@@ -149,15 +148,17 @@ struct ia_image {
         bool found_past_eof; /* "data-past-eof" was reported once already */
 };
 
-/* The first bytes and the last bytes of a file, for probing. */
+/*
+ * The first bytes of a file, for probing.  Only the head, as qemu reads it:
+ * on ext4 and xfs, reading a page of an unwritten (fallocated) extent makes
+ * SEEK_DATA report it as data afterwards, so reading more (the tail, say)
+ * would change the map of the very file being probed.
+ */
 #define IA_PROBE_HEAD 4096
-#define IA_PROBE_TAIL 512
 
 struct ia_probe {
         const uint8_t *head; /* the first head_len bytes (head_len < IA_PROBE_HEAD at EOF) */
         size_t head_len;
-        const uint8_t *tail; /* the last tail_len bytes */
-        size_t tail_len;
         uint64_t size; /* file size */
 };
 
