@@ -729,6 +729,39 @@ static struct walk *descendants(const struct ia_rpt *r, size_t base, size_t *n)
         return out;
 }
 
+/* The per-base gauges of the sharing section. */
+static uint64_t base_children(const struct ia_rpt_image *m)
+{
+        return m->nchildren;
+}
+
+static uint64_t base_descendants(const struct ia_rpt_image *m)
+{
+        return m->ndesc;
+}
+
+static uint64_t base_visible(const struct ia_rpt_image *m)
+{
+        return m->visible;
+}
+
+static uint64_t base_dead(const struct ia_rpt_image *m)
+{
+        return m->dead;
+}
+
+static const struct {
+        const char *name, *help;
+        uint64_t (*get)(const struct ia_rpt_image *m);
+} base_metrics[] = {
+    {"imgaudit_base_children", "Direct children of a backing image.", base_children},
+    {"imgaudit_base_descendants", "Transitive children of a backing image.", base_descendants},
+    {"imgaudit_base_visible_bytes",
+     "Own data of a backing image still read through at least one descendant.", base_visible},
+    {"imgaudit_base_dead_bytes", "Own data of a backing image shadowed in every descendant.",
+     base_dead},
+};
+
 static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
 {
         static const struct ia_col cols[] = {
@@ -884,29 +917,13 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         js = jb = jdel = NULL;
         o->have_sharing = true;
 
-        prom_head(p, "imgaudit_base_children", "gauge", "Direct children of a backing image.");
-        for (size_t i = 0; i < r->nimg; i++)
-                if (r->img[i].sharing_done)
-                        prom_u(p, "imgaudit_base_children", "base", r->img[i].name,
-                               r->img[i].nchildren);
-        prom_head(p, "imgaudit_base_descendants", "gauge",
-                  "Transitive children of a backing image.");
-        for (size_t i = 0; i < r->nimg; i++)
-                if (r->img[i].sharing_done)
-                        prom_u(p, "imgaudit_base_descendants", "base", r->img[i].name,
-                               r->img[i].ndesc);
-        prom_head(p, "imgaudit_base_visible_bytes", "gauge",
-                  "Own data of a backing image still read through at least one descendant.");
-        for (size_t i = 0; i < r->nimg; i++)
-                if (r->img[i].sharing_done)
-                        prom_u(p, "imgaudit_base_visible_bytes", "base", r->img[i].name,
-                               r->img[i].visible);
-        prom_head(p, "imgaudit_base_dead_bytes", "gauge",
-                  "Own data of a backing image shadowed in every descendant.");
-        for (size_t i = 0; i < r->nimg; i++)
-                if (r->img[i].sharing_done)
-                        prom_u(p, "imgaudit_base_dead_bytes", "base", r->img[i].name,
-                               r->img[i].dead);
+        for (size_t k = 0; k < NCOLS(base_metrics); k++) {
+                prom_head(p, base_metrics[k].name, "gauge", base_metrics[k].help);
+                for (size_t i = 0; i < r->nimg; i++)
+                        if (r->img[i].sharing_done)
+                                prom_u(p, base_metrics[k].name, "base", r->img[i].name,
+                                       base_metrics[k].get(&r->img[i]));
+        }
         prom_head(p, "imgaudit_image_freed_if_deleted_bytes", "gauge",
                   "Bytes freed by deleting the image: its own plus bases left orphaned.");
         for (size_t i = 0; i < r->nimg; i++)
