@@ -756,6 +756,50 @@ static void check_table_eof(struct ia_image *img, const struct vmdk_extent *e, c
 }
 
 /*
+ * Loading a slice of the grain directory, or a grain table, into the cache.
+ * Kept out of grain_lookup() (noinline) so that its large read buffers are
+ * not part of the frame of a function called once per grain.
+ */
+static __attribute__((noinline)) int load_gd_slice(struct ia_image *img,
+                                                   const struct vmdk_extent *e, uint64_t first,
+                                                   struct ia_error *err)
+{
+        struct vmdk_state *s = img->priv;
+        uint8_t raw[VMDK_GD_SLICE * 4];
+        uint32_t n = (uint32_t)ia_min_u64(VMDK_GD_SLICE, e->gd_entries - first);
+
+        s->gd_ext = NULL;
+        if (read_zfill(e->file, raw, (size_t)n * 4, e->gd_off + first * 4, "grain directory", err) <
+            0)
+                return -1;
+        check_table_eof(img, e, "grain directory", e->gd_off + first * 4, (uint64_t)n * 4);
+        for (uint32_t i = 0; i < n; i++)
+                s->gd_buf[i] = ia_le32(raw + 4 * i);
+        s->gd_ext = e;
+        s->gd_first = first;
+        return 0;
+}
+
+static __attribute__((noinline)) int load_gt(struct ia_image *img, const struct vmdk_extent *e,
+                                             uint32_t gt_sect, struct ia_error *err)
+{
+        struct vmdk_state *s = img->priv;
+        uint8_t raw[VMDK3_GT_ENTRIES * 4];
+
+        s->gt_ext = NULL;
+        if (read_zfill(e->file, raw, (size_t)e->gt_entries * 4, (uint64_t)gt_sect * 512,
+                       "grain table", err) < 0)
+                return -1;
+        check_table_eof(img, e, "grain table", (uint64_t)gt_sect * 512,
+                        (uint64_t)e->gt_entries * 4);
+        for (uint32_t i = 0; i < e->gt_entries; i++)
+                s->gt_buf[i] = ia_le32(raw + 4 * i);
+        s->gt_ext = e;
+        s->gt_sector = gt_sect;
+        return 0;
+}
+
+/*
  * The state of grain g of sparse extent e (qemu's get_cluster_offset()):
  * its kind and, for data, its sector.  *gt_empty is set when the whole grain
  * table is unallocated.
@@ -775,40 +819,25 @@ static int grain_lookup(struct ia_image *img, const struct vmdk_extent *e, uint6
                                     "entries)",
                                     (unsigned long long)g, e->file->name, e->gd_entries);
         first = l1 / VMDK_GD_SLICE * VMDK_GD_SLICE;
-        if (s->gd_ext != e || s->gd_first != first) {
-                uint8_t raw[VMDK_GD_SLICE * 4];
-                uint32_t n = (uint32_t)ia_min_u64(VMDK_GD_SLICE, e->gd_entries - first);
-
-                s->gd_ext = NULL;
-                if (read_zfill(e->file, raw, (size_t)n * 4, e->gd_off + first * 4,
-                               "grain directory", err) < 0)
-                        return -1;
-                check_table_eof(img, e, "grain directory", e->gd_off + first * 4, (uint64_t)n * 4);
-                for (uint32_t i = 0; i < n; i++)
-                        s->gd_buf[i] = ia_le32(raw + 4 * i);
-                s->gd_ext = e;
-                s->gd_first = first;
-        }
+        if ((s->gd_ext != e || s->gd_first != first) && load_gd_slice(img, e, first, err) < 0)
+                return -1;
         gt_sect = s->gd_buf[l1 - first];
         if (gt_sect == 0) {
                 *kind = GRAIN_UNALLOC;
                 *gt_empty = true;
                 return 0;
         }
-        if (s->gt_ext != e || s->gt_sector != gt_sect) {
-                uint8_t raw[VMDK3_GT_ENTRIES * 4];
-
-                s->gt_ext = NULL;
-                if (read_zfill(e->file, raw, (size_t)e->gt_entries * 4, (uint64_t)gt_sect * 512,
-                               "grain table", err) < 0)
-                        return -1;
+        if ((uint64_t)gt_sect * 512 >= e->file->src->size) {
+                /* Wholly past the end: it would read as zeros, so the whole table is
+                 * unallocated; known without reading it, so runs skip it at once. */
                 check_table_eof(img, e, "grain table", (uint64_t)gt_sect * 512,
                                 (uint64_t)e->gt_entries * 4);
-                for (uint32_t i = 0; i < e->gt_entries; i++)
-                        s->gt_buf[i] = ia_le32(raw + 4 * i);
-                s->gt_ext = e;
-                s->gt_sector = gt_sect;
+                *kind = GRAIN_UNALLOC;
+                *gt_empty = true;
+                return 0;
         }
+        if ((s->gt_ext != e || s->gt_sector != gt_sect) && load_gt(img, e, gt_sect, err) < 0)
+                return -1;
         gte = s->gt_buf[g % e->gt_entries];
         *sector = gte;
         if (e->zero_grain && gte == VMDK_GTE_ZEROED)

@@ -5,7 +5,8 @@
 # so that CTest replays it forever.
 #   contrib/fuzz/run.sh [SECONDS_PER_TARGET]   (default 30)
 #   contrib/fuzz/run.sh --ci    a fixed seed and a fixed number of runs per
-#                               target: reproducible, about a minute in all
+#                               target, each capped at 120 s of wall time:
+#                               reproducible, about a minute in all
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 ci=false
@@ -25,8 +26,8 @@ for target in image probe archive; do
 	rm -rf "$out/corpus-$target" && cp -r "$src/contrib/fuzz/corpus/$target" "$out/corpus-$target"
 	rm -rf "$out/crashes/$target" && mkdir -p "$out/crashes/$target"
 	if $ci; then
-		budget=(-seed=1 -runs="${ci_runs[$target]}")
-		echo "== fuzz_$target: ${ci_runs[$target]} runs, seed 1"
+		budget=(-seed=1 -runs="${ci_runs[$target]}" -max_total_time=120)
+		echo "== fuzz_$target: ${ci_runs[$target]} runs (at most 120 s), seed 1"
 	else
 		budget=(-max_total_time="$secs")
 		echo "== fuzz_$target for ${secs}s"
