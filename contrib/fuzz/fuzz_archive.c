@@ -19,11 +19,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         const struct ia_archive_limits lim = {
             .max_members = 1000,
-            .spool_budget = 32u << 20,
-            .spool_memory = 32u << 20,
+            /* Small budgets: the same code paths, without each run touching tens of MiB. */
+            .spool_budget = 4u << 20,
+            .spool_memory = 4u << 20,
             .max_ratio = 1000,
             .max_nesting = 2,
-            .max_decompressed = 64u << 20,
+            .max_decompressed = 16u << 20,
         };
         struct ia_error err = {0};
         struct ia_source *src = ia_source_memory(data, size, false, &err);

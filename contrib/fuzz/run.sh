@@ -12,7 +12,7 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 ci=false
 if [ "${1:-}" = --ci ]; then ci=true; shift; fi
 secs=${1:-30}
-declare -A ci_runs=([image]=200000 [probe]=4000000 [archive]=60000)
+declare -A ci_runs=([image]=200000 [probe]=4000000 [archive]=40000)
 out=$src/build-fuzz
 mkdir -p "$out"
 cflags="-std=c11 -D_FILE_OFFSET_BITS=64 -g -O1 -fsanitize=fuzzer,address,undefined
