@@ -33,6 +33,11 @@ const struct ia_driver *const ia_drivers[] = {
 
 const struct ia_driver *ia_driver_find(const char *name)
 {
+        /* qemu's protocol driver "file", named as a format (`-f file`, or a
+         * backing format "file"), maps a plain file exactly as raw over it
+         * does: same entries, offsets, depth and name. */
+        if (strcmp(name, "file") == 0)
+                return &ia_drv_raw;
         for (size_t i = 0; ia_drivers[i]; i++)
                 if (strcmp(ia_drivers[i]->name, name) == 0)
                         return ia_drivers[i];

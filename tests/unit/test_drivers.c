@@ -31,7 +31,10 @@ static void test_find(void **state)
         (void)state;
         assert_ptr_equal(ia_driver_find("raw"), &ia_drv_raw);
         assert_ptr_equal(ia_driver_find("qcow2"), &ia_drv_qcow2);
+        /* qemu's "file" protocol maps a plain file as raw does */
+        assert_ptr_equal(ia_driver_find("file"), &ia_drv_raw);
         assert_null(ia_driver_find("nosuch"));
+        assert_null(ia_driver_find("File"));
         assert_null(ia_driver_find(""));
 }
 

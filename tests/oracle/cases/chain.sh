@@ -51,6 +51,39 @@ w over2.qcow2 -c 'write -P 5 0 4k'
 oracle_map over2.qcow2
 oracle_map -s 40000 -l 100000 over2.qcow2
 
+scenario chain-mixed
+# depth 5 over a raw file of odd size, overlays larger and smaller than
+# their backing, several cluster sizes, then every backing format removed so
+# that each layer is probed
+head -c 300000 /dev/urandom >base.raw
+truncate -s 700000 base.raw
+q -f qcow2 -b base.raw -F raw m1.qcow2 3M
+w m1.qcow2 -c 'write -P 1 1M 64k' -c 'write -z 0 4k'
+q -f qcow2 -b m1.qcow2 -F qcow2 m2.qcow2 1500000
+w m2.qcow2 -c 'write -P 2 100k 8k' -c 'discard 1M 64k'
+q -f qcow2 -o cluster_size=4k -b m2.qcow2 -F qcow2 m3.qcow2 5M
+w m3.qcow2 -c 'write -P 3 4M 4k' -c 'write -z -u 200k 8k'
+q -f qcow2 -o cluster_size=2M -b m3.qcow2 -F qcow2 m4.qcow2 900k
+q -f qcow2 -b m4.qcow2 -F qcow2 m5.qcow2 10M
+w m5.qcow2 -c 'write -P 5 9M 4k'
+oracle_map m5.qcow2
+oracle_map -s 250k -l 1M m5.qcow2
+for i in 1 2 3 4 5; do
+	python3 - m$i.qcow2 <<'PY'
+import struct, sys
+f = open(sys.argv[1], 'r+b'); h = f.read(4096)
+off = struct.unpack('>I', h[100:104])[0]
+while True:
+    t, l = struct.unpack('>II', h[off:off + 8])
+    if t == 0: break
+    if t == 0xe2792aca:
+        f.seek(off); f.write(struct.pack('>I', 0x12345678)); break
+    off += 8 + (l + 7) // 8 * 8
+PY
+done
+oracle_map m5.qcow2
+oracle_map m3.qcow2
+
 scenario chain-paths
 mkdir -p d/sub base
 q -f qcow2 base/b.qcow2 1M
@@ -85,6 +118,11 @@ oracle_map t.qcow2
 q -f raw r.raw 1M
 q -f qcow2 -b r.raw -F raw over-raw.qcow2
 oracle_map over-raw.qcow2
+# a backing format "file" (qemu's protocol driver) reads the file as raw
+head -c 300000 /dev/urandom >f.raw
+q -f qcow2 -u -b f.raw -F file over-file.qcow2 1M
+w over-file.qcow2 -c 'write -P 1 64k 4k'
+oracle_map over-file.qcow2
 
 scenario chain-broken
 q -f qcow2 gone.qcow2 1M

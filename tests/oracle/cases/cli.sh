@@ -29,6 +29,10 @@ oracle_json -l 16E a.raw
 oracle_json -U a.raw
 oracle_json -f raw a.raw
 oracle_json -f nosuchformat a.raw
+# qemu's protocol driver named as a format maps the file as raw does
+oracle_map -f file a.raw
+oracle_map -f file -s 1000 -l 30000 a.raw
+oracle_json -f File a.raw
 oracle_json nonexistent.raw
 oracle_json a.raw a.raw
 oracle_json
