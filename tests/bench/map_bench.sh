@@ -80,7 +80,11 @@ best_time() {
 	local best="" t0 t1 t
 	for _ in $(seq "$RUNS"); do
 		t0=$(date +%s%N)
-		"$@" >/dev/null 2>&1 || true
+		# A failed run must not pass for a fast one.
+		if ! "$@" >/dev/null 2>"$dir/.err"; then
+			echo "map_bench: '$*' failed: $(head -c 300 "$dir/.err")" >&2
+			exit 1
+		fi
 		t1=$(date +%s%N)
 		t=$(( (t1 - t0) / 1000 ))
 		if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
@@ -89,7 +93,10 @@ best_time() {
 }
 
 peak_rss_kib() {
-	/usr/bin/time -f "%M" -o "$dir/.time" "$@" >/dev/null 2>&1 || true
+	if ! /usr/bin/time -f "%M" -o "$dir/.time" "$@" >/dev/null 2>"$dir/.err"; then
+		echo "map_bench: '$*' failed: $(head -c 300 "$dir/.err")" >&2
+		exit 1
+	fi
 	tail -1 "$dir/.time"
 }
 
