@@ -73,6 +73,18 @@ qemu-img create -q -f qcow2 -o compression_type=zstd c.qcow2 1M
 qemu-io -c 'write -c -P 2 0 64k' -c 'write -c -P 3 64k 64k' -c 'write -P 3 128k 64k' c.qcow2 >/dev/null
 oracle_map c.qcow2
 
+scenario compressed-convert
+# whole images compressed by qemu-img convert -c, both compression types,
+# with and without extended L2 (zero clusters stay unallocated)
+qemu-img create -q -f qcow2 src.qcow2 4M
+qemu-io -c 'write -P 1 0 1M' -c 'write -P 0 2M 64k' -c 'write -P 3 3M 100k' src.qcow2 >/dev/null
+for ct in zlib zstd; do
+	qemu-img convert -c -O qcow2 -o compression_type=$ct src.qcow2 c-$ct.qcow2
+	oracle_map c-$ct.qcow2
+	qemu-img convert -c -O qcow2 -o compression_type=$ct,extended_l2=on,cluster_size=16k src.qcow2 x-$ct.qcow2
+	oracle_map x-$ct.qcow2
+done
+
 scenario extended-l2
 qemu-img create -q -f qcow2 -o extended_l2=on x.qcow2 1M
 qemu-io -c 'write -P 0xaa 2k 3k' -c 'write -z 8k 4k' -c 'write -P 1 64k 64k' -c 'write -z -u 70k 2k' \
@@ -83,7 +95,7 @@ qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=2M x2.qcow2 8M
 qemu-io -c 'write -P 1 100k 70k' -c 'write -z 2M 64k' -c 'write -P 2 4M 4M' x2.qcow2 >/dev/null
 oracle_map x2.qcow2
 
-for cs in 512 4k 2M; do
+for cs in 512 1k 4k 16k 128k 1M 2M; do
 	scenario "cluster-$cs"
 	qemu-img create -q -f qcow2 -o cluster_size=$cs k.qcow2 16M
 	qemu-io -c 'write -P 1 0 5k' -c 'write -P 2 1M 1M' -c 'write -z 3M 512' -c 'write -P 3 15M 1M' \
@@ -224,6 +236,14 @@ patch d.qcow2 72 Q 1
 oracle_map d.qcow2
 patch d.qcow2 72 Q 2
 oracle_map d.qcow2
+
+scenario dirty-lazy-refcounts
+# a writer killed with lazy refcounts leaves the dirty bit and refcounts
+# behind the L2 tables: the map follows the L2 tables
+qemu-img create -q -f qcow2 -o lazy_refcounts=on lz.qcow2 2M
+(qemu-io -c 'write -P 1 0 64k' -c 'write -P 2 1M 64k' -c 'sigraise 9' lz.qcow2 >/dev/null 2>&1)
+check "the killed writer left the dirty bit" [ "$(be64 lz.qcow2 72)" = 1 ]
+oracle_map lz.qcow2
 
 scenario chain
 qemu-img create -q -f qcow2 b.qcow2 1M
