@@ -46,9 +46,20 @@ timeout 5 "$IMGAUDIT" map --output=json fifo >/dev/null 2>&1
 rc=$?
 if [ $rc -eq 1 ]; then _pass; else _fail "a FIFO must be refused at once with exit 1 (rc=$rc)"; fi
 
-check "imgaudit --help" "$IMGAUDIT" --help
-check "imgaudit --version" "$IMGAUDIT" --version
-check "imgaudit help map" "$IMGAUDIT" help map
-check "imgaudit map --help" "$IMGAUDIT" map --help
+# has_line REGEX CMD...: CMD exits 0 and prints a line matching REGEX on stdout
+has_line() { local re=$1; shift; "$@" 2>/dev/null | grep -Eq -- "$re" && [ "${PIPESTATUS[0]}" -eq 0 ]; }
+check "imgaudit --help" has_line '^usage: imgaudit COMMAND' "$IMGAUDIT" --help
+check "imgaudit --help lists map" has_line '^  map ' "$IMGAUDIT" --help
+check "imgaudit --version" has_line '^imgaudit [0-9]+\.[0-9]+\.[0-9]+ ' "$IMGAUDIT" --version
+check "imgaudit help map" has_line '^usage: imgaudit map .*-f FMT' "$IMGAUDIT" help map
+check "imgaudit help map: --qemu-compat" has_line '--qemu-compat' "$IMGAUDIT" help map
+check "imgaudit map --help" has_line '^usage: imgaudit map ' "$IMGAUDIT" map --help
+# unknown commands are usage errors: exit 2, nothing on stdout
+for args in "nosuch" "help nosuch" ""; do
+	# shellcheck disable=SC2086
+	out=$("$IMGAUDIT" $args 2>/dev/null)
+	rc=$?
+	if [ $rc -eq 2 ] && [ -z "$out" ]; then _pass; else _fail "imgaudit $args: want exit 2 and no stdout (rc=$rc)"; fi
+done
 
 oracle_summary
