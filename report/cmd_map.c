@@ -37,7 +37,7 @@ const char ia_map_usage[] =
     "  -l, --max-length=N     map at most N bytes\n"
     "  -U, --force-share      accepted for compatibility; imgaudit never takes locks\n"
     "      --qemu-compat=V    print the layout of qemu-img V (e.g. 7.2: no \"compressed\"\n"
-    "                         key before 8.2); default 10.2\n"
+    "                         key before 8.2); 7.2 or later, default 10.2\n"
     "      --allow-root=DIR   confine every file the image refers to (backing files,\n"
     "                         data files, extents) beneath DIR, symlinks included;\n"
     "                         may be repeated (default: no confinement, as qemu-img)\n"
@@ -164,6 +164,15 @@ int ia_cmd_map(int argc, char **argv)
                                 fprintf(stderr,
                                         "imgaudit map: --qemu-compat wants a qemu version such as "
                                         "7.2 or 10.2, not '%s'\n",
+                                        optarg);
+                                return 1;
+                        }
+                        /* Older releases print other layouts (no "present" key before
+                         * 6.1): refuse them rather than print a layout they never had. */
+                        if (ctx.compat < 702) {
+                                fprintf(stderr,
+                                        "imgaudit map: --qemu-compat=%s: only qemu 7.2 and later "
+                                        "are imitated\n",
                                         optarg);
                                 return 1;
                         }

@@ -46,6 +46,21 @@ timeout 5 "$IMGAUDIT" map --output=json fifo >/dev/null 2>&1
 rc=$?
 if [ $rc -eq 1 ]; then _pass; else _fail "a FIFO must be refused at once with exit 1 (rc=$rc)"; fi
 
+quiet() { "$@" >/dev/null 2>&1; }
+# --qemu-compat: versions before 7.2 had other layouts and are refused
+for v in 6.0 7.1 foo 7.2.x ''; do
+	out=$("$IMGAUDIT" map --qemu-compat="$v" --output=json a.raw 2>/dev/null)
+	rc=$?
+	if [ $rc -eq 1 ] && [ -z "$out" ]; then _pass; else _fail "--qemu-compat=$v must be refused (rc=$rc)"; fi
+done
+for v in 7.2 7.2.22 8.2 10.2 11.0; do
+	check "--qemu-compat=$v is accepted" quiet "$IMGAUDIT" map --qemu-compat="$v" --output=json a.raw
+done
+[ "$("$IMGAUDIT" map --qemu-compat=8.1 --output=json a.raw | grep -c compressed)" = 0 ]
+check "--qemu-compat=8.1: no compressed key" [ $? = 0 ]
+[ "$("$IMGAUDIT" map --qemu-compat=8.2 --output=json a.raw | grep -c '"compressed": false')" -gt 0 ]
+check "--qemu-compat=8.2: the compressed key" [ $? = 0 ]
+
 # has_line REGEX CMD...: CMD exits 0 and prints a line matching REGEX on stdout
 has_line() { local re=$1; shift; "$@" 2>/dev/null | grep -Eq -- "$re" && [ "${PIPESTATUS[0]}" -eq 0 ]; }
 check "imgaudit --help" has_line '^usage: imgaudit COMMAND' "$IMGAUDIT" --help
