@@ -13,7 +13,8 @@
 #   oracle_summary           print "N passed, N failed" and set the exit status
 #
 # Environment: IMGAUDIT (the binary), QEMU_COMPAT (default: the installed
-# qemu-img's major.minor), KEEP=1 keeps the work directory.
+# qemu-img's major.minor), KEEP=1 keeps the work directory, ORACLE_TRACE=1
+# lists every comparison where qemu-img map itself fails.
 set -u
 IMGAUDIT=${IMGAUDIT:-imgaudit}
 command -v qemu-img >/dev/null || { echo "qemu-img is not installed (run tests/setup.sh)" >&2; exit 1; }
@@ -42,6 +43,10 @@ _compare() {
 	local q i qrc irc
 	q=$(qemu-img map --output="$mode" "$@" 2>/dev/null; echo "rc=$?")
 	i=$("$IMGAUDIT" map --qemu-compat="$QEMU_COMPAT" --output="$mode" "$@" 2>/tmp/imgaudit-oracle-err.$$; echo "rc=$?")
+	# ORACLE_TRACE=1 lists the comparisons where both tools are expected to
+	# fail, to audit that no scenario passes only because its image is broken.
+	[ "${ORACLE_TRACE:-0}" = 1 ] && [ "${q##*rc=}" != 0 ] &&
+		echo "trace [$ORACLE_SCENARIO] qemu-img map --output=$mode $* -> ${q##*rc=}"
 	if [ "$q" == "$i" ]; then
 		_pass
 	else

@@ -160,6 +160,9 @@ for try in 1 2 3 4 5 6; do
 done
 qemu-img create -q -f qcow2 --object secret,id=s0,data=abc -o encrypt.format=aes,encrypt.key-secret=s0 \
 	a.qcow2 1M
+# a failed creation would make both tools fail alike and the comparison pass
+check "the LUKS-encrypted qcow2 was created" [ -s l.qcow2 ]
+check "the AES-encrypted qcow2 was created" [ -s a.qcow2 ]
 for f in l.qcow2 a.qcow2; do
 	qemu-io --object secret,id=s0,data=abc --image-opts -c 'write -P 0xaa 64k 64k' -c 'write -z 192k 64k' \
 		"driver=qcow2,file.filename=$f,encrypt.key-secret=s0" >/dev/null
