@@ -123,7 +123,7 @@ int ia_cmd_map(int argc, char **argv)
             {NULL, 0, NULL, 0},
         };
         struct ia_map_opts mopts = {.start = 0, .max_len = IA_MAP_NO_MAX, .flags = 0};
-        const char *fmt = NULL, *output = "human";
+        const char *fmt = NULL, *output = "human", *bad_output = NULL;
         struct ia_fs_policy policy = {.roots = NULL, .data_file_cwd = true};
         const char *roots[MAX_ROOTS + 1];
         size_t nroots = 0;
@@ -158,6 +158,9 @@ int ia_cmd_map(int argc, char **argv)
                         break;
                 case OPT_OUTPUT:
                         output = optarg;
+                        if (!bad_output && strcmp(optarg, "json") != 0 &&
+                            strcmp(optarg, "human") != 0)
+                                bad_output = optarg;
                         break;
                 case OPT_COMPAT:
                         if (parse_compat(optarg, &ctx.compat) < 0) {
@@ -210,6 +213,10 @@ int ia_cmd_map(int argc, char **argv)
                                 "help map'\n");
                 return 1;
         }
+        /* qemu-img up to 10.0 checks only the last --output; from 10.1 on, each one
+         * as it is parsed, so an invalid value anywhere is an error. */
+        if (bad_output && ctx.compat >= 1001)
+                output = bad_output;
         if (strcmp(output, "json") == 0) {
                 mo.mode = IA_MAPOUT_JSON;
         } else if (strcmp(output, "human") == 0) {

@@ -61,6 +61,23 @@ check "--qemu-compat=8.1: no compressed key" [ $? = 0 ]
 [ "$("$IMGAUDIT" map --qemu-compat=8.2 --output=json a.raw | grep -c '"compressed": false')" -gt 0 ]
 check "--qemu-compat=8.2: the compressed key" [ $? = 0 ]
 
+# an invalid --output before a valid one: qemu-img up to 10.0 checks only the
+# last one, 10.1 and later each one as it is parsed
+for v in 7.2 10.0 10.1 10.2; do
+	out=$("$IMGAUDIT" map --qemu-compat="$v" --output=bad --output=json a.raw 2>/dev/null)
+	rc=$?
+	case $v in
+	7.2 | 10.0) want=0 ;;
+	*) want=1 ;;
+	esac
+	if [ $rc -eq $want ] && { [ $want -eq 0 ] || [ -z "$out" ]; }; then _pass; else
+		_fail "--qemu-compat=$v --output=bad --output=json: want exit $want (rc=$rc)"
+	fi
+done
+out=$("$IMGAUDIT" map --output=bad --output=json a.raw 2>/dev/null)
+rc=$?
+check "default compat (10.2) refuses --output=bad --output=json" [ $rc -eq 1 -a -z "$out" ]
+
 # has_line REGEX CMD...: CMD exits 0 and prints a line matching REGEX on stdout
 has_line() { local re=$1; shift; "$@" 2>/dev/null | grep -Eq -- "$re" && [ "${PIPESTATUS[0]}" -eq 0 ]; }
 check "imgaudit --help" has_line '^usage: imgaudit COMMAND' "$IMGAUDIT" --help
