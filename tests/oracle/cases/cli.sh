@@ -78,6 +78,12 @@ out=$("$IMGAUDIT" map --output=bad --output=json a.raw 2>/dev/null)
 rc=$?
 check "default compat (10.2) refuses --output=bad --output=json" [ $rc -eq 1 -a -z "$out" ]
 
+# a map that cannot be written is an error (qemu-img ignores it and exits 0)
+if [ -w /dev/full ]; then
+	"$IMGAUDIT" map --output=json a.raw >/dev/full 2>/dev/null
+	check "writing to a full device fails with exit 1" [ $? -eq 1 ]
+fi
+
 # has_line REGEX CMD...: CMD exits 0 and prints a line matching REGEX on stdout
 has_line() { local re=$1; shift; "$@" 2>/dev/null | grep -Eq -- "$re" && [ "${PIPESTATUS[0]}" -eq 0 ]; }
 check "imgaudit --help" has_line '^usage: imgaudit COMMAND' "$IMGAUDIT" --help
