@@ -42,6 +42,8 @@
 #define QCOW2_MAX_REFTABLE     (8u * 1024 * 1024)      /* bytes of refcount table */
 #define QCOW2_MAX_SNAPSHOTS    65536u
 #define QCOW2_SNAPSHOT_HDR     40u
+#define QCOW2_MAX_SNAP_EXTRA   1024u                 /* bytes of extra data per entry */
+#define QCOW2_MAX_SNAP_TABLE   (64ull * 1024 * 1024) /* bytes of snapshot table */
 #define QCOW2_MAX_BACKING_NAME 1023u
 #define QCOW2_V2_HEADER        72u
 #define QCOW2_V3_HEADER        104u
@@ -648,6 +650,53 @@ static int read_extensions(const struct qcow2 *q, const uint8_t *hdr, uint64_t s
 }
 
 /* Every L2 table the L1 table names must lie inside the file (aligned ones). */
+/*
+ * The internal snapshot table is not needed for the map (only the active L1
+ * table is mapped), but qemu reads it when it opens the image and refuses two
+ * things found there: an entry with more than 1 KiB of extra data, and a
+ * table that grows past 64 MiB.  Walk it as qemu does: entries 8-aligned, a
+ * 40-byte header then extra data, id and name; bytes past the end of the
+ * file read as zeroes.  Only the headers are read.
+ */
+static int check_snapshots(struct ia_source *src, uint64_t table, uint32_t nb, struct ia_error *err)
+{
+        uint64_t off = table;
+        uint8_t h[QCOW2_SNAPSHOT_HDR];
+
+        for (uint32_t i = 0; i < nb; i++) {
+                uint32_t extra;
+                int64_t n;
+
+                off = (off + 7) & ~7ull;
+                if (off >= src->size) {
+                        /* Every remaining entry reads as zeroes: 40 bytes each. */
+                        off += (uint64_t)(nb - i) * QCOW2_SNAPSHOT_HDR;
+                        if (off - table > QCOW2_MAX_SNAP_TABLE)
+                                goto too_big;
+                        return 0;
+                }
+                n = ia_read_upto(src, h, sizeof(h), off, err);
+                if (n < 0)
+                        return -1;
+                memset(h + n, 0, sizeof(h) - (size_t)n);
+                extra = ia_be32(h + 36);
+                if (extra > QCOW2_MAX_SNAP_EXTRA)
+                        return ia_error_set(err, IA_ERR_CORRUPT,
+                                            "qcow2: snapshot table entry %u has %u bytes of extra "
+                                            "data (limit %u)",
+                                            i, extra, QCOW2_MAX_SNAP_EXTRA);
+                off += QCOW2_SNAPSHOT_HDR + extra + ia_be16(h + 12) + ia_be16(h + 14);
+                if (off - table > QCOW2_MAX_SNAP_TABLE)
+                        goto too_big;
+        }
+        return 0;
+too_big:
+        return ia_error_set(err, IA_ERR_CORRUPT,
+                            "qcow2: the snapshot table at offset %llu (%u entries) is larger than "
+                            "64 MiB",
+                            (unsigned long long)table, nb);
+}
+
 static int check_l1(struct ia_image *img, struct qcow2 *q, struct ia_error *err)
 {
         uint64_t size = img->file->src->size;
@@ -936,6 +985,8 @@ static int qcow2_open(struct ia_image *img, struct ia_error *err)
                         goto fail;
         }
 
+        if (check_snapshots(src, snap_off, nb_snap, err) < 0)
+                goto fail_backing;
         if (check_l1(img, q, err) < 0)
                 goto fail_backing;
 

@@ -408,6 +408,78 @@ static void test_header_fields(void **state)
         free(b);
 }
 
+/* put_snap: a snapshot table entry header at off; returns where the next starts. */
+static size_t put_snap(uint8_t *buf, size_t off, uint32_t extra, uint16_t id, uint16_t name)
+{
+        off = (off + 7) & ~(size_t)7;
+        memset(buf + off, 0, 40);
+        buf[off + 12] = (uint8_t)(id >> 8);
+        buf[off + 13] = (uint8_t)id;
+        buf[off + 14] = (uint8_t)(name >> 8);
+        buf[off + 15] = (uint8_t)name;
+        be32(buf + off + 36, extra);
+        return off + 40 + extra + id + name;
+}
+
+/*
+ * The snapshot table is never mapped, but qemu refuses an image whose table
+ * has an entry with more than 1 KiB of extra data, or grows past 64 MiB
+ * (entries 8-aligned; bytes past the end of the file read as zeroes).
+ */
+static void test_snapshot_table(void **state)
+{
+        struct builder *b = malloc(sizeof(*b));
+        const size_t table = 8 * C, big = 80u << 20;
+        uint8_t *m;
+        size_t off;
+        unsigned n;
+        struct ia_image *img = NULL;
+        struct ia_error err;
+
+        (void)state;
+        build(b, 3, 8 * C, false);
+        link_l2(b);
+        be32(b->buf + 60, 2);
+        be64(b->buf + 64, table);
+        off = put_snap(b->buf, table, 1024, 1, 3);
+        put_snap(b->buf, off, 16, 1, 0);
+        img = must_open(b);
+        assert_true(img->flags & IA_IMG_SNAPSHOTS);
+        ia_image_free(img);
+        put_snap(b->buf, off, 1025, 1, 0); /* the second entry: too much extra data */
+        assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
+
+        /* 64 MiB: entries of 40 + 0xffff + 0xfff0 bytes (131111 with padding) */
+        m = calloc(1, big);
+        assert_non_null(m);
+        memcpy(m, b->buf, 8 * C);
+        off = table;
+        for (n = 0; n < 511; n++)
+                off = put_snap(m, off, 0, 0xffff, 0xfff0);
+        /* the file ends there: 2970 more entries of zeroes (40 bytes each) still fit, 2971
+         * do not (qemu 7.2 agrees) */
+        be32(m + 60, 511 + 2970);
+        assert_int_equal(open_buf(&ctx, m, off, off, &img, &err), 0);
+        ia_image_free(img);
+        img = NULL;
+        be32(m + 60, 511 + 2971);
+        ia_error_clear(&err);
+        assert_int_equal(open_buf(&ctx, m, off, off, &img, &err), -1);
+        assert_int_equal(err.cat, IA_ERR_CORRUPT);
+        assert_null(img);
+        /* a 512th entry in the file crosses 64 MiB by itself */
+        put_snap(m, off, 0, 0xffff, 0xfff0);
+        be32(m + 60, 512);
+        ia_error_clear(&err);
+        assert_int_equal(open_buf(&ctx, m, big, big, &img, &err), -1);
+        assert_int_equal(err.cat, IA_ERR_CORRUPT);
+        be32(m + 60, 511);
+        assert_int_equal(open_buf(&ctx, m, big, big, &img, &err), 0);
+        ia_image_free(img);
+        free(m);
+        free(b);
+}
+
 static void test_data_file(void **state)
 {
         struct builder *b = malloc(sizeof(*b)), *d = malloc(sizeof(*d));
@@ -616,17 +688,12 @@ static void test_probe(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_types_and_runs),
-            cmocka_unit_test(test_unallocated_l1),
-            cmocka_unit_test(test_v2_zero_is_corrupt),
-            cmocka_unit_test(test_unaligned_offsets),
-            cmocka_unit_test(test_extended_l2),
-            cmocka_unit_test(test_prealloc_heuristic),
-            cmocka_unit_test(test_header_fields),
-            cmocka_unit_test(test_data_file),
-            cmocka_unit_test(test_malformed),
-            cmocka_unit_test(test_read_faults),
-            cmocka_unit_test(test_probe),
+            cmocka_unit_test(test_types_and_runs),     cmocka_unit_test(test_unallocated_l1),
+            cmocka_unit_test(test_v2_zero_is_corrupt), cmocka_unit_test(test_unaligned_offsets),
+            cmocka_unit_test(test_extended_l2),        cmocka_unit_test(test_prealloc_heuristic),
+            cmocka_unit_test(test_header_fields),      cmocka_unit_test(test_snapshot_table),
+            cmocka_unit_test(test_data_file),          cmocka_unit_test(test_malformed),
+            cmocka_unit_test(test_read_faults),        cmocka_unit_test(test_probe),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

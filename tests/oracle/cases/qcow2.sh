@@ -177,6 +177,47 @@ qemu-img snapshot -c snap1 s.qcow2
 qemu-io -c 'write -P 3 64k 64k' -c 'write -z 512k 64k' -c 'write -P 4 768k 64k' s.qcow2 >/dev/null
 oracle_map s.qcow2
 
+scenario snapshot-table
+# qemu reads the snapshot table at open and refuses an entry with more than
+# 1 KiB of extra data, or a table larger than 64 MiB (entries 8-aligned;
+# past the end of the file everything reads as zeroes)
+qemu-img create -q -f qcow2 g.qcow2 1M
+qemu-io -c 'write -P 1 0 64k' g.qcow2 >/dev/null
+qemu-img snapshot -c s1 g.qcow2
+qemu-io -c 'write -P 2 64k 64k' g.qcow2 >/dev/null
+# snaptable IN OUT N K: N real entries of 40 + 0xffff + 0xfff0 bytes at 8 MiB,
+# the file ending after them, and K more entries counted (all zeroes)
+snaptable() {
+	python3 - "$@" <<'PY'
+import struct, sys
+src, dst, n, k = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+d = open(src, 'rb').read()
+base = off = 8 << 20
+with open(dst, 'wb') as f:
+    f.write(d)
+    for _ in range(n):
+        off = (off + 7) // 8 * 8
+        f.seek(off)
+        f.write(struct.pack('>QIHHIIQII', 0, 0, 0xffff, 0xfff0, 0, 0, 0, 0, 0))
+        off += 40 + 0xffff + 0xfff0
+    f.truncate(off)
+    f.seek(60)
+    f.write(struct.pack('>IQ', n + k, base))
+PY
+}
+snaptable g.qcow2 fits.qcow2 511 2970
+oracle_map fits.qcow2
+snaptable g.qcow2 over.qcow2 511 2971
+oracle_map over.qcow2
+snaptable g.qcow2 over512.qcow2 512 0
+oracle_map over512.qcow2
+so=$(be64 g.qcow2 64)
+for extra in 1024 1025 65535; do
+	cp g.qcow2 extra$extra.qcow2
+	patch extra$extra.qcow2 $((so + 36)) I $extra
+	oracle_map extra$extra.qcow2
+done
+
 scenario odd-size
 qemu-img create -q -f qcow2 o.qcow2 1000000
 qemu-io -c 'write -P 1 0 64k' -c 'write -P 2 960k 40000' o.qcow2 >/dev/null
