@@ -44,6 +44,16 @@
 #define QCOW2_SNAPSHOT_HDR     40u
 #define QCOW2_MAX_SNAP_EXTRA   1024u                 /* bytes of extra data per entry */
 #define QCOW2_MAX_SNAP_TABLE   (64ull * 1024 * 1024) /* bytes of snapshot table */
+#define QCOW2_MAX_BITMAP_DIR   (1024ull * 65535)     /* bytes of bitmap directory (qemu) */
+#define QCOW2_BITMAP_ENTRY     24u
+#define QCOW2_BM_MAX_TABLE     0x8000000u  /* bitmap table entries */
+#define QCOW2_BM_MAX_PHYS      0x20000000u /* bytes of bitmap data */
+#define QCOW2_BM_IN_USE        1u
+#define QCOW2_BM_FLAGS_KNOWN   3u /* in use, auto */
+#define QCOW2_BM_TABLE_RSVD    0xff000000000001feull
+#define QCOW2_BM_CHECK_BUDGET  (256ull << 20) /* bitmap table bytes read at open */
+#define QCOW2_BM_OFFSET_MASK   0x00fffffffffffe00ull
+#define QEMU_MAX_IO_END        0x7fffffffc0000000ull /* qemu's BDRV_MAX_LENGTH */
 #define QCOW2_MAX_BACKING_NAME 1023u
 #define QCOW2_V2_HEADER        72u
 #define QCOW2_V3_HEADER        104u
@@ -552,6 +562,9 @@ struct qcow2_exts {
         const uint8_t *data_file;
         size_t data_file_len;
         bool has_data_file;
+        uint32_t nb_bitmaps; /* from the bitmaps extension, when qemu heeds it */
+        uint64_t bitmap_dir_size;
+        uint64_t bitmap_dir_off;
 };
 
 static int read_extensions(const struct qcow2 *q, const uint8_t *hdr, uint64_t start, uint64_t end,
@@ -622,18 +635,22 @@ static int read_extensions(const struct qcow2 *q, const uint8_t *hdr, uint64_t s
                                         return ia_error_set(err, IA_ERR_CORRUPT,
                                                             "qcow2: bitmaps extension reserved "
                                                             "field is not zero");
-                                if (ia_be64(hdr + off + 8) > 64u * 1024 * 1024)
+                                if (ia_be64(hdr + off + 8) > QCOW2_MAX_BITMAP_DIR)
                                         return ia_error_set(
                                             err, IA_ERR_LIMIT,
                                             "qcow2: bitmap directory size %llu "
-                                            "exceeds the limit (67108864)",
-                                            (unsigned long long)ia_be64(hdr + off + 8));
+                                            "exceeds the limit (%llu)",
+                                            (unsigned long long)ia_be64(hdr + off + 8),
+                                            (unsigned long long)QCOW2_MAX_BITMAP_DIR);
                                 if (ia_be64(hdr + off + 16) & (q->cluster_size - 1))
                                         return ia_error_set(
                                             err, IA_ERR_CORRUPT,
                                             "qcow2: bitmap directory offset %llu "
                                             "is not cluster aligned",
                                             (unsigned long long)ia_be64(hdr + off + 16));
+                                x->nb_bitmaps = nb;
+                                x->bitmap_dir_size = ia_be64(hdr + off + 8);
+                                x->bitmap_dir_off = ia_be64(hdr + off + 16);
                         }
                         break;
                 case QCOW2_EXT_DATA_FILE:
@@ -649,7 +666,6 @@ static int read_extensions(const struct qcow2 *q, const uint8_t *hdr, uint64_t s
         return 0;
 }
 
-/* Every L2 table the L1 table names must lie inside the file (aligned ones). */
 /*
  * The internal snapshot table is not needed for the map (only the active L1
  * table is mapped), but qemu reads it when it opens the image and refuses two
@@ -697,6 +713,216 @@ too_big:
                             (unsigned long long)table, nb);
 }
 
+/* Read len bytes at off; bytes past the end of the file read as zeroes, as in qemu. */
+static int read_zero_fill(struct ia_source *src, void *buf, size_t len, uint64_t off,
+                          struct ia_error *err)
+{
+        int64_t n = 0;
+
+        if (off < src->size) {
+                n = ia_read_upto(src, buf, len, off, err);
+                if (n < 0)
+                        return -1;
+        }
+        memset((uint8_t *)buf + n, 0, len - (size_t)n);
+        return 0;
+}
+
+struct bm_seen {
+        uint64_t hash; /* 0: empty slot */
+        uint64_t name_off;
+        uint32_t name_len;
+};
+
+static uint64_t name_hash(const uint8_t *p, size_t n)
+{
+        uint64_t h = 0xcbf29ce484222325ull;
+
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ p[i]) * 0x100000001b3ull;
+        return h | 1;
+}
+
+/* The entries of one bitmap table must be well-formed (read only inside the file). */
+static int check_bitmap_table(struct ia_source *src, const struct qcow2 *q, uint64_t off,
+                              uint32_t size, uint64_t *budget, struct ia_error *err)
+{
+        uint8_t buf[4096];
+        uint64_t end;
+
+        if (off > QEMU_MAX_IO_END || (uint64_t)size * 8 > QEMU_MAX_IO_END - off)
+                return ia_error_set(err, IA_ERR_CORRUPT,
+                                    "qcow2: bitmap table offset %llu is out of range",
+                                    (unsigned long long)off);
+        /* Past the end of the file the table reads as zeroes: valid entries. */
+        end = off + (uint64_t)size * 8;
+        if (end > ((src->size + 7) & ~7ull))
+                end = off < src->size ? (src->size + 7) & ~7ull : off;
+        if (end - off > *budget)
+                return ia_error_set(err, IA_ERR_LIMIT,
+                                    "qcow2: the bitmap tables are too large to check (over %llu "
+                                    "bytes)",
+                                    (unsigned long long)QCOW2_BM_CHECK_BUDGET);
+        *budget -= end - off;
+        while (off < end) {
+                size_t n = end - off < sizeof(buf) ? (size_t)(end - off) : sizeof(buf);
+
+                if (read_zero_fill(src, buf, n, off, err) < 0)
+                        return -1;
+                for (size_t i = 0; i < n; i += 8) {
+                        uint64_t e = ia_be64(buf + i), host = e & QCOW2_BM_OFFSET_MASK;
+
+                        if ((e & QCOW2_BM_TABLE_RSVD) ||
+                            (host && ((e & 1) || (host & (q->cluster_size - 1)))))
+                                return ia_error_set(err, IA_ERR_CORRUPT,
+                                                    "qcow2: bitmap table entry %#llx at offset "
+                                                    "%llu is invalid",
+                                                    (unsigned long long)e,
+                                                    (unsigned long long)(off + i));
+                }
+                off += n;
+        }
+        return 0;
+}
+
+/*
+ * Persistent dirty bitmaps are not part of the map, but qemu loads them when
+ * it opens the image and refuses the image when the bitmap directory is
+ * broken, an entry breaks the format's constraints, two usable bitmaps share
+ * a name, or a bitmap table entry is malformed.  Check the same things,
+ * streaming: one entry, one name and one 4 KiB slice of a table at a time.
+ */
+static int check_bitmaps(struct ia_source *src, const struct qcow2 *q, const struct qcow2_exts *x,
+                         uint64_t vsize, struct ia_error *err)
+{
+        uint64_t pos = 0, budget = QCOW2_BM_CHECK_BUDGET, cap = 1;
+        struct bm_seen *seen;
+        uint8_t e[QCOW2_BITMAP_ENTRY], name[1024], other[1024];
+        uint32_t count = 0;
+        int rc = -1;
+
+        if (!x->nb_bitmaps)
+                return 0;
+        if (x->bitmap_dir_size == 0)
+                return ia_error_set(err, IA_ERR_CORRUPT, "qcow2: the bitmap directory is empty");
+        if (x->bitmap_dir_off > QEMU_MAX_IO_END ||
+            x->bitmap_dir_size > QEMU_MAX_IO_END - x->bitmap_dir_off)
+                return ia_error_set(err, IA_ERR_CORRUPT,
+                                    "qcow2: bitmap directory offset %llu is out of range",
+                                    (unsigned long long)x->bitmap_dir_off);
+        while (cap < 2ull * x->nb_bitmaps)
+                cap <<= 1;
+        seen = calloc(cap, sizeof(*seen));
+        if (!seen)
+                return ia_error_set(err, IA_ERR_NOMEM, "qcow2: out of memory");
+        while (pos < x->bitmap_dir_size) {
+                uint64_t toff, phys, esize, h, slot;
+                uint32_t tsize, flags, extra;
+                unsigned gran;
+                uint16_t nlen;
+                size_t clen;
+
+                if (x->bitmap_dir_size - pos < QCOW2_BITMAP_ENTRY)
+                        goto broken;
+                if (++count > x->nb_bitmaps) {
+                        ia_error_set(err, IA_ERR_CORRUPT,
+                                     "qcow2: the bitmap directory holds more than the %u bitmaps "
+                                     "its extension lists",
+                                     x->nb_bitmaps);
+                        goto out;
+                }
+                if (read_zero_fill(src, e, sizeof(e), x->bitmap_dir_off + pos, err) < 0)
+                        goto out;
+                toff = ia_be64(e);
+                tsize = ia_be32(e + 8);
+                flags = ia_be32(e + 12);
+                gran = e[17];
+                nlen = ia_be16(e + 18);
+                extra = ia_be32(e + 20);
+                esize = (QCOW2_BITMAP_ENTRY + (uint64_t)nlen + extra + 7) & ~7ull;
+                if (esize > x->bitmap_dir_size - pos)
+                        goto broken;
+                if (extra != 0) {
+                        ia_error_set(err, IA_ERR_UNSUPPORTED,
+                                     "qcow2: bitmap %u has extra data, which qemu does not "
+                                     "support",
+                                     count - 1);
+                        goto out;
+                }
+                phys = (uint64_t)tsize * q->cluster_size;
+                if (tsize == 0 || toff == 0 || (toff & (q->cluster_size - 1)) ||
+                    tsize > QCOW2_BM_MAX_TABLE || gran > 31 || gran < 9 ||
+                    (flags & ~QCOW2_BM_FLAGS_KNOWN) || nlen > 1023 || e[16] != 1 ||
+                    phys > QCOW2_BM_MAX_PHYS ||
+                    (!(flags & QCOW2_BM_IN_USE) && vsize > ((phys * 8) << gran))) {
+                        ia_error_set(err, IA_ERR_CORRUPT,
+                                     "qcow2: bitmap %u (directory offset %llu) breaks the "
+                                     "format's constraints",
+                                     count - 1, (unsigned long long)pos);
+                        goto out;
+                }
+                if (read_zero_fill(src, name, nlen, x->bitmap_dir_off + pos + QCOW2_BITMAP_ENTRY,
+                                   err) < 0)
+                        goto out;
+                {
+                        /* qemu cuts the name at a NUL */
+                        const uint8_t *z = memchr(name, 0, nlen);
+
+                        clen = z ? (size_t)(z - name) : nlen;
+                }
+                h = name_hash(name, clen);
+                for (slot = h & (cap - 1);; slot = (slot + 1) & (cap - 1)) {
+                        struct bm_seen *sl = &seen[slot];
+
+                        if (!sl->hash) {
+                                sl->hash = h;
+                                sl->name_off = x->bitmap_dir_off + pos + QCOW2_BITMAP_ENTRY;
+                                sl->name_len = (uint32_t)clen;
+                                break;
+                        }
+                        if (sl->hash != h || sl->name_len != clen)
+                                continue;
+                        if (read_zero_fill(src, other, clen, sl->name_off, err) < 0)
+                                goto out;
+                        if (memcmp(other, name, clen) != 0)
+                                continue;
+                        /* A second bitmap of the same name: qemu skips it when it is
+                         * in use, and cannot create it otherwise. */
+                        if (!(flags & QCOW2_BM_IN_USE)) {
+                                ia_error_set(err, IA_ERR_CORRUPT,
+                                             "qcow2: two bitmaps are named '%.*s'", (int)clen,
+                                             (const char *)name);
+                                goto out;
+                        }
+                        flags |= 1u << 31; /* skipped: its table is never read */
+                        break;
+                }
+                if (!(flags & (QCOW2_BM_IN_USE | 1u << 31)) &&
+                    check_bitmap_table(src, q, toff, tsize, &budget, err) < 0)
+                        goto out;
+                pos += esize;
+        }
+        if (count != x->nb_bitmaps) {
+                ia_error_set(err, IA_ERR_CORRUPT,
+                             "qcow2: the bitmap directory holds %u bitmaps, its extension lists "
+                             "%u",
+                             count, x->nb_bitmaps);
+                goto out;
+        }
+        rc = 0;
+        goto out;
+broken:
+        ia_error_set(err, IA_ERR_CORRUPT,
+                     "qcow2: the bitmap directory at offset %llu (%llu bytes) is broken at byte "
+                     "%llu",
+                     (unsigned long long)x->bitmap_dir_off, (unsigned long long)x->bitmap_dir_size,
+                     (unsigned long long)pos);
+out:
+        free(seen);
+        return rc;
+}
+
+/* Every L2 table the L1 table names must lie inside the file (aligned ones). */
 static int check_l1(struct ia_image *img, struct qcow2 *q, struct ia_error *err)
 {
         uint64_t size = img->file->src->size;
@@ -986,6 +1212,8 @@ static int qcow2_open(struct ia_image *img, struct ia_error *err)
         }
 
         if (check_snapshots(src, snap_off, nb_snap, err) < 0)
+                goto fail_backing;
+        if (check_bitmaps(src, q, &x, size / 512 * 512, err) < 0)
                 goto fail_backing;
         if (check_l1(img, q, err) < 0)
                 goto fail_backing;

@@ -480,6 +480,88 @@ static void test_snapshot_table(void **state)
         free(b);
 }
 
+/* put_bitmap: directory entry i (32 bytes each) naming a 1-entry table at tab. */
+static void put_bitmap(struct builder *b, unsigned i, uint64_t tab, uint32_t flags, const char *nm)
+{
+        uint8_t *e = b->buf + 8 * C + 32 * i;
+
+        memset(e, 0, 32);
+        be64(e, tab);
+        be32(e + 8, 1);
+        be32(e + 12, flags);
+        e[16] = 1;  /* dirty tracking */
+        e[17] = 16; /* granularity 64 KiB */
+        e[19] = 2;  /* name size */
+        memcpy(e + 24, nm, 2);
+}
+
+/*
+ * Persistent bitmaps are not mapped, but qemu loads them at open: a broken
+ * directory, a bitmap breaking the constraints, two usable bitmaps of one
+ * name or a malformed table entry make it refuse the image.
+ */
+static void test_bitmap_directory(void **state)
+{
+        struct builder *b = malloc(sizeof(*b));
+        struct ia_image *img;
+
+        (void)state;
+#define BITMAPS(n)                                                                                 \
+        do {                                                                                       \
+                build(b, 3, 8 * C, false);                                                         \
+                link_l2(b);                                                                        \
+                be64(b->buf + 88, 1); /* autoclear: bitmaps */                                     \
+                be32(b->buf + 104, 0x23852875);                                                    \
+                be32(b->buf + 108, 24);                                                            \
+                be32(b->buf + 112, n);                                                             \
+                be64(b->buf + 120, 32 * (n));                                                      \
+                be64(b->buf + 128, 8 * C);                                                         \
+                put_bitmap(b, 0, 9 * C, 0, "aa");                                                  \
+                put_bitmap(b, 1, 10 * C, 0, "ab");                                                 \
+        } while (0)
+
+        BITMAPS(2);
+        img = must_open(b);
+        ia_image_free(img);
+        BITMAPS(1); /* more entries than listed */
+        be64(b->buf + 120, 64);
+        assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
+        BITMAPS(2); /* fewer */
+        be64(b->buf + 120, 32);
+        assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
+        BITMAPS(2); /* an entry cut by the directory's end */
+        be64(b->buf + 120, 60);
+        assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
+        BITMAPS(2);
+        be64(b->buf + 120, 0);
+        assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
+        BITMAPS(2);
+        put_bitmap(b, 1, 10 * C, 0, "aa"); /* same name, both usable */
+        assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
+        put_bitmap(b, 1, 10 * C, 1, "aa"); /* the second in use: qemu skips it */
+        img = must_open(b);
+        ia_image_free(img);
+        BITMAPS(2);
+        b->buf[8 * C + 17] = 8; /* granularity below 512 */
+        assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
+        BITMAPS(2);
+        be64(b->buf + 9 * C, 11 * C | 2); /* reserved bit in a table entry */
+        assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
+        put_bitmap(b, 0, 9 * C, 1, "aa"); /* in use: its table is never read */
+        img = must_open(b);
+        ia_image_free(img);
+        BITMAPS(2);
+        be64(b->buf + 9 * C, 11 * C + 8); /* unaligned data cluster */
+        assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
+        BITMAPS(2);
+        be64(b->buf + 88, 0); /* autoclear bit clear: qemu ignores the bitmaps */
+        be64(b->buf + 9 * C, 11 * C | 2);
+        img = must_open(b);
+        ia_image_free(img);
+#undef BITMAPS
+        free(b);
+}
+
 static void test_data_file(void **state)
 {
         struct builder *b = malloc(sizeof(*b)), *d = malloc(sizeof(*d));
@@ -688,12 +770,19 @@ static void test_probe(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_types_and_runs),     cmocka_unit_test(test_unallocated_l1),
-            cmocka_unit_test(test_v2_zero_is_corrupt), cmocka_unit_test(test_unaligned_offsets),
-            cmocka_unit_test(test_extended_l2),        cmocka_unit_test(test_prealloc_heuristic),
-            cmocka_unit_test(test_header_fields),      cmocka_unit_test(test_snapshot_table),
-            cmocka_unit_test(test_data_file),          cmocka_unit_test(test_malformed),
-            cmocka_unit_test(test_read_faults),        cmocka_unit_test(test_probe),
+            cmocka_unit_test(test_types_and_runs),
+            cmocka_unit_test(test_unallocated_l1),
+            cmocka_unit_test(test_v2_zero_is_corrupt),
+            cmocka_unit_test(test_unaligned_offsets),
+            cmocka_unit_test(test_extended_l2),
+            cmocka_unit_test(test_prealloc_heuristic),
+            cmocka_unit_test(test_header_fields),
+            cmocka_unit_test(test_snapshot_table),
+            cmocka_unit_test(test_bitmap_directory),
+            cmocka_unit_test(test_data_file),
+            cmocka_unit_test(test_malformed),
+            cmocka_unit_test(test_read_faults),
+            cmocka_unit_test(test_probe),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

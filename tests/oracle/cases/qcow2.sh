@@ -138,6 +138,61 @@ qemu-img bitmap --add b.qcow2 b0
 qemu-io -c 'write -P 1 0 64k' b.qcow2 >/dev/null
 oracle_map b.qcow2
 
+scenario bitmaps-broken
+# qemu loads persistent bitmaps at open and refuses an image whose bitmap
+# directory or tables are broken, or where two usable bitmaps share a name
+qemu-img create -q -f qcow2 b.qcow2 4M
+qemu-img bitmap --add b.qcow2 aa
+qemu-img bitmap --add b.qcow2 ab
+qemu-io -c 'write -P 1 0 64k' -c 'write -P 1 2M 64k' b.qcow2 >/dev/null
+# the bitmaps extension (after the feature name table), the directory, the first table
+read -r ext dir tab < <(python3 - b.qcow2 <<'PY'
+import struct, sys
+h = open(sys.argv[1], 'rb').read()
+off = struct.unpack('>I', h[100:104])[0]
+while True:
+    t, l = struct.unpack('>II', h[off:off + 8])
+    if t == 0x23852875:
+        break
+    off += 8 + (l + 7) // 8 * 8
+d = struct.unpack('>Q', h[off + 24:off + 32])[0]
+print(off + 8, d, struct.unpack('>Q', h[d:d + 8])[0])
+PY
+)
+oracle_map b.qcow2
+# bm NAME OFFSET FMT VALUE [OFFSET FMT VALUE]...: a patched copy, compared
+bm() {
+	local n=$1; shift
+	cp b.qcow2 "$n.qcow2"
+	while [ $# -gt 0 ]; do patch "$n.qcow2" "$1" "$2" "$3"; shift 3; done
+	oracle_map "$n.qcow2"
+}
+bm nb2 "$ext" I 3
+bm nb1 "$ext" I 1
+bm dirsize0 $((ext + 8)) Q 0
+bm dirsize8 $((ext + 8)) Q 8
+bm dirmax $((ext + 8)) Q 67107841
+bm dirzero $((ext + 16)) Q 0
+bm direof $((ext + 16)) Q $((1 << 40))
+bm tsize0 $((dir + 8)) I 0
+bm gran9 $((dir + 17)) B 9
+bm gran9-in-use $((dir + 17)) B 9 $((dir + 12)) I 3
+bm flags $((dir + 12)) I 6
+bm type $((dir + 16)) B 2
+bm extra $((dir + 20)) I 8
+bm name-len $((dir + 18)) H 9
+bm dup $((dir + 32 + 25)) B 0x61
+bm dup-first-in-use $((dir + 32 + 25)) B 0x61 $((dir + 12)) I 3
+bm dup-second-in-use $((dir + 32 + 25)) B 0x61 $((dir + 32 + 12)) I 3
+bm dup-nul $((dir + 25)) B 0 $((dir + 32 + 25)) B 0
+bm table-reserved "$tab" Q $(($(be64 b.qcow2 "$tab") | 2))
+bm table-reserved-in-use "$tab" Q $(($(be64 b.qcow2 "$tab") | 2)) $((dir + 12)) I 3
+bm table-unaligned "$tab" Q $(($(be64 b.qcow2 "$tab") + 512))
+bm table-all-ones "$tab" Q 1
+bm table-eof "$dir" Q $((1 << 40))
+bm table-huge "$dir" Q $((0x7fffffffc0000000))
+bm no-autoclear 88 Q 0
+
 scenario data-file
 qemu-img create -q -f qcow2 -o data_file=e.data ext.qcow2 1M
 qemu-io -c 'write -P 0xaa 64k 64k' -c 'write -z 192k 64k' -c 'write -P 1 0 4k' ext.qcow2 >/dev/null
