@@ -23,6 +23,8 @@
  *
  * Not supported, deliberately: decompression and decryption (never needed
  * for a map), internal snapshots other than the active L1 table, bitmaps.
+ * The snapshot table and the persistent bitmaps are still checked at open,
+ * because qemu reads them there and refuses an image when they are broken.
  * Stricter than qemu: an L1, L2 or refcount table that lies past the end of
  * the file is an error (qemu reads zeroes there), and a header extension
  * running past the end of the header area is an error.
