@@ -71,6 +71,47 @@ static int parse_compat(const char *s, unsigned *out)
         return 0;
 }
 
+/*
+ * qemu-img reads the image name as a protocol name when a ':' comes before
+ * any '/'.  "file:PATH" is the plain file PATH (shown as "./PATH" when PATH
+ * itself looks like a protocol name, as qemu shows it); "json:" names and
+ * every other protocol are refused (qemu-img fails on unknown protocols and
+ * would connect to network ones).  Sets *path (malloc'd) or prints why not.
+ */
+static int top_path(const char *name, char **path)
+{
+        const char *p = name;
+
+        if (strncmp(name, "json:", 5) == 0) {
+                fprintf(stderr,
+                        "imgaudit map: '%s': json: image names are not supported; imgaudit maps "
+                        "plain files\n",
+                        name);
+                return -1;
+        }
+        if (ia_name_is_protocol(name)) {
+                if (strncmp(name, "file:", 5) != 0) {
+                        fprintf(stderr,
+                                "imgaudit map: '%s' names the protocol '%.*s'; imgaudit maps plain "
+                                "files (write ./%s for a file of that name)\n",
+                                name, (int)strcspn(name, ":"), name, name);
+                        return -1;
+                }
+                p = name + 5;
+                if (!*p) {
+                        fprintf(stderr, "imgaudit map: '%s' names no file\n", name);
+                        return -1;
+                }
+        }
+        *path = malloc(strlen(p) + 3);
+        if (!*path) {
+                fprintf(stderr, "imgaudit map: out of memory\n");
+                return -1;
+        }
+        sprintf(*path, "%s%s", p != name && ia_name_is_protocol(p) ? "./" : "", p);
+        return 0;
+}
+
 static int parse_offset(const char *what, const char *arg, uint64_t *v)
 {
         bool hex_suffix;
@@ -133,6 +174,7 @@ int ia_cmd_map(int argc, char **argv)
         struct ia_mapout mo;
         struct ia_image *top = NULL;
         struct ia_error err;
+        char *path = NULL;
         int c, rc = 1;
 
         ia_error_clear(&err);
@@ -236,10 +278,14 @@ int ia_cmd_map(int argc, char **argv)
         }
         ia_fs_resolver_init(&resolver, &policy);
         ctx.resolver = &resolver;
-        if (ia_chain_open(&ctx, argv[optind], fmt, &top, &err) < 0) {
+        if (top_path(argv[optind], &path) < 0)
+                return 1;
+        if (ia_chain_open(&ctx, path, fmt, &top, &err) < 0) {
                 fprintf(stderr, "imgaudit map: cannot open '%s': %s\n", argv[optind], err.msg);
+                free(path);
                 return 1;
         }
+        free(path);
 
         ia_out_init(&out, STDOUT_FILENO);
         mo.out = &out;

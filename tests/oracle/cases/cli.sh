@@ -39,6 +39,23 @@ oracle_json
 oracle_json -x a.raw
 oracle_json --nosuch a.raw
 oracle_json a.raw -s
+# image names read as protocol names, as qemu-img reads them: "file:" is the
+# plain file; an unknown protocol fails even when a file of that name exists
+cp a.raw 'p:q.raw'
+oracle_map 'file:a.raw'
+oracle_map "file:$PWD/a.raw"
+oracle_map 'file:p:q.raw'
+oracle_map './p:q.raw'
+oracle_json 'p:q.raw'
+oracle_json -f raw 'p:q.raw'
+oracle_json 'raw:a.raw'
+oracle_json 'FILE:a.raw'
+oracle_json 'file:'
+oracle_json 'file:nonexistent.raw'
+# json: names: qemu-img maps them, imgaudit refuses them (a documented difference)
+out=$("$IMGAUDIT" map 'json:{"driver":"raw","file":{"driver":"file","filename":"a.raw"}}' 2>/dev/null)
+rc=$?
+check "json: image names are refused" [ $rc -eq 1 -a -z "$out" ]
 mkfifo fifo
 oracle_json -f raw .
 # qemu-img would block opening a FIFO; we refuse it at once without opening it.
