@@ -89,6 +89,7 @@ struct reg_file {
         /* what the file turned out to be ("image", "archive", ...); NULL: not decided yet */
         const char *kind;
         const char *prev_kind;   /* its kind in the previous scan, when unchanged */
+        bool skipped_archive;    /* looks like an archive, not opened (--no-archives) */
         atomic_bool raw_backing; /* an image uses it as a raw backing file */
         atomic_bool data_file;   /* an image keeps its data (or an extent) in it */
 };
@@ -1071,7 +1072,9 @@ static void process(struct scan *s, struct job *jb)
         } else if (drv != &ia_drv_raw) {
                 jb->reg->kind = "image";
                 scan_image(s, src, jb->wf.path, jb->reg->id, NULL, drv->name, NULL);
-        } else if (!s->no_archives && ia_archive_probe(head, hl)) {
+        } else if (s->no_archives && ia_archive_probe(head, hl)) {
+                jb->reg->skipped_archive = true; /* read by settle_plain_files() after the join */
+        } else if (ia_archive_probe(head, hl)) {
                 bool is_archive = false;
 
                 scan_archive(s, src, jb->wf.path, jb->reg->id, &is_archive);
@@ -1106,7 +1109,20 @@ static void settle_plain_files(struct scan *s)
 
                 if (r->kind)
                         continue;
-                if (atomic_load(&r->raw_backing)) {
+                if (atomic_load(&r->raw_backing) && jb->action == JOB_REUSE_PLAIN && r->prev_kind &&
+                    strcmp(r->prev_kind, "image") == 0) {
+                        /* an unchanged raw backing file still used as one: carried over */
+                        struct ia_rec *rec = ia_rec_new(IA_REC_REUSE);
+
+                        if (rec) {
+                                rec->u.reuse.old_image_id = jb->prev_image_id;
+                                rec->u.reuse.new_image_id = atomic_fetch_add(&s->next_image_id, 1);
+                        }
+                        put(s, rec);
+                        put(s, scan_file_rec(r->id, "image", true));
+                        r->kind = "image";
+                        s->images++;
+                } else if (atomic_load(&r->raw_backing)) {
                         struct ia_source *src = open_job(s, jb);
 
                         if (jb->action == JOB_REUSE_PLAIN) {
@@ -1118,9 +1134,14 @@ static void settle_plain_files(struct scan *s)
                                 scan_image(s, src, jb->wf.path, r->id, "raw", "raw", NULL);
                                 ia_source_unref(src);
                         }
-                } else if (atomic_load(&r->data_file) ||
-                           (r->prev_kind && strcmp(r->prev_kind, "data-file") == 0)) {
+                } else if (atomic_load(&r->data_file)) {
                         put(s, scan_file_rec(r->id, "data-file", jb->action == JOB_REUSE_PLAIN));
+                } else if (r->skipped_archive ||
+                           (r->prev_kind && strcmp(r->prev_kind, "archive-skipped") == 0)) {
+                        put(s, entry_rec(jb->wf.path, "not-an-image",
+                                         "an archive, not opened (--no-archives)", NULL, r->id));
+                        put(s,
+                            scan_file_rec(r->id, "archive-skipped", jb->action == JOB_REUSE_PLAIN));
                 } else {
                         put(s, entry_rec(jb->wf.path, "not-an-image", "no driver recognises it",
                                          NULL, r->id));
@@ -1139,8 +1160,8 @@ struct prev_file {
 
 static const char *static_kind(const unsigned char *k)
 {
-        static const char *const kinds[] = {"image", "archive", "not-an-image", "data-file",
-                                            "external"};
+        static const char *const kinds[] = {"image",     "archive",         "not-an-image",
+                                            "data-file", "archive-skipped", "external"};
 
         for (size_t i = 0; k && i < sizeof(kinds) / sizeof(kinds[0]); i++)
                 if (strcmp((const char *)k, kinds[i]) == 0)
@@ -1200,24 +1221,32 @@ static bool current_identity(const struct ia_hmap *walked, const char *path, str
         return true;
 }
 
-/* Can the previous scan's image of file_id be carried over?  Its id in *image_id. */
+/*
+ * Can the previous scan's image of file_id be carried over?  Its id in
+ * *image_id; *raw tells that it was a raw file (an image only while some
+ * image uses it as a raw backing file, so settle_plain_files() decides).
+ */
 static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *walked,
-                           int64_t file_id, int64_t *image_id)
+                           int64_t file_id, int64_t *image_id, bool *raw)
 {
         sqlite3_stmt *st;
         bool ok = false;
 
+        *raw = false;
         if (sqlite3_prepare_v2(db,
-                               "SELECT id, status FROM images WHERE scan_id = ?1 AND file_id = ?2",
+                               "SELECT id, status, format FROM images "
+                               "WHERE scan_id = ?1 AND file_id = ?2",
                                -1, &st, NULL) != SQLITE_OK)
                 return false;
         sqlite3_bind_int64(st, 1, s->prev_scan);
         sqlite3_bind_int64(st, 2, file_id);
         if (sqlite3_step(st) == SQLITE_ROW) {
                 const unsigned char *status = sqlite3_column_text(st, 1);
+                const unsigned char *format = sqlite3_column_text(st, 2);
 
                 *image_id = sqlite3_column_int64(st, 0);
                 ok = status && strcmp((const char *)status, "ok") == 0;
+                *raw = format && strcmp((const char *)format, "raw") == 0;
         }
         sqlite3_finalize(st);
         if (!ok)
@@ -1252,6 +1281,65 @@ static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *wa
         }
         sqlite3_finalize(st);
         return ok;
+}
+
+/*
+ * What the carried-over images say about the files they use: a raw backing
+ * file stays an image, a data file or extent stays a data file (a scanned
+ * image says the same through on_link() and scan_image()).
+ */
+static int mark_reused_refs(struct scan *s, sqlite3 *db, const struct ia_hmap *walked)
+{
+        sqlite3_stmt *st;
+
+        if (sqlite3_prepare_v2(db,
+                               "SELECT l.kind, f.path, ti.format FROM links l "
+                               "JOIN files f ON f.id = l.target_file_id "
+                               "LEFT JOIN images ti ON ti.scan_id = l.scan_id "
+                               "AND ti.file_id = l.target_file_id "
+                               "WHERE l.image_id = ?1 AND l.status = 'ok'",
+                               -1, &st, NULL) != SQLITE_OK)
+                return -1;
+        for (size_t i = 0; i < s->njobs; i++) {
+                if (s->jobs[i].action != JOB_REUSE_IMAGE)
+                        continue;
+                sqlite3_reset(st);
+                sqlite3_bind_int64(st, 1, s->jobs[i].prev_image_id);
+                while (sqlite3_step(st) == SQLITE_ROW) {
+                        const unsigned char *kind = sqlite3_column_text(st, 0);
+                        const unsigned char *format = sqlite3_column_text(st, 2);
+                        const struct job *t = ia_hmap_get(walked, sqlite3_column_blob(st, 1),
+                                                          (size_t)sqlite3_column_bytes(st, 1));
+
+                        if (!t || !kind)
+                                continue;
+                        if (strcmp((const char *)kind, "backing") != 0)
+                                atomic_store(&t->reg->data_file, true);
+                        else if (format && strcmp((const char *)format, "raw") == 0)
+                                atomic_store(&t->reg->raw_backing, true);
+                }
+        }
+        sqlite3_finalize(st);
+        return 0;
+}
+
+/* Was the previous complete scan made by this very version of imgaudit? */
+static bool same_tool_version(struct scan *s, sqlite3 *db)
+{
+        sqlite3_stmt *st;
+        bool same = false;
+
+        if (sqlite3_prepare_v2(db, "SELECT tool_version FROM scans WHERE id = ?1", -1, &st, NULL) !=
+            SQLITE_OK)
+                return false;
+        sqlite3_bind_int64(st, 1, s->prev_scan);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+                const unsigned char *v = sqlite3_column_text(st, 0);
+
+                same = v && strcmp((const char *)v, IMGAUDIT_VERSION) == 0;
+        }
+        sqlite3_finalize(st);
+        return same;
 }
 
 static void free_prev(void *value, void *opaque)
@@ -1542,7 +1630,8 @@ static int plan(struct scan *s, struct ia_error *err)
         }
         if (s->full || getenv("IMGAUDIT_NO_INCREMENTAL"))
                 s->prev_scan = 0;
-        if (s->prev_scan && roots_unchanged(s, db))
+        /* another version's results may differ: read everything again */
+        if (s->prev_scan && roots_unchanged(s, db) && same_tool_version(s, db))
                 reuse = true;
         if (reuse) {
                 if (sqlite3_prepare_v2(db,
@@ -1583,6 +1672,7 @@ static int plan(struct scan *s, struct ia_error *err)
                 struct prev_file *p = ia_hmap_get(&prev, jb->wf.path, strlen(jb->wf.path));
                 struct ia_fid_key k = {jb->wf.id.dev, jb->wf.id.ino};
                 bool same = p && same_identity(&p->ident, &jb->wf.id);
+                bool raw = false;
 
                 jb->reg =
                     reg_new(same ? p->id : atomic_fetch_add(&s->next_file_id, 1), jb->wf.path);
@@ -1596,12 +1686,21 @@ static int plan(struct scan *s, struct ia_error *err)
                 if (strcmp(p->kind, "not-an-image") == 0 || strcmp(p->kind, "data-file") == 0) {
                         jb->action = JOB_REUSE_PLAIN;
                         jb->reg->prev_kind = p->kind;
+                } else if (strcmp(p->kind, "archive-skipped") == 0 && s->no_archives) {
+                        jb->action = JOB_REUSE_PLAIN;
+                        jb->reg->prev_kind = p->kind;
                 } else if (strcmp(p->kind, "image") == 0 &&
-                           image_reusable(s, db, &walked, p->id, &jb->prev_image_id)) {
-                        jb->action = JOB_REUSE_IMAGE;
+                           image_reusable(s, db, &walked, p->id, &jb->prev_image_id, &raw)) {
+                        jb->action = raw ? JOB_REUSE_PLAIN : JOB_REUSE_IMAGE;
+                        if (raw)
+                                jb->reg->prev_kind = p->kind;
                 } else if (strcmp(p->kind, "archive") == 0 && !s->no_archives) {
                         jb->reg->prev_kind = p->kind; /* decided by plan_archives() */
                 }
+        }
+        if (reuse && mark_reused_refs(s, db, &walked) < 0) {
+                ia_error_set(err, IA_ERR_IO, "reading the previous scan: %s", sqlite3_errmsg(db));
+                goto out;
         }
         if (reuse)
                 plan_archives(s, db);

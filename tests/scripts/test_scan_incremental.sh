@@ -67,5 +67,40 @@ diff incremental.txt forced.txt >/dev/null && ok || bad "--full views differ"
 # history is kept
 q "SELECT count(*), sum(status = 'complete') FROM scans" "5|5"
 
+# what a file is depends on the images that use it: with the raw chain and
+# the image keeping its data in d.data removed, r.raw and d.data are plain
+# files again, as a fresh scan says (nothing else is re-read)
+(cd s/vm && qemu-img create -q -f qcow2 -o data_file=d.data,data_file_raw=on ext.qcow2 1M)
+scan; [ $? = 0 ] && ok || bad "scan with ext.qcow2"
+q "SELECT sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 6 AND f.path = 's/vm/d.data'" "data-file"
+scan
+q "SELECT files_read FROM scans WHERE id = 7" "0"
+q "SELECT sf.kind, sf.reused FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 7 AND f.path IN ('s/vm/d.data', 's/base/r.raw') ORDER BY f.path" "$(printf 'image|1\ndata-file|1')"
+rm s/vm/onraw.qcow2 s/vm/ext.qcow2
+scan; [ $? = 0 ] && ok || bad "scan after removals"
+q "SELECT files_read FROM scans WHERE id = 8" "0"
+q "SELECT count(*) FROM v_images WHERE path = 's/base/r.raw'" "0"
+q "SELECT path, kind FROM v_entries WHERE path IN ('s/base/r.raw', 's/vm/d.data') ORDER BY path" \
+	"$(printf 's/base/r.raw|not-an-image\ns/vm/d.data|not-an-image')"
+dump db.sqlite > incremental.txt
+rm -f full.sqlite; "$IMGAUDIT" scan --db full.sqlite --quiet s
+dump full.sqlite > fresh.txt
+diff incremental.txt fresh.txt >/dev/null && ok || { bad "views after removals differ from a fresh scan"; diff incremental.txt fresh.txt | head; }
+
+# an archive skipped under --no-archives is opened by the next scan without it
+tar cf s/vm.tar -C s/vm o1.qcow2
+"$IMGAUDIT" scan --db db.sqlite --quiet --no-archives s
+q "SELECT reason FROM v_entries WHERE path = 's/vm.tar'" "an archive, not opened (--no-archives)"
+"$IMGAUDIT" scan --db db.sqlite --quiet --no-archives s
+q "SELECT files_read FROM scans WHERE id = 10" "0"
+scan
+q "SELECT count(*) FROM v_images WHERE path = 's/vm.tar!o1.qcow2'" "1"
+q "SELECT count(*) FROM v_entries WHERE path = 's/vm.tar'" "0"
+
+# results of another imgaudit version are not carried over
+sqlite3 db.sqlite "UPDATE scans SET tool_version = '0.0.1-old' WHERE id = 11"
+scan
+q "SELECT files_read, files_reused FROM scans WHERE id = 12" "9|0"
+
 echo "test_scan_incremental: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
