@@ -86,16 +86,32 @@ sum=$(md5sum < torn.db)
 sqlite3 other.db "CREATE TABLE t (x); INSERT INTO t VALUES (1)"
 "$IMGAUDIT" scan --db other.db --quiet s 2>/dev/null; [ $? = 3 ] && ok || bad "foreign database must be refused"
 
-# a full disk aborts cleanly (needs a small tmpfs: skipped without mount rights)
+# a full disk aborts cleanly (needs a small tmpfs: skipped without mount rights).
+# Room is left for the lock file and the scan row, so that the disk fills up
+# while the scan's results are written: the scan is recorded as aborted with
+# the reason, the previous one stays the latest complete scan.
 mkdir full
 if mount -t tmpfs -o size=2m tmpfs full 2>/dev/null; then
 	"$IMGAUDIT" scan --db full/db.sqlite --quiet s 2>/dev/null
-	dd if=/dev/zero of=full/filler bs=4k 2>/dev/null # fill what is left
-	IMGAUDIT_NO_INCREMENTAL=1 "$IMGAUDIT" scan --db full/db.sqlite --quiet s 2>err.txt; rc=$?
-	[ $rc = 3 ] && ok || { bad "disk full: exit $rc (expected 3)"; cat err.txt; }
-	grep -qi "full" err.txt && ok || { bad "disk full message"; cat err.txt; }
-	rm -f full/filler
+	aborted=0
+	for spare in 40 60 80 100 120 160 200; do
+		head -c ${spare}k /dev/zero > full/spare
+		dd if=/dev/zero of=full/filler bs=4k 2>/dev/null # fill what is left
+		rm full/spare
+		IMGAUDIT_NO_INCREMENTAL=1 "$IMGAUDIT" scan --db full/db.sqlite --quiet s 2>err.txt; rc=$?
+		rm -f full/filler
+		[ $rc = 3 ] && ok || { bad "disk full ($spare KiB left): exit $rc (expected 3)"; cat err.txt; }
+		grep -Eqi "disk is full|no space left" err.txt && ok || { bad "disk full message"; cat err.txt; }
+		if [ "$(sqlite3 full/db.sqlite "SELECT count(*) FROM scans WHERE status = 'aborted' AND exit_status = 3 AND abort_reason LIKE '%full%'")" != 0 ]; then
+			aborted=1
+			break
+		fi
+	done
+	[ $aborted = 1 ] && ok || bad "no scan was recorded as aborted by a full disk"
 	[ "$(sqlite3 full/db.sqlite "SELECT count(*) FROM v_images")" = 62 ] && ok || bad "scan before the disk filled up lost"
+	[ "$(sqlite3 full/db.sqlite "SELECT count(*) FROM scans WHERE status = 'complete'")" = 1 ] && ok || bad "a scan completed on a full disk"
+	[ "$(sqlite3 full/db.sqlite "PRAGMA integrity_check")" = ok ] && ok || bad "integrity after a full disk"
+	"$IMGAUDIT" scan --db full/db.sqlite --quiet s 2>/dev/null; [ $? = 0 ] && ok || bad "scan once there is room again"
 	umount full
 else
 	echo "skip: cannot mount a tmpfs for the disk-full case"
