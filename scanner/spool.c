@@ -1,6 +1,11 @@
 /*
  * Spools for decompressed archive members: memory first, then one unlinked
  * temporary file with holes for zero blocks.  See spool.h for the contract.
+ *
+ * Where a member has data and where it has holes is what the archive says
+ * (the ranges written), never where the spool happens to keep it: a member's
+ * source answers SEEK_DATA/SEEK_HOLE from its written extents, so its map is
+ * the same in memory, in the file, and in place in an uncompressed archive.
  */
 #define _GNU_SOURCE
 #include "spool.h"
@@ -19,6 +24,13 @@
 #include "bytes.h"
 
 #define SPOOL_BLOCK 4096u
+/* Extents kept per member; past this, gaps are counted as data (no hole is lost by more). */
+#define SPOOL_MAX_EXTENTS (1u << 20)
+
+/* A range of a member that was written: data, even where it is all zeros. */
+struct spool_extent {
+        uint64_t lo, hi;
+};
 
 /* The temporary file, shared by every member spilled to it. */
 struct spool_file {
@@ -43,7 +55,85 @@ struct ia_spool {
         uint64_t file_start;
         uint8_t *mbuf; /* while in memory */
         size_t mcap;
+        struct spool_extent *ext; /* the ranges written, ascending, coalesced */
+        size_t next, ext_cap;
 };
+
+/* Record [lo, hi) as written. */
+static int spool_add_extent(struct ia_spool *sp, uint64_t lo, uint64_t hi, struct ia_error *err)
+{
+        if (sp->next && sp->ext[sp->next - 1].hi == lo) {
+                sp->ext[sp->next - 1].hi = hi;
+                return 0;
+        }
+        if (sp->next == SPOOL_MAX_EXTENTS) {
+                sp->ext[sp->next - 1].hi = hi; /* the gap becomes data */
+                return 0;
+        }
+        if (sp->next == sp->ext_cap) {
+                size_t nc = sp->ext_cap ? sp->ext_cap * 2 : 8;
+                struct spool_extent *ne = realloc(sp->ext, nc * sizeof(*ne));
+
+                if (!ne)
+                        return ia_error_set(err, IA_ERR_NOMEM,
+                                            "member '%s': out of memory for its extents", sp->name);
+                sp->ext = ne;
+                sp->ext_cap = nc;
+        }
+        sp->ext[sp->next].lo = lo;
+        sp->ext[sp->next].hi = hi;
+        sp->next++;
+        return 0;
+}
+
+/* SEEK_DATA/SEEK_HOLE over the written extents of a member of size bytes. */
+static int extents_seek(const struct spool_extent *e, size_t n, uint64_t size, uint64_t off,
+                        enum ia_seek what, uint64_t *res, int *errnum)
+{
+        size_t lo = 0, hi = n;
+
+        if (off >= size) {
+                *errnum = ENXIO;
+                return -1;
+        }
+        while (lo < hi) { /* the first extent ending after off */
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (e[mid].hi <= off)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo < n && e[lo].lo <= off) { /* in data */
+                *res = what == IA_SEEK_DATA ? off : e[lo].hi;
+                return 0;
+        }
+        if (what == IA_SEEK_HOLE) {
+                *res = off;
+                return 0;
+        }
+        if (lo == n) {
+                *errnum = ENXIO;
+                return -1;
+        }
+        *res = e[lo].lo;
+        return 0;
+}
+
+/* The current member's extents, for its source (NULL with *n 0 when none). */
+static int spool_take_extents(struct ia_spool *sp, struct spool_extent **out, size_t *n,
+                              struct ia_error *err)
+{
+        *out = NULL;
+        *n = sp->next;
+        if (!sp->next)
+                return 0;
+        *out = malloc(sp->next * sizeof(**out));
+        if (!*out)
+                return ia_error_set(err, IA_ERR_NOMEM, "member '%s': out of memory", sp->name);
+        memcpy(*out, sp->ext, sp->next * sizeof(**out));
+        return 0;
+}
 
 static void spool_file_unref(struct spool_file *f)
 {
@@ -215,6 +305,7 @@ void ia_spool_free(struct ia_spool *sp)
         if (sp->active)
                 ia_spool_abort(sp);
         spool_file_unref(sp->file);
+        free(sp->ext);
         free(sp->tmpdir);
         free(sp);
 }
@@ -230,6 +321,7 @@ int ia_spool_begin(struct ia_spool *sp, const char *name, struct ia_error *err)
         sp->in_file = false;
         sp->mbuf = NULL;
         sp->mcap = 0;
+        sp->next = 0;
         return 0;
 }
 
@@ -259,6 +351,8 @@ int ia_spool_write(struct ia_spool *sp, uint64_t off, const void *buf, size_t le
         } else {
                 memcpy(sp->mbuf + off, buf, len); /* the gap is already zero */
         }
+        if (spool_add_extent(sp, off, end, err) < 0)
+                return -1;
         sp->end = end;
         return 0;
 }
@@ -269,6 +363,8 @@ struct file_member {
         struct ia_source base;
         struct spool_file *file;
         uint64_t off;
+        struct spool_extent *ext;
+        size_t n;
 };
 
 static int64_t file_member_pread(struct ia_source *src, void *buf, size_t len, uint64_t off,
@@ -297,35 +393,8 @@ static int file_member_seek(struct ia_source *src, uint64_t off, enum ia_seek wh
                             int *errnum)
 {
         struct file_member *m = (struct file_member *)src;
-        off_t r;
 
-        if (off >= src->size) {
-                *errnum = ENXIO;
-                return -1;
-        }
-        r = lseek(m->file->fd, (off_t)(m->off + off), what == IA_SEEK_DATA ? SEEK_DATA : SEEK_HOLE);
-        if (r < 0) {
-                if (errno == ENXIO && what == IA_SEEK_HOLE) {
-                        *res = src->size;
-                        return 0;
-                }
-                *errnum = errno;
-                return -1;
-        }
-        if ((uint64_t)r < m->off + off) {
-                *errnum = EIO;
-                return -1;
-        }
-        if ((uint64_t)r - m->off >= src->size) {
-                if (what == IA_SEEK_DATA) {
-                        *errnum = ENXIO;
-                        return -1;
-                }
-                *res = src->size;
-                return 0;
-        }
-        *res = (uint64_t)r - m->off;
-        return 0;
+        return extents_seek(m->ext, m->n, src->size, off, what, res, errnum);
 }
 
 static void file_member_destroy(struct ia_source *src)
@@ -333,6 +402,7 @@ static void file_member_destroy(struct ia_source *src)
         struct file_member *m = (struct file_member *)src;
 
         spool_file_unref(m->file);
+        free(m->ext);
         free(m);
 }
 
@@ -340,6 +410,51 @@ static const struct ia_source_ops file_member_ops = {
     .pread = file_member_pread,
     .seek = file_member_seek,
     .destroy = file_member_destroy,
+};
+
+/* A member kept in memory. */
+struct mem_member {
+        struct ia_source base;
+        uint8_t *buf;
+        struct spool_extent *ext;
+        size_t n;
+};
+
+static int64_t mem_member_pread(struct ia_source *src, void *buf, size_t len, uint64_t off,
+                                struct ia_error *err)
+{
+        struct mem_member *m = (struct mem_member *)src;
+
+        (void)err;
+        if (off >= src->size)
+                return 0;
+        if (len > src->size - off)
+                len = (size_t)(src->size - off);
+        memcpy(buf, m->buf + off, len);
+        return (int64_t)len;
+}
+
+static int mem_member_seek(struct ia_source *src, uint64_t off, enum ia_seek what, uint64_t *res,
+                           int *errnum)
+{
+        struct mem_member *m = (struct mem_member *)src;
+
+        return extents_seek(m->ext, m->n, src->size, off, what, res, errnum);
+}
+
+static void mem_member_destroy(struct ia_source *src)
+{
+        struct mem_member *m = (struct mem_member *)src;
+
+        free(m->buf);
+        free(m->ext);
+        free(m);
+}
+
+static const struct ia_source_ops mem_member_ops = {
+    .pread = mem_member_pread,
+    .seek = mem_member_seek,
+    .destroy = mem_member_destroy,
 };
 
 int ia_spool_is_file(const struct ia_source *src)
@@ -369,12 +484,17 @@ struct ia_source *ia_spool_end(struct ia_spool *sp, uint64_t size, struct ia_err
 
                 if (!m)
                         goto nomem;
+                if (spool_take_extents(sp, &m->ext, &m->n, err) < 0) {
+                        free(m);
+                        goto abort;
+                }
                 if (fstat(sp->file->fd, &st) < 0 ||
                     ((uint64_t)st.st_size < sp->file_start + size &&
                      ftruncate(sp->file->fd, (off_t)(sp->file_start + size)) < 0)) {
                         ia_error_errno(err, IA_ERR_IO, errno,
                                        "member '%s': cannot extend the spool file to %llu bytes",
                                        sp->name, (unsigned long long)(sp->file_start + size));
+                        free(m->ext);
                         free(m);
                         goto abort;
                 }
@@ -385,8 +505,14 @@ struct ia_source *ia_spool_end(struct ia_spool *sp, uint64_t size, struct ia_err
                 sp->file_end = sp->file_start + size;
                 src = &m->base;
         } else {
-                uint8_t *p;
+                struct mem_member *m = calloc(1, sizeof(*m));
 
+                if (!m)
+                        goto nomem;
+                if (spool_take_extents(sp, &m->ext, &m->n, err) < 0) {
+                        free(m);
+                        goto abort;
+                }
                 if (size < sp->mcap && size > 0) {
                         uint8_t *q = realloc(sp->mbuf, (size_t)size); /* give back the slack */
                         if (q)
@@ -394,13 +520,15 @@ struct ia_source *ia_spool_end(struct ia_spool *sp, uint64_t size, struct ia_err
                 }
                 if (!sp->mbuf) {
                         sp->mbuf = malloc(1);
-                        if (!sp->mbuf)
+                        if (!sp->mbuf) {
+                                free(m->ext);
+                                free(m);
                                 goto nomem;
+                        }
                 }
-                p = sp->mbuf;
-                src = ia_source_memory_adopt(p, (size_t)size, err);
-                if (!src)
-                        goto nomem; /* the buffer stays the spool's */
+                ia_source_init(&m->base, &mem_member_ops, size);
+                m->buf = sp->mbuf;
+                src = &m->base;
                 sp->mbuf = NULL;
                 sp->mcap = 0;
                 sp->mem_used += size;

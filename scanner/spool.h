@@ -6,8 +6,10 @@
  * an allowance shared by all members of the spool, then into one unlinked
  * temporary file (O_TMPFILE, or mkstemp + unlink), so nothing is left behind
  * whatever happens to the process.  All-zero 4 KiB blocks are not written to
- * the file: they stay holes, so a member of zeros costs no disk and its
- * source reports the holes through SEEK_DATA/SEEK_HOLE.
+ * the file: they stay holes, so a member of zeros costs no disk.  A member's
+ * source reports as holes only what the archive leaves out (the gaps between
+ * writes: a sparse member's holes, the tail), wherever it is kept, so its map
+ * does not depend on the memory allowance.
  *
  * The spool enforces a total byte budget, counted in logical member bytes
  * (holes included), so that a hostile archive cannot fill memory or disk.

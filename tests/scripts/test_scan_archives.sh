@@ -96,5 +96,77 @@ got=$(sqlite3 db.sqlite "SELECT group_concat(coalesce(offset, 'None'), ' ') FROM
 "$IMGAUDIT" scan --db na.sqlite --quiet --no-archives st
 [ "$(sqlite3 na.sqlite "SELECT count(*) FROM v_images")" = 0 ] && ok || bad "--no-archives"
 
+# Every compression, sparse members and a nested archive: for every member
+# image, v_map (offsets and the file column included) equals `imgaudit map`
+# of the file extracted with its holes.  Sparse holes are holes whether the
+# member is mapped in place or spooled (in memory or in the spool file); a
+# member stored whole is data from end to end, as in place.
+mkdir -p src2 st2
+(
+	cd src2 || exit 1
+	truncate -s 4M holes.raw
+	dd if=/dev/urandom of=holes.raw bs=64k seek=10 count=3 conv=notrunc status=none
+	dd if=/dev/urandom of=holes.raw bs=64k seek=40 count=1 conv=notrunc status=none
+	qemu-img create -q -f qcow2 -b holes.raw -F raw onholes.qcow2
+	qemu-io -c 'write -P 3 0 64k' onholes.qcow2 >/dev/null
+	cp ../src/base.qcow2 ../src/over.qcow2 .
+	tar -S --format=gnu -cf ../st2/g.tar holes.raw onholes.qcow2
+	tar -S --format=pax -cf ../st2/p.tar holes.raw onholes.qcow2
+	tar -S --format=gnu -czf ../st2/g.tar.gz holes.raw onholes.qcow2
+	tar -S --format=pax -cJf ../st2/p.tar.xz holes.raw onholes.qcow2
+	tar -cJf ../st2/c.tar.xz base.qcow2 over.qcow2
+	tar --zstd -cf ../st2/c.tar.zst base.qcow2 over.qcow2
+	tar -cjf ../st2/c.tar.bz2 base.qcow2 over.qcow2
+	tar -cf inner.tar base.qcow2 over.qcow2
+	tar -czf ../st2/nested.tar.gz inner.tar
+	rm inner.tar
+)
+head -c 80M /dev/zero > big.raw
+head -c 1M /dev/urandom | dd of=big.raw conv=notrunc status=none
+qemu-img create -q -f qcow2 -b big.raw -F raw onbig.qcow2
+tar -czf st2/big.tar.gz big.raw onbig.qcow2 # big.raw spills to the spool file
+tar -cf st2/big.tar big.raw onbig.qcow2
+"$IMGAUDIT" scan --db db2.sqlite --quiet st2; rc=$?
+[ $rc = 0 ] && ok || bad "scan of st2: exit $rc"
+rows() { # rows DB PATH: v_map rows as "start length depth present zero data compressed offset file"
+	sqlite3 -separator ' ' "$1" "SELECT start, length, depth, present, zero, data, compressed, coalesce(offset, 'None'), coalesce(file, 'None') FROM v_map WHERE path = '$2' ORDER BY start"
+}
+want_rows() { # want_rows DIR FILE ARCHIVE: imgaudit map of the extracted file, in the same form
+	(cd "$1" && "$IMGAUDIT" map --output=json "$2") | python3 -c '
+import json, sys
+arch, name, chain = sys.argv[1], sys.argv[2], sys.argv[3:]
+for e in json.load(sys.stdin):
+    off = e.get("offset")
+    f = "None" if off is None else arch + "!" + chain[e["depth"]]
+    print(e["start"], e["length"], e["depth"], int(e["present"]), int(e["zero"]), int(e["data"]),
+          int(e["compressed"]), "None" if off is None else off, f)' "$3" "$2" "${@:4}"
+}
+n=0
+for a in g.tar p.tar g.tar.gz p.tar.xz; do
+	for m in "holes.raw holes.raw" "onholes.qcow2 onholes.qcow2 holes.raw"; do
+		set -- $m
+		[ "$(rows db2.sqlite "st2/$a!$1")" == "$(want_rows src2 "$1" "st2/$a" "${@:2}")" ] && ok || {
+			bad "v_map of $a!$1"; diff <(want_rows src2 "$1" "st2/$a" "${@:2}") <(rows db2.sqlite "st2/$a!$1") | head -5; }
+		n=$((n + 1))
+	done
+done
+for a in c.tar.xz c.tar.zst c.tar.bz2 nested.tar.gz!inner.tar; do
+	for m in "base.qcow2 base.qcow2" "over.qcow2 over.qcow2 base.qcow2"; do
+		set -- $m
+		[ "$(rows db2.sqlite "st2/$a!$1")" == "$(want_rows src2 "$1" "st2/$a" "${@:2}")" ] && ok || {
+			bad "v_map of $a!$1"; diff <(want_rows src2 "$1" "st2/$a" "${@:2}") <(rows db2.sqlite "st2/$a!$1") | head -5; }
+		n=$((n + 1))
+	done
+done
+[ $n = 16 ] && ok || bad "compared $n members"
+q2() { local got; got=$(sqlite3 db2.sqlite "$1" 2>&1); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got:      $got"; }; }
+q2 "SELECT status, chain_depth, backing_path FROM v_images WHERE path = 'st2/nested.tar.gz!inner.tar!over.qcow2'" \
+	"ok|1|st2/nested.tar.gz!inner.tar!base.qcow2"
+# the same member, whole in memory, spilled to the spool file, or in place: one map
+for a in big.tar big.tar.gz; do
+	q2 "SELECT start, length, depth, zero, data FROM v_map WHERE path = 'st2/$a!big.raw'" "0|83886080|0|0|1"
+	q2 "SELECT count(*) FROM v_map WHERE path = 'st2/$a!onbig.qcow2'" "1"
+done
+
 echo "test_scan_archives: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]

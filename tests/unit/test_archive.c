@@ -263,15 +263,30 @@ static void test_compressed_spool(void **state)
         }
 }
 
-static void test_spool_holes(void **state)
+/* Where a spooled member's data is, as seek reports it; the end of its first data run in *hole. */
+static uint64_t spooled_data(const char *archive, uint64_t memory, uint64_t *hole)
 {
         /* A mostly empty image compresses past 1000:1: raise the ratio cap for it. */
-        struct ia_archive_limits lim = {.spool_memory = 1, .max_ratio = 100000};
+        struct ia_archive_limits lim = {.spool_memory = memory, .max_ratio = 100000};
         const struct ia_archive_member *m;
         struct ia_archive *a;
-        uint8_t *data = pattern(4096, 9);
         uint64_t r = 0;
         int en = 0;
+
+        a = open_archive(archive, &lim);
+        m = must_find(a, "z.img");
+        if (!m->src)
+                fail_msg("%s", m->error.msg);
+        assert_true(m->flags & IA_MEMBER_SPOOLED);
+        assert_int_equal(ia_source_seek(m->src, 0, IA_SEEK_DATA, &r, &en), 0);
+        assert_int_equal(ia_source_seek(m->src, r, IA_SEEK_HOLE, hole, &en), 0);
+        ia_archive_free(a);
+        return r;
+}
+
+static void test_spool_holes(void **state)
+{
+        uint64_t data, hole;
 
         (void)state;
         need_tool("tar", "tar");
@@ -281,18 +296,25 @@ static void test_spool_holes(void **state)
         sh("printf 'data' | dd of='%s' bs=1 seek=%d conv=notrunc status=none", path("h/z.img"),
            6 << 20);
         sh("tar -cf - -C '%s' z.img | gzip -c > '%s'", path("h"), path("h.tar.gz"));
-        a = open_archive("h.tar.gz", &lim);
-        m = must_find(a, "z.img");
-        if (!m->src)
-                fail_msg("%s", m->error.msg);
-        assert_true(m->flags & IA_MEMBER_SPOOLED);
-        /* Zero blocks are holes in the spool file. */
-        assert_int_equal(ia_source_seek(m->src, 0, IA_SEEK_DATA, &r, &en), 0);
-        assert_int_equal(r, 6 << 20);
-        assert_int_equal(ia_source_seek(m->src, r, IA_SEEK_HOLE, &r, &en), 0);
-        assert_int_equal(r, (6 << 20) + 4096);
-        ia_archive_free(a);
-        free(data);
+        sh("tar --format=gnu -S -cf - -C '%s' z.img | gzip -c > '%s'", path("h"),
+           path("hs.tar.gz"));
+        /*
+         * A member stored whole is data from end to end, zeros included, as in
+         * place in an uncompressed tar, whether the spool keeps it in its file
+         * (a memory allowance of 1 byte; zero blocks are holes on disk there)
+         * or in memory (the default allowance).
+         */
+        for (int i = 0; i < 2; i++) {
+                data = spooled_data("h.tar.gz", i ? 0 : 1, &hole);
+                assert_int_equal(data, 0);
+                assert_int_equal(hole, 8 << 20);
+        }
+        /* A sparse member's holes are holes, in memory and in the file alike. */
+        for (int i = 0; i < 2; i++) {
+                data = spooled_data("hs.tar.gz", i ? 0 : 1, &hole);
+                assert_int_equal(data, 6 << 20);
+                assert_true(hole > (6u << 20) + 3 && hole <= (6u << 20) + 4096);
+        }
 }
 
 static void test_sparse_members(void **state)
