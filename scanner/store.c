@@ -483,8 +483,18 @@ int ia_store_end_scan(struct ia_store *s, int64_t scan_id, bool complete, const 
 
 int ia_store_max_ids(struct ia_store *s, int64_t *file_id, int64_t *image_id, struct ia_error *err)
 {
+        /*
+         * An image's map rows and links may be committed before its images
+         * row: a scan killed in between leaves them behind, and their image
+         * id must not be handed out again.  Every max() here reads an index.
+         */
         if (query_int(s, "SELECT coalesce(max(id), 0) FROM files", file_id, err) < 0 ||
-            query_int(s, "SELECT coalesce(max(id), 0) FROM images", image_id, err) < 0)
+            query_int(s,
+                      "SELECT max(coalesce((SELECT max(id) FROM images), 0), "
+                      "coalesce((SELECT max(image_id) FROM map), 0), "
+                      "coalesce((SELECT max(image_id) FROM links), 0), "
+                      "coalesce((SELECT max(image_id) FROM findings), 0))",
+                      image_id, err) < 0)
                 return -1;
         return 0;
 }

@@ -167,6 +167,51 @@ static void test_refusals(void **state)
         assert_int_equal(err.cat, IA_ERR_UNSUPPORTED);
 }
 
+/* Rows a killed scan left for an image whose images row it never wrote keep their id taken. */
+static void test_max_ids_after_kill(void **state)
+{
+        struct ia_store *s;
+        struct ia_error err;
+        char p[300];
+        int64_t fid, iid;
+
+        (void)state;
+        snprintf(p, sizeof(p), "%s/ids.db", dir);
+        assert_int_equal(ia_store_open(p, &s, &err), 0);
+        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &err), 0);
+        assert_int_equal(iid, 0);
+        assert_int_equal(sqlite3_exec(ia_store_db(s),
+                                      "INSERT INTO files (id, path, size) VALUES (4, 'f', 1);"
+                                      "INSERT INTO images (id, scan_id, file_id, file_size, status)"
+                                      " VALUES (3, 1, 4, 1, 'ok');",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &err), 0);
+        assert_int_equal(fid, 4);
+        assert_int_equal(iid, 3);
+        assert_int_equal(sqlite3_exec(ia_store_db(s),
+                                      "INSERT INTO map VALUES (7, 0, 512, 0, 1, 0, 1, 0, 0, 4)",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &err), 0);
+        assert_int_equal(iid, 7);
+        assert_int_equal(sqlite3_exec(ia_store_db(s),
+                                      "INSERT INTO links (scan_id, image_id, depth, kind, name, "
+                                      "status) VALUES (1, 9, 0, 'backing', 'b', 'ok')",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &err), 0);
+        assert_int_equal(iid, 9);
+        assert_int_equal(sqlite3_exec(ia_store_db(s),
+                                      "INSERT INTO findings (scan_id, image_id, code, message) "
+                                      "VALUES (1, 11, 'c', 'm')",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &err), 0);
+        assert_int_equal(iid, 11);
+        ia_store_close(s);
+}
+
 static int setup(void **state)
 {
         (void)state;
@@ -190,6 +235,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_utf8),
             cmocka_unit_test(test_scan_cycle),
+            cmocka_unit_test(test_max_ids_after_kill),
             cmocka_unit_test(test_refusals),
         };
 
