@@ -296,6 +296,19 @@ static struct reg_file *reg_new(int64_t id, const char *path)
         return r;
 }
 
+static void external_times(const char *path, const struct ia_source *src, int64_t *mtime_ns,
+                           int64_t *ctime_ns)
+{
+        struct stat st;
+
+        *mtime_ns = *ctime_ns = 0;
+        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_dev != src->dev ||
+            (uint64_t)st.st_ino != src->ino || (uint64_t)st.st_size != src->size)
+                return;
+        *mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        *ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+}
+
 /* The registered file with f's identity, registering an external one if needed. */
 static struct reg_file *reg_lookup(struct scan *s, const struct ia_file *f)
 {
@@ -336,9 +349,13 @@ static struct reg_file *reg_lookup(struct scan *s, const struct ia_file *f)
                         fr->u.file.ino = f->src->ino;
                         fr->u.file.size = f->src->size;
                         fr->u.file.allocated = f->src->allocated;
-                        /* times unknown: this file was not walked */
-                        fr->u.file.mtime_ns = 0;
-                        fr->u.file.ctime_ns = 0;
+                        /*
+                         * Not walked: its times come from lstat() of the name it was
+                         * reached by, when that is still the file we read (0, stored
+                         * as NULL, otherwise), so that an image whose chain reaches
+                         * here can be carried over by the next scan.
+                         */
+                        external_times(r->path, f->src, &fr->u.file.mtime_ns, &fr->u.file.ctime_ns);
                 }
                 sf = scan_file_rec(r->id, "external", false);
         }

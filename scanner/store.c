@@ -656,8 +656,10 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                 if (r->u.file.has_identity) {
                         sqlite3_bind_int64(st, 5, (int64_t)r->u.file.dev);
                         sqlite3_bind_int64(st, 6, (int64_t)r->u.file.ino);
-                        sqlite3_bind_int64(st, 9, r->u.file.mtime_ns);
-                        sqlite3_bind_int64(st, 10, r->u.file.ctime_ns);
+                        if (r->u.file.mtime_ns || r->u.file.ctime_ns) { /* else unknown */
+                                sqlite3_bind_int64(st, 9, r->u.file.mtime_ns);
+                                sqlite3_bind_int64(st, 10, r->u.file.ctime_ns);
+                        }
                 }
                 sqlite3_bind_int64(st, 7, (int64_t)r->u.file.size);
                 sqlite3_bind_int64(st, 8, (int64_t)r->u.file.allocated);

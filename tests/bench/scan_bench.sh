@@ -17,6 +17,7 @@
 set -eu
 IMGAUDIT=${1:-${IMGAUDIT:-imgaudit}}
 IMGAUDIT=$(command -v "$IMGAUDIT" || echo "$IMGAUDIT")
+case $IMGAUDIT in /*) ;; *) IMGAUDIT=$PWD/$IMGAUDIT ;; esac # the script changes directory
 WORK=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-bench.XXXXXX")}
 SAMPLE=${BENCH_QEMU_SAMPLE:-1}
 trap '[ -n "${BENCH_DIR:-}" ] || rm -rf "$WORK"' EXIT

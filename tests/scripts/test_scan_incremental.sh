@@ -102,5 +102,23 @@ sqlite3 db.sqlite "UPDATE scans SET tool_version = '0.0.1-old' WHERE id = 11"
 scan
 q "SELECT files_read, files_reused FROM scans WHERE id = 12" "9|0"
 
+# a chain reaching beneath an --allow-root directory is carried over while
+# that file is unchanged, and read again when it changes
+mkdir -p ar/s ar/lib
+qemu-img create -q -f qcow2 ar/lib/base.qcow2 1M
+qemu-io -c 'write -P 1 0 64k' ar/lib/base.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b ../lib/base.qcow2 -F qcow2 ar/s/o.qcow2
+ars() { (cd ar && "$IMGAUDIT" scan --db ar.sqlite --quiet --allow-root lib s); }
+ars; [ $? = 0 ] && ok || bad "allow-root scan"
+qa() { local got; got=$(sqlite3 ar/ar.sqlite "$1" 2>&1); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got:      $got"; }; }
+qa "SELECT status FROM v_images" "ok"
+qa "SELECT mtime_ns > 0 AND ctime_ns > 0 FROM files WHERE path = 's/../lib/base.qcow2'" "1"
+ars
+qa "SELECT files_read, files_reused FROM scans WHERE id = 2" "0|1"
+qemu-io -c 'write -P 2 64k 64k' ar/lib/base.qcow2 >/dev/null
+ars
+qa "SELECT files_read, files_reused FROM scans WHERE id = 3" "1|0"
+qa "SELECT count(*) FROM v_map WHERE path = 's/o.qcow2' AND depth = 1 AND data = 1 AND start = 0 AND length = 131072" "1"
+
 echo "test_scan_incremental: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
