@@ -134,6 +134,10 @@ struct scan {
         atomic_int_fast64_t next_file_id, next_image_id;
 
         struct job *jobs;
+        struct {
+                uint64_t dev, ino;
+        } own[4]; /* the database, its -wal, -shm and .lock files: not scanned */
+        size_t nown;
         size_t njobs, cap_jobs;
         atomic_size_t next_job, jobs_done;
 
@@ -245,9 +249,41 @@ static char *join3(const char *a, char sep, const char *b)
 
 /* ---- the walk's callbacks ---- */
 
+/* Remember the identities of the database's own files, so the walk passes them by. */
+static void note_own_files(struct scan *s)
+{
+        static const char *const suffixes[] = {"", "-wal", "-shm", ".lock"};
+        size_t n = strlen(s->db_path);
+
+        s->nown = 0;
+        for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+                char *p = malloc(n + 8);
+                struct stat st;
+
+                if (!p)
+                        continue;
+                memcpy(p, s->db_path, n);
+                strcpy(p + n, suffixes[i]);
+                if (stat(p, &st) == 0) {
+                        s->own[s->nown].dev = (uint64_t)st.st_dev;
+                        s->own[s->nown].ino = (uint64_t)st.st_ino;
+                        s->nown++;
+                }
+                free(p);
+        }
+}
+
 static void on_walk_file(void *opaque, struct ia_walk_file *f)
 {
         struct scan *s = opaque;
+
+        for (size_t i = 0; i < s->nown; i++) {
+                if (s->own[i].dev == f->id.dev && s->own[i].ino == f->id.ino) {
+                        free(f->rel);
+                        free(f->path);
+                        return;
+                }
+        }
 
         if (s->njobs == s->cap_jobs) {
                 size_t nc = s->cap_jobs ? s->cap_jobs * 2 : 256;
@@ -1908,6 +1944,7 @@ static int run(struct scan *s)
                         dead, dead == 1 ? "" : "s");
 
         /* the walk */
+        note_own_files(s);
         memset(&wo, 0, sizeof(wo));
         wo.exclude = s->exclude;
         wo.one_file_system = s->one_fs;

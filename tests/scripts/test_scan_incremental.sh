@@ -120,5 +120,12 @@ ars
 qa "SELECT files_read, files_reused FROM scans WHERE id = 3" "1|0"
 qa "SELECT count(*) FROM v_map WHERE path = 's/o.qcow2' AND depth = 1 AND data = 1 AND start = 0 AND length = 131072" "1"
 
+# a database kept inside the scanned tree is not scanned itself (nor its
+# -wal, -shm and .lock files): no not-an-image noise, nothing re-read
+"$IMGAUDIT" scan --db ar/s/in.sqlite --quiet ar/s
+"$IMGAUDIT" scan --db ar/s/in.sqlite --quiet ar/s
+[ "$(sqlite3 ar/s/in.sqlite "SELECT count(*) FROM files WHERE path LIKE '%in.sqlite%'")" = 0 ] && ok || bad "the database scanned itself"
+[ "$(sqlite3 ar/s/in.sqlite "SELECT files_seen, files_read FROM scans WHERE id = 2")" = "1|1" ] && ok || bad "database inside the tree: $(sqlite3 ar/s/in.sqlite "SELECT files_seen, files_read FROM scans")"
+
 echo "test_scan_incremental: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
