@@ -1830,6 +1830,9 @@ static int parse_args(struct scan *s, int argc, char **argv)
 
                 switch (c) {
                 case OPT_DB:
+                        /* SQLite would take these for a database that vanishes on exit */
+                        if (!*optarg || strcmp(optarg, ":memory:") == 0)
+                                return usage_error("--db wants a database file, not '%s'", optarg);
                         s->db_path = optarg;
                         break;
                 case 'j':

@@ -148,6 +148,10 @@ python3 "$SOURCE_DIR/tests/scripts/scan_vmap_check.py" db.sqlite "$IMGAUDIT" --m
 "$IMGAUDIT" scan --db db.sqlite 2>/dev/null; [ $? = 2 ] && ok || bad "no ROOT must be a usage error"
 "$IMGAUDIT" scan --db db.sqlite --bogus s 2>/dev/null; [ $? = 2 ] && ok || bad "unknown option must be exit 2"
 "$IMGAUDIT" scan --db db.sqlite -j 0 s 2>/dev/null; [ $? = 2 ] && ok || bad "-j 0 must be exit 2"
+# a database SQLite would make vanish on exit is a usage error, and nothing is created
+"$IMGAUDIT" scan --db "" s 2>/dev/null; [ $? = 2 ] && ok || bad "--db '' must be exit 2"
+"$IMGAUDIT" scan --db :memory: s 2>/dev/null; [ $? = 2 ] && ok || bad "--db :memory: must be exit 2"
+[ ! -e .lock ] && [ ! -e :memory:.lock ] && ok || bad "a lock file was created for a refused --db"
 
 # --exclude and --no-archives
 "$IMGAUDIT" scan --db ex.sqlite --quiet --exclude '*.qcow2' --exclude 'fmt' s
