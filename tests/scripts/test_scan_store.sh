@@ -11,7 +11,7 @@ set -u
 IMGAUDIT=${IMGAUDIT:-imgaudit}
 SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-scan.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
+trap 'mountpoint -q "$WORK/ofs/mnt" 2>/dev/null && umount "$WORK/ofs/mnt"; [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 1
 PASS=0
 FAIL=0
@@ -158,6 +158,34 @@ python3 "$SOURCE_DIR/tests/scripts/scan_vmap_check.py" db.sqlite "$IMGAUDIT" --m
 q2() { local got; got=$(sqlite3 ex.sqlite "$1"); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got: $got"; }; }
 q2 "SELECT count(*) FROM v_images WHERE format = 'qcow2'" "0"
 q2 "SELECT count(*) FROM v_images WHERE path LIKE 's/fmt/%'" "0"
+
+# progress goes to stderr only on a terminal or with --progress; stdout stays empty
+"$IMGAUDIT" scan --db pr.sqlite s >out.txt 2>err.txt
+[ ! -s out.txt ] && [ ! -s err.txt ] && ok || bad "output without a terminal: $(cat out.txt err.txt | head -3)"
+"$IMGAUDIT" scan --db pr.sqlite --progress s >out.txt 2>err.txt
+[ ! -s out.txt ] && grep -q "imgaudit scan: [0-9]*/[0-9]* files" err.txt && ok || bad "--progress: $(head -c 200 err.txt)"
+"$IMGAUDIT" scan --db pr.sqlite --progress --quiet s >out.txt 2>err.txt
+[ ! -s out.txt ] && [ ! -s err.txt ] && ok || bad "--quiet after --progress must silence it"
+if command -v script >/dev/null; then
+	script -qec "'$IMGAUDIT' scan --db pr.sqlite s" /dev/null >tty.txt 2>&1
+	grep -q "imgaudit scan: [0-9]*/[0-9]* files" tty.txt && ok || bad "no progress on a terminal"
+fi
+
+# --one-file-system: a mount inside the tree is recorded, not entered (needs mount rights)
+mkdir -p ofs/mnt
+qemu-img create -q -f qcow2 ofs/top.qcow2 1M
+if mount -t tmpfs -o size=4m tmpfs ofs/mnt 2>/dev/null; then
+	qemu-img create -q -f qcow2 ofs/mnt/inner.qcow2 1M
+	"$IMGAUDIT" scan --db ofs.sqlite --quiet --one-file-system ofs
+	q3() { local got; got=$(sqlite3 ofs.sqlite "$1"); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got: $got"; }; }
+	q3 "SELECT path FROM v_images" "ofs/top.qcow2"
+	q3 "SELECT kind FROM v_entries WHERE path = 'ofs/mnt'" "other-filesystem"
+	"$IMGAUDIT" scan --db ofs2.sqlite --quiet ofs
+	[ "$(sqlite3 ofs2.sqlite "SELECT count(*) FROM v_images")" = 2 ] && ok || bad "without --one-file-system the mount is entered"
+	umount ofs/mnt
+else
+	echo "skip: cannot mount a tmpfs for --one-file-system"
+fi
 
 # an image that cannot be mapped is recorded with its reason and the exit status is 1
 mkdir -p damaged
