@@ -90,6 +90,7 @@ struct reg_file {
         const char *kind;
         const char *prev_kind;   /* its kind in the previous scan, when unchanged */
         bool skipped_archive;    /* looks like an archive, not opened (--no-archives) */
+        bool bare_extent;        /* a VMDK sparse extent without a descriptor */
         atomic_bool raw_backing; /* an image uses it as a raw backing file */
         atomic_bool data_file;   /* an image keeps its data (or an extent) in it */
 };
@@ -245,6 +246,25 @@ static char *join3(const char *a, char sep, const char *b)
         p[la] = sep;
         memcpy(p + la + 1, b, lb + 1);
         return p;
+}
+
+/*
+ * A VMDK sparse extent without a descriptor of its own ("KDMV", with no
+ * descriptor offset or an empty descriptor there, as qemu-img writes the
+ * extents of twoGbMaxExtentSparse): the extent file of another image's
+ * descriptor, which cannot be opened alone.  Whether it is an image is decided
+ * once every image has been scanned: an extent some image uses is a data file;
+ * one that nothing uses is scanned as an image (and fails with its reason).
+ */
+static bool bare_vmdk_extent(const struct ia_driver *drv, const uint8_t *head, size_t hl)
+{
+        uint64_t desc_off = 0;
+
+        if (drv != &ia_drv_vmdk || hl < 36 || memcmp(head, "KDMV", 4) != 0)
+                return false;
+        for (int i = 7; i >= 0; i--)
+                desc_off = desc_off << 8 | head[28 + i];
+        return desc_off == 0 || (desc_off < hl / 512 && head[desc_off * 512] == '\0');
 }
 
 /* ---- the walk's callbacks ---- */
@@ -409,7 +429,7 @@ static struct reg_file *reg_lookup(struct scan *s, const struct ia_file *f)
 struct member_info {
         int64_t file_id;
         char *path; /* ARCHIVE!MEMBER */
-        bool raw_backing, data_file, is_image;
+        bool raw_backing, data_file, is_image, bare_extent;
 };
 
 struct arch_ctx {
@@ -950,6 +970,11 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                         s->problems++;
                         continue;
                 }
+                if (bare_vmdk_extent(drv, head, hl)) {
+                        mi->bare_extent = true; /* decided below, as for a walked file */
+                        todo[i] = true;
+                        continue;
+                }
                 if (drv != &ia_drv_raw) {
                         mi->is_image = true;
                         scan_image(s, m->src, mi->path, mi->file_id, NULL, drv->name, ac);
@@ -974,6 +999,9 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                         scan_image(s, m->src, mi->path, mi->file_id, "raw", "raw", ac);
                 } else if (mi->data_file) {
                         put(s, scan_file_rec(mi->file_id, "data-file", false));
+                } else if (mi->bare_extent) {
+                        mi->is_image = true;
+                        scan_image(s, m->src, mi->path, mi->file_id, NULL, "vmdk", ac);
                 } else {
                         put(s, entry_rec(mi->path, "not-an-image", "no driver recognises it", NULL,
                                          mi->file_id));
@@ -1122,6 +1150,8 @@ static void process(struct scan *s, struct job *jb)
                 put(s, entry_rec(jb->wf.path, "unreadable", "io", err.msg, jb->reg->id));
                 s->problems++;
                 jb->reg->kind = "unreadable";
+        } else if (bare_vmdk_extent(drv, head, hl)) {
+                jb->reg->bare_extent = true; /* decided by settle_plain_files() */
         } else if (drv != &ia_drv_raw) {
                 jb->reg->kind = "image";
                 scan_image(s, src, jb->wf.path, jb->reg->id, NULL, drv->name, NULL);
@@ -1151,6 +1181,41 @@ static void *worker_main(void *arg)
         }
         flush(s);
         return NULL;
+}
+
+/* A file that no image keeps its data in (any more): an image if a driver says so. */
+static void settle_unused_data(struct scan *s, struct job *jb)
+{
+        struct reg_file *r = jb->reg;
+        struct ia_source *src;
+        const struct ia_driver *drv;
+        uint8_t head[IA_PROBE_HEAD];
+        size_t hl;
+        struct ia_error err;
+
+        if (jb->action == JOB_REUSE_PLAIN) {
+                s->files_reused--;
+                s->files_read++;
+        }
+        src = open_job(s, jb);
+        if (!src) {
+                r->kind = "unreadable";
+                return;
+        }
+        ia_error_clear(&err);
+        if (!probe_source(src, head, &hl, &drv, &err)) {
+                put(s, entry_rec(jb->wf.path, "unreadable", "io", err.msg, r->id));
+                s->problems++;
+                r->kind = "unreadable";
+        } else if (drv != &ia_drv_raw) {
+                r->kind = "image";
+                scan_image(s, src, jb->wf.path, r->id, NULL, drv->name, NULL);
+        } else {
+                put(s,
+                    entry_rec(jb->wf.path, "not-an-image", "no driver recognises it", NULL, r->id));
+                put(s, scan_file_rec(r->id, "not-an-image", false));
+        }
+        ia_source_unref(src);
 }
 
 /* Files no driver recognised: raw backing files become images, the rest are recorded. */
@@ -1189,6 +1254,10 @@ static void settle_plain_files(struct scan *s)
                         }
                 } else if (atomic_load(&r->data_file)) {
                         put(s, scan_file_rec(r->id, "data-file", jb->action == JOB_REUSE_PLAIN));
+                } else if (r->bare_extent || (jb->action == JOB_REUSE_PLAIN && r->prev_kind &&
+                                              strcmp(r->prev_kind, "data-file") == 0)) {
+                        /* a data file no longer used (or an extent never used): read it */
+                        settle_unused_data(s, jb);
                 } else if (r->skipped_archive ||
                            (r->prev_kind && strcmp(r->prev_kind, "archive-skipped") == 0)) {
                         put(s, entry_rec(jb->wf.path, "not-an-image",

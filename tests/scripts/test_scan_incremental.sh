@@ -69,7 +69,8 @@ q "SELECT count(*), sum(status = 'complete') FROM scans" "5|5"
 
 # what a file is depends on the images that use it: with the raw chain and
 # the image keeping its data in d.data removed, r.raw and d.data are plain
-# files again, as a fresh scan says (nothing else is re-read)
+# files again, as a fresh scan says (only d.data is read again: a former
+# data file may be a VMDK extent that is an image of its own)
 (cd s/vm && qemu-img create -q -f qcow2 -o data_file=d.data,data_file_raw=on ext.qcow2 1M)
 scan; [ $? = 0 ] && ok || bad "scan with ext.qcow2"
 q "SELECT sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 6 AND f.path = 's/vm/d.data'" "data-file"
@@ -78,7 +79,7 @@ q "SELECT files_read FROM scans WHERE id = 7" "0"
 q "SELECT sf.kind, sf.reused FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 7 AND f.path IN ('s/vm/d.data', 's/base/r.raw') ORDER BY f.path" "$(printf 'image|1\ndata-file|1')"
 rm s/vm/onraw.qcow2 s/vm/ext.qcow2
 scan; [ $? = 0 ] && ok || bad "scan after removals"
-q "SELECT files_read FROM scans WHERE id = 8" "0"
+q "SELECT files_read FROM scans WHERE id = 8" "1" # d.data, no longer a data file, is probed again
 q "SELECT count(*) FROM v_images WHERE path = 's/base/r.raw'" "0"
 q "SELECT path, kind FROM v_entries WHERE path IN ('s/base/r.raw', 's/vm/d.data') ORDER BY path" \
 	"$(printf 's/base/r.raw|not-an-image\ns/vm/d.data|not-an-image')"
@@ -126,6 +127,26 @@ qa "SELECT count(*) FROM v_map WHERE path = 's/o.qcow2' AND depth = 1 AND data =
 "$IMGAUDIT" scan --db ar/s/in.sqlite --quiet ar/s
 [ "$(sqlite3 ar/s/in.sqlite "SELECT count(*) FROM files WHERE path LIKE '%in.sqlite%'")" = 0 ] && ok || bad "the database scanned itself"
 [ "$(sqlite3 ar/s/in.sqlite "SELECT files_seen, files_read FROM scans WHERE id = 2")" = "1|1" ] && ok || bad "database inside the tree: $(sqlite3 ar/s/in.sqlite "SELECT files_seen, files_read FROM scans")"
+
+# the sparse extent of a twoGbMaxExtentSparse VMDK cannot be opened alone: it
+# is the descriptor's data file (walked, and inside an archive), not a corrupt
+# image; once the descriptor is gone it is read again and reported
+mkdir -p vm2
+qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse vm2/split.vmdk 4M
+qemu-io -c 'write -P 1 0 64k' vm2/split.vmdk >/dev/null
+tar -cf vm2/split.tar -C vm2 split.vmdk split-s001.vmdk
+qv() { local got; got=$(sqlite3 vm2.sqlite "$1" 2>&1); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got:      $got"; }; }
+"$IMGAUDIT" scan --db vm2.sqlite --quiet vm2; rc=$?
+[ $rc = 0 ] && ok || bad "split VMDK scan: exit $rc"
+qv "SELECT path, status FROM v_images ORDER BY path" "$(printf 'vm2/split.tar!split.vmdk|ok\nvm2/split.vmdk|ok')"
+qv "SELECT sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE f.path IN ('vm2/split-s001.vmdk', 'vm2/split.tar!split-s001.vmdk')" "$(printf 'data-file\ndata-file')"
+qv "SELECT count(*) FROM v_map WHERE path = 'vm2/split.vmdk' AND file = 'vm2/split-s001.vmdk' AND data = 1" "1"
+"$IMGAUDIT" scan --db vm2.sqlite --quiet vm2
+qv "SELECT files_read FROM scans WHERE id = 2" "0"
+rm vm2/split.vmdk
+"$IMGAUDIT" scan --db vm2.sqlite --quiet vm2; rc=$?
+[ $rc = 1 ] && ok || bad "a lone VMDK extent: exit $rc (expected 1)"
+qv "SELECT status FROM v_images WHERE path = 'vm2/split-s001.vmdk'" "corrupt"
 
 echo "test_scan_incremental: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
