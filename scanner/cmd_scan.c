@@ -1312,12 +1312,19 @@ static bool roots_unchanged(struct scan *s, sqlite3 *db)
                                -1, &st, NULL) != SQLITE_OK)
                 return false;
         for (size_t i = 0; ok && i < s->nroots + s->nallow; i++) {
+                const char *arg = i < s->nroots ? s->root_args[i] : s->allow[i - s->nroots];
+                int64_t times = 0; /* a root may be given more than once */
+
+                for (size_t k = i < s->nroots ? 0 : s->nroots;
+                     k < (i < s->nroots ? s->nroots : s->nroots + s->nallow); k++)
+                        if (strcmp(k < s->nroots ? s->root_args[k] : s->allow[k - s->nroots],
+                                   arg) == 0)
+                                times++;
                 sqlite3_reset(st);
                 sqlite3_bind_int64(st, 1, s->prev_scan);
                 sqlite3_bind_text(st, 2, i < s->nroots ? "scan" : "allow", -1, SQLITE_STATIC);
-                ia_store_bind_path(st, 3,
-                                   i < s->nroots ? s->root_args[i] : s->allow[i - s->nroots]);
-                ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == 1;
+                ia_store_bind_path(st, 3, arg);
+                ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == times;
         }
         sqlite3_finalize(st);
         return ok;

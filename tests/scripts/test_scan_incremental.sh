@@ -148,5 +148,14 @@ rm vm2/split.vmdk
 [ $rc = 1 ] && ok || bad "a lone VMDK extent: exit $rc (expected 1)"
 qv "SELECT status FROM v_images WHERE path = 'vm2/split-s001.vmdk'" "corrupt"
 
+# a root given twice still lets the next identical scan carry files over
+mkdir -p dup
+qemu-img create -q -f qcow2 dup/a.qcow2 1M
+"$IMGAUDIT" scan --db dup.sqlite --quiet dup dup
+"$IMGAUDIT" scan --db dup.sqlite --quiet dup dup
+[ "$(sqlite3 dup.sqlite "SELECT files_read, files_reused FROM scans WHERE id = 2")" = "0|1" ] && ok || bad "duplicate roots: $(sqlite3 dup.sqlite "SELECT files_read, files_reused FROM scans")"
+"$IMGAUDIT" scan --db dup.sqlite --quiet dup
+[ "$(sqlite3 dup.sqlite "SELECT files_read FROM scans WHERE id = 3")" = "1" ] && ok || bad "other roots must read again"
+
 echo "test_scan_incremental: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
