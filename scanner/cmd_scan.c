@@ -1415,11 +1415,12 @@ static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *wa
 /*
  * What the carried-over images say about the files they use: a raw backing
  * file stays an image, a data file or extent stays a data file (a scanned
- * image says the same through on_link() and scan_image()).
+ * image says the same through on_link() and scan_image()); and the findings
+ * they carry are known, so none is recorded twice.
  */
 static int mark_reused_refs(struct scan *s, sqlite3 *db, const struct ia_hmap *walked)
 {
-        sqlite3_stmt *st;
+        sqlite3_stmt *st, *fst;
 
         if (sqlite3_prepare_v2(db,
                                "SELECT l.kind, f.path, ti.format FROM links l "
@@ -1429,9 +1430,35 @@ static int mark_reused_refs(struct scan *s, sqlite3 *db, const struct ia_hmap *w
                                "WHERE l.image_id = ?1 AND l.status = 'ok'",
                                -1, &st, NULL) != SQLITE_OK)
                 return -1;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT file_id, code, message FROM findings WHERE image_id = ?1",
+                               -1, &fst, NULL) != SQLITE_OK) {
+                sqlite3_finalize(st);
+                return -1;
+        }
         for (size_t i = 0; i < s->njobs; i++) {
                 if (s->jobs[i].action != JOB_REUSE_IMAGE)
                         continue;
+                /*
+                 * Its findings are copied with it: an image read again that meets
+                 * the same (file, code, message), in a shared base, adds no second.
+                 */
+                sqlite3_reset(fst);
+                sqlite3_bind_int64(fst, 1, s->jobs[i].prev_image_id);
+                while (sqlite3_step(fst) == SQLITE_ROW) {
+                        const char *code = (const char *)sqlite3_column_text(fst, 1);
+                        const char *msg = (const char *)sqlite3_column_text(fst, 2);
+                        size_t n = 24 + (code ? strlen(code) : 0) + (msg ? strlen(msg) : 0) + 3;
+                        char *key = malloc(n);
+
+                        if (!key)
+                                continue;
+                        snprintf(key, n, "%lld %s %s", (long long)sqlite3_column_int64(fst, 0),
+                                 code ? code : "", msg ? msg : "");
+                        if (!ia_hmap_get(&s->findings, key, strlen(key)))
+                                ia_hmap_put(&s->findings, key, strlen(key), (void *)1);
+                        free(key);
+                }
                 sqlite3_reset(st);
                 sqlite3_bind_int64(st, 1, s->jobs[i].prev_image_id);
                 while (sqlite3_step(st) == SQLITE_ROW) {
@@ -1449,6 +1476,7 @@ static int mark_reused_refs(struct scan *s, sqlite3 *db, const struct ia_hmap *w
                 }
         }
         sqlite3_finalize(st);
+        sqlite3_finalize(fst);
         return 0;
 }
 

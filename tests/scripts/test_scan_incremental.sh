@@ -157,5 +157,27 @@ qemu-img create -q -f qcow2 dup/a.qcow2 1M
 "$IMGAUDIT" scan --db dup.sqlite --quiet dup
 [ "$(sqlite3 dup.sqlite "SELECT files_read FROM scans WHERE id = 3")" = "1" ] && ok || bad "other roots must read again"
 
+# a finding in a shared base is recorded once, whether the images that meet
+# it are carried over or read again (as in a fresh scan)
+mkdir -p fnd
+qemu-img create -q -f qcow2 fnd/b.qcow2 1M
+qemu-io -c 'write -P 1 0 64k' fnd/b.qcow2 >/dev/null
+python3 - fnd/b.qcow2 <<'PY'
+import struct, sys
+# Set a reserved bit (bit 5) in the first L2 entry: a 'reserved-bits' finding.
+with open(sys.argv[1], "r+b") as f:
+    h = f.read(72)
+    f.seek(struct.unpack(">Q", h[40:48])[0])
+    l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+    f.seek(l2); e = struct.unpack(">Q", f.read(8))[0]
+    f.seek(l2); f.write(struct.pack(">Q", e | (1 << 5)))
+PY
+for i in 1 2 3; do qemu-img create -q -f qcow2 -b b.qcow2 -F qcow2 fnd/o$i.qcow2; done
+"$IMGAUDIT" scan --db fnd.sqlite --quiet fnd
+touch fnd/o2.qcow2
+"$IMGAUDIT" scan --db fnd.sqlite --quiet fnd
+[ "$(sqlite3 fnd.sqlite "SELECT files_read, files_reused FROM scans WHERE id = 2")" = "1|3" ] && ok || bad "findings store: $(sqlite3 fnd.sqlite "SELECT files_read, files_reused FROM scans")"
+[ "$(sqlite3 fnd.sqlite "SELECT path, code FROM v_findings")" = "fnd/b.qcow2|reserved-bits" ] && ok || bad "findings after an incremental scan: $(sqlite3 fnd.sqlite "SELECT * FROM v_findings")"
+
 echo "test_scan_incremental: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
