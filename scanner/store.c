@@ -301,6 +301,12 @@ int ia_store_open(const char *path, struct ia_store **out, struct ia_error *err)
         const char *delay;
 
         *out = NULL;
+        /*
+         * No memory statistics: SQLite would take a global mutex on every
+         * allocation, for figures nobody reads.  Only possible before SQLite
+         * initialises (the first store opened); later calls change nothing.
+         */
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
         s = calloc(1, sizeof(*s));
         if (!s)
                 return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
