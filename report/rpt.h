@@ -48,9 +48,10 @@ struct ia_rpt_image {
         /* the backing graph between images of this scan: ok links only */
         long parent; /* index of the direct backing image, -1 */
         size_t *children, nchildren;
-        size_t ndesc;     /* transitive children */
-        bool used_by_ovf; /* an OVF descriptor names it */
-        bool has_backing; /* it records a backing file name (ok or not) */
+        size_t ndesc;      /* transitive children */
+        bool used_by_ovf;  /* an OVF descriptor names it */
+        bool used_as_data; /* another image keeps data in it (extent, data file) */
+        bool has_backing;  /* it records a backing file name (ok or not) */
 
         /* derived (sections.c) */
         uint64_t freed;   /* space freed if deleted: own allocation + orphaned bases */

@@ -351,6 +351,7 @@ static bool is_date(const char *s)
 static int pick_since(struct ia_rpt *r, const char *since, int64_t *id, struct ia_error *err)
 {
         sqlite3_stmt *st;
+        bool bad_date;
         int rc;
 
         *id = 0;
@@ -369,10 +370,11 @@ static int pick_since(struct ia_rpt *r, const char *since, int64_t *id, struct i
                 if (ia_rpt_prepare(
                         r,
                         "SELECT coalesce("
-                        " (SELECT id FROM scans WHERE status = 'complete' AND id <> ?2"
+                        " (SELECT id FROM scans WHERE status = 'complete' AND id < ?2"
                         "   AND julianday(started_at) <= julianday(?1) ORDER BY id DESC LIMIT 1),"
-                        " (SELECT id FROM scans WHERE status = 'complete' AND id <> ?2"
-                        "   AND julianday(started_at) > julianday(?1) ORDER BY id LIMIT 1))",
+                        " (SELECT id FROM scans WHERE status = 'complete' AND id < ?2"
+                        "   AND julianday(started_at) > julianday(?1) ORDER BY id LIMIT 1)), "
+                        "julianday(?1) IS NULL",
                         &st, err) < 0)
                         return -1;
                 sqlite3_bind_text(st, 1, since, -1, SQLITE_STATIC);
@@ -385,16 +387,37 @@ static int pick_since(struct ia_rpt *r, const char *since, int64_t *id, struct i
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW && !col_null(st, 0))
                 *id = sqlite3_column_int64(st, 0);
+        bad_date = since && rc == SQLITE_ROW && sqlite3_column_int(st, 1) != 0;
         sqlite3_finalize(st);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
                 return ia_rpt_db_error(r, err, "choosing the earlier scan");
+        if (bad_date)
+                return ia_error_set(err, IA_ERR_USAGE, "--since '%s' is not a valid date", since);
         if (since && *id == 0)
-                return ia_error_set(err, IA_ERR_USAGE, "no complete scan matches --since '%s'",
-                                    since);
+                return ia_error_set(err, IA_ERR_USAGE,
+                                    "no complete scan before scan %" PRId64 " matches --since '%s'",
+                                    r->scan.id, since);
         return 0;
 }
 
 /* ---- images ---- */
+
+/*
+ * The files an image keeps its data in (qcow2 external data file, VMDK
+ * extents) that are not images of the scan themselves: their size and
+ * allocation belong to the image (a flat VMDK is a 1 KiB descriptor over a
+ * multi-GiB extent).  A file named by several images counts for the first
+ * one only, so totals count every file once.  ?1 is the scan.
+ */
+#define IA_RPT_DATA_FILES                                                                          \
+        "SELECT image_id, sum(size) AS size, sum(allocated) AS allocated FROM ("                   \
+        " SELECT min(l.image_id) AS image_id, t.size AS size, coalesce(t.allocated, 0) AS "        \
+        "  allocated FROM links l JOIN files t ON t.id = l.target_file_id"                         \
+        " WHERE l.scan_id = ?1 AND l.depth = 0 AND l.status = 'ok'"                                \
+        "  AND l.kind IN ('extent', 'data-file')"                                                  \
+        "  AND NOT EXISTS (SELECT 1 FROM images j WHERE j.scan_id = ?1"                            \
+        "                   AND j.file_id = l.target_file_id)"                                     \
+        " GROUP BY l.target_file_id) GROUP BY image_id"
 
 struct id_idx {
         int64_t id;
@@ -461,9 +484,13 @@ static int load_images(struct ia_rpt *r, struct ia_error *err)
 
         if (ia_rpt_prepare(r,
                            "SELECT i.id, i.file_id, f.path, f.member, i.format, i.virtual_size, "
-                           "i.file_size, i.allocated_bytes, i.status, i.error, i.backing, "
-                           "i.chain_depth, f.mtime_ns FROM images i JOIN files f ON f.id = "
-                           "i.file_id WHERE i.scan_id = ?1 ORDER BY f.path, f.member, i.id",
+                           "i.file_size + coalesce(x.size, 0), "
+                           "CASE WHEN i.allocated_bytes IS NULL AND x.image_id IS NULL THEN NULL "
+                           "ELSE coalesce(i.allocated_bytes, 0) + coalesce(x.allocated, 0) END, "
+                           "i.status, i.error, i.backing, i.chain_depth, f.mtime_ns "
+                           "FROM images i JOIN files f ON f.id = i.file_id "
+                           "LEFT JOIN (" IA_RPT_DATA_FILES ") x ON x.image_id = i.id "
+                           "WHERE i.scan_id = ?1 ORDER BY f.path, f.member, i.id",
                            &st, err) < 0)
                 return -1;
         sqlite3_bind_int64(st, 1, r->scan.id);
@@ -646,6 +673,25 @@ static int load_graph(struct ia_rpt *r, const struct id_idx *by_id, const struct
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
                 return ia_rpt_db_error(r, err, "reading OVF references");
+
+        /* an image another image keeps its data in (a VMDK extent that is an
+         * image by itself) is in use even though nothing backs onto it */
+        if (ia_rpt_prepare(r,
+                           "SELECT DISTINCT l.target_file_id FROM links l "
+                           "JOIN images i ON i.id = l.image_id WHERE l.scan_id = ?1 "
+                           "AND l.status = 'ok' AND l.kind IN ('extent', 'data-file') "
+                           "AND l.target_file_id IS NOT NULL AND l.target_file_id <> i.file_id",
+                           &st, err) < 0)
+                return -1;
+        sqlite3_bind_int64(st, 1, r->scan.id);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                long i = find_id(by_file, r->nimg, sqlite3_column_int64(st, 0));
+                if (i >= 0)
+                        r->img[i].used_as_data = true;
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return ia_rpt_db_error(r, err, "reading extent references");
         return 0;
 }
 
@@ -851,12 +897,20 @@ static int load_prev(struct ia_rpt *r, int64_t id, struct ia_error *err)
 
         if (load_scan(r, id, &r->prev_scan, err) < 0)
                 return -1;
-        if (strcmp(r->prev_scan.status, "running") == 0)
-                return ia_error_set(err, IA_ERR_USAGE, "scan %" PRId64 " is still running", id);
+        /* a running or aborted scan holds a part of the store: growth from it is meaningless */
+        if (strcmp(r->prev_scan.status, "complete") != 0)
+                return ia_error_set(err, IA_ERR_USAGE,
+                                    "--since: scan %" PRId64
+                                    " is %s, not complete; growth is measured from a complete "
+                                    "scan",
+                                    id, r->prev_scan.status);
         r->has_prev = true;
         if (ia_rpt_prepare(r,
-                           "SELECT f.path, f.member, i.allocated_bytes, i.virtual_size "
-                           "FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = ?1",
+                           "SELECT f.path, f.member, "
+                           "coalesce(i.allocated_bytes, 0) + coalesce(x.allocated, 0), "
+                           "i.virtual_size FROM images i JOIN files f ON f.id = i.file_id "
+                           "LEFT JOIN (" IA_RPT_DATA_FILES ") x ON x.image_id = i.id "
+                           "WHERE i.scan_id = ?1",
                            &st, err) < 0)
                 return -1;
         sqlite3_bind_int64(st, 1, id);
@@ -949,7 +1003,8 @@ int ia_rpt_load(struct ia_rpt *r, const char *scan_arg, const char *since, bool 
                 return -1;
         if (strcmp(r->scan.status, "running") == 0)
                 return ia_error_set(err, IA_ERR_USAGE,
-                                    "scan %" PRId64 " is still running; its figures are not final",
+                                    "scan %" PRId64 " is still running (or was killed: the next "
+                                    "scan marks it aborted); its figures are not final",
                                     id);
         if (load_images(r, err) < 0)
                 return -1;
@@ -971,9 +1026,11 @@ int ia_rpt_load(struct ia_rpt *r, const char *scan_arg, const char *since, bool 
         if (want_trend) {
                 if (pick_since(r, since, &prev, err) < 0)
                         goto out;
-                if (prev == r->scan.id) {
+                if (prev >= r->scan.id) {
                         ia_error_set(err, IA_ERR_USAGE,
-                                     "--since names the reported scan itself (%" PRId64 ")", prev);
+                                     "--since %" PRId64 " is not a scan before the reported one "
+                                     "(%" PRId64 ")",
+                                     prev, r->scan.id);
                         goto out;
                 }
                 if (prev && load_prev(r, prev, err) < 0)

@@ -96,9 +96,10 @@ static void prom_u(struct ia_rbuf *b, const char *name, const char *label, const
         ia_rbuf_addf(b, " %" PRIu64 "\n", v);
 }
 
+/* A disk guests write to: nothing backs onto it, no image keeps data in it. */
 static bool is_leaf(const struct ia_rpt_image *m)
 {
-        return m->nchildren == 0;
+        return m->nchildren == 0 && !m->used_as_data;
 }
 
 static void agg_add(struct ia_rpt_agg *a, const struct ia_rpt_image *m)
@@ -688,7 +689,8 @@ static void compute_freed(struct ia_rpt *r, size_t i)
         while (p >= 0 && guard++ <= r->nimg) {
                 const struct ia_rpt_image *b = &r->img[p];
 
-                if (b->nchildren != 1 || b->children[0] != (size_t)c || b->used_by_ovf)
+                if (b->nchildren != 1 || b->children[0] != (size_t)c || b->used_by_ovf ||
+                    b->used_as_data)
                         break;
                 m->freed += b->allocated;
                 m->orphaned++;
@@ -1106,7 +1108,7 @@ static int sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
                 char mt[32];
                 int64_t age = 0;
 
-                if (m->nchildren > 0 || m->used_by_ovf)
+                if (m->nchildren > 0 || m->used_by_ovf || m->used_as_data)
                         continue;
                 compute_freed(r, i);
                 kind = !m->has_backing ? "standalone" : m->parent >= 0 ? "overlay" : "broken";

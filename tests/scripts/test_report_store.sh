@@ -249,6 +249,57 @@ eq "--scan 1 has no earlier scan" "$(pj r3.json 'd["trend"]["from_scan"]')" "Non
 eq "--since DATE before every scan: the first one" "$(pj r4.json 'd["trend"]["from_scan"]["id"]')" "1"
 eq "section selection" "$(pj r2.json 'sorted(k for k in d if k in ("summary","capacity","sharing","chains","orphans","findings","trend"))')" "['trend']"
 
+# --since only measures from a complete scan before the reported one
+cp db.sqlite dbc.sqlite
+sqlite3 dbc.sqlite "UPDATE scans SET status = 'aborted' WHERE id = 1"
+"$IMGAUDIT" report --db dbc.sqlite --section=trend --since 1 >/dev/null 2>err.txt
+eq "--since an aborted scan exit status" "$?" "2"
+grep -q 'scan 1 is aborted' err.txt && ok || bad "--since an aborted scan: message"
+"$IMGAUDIT" report --db db.sqlite --section=trend --scan 1 --since 2 >/dev/null 2>err.txt
+eq "--since a later scan exit status" "$?" "2"
+"$IMGAUDIT" report --db db.sqlite --format=json --section=trend --scan 1 --since 2099-01-01 >r6.json 2>err.txt
+eq "--since DATE never picks a scan after the reported one" "$?" "2"
+"$IMGAUDIT" report --db db.sqlite --section=trend --since 2026-13-45 >/dev/null 2>err.txt
+eq "--since an impossible date exit status" "$?" "2"
+grep -q 'not a valid date' err.txt && ok || bad "--since an impossible date: message"
+"$IMGAUDIT" report --db db.sqlite --format=json --section=trend --since 2099-01-01 >r6.json
+eq "--since DATE after every scan: the scan before the reported one" "$(pj r6.json 'd["trend"]["from_scan"]["id"]')" "1"
+
+
+# ---- data kept in other files: a flat VMDK, a qcow2 external data file, a split VMDK ----
+# Their extents and data files are the images' bytes on disk; an extent that
+# is an image by itself (the split VMDK's) is used, so never an orphan.
+mkdir -p xstore/x
+(
+	cd xstore/x || exit 1
+	qemu-img create -q -f vmdk -o subformat=monolithicFlat flat.vmdk 8M
+	qemu-io -c 'write -P 1 0 2M' flat.vmdk >/dev/null
+	qemu-img create -q -f qcow2 -o data_file=ext.data ext.qcow2 8M
+	qemu-io -c 'write -P 2 0 3M' ext.qcow2 >/dev/null
+	qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse split.vmdk 8M
+	qemu-io -c 'write -P 3 0 1M' split.vmdk >/dev/null
+)
+"$IMGAUDIT" scan --db x.sqlite --quiet xstore
+"$IMGAUDIT" report --db x.sqlite --format=json >x1.json
+validate x1.json && ok || bad "x1.json does not validate"
+xi() { pj "$1" "[i['$3'] for i in d['capacity']['images'] if i['name']=='xstore/x/$2'][0]"; }
+eq "flat VMDK on disk: descriptor + extent" "$(xi x1.json flat.vmdk allocated_bytes)" "$(($(alloc xstore/x/flat.vmdk) + $(alloc xstore/x/flat-flat.vmdk)))"
+eq "flat VMDK file: descriptor + extent" "$(xi x1.json flat.vmdk file_bytes)" "$((512 + 8 * M))"
+eq "qcow2 data file on disk" "$(xi x1.json ext.qcow2 allocated_bytes)" "$(($(alloc xstore/x/ext.qcow2) + $(alloc xstore/x/ext.data)))"
+eq "store on disk counts every file once" "$(pj x1.json 'd["capacity"]["totals"]["allocated_bytes"]')" "$(( ($(stat -c %b xstore/x/* | paste -sd+)) * 512 ))"
+eq "an extent that is an image is not an orphan" "$(pj x1.json 'sorted(i["name"] for i in d["orphans"]["images"])')" \
+	"['xstore/x/ext.qcow2', 'xstore/x/flat.vmdk', 'xstore/x/split.vmdk']"
+eq "an extent that is an image is not a leaf" "$(pj x1.json 'd["capacity"]["overcommit"]["leaf_virtual_bytes"]')" "$((24 * M))"
+eq "orphans.sql agrees" "$(sqlite3 -readonly x.sqlite <"$SOURCE_DIR/contrib/sql/orphans.sql" | cut -d'|' -f1 | sort | tr '\n' ' ')" \
+	"xstore/x/ext.qcow2 xstore/x/flat.vmdk xstore/x/split.vmdk "
+# the flat extent grows: the trend sees it
+A_FLAT=$(alloc xstore/x/flat-flat.vmdk)
+qemu-io -c 'write -P 4 4M 2M' xstore/x/flat.vmdk >/dev/null
+"$IMGAUDIT" scan --db x.sqlite --quiet xstore
+"$IMGAUDIT" report --db x.sqlite --format=json --section=trend >x2.json
+eq "trend of a flat VMDK follows its extent" "$(pj x2.json '[x["delta_bytes"] for x in d["trend"]["images"] if x["name"]=="xstore/x/flat.vmdk"]')" "[$(($(alloc xstore/x/flat-flat.vmdk) - A_FLAT))]"
+
+
 # ---- errors: usage, nothing on stdout, -o untouched ----
 echo keep >out.txt
 "$IMGAUDIT" report --db db.sqlite --scan 99 -o out.txt >stdout.txt 2>err.txt
