@@ -1,10 +1,11 @@
 -- Growth of bytes allocated on disk per image since the last complete scan
--- started before the beginning of this week (Monday 00:00 UTC); new images
--- count from 0.  `imgaudit report --section=trend --since DATE` says the same.
+-- started before the beginning of this week (Monday 00:00 UTC, today on a
+-- Monday); new images count from 0.  `imgaudit report --section=trend
+-- --since DATE` says the same (with data files and removed images too).
 WITH now AS (SELECT id FROM v_latest_scan),
      past AS (SELECT coalesce(
                 (SELECT max(id) FROM scans WHERE status = 'complete'
-                   AND started_at < date('now', 'weekday 1', '-7 days')),
+                   AND julianday(started_at) < julianday(date('now', '-6 days', 'weekday 1'))),
                 (SELECT min(id) FROM scans WHERE status = 'complete')) AS id),
      a AS (SELECT f.path, i.allocated_bytes FROM images i JOIN files f ON f.id = i.file_id
             WHERE i.scan_id = (SELECT id FROM past)),

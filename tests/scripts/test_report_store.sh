@@ -265,6 +265,25 @@ grep -q 'not a valid date' err.txt && ok || bad "--since an impossible date: mes
 "$IMGAUDIT" report --db db.sqlite --format=json --section=trend --since 2099-01-01 >r6.json
 eq "--since DATE after every scan: the scan before the reported one" "$(pj r6.json 'd["trend"]["from_scan"]["id"]')" "1"
 
+# ---- contrib/sql: every query runs read-only against the real store ----
+for q in "$SOURCE_DIR"/contrib/sql/*.sql; do
+	sqlite3 -readonly -bail db.sqlite <"$q" >"sql.$(basename "$q").out" 2>sql.err
+	eq "contrib/sql/$(basename "$q") runs" "$?:$(cat sql.err)" "0:"
+done
+eq "largest-overlays.sql" "$(sqlite3 -readonly db.sqlite <"$SOURCE_DIR/contrib/sql/largest-overlays.sql" | cut -d'|' -f1 | head -1)" "store/ov2.qcow2"
+eq "bases-most-children.sql" "$(sqlite3 -readonly db.sqlite <"$SOURCE_DIR/contrib/sql/bases-most-children.sql" | cut -d'|' -f1,2 | head -1)" "store/base.qcow2|2"
+eq "broken-chains.sql" "$(sqlite3 -readonly db.sqlite <"$SOURCE_DIR/contrib/sql/broken-chains.sql" | cut -d'|' -f1-4)" "store/sub/broken.qcow2|gone.qcow2|store/sub/gone.qcow2|missing"
+# the orphans the report names, each with the mtime of the file the latest scan read
+eq "orphans.sql" "$(sqlite3 -readonly db.sqlite <"$SOURCE_DIR/contrib/sql/orphans.sql" | grep '^store/' | grep -v evil | cut -d'|' -f1 | sort | tr '\n' ' ')" \
+	"store/new.qcow2 store/ov2.qcow2 store/ov3.qcow2 store/sub/broken.qcow2 store/sub/packed.qcow2 "
+eq "orphans.sql mtime of the file the latest scan read" "$(sqlite3 -readonly db.sqlite <"$SOURCE_DIR/contrib/sql/orphans.sql" | grep '^store/ov2.qcow2|' | cut -d'|' -f5)" \
+	"$(date -u -d "@$(stat -c %Y store/ov2.qcow2)" '+%Y-%m-%d %H:%M:%S')"
+# growth this week, on Monday 2026-12-07: the week began today, after the last scan
+gtw() { sed "s/'now'/'$1'/" "$SOURCE_DIR/contrib/sql/growth-this-week.sql" | sqlite3 -readonly dbw.sqlite | grep '^store/ov2.qcow2|' | cut -d'|' -f4; }
+cp db.sqlite dbw.sqlite
+sqlite3 dbw.sqlite "UPDATE scans SET started_at = '2026-11-29T12:00:00Z' WHERE id = 1; UPDATE scans SET started_at = '2026-12-06T12:00:00Z' WHERE id = 2"
+eq "growth-this-week.sql on a Monday" "$(gtw '2026-12-07 12:00:00')" "0"
+eq "growth-this-week.sql on the Sunday before" "$(gtw '2026-12-06 18:00:00')" "$((A_OV2B - A_OV2))"
 
 # ---- data kept in other files: a flat VMDK, a qcow2 external data file, a split VMDK ----
 # Their extents and data files are the images' bytes on disk; an extent that
@@ -299,6 +318,41 @@ qemu-io -c 'write -P 4 4M 2M' xstore/x/flat.vmdk >/dev/null
 "$IMGAUDIT" report --db x.sqlite --format=json --section=trend >x2.json
 eq "trend of a flat VMDK follows its extent" "$(pj x2.json '[x["delta_bytes"] for x in d["trend"]["images"] if x["name"]=="xstore/x/flat.vmdk"]')" "[$(($(alloc xstore/x/flat-flat.vmdk) - A_FLAT))]"
 
+# ---- contrib: the systemd service's script and the cron line, run for real ----
+# (paths moved under $WORK, imgaudit from this build)
+BIN=$(dirname "$(command -v "$IMGAUDIT")")
+python3 - "$SOURCE_DIR/contrib/systemd/imgaudit.service" >service.sh <<'PY'
+import re, sys
+text = open(sys.argv[1]).read().replace("\\\n", " ")
+line = [l for l in text.split("\n") if l.startswith("ExecStart=")][0]
+m = re.fullmatch(r"ExecStart=/bin/sh -c '([^']*)'", line)
+assert m and "${" not in m.group(1), line  # systemd would expand ${...} itself
+print(m.group(1))
+PY
+eq "service ExecStart parsed" "$?" "0"
+grep -q '^ReadWritePaths=-/var/lib/prometheus/node-exporter$' "$SOURCE_DIR/contrib/systemd/imgaudit.service" && ok || bad "service: a missing textfile directory must not fail the unit"
+mkdir -p svc/state svc/textfile
+svc() { env PATH="$BIN:$PATH" IMGAUDIT_DB="$WORK/svc/state/store.db" IMGAUDIT_ROOTS=store IMGAUDIT_REPORT_DIR="$1" IMGAUDIT_TEXTFILE_DIR="$2" sh -c "$(cat service.sh)" >svc.out 2>&1; }
+svc "$WORK/svc/state" "$WORK/svc/textfile"
+eq "service script exit status" "$?" "0"
+validate svc/state/report.json && ok || bad "service: report.json"
+grep -q '^imgaudit_orphans ' svc/textfile/imgaudit.prom && ok || bad "service: metrics"
+grep -q '<svg id="chart-capacity"' svc/state/report.html && ok || bad "service: report.html"
+rm svc/textfile/imgaudit.prom
+svc "$WORK/svc/state" "$WORK/svc/no-textfile-dir"
+eq "service script without node_exporter" "$?" "0"
+svc "$WORK/svc/no-such-dir" "$WORK/svc/textfile"
+eq "service script: a report that cannot be written fails the unit" "$?" "4"
+cron_path=$(sed -n 's/^PATH=//p' "$SOURCE_DIR/contrib/imgaudit.cron")
+case ":$cron_path:" in *:/usr/local/bin:*) ok ;; *) bad "cron PATH lacks /usr/local/bin (the default install prefix)" ;; esac
+grep -E '^[0-9*]' "$SOURCE_DIR/contrib/imgaudit.cron" | cut -d' ' -f7- |
+	sed -e "s|/var/lib/imgaudit|$WORK/cron/state|g" -e "s|/var/lib/libvirt/images|store|g" \
+		-e "s|/var/lib/prometheus/node-exporter|$WORK/cron/textfile|g" >cron.sh
+mkdir -p cron/textfile
+env PATH="$BIN:$cron_path" sh cron.sh >cron.out 2>&1
+eq "cron line exit status" "$?" "0"
+validate cron/state/report.json && ok || bad "cron: report.json"
+grep -q '^imgaudit_orphans ' cron/textfile/imgaudit.prom && ok || bad "cron: metrics"
 
 # ---- errors: usage, nothing on stdout, -o untouched ----
 echo keep >out.txt
