@@ -45,9 +45,10 @@ static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
 /* Code points that are valid but must not reach a terminal or a page as is. */
 static bool cp_unsafe(uint32_t cp)
 {
-        return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || cp == 0x200e ||
-               cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) ||
-               cp == 0xfeff;
+        /* the bidi controls are those of Unicode's Bidi_Control property */
+        return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || cp == 0x061c ||
+               cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+               (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
 }
 
 void ia_escape_name(struct ia_rbuf *b, const char *str, size_t n)

@@ -40,6 +40,8 @@ static void test_escape_name(void **state)
         check_escape("\xe2\x80\xae"
                      "evil",
                      7, "\\u202eevil");             /* bidi override */
+        check_escape("\xd8\x9c", 2, "\\u061c");     /* Arabic letter mark (bidi) */
+        check_escape("\xe2\x81\xa6", 3, "\\u2066"); /* left-to-right isolate */
         check_escape("\xc2\x85", 2, "\\u0085");     /* C1 next line */
         check_escape("\xe2\x80\xa8", 3, "\\u2028"); /* line separator */
         check_escape("a\0b", 3, "a\\x00b");
