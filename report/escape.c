@@ -101,6 +101,40 @@ char *ia_escape_dup(const char *s, size_t n)
         return ia_rbuf_detach(&b, NULL);
 }
 
+void ia_escape_path(struct ia_rbuf *b, const char *s, size_t n, size_t plain)
+{
+        size_t i = 0;
+
+        if (plain > n)
+                plain = n;
+        while (i < plain) {
+                const char *bang = memchr(s + i, '!', plain - i);
+                size_t k = bang ? (size_t)(bang - (s + i)) : plain - i;
+
+                ia_escape_name(b, s + i, k); /* '!' is ASCII: never inside a UTF-8 sequence */
+                i += k;
+                if (bang) {
+                        ia_rbuf_adds(b, "\\x21");
+                        i++;
+                }
+        }
+        ia_escape_name(b, s + plain, n - plain);
+}
+
+char *ia_escape_path_dup(const char *s, size_t n, size_t plain)
+{
+        struct ia_rbuf b;
+
+        ia_rbuf_init(&b);
+        ia_escape_path(&b, s, n, plain);
+        ia_rbuf_addc(&b, '\0');
+        if (b.nomem) {
+                ia_rbuf_release(&b);
+                return NULL;
+        }
+        return ia_rbuf_detach(&b, NULL);
+}
+
 bool ia_escape_is_clean(const char *str, size_t n)
 {
         const unsigned char *s = (const unsigned char *)str;

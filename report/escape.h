@@ -27,6 +27,14 @@
 void ia_escape_name(struct ia_rbuf *b, const char *s, size_t n);
 /* The escaped form as a new string (NULL on ENOMEM). */
 char *ia_escape_dup(const char *s, size_t n);
+/*
+ * The escaped form of a file's path whose first `plain` bytes name a file of
+ * the file system (all of them, or an archive member's outermost archive):
+ * there a '!' is written \x21 too, so that no file name reads like the
+ * ARCHIVE!MEMBER name of a member and two files never print alike.
+ */
+void ia_escape_path(struct ia_rbuf *b, const char *s, size_t n, size_t plain);
+char *ia_escape_path_dup(const char *s, size_t n, size_t plain);
 /* Does s need no escaping at all (ia_escape_name would copy it unchanged)? */
 bool ia_escape_is_clean(const char *s, size_t n);
 

@@ -82,6 +82,7 @@ struct ia_rpt_hist {
 struct ia_rpt_prev {
         char *path, *member;
         size_t path_len, member_len;
+        char *name, *dir; /* escaped, as for struct ia_rpt_image */
         uint64_t allocated, virtual_size;
 };
 
@@ -115,7 +116,8 @@ struct ia_rpt {
         size_t nprev;
         struct ia_rpt_hist *hist;
         size_t nhist;
-        int64_t now; /* seconds since the epoch, for ages */
+        int64_t now;              /* seconds since the epoch, for ages */
+        sqlite3_stmt *st_archive; /* a member's archive, for display names */
 };
 
 /*

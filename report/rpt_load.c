@@ -145,6 +145,8 @@ void ia_rpt_close(struct ia_rpt *r)
         for (size_t i = 0; i < r->nprev; i++) {
                 free(r->prev[i].path);
                 free(r->prev[i].member);
+                free(r->prev[i].name);
+                free(r->prev[i].dir);
         }
         free(r->prev);
         for (size_t i = 0; i < r->nhist; i++)
@@ -152,6 +154,7 @@ void ia_rpt_close(struct ia_rpt *r)
         free(r->hist);
         scan_release(&r->scan);
         scan_release(&r->prev_scan);
+        sqlite3_finalize(r->st_archive);
         if (r->db) {
                 sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
                 sqlite3_close(r->db);
@@ -439,17 +442,62 @@ static long find_id(const struct id_idx *v, size_t n, int64_t id)
         return p ? (long)p->idx : -1;
 }
 
-static char *dirname_escaped(const char *path, size_t len)
+/*
+ * How many leading bytes of a file's path name a file of the file system:
+ * all of them, or for an archive member (ARCHIVE!MEMBER, nested archives
+ * too) the path of its outermost archive.
+ */
+static size_t plain_len(struct ia_rpt *r, int64_t file_id, const char *path, size_t len,
+                        bool member)
 {
+        int64_t id = file_id;
+
+        if (!member)
+                return len;
+        if (!r->st_archive &&
+            sqlite3_prepare_v2(r->db,
+                               "SELECT a.id, a.archive_id, a.path FROM files f JOIN files a "
+                               "ON a.id = f.archive_id WHERE f.id = ?1",
+                               -1, &r->st_archive, NULL) != SQLITE_OK)
+                return 0;
+        for (int depth = 0; depth < 64; depth++) {
+                sqlite3_stmt *st = r->st_archive;
+                size_t n;
+                bool root;
+
+                sqlite3_reset(st);
+                sqlite3_bind_int64(st, 1, id);
+                if (sqlite3_step(st) != SQLITE_ROW)
+                        return 0;
+                id = sqlite3_column_int64(st, 0);
+                root = sqlite3_column_type(st, 1) == SQLITE_NULL;
+                n = (size_t)sqlite3_column_bytes(st, 2);
+                if (root) {
+                        const void *p = sqlite3_column_blob(st, 2);
+                        bool prefix =
+                            n < len && path[n] == '!' && (n == 0 || memcmp(p, path, n) == 0);
+                        return prefix ? n : 0;
+                }
+        }
+        return 0;
+}
+
+/* The escaped display name of a file, or of its directory (dir true). */
+static char *display_name(struct ia_rpt *r, int64_t file_id, const char *path, size_t len,
+                          bool member, bool dir)
+{
+        size_t plain = plain_len(r, file_id, path, len, member);
         size_t n = len;
 
+        if (!dir)
+                return ia_escape_path_dup(path, len, plain);
         while (n > 0 && path[n - 1] != '/')
                 n--;
         if (n == 0)
                 return ia_escape_dup(".", 1);
         if (n > 1)
                 n--; /* drop the slash, keep "/" itself */
-        return ia_escape_dup(path, n);
+        return ia_escape_path_dup(path, n, plain);
 }
 
 static int root_of(const struct ia_rpt_scan *s, const char *path, size_t len)
@@ -496,7 +544,6 @@ static int load_images(struct ia_rpt *r, struct ia_error *err)
         sqlite3_bind_int64(st, 1, r->scan.id);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 struct ia_rpt_image *m;
-                struct ia_rbuf nb;
 
                 if (r->nimg == cap) {
                         size_t nc = cap ? cap * 2 : 64;
@@ -531,17 +578,9 @@ static int load_images(struct ia_rpt *r, struct ia_error *err)
                         nomem = true;
                         break;
                 }
-                ia_rbuf_init(&nb);
-                ia_escape_name(&nb, m->path, m->path_len);
-                ia_rbuf_addc(&nb, '\0');
-                if (nb.nomem) {
-                        ia_rbuf_release(&nb);
-                        nomem = true;
-                        break;
-                }
-                m->name = ia_rbuf_detach(&nb, NULL);
-                m->dir = dirname_escaped(m->path, m->path_len);
-                if (!m->dir) {
+                m->name = display_name(r, m->file_id, m->path, m->path_len, m->member, false);
+                m->dir = display_name(r, m->file_id, m->path, m->path_len, m->member, true);
+                if (!m->name || !m->dir) {
                         nomem = true;
                         break;
                 }
@@ -717,7 +756,6 @@ static int load_links(struct ia_rpt *r, const struct id_idx *by_file, struct ia_
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 int64_t from = sqlite3_column_int64(st, 0);
                 struct ia_rpt_link *l;
-                struct ia_rbuf nb;
 
                 if (r->nlinks > 0 && from == last_from) {
                         const struct ia_rpt_link *p = &r->links[r->nlinks - 1];
@@ -750,15 +788,12 @@ static int load_links(struct ia_rpt *r, const struct id_idx *by_file, struct ia_
                 l->status = col_escaped(st, 4, &nomem);
                 l->error = col_escaped(st, 5, &nomem);
                 l->depth = sqlite3_column_int(st, 6);
-                ia_rbuf_init(&nb);
-                if (!col_null(st, 7)) {
-                        ia_escape_name(&nb, sqlite3_column_blob(st, 7),
-                                       (size_t)sqlite3_column_bytes(st, 7));
-                }
-                ia_rbuf_addc(&nb, '\0');
-                if (nb.nomem)
+                l->holder = col_null(st, 7) ? strdup("")
+                                            : display_name(r, from, sqlite3_column_blob(st, 7),
+                                                           (size_t)sqlite3_column_bytes(st, 7),
+                                                           !col_null(st, 8), false);
+                if (!l->holder)
                         nomem = true;
-                l->holder = ia_rbuf_detach(&nb, NULL);
                 if (!l->kind || !l->name || !l->status || nomem) {
                         nomem = true;
                         break;
@@ -820,7 +855,7 @@ static int load_findings(struct ia_rpt *r, struct ia_error *err)
         int rc;
 
         if (ia_rpt_prepare(r,
-                           "SELECT x.code, x.message, f.path, f.member FROM findings x "
+                           "SELECT x.code, x.message, f.path, f.member, f.id FROM findings x "
                            "LEFT JOIN files f ON f.id = x.file_id WHERE x.scan_id = ?1",
                            &st, err) < 0)
                 return -1;
@@ -828,15 +863,12 @@ static int load_findings(struct ia_rpt *r, struct ia_error *err)
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 char *code = col_escaped(st, 0, &nomem);
                 char *msg = col_escaped(st, 1, &nomem);
-                struct ia_rbuf nb;
                 char *name = NULL;
 
-                ia_rbuf_init(&nb);
                 if (!col_null(st, 2)) {
-                        ia_escape_name(&nb, sqlite3_column_blob(st, 2),
-                                       (size_t)sqlite3_column_bytes(st, 2));
-                        ia_rbuf_addc(&nb, '\0');
-                        name = ia_rbuf_detach(&nb, NULL);
+                        name = display_name(
+                            r, sqlite3_column_int64(st, 4), sqlite3_column_blob(st, 2),
+                            (size_t)sqlite3_column_bytes(st, 2), !col_null(st, 3), false);
                         if (!name)
                                 nomem = true;
                 }
@@ -908,7 +940,7 @@ static int load_prev(struct ia_rpt *r, int64_t id, struct ia_error *err)
         if (ia_rpt_prepare(r,
                            "SELECT f.path, f.member, "
                            "coalesce(i.allocated_bytes, 0) + coalesce(x.allocated, 0), "
-                           "i.virtual_size FROM images i JOIN files f ON f.id = i.file_id "
+                           "i.virtual_size, f.id FROM images i JOIN files f ON f.id = i.file_id "
                            "LEFT JOIN (" IA_RPT_DATA_FILES ") x ON x.image_id = i.id "
                            "WHERE i.scan_id = ?1",
                            &st, err) < 0)
@@ -935,6 +967,14 @@ static int load_prev(struct ia_rpt *r, int64_t id, struct ia_error *err)
                 p->virtual_size = col_u64(st, 3);
                 if (nomem || !p->path)
                         break;
+                p->name = display_name(r, sqlite3_column_int64(st, 4), p->path, p->path_len,
+                                       p->member, false);
+                p->dir = display_name(r, sqlite3_column_int64(st, 4), p->path, p->path_len,
+                                      p->member, true);
+                if (!p->name || !p->dir) {
+                        nomem = true;
+                        break;
+                }
         }
         sqlite3_finalize(st);
         if (nomem || rc == SQLITE_ROW)

@@ -1302,31 +1302,6 @@ static int cmp_growth_delta(const void *a, const void *b)
         return strcmp(x->name, y->name);
 }
 
-static char *prev_name(const struct ia_rpt_prev *p)
-{
-        struct ia_rbuf b;
-
-        ia_rbuf_init(&b);
-        ia_escape_name(&b, p->path, p->path_len);
-        ia_rbuf_addc(&b, '\0');
-        if (b.nomem) {
-                ia_rbuf_release(&b);
-                return NULL;
-        }
-        return ia_rbuf_detach(&b, NULL);
-}
-
-static char *prev_dir(const struct ia_rpt_prev *p)
-{
-        size_t n = p->path_len;
-
-        while (n > 0 && p->path[n - 1] != '/')
-                n--;
-        if (n == 0)
-                return ia_escape_dup(".", 1);
-        return ia_escape_dup(p->path, n > 1 ? n - 1 : n);
-}
-
 static struct growth *dir_slot(struct growth *v, size_t *n, const char *name)
 {
         for (size_t i = 0; i < *n; i++)
@@ -1419,14 +1394,9 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
         for (size_t k = 0; k < r->nprev; k++) {
                 const struct ia_rpt_prev *pv = &r->prev[keys[k].idx];
                 struct growth *g, *d;
-                char *dn;
 
                 tot.before += pv->allocated;
-                dn = prev_dir(pv);
-                if (!dn)
-                        goto nomem;
-                d = dir_slot(dirs, &ndirs, dn);
-                free(dn);
+                d = dir_slot(dirs, &ndirs, pv->dir);
                 if (!d)
                         goto nomem;
                 if (keys[k].matched)
@@ -1434,7 +1404,7 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
                 d->has_before = true;
                 d->before += pv->allocated;
                 g = &imgs[nimgs++];
-                g->name = prev_name(pv);
+                g->name = strdup(pv->name);
                 if (!g->name)
                         goto nomem;
                 g->has_before = true;

@@ -318,6 +318,19 @@ qemu-io -c 'write -P 4 4M 2M' xstore/x/flat.vmdk >/dev/null
 "$IMGAUDIT" report --db x.sqlite --format=json --section=trend >x2.json
 eq "trend of a flat VMDK follows its extent" "$(pj x2.json '[x["delta_bytes"] for x in d["trend"]["images"] if x["name"]=="xstore/x/flat.vmdk"]')" "[$(($(alloc xstore/x/flat-flat.vmdk) - A_FLAT))]"
 
+# ---- a file named like an archive member never prints like one ----
+# (two series with one name and label set would make the textfile invalid)
+mkdir -p ystore/t
+(cd ystore/t && qemu-img create -q -f qcow2 m.qcow2 1M && tar cf ../a.tar m.qcow2)
+rm -r ystore/t
+qemu-img create -q -f qcow2 'ystore/a.tar!m.qcow2' 2M
+"$IMGAUDIT" scan --db y.sqlite --quiet ystore
+"$IMGAUDIT" report --db y.sqlite --format=json --section=capacity >y.json
+eq "member and look-alike file" "$(pj y.json 'sorted((i["name"], i["virtual_bytes"]) for i in d["capacity"]["images"])')" \
+	"[('ystore/a.tar!m.qcow2', $M), ('ystore/a.tar\\\\x21m.qcow2', $((2 * M)))]"
+"$IMGAUDIT" report --db y.sqlite --format=prometheus >y.prom
+eq "no duplicate series" "$(grep -v '^#' y.prom | sed 's/ [^ ]*$//' | sort | uniq -d)" ""
+
 # ---- contrib: the systemd service's script and the cron line, run for real ----
 # (paths moved under $WORK, imgaudit from this build)
 BIN=$(dirname "$(command -v "$IMGAUDIT")")

@@ -48,6 +48,28 @@ static void test_escape_name(void **state)
         check_escape("", 0, "");
 }
 
+static void check_path(const char *in, size_t plain, const char *want)
+{
+        char *got = ia_escape_path_dup(in, strlen(in), plain);
+
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(got);
+}
+
+static void test_escape_path(void **state)
+{
+        (void)state;
+        /* a file of the file system: '!' too is escaped */
+        check_path("s/a.tar!m.qcow2", 15, "s/a.tar\\x21m.qcow2");
+        check_path("s/caf\xc3\xa9!\n", 9, "s/caf\xc3\xa9\\x21\\n");
+        /* a member: the archive part as a file, the separator and member as is */
+        check_path("s/a.tar!m.qcow2", 7, "s/a.tar!m.qcow2");
+        check_path("s/x!y.tar!in.tar!m!", 9, "s/x\\x21y.tar!in.tar!m!");
+        check_path("!", 0, "!");
+        check_path("", 0, "");
+}
+
 static void test_quoting(void **state)
 {
         struct ia_rbuf b;
@@ -102,9 +124,8 @@ static void test_utf8_ok(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_escape_name),
-            cmocka_unit_test(test_quoting),
-            cmocka_unit_test(test_iec),
+            cmocka_unit_test(test_escape_name), cmocka_unit_test(test_escape_path),
+            cmocka_unit_test(test_quoting),     cmocka_unit_test(test_iec),
             cmocka_unit_test(test_utf8_ok),
         };
 
