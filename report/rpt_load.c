@@ -299,8 +299,13 @@ static int load_scan(struct ia_rpt *r, int64_t id, struct ia_rpt_scan *s, struct
                 if (!b)
                         break;
                 s->raw_roots = b;
-                s->roots[s->nroots] = col_escaped(st, 0, &nomem);
                 s->raw_roots[s->nroots] = col_bytes(st, 0, &len, &nomem);
+                /* a root is a file-system path: escaped as image paths are */
+                s->roots[s->nroots] = s->raw_roots[s->nroots]
+                                          ? ia_escape_path_dup(s->raw_roots[s->nroots], len, len)
+                                          : NULL;
+                if (s->raw_roots[s->nroots] && !s->roots[s->nroots])
+                        nomem = true;
                 s->nroots++;
                 if (nomem)
                         break;
