@@ -213,17 +213,26 @@ PY
 "$IMGAUDIT" report --db db.sqlite --format=html -o r.html
 eq "html exit status" "$?" "0"
 grep -qiE '<script|<link|@import|url\(|src=' r.html && bad "html refers to something outside itself" || ok
-if command -v chromium >/dev/null; then
+# render HTML DOM: load the page in headless Chromium, which must report no error
+render() {
 	timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
 		--disable-component-update --disable-sync --no-first-run --user-data-dir="$WORK/chrome" \
-		--enable-logging=stderr --dump-dom "file://$WORK/r.html" >dom.html 2>chrome.err
-	eq "chromium exit status" "$?" "0"
-	grep -E 'CONSOLE|Refused to|Uncaught' chrome.err && bad "chromium reported errors" || ok
+		--enable-logging=stderr --dump-dom "file://$WORK/$1" >"$2" 2>chrome.err
+	eq "chromium exit status ($1)" "$?" "0"
+	grep -E 'CONSOLE|Refused to|Uncaught' chrome.err && bad "chromium reported errors ($1)" || ok
+}
+if command -v chromium >/dev/null; then
+	render r.html dom.html
 	grep -qF "id=\"k-allocated\" title=\"$A_ALL\"" dom.html && ok || bad "html allocated figure"
 	grep -qF 'id="k-orphans" title="5"' dom.html && ok || bad "html orphans figure"
 	grep -qF '<svg id="chart-sharing"' dom.html && ok || bad "html sharing chart"
 	grep -qF '<svg id="chart-capacity"' dom.html && ok || bad "html capacity chart"
 	grep -qF 'store/sub/evil\nname.qcow2' dom.html && ok || bad "html escaped name"
+	grep -qF "id=\"k-overcommit\" title=\"$(python3 -c "print('%.2f' % ($LEAF_V / $A_ALL))")\"" dom.html && ok || bad "html overcommit figure"
+	# the base's row of the sharing table: own data, visible, dead
+	grep -qF "<td class=\"n\" title=\"$((4 * M)) bytes\">4.0 MiB</td><td class=\"n\" title=\"$((3 * M)) bytes\">3.0 MiB</td><td class=\"n\" title=\"$M bytes\">1.0 MiB</td>" dom.html && ok || bad "html sharing figures"
+	grep -qF '<title>dead (shadowed in every child): 1.0 MiB</title>' dom.html && ok || bad "html sharing chart figure"
+	grep -qF '<td style="padding-left:1.9em">└─&nbsp;store/ov3.qcow2</td>' dom.html && ok || bad "html chain tree"
 else
 	bad "chromium is not installed (run tests/setup.sh)"
 fi
@@ -243,6 +252,13 @@ eq "trend new" "$(pj r2.json '[(x["change"],x["before_bytes"]) for x in d["trend
 eq "trend base family" "$(pj r2.json '[x["delta_bytes"] for x in d["trend"]["bases"] if x["name"]=="store/base.qcow2"]')" "[$((A_OV2B - A_OV2))]"
 eq "top grower" "$(pj r2.json 'd["trend"]["top_growers"][0]["name"]')" "store/ov2.qcow2"
 eq "history" "$(pj r2.json '[h["scan"] for h in d["trend"]["history"]]')" "[1, 2]"
+"$IMGAUDIT" report --db db.sqlite --format=html --section=trend -o r2.html
+if command -v chromium >/dev/null; then
+	render r2.html dom2.html
+	eq "html growth over time" "$(grep -o '<title>scan [0-9]: [^<]*</title>' dom2.html | tr '\n' ' ')" \
+		"<title>scan 1: $(python3 -c "print('%.1f MiB' % ($A_ALL / $M))")</title> <title>scan 2: $(python3 -c "print('%.1f MiB' % ($(pj r2.json 'd["trend"]["total"]["after_bytes"]') / $M))")</title> "
+	grep -qF "<td>store/ov2.qcow2</td><td class=\"n\" title=\"$((A_OV2B - A_OV2)) bytes\">" dom2.html && ok || bad "html top grower"
+fi
 "$IMGAUDIT" report --db db.sqlite --format=json --section=trend --scan 1 >r3.json
 eq "--scan 1 has no earlier scan" "$(pj r3.json 'd["trend"]["from_scan"]')" "None"
 "$IMGAUDIT" report --db db.sqlite --format=json --section=trend --since 2000-01-01 >r4.json
