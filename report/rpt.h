@@ -52,6 +52,7 @@ struct ia_rpt_image {
         bool used_by_ovf;  /* an OVF descriptor names it */
         bool used_as_data; /* another image keeps data in it (extent, data file) */
         bool has_backing;  /* it records a backing file name (ok or not) */
+        bool backing_ok;   /* its backing file resolved, maybe to a file outside the scan */
 
         /* derived (sections.c) */
         uint64_t freed;   /* space freed if deleted: own allocation + orphaned bases */

@@ -670,6 +670,7 @@ static int load_graph(struct ia_rpt *r, const struct id_idx *by_id, const struct
                 r->img[i].has_backing = true;
                 if (!status || strcmp((const char *)status, "ok") != 0 || col_null(st, 1))
                         continue;
+                r->img[i].backing_ok = true;
                 p = find_id(by_file, r->nimg, sqlite3_column_int64(st, 1));
                 if (p < 0 || p == i)
                         continue;

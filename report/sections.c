@@ -953,6 +953,8 @@ static const char *link_state(const struct ia_rpt *r, size_t i)
                 return "ok";
         if (!m->has_backing)
                 return "";
+        if (m->backing_ok)
+                return "ok (outside the scan)";
         for (size_t k = 0; k < r->nlinks; k++)
                 if (r->links[k].image == (long)i && strcmp(r->links[k].kind, "backing") == 0)
                         return r->links[k].status;
@@ -1111,7 +1113,7 @@ static int sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
                 if (m->nchildren > 0 || m->used_by_ovf || m->used_as_data)
                         continue;
                 compute_freed(r, i);
-                kind = !m->has_backing ? "standalone" : m->parent >= 0 ? "overlay" : "broken";
+                kind = !m->has_backing ? "standalone" : m->backing_ok ? "overlay" : "broken";
                 if (m->has_mtime) {
                         int64_t s = m->mtime_ns / 1000000000;
                         age = r->now > s ? (r->now - s) / 86400 : 0;

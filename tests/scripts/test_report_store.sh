@@ -347,6 +347,16 @@ eq "member and look-alike file" "$(pj y.json 'sorted((i["name"], i["virtual_byte
 "$IMGAUDIT" report --db y.sqlite --format=prometheus >y.prom
 eq "no duplicate series" "$(grep -v '^#' y.prom | sed 's/ [^ ]*$//' | sort | uniq -d)" ""
 
+# ---- a backing file outside the scan roots (--allow-root) is not a broken link ----
+mkdir -p zstore/bases zstore/vms
+qemu-img create -q -f qcow2 zstore/bases/b.qcow2 4M
+qemu-img create -q -f qcow2 -b ../bases/b.qcow2 -F qcow2 zstore/vms/v.qcow2
+"$IMGAUDIT" scan --db z.sqlite --quiet --allow-root zstore/bases zstore/vms
+"$IMGAUDIT" report --db z.sqlite --format=json >z.json
+validate z.json && ok || bad "z.json does not validate"
+eq "chain link to a base outside the scan" "$(pj z.json '[(t["name"], t["link"]) for t in d["chains"]["trees"]]')" "[('zstore/vms/v.qcow2', 'ok (outside the scan)')]"
+eq "an overlay of a base outside the scan" "$(pj z.json '[(o["name"], o["kind"]) for o in d["orphans"]["images"]]')" "[('zstore/vms/v.qcow2', 'overlay')]"
+
 # ---- contrib: the systemd service's script and the cron line, run for real ----
 # (paths moved under $WORK, imgaudit from this build)
 BIN=$(dirname "$(command -v "$IMGAUDIT")")
