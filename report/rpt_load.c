@@ -999,6 +999,12 @@ static int load_history(struct ia_rpt *r, struct ia_error *err)
         if (ia_rpt_prepare(r,
                            "SELECT * FROM (SELECT s.id, s.started_at, count(i.id), "
                            "coalesce(sum(i.virtual_size), 0), coalesce(sum(i.allocated_bytes), 0) "
+                           "+ (SELECT coalesce(sum(t.allocated), 0) FROM files t WHERE t.id IN "
+                           "   (SELECT l.target_file_id FROM links l WHERE l.scan_id = s.id "
+                           "     AND l.depth = 0 AND l.status = 'ok' "
+                           "     AND l.kind IN ('extent', 'data-file') AND NOT EXISTS "
+                           "     (SELECT 1 FROM images j WHERE j.scan_id = s.id "
+                           "       AND j.file_id = l.target_file_id))) "
                            "FROM scans s LEFT JOIN images i ON i.scan_id = s.id "
                            "WHERE s.status = 'complete' AND s.id <= ?1 "
                            "GROUP BY s.id ORDER BY s.id DESC LIMIT 60) ORDER BY 1",

@@ -332,6 +332,8 @@ A_FLAT=$(alloc xstore/x/flat-flat.vmdk)
 qemu-io -c 'write -P 4 4M 2M' xstore/x/flat.vmdk >/dev/null
 "$IMGAUDIT" scan --db x.sqlite --quiet xstore
 "$IMGAUDIT" report --db x.sqlite --format=json --section=trend >x2.json
+eq "history counts data files as the capacity does" "$(pj x2.json '[h["allocated_bytes"] for h in d["trend"]["history"]]')" \
+	"[$(pj x1.json 'd["capacity"]["totals"]["allocated_bytes"]'), $(pj x2.json 'd["trend"]["total"]["after_bytes"]')]"
 eq "trend of a flat VMDK follows its extent" "$(pj x2.json '[x["delta_bytes"] for x in d["trend"]["images"] if x["name"]=="xstore/x/flat.vmdk"]')" "[$(($(alloc xstore/x/flat-flat.vmdk) - A_FLAT))]"
 
 # ---- a file named like an archive member never prints like one ----
