@@ -209,6 +209,18 @@ for l in open(sys.argv[1]).read().split("\n")[:-1]:
         m = line_re.match(l); assert m, l; assert m.group(1) == cur, (l, cur)
 PY
 
+# every metric is documented in contrib/node-exporter.md
+python3 - r.prom "$SOURCE_DIR/contrib/node-exporter.md" <<'PY' && ok || bad "metrics missing from node-exporter.md"
+import itertools, re, sys
+doc = set()
+for m in re.findall(r"`(imgaudit_[a-z_{},]+)`", open(sys.argv[2]).read()):
+    parts = re.split(r"\{([^}]*)\}", m)
+    for combo in itertools.product(*[[p] if i % 2 == 0 else p.split(",") for i, p in enumerate(parts)]):
+        doc.add("".join(combo))
+emitted = {l.split()[2] for l in open(sys.argv[1]) if l.startswith("# TYPE ")}
+assert emitted <= doc, sorted(emitted - doc)
+PY
+
 # ---- HTML in headless Chromium ----
 "$IMGAUDIT" report --db db.sqlite --format=html -o r.html
 eq "html exit status" "$?" "0"
