@@ -371,6 +371,23 @@ validate z.json && ok || bad "z.json does not validate"
 eq "chain link to a base outside the scan" "$(pj z.json '[(t["name"], t["link"]) for t in d["chains"]["trees"]]')" "[('zstore/vms/v.qcow2', 'ok (outside the scan)')]"
 eq "an overlay of a base outside the scan" "$(pj z.json '[(o["name"], o["kind"]) for o in d["orphans"]["images"]]')" "[('zstore/vms/v.qcow2', 'overlay')]"
 
+# ---- human tables stay aligned whatever the script of a name ----
+mkdir -p wstore
+qemu-img create -q -f qcow2 'wstore/日本語ディスク.qcow2' 1M
+qemu-img create -q -f qcow2 $'wstore/cafe\xcc\x81.qcow2' 1M
+qemu-img create -q -f qcow2 wstore/plain.qcow2 1M
+"$IMGAUDIT" scan --db w.sqlite --quiet wstore
+"$IMGAUDIT" report --db w.sqlite --section=orphans >w.txt
+python3 - w.txt <<'PY' && ok || bad "human table columns misaligned by wide or combining characters"
+import sys, unicodedata
+def cols(s):
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+rows = [l for l in open(sys.argv[1], encoding="utf-8") if "standalone" in l]
+assert len(rows) == 3, rows
+starts = {cols(l[:l.index("standalone")]) for l in rows}
+assert len(starts) == 1, starts
+PY
+
 # ---- contrib: the systemd service's script and the cron line, run for real ----
 # (paths moved under $WORK, imgaudit from this build)
 BIN=$(dirname "$(command -v "$IMGAUDIT")")
