@@ -1152,7 +1152,7 @@ static int sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         prom_head(p, "imgaudit_orphans", "gauge", "Images no other image or OVF references.");
         prom_u(p, "imgaudit_orphans", NULL, NULL, n);
         prom_head(p, "imgaudit_orphan_reclaimable_bytes", "gauge",
-                  "Bytes freed by deleting every orphan.");
+                  "Sum of the orphans' reclaimable bytes, each deleted alone.");
         prom_u(p, "imgaudit_orphan_reclaimable_bytes", NULL, NULL, total);
         return 0;
 }
