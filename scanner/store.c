@@ -354,6 +354,10 @@ void ia_store_close(struct ia_store *s)
                 return;
         for (int i = 0; i < ST_COUNT; i++)
                 sqlite3_finalize(s->st[i]);
+        /* A reader (a report) holding an older snapshot must not hold the scan
+         * up: without a busy wait the checkpoint copies what it can and the
+         * WAL is truncated when no reader needs it. */
+        sqlite3_busy_timeout(s->db, 0);
         sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
         sqlite3_close(s->db);
         pthread_mutex_destroy(&s->lock);

@@ -456,5 +456,23 @@ eq "report during a scan shows the last complete scan" "$(pj r5.json 'd["scan"][
 { kill -9 $BG && wait $BG; } 2>/dev/null
 BG=
 
+# ---- ... nor does a scan wait for a report still reading an older snapshot ----
+python3 -c '
+import sqlite3, sys, time
+c = sqlite3.connect("file:db.sqlite?mode=ro", uri=True, isolation_level=None)
+c.execute("BEGIN"); c.execute("SELECT count(*) FROM map").fetchall()
+print("reading", flush=True); time.sleep(12)
+' >reader.out &
+BG=$!
+for _ in $(seq 50); do grep -q reading reader.out && break; sleep 0.1; done
+touch store/ov1.qcow2
+start=$(date +%s%N)
+"$IMGAUDIT" scan --db db.sqlite --quiet store
+eq "scan during a long read exit status" "$?" "0"
+ms=$((($(date +%s%N) - start) / 1000000))
+[ $ms -lt 5000 ] && ok || bad "a scan waited ${ms} ms for a reader"
+{ kill -9 $BG && wait $BG; } 2>/dev/null
+BG=
+
 echo "test_report_store: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
