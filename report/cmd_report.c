@@ -38,9 +38,10 @@ const char ia_report_usage[] =
     "      --section=NAME     summary, capacity, sharing, chains, orphans, findings,\n"
     "                         trend; repeat or separate with commas (default: all)\n"
     "      --scan ID          report on scan ID (default: the latest complete scan)\n"
-    "      --since ID|DATE    measure growth from scan ID, or from the last complete\n"
-    "                         scan started at or before DATE (YYYY-MM-DD[THH:MM[:SS]]);\n"
-    "                         default: the complete scan before the reported one\n"
+    "      --since ID|DATE    measure growth from the complete scan ID, or from the\n"
+    "                         last complete scan started at or before DATE\n"
+    "                         (YYYY-MM-DD[THH:MM[:SS]]), always one before the\n"
+    "                         reported scan; default: the complete scan before it\n"
     "  -o, --output=FILE      write to FILE atomically (temporary file + rename)\n"
     "\n"
     "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";

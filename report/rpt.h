@@ -131,9 +131,9 @@ void ia_rpt_close(struct ia_rpt *r);
 
 /*
  * Choose the scan (scan_arg NULL: the latest complete one) and the trend's
- * earlier scan (since NULL: the complete scan before it; an ID or a date
- * "YYYY-MM-DD[THH:MM[:SS]][Z]": the last complete scan started at or before
- * it, else the first after it), then load everything.
+ * earlier scan, always a complete scan before it (since NULL: the last one;
+ * an ID; or a date "YYYY-MM-DD[THH:MM[:SS]][Z]": the last one started at or
+ * before it, else the first after it), then load everything.
  */
 int ia_rpt_load(struct ia_rpt *r, const char *scan_arg, const char *since, bool want_trend,
                 struct ia_error *err);
