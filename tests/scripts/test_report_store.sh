@@ -188,6 +188,32 @@ PY
 eq "csv line endings" "$(grep -c $'[^\r]$' all.csv)" "0"
 # summary: scan + summary; chains: chains + depths + broken links; trend: trend + top + history
 eq "csv tables" "$(grep -c '^table,' all.csv)" "12"
+# every section's exact figures in CSV: one table after another, each with its header
+python3 - all.csv "$M" "$A_OV1" "$A_OV3" <<'PY' && ok || bad "csv figures"
+import csv, sys
+M, a_ov1, a_ov3 = (int(x) for x in sys.argv[2:])
+tables, head = {}, None
+for row in csv.reader(open(sys.argv[1], newline="")):
+    if not row:
+        head = None
+    elif head is None:
+        head = row
+    else:
+        tables.setdefault(row[0], []).append(dict(zip(head, row)))
+scan = {r["key"]: r["value"] for r in tables["scan"]}
+assert scan["id"] == "1" and scan["errors"] == "0", scan
+tot = [r for r in tables["summary"] if r["group"] == "total"][0]
+assert tot["images"] == "7" and tot["virtual_bytes"] == str(83 * M), tot
+base = [r for r in tables["sharing"] if r["kind"] == "base" and r["image"] == "store/base.qcow2"][0]
+assert (base["visible_bytes"], base["dead_bytes"], base["descendants"]) == (str(3 * M), str(M), "3"), base
+ov3 = [r for r in tables["sharing"] if r["image"] == "store/ov3.qcow2"][0]
+assert ov3["freed_if_deleted_bytes"] == str(a_ov1 + a_ov3) and ov3["depth"] == "2", ov3
+assert [(r["chain_depth"], r["images"]) for r in tables["chain_depths"]] == [("0", "4"), ("1", "2"), ("2", "1")]
+assert [(r["image"], r["status"]) for r in tables["broken_links"]] == [("store/sub/broken.qcow2", "missing")]
+assert len(tables["orphans"]) == 5 and all(r["age_days"] == "0" for r in tables["orphans"])
+assert sorted(r["category"] for r in tables["findings"]) == ["image-missing", "link-missing"]
+assert "trend" not in tables and [r["scan"] for r in tables["history"]] == ["1"]
+PY
 
 # ---- Prometheus ----
 "$IMGAUDIT" report --db db.sqlite --format=prometheus >r.prom
