@@ -37,10 +37,11 @@ def qcow2_set_ext(path, ext_type, payload):
         f.write(out)
 
 
-ALLOWED_PREFIXES = ("/lib", "/usr/", "/etc/ld.so", "/proc/self/", "/sys/", "/dev/urandom",
-                    "/etc/localtime")
-# glibc's malloc reads this when it trims arenas (threads).
-SCAN_ALLOWED_PREFIXES = ALLOWED_PREFIXES + ("/proc/sys/vm/overcommit_memory",)
+# Read-only opens anywhere under these are fine (the loader, locale, the
+# sanitizers' view of the process; glibc's malloc reads overcommit_memory
+# when it trims arenas).
+SCAN_ALLOWED_PREFIXES = ("/lib", "/usr/", "/etc/ld.so", "/proc/self/", "/sys/", "/dev/urandom",
+                         "/etc/localtime", "/proc/sys/vm/overcommit_memory")
 
 
 def crc32c(data):
@@ -69,43 +70,22 @@ def vhdx_fix_region_checksums(path):
             f.write(t)
 
 
-def judge(log, root, forbidden):
-    """Return a list of complaints about an strace -f log."""
-    root = os.path.realpath(root)
-    bad = []
-    for line in open(log, errors="replace"):
-        line = line.strip()
-        m = re.search(r"\b(socket|connect)\(", line)
-        if m and "= -1" not in line:
-            bad.append("created a socket: " + line)
-            continue
-        m = re.search(r"\b(open|openat|openat2)\((?:[^,]*, )?\"((?:[^\"\\]|\\.)*)\"", line)
-        if not m:
-            continue
-        path = m.group(2).encode().decode("unicode_escape")
-        failed = re.search(r"= -1 ", line) is not None
-        o_path = "O_PATH" in line
-        if failed:
-            continue
-        if path.startswith(ALLOWED_PREFIXES):
-            continue
-        if m.group(1) == "openat2" or (m.group(1) == "openat" and not line.split("(", 1)[1].startswith("AT_FDCWD")):
-            # Relative to a directory fd: openat2 from a root fd, RESOLVE_BENEATH.
-            if "RESOLVE_BENEATH" in line or not path.startswith("/"):
-                if any(f in path for f in forbidden) and not o_path:
-                    bad.append("opened a forbidden file: " + line)
-                continue
-        full = os.path.realpath(path if path.startswith("/") else os.path.join(root, path))
-        if any(full == os.path.realpath(f) or path == f for f in forbidden) and not o_path:
-            bad.append("opened a forbidden file for I/O: " + line)
-        if not (full == root or full.startswith(root + "/")) and not o_path:
-            bad.append("opened a file outside the root: " + line)
-    return bad
-
-
-# --- scan: strace -f -y logs, where every successful open shows the path the
+# --- strace -f -y logs, where every successful open shows the path the
 # kernel resolved (`= 5</abs/path>`), so openat(dirfd, ...) and reopens via
-# /proc/self/fd are judged by what they really opened. ---
+# /proc/self/fd are judged by what they really opened (an O_PATH open that
+# is then reopened through /proc/self/fd/N shows up with the real file). ---
+
+# The syscalls the hostile tests trace (strace -e trace=...).
+TRACED = ("open,openat,openat2,creat,socket,connect,socketpair,execve,mkdir,mkdirat,"
+          "unlink,unlinkat,rename,renameat,renameat2,truncate,link,linkat,symlink,"
+          "symlinkat,mknod,mknodat,chmod,fchmodat,utimensat,flock")
+# Successful calls of these change the file system: allowed only beneath the
+# allowed (database and spool) directories.
+MUTATING = ("creat", "mkdir", "mkdirat", "unlink", "unlinkat", "rename", "renameat",
+            "renameat2", "truncate", "link", "linkat", "symlink", "symlinkat", "mknod",
+            "mknodat", "chmod", "fchmodat", "utimensat")
+WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND")
+
 
 def _unescape(s):
     """strace's C-style escapes back to bytes, then to an os path string."""
@@ -116,12 +96,49 @@ def _under(path, dirs):
     return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
 
 
-def judge_scan(log, roots, allowed, forbidden, binary):
-    """Complaints about an strace -f -y log of `imgaudit scan`: sockets,
-    programs executed (but the first execve, of binary), files opened for I/O
-    outside the roots and the allowed directories (the database, the spool),
-    and FIFOs, sockets and devices opened for I/O anywhere."""
+def _path_args(line, cwd):
+    """The path arguments of a traced call, made absolute: a relative path is
+    taken against its directory descriptor (-y shows it) or the cwd."""
+    args = line.split("(", 1)[1]
+    out = []
+    base = cwd
+    for m in re.finditer(r'(\d+<((?:[^>\\]|\\.)*)>|AT_FDCWD)?(?:, )?"((?:[^"\\]|\\.)*)"', args):
+        if m.group(2) is not None:
+            base = _unescape(m.group(2))
+        elif m.group(1) == "AT_FDCWD":
+            base = cwd
+        p = _unescape(m.group(3))
+        p = os.path.normpath(p if p.startswith("/") else os.path.join(base, p))
+        out.append(os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p)))
+    return out
+
+
+def _calls(log):
+    """The lines of an strace -f log, with each call's "<unfinished ...>" and
+    "<... resumed>" halves joined into one line."""
+    pending = {}
+    for line in open(log, errors="replace"):
+        line = line.rstrip("\n")
+        m = re.match(r"(\d+) +(.*) <unfinished \.\.\.>$", line)
+        if m:
+            pending[m.group(1)] = m.group(1) + " " + m.group(2)
+            continue
+        m = re.match(r"(\d+) +<\.\.\. \w+ resumed>(.*)$", line)
+        if m and m.group(1) in pending:
+            yield pending.pop(m.group(1)) + m.group(2)
+            continue
+        yield line
+
+
+def judge_scan(log, roots, allowed, forbidden, binary, cwd=None):
+    """Complaints about an strace -f -y log (TRACED calls) of `imgaudit scan`
+    or `imgaudit map`: sockets, programs executed (but the first execve, of
+    binary), files opened for I/O outside the roots and the allowed
+    directories (the database, the spool), FIFOs, sockets and devices opened
+    for I/O anywhere, and any write, creation, removal, rename or lock outside
+    the allowed directories (the roots are read-only)."""
     import stat
+    cwd = cwd or os.getcwd()
     roots = [os.path.realpath(r) for r in roots]
     allowed = [os.path.realpath(a) for a in allowed]
     forbidden = {os.path.realpath(f) for f in forbidden}
@@ -132,8 +149,7 @@ def judge_scan(log, roots, allowed, forbidden, binary):
             ancestors.add(r)
     bad = []
     execs = 0
-    for line in open(log, errors="replace"):
-        line = line.rstrip("\n")
+    for line in _calls(log):
         if re.search(r"\b(socket|connect|socketpair)\(", line):
             if not re.search(r"= -1 ", line):
                 bad.append("created a socket: " + line)
@@ -145,7 +161,18 @@ def judge_scan(log, roots, allowed, forbidden, binary):
                 if execs > 1 or not m or os.path.realpath(_unescape(m.group(1))) != os.path.realpath(binary):
                     bad.append("executed a program: " + line)
             continue
-        if not re.search(r"\b(open|openat|openat2)\(", line):
+        call = re.match(r"(?:\d+ +)?(\w+)\(", line)
+        call = call.group(1) if call else ""
+        if call in MUTATING:
+            if re.search(r"= 0$", line) and not all(_under(p, allowed) for p in _path_args(line, cwd)):
+                bad.append("changed the file system outside the allowed directories: " + line)
+            continue
+        if call == "flock":
+            m = re.search(r"flock\(\d+<((?:[^>\\]|\\.)*)>", line)
+            if re.search(r"= 0$", line) and not (m and _under(_unescape(m.group(1)), allowed)):
+                bad.append("took a lock outside the allowed directories: " + line)
+            continue
+        if call not in ("open", "openat", "openat2", "creat"):
             continue
         m = re.search(r"= \d+<(.*)>$", line)
         if not m:
@@ -155,6 +182,9 @@ def judge_scan(log, roots, allowed, forbidden, binary):
         path = _unescape(m.group(1))
         if path.endswith(" (deleted)"):
             path = path[:-len(" (deleted)")]
+        if any(f in line for f in WRITE_FLAGS) and not _under(path, allowed):
+            bad.append("opened a file for writing outside the allowed directories: " + line)
+            continue
         if (path.startswith(SCAN_ALLOWED_PREFIXES) or re.match(r"/proc/\d+/", path)) and path not in forbidden:
             continue
         kind = None
@@ -180,11 +210,8 @@ def judge_scan(log, roots, allowed, forbidden, binary):
 
 if __name__ == "__main__":
     cmd = sys.argv[1]
-    if cmd == "judge":
-        problems = judge(sys.argv[2], sys.argv[3], sys.argv[4:])
-        for p in problems:
-            print(p)
-        sys.exit(1 if problems else 0)
+    if cmd == "traced":
+        print(TRACED)
     elif cmd == "patch":
         patch(sys.argv[2], int(sys.argv[3], 0), sys.argv[4], *[int(v, 0) for v in sys.argv[5:]])
     elif cmd == "qcow2-ext":

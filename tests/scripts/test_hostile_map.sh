@@ -26,6 +26,9 @@ q -f qcow2 "$outside/secret.qcow2" 1M
 w "$outside/secret.qcow2" -c 'write -P 0x5e 0 64k'
 head -c 65536 /dev/urandom >"$outside/secret.raw"
 FORBIDDEN=("$outside/secret.qcow2" "$outside/secret.raw" "$root/fifo" /dev/zero /dev/null /etc/hostname /etc/passwd)
+FORBID=()
+for f in "${FORBIDDEN[@]}"; do FORBID+=(--forbid "$f"); done
+TRACED=$($lib traced)
 
 # run_case NAME WANT_RC WANT_TEXT [--no-root] ARGS...
 run_case() {
@@ -33,9 +36,8 @@ run_case() {
 	local rootopt=(--allow-root="$root") log=$work/$name.strace rc out err problems=""
 	if [ "${1:-}" = --no-root ]; then rootopt=(); shift; fi
 	# LeakSanitizer cannot run under ptrace: the sanitizer build checks leaks elsewhere.
-	out=$(ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" timeout 20 strace -f -qq -o "$log" \
-		-e trace=open,openat,openat2,socket,connect \
-		"$IMGAUDIT" map "${rootopt[@]}" "$@" 2>"$work/err")
+	out=$(ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" timeout 20 strace -f -qq -y -o "$log" \
+		-e trace="$TRACED" "$IMGAUDIT" map "${rootopt[@]}" "$@" 2>"$work/err")
 	rc=$?
 	err=$(cat "$work/err")
 	if [ "$want" = any ]; then
@@ -54,7 +56,7 @@ run_case() {
 		[ "$(printf '%s\n' "$err" | grep -vc 'warning:')" -eq 1 ] || problems+=" not one error line;"
 	fi
 	[ -z "$text" ] || printf '%s' "$err" | grep -qi -- "$text" || problems+=" message lacks '$text';"
-	if ! j=$($lib judge "$log" "$root" "${FORBIDDEN[@]}"); then problems+=" $j;"; fi
+	if ! j=$($lib judge-scan "$log" "$IMGAUDIT" --root "$root" "${FORBID[@]}"); then problems+=" $j;"; fi
 	if [ -z "$problems" ]; then
 		pass=$((pass + 1))
 	else
@@ -65,6 +67,25 @@ run_case() {
 }
 
 base() { q -f qcow2 "$1" 1M; }
+
+# The judge itself must catch a program that reads a file outside the root,
+# opens a FIFO, creates a socket, writes or creates a file in the root,
+# removes one or takes a lock (so a blind judge cannot pass).
+mkfifo canary-fifo
+echo x >canary-victim
+timeout 10 strace -f -qq -y -o "$work/canary.strace" -e trace="$TRACED" python3 -c '
+import fcntl, os, socket, sys
+open(sys.argv[1], "rb").read(1)
+os.close(os.open("canary-fifo", os.O_RDONLY | os.O_NONBLOCK))
+socket.socket()
+open("canary-new", "wb").close()
+os.unlink("canary-victim")
+fcntl.flock(os.open("canary-new", os.O_RDONLY), fcntl.LOCK_SH)' "$outside/secret.raw"
+j=$($lib judge-scan "$work/canary.strace" "$(command -v python3)" --root "$root")
+for what in "outside the root" "FIFO" "socket" "for writing" "changed the file system" "lock"; do
+	if grep -q "$what" <<<"$j"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL the judge missed: $what"; fi
+done
+rm -f canary-fifo canary-new
 
 # --- references leaving the root ---
 base t-abs.qcow2; rebase t-abs.qcow2 "$outside/secret.qcow2"

@@ -14,7 +14,8 @@
 # and (hostile_lib.py judge-scan) that nothing outside the root, the
 # database's directory and the spool directory was opened for I/O, that no
 # FIFO, socket or device was opened for I/O (O_PATH opens are fine), that no
-# socket was created and no program executed.
+# socket was created, no program executed, and nothing written, created,
+# removed, renamed or locked outside the database and spool directories.
 # Cases already covered by test_scan_store.sh, test_scan_archives.sh and
 # test_scan_crash.sh (plain absolute/../json:/symlink-file references, A->B->A
 # and self loops, a FIFO backing file, a garbage or foreign database, disk
@@ -23,6 +24,7 @@ set -u
 IMGAUDIT=${IMGAUDIT:?set IMGAUDIT to the imgaudit binary}
 here=$(cd "$(dirname "$0")" && pwd)
 lib="python3 $here/hostile_lib.py"
+TRACED=$(python3 "$here/hostile_lib.py" traced)
 command -v strace >/dev/null || { echo "strace is not installed (run tests/setup.sh)"; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-hostile-scan.XXXXXX")
 BG=
@@ -75,8 +77,7 @@ scan() {
 	cd "$work/c" || exit 1
 	# LeakSanitizer cannot run under ptrace: the sanitizer build checks leaks elsewhere.
 	ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" timeout 30 strace -f -qq -y -o "$log" \
-		-e trace=open,openat,openat2,socket,connect,execve \
-		"$IMGAUDIT" scan --db "$db" --quiet -j 2 "$@" "$name" 2>"$work/db/$name.err"
+		-e trace="$TRACED" "$IMGAUDIT" scan --db "$db" --quiet -j 2 "$@" "$name" 2>"$work/db/$name.err"
 	rc=$?
 	[ "$rc" = "$want" ] || problems+=" exit $rc, wanted $want;"
 	local j args=()
@@ -117,15 +118,22 @@ linkq() { echo "SELECT status, kind FROM v_links WHERE path = '$name/$1' AND kin
 imgq() { echo "SELECT status FROM v_images WHERE path = '$name/$1'"; }
 
 # The judge itself: a program that reads a file outside the root, opens a
-# FIFO and creates a socket must be caught (so a silent judge cannot pass).
+# FIFO, creates a socket, writes or renames a file in the root or takes a
+# lock there must be caught (so a silent judge cannot pass).
 begin judge-canary
 mkfifo fifo
 python3 -c 'import socket; socket.socket()' 2>/dev/null
-timeout 10 strace -f -qq -y -o "$work/db/canary.strace" -e trace=open,openat,openat2,socket,connect,execve \
-	python3 -c 'import os, socket, sys; open(sys.argv[1], "rb").read(1); os.close(os.open("fifo", os.O_RDONLY | os.O_NONBLOCK)); socket.socket()' \
-	"$outside/secret.raw"
+echo x >victim
+timeout 10 strace -f -qq -y -o "$work/db/canary.strace" -e trace="$TRACED" python3 -c '
+import fcntl, os, socket, sys
+open(sys.argv[1], "rb").read(1)
+os.close(os.open("fifo", os.O_RDONLY | os.O_NONBLOCK))
+socket.socket()
+open("new", "wb").close()
+os.rename("victim", "renamed")
+fcntl.flock(os.open("new", os.O_RDONLY), fcntl.LOCK_SH)' "$outside/secret.raw"
 j=$($lib judge-scan "$work/db/canary.strace" "$(command -v python3)" --root "$work/c/$name")
-for what in "outside the roots" "FIFO" "socket"; do
+for what in "outside the roots" "FIFO" "socket" "for writing" "changed the file system" "lock"; do
 	grep -q "$what" <<<"$j" || problems+=" the judge missed: $what;"
 done
 end
