@@ -50,7 +50,9 @@
 #define DEFAULT_SPOOL_MEMORY (64ull << 20)
 #define DEFAULT_MAX_RATIO    100000u
 #define DEFAULT_MAX_NESTING  2u
-#define RATIO_SLACK          (1ull << 20) /* decompressed bytes before the ratio cap applies */
+#define DEFAULT_MAX_NAME     4096u         /* bytes in one member or link name (PATH_MAX) */
+#define DEFAULT_NAME_BUDGET  (32ull << 20) /* bytes of member and link names per archive */
+#define RATIO_SLACK          (1ull << 20)  /* decompressed bytes before the ratio cap applies */
 #define READ_BLOCK           (256u << 10)
 #define VERIFY_MAX           (64u << 10)
 #define OVF_MAX              (4u << 20)
@@ -65,7 +67,8 @@ struct ia_archive {
         struct ia_archive_member *members;
         char **norms; /* normalised names, parallel to members */
         size_t count, cap;
-        size_t *index; /* open addressing over norms: member index + 1, 0 = empty */
+        uint64_t name_bytes; /* member and link names held, against lim.name_budget */
+        size_t *index;       /* open addressing over norms: member index + 1, 0 = empty */
         size_t index_cap;
         struct ia_ovf_disk *ovf;
         size_t ovf_count;
@@ -877,6 +880,43 @@ static void check_member_end(struct walk *w)
                      m->name, (unsigned long long)w->check_end, (long long)next);
 }
 
+/*
+ * Member names are held in memory and stored: a pax header can make one as
+ * long as it likes, and a compressed stream of such headers is tiny.  Cap
+ * each name (and link target) and their total; over a cap the walk stops,
+ * the members before it stay recorded.
+ */
+static int check_names(struct walk *w, struct archive_entry *entry)
+{
+        struct ia_archive *a = w->a;
+        const char *link = archive_entry_hardlink(entry);
+        size_t n = strlen(entry_name(entry)), ln;
+        struct ia_error e;
+
+        if (!link)
+                link = archive_entry_symlink(entry);
+        ln = link ? strlen(link) : 0;
+        if (n > w->lim.max_name || ln > w->lim.max_name) {
+                ia_error_set(&e, IA_ERR_LIMIT,
+                             "archive '%s': member %zu has a %s of %zu bytes, over the cap of "
+                             "%llu bytes",
+                             a->name, a->count + 1, n > w->lim.max_name ? "name" : "link target",
+                             n > w->lim.max_name ? n : ln, (unsigned long long)w->lim.max_name);
+                walk_fail(w, &e);
+                return -1;
+        }
+        a->name_bytes += n + ln;
+        if (a->name_bytes > w->lim.name_budget) {
+                ia_error_set(&e, IA_ERR_LIMIT,
+                             "archive '%s': member names total more than %llu bytes (the cap) "
+                             "after %zu members",
+                             a->name, (unsigned long long)w->lim.name_budget, a->count);
+                walk_fail(w, &e);
+                return -1;
+        }
+        return 0;
+}
+
 static void walk_members(struct walk *w)
 {
         struct ia_archive *a = w->a;
@@ -920,6 +960,8 @@ static void walk_members(struct walk *w)
                         walk_fail(w, &e);
                         return;
                 }
+                if (check_names(w, entry) < 0)
+                        return;
                 if (add_member(w, entry, &m) < 0)
                         return;
                 if (r == ARCHIVE_FAILED) {
@@ -1417,6 +1459,10 @@ static void limits_resolve(const struct ia_archive_limits *in, struct ia_archive
                 out->max_ratio = DEFAULT_MAX_RATIO;
         if (!out->max_nesting)
                 out->max_nesting = DEFAULT_MAX_NESTING;
+        if (!out->max_name)
+                out->max_name = DEFAULT_MAX_NAME;
+        if (!out->name_budget)
+                out->name_budget = DEFAULT_NAME_BUDGET;
         if (!out->max_decompressed && !ia_mul_ok(out->spool_budget, 4, &out->max_decompressed))
                 out->max_decompressed = UINT64_MAX;
 }

@@ -81,6 +81,8 @@ struct ia_archive_limits {
         unsigned max_nesting;      /* archives inside archives, default 2 */
         const char *tmpdir;        /* where spools spill, default $TMPDIR or /tmp */
         uint64_t max_decompressed; /* bytes decompressed in one walk, default 4 x spool_budget */
+        uint64_t max_name;         /* bytes in one member name or link target, default 4096 */
+        uint64_t name_budget;      /* bytes of all member and link names, default 32 MiB */
 };
 /* A zero field (or a NULL limits pointer) takes the default. */
 

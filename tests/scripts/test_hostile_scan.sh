@@ -702,6 +702,21 @@ check "too deep a nesting is not recorded" [ -n "$(sqlite3 "$db" "
 	SELECT 1 FROM v_entries WHERE path LIKE '$name/l4.tar.gz%' AND reason LIKE '%deep%'")" ]
 end
 
+begin long-names
+# pax names of 200 KB each: 40 MB of names from a few hundred KB of gzip
+python3 - <<'PY'
+import tarfile
+with tarfile.open('n.tar.gz', 'w:gz', compresslevel=1) as t:
+    t.addfile(tarfile.TarInfo('short'))
+    for n in range(200):
+        t.addfile(tarfile.TarInfo('d%d/' % n + 'a' * 200000))
+PY
+scan 1
+expect "SELECT code, message LIKE '%member 2 has a name of 200003 bytes, over the cap of 4096 bytes%' FROM v_findings WHERE path = '$name/n.tar.gz'" "archive-limit|1"
+expect "SELECT count(*) FROM v_entries WHERE path LIKE '$name/n.tar.gz!%'" "1"
+check "the database holds the long names" [ "$(stat -c %s "$db")" -lt 4000000 ]
+end
+
 begin ova-refs
 cp "$work/m.qcow2" disk1.qcow2
 cat >vm.ovf <<'OVF'

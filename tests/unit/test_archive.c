@@ -733,6 +733,58 @@ static void test_member_cap(void **state)
         ia_archive_free(a);
 }
 
+/* A pax name of any length costs a few bytes compressed: names are capped. */
+static void test_name_caps(void **state)
+{
+        struct ia_archive_limits lim = {.name_budget = 1000};
+        struct ia_archive *a;
+        const struct ia_error *e;
+
+        (void)state;
+        need_tool("python3", "python3");
+        sh("cd '%s' && python3 -c '\n"
+           "import tarfile\n"
+           "with tarfile.open(\"longname.tar.gz\", \"w:gz\") as t:\n"
+           "    for n in (\"short\", \"x\" * 4096, \"y\" * 4097, \"after\"):\n"
+           "        t.addfile(tarfile.TarInfo(n))\n"
+           "with tarfile.open(\"longlink.tar\", \"w\") as t:\n"
+           "    t.addfile(tarfile.TarInfo(\"first\"))\n"
+           "    i = tarfile.TarInfo(\"l\"); i.type = tarfile.SYMTYPE; i.linkname = \"z\" * 5000\n"
+           "    t.addfile(i)\n"
+           "with tarfile.open(\"names.tar\", \"w\") as t:\n"
+           "    for n in range(100):\n"
+           "        t.addfile(tarfile.TarInfo(\"%%02d-\" %% n + \"n\" * 95))\n"
+           "'",
+           tmp);
+        a = open_archive("longname.tar.gz", NULL);
+        assert_int_equal(ia_archive_count(a), 2); /* the walk stops at the long name */
+        assert_non_null(ia_archive_find(a, "short"));
+        e = ia_archive_error(a);
+        assert_non_null(e);
+        assert_int_equal(e->cat, IA_ERR_LIMIT);
+        assert_non_null(strstr(e->msg, "member 3 has a name of 4097 bytes, over the cap of 4096"));
+        ia_archive_free(a);
+
+        a = open_archive("longlink.tar", NULL);
+        assert_int_equal(ia_archive_count(a), 1);
+        e = ia_archive_error(a);
+        assert_non_null(e);
+        assert_non_null(strstr(e->msg, "member 2 has a link target of 5000 bytes"));
+        ia_archive_free(a);
+
+        a = open_archive("names.tar", &lim);
+        assert_int_equal(ia_archive_count(a), 10); /* 10 names of 98 bytes fit in 1000 */
+        e = ia_archive_error(a);
+        assert_non_null(e);
+        assert_int_equal(e->cat, IA_ERR_LIMIT);
+        assert_non_null(strstr(e->msg, "member names total more than 1000 bytes"));
+        ia_archive_free(a);
+        a = open_archive("names.tar", NULL);
+        assert_int_equal(ia_archive_count(a), 100);
+        assert_null(ia_archive_error(a));
+        ia_archive_free(a);
+}
+
 static const char ovf_text[] =
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
     "<!-- <File ovf:href=\"commented-out.vmdk\" ovf:id=\"file1\"/> -->\n"
@@ -956,6 +1008,7 @@ int main(void)
             cmocka_unit_test(test_bomb),
             cmocka_unit_test(test_spool_budget),
             cmocka_unit_test(test_member_cap),
+            cmocka_unit_test(test_name_caps),
             cmocka_unit_test(test_ova),
             cmocka_unit_test(test_ovf_hostile),
             cmocka_unit_test(test_nesting),
