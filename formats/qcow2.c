@@ -43,6 +43,7 @@
 #define QCOW2_MAX_L1_ENTRIES   (32u * 1024 * 1024 / 8) /* qemu: 32 MiB of L1 table */
 #define QCOW2_MAX_REFTABLE     (8u * 1024 * 1024)      /* bytes of refcount table */
 #define QCOW2_MAX_SNAPSHOTS    65536u
+#define QCOW2_L2_SLICE         (64u * 1024) /* bytes of an L2 table cached at a time */
 #define QCOW2_SNAPSHOT_HDR     40u
 #define QCOW2_MAX_SNAP_EXTRA   1024u                 /* bytes of extra data per entry */
 #define QCOW2_MAX_SNAP_TABLE   (64ull * 1024 * 1024) /* bytes of snapshot table */
@@ -130,9 +131,14 @@ struct qcow2 {
         uint64_t l1_win_start;
         uint32_t l1_win_count;
 
-        /* One cached L2 table. */
+        /*
+         * One cached slice of an L2 table: a chain of 2 MiB-cluster layers
+         * must not hold 2 MiB per layer (the depth cap times that is a lot).
+         */
         uint8_t *l2;
-        uint64_t l2_off; /* 0: nothing cached */
+        uint64_t l2_off;           /* table of the cached slice; 0: nothing cached */
+        uint64_t l2_first;         /* index of the slice's first entry */
+        uint64_t l2_slice_entries; /* entries per slice (a power of two) */
 
         /* The refcount table and blocks, for the preallocation heuristic. */
         uint64_t rt_offset;
@@ -190,9 +196,13 @@ static int l1_entry(struct ia_image *img, struct qcow2 *q, uint64_t idx, uint64_
         return 0;
 }
 
-static int l2_load(struct ia_image *img, struct qcow2 *q, uint64_t off, struct ia_error *err)
+/* Load the slice of the L2 table at off that holds entry idx. */
+static int l2_load(struct ia_image *img, struct qcow2 *q, uint64_t off, uint64_t idx,
+                   struct ia_error *err)
 {
-        if (q->l2_off == off)
+        uint64_t first = idx & ~(q->l2_slice_entries - 1);
+
+        if (q->l2_off == off && q->l2_first == first)
                 return 0;
         q->l2_off = 0;
         if (!ia_range_in(off, q->cluster_size, img->file->src->size))
@@ -201,15 +211,17 @@ static int l2_load(struct ia_image *img, struct qcow2 *q, uint64_t off, struct i
                                     "(%llu bytes)",
                                     (unsigned long long)off,
                                     (unsigned long long)img->file->src->size);
-        if (ia_read(img->file->src, q->l2, (size_t)q->cluster_size, off, "qcow2 L2 table", err) < 0)
+        if (ia_read(img->file->src, q->l2, (size_t)(q->l2_slice_entries * q->l2_esize),
+                    off + first * q->l2_esize, "qcow2 L2 table", err) < 0)
                 return -1;
         q->l2_off = off;
+        q->l2_first = first;
         return 0;
 }
 
 static uint64_t l2_get(const struct qcow2 *q, uint64_t idx, uint64_t *bitmap)
 {
-        const uint8_t *p = q->l2 + idx * q->l2_esize;
+        const uint8_t *p = q->l2 + (idx - q->l2_first) * q->l2_esize;
 
         *bitmap = q->ext_l2 ? ia_be64(p + 8) : 0;
         return ia_be64(p);
@@ -463,8 +475,11 @@ static int qcow2_block_status(struct ia_image *img, uint64_t off, uint64_t len,
                 return corrupt(
                     q, err, "qcow2: L2 table offset %#llx is not cluster aligned (L1 index %#llx)",
                     (unsigned long long)l2_off, (unsigned long long)l1_idx);
-        if (l2_load(img, q, l2_off, err) < 0)
+        if (l2_load(img, q, l2_off, l2_idx, err) < 0)
                 return -1;
+        /* no further than the cached slice */
+        if (needed > (q->l2_first + q->l2_slice_entries - l2_idx) << q->cluster_bits)
+                needed = (q->l2_first + q->l2_slice_entries - l2_idx) << q->cluster_bits;
 
         entry = l2_get(q, l2_idx, &bitmap);
         nb = (needed + q->cluster_size - 1) >> q->cluster_bits;
@@ -1220,7 +1235,8 @@ static int qcow2_open(struct ia_image *img, struct ia_error *err)
         if (check_l1(img, q, err) < 0)
                 goto fail_backing;
 
-        q->l2 = malloc((size_t)q->cluster_size);
+        q->l2_slice_entries = ia_min_u64(q->l2_entries, QCOW2_L2_SLICE / q->l2_esize);
+        q->l2 = malloc((size_t)(q->l2_slice_entries * q->l2_esize));
         if (!q->l2) {
                 ia_error_set(err, IA_ERR_NOMEM, "qcow2: out of memory for an L2 table");
                 goto fail_backing;

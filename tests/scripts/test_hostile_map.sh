@@ -226,5 +226,48 @@ start=$(date +%s)
 run_case vmdk-20000-extents 1 "" many.vmdk
 [ $(($(date +%s) - start)) -le 5 ] || { fail=$((fail + 1)); echo "FAIL vmdk-20000-extents took more than 5 s"; }
 
+# --- memory: peak RSS stays small whatever the headers claim ---
+# rss_case NAME MAX_KIB ARGS...: map (JSON) and compare the peak RSS to the cap
+rss_case() {
+	local name=$1 max=$2 kib
+	shift 2
+	/usr/bin/time -f %M -o "$work/rss" "$IMGAUDIT" map --output=json "$@" >/dev/null 2>&1
+	kib=$(tail -1 "$work/rss")
+	if [ "$kib" -le "$max" ]; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+		echo "FAIL rss-$name: peak RSS $kib KiB, over $max KiB"
+	fi
+}
+# A chain of 2 MiB-cluster qcow2 layers, each with an L2 table in use: an L2
+# table held whole per layer would be 2 MiB each (the depth cap allows 256).
+q -f qcow2 -o cluster_size=2M deep0.qcow2 1G
+for i in $(seq 1 48); do
+	q -f qcow2 -o cluster_size=2M -b "deep$((i - 1)).qcow2" -F qcow2 "deep$i.qcow2"
+	w "deep$i.qcow2" -c "write -P 1 $((i * 4))M 4k"
+done
+rss_case deep-2m-chain 40960 deep48.qcow2
+# Tables as large as the caps allow, in sparse files where they fit.
+q -f qcow2 -o cluster_size=64k big-l1.qcow2 1G
+python3 - big-l1.qcow2 <<'PY'
+import struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    l1 = 4 * 1024 * 1024            # the L1 cap: 32 MiB of table
+    f.seek(24); f.write(struct.pack('>Q', l1 << 29))
+    f.seek(36); f.write(struct.pack('>I', l1))
+    f.seek(40); f.write(struct.pack('>Q', 1 << 20))
+    f.truncate(64 << 30)
+PY
+rss_case qcow2-l1-cap 20480 big-l1.qcow2
+for spec in "vdi 384 <I 0xfffffff" "parallels 32 <I 0xfffffff" "vpc 540 >I 0xfffffff"; do
+	set -- $spec
+	q -f "$1" "big.$1" 4M
+	w "big.$1" -f "$1" -c 'write -P 1 0 4k'
+	$lib patch "big.$1" "$2" "$3" "$4"
+	truncate -s 200G "big.$1"
+	rss_case "$1-table-huge" 20480 "big.$1"
+done
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
