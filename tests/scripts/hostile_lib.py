@@ -70,6 +70,53 @@ def vhdx_fix_region_checksums(path):
             f.write(t)
 
 
+def _guid(text):
+    a, b, c, d, e = text.split("-")
+    return struct.pack("<IHH", int(a, 16), int(b, 16), int(c, 16)) + bytes.fromhex(d + e)
+
+
+def vhdx_make_differencing(path, relative_path):
+    """Turn a dynamic VHDX made by qemu-img into a differencing one whose
+    parent locator holds relative_path (as the VHDX specification lays the
+    metadata region, parameters and locator out)."""
+    meta_guid = _guid("8B7CA206-4790-4B9A-B8FE-575F050F886E")
+    params_guid = _guid("CAA16737-FA36-4D43-B3B6-33F0AA44E76B")
+    loc_guid = _guid("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C")
+    loctype = _guid("B04AEFB7-D19E-4A81-B789-25B8E9445913")
+    with open(path, "r+b") as f:
+        d = bytearray(f.read())
+        r = 192 * 1024
+        meta = None
+        for i in range(struct.unpack("<I", d[r + 8:r + 12])[0]):
+            e = r + 16 + 32 * i
+            if d[e:e + 16] == meta_guid:
+                meta = struct.unpack("<Q", d[e + 16:e + 24])[0]
+        count = struct.unpack("<H", d[meta + 10:meta + 12])[0]
+        end = 0
+        for i in range(count):
+            e = meta + 32 + 32 * i
+            off, length = struct.unpack("<II", d[e + 16:e + 24])
+            end = max(end, off + length)
+            if d[e:e + 16] == params_guid:  # HasParent
+                d[meta + off + 4:meta + off + 8] = struct.pack("<I", 2)
+        kv = [("parent_linkage", "{00000000-0000-0000-0000-000000000000}"),
+              ("relative_path", relative_path)]
+        base = 20 + 12 * len(kv)
+        body = ents = b""
+        for k, v in kv:
+            kb, vb = k.encode("utf-16-le"), v.encode("utf-16-le")
+            ents += struct.pack("<IIHH", base + len(body), base + len(body) + len(kb), len(kb), len(vb))
+            body += kb + vb
+        loc = loctype + struct.pack("<HH", 0, len(kv)) + ents + body
+        off = (end + 7) & ~7
+        d[meta + off:meta + off + len(loc)] = loc
+        e = meta + 32 + 32 * count
+        d[e:e + 32] = loc_guid + struct.pack("<IIII", off, len(loc), 4 | 2, 0)
+        d[meta + 10:meta + 12] = struct.pack("<H", count + 1)
+        f.seek(0)
+        f.write(d)
+
+
 # --- strace -f -y logs, where every successful open shows the path the
 # kernel resolved (`= 5</abs/path>`), so openat(dirfd, ...) and reopens via
 # /proc/self/fd are judged by what they really opened (an O_PATH open that
@@ -216,6 +263,8 @@ if __name__ == "__main__":
         patch(sys.argv[2], int(sys.argv[3], 0), sys.argv[4], *[int(v, 0) for v in sys.argv[5:]])
     elif cmd == "qcow2-ext":
         qcow2_set_ext(sys.argv[2], int(sys.argv[3], 0), sys.argv[4].encode())
+    elif cmd == "vhdx-diff":
+        vhdx_make_differencing(sys.argv[2], sys.argv[3])
     elif cmd == "vhdx-fix-region-checksums":
         vhdx_fix_region_checksums(sys.argv[2])
     elif cmd == "judge-scan":

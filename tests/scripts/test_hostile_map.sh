@@ -25,7 +25,7 @@ rebase() { qemu-img rebase -q -u -b "$2" -F "${3:-qcow2}" "$1"; }
 q -f qcow2 "$outside/secret.qcow2" 1M
 w "$outside/secret.qcow2" -c 'write -P 0x5e 0 64k'
 head -c 65536 /dev/urandom >"$outside/secret.raw"
-FORBIDDEN=("$outside/secret.qcow2" "$outside/secret.raw" "$root/fifo" /dev/zero /dev/null /etc/hostname /etc/passwd)
+FORBIDDEN=("$outside/secret.qcow2" "$outside/secret.raw" "$outside/secret.vhdx" "$root/fifo" /dev/zero /dev/null /etc/hostname /etc/passwd)
 FORBID=()
 for f in "${FORBIDDEN[@]}"; do FORBID+=(--forbid "$f"); done
 TRACED=$($lib traced)
@@ -137,6 +137,16 @@ open(p, 'wb').write(d)
 PY
 cp "$outside/secret.qcow2" "$outside/secret.vmdk"
 run_case vmdk-parent-hint 1 "outside the allowed roots" t-parent.vmdk
+
+q -f vhdx "$outside/secret.vhdx" 8M
+q -f vhdx vx-parent.vhdx 8M
+for c in "dotdot|..\\outside\\secret.vhdx" "abs|$outside/secret.vhdx" "good|.\\vx-parent.vhdx"; do
+	q -f vhdx "vx-${c%%|*}.vhdx" 8M
+	$lib vhdx-diff "vx-${c%%|*}.vhdx" "${c#*|}"
+done
+run_case vhdx-parent-dotdot 1 "outside the allowed roots" vx-dotdot.vhdx
+run_case vhdx-parent-abs 1 "outside the allowed roots" vx-abs.vhdx
+run_case vhdx-parent-inside 0 "" vx-good.vhdx
 
 # --- loops, depth, special files ---
 base self.qcow2; rebase self.qcow2 self.qcow2

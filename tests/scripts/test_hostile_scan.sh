@@ -51,7 +51,7 @@ w "$outside/secret.qcow2" -c 'write -P 0x5e 0 64k'
 head -c 65536 /dev/urandom >"$outside/secret.raw"
 cp "$outside/secret.qcow2" "$outside/secret.vmdk"
 qi create -f vpc "$outside/secret.vhd" 2M
-FORBIDDEN=("$outside/secret.qcow2" "$outside/secret.raw" "$outside/secret.vmdk" "$outside/secret.vhd"
+FORBIDDEN=("$outside/secret.qcow2" "$outside/secret.raw" "$outside/secret.vmdk" "$outside/secret.vhd" "$outside/secret.vhdx"
 	/dev/zero /dev/null /etc/passwd /etc/hostname)
 
 # begin NAME: a new case; its root is $work/c/NAME, the setup runs there.
@@ -310,6 +310,22 @@ expect "$(linkq mac.vhd)" "outside-roots|backing"
 expect "$(linkq dev.vhd)" "outside-roots|backing"
 expect "SELECT status, chain_depth, backing_path FROM v_images WHERE path = '$name/good.vhd'" \
 	"ok|1|$name/parent.vhd"
+end
+
+begin vhdx-locators
+qi create -f vhdx "$outside/secret.vhdx" 8M
+qi create -f vhdx parent.vhdx 8M
+for c in "dotdot|..\\..\\outside\\secret.vhdx" "abs|$outside/secret.vhdx" "dev|/dev/zero" \
+	"good|.\\parent.vhdx"; do
+	qi create -f vhdx "${c%%|*}.vhdx" 8M
+	$lib vhdx-diff "${c%%|*}.vhdx" "${c#*|}"
+done
+scan 0
+expect "$(linkq dotdot.vhdx)" "outside-roots|backing"
+expect "$(linkq abs.vhdx)" "outside-roots|backing"
+expect "$(linkq dev.vhdx)" "outside-roots|backing"
+expect "SELECT status, chain_depth, backing_path FROM v_images WHERE path = '$name/good.vhdx'" \
+	"ok|1|$name/parent.vhdx"
 end
 
 begin raw-not-reprobed
