@@ -30,14 +30,17 @@ static int add_run(struct ia_layer *l, const struct ia_bstatus *st, uint64_t off
         }
         if (l->n == l->cap) {
                 size_t nc = l->cap ? l->cap * 2 : 16;
+                size_t max_runs = max_bytes / sizeof(struct ia_layer_run);
                 struct ia_layer_run *nr;
 
-                if (max_bytes && nc * sizeof(*nr) > max_bytes) {
-                        if (l->n * sizeof(*nr) >= max_bytes) {
+                /* in whole runs: a cap that is not a multiple of a run must not
+                 * leave a full array "below the cap" and grow it by nothing */
+                if (max_bytes && nc > max_runs) {
+                        if (l->n >= max_runs) {
                                 l->too_big = true;
                                 return 1;
                         }
-                        nc = max_bytes / sizeof(*nr);
+                        nc = max_runs;
                 }
                 nr = realloc(l->runs, nc * sizeof(*nr));
                 if (!nr)

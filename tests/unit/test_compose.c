@@ -284,6 +284,15 @@ static void test_failed_and_too_big(void **state)
         assert_true(l.too_big);
         assert_int_equal(ia_compose(&c, 1, collect_row, &got, &err), 1);
         ia_layer_release(&l);
+
+        /* a cap that is not a whole number of runs (the scan's 64 MiB is not):
+         * the array stops at 20 runs and the layer is too big, no overflow */
+        memset(&l, 0, sizeof(l));
+        assert_int_equal(
+            ia_layer_map(&img, &l, 20 * sizeof(struct ia_layer_run) + 1, fid, NULL, &err), 0);
+        assert_true(l.too_big);
+        assert_null(l.runs);
+        ia_layer_release(&l);
 }
 
 static void test_cache(void **state)
