@@ -360,8 +360,12 @@ static int refcount_nonzero(struct ia_image *img, struct qcow2 *q, uint64_t idx,
         return 0;
 }
 
-/* qemu's metadata-preallocation heuristic: more refcounted clusters than file blocks. */
-static bool detect_prealloc(struct ia_image *img, struct qcow2 *q)
+/*
+ * qemu's metadata-preallocation heuristic: more refcounted clusters than file
+ * blocks.  Like qemu, a damaged refcount structure means "no" (1 or 0); but a
+ * read that failed is an error (-1), not a silently different map.
+ */
+static int detect_prealloc(struct ia_image *img, struct qcow2 *q, struct ia_error *err)
 {
         uint64_t file_len = img->file->len;
         uint64_t real = img->file->src->allocated / q->cluster_size;
@@ -373,8 +377,13 @@ static bool detect_prealloc(struct ia_image *img, struct qcow2 *q)
         for (uint64_t i = 0; i < end && count < threshold; i++) {
                 int r = refcount_nonzero(img, q, i, &local);
 
+                if (r < 0 && local.cat == IA_ERR_IO) {
+                        *err = local;
+                        ia_error_prefix(err, "qcow2: reading the refcounts");
+                        return -1;
+                }
                 if (r < 0)
-                        return false;
+                        return 0;
                 count += (uint64_t)r;
         }
         return count >= threshold;
@@ -446,7 +455,11 @@ static int qcow2_block_status(struct ia_image *img, uint64_t off, uint64_t len,
                 return ia_error_set(err, IA_ERR_CORRUPT,
                                     "qcow2: the image was found corrupt by an earlier query");
         if (q->prealloc < 0) {
-                q->prealloc = detect_prealloc(img, q);
+                int p = detect_prealloc(img, q, err);
+
+                if (p < 0)
+                        return -1;
+                q->prealloc = p;
                 if (q->dead_after_next)
                         q->dead = true;
         }

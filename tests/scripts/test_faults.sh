@@ -4,6 +4,7 @@
 # sanitizer run of the suite runs this too).
 set -u
 FAULT_MAP=${FAULT_MAP:?set FAULT_MAP to the fault_map test tool}
+here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-faults.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
@@ -70,8 +71,30 @@ run o.qcow
 q -f parallels pa.img 4M
 w pa.img -c 'write -P 9 1M 4k'
 run pa.img
-qemu-img create -q -f luks --object secret,id=s0,data=x -o key-secret=s0 l.luks 1M 2>/dev/null &&
-	run l.luks
+# chains through the other formats' parent links, and the remaining subformats
+q -f vmdk vp.vmdk 1M
+w vp.vmdk -c 'write -P 1 0 64k'
+q -f vmdk -b vp.vmdk -F vmdk vc.vmdk
+w vc.vmdk -c 'write -P 2 512k 64k'
+run vc.vmdk
+q -f qcow ob.qcow 1M
+w ob.qcow -c 'write -P 1 0 8k'
+q -f qcow -b ob.qcow -F qcow oc.qcow
+w oc.qcow -c 'write -P 2 64k 8k'
+run oc.qcow
+q -f vdi -o static=on is.vdi 2M
+w is.vdi -c 'write -P 9 1M 4k'
+run is.vdi
+q -f vmdk -o subformat=twoGbMaxExtentFlat tf.vmdk 1M
+run tf.vmdk
+q -f vhdx -o block_size=1M hp.vhdx 8M
+w hp.vhdx -c 'write -P 1 0 4M'
+q -f vhdx -o block_size=1M hc.vhdx 8M
+w hc.vhdx -c 'write -P 2 1M 1M'
+python3 "$here/hostile_lib.py" vhdx-diff hc.vhdx '.\hp.vhdx'
+run hc.vhdx
+qemu-img create -q -f luks --object secret,id=s0,data=x -o key-secret=s0,iter-time=10 l.luks 1M
+run l.luks
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
