@@ -237,13 +237,25 @@ run_case vmdk-20000-extents 1 "" many.vmdk
 [ $(($(date +%s) - start)) -le 5 ] || { fail=$((fail + 1)); echo "FAIL vmdk-20000-extents took more than 5 s"; }
 
 # --- memory: peak RSS stays small whatever the headers claim ---
-# rss_case NAME MAX_KIB ARGS...: map (JSON) and compare the peak RSS to the cap
+# rss_case NAME MAX_KIB ARGS...: map (JSON) and compare the peak RSS to the
+# cap.  A sanitizer build keeps freed memory in quarantine and adds shadow
+# memory: there the map must still finish cleanly, the figure is not judged
+# (the normal build of the same suite judges it).
+sanitized=false
+ldd "$IMGAUDIT" 2>/dev/null | grep -q 'lib[at]san' && sanitized=true
 rss_case() {
-	local name=$1 max=$2 kib
+	local name=$1 max=$2 kib rc
 	shift 2
-	/usr/bin/time -f %M -o "$work/rss" "$IMGAUDIT" map --output=json "$@" >/dev/null 2>&1
+	/usr/bin/time -f %M -o "$work/rss" "$IMGAUDIT" map --output=json "$@" >/dev/null 2>"$work/err"
+	rc=$?
 	kib=$(tail -1 "$work/rss")
-	if [ "$kib" -le "$max" ]; then
+	if [ "$rc" -gt 1 ] || grep -q 'Sanitizer\|runtime error' "$work/err"; then
+		fail=$((fail + 1))
+		echo "FAIL rss-$name: exit $rc: $(head -c 300 "$work/err")"
+	elif $sanitized; then
+		pass=$((pass + 1))
+		echo "note: rss-$name: $kib KiB under the sanitizers (not judged)"
+	elif [ "$kib" -le "$max" ]; then
 		pass=$((pass + 1))
 	else
 		fail=$((fail + 1))
