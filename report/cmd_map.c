@@ -81,6 +81,7 @@ static int parse_compat(const char *s, unsigned *out)
 static int top_path(const char *name, char **path)
 {
         const char *p = name;
+        size_t len;
 
         if (strncmp(name, "json:", 5) == 0) {
                 fprintf(stderr,
@@ -103,12 +104,13 @@ static int top_path(const char *name, char **path)
                         return -1;
                 }
         }
-        *path = malloc(strlen(p) + 3);
+        len = strlen(p) + 3;
+        *path = malloc(len);
         if (!*path) {
                 fprintf(stderr, "imgaudit map: out of memory\n");
                 return -1;
         }
-        sprintf(*path, "%s%s", p != name && ia_name_is_protocol(p) ? "./" : "", p);
+        snprintf(*path, len, "%s%s", p != name && ia_name_is_protocol(p) ? "./" : "", p);
         return 0;
 }
 

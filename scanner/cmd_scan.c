@@ -282,8 +282,7 @@ static void note_own_files(struct scan *s)
 
                 if (!p)
                         continue;
-                memcpy(p, s->db_path, n);
-                strcpy(p + n, suffixes[i]);
+                snprintf(p, n + 8, "%s%s", s->db_path, suffixes[i]);
                 if (stat(p, &st) == 0) {
                         s->own[s->nown].dev = (uint64_t)st.st_dev;
                         s->own[s->nown].ino = (uint64_t)st.st_ino;
