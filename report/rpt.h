@@ -31,7 +31,8 @@ struct ia_rpt_space {
 
 struct ia_rpt_image {
         int64_t id, file_id;
-        char *path; /* raw bytes, NUL-terminated */
+        int64_t map_id; /* the images row holding its map rows (itself, or the one carried over) */
+        char *path;     /* raw bytes, NUL-terminated */
         size_t path_len;
         char *member; /* archive member name (raw) or NULL */
         size_t member_len;
@@ -137,6 +138,12 @@ void ia_rpt_close(struct ia_rpt *r);
  */
 int ia_rpt_load(struct ia_rpt *r, const char *scan_arg, const char *since, bool want_trend,
                 struct ia_error *err);
+
+/*
+ * The images row whose map rows are image i's map, in SQL (schema 2 on; a
+ * database of schema 1 has every image's rows under its own id).
+ */
+#define IA_RPT_MAP_ID "coalesce(i.map_image_id, i.id)"
 
 /* Query helper for sections: prepare, or fill err. */
 int ia_rpt_prepare(struct ia_rpt *r, const char *sql, sqlite3_stmt **st, struct ia_error *err);

@@ -528,6 +528,17 @@ static int root_of(const struct ia_rpt_scan *s, const char *path, size_t len)
         return best;
 }
 
+/* The images of a scan; MAPID is the column holding the row id of an image's map rows. */
+#define IMAGES_SQL(MAPID)                                                                          \
+        "SELECT i.id, i.file_id, f.path, f.member, i.format, i.virtual_size, "                     \
+        "i.file_size + coalesce(x.size, 0), "                                                      \
+        "CASE WHEN i.allocated_bytes IS NULL AND x.image_id IS NULL THEN NULL "                    \
+        "ELSE coalesce(i.allocated_bytes, 0) + coalesce(x.allocated, 0) END, "                     \
+        "i.status, i.error, i.backing, i.chain_depth, f.mtime_ns, " MAPID " "                      \
+        "FROM images i JOIN files f ON f.id = i.file_id "                                          \
+        "LEFT JOIN (" IA_RPT_DATA_FILES ") x ON x.image_id = i.id "                                \
+        "WHERE i.scan_id = ?1 ORDER BY f.path, f.member, i.id"
+
 static int load_images(struct ia_rpt *r, struct ia_error *err)
 {
         sqlite3_stmt *st;
@@ -535,15 +546,7 @@ static int load_images(struct ia_rpt *r, struct ia_error *err)
         bool nomem = false;
         int rc;
 
-        if (ia_rpt_prepare(r,
-                           "SELECT i.id, i.file_id, f.path, f.member, i.format, i.virtual_size, "
-                           "i.file_size + coalesce(x.size, 0), "
-                           "CASE WHEN i.allocated_bytes IS NULL AND x.image_id IS NULL THEN NULL "
-                           "ELSE coalesce(i.allocated_bytes, 0) + coalesce(x.allocated, 0) END, "
-                           "i.status, i.error, i.backing, i.chain_depth, f.mtime_ns "
-                           "FROM images i JOIN files f ON f.id = i.file_id "
-                           "LEFT JOIN (" IA_RPT_DATA_FILES ") x ON x.image_id = i.id "
-                           "WHERE i.scan_id = ?1 ORDER BY f.path, f.member, i.id",
+        if (ia_rpt_prepare(r, r->db_schema >= 2 ? IMAGES_SQL(IA_RPT_MAP_ID) : IMAGES_SQL("i.id"),
                            &st, err) < 0)
                 return -1;
         sqlite3_bind_int64(st, 1, r->scan.id);
@@ -579,6 +582,7 @@ static int load_images(struct ia_rpt *r, struct ia_error *err)
                 m->chain_depth = (unsigned)sqlite3_column_int(st, 11);
                 m->has_mtime = !col_null(st, 12);
                 m->mtime_ns = sqlite3_column_int64(st, 12);
+                m->map_id = sqlite3_column_int64(st, 13);
                 if (!m->path || !m->status) {
                         nomem = true;
                         break;
@@ -599,22 +603,24 @@ static int load_images(struct ia_rpt *r, struct ia_error *err)
         return 0;
 }
 
+/* Each image's map summed by kind (MAPID as in IMAGES_SQL). */
+#define SPACE_SQL(MAPID)                                                                           \
+        "SELECT i.id,"                                                                             \
+        " sum(CASE WHEN m.depth = 0 AND m.data THEN m.length ELSE 0 END),"                         \
+        " sum(CASE WHEN m.depth > 0 AND m.data THEN m.length ELSE 0 END),"                         \
+        " sum(CASE WHEN NOT m.data AND m.present THEN m.length ELSE 0 END),"                       \
+        " sum(CASE WHEN NOT m.data AND NOT m.present THEN m.length ELSE 0 END),"                   \
+        " sum(CASE WHEN m.data AND m.compressed THEN m.length ELSE 0 END),"                        \
+        " sum(m.length)"                                                                           \
+        " FROM images i JOIN map m ON m.image_id = " MAPID " WHERE i.scan_id = ?1 GROUP BY i.id"
+
 static int load_space(struct ia_rpt *r, const struct id_idx *by_id, struct ia_error *err)
 {
         sqlite3_stmt *st;
         int rc;
 
-        if (ia_rpt_prepare(r,
-                           "SELECT image_id,"
-                           " sum(CASE WHEN depth = 0 AND data THEN length ELSE 0 END),"
-                           " sum(CASE WHEN depth > 0 AND data THEN length ELSE 0 END),"
-                           " sum(CASE WHEN NOT data AND present THEN length ELSE 0 END),"
-                           " sum(CASE WHEN NOT data AND NOT present THEN length ELSE 0 END),"
-                           " sum(CASE WHEN data AND compressed THEN length ELSE 0 END),"
-                           " sum(length)"
-                           " FROM map WHERE image_id IN (SELECT id FROM images WHERE scan_id = ?1)"
-                           " GROUP BY image_id",
-                           &st, err) < 0)
+        if (ia_rpt_prepare(r, r->db_schema >= 2 ? SPACE_SQL(IA_RPT_MAP_ID) : SPACE_SQL("i.id"), &st,
+                           err) < 0)
                 return -1;
         sqlite3_bind_int64(st, 1, r->scan.id);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

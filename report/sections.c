@@ -824,13 +824,13 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
                         goto out;
                 }
                 own.n = vis.n = 0;
-                if (read_depth(r, st, base->id, 0, &own, &sum, err) < 0) {
+                if (read_depth(r, st, base->map_id, 0, &own, &sum, err) < 0) {
                         free(d);
                         goto out;
                 }
                 ivals_union(&own);
                 for (size_t k = 0; k < nd; k++) {
-                        if (read_depth(r, st, r->img[d[k].img].id, d[k].depth, &vis,
+                        if (read_depth(r, st, r->img[d[k].img].map_id, d[k].depth, &vis,
                                        &ws[d[k].img].reads, err) < 0) {
                                 free(d);
                                 goto out;

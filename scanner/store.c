@@ -68,12 +68,13 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT INTO images (id, scan_id, file_id, format, format_probed, virtual_size, "
         "file_size, allocated_bytes, cluster_size, dirty, corrupt, encrypted, snapshots, "
         "external_data, pending_log, backing, backing_fmt, chain_depth, status, error, "
-        "reused_from) SELECT ?2, ?3, file_id, format, format_probed, virtual_size, file_size, "
-        "allocated_bytes, cluster_size, dirty, corrupt, encrypted, snapshots, external_data, "
-        "pending_log, backing, backing_fmt, chain_depth, status, error, ?1 FROM images "
-        "WHERE id = ?1",
-    [ST_REUSE_MAP] = "INSERT INTO map SELECT ?2, start, length, depth, present, zero, data, "
-                     "compressed, offset, file_id FROM map WHERE image_id = ?1",
+        "reused_from, map_image_id) SELECT ?2, ?3, file_id, format, format_probed, virtual_size, "
+        "file_size, allocated_bytes, cluster_size, dirty, corrupt, encrypted, snapshots, "
+        "external_data, pending_log, backing, backing_fmt, chain_depth, status, error, ?1, "
+        "coalesce(map_image_id, id) FROM images WHERE id = ?1",
+    /* the carried-over image shares its map rows (schema 2); only counted */
+    [ST_REUSE_MAP] = "SELECT count(*) FROM map WHERE image_id = "
+                     "(SELECT coalesce(map_image_id, id) FROM images WHERE id = ?1)",
     [ST_REUSE_LINKS] = "INSERT INTO links (scan_id, image_id, depth, from_file_id, kind, name, "
                        "target_file_id, target_path, status, error) SELECT ?3, ?2, depth, "
                        "from_file_id, kind, name, target_file_id, target_path, status, error "
@@ -779,15 +780,20 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                 for (int k = ST_REUSE_IMAGE; k <= ST_REUSE_FINDINGS; k++) {
                         st = s->st[k];
                         sqlite3_bind_int64(st, 1, r->u.reuse.old_image_id);
+                        if (k == ST_REUSE_MAP) {
+                                /* shared, not copied: counted among the scan's map rows */
+                                if (sqlite3_step(st) != SQLITE_ROW) {
+                                        sqlite3_reset(st);
+                                        return db_error(s, err, "counting a carried-over map");
+                                }
+                                s->map_rows += (uint64_t)sqlite3_column_int64(st, 0);
+                                sqlite3_reset(st);
+                                continue;
+                        }
                         sqlite3_bind_int64(st, 2, r->u.reuse.new_image_id);
-                        if (k != ST_REUSE_MAP)
-                                sqlite3_bind_int64(st, 3, sid);
+                        sqlite3_bind_int64(st, 3, sid);
                         if (step(s, st, "carrying an unchanged image over", err) < 0)
                                 return -1;
-                        if (k == ST_REUSE_MAP) {
-                                *rows += (uint64_t)sqlite3_changes(s->db);
-                                s->map_rows += (uint64_t)sqlite3_changes(s->db);
-                        }
                 }
                 return 0;
         case IA_REC_REUSE_MEMBERS:

@@ -39,6 +39,10 @@ sleep 0.05
 scan; [ $? = 0 ] && ok || bad "second scan"
 q "SELECT files_read, files_reused, status FROM scans WHERE id = 2" "0|8|complete"
 q "SELECT count(*) FROM images WHERE scan_id = 2 AND reused_from IS NOT NULL" "7"
+# carried-over images share their map rows: an unchanged rescan adds none
+q "SELECT (SELECT count(*) FROM map) = (SELECT sum(c) FROM (SELECT count(*) AS c FROM map m JOIN images i ON m.image_id = i.id WHERE i.scan_id = 1))" "1"
+q "SELECT count(*) FROM images i WHERE i.scan_id = 2 AND i.map_image_id = i.reused_from" "7"
+q "SELECT map_rows FROM scans WHERE id = 2" "$(sqlite3 db.sqlite 'SELECT map_rows FROM scans WHERE id = 1')"
 dump db.sqlite > full.txt
 
 # one overlay changes: only it is re-read

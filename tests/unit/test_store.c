@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "schema.h"
 #include "store.h"
 
 static char dir[] = "/tmp/imgaudit-test-store.XXXXXX";
@@ -68,7 +69,7 @@ static void test_scan_cycle(void **state)
 
         (void)state;
         assert_int_equal(ia_store_open(path, &s, &err), 0);
-        assert_int_equal(q(s, "PRAGMA user_version"), 1);
+        assert_int_equal(q(s, "PRAGMA user_version"), 2);
         assert_int_equal(ia_store_begin_scan(s, roots, 1, NULL, 0, &scan1, &err), 0);
         assert_int_equal(ia_store_writer_start(s, scan1, 4, &err), 0);
         assert_int_equal(ia_store_put(s, file_rec(1, "root/a.qcow2")), 0);
@@ -122,6 +123,28 @@ static void test_scan_cycle(void **state)
         assert_int_equal(ia_store_end_scan(s, scan2, true, NULL, 0, &st, &err), 0);
         assert_int_equal(q(s, "SELECT count(*) FROM v_map"), 5 * IA_MAP_CHUNK);
         assert_int_equal(q(s, "SELECT reused_from FROM images WHERE id = 11"), 10);
+        /* shared with the row it came from, not copied */
+        assert_int_equal(q(s, "SELECT count(*) FROM map"), 5 * IA_MAP_CHUNK);
+        assert_int_equal(q(s, "SELECT map_image_id FROM images WHERE id = 11"), 10);
+
+        /* carried over again: still the first row's map */
+        assert_int_equal(ia_store_begin_scan(s, roots, 1, NULL, 0, &scan2, &err), 0);
+        assert_int_equal(ia_store_writer_start(s, scan2, 4, &err), 0);
+        {
+                struct ia_rec *r = ia_rec_new(IA_REC_REUSE);
+
+                r->u.reuse.old_image_id = 11;
+                r->u.reuse.new_image_id = 12;
+                ia_store_put(s, r);
+        }
+        assert_int_equal(ia_store_writer_stop(s, &rows, &err), 0);
+        assert_int_equal(rows, 5 * IA_MAP_CHUNK);
+        assert_int_equal(ia_store_end_scan(s, scan2, true, NULL, 0, &st, &err), 0);
+        assert_int_equal(q(s, "SELECT map_image_id FROM images WHERE id = 12"), 10);
+        assert_int_equal(q(s, "SELECT count(*) FROM v_map"), 5 * IA_MAP_CHUNK);
+        assert_int_equal(q(s, "SELECT count(*) FROM map"), 5 * IA_MAP_CHUNK);
+        assert_int_equal(q(s, "SELECT sum(length) FROM v_map WHERE data"),
+                         (int64_t)(5 * IA_MAP_CHUNK / 2) * 65536);
 
         /* a running scan left behind is marked aborted */
         assert_int_equal(ia_store_begin_scan(s, roots, 1, NULL, 0, &scan2, &err), 0);
@@ -132,7 +155,46 @@ static void test_scan_cycle(void **state)
 
         /* reopening does not migrate again */
         assert_int_equal(ia_store_open(path, &s, &err), 0);
-        assert_int_equal(q(s, "SELECT count(*) FROM scans"), 3);
+        assert_int_equal(q(s, "SELECT count(*) FROM scans"), 4);
+        ia_store_close(s);
+}
+
+/*
+ * A database written by an imgaudit of schema 1 is brought to the latest
+ * version in order, its rows kept: its maps stay visible through v_map,
+ * and the next carry-over shares them.
+ */
+static void test_migrate_from_v1(void **state)
+{
+        struct ia_store *s;
+        struct ia_error err;
+        char p[300];
+        sqlite3 *db;
+
+        (void)state;
+        snprintf(p, sizeof(p), "%s/v1.db", dir);
+        assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+        assert_string_equal(ia_schema_files[0].name, "001_initial.sql");
+        assert_int_equal(sqlite3_exec(db, ia_schema_files[0].sql, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(
+            sqlite3_exec(db,
+                         "PRAGMA user_version = 1; PRAGMA application_id = 1229014100;"
+                         "INSERT INTO scans (id, started_at, finished_at, status, pid, host, "
+                         " tool_version) VALUES (1, 'x', 'y', 'complete', 1, 'h', 'v');"
+                         "INSERT INTO files (id, path, size) VALUES (1, 'a.qcow2', 1);"
+                         "INSERT INTO images (id, scan_id, file_id, file_size, status)"
+                         " VALUES (1, 1, 1, 1, 'ok');"
+                         "INSERT INTO map VALUES (1, 0, 512, 0, 1, 0, 1, 0, 0, 1);"
+                         "INSERT INTO map VALUES (1, 512, 512, 0, 0, 1, 0, 0, NULL, NULL);",
+                         NULL, NULL, NULL),
+            SQLITE_OK);
+        sqlite3_close(db);
+
+        assert_int_equal(ia_store_open(p, &s, &err), 0);
+        assert_int_equal(q(s, "PRAGMA user_version"), 2);
+        assert_int_equal(q(s, "SELECT count(*) FROM v_map WHERE path = 'a.qcow2'"), 2);
+        assert_int_equal(q(s, "SELECT count(*) FROM v_map WHERE file = 'a.qcow2'"), 1);
+        assert_int_equal(q(s, "SELECT count(*) FROM images WHERE map_image_id IS NULL"), 1);
         ia_store_close(s);
 }
 
@@ -237,6 +299,7 @@ int main(void)
             cmocka_unit_test(test_scan_cycle),
             cmocka_unit_test(test_max_ids_after_kill),
             cmocka_unit_test(test_refusals),
+            cmocka_unit_test(test_migrate_from_v1),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
