@@ -124,6 +124,14 @@ qemu-io -c 'write -P 2 64k 64k' ar/lib/base.qcow2 >/dev/null
 ars
 qa "SELECT files_read, files_reused FROM scans WHERE id = 3" "1|0"
 qa "SELECT count(*) FROM v_map WHERE path = 's/o.qcow2' AND depth = 1 AND data = 1 AND start = 0 AND length = 131072" "1"
+# v_links shows the references of a layer beneath --allow-root, once, under its own path
+qemu-img create -q -f qcow2 -u -b gone.qcow2 -F qcow2 ar/lib/b2.qcow2 1M
+qemu-img create -q -f qcow2 -u -b ../lib/b2.qcow2 -F qcow2 ar/s/p.qcow2 1M
+qemu-img create -q -f qcow2 -u -b ../lib/b2.qcow2 -F qcow2 ar/s/q.qcow2 1M
+ars
+qa "SELECT path, backing, status FROM v_links ORDER BY path" "$(printf '%s\n' 's/../lib/b2.qcow2|gone.qcow2|missing' 's/o.qcow2|../lib/base.qcow2|ok' 's/p.qcow2|../lib/b2.qcow2|ok' 's/q.qcow2|../lib/b2.qcow2|ok')"
+qa "SELECT path, status FROM v_images ORDER BY path" "$(printf '%s\n' 's/o.qcow2|ok' 's/p.qcow2|missing' 's/q.qcow2|missing')"
+rm ar/lib/b2.qcow2 ar/s/p.qcow2 ar/s/q.qcow2
 
 # a database kept inside the scanned tree is not scanned itself (nor its
 # -wal, -shm and .lock files): no not-an-image noise, nothing re-read
