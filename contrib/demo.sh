@@ -33,15 +33,11 @@ rm "$store/export/appliance.qcow2"
 
 echo "== imgaudit map $store/vms/web/disk.qcow2"
 "$bin" map "$store/vms/web/disk.qcow2"
-if "$bin" help scan >/dev/null 2>&1; then
-	db=$store/../imgaudit-demo.db
-	rm -f "$db"
-	echo "== imgaudit scan --db $db $store"
-	"$bin" scan --db "$db" "$store" || true
-	echo "== sqlite3 $db 'SELECT path, format, virtual_size, allocated_bytes, status FROM v_images'"
-	sqlite3 -header -column "$db" 'SELECT path, format, virtual_size, allocated_bytes, status FROM v_images ORDER BY path'
-	if "$bin" help report >/dev/null 2>&1; then
-		echo "== imgaudit report --db $db"
-		"$bin" report --db "$db"
-	fi
-fi
+db=$store/../imgaudit-demo.db
+rm -f "$db"
+echo "== imgaudit scan --db $db $store"
+"$bin" scan --db "$db" "$store"
+echo "== sqlite3 $db 'SELECT path, format, virtual_size, allocated_bytes, status FROM v_images'"
+sqlite3 -header -column "$db" 'SELECT path, format, virtual_size, allocated_bytes, status FROM v_images ORDER BY path'
+echo "== imgaudit report --db $db"
+"$bin" report --db "$db"
