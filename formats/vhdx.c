@@ -107,6 +107,7 @@ struct vhdx_state {
         uint32_t block_size;
         uint32_t lss;         /* logical sector size */
         uint64_t chunk_ratio; /* payload blocks per sector bitmap block */
+        uint64_t disk_size;   /* virtual disk size from the metadata */
         bool diff;
         /* Cached BAT slice: entries [slice_first, slice_first + slice_n). */
         uint64_t slice[VHDX_BAT_SLICE];
@@ -515,7 +516,7 @@ static int vhdx_scan_bat(struct ia_image *img, struct vhdx_state *s, struct ia_e
                 for (uint64_t j = 0; j < n; j++) {
                         uint64_t idx = i + j, e = ia_le64(buf + 8 * j);
                         unsigned state = e & 7;
-                        uint64_t off = (e >> 20) * MIB, need;
+                        uint64_t off = (e >> 20) * MIB, need, pos;
                         bool bitmap = idx % (s->chunk_ratio + 1) == s->chunk_ratio;
 
                         if (bitmap && partial && state != VHDX_SB_PRESENT) {
@@ -550,7 +551,14 @@ static int vhdx_scan_bat(struct ia_image *img, struct vhdx_state *s, struct ia_e
                                         partial = true;
                                 if (state != VHDX_FULLY && state != VHDX_PARTIALLY)
                                         continue;
-                                need = s->block_size;
+                                /* The last block of a disk whose size is not a
+                                 * multiple of the block size need only hold
+                                 * the disk's tail (qemu allocates no more);
+                                 * entries past the disk are never read. */
+                                pos = (idx - idx / (s->chunk_ratio + 1)) * s->block_size;
+                                if (pos >= s->disk_size)
+                                        continue;
+                                need = ia_min_u64(s->block_size, s->disk_size - pos);
                         }
                         if (off == 0 || off > flen || need > flen - off) {
                                 ia_error_set(
@@ -613,6 +621,7 @@ static int vhdx_open(struct ia_image *img, struct ia_error *err)
                 return ia_error_set(err, IA_ERR_NOMEM, "vhdx: out of memory");
         s->block_size = m.block_size;
         s->lss = m.lss;
+        s->disk_size = m.size;
         s->diff = (m.flags & 2) != 0;
         s->chunk_ratio = ((uint64_t)1 << 23) * m.lss / m.block_size;
         s->bat_off = bat_off;

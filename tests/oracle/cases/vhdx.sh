@@ -284,6 +284,11 @@ qemu-io -f vhdx -c 'write -P 0xaa 1M 4k' o.vhdx >/dev/null
 check "fixed, all present: map matches the contents" check_map o.vhdx $((1 << 20)) '0+8388608'
 check "fixed, all present: the write is data and not zero" \
 	bash -c "grep -q '\"start\": 1048576, \"length\": 4096, .*\"zero\": false, \"data\": true' o.vhdx.map"
+# A size that is not a multiple of the block size: qemu allocates only the
+# disk's tail in the last block, so that block ends before block_size does.
+qemu-img create -q -f vhdx -o subformat=fixed,block_size=8M,block_state_zero=off t.vhdx 31462912
+qemu-io -f vhdx -c 'write -P 0xcc 30000k 64k' t.vhdx >/dev/null
+check "fixed, short last block: map matches the contents" check_map t.vhdx $((8 << 20)) '0+31462912'
 
 scenario differencing
 qemu-img create -q -f vhdx -o block_size=1M parent.vhdx 8M
