@@ -694,6 +694,16 @@ static int vmdk_open(struct ia_image *img, struct ia_error *err)
                 const struct vmdk_extent *last = &s->ext[s->n_ext - 1];
 
                 img->size = (last->start + last->sectors) * 512;
+                /* qemu's bdrv_refresh_total_sectors(): a disk larger than
+                 * BDRV_MAX_LENGTH fails to open ("File too large"). */
+                if (img->size > VMDK_BDRV_MAX_LEN) {
+                        ia_error_set(err, IA_ERR_LIMIT,
+                                     "vmdk: disk size %llu (the sum of the extents) exceeds "
+                                     "the limit of %llu bytes",
+                                     (unsigned long long)img->size,
+                                     (unsigned long long)VMDK_BDRV_MAX_LEN);
+                        goto fail;
+                }
         }
         for (size_t i = 0; i < s->n_ext; i++) {
                 if (!s->ext[i].flat && s->ext[i].grain_sectors < 0x80000000u &&

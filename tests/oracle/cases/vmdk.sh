@@ -98,6 +98,13 @@ for line in 'RW 1024 ZERO "A.bin" 0' 'RW 10 FLAT "A.bin"' 'RW 10 FLAT "A.bin" -1
 	oracle_map e.vmdk
 	expect_fail e.vmdk
 done
+# The disk may not exceed qemu's BDRV_MAX_LENGTH (2^63 - 1 GiB): one sector
+# more and qemu fails to open it ("File too large").
+for n in 18014398507382784 18014398507382785; do
+	printf "${HDR}createType=\"monolithicFlat\"\nRW 2048 FLAT \"A.bin\" 0\nRW $n FLAT \"A.bin\" 0\n" >max.vmdk
+	oracle_map max.vmdk
+done
+expect_fail max.vmdk
 for ct in custom monolithicSparse streamOptimized; do
 	printf "${HDR}createType=\"$ct\"\nRW 10 FLAT \"A.bin\" 0\n" >ct.vmdk
 	oracle_map -f vmdk ct.vmdk
