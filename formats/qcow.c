@@ -189,8 +189,13 @@ static int qcow_block_status(struct ia_image *img, uint64_t off, uint64_t len,
                 return ia_error_set(err, IA_ERR_INTERNAL, "qcow: L1 index %llu out of range",
                                     (unsigned long long)l1_index);
         l2 = s->l1[l1_index];
-        if (l2 == 0)
+        if (l2 == 0) {
+                /* No L2 table: the whole of its coverage is unallocated. */
+                uint64_t cover = (uint64_t)1 << (s->cluster_bits + s->l2_bits);
+
+                st->len = ia_min_u64(cover - (off & (cover - 1)), len);
                 return 0;
+        }
         if (!s->l2_cached || s->l2_cached != l2) {
                 s->l2_cached = 0;
                 if (ia_read(img->file->src, s->l2, (size_t)8 << s->l2_bits, l2, "qcow L2 table",
@@ -199,8 +204,16 @@ static int qcow_block_status(struct ia_image *img, uint64_t off, uint64_t len,
                 s->l2_cached = l2;
         }
         cluster = ia_be64(s->l2 + l2_index * 8);
-        if (cluster == 0)
+        if (cluster == 0) {
+                /* A run of unallocated clusters in this table answers alike. */
+                uint64_t i = l2_index + 1, n = (uint64_t)1 << s->l2_bits;
+
+                while (i < n && st->len < len && ia_be64(s->l2 + i * 8) == 0) {
+                        st->len = ia_min_u64(st->len + csize, len);
+                        i++;
+                }
                 return 0;
+        }
         st->flags = IA_BS_DATA;
         if (cluster & QCOW_COMPRESSED) {
                 st->flags |= IA_BS_COMPRESSED;

@@ -398,7 +398,11 @@ static void test_qcow_map(void **state)
         imgtest_expect_status(img, 4096, 4096, IA_BS_DATA | IA_BS_COMPRESSED, 0);
         imgtest_expect_status(img, 8192, 4096, 0, 0);
         imgtest_expect_status(img, 12288 + 1, 4095, IA_BS_DATA | IA_BS_OFFSET, 12289);
-        imgtest_expect_status(img, 2 << 20, 4096, 0, 0); /* L1[1] = 0 */
+        /* Unallocated runs are answered whole: to the next allocated entry,
+         * to the end of the L2 table, or all of an absent table's coverage. */
+        imgtest_expect_status(img, 16384 + 5, (2 << 20) - 16384 - 5, 0, 0);
+        imgtest_expect_status(img, 2 << 20, 2 << 20, 0, 0); /* L1[1] = 0 */
+        imgtest_expect_status(img, (3 << 20) + 7, (1 << 20) - 7, 0, 0);
         ia_image_free(img);
         fault_sweep(b, sizeof(b), "qcow", 0);
 

@@ -144,6 +144,19 @@ ranges cc.qcow
 qemu-img create -q -f qcow big.qcow 3G
 qemu-io -f qcow -c 'write 0 1k' -c 'write 1G 4k' -c 'write 2G 512' big.qcow >/dev/null
 oracle_map big.qcow
+# 2 TiB, two clusters written: qemu answers one cluster at a time (minutes);
+# unallocated runs must be answered whole (it took us 20 s one cluster at a time).
+qemu-img create -q -f qcow huge.qcow 2T
+qemu-io -f qcow -c 'write -P 1 0 4k' -c 'write -P 2 1T 4k' huge.qcow >/dev/null
+cat >huge.expected <<'EOF'
+[{ "start": 0, "length": 4096, "depth": 0, "present": true, "zero": false, "data": true, "offset": 8396800},
+{ "start": 4096, "length": 1099511623680, "depth": 0, "present": false, "zero": true, "data": false},
+{ "start": 1099511627776, "length": 4096, "depth": 0, "present": true, "zero": false, "data": true, "offset": 8404992},
+{ "start": 1099511631872, "length": 1099511623680, "depth": 0, "present": false, "zero": true, "data": false}]
+rc=0
+EOF
+check "2 TiB qcow maps in seconds" timeout 5 "$IMGAUDIT" map huge.qcow
+expect_map json huge.expected --qemu-compat=7.2 huge.qcow
 
 scenario qcow-chains
 qemu-img create -q -f qcow base.qcow 1M
