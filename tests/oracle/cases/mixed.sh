@@ -16,6 +16,30 @@ for fmt in raw qcow2 qcow qed vmdk vpc vdi parallels; do
 	oracle_map -s 1M -l 2M "over-$fmt.qcow2"
 done
 
+scenario mixed-subformats
+# Subformats under overlays: fixed VHD (named vpc, or probed as raw), static
+# vdi, flat, split and stream-optimized vmdk; qcow and qed over them too.
+q -f vpc -o subformat=fixed f.vhd 5M
+w f.vhd -f vpc -c 'write -P 1 1M 64k'
+q -f vdi -o static=on s.vdi 3M
+w s.vdi -f vdi -c 'write -P 1 1M 64k'
+q -f vmdk -o subformat=monolithicFlat fl.vmdk 3M
+w fl.vmdk -f vmdk -c 'write -P 1 0 8k' -c 'write -P 2 2M 4k'
+q -f vmdk -o subformat=twoGbMaxExtentSparse tw.vmdk 3M
+w tw.vmdk -f vmdk -c 'write -P 1 1M 64k'
+truncate -s 3M so.raw
+w so.raw -f raw -c 'write -P 1 64k 200k' -c 'write -P 2 2M 4k'
+qemu-img convert -O vmdk -o subformat=streamOptimized so.raw so.vmdk
+for b in f.vhd:vpc f.vhd:raw s.vdi:vdi fl.vmdk:vmdk tw.vmdk:vmdk so.vmdk:vmdk; do
+	base=${b%%:*} fmt=${b##*:}
+	for over in qcow2 qcow qed; do
+		q -f $over -b "$base" -F $fmt "$over-$base-$fmt" 6M
+		w "$over-$base-$fmt" -f $over -c 'write -P 3 2M 64k'
+		oracle_map "$over-$base-$fmt"
+	done
+done
+oracle_map -s 1000000 -l 2000000 qcow2-f.vhd-vpc
+
 scenario mixed-long
 q -f raw r.raw 8M
 w r.raw -f raw -c 'write -P 1 0 8M'
