@@ -263,6 +263,13 @@ static void test_dynamic(void **state)
         imgtest_expect_status(img, MIB, 2 * MIB, IA_BS_ZERO, 0);
         imgtest_expect_status(img, 3 * MIB, MIB, DATA, 4 * MIB);
         ia_image_free(img);
+        /* UNDEFINED and UNMAPPED read as zero too, one run with the rest. */
+        bat_set(b, 1, 1, 0);
+        bat_set(b, 2, 3, 0);
+        img = open_ok(b, IMG_LEN);
+        imgtest_expect_status(img, MIB, 2 * MIB, IA_BS_ZERO, 0);
+        imgtest_expect_status(img, 2 * MIB + 7, MIB - 7, IA_BS_ZERO, 0);
+        ia_image_free(img);
         free(b);
 }
 
@@ -287,6 +294,15 @@ static void test_differencing(void **state)
         bat_set(b, 2, 0, 0);
         img = open_ok(b, IMG_LEN);
         imgtest_expect_status(img, 2 * MIB, MIB, 0, 0);
+        ia_image_free(img);
+        /* UNDEFINED defers to the parent as well; UNMAPPED reads as zero. */
+        bat_set(b, 2, 1, 0);
+        img = open_ok(b, IMG_LEN);
+        imgtest_expect_status(img, 2 * MIB, MIB, 0, 0);
+        ia_image_free(img);
+        bat_set(b, 2, 3, 0);
+        img = open_ok(b, IMG_LEN);
+        imgtest_expect_status(img, 2 * MIB, MIB, IA_BS_ZERO, 0);
         ia_image_free(img);
 
         /* Only an absolute path: kept as recorded. */
