@@ -36,12 +36,25 @@ enum {
         ST_MAP,
         ST_FINDING,
         ST_OVF,
+        ST_MAP_MULTI,
         ST_REUSE_IMAGE,
         ST_REUSE_MAP,
         ST_REUSE_LINKS,
         ST_REUSE_FINDINGS,
         ST_COUNT,
 };
+
+/*
+ * Map rows go in MAP_MULTI to a statement: one sqlite3_step() per 16 rows
+ * instead of per row (the writer is what bounds a scan of large maps).
+ */
+#define MAP_MULTI     16
+#define MAP_COLUMNS   10
+#define MAP_VALUES_1  "(?,?,?,?,?,?,?,?,?,?)"
+#define MAP_VALUES_2  MAP_VALUES_1 "," MAP_VALUES_1
+#define MAP_VALUES_4  MAP_VALUES_2 "," MAP_VALUES_2
+#define MAP_VALUES_8  MAP_VALUES_4 "," MAP_VALUES_4
+#define MAP_VALUES_16 MAP_VALUES_8 "," MAP_VALUES_8
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_FILE] = "INSERT INTO files (id, path, archive_id, member, dev, ino, size, allocated, "
@@ -60,6 +73,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_MAP] = "INSERT INTO map (image_id, start, length, depth, present, zero, data, compressed, "
                "offset, file_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_MAP_MULTI] = "INSERT INTO map (image_id, start, length, depth, present, zero, data, "
+                     "compressed, offset, file_id) VALUES " MAP_VALUES_16,
     [ST_FINDING] = "INSERT INTO findings (scan_id, image_id, file_id, code, message) "
                    "VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_OVF] = "INSERT INTO ovf_disks (scan_id, archive_file_id, disk_id, href, capacity, format, "
@@ -650,6 +665,26 @@ fail:
         return -1;
 }
 
+/* Bind one map row to parameters base + 1 .. base + MAP_COLUMNS of st. */
+static void bind_map_row(sqlite3_stmt *st, int base, int64_t image_id, const struct ia_map_row *m)
+{
+        sqlite3_bind_int64(st, base + 1, image_id);
+        sqlite3_bind_int64(st, base + 2, (int64_t)m->start);
+        sqlite3_bind_int64(st, base + 3, (int64_t)m->length);
+        sqlite3_bind_int(st, base + 4, (int)m->depth);
+        sqlite3_bind_int(st, base + 5, m->present);
+        sqlite3_bind_int(st, base + 6, m->zero);
+        sqlite3_bind_int(st, base + 7, m->data);
+        sqlite3_bind_int(st, base + 8, m->compressed);
+        if (m->has_offset) {
+                sqlite3_bind_int64(st, base + 9, (int64_t)m->offset);
+                bind_id(st, base + 10, m->file_id);
+        } else {
+                sqlite3_bind_null(st, base + 9);
+                sqlite3_bind_null(st, base + 10);
+        }
+}
+
 /* Execute one record; the number of rows it wrote in *rows. */
 static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, struct ia_error *err)
 {
@@ -729,35 +764,27 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                 bind_text(st, 9, r->u.link.status);
                 bind_text(st, 10, r->u.link.error);
                 return step(s, st, "recording a link", err);
-        case IA_REC_MAP:
-                st = s->st[ST_MAP];
-                for (size_t i = 0; i < r->u.map.n; i++) {
-                        const struct ia_map_row *m = &r->u.map.rows[i];
-                        int rc;
+        case IA_REC_MAP: {
+                size_t i = 0;
 
-                        sqlite3_bind_int64(st, 1, r->u.map.image_id);
-                        sqlite3_bind_int64(st, 2, (int64_t)m->start);
-                        sqlite3_bind_int64(st, 3, (int64_t)m->length);
-                        sqlite3_bind_int(st, 4, (int)m->depth);
-                        sqlite3_bind_int(st, 5, m->present);
-                        sqlite3_bind_int(st, 6, m->zero);
-                        sqlite3_bind_int(st, 7, m->data);
-                        sqlite3_bind_int(st, 8, m->compressed);
-                        if (m->has_offset) {
-                                sqlite3_bind_int64(st, 9, (int64_t)m->offset);
-                                bind_id(st, 10, m->file_id);
-                        } else {
-                                sqlite3_bind_null(st, 9);
-                                sqlite3_bind_null(st, 10);
-                        }
-                        rc = sqlite3_step(st);
-                        sqlite3_reset(st);
-                        if (rc != SQLITE_DONE)
-                                return db_error(s, err, "recording map entries");
+                for (; i + MAP_MULTI <= r->u.map.n; i += MAP_MULTI) {
+                        st = s->st[ST_MAP_MULTI];
+                        for (int j = 0; j < MAP_MULTI; j++)
+                                bind_map_row(st, j * MAP_COLUMNS, r->u.map.image_id,
+                                             &r->u.map.rows[i + (size_t)j]);
+                        if (step(s, st, "recording map entries", err) < 0)
+                                return -1;
+                }
+                for (; i < r->u.map.n; i++) {
+                        st = s->st[ST_MAP];
+                        bind_map_row(st, 0, r->u.map.image_id, &r->u.map.rows[i]);
+                        if (step(s, st, "recording map entries", err) < 0)
+                                return -1;
                 }
                 *rows = r->u.map.n;
                 s->map_rows += r->u.map.n;
                 return 0;
+        }
         case IA_REC_FINDING:
                 st = s->st[ST_FINDING];
                 sqlite3_bind_int64(st, 1, sid);
