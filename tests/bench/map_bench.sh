@@ -19,6 +19,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 IMGAUDIT=${1:-$here/../../build/imgaudit}
+case $IMGAUDIT in /*) ;; *) IMGAUDIT=$PWD/$IMGAUDIT ;; esac # the script changes directory
 RUNS=${RUNS:-3}
 dir=${BENCH_DIR:-/var/tmp/imgaudit-bench}
 mkdir -p "$dir"
