@@ -359,24 +359,30 @@ int ia_spool_write(struct ia_spool *sp, uint64_t off, const void *buf, size_t le
 
 /* ---- member sources ---- */
 
-struct file_member {
+/* A finished member: in memory (buf) or in the spool file at off; holes from ext. */
+struct member {
         struct ia_source base;
+        uint8_t *buf;
         struct spool_file *file;
         uint64_t off;
         struct spool_extent *ext;
         size_t n;
 };
 
-static int64_t file_member_pread(struct ia_source *src, void *buf, size_t len, uint64_t off,
-                                 struct ia_error *err)
+static int64_t member_pread(struct ia_source *src, void *buf, size_t len, uint64_t off,
+                            struct ia_error *err)
 {
-        struct file_member *m = (struct file_member *)src;
+        struct member *m = (struct member *)src;
         ssize_t n;
 
         if (off >= src->size)
                 return 0;
         if (len > src->size - off)
                 len = (size_t)(src->size - off);
+        if (m->buf) {
+                memcpy(buf, m->buf + off, len);
+                return (int64_t)len;
+        }
         if (len > (size_t)INT_MAX)
                 len = INT_MAX;
         do {
@@ -389,82 +395,38 @@ static int64_t file_member_pread(struct ia_source *src, void *buf, size_t len, u
         return n;
 }
 
-static int file_member_seek(struct ia_source *src, uint64_t off, enum ia_seek what, uint64_t *res,
-                            int *errnum)
+static int member_seek(struct ia_source *src, uint64_t off, enum ia_seek what, uint64_t *res,
+                       int *errnum)
 {
-        struct file_member *m = (struct file_member *)src;
+        struct member *m = (struct member *)src;
 
         return extents_seek(m->ext, m->n, src->size, off, what, res, errnum);
 }
 
-static void file_member_destroy(struct ia_source *src)
+static void member_destroy(struct ia_source *src)
 {
-        struct file_member *m = (struct file_member *)src;
+        struct member *m = (struct member *)src;
 
+        free(m->buf);
         spool_file_unref(m->file);
         free(m->ext);
         free(m);
 }
 
-static const struct ia_source_ops file_member_ops = {
-    .pread = file_member_pread,
-    .seek = file_member_seek,
-    .destroy = file_member_destroy,
-};
-
-/* A member kept in memory. */
-struct mem_member {
-        struct ia_source base;
-        uint8_t *buf;
-        struct spool_extent *ext;
-        size_t n;
-};
-
-static int64_t mem_member_pread(struct ia_source *src, void *buf, size_t len, uint64_t off,
-                                struct ia_error *err)
-{
-        struct mem_member *m = (struct mem_member *)src;
-
-        (void)err;
-        if (off >= src->size)
-                return 0;
-        if (len > src->size - off)
-                len = (size_t)(src->size - off);
-        memcpy(buf, m->buf + off, len);
-        return (int64_t)len;
-}
-
-static int mem_member_seek(struct ia_source *src, uint64_t off, enum ia_seek what, uint64_t *res,
-                           int *errnum)
-{
-        struct mem_member *m = (struct mem_member *)src;
-
-        return extents_seek(m->ext, m->n, src->size, off, what, res, errnum);
-}
-
-static void mem_member_destroy(struct ia_source *src)
-{
-        struct mem_member *m = (struct mem_member *)src;
-
-        free(m->buf);
-        free(m->ext);
-        free(m);
-}
-
-static const struct ia_source_ops mem_member_ops = {
-    .pread = mem_member_pread,
-    .seek = mem_member_seek,
-    .destroy = mem_member_destroy,
+static const struct ia_source_ops member_ops = {
+    .pread = member_pread,
+    .seek = member_seek,
+    .destroy = member_destroy,
 };
 
 int ia_spool_is_file(const struct ia_source *src)
 {
-        return src && src->ops == &file_member_ops;
+        return src && src->ops == &member_ops && ((const struct member *)src)->file;
 }
 
 struct ia_source *ia_spool_end(struct ia_spool *sp, uint64_t size, struct ia_error *err)
 {
-        struct ia_source *src;
+        struct member *m;
         struct stat st;
 
         if (!sp->active) {
@@ -479,15 +441,14 @@ struct ia_source *ia_spool_end(struct ia_spool *sp, uint64_t size, struct ia_err
         }
         if (spool_budget_check(sp, size, err) < 0 || spool_reserve(sp, size, err) < 0)
                 goto abort;
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                goto nomem;
+        if (spool_take_extents(sp, &m->ext, &m->n, err) < 0) {
+                free(m);
+                goto abort;
+        }
         if (sp->in_file) {
-                struct file_member *m = calloc(1, sizeof(*m));
-
-                if (!m)
-                        goto nomem;
-                if (spool_take_extents(sp, &m->ext, &m->n, err) < 0) {
-                        free(m);
-                        goto abort;
-                }
                 if (fstat(sp->file->fd, &st) < 0 ||
                     ((uint64_t)st.st_size < sp->file_start + size &&
                      ftruncate(sp->file->fd, (off_t)(sp->file_start + size)) < 0)) {
@@ -498,21 +459,11 @@ struct ia_source *ia_spool_end(struct ia_spool *sp, uint64_t size, struct ia_err
                         free(m);
                         goto abort;
                 }
-                ia_source_init(&m->base, &file_member_ops, size);
                 m->file = sp->file;
                 atomic_fetch_add(&sp->file->refs, 1);
                 m->off = sp->file_start;
                 sp->file_end = sp->file_start + size;
-                src = &m->base;
         } else {
-                struct mem_member *m = calloc(1, sizeof(*m));
-
-                if (!m)
-                        goto nomem;
-                if (spool_take_extents(sp, &m->ext, &m->n, err) < 0) {
-                        free(m);
-                        goto abort;
-                }
                 if (size < sp->mcap && size > 0) {
                         uint8_t *q = realloc(sp->mbuf, (size_t)size); /* give back the slack */
                         if (q)
@@ -526,16 +477,15 @@ struct ia_source *ia_spool_end(struct ia_spool *sp, uint64_t size, struct ia_err
                                 goto nomem;
                         }
                 }
-                ia_source_init(&m->base, &mem_member_ops, size);
                 m->buf = sp->mbuf;
-                src = &m->base;
                 sp->mbuf = NULL;
                 sp->mcap = 0;
                 sp->mem_used += size;
         }
+        ia_source_init(&m->base, &member_ops, size);
         sp->used += size;
         sp->active = false;
-        return src;
+        return &m->base;
 
 nomem:
         ia_error_set(err, IA_ERR_NOMEM, "member '%s': out of memory", sp->name);
