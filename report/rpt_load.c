@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -654,6 +655,31 @@ static size_t count_desc(struct ia_rpt *r, size_t i, unsigned depth)
         return n;
 }
 
+/*
+ * Set the bool at offset flag of struct ia_rpt_image on every image whose file
+ * id sql returns (sql takes the scan id as ?1).
+ */
+static int flag_by_file(struct ia_rpt *r, const struct id_idx *by_file, const char *sql,
+                        size_t flag, const char *what, struct ia_error *err)
+{
+        sqlite3_stmt *st;
+        int rc;
+
+        if (ia_rpt_prepare(r, sql, &st, err) < 0)
+                return -1;
+        sqlite3_bind_int64(st, 1, r->scan.id);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                long i = find_id(by_file, r->nimg, sqlite3_column_int64(st, 0));
+
+                if (i >= 0)
+                        *(bool *)((char *)&r->img[i] + flag) = true;
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return ia_rpt_db_error(r, err, what);
+        return 0;
+}
+
 static int load_graph(struct ia_rpt *r, const struct id_idx *by_id, const struct id_idx *by_file,
                       struct ia_error *err)
 {
@@ -710,40 +736,21 @@ static int load_graph(struct ia_rpt *r, const struct id_idx *by_id, const struct
         for (size_t i = 0; i < r->nimg; i++)
                 r->img[i].ndesc = count_desc(r, i, 0);
 
-        if (ia_rpt_prepare(r,
-                           "SELECT member_file_id FROM ovf_disks WHERE scan_id = ?1 "
-                           "AND member_file_id IS NOT NULL",
-                           &st, err) < 0)
+        if (flag_by_file(r, by_file,
+                         "SELECT member_file_id FROM ovf_disks WHERE scan_id = ?1 "
+                         "AND member_file_id IS NOT NULL",
+                         offsetof(struct ia_rpt_image, used_by_ovf), "reading OVF references",
+                         err) < 0)
                 return -1;
-        sqlite3_bind_int64(st, 1, r->scan.id);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                long i = find_id(by_file, r->nimg, sqlite3_column_int64(st, 0));
-                if (i >= 0)
-                        r->img[i].used_by_ovf = true;
-        }
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return ia_rpt_db_error(r, err, "reading OVF references");
-
         /* an image another image keeps its data in (a VMDK extent that is an
          * image by itself) is in use even though nothing backs onto it */
-        if (ia_rpt_prepare(r,
-                           "SELECT DISTINCT l.target_file_id FROM links l "
-                           "JOIN images i ON i.id = l.image_id WHERE l.scan_id = ?1 "
-                           "AND l.status = 'ok' AND l.kind IN ('extent', 'data-file') "
-                           "AND l.target_file_id IS NOT NULL AND l.target_file_id <> i.file_id",
-                           &st, err) < 0)
-                return -1;
-        sqlite3_bind_int64(st, 1, r->scan.id);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                long i = find_id(by_file, r->nimg, sqlite3_column_int64(st, 0));
-                if (i >= 0)
-                        r->img[i].used_as_data = true;
-        }
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return ia_rpt_db_error(r, err, "reading extent references");
-        return 0;
+        return flag_by_file(r, by_file,
+                            "SELECT DISTINCT l.target_file_id FROM links l "
+                            "JOIN images i ON i.id = l.image_id WHERE l.scan_id = ?1 "
+                            "AND l.status = 'ok' AND l.kind IN ('extent', 'data-file') "
+                            "AND l.target_file_id IS NOT NULL AND l.target_file_id <> i.file_id",
+                            offsetof(struct ia_rpt_image, used_as_data),
+                            "reading extent references", err);
 }
 
 /* Every link that is not ok, once per (holder file, kind, name). */
