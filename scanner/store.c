@@ -370,11 +370,18 @@ void ia_store_close(struct ia_store *s)
                 return;
         for (int i = 0; i < ST_COUNT; i++)
                 sqlite3_finalize(s->st[i]);
-        /* A reader (a report) holding an older snapshot must not hold the scan
+        /*
+         * A reader (a report) holding an older snapshot must not hold the scan
          * up: without a busy wait the checkpoint copies what it can and the
-         * WAL is truncated when no reader needs it. */
+         * WAL is truncated when no reader needs it.  No second checkpoint on
+         * close: the last connection's close takes the database file's
+         * exclusive lock to checkpoint and delete the WAL, and a reader that
+         * sets no busy timeout (the sqlite3 shell) opening then is refused
+         * with "database is locked".  The emptied WAL stays beside the file.
+         */
         sqlite3_busy_timeout(s->db, 0);
         sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         sqlite3_close(s->db);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->not_empty);

@@ -856,7 +856,7 @@ IMGAUDIT_NO_INCREMENTAL=1 IMGAUDIT_TEST_WRITER_DELAY_MS=5 "$IMGAUDIT" scan --db 
 BG=$!
 seen=""
 while kill -0 "$BG" 2>/dev/null; do
-	seen+="$(sqlite3 "$db" "SELECT count(*) FROM v_images" 2>&1) "
+	seen+="$(sqlite3 -cmd ".timeout 10000" "$db" "SELECT count(*) FROM v_images" 2>&1) "
 done
 wait "$BG"
 rc=$?
@@ -868,6 +868,27 @@ bad=$(tr ' ' '\n' <<<"$seen" | grep -v '^$' | grep -vx '30' | grep -vx '50' | so
 [ -z "$bad" ] || problems+=" a reader saw a half scan: $bad;"
 tr ' ' '\n' <<<"$seen" | grep -qx 30 || problems+=" no reader saw the old scan;"
 [ "${seen##* }" = 50 ] || problems+=" the new scan is not visible;"
+end
+
+# A reader that sets no busy timeout (the sqlite3 shell's default) is refused
+# while another connection holds the database file's exclusive lock. In WAL
+# mode only a connection's close takes it, to checkpoint and delete the WAL
+# when it is the last one; the scanner's close did, and a reader opening then
+# got "database is locked" (six reads in 800 while a 1-image root was rescanned
+# 300 times). The scanner checkpoints
+# without it and leaves the emptied WAL in place.
+begin db-close-no-exclusive-lock
+base a.qcow2
+scan 0
+w a.qcow2 -c 'write -P 1 0 64k'
+cd "$work/c" || exit 1
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" strace -f -qq -y -e trace=fcntl -o "$work/db/$name.locks" "$IMGAUDIT" scan --db "$db" --quiet "$name" ||
+	problems+=" rescan failed;"
+cd "$work/c/$name" || exit 1
+grep -q "<$db>, F_SETLK.*F_RDLCK" "$work/db/$name.locks" || problems+=" no lock seen: the check is blind;"
+! grep "<$db>, F_SETLKW\?, {l_type=F_WRLCK" "$work/db/$name.locks" || problems+=" the scan write-locked the database file;"
+check "the WAL is left in place" test -e "$db-wal"
+expect "SELECT sum(length) FROM v_map WHERE data = 1" "65536"
 end
 
 echo "hostile scan: $(($(date +%s) - t0)) s"
