@@ -125,6 +125,7 @@ struct scan {
         const char **allowed; /* NULL-terminated allowed roots for references */
         struct ia_store *store;
         int64_t scan_id, prev_scan;
+        int64_t trusted_before_ns; /* see settled() */
         struct ia_layer_cache *cache;
 
         pthread_mutex_t reg_lock;
@@ -233,6 +234,21 @@ static bool same_identity(const struct ia_identity *a, const struct ia_identity 
 {
         return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
                a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+/*
+ * Whether what the previous scan read of a file with identity was, the same
+ * identity now, can be trusted.  Not for a file modified shortly before that
+ * scan began: a write landing within the file system's timestamp granularity
+ * after our stat leaves mtime as it was (a "racily clean" file).  Such a file
+ * is read again, and trusted from the first scan that begins IA_RACY_NS after
+ * its mtime.
+ */
+#define IA_RACY_NS (2 * 1000000000LL) /* covers FAT's 2 s and 1 s file systems */
+
+static bool settled(const struct scan *s, const struct ia_identity *was)
+{
+        return was->mtime_ns < s->trusted_before_ns;
 }
 
 static char *join3(const char *a, char sep, const char *b)
@@ -1404,7 +1420,8 @@ static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *wa
                 was.size = (uint64_t)sqlite3_column_int64(st, 4);
                 was.mtime_ns = sqlite3_column_int64(st, 5);
                 was.ctime_ns = sqlite3_column_int64(st, 6);
-                ok = path && current_identity(walked, path, &now) && same_identity(&was, &now);
+                ok = path && current_identity(walked, path, &now) && same_identity(&was, &now) &&
+                     settled(s, &was);
                 free(path);
         }
         sqlite3_finalize(st);
@@ -1777,11 +1794,20 @@ static int plan(struct scan *s, struct ia_error *err)
         atomic_store(&s->next_file_id, max_file + 1);
         atomic_store(&s->next_image_id, max_image + 1);
         s->prev_scan = 0;
+        /* started_at is whole seconds, and that scan's walk began after it */
         if (sqlite3_prepare_v2(db,
-                               "SELECT coalesce(max(id), 0) FROM scans WHERE status = 'complete'",
+                               "SELECT id, CAST(strftime('%s', started_at) AS INTEGER) FROM scans "
+                               "WHERE status = 'complete' ORDER BY id DESC LIMIT 1",
                                -1, &st, NULL) == SQLITE_OK) {
-                if (sqlite3_step(st) == SQLITE_ROW)
+                if (sqlite3_step(st) == SQLITE_ROW) {
+                        int64_t started = sqlite3_column_int64(st, 1); /* 0 if not a date */
+
                         s->prev_scan = sqlite3_column_int64(st, 0);
+                        /* a start we cannot read trusts no file */
+                        s->trusted_before_ns = started > 0 && started < INT64_MAX / 1000000000
+                                                   ? started * 1000000000LL - IA_RACY_NS
+                                                   : INT64_MIN;
+                }
                 sqlite3_finalize(st);
         }
         if (s->full || getenv("IMGAUDIT_NO_INCREMENTAL"))
@@ -1837,7 +1863,7 @@ static int plan(struct scan *s, struct ia_error *err)
                 jb->reg->walked = true;
                 jb->new_file = !same;
                 jb->action = JOB_READ;
-                if (!same || !p->kind)
+                if (!same || !p->kind || !settled(s, &p->ident))
                         continue;
                 if (strcmp(p->kind, "not-an-image") == 0 || strcmp(p->kind, "data-file") == 0) {
                         jb->action = JOB_REUSE_PLAIN;
