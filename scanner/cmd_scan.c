@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +63,7 @@ const char ia_scan_usage[] =
     "\n"
     "  --db FILE            the database (default: $IMGAUDIT_DB, else ./imgaudit.db;\n"
     "                       created on first use)\n"
-    "  -j, --jobs N         worker threads (default: the number of cores)\n"
+    "  -j, --jobs N         worker threads (default: the CPUs this process may use)\n"
     "  --exclude GLOB       skip entries whose name or path matches GLOB (fnmatch)\n"
     "  --allow-root DIR     also allow backing files beneath DIR (default: the ROOTs)\n"
     "  --one-file-system    do not descend into other file systems\n"
@@ -2176,6 +2177,16 @@ close_roots:
         return rc;
 }
 
+/* The CPUs this process may run on (taskset, cgroup cpusets), else those online. */
+static long usable_cpus(void)
+{
+        cpu_set_t set;
+
+        if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+                return CPU_COUNT(&set);
+        return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 int ia_cmd_scan(int argc, char **argv)
 {
         struct scan s;
@@ -2186,7 +2197,7 @@ int ia_cmd_scan(int argc, char **argv)
         s.db_path = getenv("IMGAUDIT_DB");
         if (!s.db_path || !*s.db_path)
                 s.db_path = "imgaudit.db";
-        ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        ncpu = usable_cpus();
         s.nworkers = ncpu > 0 ? (unsigned)ncpu : 1;
         s.budget_ns = 300ull * 1000000000u;
         pthread_mutex_init(&s.reg_lock, NULL);

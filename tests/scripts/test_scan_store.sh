@@ -204,5 +204,13 @@ got=$(sqlite3 dmg.sqlite "SELECT status IN ('corrupt', 'truncated'), error IS NO
 [ "$got" = "1|1" ] && ok || bad "damaged image status: $got"
 [ "$(sqlite3 dmg.sqlite "SELECT exit_status, problems FROM scans")" = "1|1" ] && ok || bad "scan row of a scan with problems"
 
+# the default number of workers is the CPUs the process may run on (taskset,
+# cpusets), not every CPU online: one thread is the writer, the rest workers
+threads() { strace -f -qq -e trace=clone,clone3 -o threads.txt "$@" --db thr.sqlite --quiet damaged 2>/dev/null; grep -c clone threads.txt; }
+if command -v strace >/dev/null && command -v taskset >/dev/null && [ "$(nproc --all)" -gt 1 ]; then
+	[ "$(threads taskset -c 0 "$IMGAUDIT" scan)" = "$(threads "$IMGAUDIT" scan -j 1)" ] && ok || bad "taskset -c 0: not one worker"
+	[ "$(threads "$IMGAUDIT" scan -j 2)" -gt "$(threads "$IMGAUDIT" scan -j 1)" ] && ok || bad "thread count check is blind"
+fi
+
 echo "test_scan_store: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
