@@ -79,6 +79,8 @@ scan() {
 	ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" timeout 30 strace -f -qq -y -o "$log" \
 		-e trace="$TRACED" "$IMGAUDIT" scan --db "$db" --quiet -j 2 "$@" "$name" 2>"$work/db/$name.err"
 	rc=$?
+	# hangs: every case finishes in well under a second (a few under the sanitizers)
+	[ "$rc" = 124 ] && problems+=" timed out after 30 s;"
 	[ "$rc" = "$want" ] || problems+=" exit $rc, wanted $want;"
 	local j args=()
 	for a in "${roots[@]}"; do args+=(--root "$a"); done
@@ -509,10 +511,8 @@ for fmt in qcow2 vmdk vpc vhdx vdi qed qcow parallels; do
 	EDGES+=("tr-$fmt.img")
 done
 base good.qcow2
-start=$(date +%s)
 scan 1
 expect "SELECT status FROM v_images WHERE path = '$name/good.qcow2'" "ok"
-check "edges took more than 10 s" [ $(($(date +%s) - start)) -le 10 ]
 end
 # each edge image: recorded as an image with a non-ok status and an error,
 # or (where qemu maps it too: tables or data past the end read as zeros) ok
@@ -630,18 +630,14 @@ PY
 
 begin bomb-gzip
 mkbomb bomb.tar.gz gzip
-start=$(date +%s)
 scan 0
-check "a 1 GiB gzip bomb took more than 15 s" [ $(($(date +%s) - start)) -le 15 ]
 expect "SELECT kind FROM v_entries WHERE path = '$name/bomb.tar.gz!zeros.img'" "not-an-image"
 check "the spool reached the disk" [ "$(du -s "$work/tmp" | cut -f1)" -lt 1024 ]
 end
 
 begin bomb-zstd
 mkbomb bomb.tar.zst zstd
-start=$(date +%s)
 scan 0
-check "a 1 GiB zstd bomb took more than 15 s" [ $(($(date +%s) - start)) -le 15 ]
 expect "SELECT count(*) FROM v_entries WHERE path = '$name/bomb.tar.zst!zeros.img'" "1"
 end
 
@@ -649,9 +645,7 @@ begin bomb-double
 # gzip inside zstd: 1 GiB from a few hundred bytes, past the ratio cap
 mkbomb "$work/b.tar.gz" gzip
 zstd -q -19 -c "$work/b.tar.gz" >bomb.tar.gz.zst
-start=$(date +%s)
 scan 1
-check "a gzip+zstd bomb took more than 10 s" [ $(($(date +%s) - start)) -le 10 ]
 expect "SELECT code FROM v_findings WHERE path = '$name/bomb.tar.gz.zst'" "archive-limit"
 end
 
@@ -662,9 +656,7 @@ printf 'middle' | dd of=big.raw bs=1 seek=$((50 << 30)) conv=notrunc status=none
 qi create -f qcow2 -b big.raw -F raw over.qcow2
 tar --sparse -cf s.tar big.raw over.qcow2
 rm big.raw over.qcow2
-start=$(date +%s)
 scan 0
-check "a 100 GiB sparse member took more than 10 s" [ $(($(date +%s) - start)) -le 10 ]
 expect "SELECT format, virtual_size, status FROM v_images WHERE path = '$name/s.tar!big.raw'" "raw|107374182400|ok"
 expect "SELECT status, chain_depth FROM v_images WHERE path = '$name/s.tar!over.qcow2'" "ok|1"
 expect "SELECT count(*), sum(length) FROM v_map WHERE path = '$name/s.tar!big.raw' AND data = 1" "2|8192"

@@ -473,11 +473,11 @@ for _ in $(seq 50); do
 	[ "$(sqlite3 db.sqlite "SELECT count(*) FROM scans WHERE status = 'running'" 2>/dev/null)" = 1 ] && break
 	sleep 0.1
 done
-start=$(date +%s%N)
-timeout 20 "$IMGAUDIT" report --db db.sqlite --format=json --section=summary >r5.json
+# SQLite waits for a lock by sleeping (its busy handler): no sleep, no wait
+timeout 20 strace -f -qq -e trace=nanosleep,clock_nanosleep -o sleeps.txt \
+	"$IMGAUDIT" report --db db.sqlite --format=json --section=summary >r5.json
 eq "report during a scan exit status" "$?" "0"
-ms=$((($(date +%s%N) - start) / 1000000))
-[ $ms -lt 5000 ] && ok || bad "report during a scan took ${ms} ms"
+[ -e sleeps.txt ] && [ ! -s sleeps.txt ] && ok || bad "a report during a scan waited: $(head -3 sleeps.txt)"
 eq "report during a scan shows the last complete scan" "$(pj r5.json 'd["scan"]["id"]')" "2"
 { kill -9 $BG && wait $BG; } 2>/dev/null
 BG=
@@ -492,11 +492,11 @@ print("reading", flush=True); time.sleep(12)
 BG=$!
 for _ in $(seq 50); do grep -q reading reader.out && break; sleep 0.1; done
 touch store/ov1.qcow2
-start=$(date +%s%N)
-"$IMGAUDIT" scan --db db.sqlite --quiet store
+rm -f sleeps.txt
+timeout 20 strace -f -qq -e trace=nanosleep,clock_nanosleep -o sleeps.txt \
+	"$IMGAUDIT" scan --db db.sqlite --quiet store
 eq "scan during a long read exit status" "$?" "0"
-ms=$((($(date +%s%N) - start) / 1000000))
-[ $ms -lt 5000 ] && ok || bad "a scan waited ${ms} ms for a reader"
+[ -e sleeps.txt ] && [ ! -s sleeps.txt ] && ok || bad "a scan waited for a reader: $(head -3 sleeps.txt)"
 { kill -9 $BG && wait $BG; } 2>/dev/null
 BG=
 
