@@ -22,6 +22,9 @@
  * when it is skipped, so skipping reads through the data with the same checks
  * as spooling: total decompressed bytes and the ratio of decompressed bytes to
  * archive bytes read (after a small slack, since tiny members compress well).
+ * A member's headers are capped too (header_over_cap()): a compressed stream
+ * is read in two stages, a raw reader that decompresses feeding the format
+ * reader, so that the cap counts decompressed bytes.
  *
  * OVF: the first regular member whose name ends in ".ovf" is scanned for
  * <File> and <Disk> elements and their attributes, with a bounded, tolerant
@@ -52,6 +55,7 @@
 #define DEFAULT_MAX_NESTING  2u
 #define DEFAULT_MAX_NAME     4096u         /* bytes in one member or link name (PATH_MAX) */
 #define DEFAULT_NAME_BUDGET  (32ull << 20) /* bytes of member and link names per archive */
+#define DEFAULT_MAX_HEADER   (4ull << 20)  /* bytes of one member's headers */
 #define RATIO_SLACK          (1ull << 20)  /* decompressed bytes before the ratio cap applies */
 #define READ_BLOCK           (256u << 10)
 #define VERIFY_MAX           (64u << 10)
@@ -366,19 +370,43 @@ static int index_grow(struct ia_archive *a)
 struct walk {
         struct ia_archive *a;
         struct ia_archive_limits lim;
-        struct archive *ar;
+        struct archive *ar;  /* the format reader */
+        struct archive *dec; /* with a compression filter: the decompressor feeding ar */
         struct ia_spool *spool;
         uint8_t *buf;
         uint64_t pos;      /* of the next read in the archive source */
         uint64_t raw_read; /* archive bytes read */
         uint64_t produced; /* member bytes read out of libarchive */
         bool eof_hit, io_failed;
-        bool plain;          /* no compression filter: offsets in the stream are file offsets */
-        size_t check_member; /* a tar member mapped in place whose end is checked, + 1 */
-        uint64_t check_end;  /* where the next header must start after it */
+        bool plain;            /* no compression filter: offsets in the stream are file offsets */
+        bool in_header;        /* inside archive_read_next_header() */
+        bool header_capped;    /* stopped there: a member's headers passed lim.max_header */
+        uint64_t header_start; /* archive_filter_bytes(ar, 0) when it began */
+        size_t check_member;   /* a tar member mapped in place whose end is checked, + 1 */
+        uint64_t check_end;    /* where the next header must start after it */
         struct ia_error io_err;
         uint8_t *verify; /* VERIFY_MAX bytes */
 };
+
+/*
+ * libarchive holds the whole sparse map of a GNU sparse member in memory (48
+ * bytes per entry, from 4 bytes of map text), with no cap of its own, before
+ * it returns the header.  What the format has consumed since the header
+ * began bounds that: checked whenever the format asks for more bytes, that is
+ * every READ_BLOCK bytes of a plain archive and every block the decompressor
+ * gives out (64 to 128 KiB) of a compressed one.  This is why a compressed
+ * archive is read in two stages: the decompressor's output is what the
+ * format reads, so what it consumes is counted in decompressed bytes.
+ */
+static bool header_over_cap(struct walk *w)
+{
+        if (!w->in_header ||
+            (uint64_t)archive_filter_bytes(w->ar, 0) - w->header_start <= w->lim.max_header)
+                return false;
+        w->header_capped = true;
+        archive_set_error(w->ar, ERANGE, "a member's headers are over the cap");
+        return true;
+}
 
 static la_ssize_t cb_read(struct archive *ar, void *data, const void **out)
 {
@@ -387,6 +415,8 @@ static la_ssize_t cb_read(struct archive *ar, void *data, const void **out)
             READ_BLOCK - (size_t)(w->pos % READ_BLOCK); /* aligned: headers rarely straddle */
         int64_t n;
 
+        if (ar == w->ar && header_over_cap(w))
+                return ARCHIVE_FATAL;
         *out = w->buf;
         n = ia_read_upto(w->a->src, w->buf, want, w->pos, &w->io_err);
         if (n < 0) {
@@ -436,6 +466,31 @@ static la_int64_t cb_skip(struct archive *ar, void *data, la_int64_t request)
 static bool la_failed(int r)
 {
         return r != ARCHIVE_OK && r != ARCHIVE_WARN;
+}
+
+/* The format reader's input when there is a compression filter: the decompressed stream. */
+static la_ssize_t cb_read_decompressed(struct archive *ar, void *data, const void **out)
+{
+        struct walk *w = data;
+        const void *buf;
+        size_t len;
+        la_int64_t off;
+        int r;
+
+        if (header_over_cap(w))
+                return ARCHIVE_FATAL;
+        r = archive_read_data_block(w->dec, &buf, &len, &off);
+        if (r == ARCHIVE_EOF)
+                return 0;
+        if (la_failed(r)) {
+                const char *m = archive_error_string(w->dec);
+
+                archive_set_error(ar, archive_errno(w->dec), "%s",
+                                  m ? m : "unknown decompression error");
+                return ARCHIVE_FATAL;
+        }
+        *out = buf;
+        return (la_ssize_t)len;
 }
 
 static const char *la_msg(struct walk *w)
@@ -926,7 +981,20 @@ static void walk_members(struct walk *w)
                 struct archive_entry *entry;
                 struct ia_archive_member *m;
                 struct ia_error e;
-                int r = archive_read_next_header(w->ar, &entry);
+                int r;
+
+                /* the previous member's data is consumed: what follows is headers */
+                w->header_start = (uint64_t)archive_filter_bytes(w->ar, 0);
+                w->in_header = true;
+                r = archive_read_next_header(w->ar, &entry);
+                w->in_header = false;
+                /* the reads check while it runs, this the exact total */
+                if ((r == ARCHIVE_OK || r == ARCHIVE_WARN || r == ARCHIVE_FAILED) &&
+                    (uint64_t)archive_filter_bytes(w->ar, 0) - w->header_start >
+                        w->lim.max_header) {
+                        w->header_capped = true;
+                        r = ARCHIVE_FATAL;
+                }
 
                 if (r == ARCHIVE_EOF) {
                         if (w->check_member) /* the end-of-archive blocks follow it */
@@ -942,7 +1010,14 @@ static void walk_members(struct walk *w)
                         return;
                 }
                 if (r != ARCHIVE_OK && r != ARCHIVE_WARN && r != ARCHIVE_FAILED) {
-                        if (w->io_failed)
+                        if (w->header_capped)
+                                ia_error_set(&e, IA_ERR_LIMIT,
+                                             "archive '%s': after %zu members: a member's headers "
+                                             "(pax, GNU sparse map) take more than %llu bytes "
+                                             "(the cap)",
+                                             a->name, a->count,
+                                             (unsigned long long)w->lim.max_header);
+                        else if (w->io_failed)
                                 ia_error_set(&e, IA_ERR_IO, "archive '%s': after %zu members: %s",
                                              a->name, a->count, w->io_err.msg);
                         else
@@ -1463,19 +1538,29 @@ static void limits_resolve(const struct ia_archive_limits *in, struct ia_archive
                 out->max_name = DEFAULT_MAX_NAME;
         if (!out->name_budget)
                 out->name_budget = DEFAULT_NAME_BUDGET;
+        if (!out->max_header)
+                out->max_header = DEFAULT_MAX_HEADER;
         if (!out->max_decompressed && !ia_mul_ok(out->spool_budget, 4, &out->max_decompressed))
                 out->max_decompressed = UINT64_MAX;
 }
 
-static struct archive *la_new(struct walk *w)
+/*
+ * A reader of the archive source: the formats and filters wanted, or (raw)
+ * only the filters, giving the decompressed stream as one entry.
+ */
+static struct archive *la_new(struct walk *w, bool raw)
 {
         struct archive *ar = archive_read_new();
 
         if (!ar)
                 return NULL;
-        archive_read_support_format_tar(ar);
-        archive_read_support_format_gnutar(ar);
-        archive_read_support_format_zip(ar);
+        if (raw) {
+                archive_read_support_format_raw(ar);
+        } else {
+                archive_read_support_format_tar(ar);
+                archive_read_support_format_gnutar(ar);
+                archive_read_support_format_zip(ar);
+        }
         /* Only the decompressors built in: never an external program. */
         if (archive_zlib_version())
                 archive_read_support_filter_gzip(ar);
@@ -1492,11 +1577,49 @@ static struct archive *la_new(struct walk *w)
         return ar;
 }
 
+static void la_free(struct walk *w)
+{
+        archive_read_free(w->ar);
+        archive_read_free(w->dec);
+        w->ar = w->dec = NULL;
+}
+
+/*
+ * With a compression filter, read again from the start in two stages: a raw
+ * reader decompresses, and the format reader (no filter) reads its output.
+ * 0; -1 with libarchive's message in w->ar, else in w->dec; -2 out of memory.
+ */
+static int la_reopen_in_stages(struct walk *w)
+{
+        struct archive_entry *entry;
+
+        la_free(w);
+        w->pos = 0;
+        w->raw_read = 0;
+        w->eof_hit = false;
+        w->dec = la_new(w, true);
+        if (!w->dec)
+                return -2;
+        if (archive_read_open1(w->dec) != ARCHIVE_OK ||
+            archive_read_next_header(w->dec, &entry) != ARCHIVE_OK)
+                return -1;
+        w->ar = archive_read_new();
+        if (!w->ar)
+                return -2;
+        archive_read_support_format_tar(w->ar);
+        archive_read_support_format_gnutar(w->ar);
+        archive_read_support_format_zip(w->ar);
+        archive_read_set_read_callback(w->ar, cb_read_decompressed);
+        archive_read_set_callback_data(w->ar, w);
+        return archive_read_open1(w->ar) == ARCHIVE_OK ? 0 : -1;
+}
+
 int ia_archive_open(struct ia_source *src, const char *name, const struct ia_archive_limits *lim,
                     struct ia_archive **out, struct ia_error *err)
 {
         struct walk w;
         struct ia_archive *a;
+        int r;
 
         memset(&w, 0, sizeof(w));
         limits_resolve(lim, &w.lim);
@@ -1520,7 +1643,7 @@ int ia_archive_open(struct ia_source *src, const char *name, const struct ia_arc
         w.spool = ia_spool_new(w.lim.tmpdir, w.lim.spool_memory, w.lim.spool_budget, err);
         if (!w.spool)
                 goto free_bufs_err;
-        w.ar = la_new(&w);
+        w.ar = la_new(&w, false);
         if (!w.ar)
                 goto free_spool;
         /* Opening chooses the filters and the format. */
@@ -1535,12 +1658,24 @@ int ia_archive_open(struct ia_source *src, const char *name, const struct ia_arc
         }
         w.plain =
             archive_filter_count(w.ar) <= 1 && archive_filter_code(w.ar, 0) == ARCHIVE_FILTER_NONE;
+        if (!w.plain && (r = la_reopen_in_stages(&w)) < 0) {
+                const char *m = w.ar ? archive_error_string(w.ar) : archive_error_string(w.dec);
+
+                if (r == -2)
+                        ia_error_set(err, IA_ERR_NOMEM, "archive '%s': out of memory", name);
+                else if (w.io_failed)
+                        ia_error_set(err, IA_ERR_IO, "archive '%s': %s", name, w.io_err.msg);
+                else
+                        ia_error_set(err, la_cat(&w), "archive '%s': %s", name,
+                                     m ? m : "unknown libarchive error");
+                goto free_ar_err;
+        }
         walk_members(&w);
         if (a->count == 0 && a->error.cat != IA_ERR_NONE) {
                 *err = a->error;
                 goto free_ar_err;
         }
-        archive_read_free(w.ar);
+        la_free(&w);
         ia_spool_free(w.spool);
         free(w.verify);
         free(w.buf);
@@ -1549,7 +1684,7 @@ int ia_archive_open(struct ia_source *src, const char *name, const struct ia_arc
         return 0;
 
 free_ar_err:
-        archive_read_free(w.ar);
+        la_free(&w);
         ia_spool_free(w.spool);
         free(w.verify);
         free(w.buf);

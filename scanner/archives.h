@@ -83,6 +83,8 @@ struct ia_archive_limits {
         uint64_t max_decompressed; /* bytes decompressed in one walk, default 4 x spool_budget */
         uint64_t max_name;         /* bytes in one member name or link target, default 4096 */
         uint64_t name_budget;      /* bytes of all member and link names, default 32 MiB */
+        uint64_t max_header;       /* bytes of one member's headers (pax, GNU sparse map),
+                                      default 4 MiB */
 };
 /* A zero field (or a NULL limits pointer) takes the default. */
 

@@ -785,6 +785,70 @@ static void test_name_caps(void **state)
         ia_archive_free(a);
 }
 
+/*
+ * libarchive holds a GNU sparse map whole in memory before it returns the
+ * header (48 bytes an entry, from as little as 4 bytes of map text), and a
+ * compressed map of millions of entries is a few kilobytes: a member's
+ * headers are capped, counted in decompressed bytes.
+ */
+static void test_header_cap(void **state)
+{
+        const char *variants[] = {"--format=gnu", "--format=pax --sparse-version=1.0"};
+        const char *filters[] = {"cat", "gzip -c", "bzip2 -c"};
+        struct ia_archive_limits lim = {.max_header = 64 << 10};
+        const unsigned extents = 6000; /* about 100 KiB of map in either format */
+
+        (void)state;
+        need_tool("tar", "tar");
+        sh("rm -rf '%s' && mkdir '%s' && echo first > '%s' && echo after > '%s'", path("hc"),
+           path("hc"), path("hc/first"), path("hc/after"));
+        {
+                int fd = open(path("hc/s.img"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+                assert_true(fd >= 0);
+                for (unsigned i = 0; i < extents; i++)
+                        assert_int_equal(pwrite(fd, "x", 1, (off_t)i * 16384), 1);
+                assert_int_equal(ftruncate(fd, (off_t)extents * 16384), 0);
+                close(fd);
+        }
+        for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
+                for (size_t f = 0; f < sizeof(filters) / sizeof(filters[0]); f++) {
+                        const struct ia_archive_member *m;
+                        const struct ia_error *e;
+                        struct ia_archive *a;
+                        struct ia_error err = {0};
+                        uint8_t b = 0;
+
+                        sh("tar %s --sparse -cf - -C '%s' first s.img after | %s > '%s'",
+                           variants[v], path("hc"), filters[f], path("hc.tar"));
+                        a = open_archive("hc.tar", &lim);
+                        e = ia_archive_error(a);
+                        if (!e)
+                                fail_msg("%s | %s: no error", variants[v], filters[f]);
+                        assert_int_equal(e->cat, IA_ERR_LIMIT);
+                        assert_non_null(strstr(e->msg, "headers (pax, GNU sparse map) take more "
+                                                       "than 65536 bytes"));
+                        assert_int_equal(ia_archive_count(a), 1);
+                        assert_non_null(ia_archive_find(a, "first"));
+                        ia_archive_free(a);
+
+                        /* under the default cap the member is whole */
+                        a = open_archive("hc.tar", NULL);
+                        assert_null(ia_archive_error(a));
+                        assert_int_equal(ia_archive_count(a), 3);
+                        m = must_find(a, "s.img");
+                        assert_non_null(m->src);
+                        assert_int_equal(m->size, (uint64_t)extents * 16384);
+                        assert_int_equal(
+                            ia_read(m->src, &b, 1, (uint64_t)(extents - 1) * 16384, "x", &err), 0);
+                        assert_int_equal(b, 'x');
+                        assert_int_equal(ia_read(m->src, &b, 1, 16383, "hole", &err), 0);
+                        assert_int_equal(b, 0);
+                        ia_archive_free(a);
+                }
+        }
+}
+
 static const char ovf_text[] =
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
     "<!-- <File ovf:href=\"commented-out.vmdk\" ovf:id=\"file1\"/> -->\n"
@@ -1001,6 +1065,7 @@ int main(void)
             cmocka_unit_test(test_compressed_spool),
             cmocka_unit_test(test_spool_holes),
             cmocka_unit_test(test_sparse_members),
+            cmocka_unit_test(test_header_cap),
             cmocka_unit_test(test_window_seek_data),
             cmocka_unit_test(test_flags),
             cmocka_unit_test(test_zip),
