@@ -881,7 +881,7 @@ for i in $(seq 1 30); do base "i$i.qcow2"; w "i$i.qcow2" -c 'write -P 1 0 64k'; 
 scan 0
 for i in $(seq 31 50); do base "i$i.qcow2"; done
 cd "$work/c" || exit 1
-IMGAUDIT_NO_INCREMENTAL=1 IMGAUDIT_TEST_WRITER_DELAY_MS=5 "$IMGAUDIT" scan --db "$db" --quiet "$name" &
+IMGAUDIT_NO_INCREMENTAL=1 IMGAUDIT_TEST_WRITER_DELAY_MS=10 "$IMGAUDIT" scan --db "$db" --quiet "$name" & # 2 s: readers start in time on a loaded machine
 BG=$!
 seen=""
 while kill -0 "$BG" 2>/dev/null; do
