@@ -44,6 +44,9 @@ for b in $(seq -w 1 20); do
 done
 echo "  built in $(echo "$(now) - $t0" | bc) s"
 
+# A store last written yesterday, as a nightly scan finds it (a file written
+# within 2 s of a scan's start would be read again by the next one).
+find store -type f -exec touch -m -d "@$(($(date +%s) - 86400))" {} +
 # Both tools run with the store in the page cache: read it once first.
 sync
 find store -type f -exec cat {} + >/dev/null
@@ -82,7 +85,8 @@ printf 'ratio:                            %8.1fx (target >= 50x)\n' "$(echo "$qe
 t0=$(now)
 "$IMGAUDIT" scan --db scan.db --quiet store
 t1=$(now)
-printf 'rescan, nothing changed:          %8.2f s\n' "$(echo "$t1 - $t0" | bc)"
+printf 'rescan, nothing changed:          %8.2f s (%s files read, %s carried over)\n' "$(echo "$t1 - $t0" | bc)" \
+	$(sqlite3 -separator ' ' scan.db "SELECT files_read, files_reused FROM scans ORDER BY id DESC LIMIT 1")
 
 echo "building a store with large maps ..."
 mkdir -p big/vm
