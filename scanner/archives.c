@@ -381,6 +381,7 @@ struct walk {
         bool plain;            /* no compression filter: offsets in the stream are file offsets */
         bool in_header;        /* inside archive_read_next_header() */
         bool header_capped;    /* stopped there: a member's headers passed lim.max_header */
+        bool header_seeks;     /* the format seeks for a header (zip's central directory) */
         uint64_t header_start; /* archive_filter_bytes(ar, 0) when it began */
         size_t check_member;   /* a tar member mapped in place whose end is checked, + 1 */
         uint64_t check_end;    /* where the next header must start after it */
@@ -396,11 +397,13 @@ struct walk {
  * every READ_BLOCK bytes of a plain archive and every block the decompressor
  * gives out (64 to 128 KiB) of a compressed one.  This is why a compressed
  * archive is read in two stages: the decompressor's output is what the
- * format reads, so what it consumes is counted in decompressed bytes.
+ * format reads, so what it consumes is counted in decompressed bytes.  Only
+ * a format that reads its headers in sequence (tar) is counted: zip seeks to
+ * its central directory and to each member, and its headers are small.
  */
 static bool header_over_cap(struct walk *w)
 {
-        if (!w->in_header ||
+        if (!w->in_header || w->header_seeks ||
             (uint64_t)archive_filter_bytes(w->ar, 0) - w->header_start <= w->lim.max_header)
                 return false;
         w->header_capped = true;
@@ -434,6 +437,9 @@ static la_ssize_t cb_read(struct archive *ar, void *data, const void **out)
 static la_int64_t cb_seek(struct archive *ar, void *data, la_int64_t off, int whence)
 {
         struct walk *w = data;
+
+        if (w->in_header)
+                w->header_seeks = true;
         int64_t base = whence == SEEK_SET   ? 0
                        : whence == SEEK_CUR ? (int64_t)w->pos
                                             : (int64_t)w->a->src->size;
@@ -990,6 +996,7 @@ static void walk_members(struct walk *w)
                 w->in_header = false;
                 /* the reads check while it runs, this the exact total */
                 if ((r == ARCHIVE_OK || r == ARCHIVE_WARN || r == ARCHIVE_FAILED) &&
+                    !w->header_seeks &&
                     (uint64_t)archive_filter_bytes(w->ar, 0) - w->header_start >
                         w->lim.max_header) {
                         w->header_capped = true;
