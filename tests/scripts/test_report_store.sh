@@ -501,5 +501,24 @@ eq "scan during a long read exit status" "$?" "0"
 { kill -9 $BG && wait $BG; } 2>/dev/null
 BG=
 
+# ---- a reader who may not write in the database's directory ----
+# (people querying the database root's cron writes): SQLite opens a WAL
+# database read-only only while its -wal and -shm files exist, and the scan
+# leaves them in place; when it deleted them, such a reader got "attempt to
+# write a readonly database".
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	mkdir ro
+	"$IMGAUDIT" scan --db ro/db.sqlite --quiet store
+	cp "$IMGAUDIT" ro/imgaudit # the build tree may be out of that user's reach
+	chmod 755 "$WORK" ro ro/imgaudit
+	nobody() { env HOME=/ setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+	got=$(nobody sqlite3 ro/db.sqlite "SELECT count(*) FROM v_images" 2>&1)
+	nobody ro/imgaudit report --db ro/db.sqlite --format=json --section=summary >ro.json 2>ro.err
+	eq "a read-only user's report exit status" "$?" "0"
+	[ -s ro.json ] && python3 -c 'import json, sys; json.load(open(sys.argv[1]))' ro.json && ok || bad "a read-only user's report: $(head -c 300 ro.err)"
+	# (root's sqlite3 last, since its close checkpoints and deletes the WAL)
+	eq "a read-only user's query" "$got" "$(sqlite3 ro/db.sqlite "SELECT count(*) FROM v_images")"
+fi
+
 echo "test_report_store: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
