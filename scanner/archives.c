@@ -1551,6 +1551,13 @@ static void limits_resolve(const struct ia_archive_limits *in, struct ia_archive
                 out->max_decompressed = UINT64_MAX;
 }
 
+static void la_formats(struct archive *ar)
+{
+        archive_read_support_format_tar(ar);
+        archive_read_support_format_gnutar(ar);
+        archive_read_support_format_zip(ar);
+}
+
 /*
  * A reader of the archive source: the formats and filters wanted, or (raw)
  * only the filters, giving the decompressed stream as one entry.
@@ -1561,13 +1568,10 @@ static struct archive *la_new(struct walk *w, bool raw)
 
         if (!ar)
                 return NULL;
-        if (raw) {
+        if (raw)
                 archive_read_support_format_raw(ar);
-        } else {
-                archive_read_support_format_tar(ar);
-                archive_read_support_format_gnutar(ar);
-                archive_read_support_format_zip(ar);
-        }
+        else
+                la_formats(ar);
         /* Only the decompressors built in: never an external program. */
         if (archive_zlib_version())
                 archive_read_support_filter_gzip(ar);
@@ -1613,9 +1617,7 @@ static int la_reopen_in_stages(struct walk *w)
         w->ar = archive_read_new();
         if (!w->ar)
                 return -2;
-        archive_read_support_format_tar(w->ar);
-        archive_read_support_format_gnutar(w->ar);
-        archive_read_support_format_zip(w->ar);
+        la_formats(w->ar);
         archive_read_set_read_callback(w->ar, cb_read_decompressed);
         archive_read_set_callback_data(w->ar, w);
         return archive_read_open1(w->ar) == ARCHIVE_OK ? 0 : -1;
