@@ -993,15 +993,11 @@ static void walk_members(struct walk *w)
                 w->header_start = (uint64_t)archive_filter_bytes(w->ar, 0);
                 w->in_header = true;
                 r = archive_read_next_header(w->ar, &entry);
-                w->in_header = false;
                 /* the reads check while it runs, this the exact total */
                 if ((r == ARCHIVE_OK || r == ARCHIVE_WARN || r == ARCHIVE_FAILED) &&
-                    !w->header_seeks &&
-                    (uint64_t)archive_filter_bytes(w->ar, 0) - w->header_start >
-                        w->lim.max_header) {
-                        w->header_capped = true;
+                    header_over_cap(w))
                         r = ARCHIVE_FATAL;
-                }
+                w->in_header = false;
 
                 if (r == ARCHIVE_EOF) {
                         if (w->check_member) /* the end-of-archive blocks follow it */
