@@ -59,6 +59,33 @@ static int add_run(struct ia_layer *l, const struct ia_bstatus *st, uint64_t off
         return 0;
 }
 
+/* The spans where l says neither data nor zero, merged (struct ia_layer.und). */
+static int layer_spans(struct ia_layer *l, struct ia_error *err)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < l->n; i++)
+                if (!(l->runs[i].flags & (IA_BS_DATA | IA_BS_ZERO)) &&
+                    (i == 0 || (l->runs[i - 1].flags & (IA_BS_DATA | IA_BS_ZERO))))
+                        n++;
+        if (n == 0)
+                return 0;
+        l->und = malloc(n * sizeof(*l->und));
+        if (!l->und)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory for the map of a layer");
+        for (size_t i = 0; i < l->n; i++) {
+                const struct ia_layer_run *r = &l->runs[i];
+
+                if (r->flags & (IA_BS_DATA | IA_BS_ZERO))
+                        continue;
+                if (l->nund && l->und[l->nund - 1].end == r->start)
+                        l->und[l->nund - 1].end = r->start + r->len;
+                else
+                        l->und[l->nund++] = (struct ia_span){r->start, r->start + r->len};
+        }
+        return 0;
+}
+
 int ia_layer_map(struct ia_image *img, struct ia_layer *l, size_t max_bytes, ia_file_id_fn fid,
                  void *opaque, struct ia_error *err)
 {
@@ -96,14 +123,16 @@ int ia_layer_map(struct ia_image *img, struct ia_layer *l, size_t max_bytes, ia_
                 }
                 off += st.len;
         }
-        return 0;
+        return layer_spans(l, err);
 }
 
 void ia_layer_release(struct ia_layer *l)
 {
         free(l->runs);
+        free(l->und);
         l->runs = NULL;
-        l->n = l->cap = 0;
+        l->und = NULL;
+        l->n = l->cap = l->nund = 0;
 }
 
 /* ---- the cache ---- */
@@ -178,7 +207,7 @@ static void lru_append(struct ia_layer_cache *c, struct ia_layer *l)
 
 static size_t layer_bytes(const struct ia_layer *l)
 {
-        return sizeof(*l) + l->cap * sizeof(struct ia_layer_run);
+        return sizeof(*l) + l->cap * sizeof(struct ia_layer_run) + l->nund * sizeof(struct ia_span);
 }
 
 /* Drop unreferenced layers, oldest first, until the cache fits its budget. */
@@ -438,4 +467,205 @@ void ia_map_row_from_entry(const struct ia_map_entry *e, int64_t file_id, struct
         row->has_offset = e->has_offset;
         row->offset = e->has_offset ? e->offset : 0;
         row->file_id = e->has_offset ? file_id : 0;
+}
+
+/* ---- pieces ---- */
+
+/* The first run of l that ends after off (runs tile [0, l->size)). */
+static size_t run_at(const struct ia_layer *l, uint64_t off)
+{
+        size_t lo = 0, hi = l->n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (l->runs[mid].start + l->runs[mid].len <= off)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+/* The first undecided span of l that ends after off. */
+static size_t span_at(const struct ia_layer *l, uint64_t off)
+{
+        size_t lo = 0, hi = l->nund;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (l->und[mid].end <= off)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+void ia_space_add_row(struct ia_space *sp, const struct ia_map_row *row)
+{
+        sp->mapped += row->length;
+        if (row->unknown)
+                sp->unknown += row->length;
+        else if (row->data && row->depth == 0)
+                sp->own_data += row->length;
+        else if (row->data)
+                sp->backing_data += row->length;
+        else if (row->present)
+                sp->zero += row->length;
+        else
+                sp->unallocated += row->length;
+        if (row->data && row->compressed)
+                sp->compressed += row->length;
+}
+
+int ia_piece_rows(const struct ia_layer *l, const struct ia_piece *p, ia_row_fn fn, void *opaque,
+                  struct ia_error *err)
+{
+        struct ia_map_row row;
+        uint64_t end = p->start + p->len;
+
+        memset(&row, 0, sizeof(row));
+        row.depth = p->depth;
+        if (p->kind != IA_PIECE_LAYER || p->len == 0) {
+                row.start = p->start;
+                row.length = p->len;
+                row.unknown = p->kind == IA_PIECE_UNKNOWN;
+                return fn(opaque, &row, err);
+        }
+        for (size_t i = run_at(l, p->start); i < l->n && l->runs[i].start < end; i++) {
+                const struct ia_layer_run *r = &l->runs[i];
+                uint64_t s = r->start > p->start ? r->start : p->start;
+                uint64_t e = r->start + r->len < end ? r->start + r->len : end;
+
+                row.start = s;
+                row.length = e - s;
+                row.data = (r->flags & IA_BS_DATA) != 0;
+                /* in a piece its layer decides: what is not data reads as zero */
+                row.zero = (r->flags & IA_BS_ZERO) || !row.data;
+                row.present = (r->flags & IA_BS_ALLOCATED) != 0;
+                row.compressed = (r->flags & IA_BS_COMPRESSED) != 0;
+                row.has_offset = (r->flags & IA_BS_OFFSET) != 0;
+                row.offset = row.has_offset ? r->host_off + (s - r->start) : 0;
+                row.file_id = row.has_offset ? r->file_id : 0;
+                if (fn(opaque, &row, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+struct piece_walk {
+        struct ia_compose_layer *chain;
+        size_t n;
+        ia_piece_fn fn;
+        void *opaque;
+        struct ia_space *sp;
+        struct ia_piece cur; /* being extended; len 0 with have == false: none yet */
+        bool have;
+};
+
+static int space_row(void *opaque, const struct ia_map_row *row, struct ia_error *err)
+{
+        (void)err;
+        ia_space_add_row(opaque, row);
+        return 0;
+}
+
+static int flush_piece(struct piece_walk *w, struct ia_error *err)
+{
+        if (!w->have)
+                return 0;
+        w->have = false;
+        if (ia_piece_rows(w->cur.kind == IA_PIECE_LAYER ? w->chain[w->cur.depth].layer : NULL,
+                          &w->cur, space_row, w->sp, err) < 0)
+                return -1;
+        return w->fn(w->opaque, &w->cur, err);
+}
+
+/* Append [a, b) decided at depth with kind, extending the current piece when it can. */
+static int emit(struct piece_walk *w, uint64_t a, uint64_t b, size_t depth, enum ia_piece_kind kind,
+                struct ia_error *err)
+{
+        if (a >= b)
+                return 0;
+        if (w->have && w->cur.depth == depth && w->cur.kind == kind &&
+            w->cur.start + w->cur.len == a) {
+                w->cur.len += b - a;
+                return 0;
+        }
+        if (flush_piece(w, err) < 0)
+                return -1;
+        w->cur = (struct ia_piece){a, b - a, (uint32_t)depth, kind};
+        w->have = true;
+        return 0;
+}
+
+/*
+ * [a, b) as seen from depth d, where every layer above reads through: the
+ * same decisions as chain_status() (ia_chain_status()), taken span by span.
+ */
+static int walk(struct piece_walk *w, size_t d, uint64_t a, uint64_t b, struct ia_error *err)
+{
+        const struct ia_compose_layer *cl = &w->chain[d];
+        const struct ia_layer *l = cl->layer;
+        bool last = d + 1 >= w->n;
+        uint64_t below = last ? 0 : w->chain[d + 1].layer->size;
+
+        uint64_t tail = b; /* beyond this layer's end (below a layer without cow): nothing */
+
+        if (b > l->size)
+                b = a > l->size ? a : l->size;
+        for (size_t k = span_at(l, a); a < b; k++) {
+                uint64_t us = k < l->nund && l->und[k].start < b ? l->und[k].start : b;
+                uint64_t ue = k < l->nund && l->und[k].end < b ? l->und[k].end : b;
+
+                if (us < a)
+                        us = a;
+                if (emit(w, a, us, d, IA_PIECE_LAYER, err) < 0)
+                        return -1;
+                if (us >= b)
+                        break;
+                /* [us, ue): this layer says nothing there */
+                if (last) {
+                        enum ia_piece_kind kind = !cl->cow     ? IA_PIECE_END
+                                                  : cl->broken ? IA_PIECE_UNKNOWN
+                                                               : IA_PIECE_LAYER;
+
+                        if (emit(w, us, ue, kind == IA_PIECE_UNKNOWN ? d + 1 : d, kind, err) < 0)
+                                return -1;
+                } else if (cl->cow) {
+                        /* beyond the backing file's end it reads as zero here */
+                        uint64_t cut = ue < below ? ue : (us > below ? us : below);
+
+                        if (us < cut && walk(w, d + 1, us, cut, err) < 0)
+                                return -1;
+                        if (emit(w, cut, ue, d, IA_PIECE_LAYER, err) < 0)
+                                return -1;
+                } else if (walk(w, d + 1, us, ue, err) < 0) {
+                        return -1;
+                }
+                a = ue;
+        }
+        return emit(w, b, tail, d, IA_PIECE_END, err);
+}
+
+int ia_compose_pieces(struct ia_compose_layer *chain, size_t n, ia_piece_fn fn, void *opaque,
+                      struct ia_space *sp, struct ia_error *err)
+{
+        struct piece_walk w = {.chain = chain, .n = n, .fn = fn, .opaque = opaque, .sp = sp};
+
+        if (n == 0)
+                return ia_error_set(err, IA_ERR_INTERNAL, "composing an empty chain");
+        for (size_t i = 0; i < n; i++)
+                if (chain[i].layer->failed || chain[i].layer->too_big)
+                        return 1;
+        if (chain[0].layer->size == 0) {
+                /* the placeholder row qemu prints for an empty image */
+                w.cur = (struct ia_piece){0, 0, 0, IA_PIECE_END};
+                w.have = true;
+        } else if (walk(&w, 0, 0, chain[0].layer->size, err) < 0) {
+                return -1;
+        }
+        return flush_piece(&w, err) < 0 ? -1 : 0;
 }

@@ -41,6 +41,12 @@ struct ia_layer {
         uint64_t size;
         struct ia_layer_run *runs;
         size_t n, cap;
+        /* the spans where the layer says neither data nor zero (ascending,
+         * merged): what a chain reads through to the layer below */
+        struct ia_span {
+                uint64_t start, end;
+        } * und;
+        size_t nund;
         bool failed;  /* own status failed at fail_off: err says why */
         bool too_big; /* runs exceeded the per-layer cap: not kept */
         uint64_t fail_off;
@@ -87,6 +93,7 @@ void ia_layer_cache_put(struct ia_layer_cache *c, struct ia_layer *l);
 struct ia_compose_layer {
         const struct ia_layer *layer;
         bool cow;    /* the image reads unallocated ranges through to a backing file */
+        bool broken; /* (last layer only) it names a backing file that could not be opened */
         size_t hint; /* run cursor (compose.c) */
 };
 
@@ -100,6 +107,54 @@ typedef int (*ia_row_fn)(void *opaque, const struct ia_map_row *row, struct ia_e
  */
 int ia_compose(struct ia_compose_layer *chain, size_t n, ia_row_fn fn, void *opaque,
                struct ia_error *err);
+
+/*
+ * A piece of an image's map: a maximal guest range decided at one depth of
+ * its chain, by that layer's own runs (LAYER: the rows are chain[depth]'s
+ * runs clipped to the piece, an unallocated run reading as zero), or by no
+ * layer: END, unallocated through the whole chain (one row, all false; the
+ * placeholder of an empty image is an END piece of length 0), or UNKNOWN,
+ * reading through to a backing file that could not be opened (depth: the
+ * missing layer's).  The rows of the pieces, in order, are exactly the rows
+ * of ia_compose(); rows of two pieces never merge.
+ */
+enum ia_piece_kind { IA_PIECE_LAYER, IA_PIECE_END, IA_PIECE_UNKNOWN };
+
+struct ia_piece {
+        uint64_t start, len;
+        uint32_t depth;
+        enum ia_piece_kind kind;
+};
+
+/* How an image's virtual size splits (schema/README.md, images). */
+struct ia_space {
+        uint64_t own_data;     /* depth 0, data */
+        uint64_t backing_data; /* depth > 0, data */
+        uint64_t zero;         /* not data, present */
+        uint64_t unallocated;  /* not data, not present: zero through the whole chain */
+        uint64_t compressed;   /* data stored compressed, any depth */
+        uint64_t unknown;      /* behind a backing file that could not be opened */
+        uint64_t mapped;       /* every byte the map covers */
+};
+
+typedef int (*ia_piece_fn)(void *opaque, const struct ia_piece *p, struct ia_error *err);
+
+/*
+ * The pieces of a chain's map, ascending, each once (adjacent pieces of the
+ * same depth and kind are one), and the image's space figures added to *sp.
+ * Costs the number of pieces times a binary search per layer, plus the runs
+ * inside the pieces for the figures.  Returns 1 (nothing emitted) when a
+ * layer failed or is too big, as ia_compose().
+ */
+int ia_compose_pieces(struct ia_compose_layer *chain, size_t n, ia_piece_fn fn, void *opaque,
+                      struct ia_space *sp, struct ia_error *err);
+
+/* The rows of piece p (of a chain whose layer at p->depth is l; NULL unless LAYER). */
+int ia_piece_rows(const struct ia_layer *l, const struct ia_piece *p, ia_row_fn fn, void *opaque,
+                  struct ia_error *err);
+
+/* Add row to the space figures (the definition the pieces follow). */
+void ia_space_add_row(struct ia_space *sp, const struct ia_map_row *row);
 
 /* The stored form of an ia_map() entry. */
 void ia_map_row_from_entry(const struct ia_map_entry *e, int64_t file_id, struct ia_map_row *row);

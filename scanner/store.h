@@ -28,6 +28,7 @@ struct ia_map_row {
         int64_t file_id; /* the file offset points into; 0 when there is no offset */
         uint32_t depth;
         uint8_t present, zero, data, compressed, has_offset;
+        uint8_t unknown; /* behind a backing file that could not be opened: zero, data unknown */
 };
 
 enum ia_rec_type {
