@@ -134,7 +134,9 @@ struct scan {
         struct ia_hmap findings; /* "file_id code msg" seen */
         struct reg_file **externals;
         size_t nexternals, cap_externals;
-        atomic_int_fast64_t next_file_id, next_image_id;
+        atomic_int_fast64_t next_file_id, next_image_id, next_layer_id;
+        /* "file_id format deps" -> layers.id: stored by this scan or an earlier one */
+        struct ia_hmap layer_ids;
 
         struct job *jobs;
         struct {
@@ -470,7 +472,16 @@ struct img_job {
         struct arch_ctx *arch;
         struct pending_link *links;
         size_t nlinks, cap_links;
-        struct ia_rec *map_rec;
+        /* the map being stored: pieces, or the rows of a chain mapped live */
+        struct ia_rec *pieces_rec, *runs_rec;
+        int64_t *layer_ids; /* per depth of the chain: its layers row */
+        struct ia_chain_row *chain;
+        size_t nchain;
+        bool broken;             /* the last layer names a backing file that could not be opened */
+        int64_t rows_layer;      /* live: the layers row of kind 'rows' holding the rows */
+        uint64_t nruns;          /* live: rows stored as runs */
+        struct ia_piece_row cur; /* live: the piece being extended (len 0: none) */
+        struct ia_space sp;
         uint64_t rows;
 };
 
@@ -605,23 +616,112 @@ static void on_finding(void *opaque, const struct ia_image *img, const char *cod
         }
 }
 
-static int row_cb(void *opaque, const struct ia_map_row *row, struct ia_error *err)
+/* A record of type t with its next chunk: the one being filled, else a new one. */
+static struct ia_rec *chunk_rec(struct ia_rec **slot, enum ia_rec_type t, struct ia_error *err)
+{
+        if (!*slot && !(*slot = ia_rec_new(t)))
+                ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        return *slot;
+}
+
+static void put_chunk(struct scan *s, struct ia_rec **slot)
+{
+        if (*slot)
+                put(s, *slot);
+        *slot = NULL;
+}
+
+/* Every row of the image's map: its space figures and what it reads from each depth. */
+static void count_row(struct img_job *j, const struct ia_map_row *row)
+{
+        ia_space_add_row(&j->sp, row);
+        j->rows++;
+        if (row->depth < j->nchain && !row->unknown) {
+                if (row->data)
+                        j->chain[row->depth].data += row->length;
+                else if (row->zero)
+                        j->chain[row->depth].zero += row->length;
+        }
+}
+
+static int piece_row_cb(void *opaque, const struct ia_map_row *row, struct ia_error *err)
+{
+        (void)err;
+        count_row(opaque, row);
+        return 0;
+}
+
+static const char *const piece_kind_name[] = {
+    [IA_PIECE_LAYER] = "layer", [IA_PIECE_END] = "end", [IA_PIECE_UNKNOWN] = "unknown"};
+
+static int put_piece(struct img_job *j, const struct ia_piece_row *p, struct ia_error *err)
+{
+        struct ia_rec *r = chunk_rec(&j->pieces_rec, IA_REC_PIECES, err);
+
+        if (!r)
+                return -1;
+        r->u.pieces.image_id = j->image_id;
+        r->u.pieces.pieces[r->u.pieces.n++] = *p;
+        if (r->u.pieces.n == IA_MAP_CHUNK)
+                put_chunk(j->s, &j->pieces_rec);
+        return 0;
+}
+
+static int piece_cb(void *opaque, const struct ia_piece *p, struct ia_error *err)
 {
         struct img_job *j = opaque;
+        struct ia_piece_row row = {
+            .start = p->start,
+            .len = p->len,
+            .depth = p->depth,
+            .kind = piece_kind_name[p->kind],
+            .layer_id = p->kind == IA_PIECE_LAYER ? j->layer_ids[p->depth] : 0,
+        };
 
-        (void)err;
-        if (!j->map_rec) {
-                j->map_rec = ia_rec_new(IA_REC_MAP);
-                if (!j->map_rec)
-                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-                j->map_rec->u.map.image_id = j->image_id;
+        return put_piece(j, &row, err);
+}
+
+/* A row of a chain mapped live: a run of the image's 'rows' layer, in a piece. */
+static int live_row(struct img_job *j, struct ia_map_row row, struct ia_error *err)
+{
+        const char *kind = "layer";
+
+        if (j->broken && row.depth + 1 == j->nchain && !row.data && row.zero && !row.present) {
+                /* read through to the backing file that is missing: unknown, not zero */
+                struct ia_map_row u = {.start = row.start, .length = row.length};
+
+                u.depth = (uint32_t)j->nchain;
+                u.unknown = 1;
+                row = u;
         }
-        j->map_rec->u.map.rows[j->map_rec->u.map.n++] = *row;
-        j->rows++;
-        if (j->map_rec->u.map.n == IA_MAP_CHUNK) {
-                put(j->s, j->map_rec);
-                j->map_rec = NULL;
+        if (row.unknown)
+                kind = "unknown";
+        else if (!row.data && !row.zero)
+                kind = "end";
+        count_row(j, &row);
+        if (strcmp(kind, "layer") == 0) {
+                struct ia_rec *r = chunk_rec(&j->runs_rec, IA_REC_RUNS, err);
+
+                if (!r)
+                        return -1;
+                r->u.runs.layer_id = j->rows_layer;
+                r->u.runs.rows[r->u.runs.n++] = row;
+                j->nruns++;
+                if (r->u.runs.n == IA_MAP_CHUNK)
+                        put_chunk(j->s, &j->runs_rec);
         }
+        if (j->cur.kind && j->cur.depth == row.depth && strcmp(j->cur.kind, kind) == 0 &&
+            j->cur.start + j->cur.len == row.start) {
+                j->cur.len += row.length;
+                return 0;
+        }
+        if (j->cur.kind && put_piece(j, &j->cur, err) < 0)
+                return -1;
+        j->cur = (struct ia_piece_row){.start = row.start,
+                                       .len = row.length,
+                                       .depth = row.depth,
+                                       .kind = kind,
+                                       .layer_id = strcmp(kind, "layer") == 0 ? j->rows_layer : 0};
         return 0;
 }
 
@@ -629,62 +729,239 @@ static int entry_cb(void *opaque, const struct ia_map_entry *e, bool last, struc
 {
         struct img_job *j = opaque;
         struct ia_map_row row;
+        int64_t fid = e->has_offset && e->file ? file_ref(j, e->file, NULL) : 0;
 
         (void)last;
-        ia_map_row_from_entry(e, e->has_offset && e->file ? file_ref(j, e->file, NULL) : 0, &row);
-        return row_cb(j, &row, err);
+        ia_map_row_from_entry(e, fid, &row);
+        return live_row(j, row, err);
 }
 
-/* Map the opened chain: compose from cached layers, or live when that cannot be done. */
-static int map_chain(struct img_job *j, struct ia_image *top, struct ia_error *err)
+static int cmp_i64(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* The other files a layer reads (its data files, extents): "ID,ID", ascending. */
+static char *layer_deps(struct img_job *j, int64_t file_id)
+{
+        int64_t *ids = calloc(j->nlinks + 1, sizeof(*ids));
+        size_t n = 0, len = 0;
+        char *out;
+
+        if (!ids)
+                return NULL;
+        for (size_t i = 0; i < j->nlinks; i++)
+                if (j->links[i].from_file_id == file_id && strcmp(j->links[i].kind, "backing") &&
+                    j->links[i].target_file_id)
+                        ids[n++] = j->links[i].target_file_id;
+        qsort(ids, n, sizeof(*ids), cmp_i64);
+        out = malloc(n * 21 + 1);
+        if (out) {
+                out[0] = '\0';
+                for (size_t i = 0; i < n; i++)
+                        if (i == 0 || ids[i] != ids[i - 1])
+                                len += (size_t)snprintf(out + len, 22, "%s%lld", len ? "," : "",
+                                                        (long long)ids[i]);
+        }
+        free(ids);
+        return out;
+}
+
+/*
+ * The layers row of layer l (img's own runs): the one stored by this scan or
+ * an earlier one when there is one, else a new one, with its runs.  0 with
+ * *id set, or -1 (ENOMEM).
+ */
+static int store_layer(struct img_job *j, struct ia_image *img, const struct ia_layer *l,
+                       int64_t file_id, int64_t *id)
 {
         struct scan *s = j->s;
-        struct ia_compose_layer *chain;
-        struct ia_layer **held;
-        size_t n = 0, got = 0;
+        char *deps = layer_deps(j, file_id), *key;
+        size_t kl;
+        bool fresh = false;
+        struct ia_rec *r, *runs = NULL;
+
+        if (!deps)
+                return -1;
+        kl = strlen(deps) + strlen(img->drv->name) + 24;
+        key = malloc(kl);
+        if (!key) {
+                free(deps);
+                return -1;
+        }
+        kl = (size_t)snprintf(key, kl, "%lld %s %s", (long long)file_id, img->drv->name, deps);
+        pthread_mutex_lock(&s->reg_lock);
+        *id = (int64_t)(intptr_t)ia_hmap_get(&s->layer_ids, key, kl);
+        if (!*id) {
+                *id = atomic_fetch_add(&s->next_layer_id, 1);
+                fresh = ia_hmap_put(&s->layer_ids, key, kl, (void *)(intptr_t)*id) == 0;
+        }
+        pthread_mutex_unlock(&s->reg_lock);
+        free(key);
+        if (!fresh) {
+                free(deps);
+                return 0;
+        }
+        r = ia_rec_new(IA_REC_LAYER);
+        if (!r) {
+                free(deps);
+                return -1;
+        }
+        r->u.layer.id = *id;
+        r->u.layer.kind = "layer";
+        r->u.layer.file_id = file_id;
+        r->u.layer.format = xstrdup(img->drv->name);
+        r->u.layer.deps = deps;
+        r->u.layer.size = l->size;
+        r->u.layer.runs = l->n;
+        put(s, r);
+        for (size_t i = 0; i < l->n; i++) {
+                const struct ia_layer_run *u = &l->runs[i];
+                struct ia_map_row *m;
+
+                if (!runs && !(runs = ia_rec_new(IA_REC_RUNS)))
+                        return -1;
+                runs->u.runs.layer_id = *id;
+                m = &runs->u.runs.rows[runs->u.runs.n++];
+                memset(m, 0, sizeof(*m));
+                m->start = u->start;
+                m->length = u->len;
+                m->present = (u->flags & IA_BS_ALLOCATED) != 0;
+                m->zero = (u->flags & IA_BS_ZERO) != 0;
+                m->data = (u->flags & IA_BS_DATA) != 0;
+                m->compressed = (u->flags & IA_BS_COMPRESSED) != 0;
+                m->has_offset = (u->flags & IA_BS_OFFSET) != 0;
+                m->offset = u->host_off;
+                m->file_id = u->file_id;
+                if (runs->u.runs.n == IA_MAP_CHUNK)
+                        put_chunk(s, &runs);
+        }
+        put_chunk(s, &runs);
+        return 0;
+}
+
+/* Compose the pieces of the chain from its cached layers; 1 if it must be mapped live. */
+static int compose_chain(struct img_job *j, struct ia_image *top, struct ia_error *err)
+{
+        struct scan *s = j->s;
+        struct ia_compose_layer *chain = calloc(j->nchain, sizeof(*chain));
+        struct ia_layer **held = calloc(j->nchain, sizeof(*held));
+        struct ia_image *img = top;
+        size_t got = 0;
         int rc = 1;
 
-        for (struct ia_image *i = top; i; i = i->backing_img)
-                n++;
-        chain = calloc(n, sizeof(*chain));
-        held = calloc(n, sizeof(*held));
-        if (chain && held) {
-                struct ia_image *img = top;
+        if (!chain || !held)
+                goto out;
+        for (got = 0; got < j->nchain; got++, img = img->backing_img) {
+                struct ia_error lerr;
+                bool mapped = false;
 
-                for (got = 0; got < n; got++, img = img->backing_img) {
-                        struct ia_error lerr;
-                        bool mapped = false;
-
-                        ia_error_clear(&lerr);
-                        if (ia_layer_cache_get(s->cache, img, file_id_cb, j, &held[got], &mapped,
-                                               &lerr) < 0)
-                                break;
-                        if (mapped)
-                                s->layers_mapped++;
-                        chain[got].layer = held[got];
-                        chain[got].cow = img->cow;
-                }
-                if (got == n)
-                        rc = ia_compose(chain, n, row_cb, j, err);
+                ia_error_clear(&lerr);
+                if (ia_layer_cache_get(s->cache, img, file_id_cb, j, &held[got], &mapped, &lerr) <
+                    0)
+                        break;
+                if (mapped)
+                        s->layers_mapped++;
+                chain[got].layer = held[got];
+                chain[got].cow = img->cow;
         }
+        if (got < j->nchain)
+                goto out;
+        chain[j->nchain - 1].broken = j->broken;
+        for (size_t d = 0; d < j->nchain; d++)
+                if (chain[d].layer->failed || chain[d].layer->too_big)
+                        goto out;
+        img = top;
+        for (size_t d = 0; d < j->nchain; d++, img = img->backing_img) {
+                if (store_layer(j, img, chain[d].layer, j->chain[d].file_id, &j->layer_ids[d]) <
+                    0) {
+                        rc = ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                        goto out;
+                }
+                j->chain[d].layer_id = j->layer_ids[d];
+        }
+        rc = ia_compose_pieces(chain, j->nchain, piece_cb, piece_row_cb, j, err);
+out:
         for (size_t i = 0; i < got; i++)
                 ia_layer_cache_put(s->cache, held[i]);
         free(chain);
         free(held);
+        return rc;
+}
+
+/*
+ * Map the opened chain into the store: its pieces over the layers (each
+ * stored once), or, when a layer failed or is too big, its rows mapped live
+ * as one 'rows' layer; then what it reads from each depth.
+ */
+static int map_chain(struct img_job *j, struct ia_image *top, struct ia_error *err)
+{
+        struct scan *s = j->s;
+        struct ia_image *img;
+        struct ia_rec *c;
+        int rc = -1;
+
+        j->nchain = 0;
+        for (img = top; img; img = img->backing_img) {
+                j->nchain++;
+                if (!img->backing_img)
+                        j->broken = img->backing && img->backing[0];
+        }
+        j->chain = calloc(j->nchain, sizeof(*j->chain));
+        j->layer_ids = calloc(j->nchain, sizeof(*j->layer_ids));
+        if (!j->chain || !j->layer_ids) {
+                ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                goto out;
+        }
+        img = top;
+        for (size_t d = 0; d < j->nchain; d++, img = img->backing_img) {
+                j->chain[d].depth = (uint32_t)d;
+                j->chain[d].file_id = file_ref(j, img->file, NULL);
+        }
+        rc = compose_chain(j, top, err);
         if (rc == 1) {
                 /* a layer failed, is too big, or memory ran out: map it live, streaming */
                 struct ia_map_opts o = {
                     .start = 0, .max_len = IA_MAP_NO_MAX, .flags = IA_MAP_MERGE_COMPRESSED};
+                struct ia_rec *r;
 
-                if (j->rows)
-                        return ia_error_set(err, IA_ERR_INTERNAL,
-                                            "composition stopped after emitting rows");
+                if (j->rows || j->pieces_rec) {
+                        rc = ia_error_set(err, IA_ERR_INTERNAL,
+                                          "composition stopped after emitting pieces");
+                        goto out;
+                }
+                j->rows_layer = atomic_fetch_add(&s->next_layer_id, 1);
                 rc = ia_map(top, &o, entry_cb, j, err);
+                if (j->cur.kind && put_piece(j, &j->cur, rc < 0 ? NULL : err) < 0)
+                        rc = -1;
+                r = ia_rec_new(IA_REC_LAYER);
+                if (r) {
+                        r->u.layer.id = j->rows_layer;
+                        r->u.layer.kind = "rows";
+                        r->u.layer.file_id = j->chain[0].file_id;
+                        r->u.layer.format = xstrdup(top->drv->name);
+                        r->u.layer.size = top->size;
+                        r->u.layer.runs = j->nruns;
+                }
+                put_chunk(s, &j->runs_rec);
+                put(s, r);
         }
-        if (j->map_rec) {
-                put(s, j->map_rec);
-                j->map_rec = NULL;
+        put_chunk(s, &j->pieces_rec);
+        c = ia_rec_new(IA_REC_CHAIN);
+        if (c) {
+                c->u.chain.image_id = j->image_id;
+                c->u.chain.rows = j->chain;
+                c->u.chain.n = j->nchain;
+                j->chain = NULL;
         }
+        put(s, c);
+out:
+        free(j->chain);
+        free(j->layer_ids);
+        j->chain = NULL;
+        j->layer_ids = NULL;
         return rc;
 }
 
@@ -822,13 +1099,16 @@ static void scan_image(struct scan *s, struct ia_source *top_src, const char *pa
                 }
         }
         ir->u.image.chain_depth = depth;
-        flush_links(&j, top);
         if (map_chain(&j, top, &err) < 0) {
                 status = ia_errcat_name(err.cat);
                 free(errmsg);
                 errmsg = xstrdup(err.msg);
                 s->problems++;
         }
+        ir->u.image.has_space = true;
+        ir->u.image.sp = j.sp;
+        ir->u.image.map_rows = j.rows;
+        flush_links(&j, top);
         ir->u.image.status = xstrdup(status);
         ir->u.image.error = errmsg;
         put(s, ir);
@@ -1779,35 +2059,78 @@ out:
 }
 
 /* Give every walked file its id and decide what to do with it. */
+/*
+ * The layers the previous scan's files have, stored already: a layer read
+ * again with the same file, format and data files is not written again.
+ * Only files this scan keeps (unchanged, same files row) can match.
+ */
+static int load_layers(struct scan *s, sqlite3 *db)
+{
+        sqlite3_stmt *st;
+        int rc;
+
+        if (sqlite3_prepare_v2(db,
+                               "SELECT id, file_id, format, deps FROM layers "
+                               "WHERE kind = 'layer' AND tool_version = ?2 AND file_id IN "
+                               "(SELECT file_id FROM scan_files WHERE scan_id = ?1)",
+                               -1, &st, NULL) != SQLITE_OK)
+                return -1;
+        sqlite3_bind_int64(st, 1, s->prev_scan);
+        sqlite3_bind_text(st, 2, IMGAUDIT_VERSION, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                char key[512];
+                int n =
+                    snprintf(key, sizeof(key), "%lld %s %s", (long long)sqlite3_column_int64(st, 1),
+                             (const char *)sqlite3_column_text(st, 2),
+                             (const char *)sqlite3_column_text(st, 3));
+
+                if (n > 0 && (size_t)n < sizeof(key) &&
+                    ia_hmap_put(&s->layer_ids, key, (size_t)n,
+                                (void *)(intptr_t)sqlite3_column_int64(st, 0)) < 0)
+                        break;
+        }
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int plan(struct scan *s, struct ia_error *err)
 {
         sqlite3 *db = ia_store_db(s->store);
         struct ia_hmap prev, walked;
         sqlite3_stmt *st;
-        int64_t max_file, max_image;
+        int64_t max_file, max_image, max_layer;
         bool reuse = false;
         int rc = -1;
 
         ia_hmap_init(&prev);
         ia_hmap_init(&walked);
-        if (ia_store_max_ids(s->store, &max_file, &max_image, err) < 0)
+        if (ia_store_max_ids(s->store, &max_file, &max_image, &max_layer, err) < 0)
                 return -1;
         atomic_store(&s->next_file_id, max_file + 1);
         atomic_store(&s->next_image_id, max_image + 1);
+        atomic_store(&s->next_layer_id, max_layer + 1);
         s->prev_scan = 0;
-        /* started_at is whole seconds, and that scan's walk began after it */
+        /*
+         * That scan's walk began after its start, known to the nanosecond
+         * (started_ns, schema 3; before it, started_at: whole seconds, so a
+         * second later at most).
+         */
         if (sqlite3_prepare_v2(db,
-                               "SELECT id, CAST(strftime('%s', started_at) AS INTEGER) FROM scans "
-                               "WHERE status = 'complete' ORDER BY id DESC LIMIT 1",
+                               "SELECT id, started_ns, CAST(strftime('%s', started_at) AS INTEGER) "
+                               "FROM scans WHERE status = 'complete' ORDER BY id DESC LIMIT 1",
                                -1, &st, NULL) == SQLITE_OK) {
                 if (sqlite3_step(st) == SQLITE_ROW) {
-                        int64_t started = sqlite3_column_int64(st, 1); /* 0 if not a date */
+                        int64_t sec = sqlite3_column_int64(st, 2); /* 0 if not a date */
 
                         s->prev_scan = sqlite3_column_int64(st, 0);
                         /* a start we cannot read trusts no file */
-                        s->trusted_before_ns = started > 0 && started < INT64_MAX / 1000000000
-                                                   ? started * 1000000000LL - IA_RACY_NS
-                                                   : INT64_MIN;
+                        if (sqlite3_column_type(st, 1) == SQLITE_INTEGER &&
+                            sqlite3_column_int64(st, 1) > IA_RACY_NS)
+                                s->trusted_before_ns = sqlite3_column_int64(st, 1) - IA_RACY_NS;
+                        else if (sec > 0 && sec < INT64_MAX / 1000000000 - 1)
+                                s->trusted_before_ns = sec * 1000000000LL - IA_RACY_NS;
+                        else
+                                s->trusted_before_ns = INT64_MIN;
                 }
                 sqlite3_finalize(st);
         }
@@ -1887,6 +2210,10 @@ static int plan(struct scan *s, struct ia_error *err)
         }
         if (reuse)
                 plan_archives(s, db);
+        if (reuse && load_layers(s, db) < 0) {
+                ia_error_set(err, IA_ERR_IO, "reading the previous scan: %s", sqlite3_errmsg(db));
+                goto out;
+        }
         rc = 0;
         goto out;
 nomem:
@@ -2203,6 +2530,7 @@ int ia_cmd_scan(int argc, char **argv)
         pthread_mutex_init(&s.reg_lock, NULL);
         ia_hmap_init(&s.by_fid);
         ia_hmap_init(&s.findings);
+        ia_hmap_init(&s.layer_ids);
         rc = parse_args(&s, argc, argv);
         if (rc < 0)
                 rc = run(&s);
@@ -2230,6 +2558,7 @@ int ia_cmd_scan(int argc, char **argv)
         free(s.jobs);
         ia_hmap_release(&s.by_fid); /* values are the jobs' and externals' */
         ia_hmap_release(&s.findings);
+        ia_hmap_release(&s.layer_ids); /* values are ids */
         ia_layer_cache_free(s.cache);
         free(s.roots);
         free(s.allowed);

@@ -559,26 +559,20 @@ struct piece_walk {
         struct ia_compose_layer *chain;
         size_t n;
         ia_piece_fn fn;
+        ia_row_fn row_fn;
         void *opaque;
-        struct ia_space *sp;
         struct ia_piece cur; /* being extended; len 0 with have == false: none yet */
         bool have;
 };
-
-static int space_row(void *opaque, const struct ia_map_row *row, struct ia_error *err)
-{
-        (void)err;
-        ia_space_add_row(opaque, row);
-        return 0;
-}
 
 static int flush_piece(struct piece_walk *w, struct ia_error *err)
 {
         if (!w->have)
                 return 0;
         w->have = false;
-        if (ia_piece_rows(w->cur.kind == IA_PIECE_LAYER ? w->chain[w->cur.depth].layer : NULL,
-                          &w->cur, space_row, w->sp, err) < 0)
+        if (w->row_fn &&
+            ia_piece_rows(w->cur.kind == IA_PIECE_LAYER ? w->chain[w->cur.depth].layer : NULL,
+                          &w->cur, w->row_fn, w->opaque, err) < 0)
                 return -1;
         return w->fn(w->opaque, &w->cur, err);
 }
@@ -650,10 +644,11 @@ static int walk(struct piece_walk *w, size_t d, uint64_t a, uint64_t b, struct i
         return emit(w, b, tail, d, IA_PIECE_END, err);
 }
 
-int ia_compose_pieces(struct ia_compose_layer *chain, size_t n, ia_piece_fn fn, void *opaque,
-                      struct ia_space *sp, struct ia_error *err)
+int ia_compose_pieces(struct ia_compose_layer *chain, size_t n, ia_piece_fn piece_fn,
+                      ia_row_fn row_fn, void *opaque, struct ia_error *err)
 {
-        struct piece_walk w = {.chain = chain, .n = n, .fn = fn, .opaque = opaque, .sp = sp};
+        struct piece_walk w = {
+            .chain = chain, .n = n, .fn = piece_fn, .row_fn = row_fn, .opaque = opaque};
 
         if (n == 0)
                 return ia_error_set(err, IA_ERR_INTERNAL, "composing an empty chain");

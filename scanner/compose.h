@@ -126,28 +126,17 @@ struct ia_piece {
         enum ia_piece_kind kind;
 };
 
-/* How an image's virtual size splits (schema/README.md, images). */
-struct ia_space {
-        uint64_t own_data;     /* depth 0, data */
-        uint64_t backing_data; /* depth > 0, data */
-        uint64_t zero;         /* not data, present */
-        uint64_t unallocated;  /* not data, not present: zero through the whole chain */
-        uint64_t compressed;   /* data stored compressed, any depth */
-        uint64_t unknown;      /* behind a backing file that could not be opened */
-        uint64_t mapped;       /* every byte the map covers */
-};
-
 typedef int (*ia_piece_fn)(void *opaque, const struct ia_piece *p, struct ia_error *err);
 
 /*
  * The pieces of a chain's map, ascending, each once (adjacent pieces of the
- * same depth and kind are one), and the image's space figures added to *sp.
- * Costs the number of pieces times a binary search per layer, plus the runs
- * inside the pieces for the figures.  Returns 1 (nothing emitted) when a
- * layer failed or is too big, as ia_compose().
+ * same depth and kind are one): for each, row_fn (if not NULL) gets its rows,
+ * then piece_fn the piece.  Costs a binary search per piece and layer, plus
+ * the runs inside the pieces when row_fn is given.  Returns 1 (nothing
+ * emitted) when a layer failed or is too big, as ia_compose().
  */
-int ia_compose_pieces(struct ia_compose_layer *chain, size_t n, ia_piece_fn fn, void *opaque,
-                      struct ia_space *sp, struct ia_error *err);
+int ia_compose_pieces(struct ia_compose_layer *chain, size_t n, ia_piece_fn piece_fn,
+                      ia_row_fn row_fn, void *opaque, struct ia_error *err);
 
 /* The rows of piece p (of a chain whose layer at p->depth is l; NULL unless LAYER). */
 int ia_piece_rows(const struct ia_layer *l, const struct ia_piece *p, ia_row_fn fn, void *opaque,

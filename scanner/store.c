@@ -33,28 +33,36 @@ enum {
         ST_ENTRY,
         ST_IMAGE,
         ST_LINK,
-        ST_MAP,
         ST_FINDING,
         ST_OVF,
-        ST_MAP_MULTI,
+        ST_LAYER,
+        ST_RUN,
+        ST_RUN_MULTI,
+        ST_PIECE,
+        ST_CHAIN,
         ST_REUSE_IMAGE,
-        ST_REUSE_MAP,
         ST_REUSE_LINKS,
         ST_REUSE_FINDINGS,
         ST_COUNT,
 };
 
 /*
- * Map rows go in MAP_MULTI to a statement: one sqlite3_step() per 16 rows
- * instead of per row (the writer is what bounds a scan of large maps).
+ * Runs go in MAP_MULTI to a statement: one sqlite3_step() per 16 rows
+ * instead of per row (the writer is what bounds a scan of large layers).
  */
 #define MAP_MULTI     16
-#define MAP_COLUMNS   10
-#define MAP_VALUES_1  "(?,?,?,?,?,?,?,?,?,?)"
-#define MAP_VALUES_2  MAP_VALUES_1 "," MAP_VALUES_1
-#define MAP_VALUES_4  MAP_VALUES_2 "," MAP_VALUES_2
-#define MAP_VALUES_8  MAP_VALUES_4 "," MAP_VALUES_4
-#define MAP_VALUES_16 MAP_VALUES_8 "," MAP_VALUES_8
+#define RUN_COLUMNS   9
+#define RUN_VALUES_1  "(?,?,?,?,?,?,?,?,?)"
+#define RUN_VALUES_2  RUN_VALUES_1 "," RUN_VALUES_1
+#define RUN_VALUES_4  RUN_VALUES_2 "," RUN_VALUES_2
+#define RUN_VALUES_8  RUN_VALUES_4 "," RUN_VALUES_4
+#define RUN_VALUES_16 RUN_VALUES_8 "," RUN_VALUES_8
+
+#define IMAGE_COLUMNS                                                                              \
+        "id, scan_id, file_id, format, format_probed, virtual_size, file_size, allocated_bytes, "  \
+        "cluster_size, dirty, corrupt, encrypted, snapshots, external_data, pending_log, "         \
+        "backing, backing_fmt, chain_depth, status, error, own_data_bytes, backing_data_bytes, "   \
+        "zero_bytes, unallocated_bytes, compressed_bytes, unknown_bytes, mapped_bytes, map_rows"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_FILE] = "INSERT INTO files (id, path, archive_id, member, dev, ino, size, allocated, "
@@ -63,33 +71,35 @@ static const char *const stmt_sql[ST_COUNT] = {
                      "VALUES (?1, ?2, ?3, ?4)",
     [ST_ENTRY] = "INSERT INTO entries (scan_id, path, kind, reason, detail, file_id) "
                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_IMAGE] = "INSERT INTO images (id, scan_id, file_id, format, format_probed, virtual_size, "
-                 "file_size, allocated_bytes, cluster_size, dirty, corrupt, encrypted, snapshots, "
-                 "external_data, pending_log, backing, backing_fmt, chain_depth, status, error) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                 "?17, ?18, ?19, ?20)",
+    [ST_IMAGE] = "INSERT INTO images (" IMAGE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                 "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
+                 "?25, ?26, ?27, ?28)",
     [ST_LINK] = "INSERT INTO links (scan_id, image_id, depth, from_file_id, kind, name, "
                 "target_file_id, target_path, status, error) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    [ST_MAP] = "INSERT INTO map (image_id, start, length, depth, present, zero, data, compressed, "
-               "offset, file_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    [ST_MAP_MULTI] = "INSERT INTO map (image_id, start, length, depth, present, zero, data, "
-                     "compressed, offset, file_id) VALUES " MAP_VALUES_16,
     [ST_FINDING] = "INSERT INTO findings (scan_id, image_id, file_id, code, message) "
                    "VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_OVF] = "INSERT INTO ovf_disks (scan_id, archive_file_id, disk_id, href, capacity, format, "
                "member_file_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_LAYER] = "INSERT INTO layers (id, kind, file_id, format, deps, tool_version, size, runs, "
+                 "scan_id) VALUES (?1, ?2, ?3, ?4, ?5, '" IMGAUDIT_VERSION "', ?6, ?7, ?8)",
+    [ST_RUN] = "INSERT INTO layer_runs (layer_id, start, length, present, zero, data, compressed, "
+               "offset, file_id) VALUES " RUN_VALUES_1,
+    [ST_RUN_MULTI] = "INSERT INTO layer_runs (layer_id, start, length, present, zero, data, "
+                     "compressed, offset, file_id) VALUES " RUN_VALUES_16,
+    [ST_PIECE] = "INSERT INTO pieces (image_id, start, length, depth, kind, layer_id) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_CHAIN] = "INSERT INTO chain_layers (image_id, depth, file_id, layer_id, data_bytes, "
+                 "zero_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* the carried-over image shares its pieces (or map rows) and chain_layers rows */
     [ST_REUSE_IMAGE] =
-        "INSERT INTO images (id, scan_id, file_id, format, format_probed, virtual_size, "
+        "INSERT INTO images (" IMAGE_COLUMNS ", reused_from, map_image_id) "
+        "SELECT ?2, ?3, file_id, format, format_probed, virtual_size, "
         "file_size, allocated_bytes, cluster_size, dirty, corrupt, encrypted, snapshots, "
         "external_data, pending_log, backing, backing_fmt, chain_depth, status, error, "
-        "reused_from, map_image_id) SELECT ?2, ?3, file_id, format, format_probed, virtual_size, "
-        "file_size, allocated_bytes, cluster_size, dirty, corrupt, encrypted, snapshots, "
-        "external_data, pending_log, backing, backing_fmt, chain_depth, status, error, ?1, "
-        "coalesce(map_image_id, id) FROM images WHERE id = ?1",
-    /* the carried-over image shares its map rows (schema 2); only counted */
-    [ST_REUSE_MAP] = "SELECT count(*) FROM map WHERE image_id = "
-                     "(SELECT coalesce(map_image_id, id) FROM images WHERE id = ?1)",
+        "own_data_bytes, backing_data_bytes, zero_bytes, unallocated_bytes, compressed_bytes, "
+        "unknown_bytes, mapped_bytes, map_rows, ?1, coalesce(map_image_id, id) FROM images "
+        "WHERE id = ?1 RETURNING map_rows",
     [ST_REUSE_LINKS] = "INSERT INTO links (scan_id, image_id, depth, from_file_id, kind, name, "
                        "target_file_id, target_path, status, error) SELECT ?3, ?2, depth, "
                        "from_file_id, kind, name, target_file_id, target_path, status, error "
@@ -397,7 +407,8 @@ sqlite3 *ia_store_db(struct ia_store *s)
 
 /* ---- the scan row ---- */
 
-static void now_iso(char *buf, size_t n)
+/* Now as ISO 8601 UTC to the second in buf; returns it in nanoseconds. */
+static int64_t now_iso(char *buf, size_t n)
 {
         struct timespec ts;
         struct tm tm;
@@ -405,6 +416,7 @@ static void now_iso(char *buf, size_t n)
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
         strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 int ia_store_mark_dead_scans(struct ia_store *s, int *n, struct ia_error *err)
@@ -435,22 +447,23 @@ int ia_store_begin_scan(struct ia_store *s, const char *const *roots, size_t nro
 {
         char now[32], host[256];
         sqlite3_stmt *st = NULL;
-
-        now_iso(now, sizeof(now));
+        int64_t now_ns = now_iso(now, sizeof(now));
         if (gethostname(host, sizeof(host)) < 0)
                 snprintf(host, sizeof(host), "unknown");
         host[sizeof(host) - 1] = '\0';
         if (exec(s, "BEGIN IMMEDIATE", err) < 0)
                 return -1;
         if (sqlite3_prepare_v2(s->db,
-                               "INSERT INTO scans (started_at, status, pid, host, tool_version) "
-                               "VALUES (?1, 'running', ?2, ?3, ?4)",
+                               "INSERT INTO scans (started_at, status, pid, host, tool_version, "
+                               "started_ns, db_path) VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6)",
                                -1, &st, NULL) != SQLITE_OK)
                 goto fail;
         sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 2, (int64_t)getpid());
         sqlite3_bind_text(st, 3, host, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 4, IMGAUDIT_VERSION, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, now_ns);
+        ia_store_bind_path(st, 6, s->path);
         if (sqlite3_step(st) != SQLITE_DONE)
                 goto fail;
         sqlite3_finalize(st);
@@ -514,7 +527,8 @@ int ia_store_end_scan(struct ia_store *s, int64_t scan_id, bool complete, const 
         return 0;
 }
 
-int ia_store_max_ids(struct ia_store *s, int64_t *file_id, int64_t *image_id, struct ia_error *err)
+int ia_store_max_ids(struct ia_store *s, int64_t *file_id, int64_t *image_id, int64_t *layer_id,
+                     struct ia_error *err)
 {
         /*
          * An image's map rows and links may be committed before its images
@@ -525,9 +539,14 @@ int ia_store_max_ids(struct ia_store *s, int64_t *file_id, int64_t *image_id, st
             query_int(s,
                       "SELECT max(coalesce((SELECT max(id) FROM images), 0), "
                       "coalesce((SELECT max(image_id) FROM map), 0), "
+                      "coalesce((SELECT max(image_id) FROM pieces), 0), "
                       "coalesce((SELECT max(image_id) FROM links), 0), "
                       "coalesce((SELECT max(image_id) FROM findings), 0))",
-                      image_id, err) < 0)
+                      image_id, err) < 0 ||
+            query_int(s,
+                      "SELECT max(coalesce((SELECT max(id) FROM layers), 0), "
+                      "coalesce((SELECT max(layer_id) FROM layer_runs), 0))",
+                      layer_id, err) < 0)
                 return -1;
         return 0;
 }
@@ -542,12 +561,15 @@ struct ia_rec *ia_rec_new(enum ia_rec_type type)
         if (!r)
                 return NULL;
         r->type = type;
-        if (type == IA_REC_MAP) {
-                r->u.map.rows = malloc(IA_MAP_CHUNK * sizeof(*r->u.map.rows));
-                if (!r->u.map.rows) {
-                        free(r);
-                        return NULL;
-                }
+        void **chunk = type == IA_REC_RUNS     ? (void **)&r->u.runs.rows
+                       : type == IA_REC_PIECES ? (void **)&r->u.pieces.pieces
+                                               : NULL;
+        size_t size =
+            type == IA_REC_PIECES ? sizeof(struct ia_piece_row) : sizeof(struct ia_map_row);
+
+        if (chunk && !(*chunk = malloc(IA_MAP_CHUNK * size))) {
+                free(r);
+                return NULL;
         }
         return r;
 }
@@ -588,8 +610,18 @@ void ia_rec_free(struct ia_rec *r)
                 free(r->u.ovf.href);
                 free(r->u.ovf.format);
                 break;
-        case IA_REC_MAP:
-                free(r->u.map.rows);
+        case IA_REC_LAYER:
+                free(r->u.layer.format);
+                free(r->u.layer.deps);
+                break;
+        case IA_REC_RUNS:
+                free(r->u.runs.rows);
+                break;
+        case IA_REC_PIECES:
+                free(r->u.pieces.pieces);
+                break;
+        case IA_REC_CHAIN:
+                free(r->u.chain.rows);
                 break;
         case IA_REC_REUSE_MEMBERS:
                 free(r->u.reuse_members.file_ids);
@@ -672,23 +704,22 @@ fail:
         return -1;
 }
 
-/* Bind one map row to parameters base + 1 .. base + MAP_COLUMNS of st. */
-static void bind_map_row(sqlite3_stmt *st, int base, int64_t image_id, const struct ia_map_row *m)
+/* Bind one layer run to parameters base + 1 .. base + RUN_COLUMNS of st. */
+static void bind_run(sqlite3_stmt *st, int base, int64_t layer_id, const struct ia_map_row *m)
 {
-        sqlite3_bind_int64(st, base + 1, image_id);
+        sqlite3_bind_int64(st, base + 1, layer_id);
         sqlite3_bind_int64(st, base + 2, (int64_t)m->start);
         sqlite3_bind_int64(st, base + 3, (int64_t)m->length);
-        sqlite3_bind_int(st, base + 4, (int)m->depth);
-        sqlite3_bind_int(st, base + 5, m->present);
-        sqlite3_bind_int(st, base + 6, m->zero);
-        sqlite3_bind_int(st, base + 7, m->data);
-        sqlite3_bind_int(st, base + 8, m->compressed);
+        sqlite3_bind_int(st, base + 4, m->present);
+        sqlite3_bind_int(st, base + 5, m->zero);
+        sqlite3_bind_int(st, base + 6, m->data);
+        sqlite3_bind_int(st, base + 7, m->compressed);
         if (m->has_offset) {
-                sqlite3_bind_int64(st, base + 9, (int64_t)m->offset);
-                bind_id(st, base + 10, m->file_id);
+                sqlite3_bind_int64(st, base + 8, (int64_t)m->offset);
+                bind_id(st, base + 9, m->file_id);
         } else {
+                sqlite3_bind_null(st, base + 8);
                 sqlite3_bind_null(st, base + 9);
-                sqlite3_bind_null(st, base + 10);
         }
 }
 
@@ -757,7 +788,83 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                 sqlite3_bind_int(st, 18, (int)r->u.image.chain_depth);
                 bind_text(st, 19, r->u.image.status);
                 bind_text(st, 20, r->u.image.error);
+                if (r->u.image.has_space) {
+                        const struct ia_space *sp = &r->u.image.sp;
+
+                        sqlite3_bind_int64(st, 21, (int64_t)sp->own_data);
+                        sqlite3_bind_int64(st, 22, (int64_t)sp->backing_data);
+                        sqlite3_bind_int64(st, 23, (int64_t)sp->zero);
+                        sqlite3_bind_int64(st, 24, (int64_t)sp->unallocated);
+                        sqlite3_bind_int64(st, 25, (int64_t)sp->compressed);
+                        sqlite3_bind_int64(st, 26, (int64_t)sp->unknown);
+                        sqlite3_bind_int64(st, 27, (int64_t)sp->mapped);
+                        sqlite3_bind_int64(st, 28, (int64_t)r->u.image.map_rows);
+                        s->map_rows += r->u.image.map_rows;
+                }
                 return step(s, st, "recording an image", err);
+        case IA_REC_LAYER:
+                st = s->st[ST_LAYER];
+                sqlite3_bind_int64(st, 1, r->u.layer.id);
+                sqlite3_bind_text(st, 2, r->u.layer.kind, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 3, r->u.layer.file_id);
+                bind_text(st, 4, r->u.layer.format);
+                sqlite3_bind_text(st, 5, r->u.layer.deps ? r->u.layer.deps : "", -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 6, (int64_t)r->u.layer.size);
+                sqlite3_bind_int64(st, 7, (int64_t)r->u.layer.runs);
+                sqlite3_bind_int64(st, 8, sid);
+                return step(s, st, "recording a layer", err);
+        case IA_REC_RUNS: {
+                size_t i = 0;
+
+                for (; i + MAP_MULTI <= r->u.runs.n; i += MAP_MULTI) {
+                        st = s->st[ST_RUN_MULTI];
+                        for (int j = 0; j < MAP_MULTI; j++)
+                                bind_run(st, j * RUN_COLUMNS, r->u.runs.layer_id,
+                                         &r->u.runs.rows[i + (size_t)j]);
+                        if (step(s, st, "recording the runs of a layer", err) < 0)
+                                return -1;
+                }
+                for (; i < r->u.runs.n; i++) {
+                        st = s->st[ST_RUN];
+                        bind_run(st, 0, r->u.runs.layer_id, &r->u.runs.rows[i]);
+                        if (step(s, st, "recording the runs of a layer", err) < 0)
+                                return -1;
+                }
+                *rows = r->u.runs.n;
+                return 0;
+        }
+        case IA_REC_PIECES:
+                st = s->st[ST_PIECE];
+                for (size_t i = 0; i < r->u.pieces.n; i++) {
+                        const struct ia_piece_row *p = &r->u.pieces.pieces[i];
+
+                        sqlite3_bind_int64(st, 1, r->u.pieces.image_id);
+                        sqlite3_bind_int64(st, 2, (int64_t)p->start);
+                        sqlite3_bind_int64(st, 3, (int64_t)p->len);
+                        sqlite3_bind_int(st, 4, (int)p->depth);
+                        sqlite3_bind_text(st, 5, p->kind, -1, SQLITE_STATIC);
+                        bind_id(st, 6, p->layer_id);
+                        if (step(s, st, "recording the pieces of a map", err) < 0)
+                                return -1;
+                }
+                *rows = r->u.pieces.n;
+                return 0;
+        case IA_REC_CHAIN:
+                st = s->st[ST_CHAIN];
+                for (size_t i = 0; i < r->u.chain.n; i++) {
+                        const struct ia_chain_row *c = &r->u.chain.rows[i];
+
+                        sqlite3_bind_int64(st, 1, r->u.chain.image_id);
+                        sqlite3_bind_int(st, 2, (int)c->depth);
+                        bind_id(st, 3, c->file_id);
+                        bind_id(st, 4, c->layer_id);
+                        sqlite3_bind_int64(st, 5, (int64_t)c->data);
+                        sqlite3_bind_int64(st, 6, (int64_t)c->zero);
+                        if (step(s, st, "recording the chain of an image", err) < 0)
+                                return -1;
+                }
+                *rows = r->u.chain.n;
+                return 0;
         case IA_REC_LINK:
                 st = s->st[ST_LINK];
                 sqlite3_bind_int64(st, 1, sid);
@@ -771,27 +878,6 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                 bind_text(st, 9, r->u.link.status);
                 bind_text(st, 10, r->u.link.error);
                 return step(s, st, "recording a link", err);
-        case IA_REC_MAP: {
-                size_t i = 0;
-
-                for (; i + MAP_MULTI <= r->u.map.n; i += MAP_MULTI) {
-                        st = s->st[ST_MAP_MULTI];
-                        for (int j = 0; j < MAP_MULTI; j++)
-                                bind_map_row(st, j * MAP_COLUMNS, r->u.map.image_id,
-                                             &r->u.map.rows[i + (size_t)j]);
-                        if (step(s, st, "recording map entries", err) < 0)
-                                return -1;
-                }
-                for (; i < r->u.map.n; i++) {
-                        st = s->st[ST_MAP];
-                        bind_map_row(st, 0, r->u.map.image_id, &r->u.map.rows[i]);
-                        if (step(s, st, "recording map entries", err) < 0)
-                                return -1;
-                }
-                *rows = r->u.map.n;
-                s->map_rows += r->u.map.n;
-                return 0;
-        }
         case IA_REC_FINDING:
                 st = s->st[ST_FINDING];
                 sqlite3_bind_int64(st, 1, sid);
@@ -811,19 +897,18 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                 bind_id(st, 7, r->u.ovf.member_file_id);
                 return step(s, st, "recording an OVF disk", err);
         case IA_REC_REUSE:
-                for (int k = ST_REUSE_IMAGE; k <= ST_REUSE_FINDINGS; k++) {
+                /* the image row, sharing the map: its map rows are counted, not read */
+                st = s->st[ST_REUSE_IMAGE];
+                sqlite3_bind_int64(st, 1, r->u.reuse.old_image_id);
+                sqlite3_bind_int64(st, 2, r->u.reuse.new_image_id);
+                sqlite3_bind_int64(st, 3, sid);
+                if (sqlite3_step(st) == SQLITE_ROW)
+                        s->map_rows += (uint64_t)sqlite3_column_int64(st, 0);
+                if (step(s, st, "carrying an unchanged image over", err) < 0)
+                        return -1;
+                for (int k = ST_REUSE_LINKS; k <= ST_REUSE_FINDINGS; k++) {
                         st = s->st[k];
                         sqlite3_bind_int64(st, 1, r->u.reuse.old_image_id);
-                        if (k == ST_REUSE_MAP) {
-                                /* shared, not copied: counted among the scan's map rows */
-                                if (sqlite3_step(st) != SQLITE_ROW) {
-                                        sqlite3_reset(st);
-                                        return db_error(s, err, "counting a carried-over map");
-                                }
-                                s->map_rows += (uint64_t)sqlite3_column_int64(st, 0);
-                                sqlite3_reset(st);
-                                continue;
-                        }
                         sqlite3_bind_int64(st, 2, r->u.reuse.new_image_id);
                         sqlite3_bind_int64(st, 3, sid);
                         if (step(s, st, "carrying an unchanged image over", err) < 0)

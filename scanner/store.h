@@ -31,15 +31,44 @@ struct ia_map_row {
         uint8_t unknown; /* behind a backing file that could not be opened: zero, data unknown */
 };
 
+/* How an image's virtual size splits (schema/README.md, images). */
+struct ia_space {
+        uint64_t own_data;     /* depth 0, data */
+        uint64_t backing_data; /* depth > 0, data */
+        uint64_t zero;         /* not data, present */
+        uint64_t unallocated;  /* not data, not present: zero through the whole chain */
+        uint64_t compressed;   /* data stored compressed, any depth */
+        uint64_t unknown;      /* behind a backing file that could not be opened */
+        uint64_t mapped;       /* every byte the map covers */
+};
+
+/* One stored piece of an image's map (struct ia_piece with its layer's store id). */
+struct ia_piece_row {
+        uint64_t start, len;
+        int64_t layer_id; /* 0: none (kinds end and unknown) */
+        uint32_t depth;
+        const char *kind; /* static: "layer", "end", "unknown" */
+};
+
+/* What an image reads from the layer at one depth of its chain. */
+struct ia_chain_row {
+        int64_t file_id, layer_id; /* 0: none */
+        uint64_t data, zero;
+        uint32_t depth;
+};
+
 enum ia_rec_type {
         IA_REC_FILE,      /* a new files row (identity dictionary) */
         IA_REC_SCAN_FILE, /* this scan saw files row file_id as kind */
         IA_REC_ENTRY,     /* a non-image entry */
         IA_REC_IMAGE,
         IA_REC_LINK,
-        IA_REC_MAP, /* a chunk of map rows of one image */
         IA_REC_FINDING,
         IA_REC_OVF,
+        IA_REC_LAYER,         /* a layers row */
+        IA_REC_RUNS,          /* a chunk of the runs of one layer (map rows without depth) */
+        IA_REC_PIECES,        /* a chunk of the pieces of one image */
+        IA_REC_CHAIN,         /* the chain_layers rows of one image */
         IA_REC_REUSE,         /* copy an image of an earlier scan with its map, links, findings */
         IA_REC_REUSE_MEMBERS, /* copy the non-image rows of unchanged archives' members */
 };
@@ -76,18 +105,37 @@ struct ia_rec {
                         uint32_t cluster_size;
                         unsigned flags; /* IA_IMG_* */
                         unsigned chain_depth;
+                        bool has_space; /* mapped (maybe part-way): sp and map_rows are set */
+                        struct ia_space sp;
+                        uint64_t map_rows;
                 } image;
+                struct {
+                        int64_t id, file_id;
+                        const char *kind; /* static: "layer" or "rows" */
+                        char *format, *deps;
+                        uint64_t size, runs;
+                } layer;
+                struct {
+                        int64_t layer_id;
+                        size_t n;
+                        struct ia_map_row *rows; /* IA_MAP_CHUNK of them, owned */
+                } runs;
+                struct {
+                        int64_t image_id;
+                        size_t n;
+                        struct ia_piece_row *pieces; /* IA_MAP_CHUNK of them, owned */
+                } pieces;
+                struct {
+                        int64_t image_id;
+                        size_t n;
+                        struct ia_chain_row *rows; /* owned */
+                } chain;
                 struct {
                         int64_t image_id, from_file_id, target_file_id; /* 0: none */
                         int depth;
                         const char *kind; /* static */
                         char *name, *target_path, *status, *error;
                 } link;
-                struct {
-                        int64_t image_id;
-                        size_t n;
-                        struct ia_map_row *rows; /* IA_MAP_CHUNK of them, owned */
-                } map;
                 struct {
                         int64_t image_id, file_id; /* 0: none */
                         char *code, *message;
@@ -144,8 +192,9 @@ int ia_store_begin_scan(struct ia_store *s, const char *const *roots, size_t nro
 /* Make the scan the latest complete one (or aborted, with reason), with its counters. */
 int ia_store_end_scan(struct ia_store *s, int64_t scan_id, bool complete, const char *reason,
                       int exit_status, const struct ia_scan_stats *st, struct ia_error *err);
-/* The highest id used in files and images, for allocating new ids. */
-int ia_store_max_ids(struct ia_store *s, int64_t *file_id, int64_t *image_id, struct ia_error *err);
+/* The highest id used in files, images and layers, for allocating new ids. */
+int ia_store_max_ids(struct ia_store *s, int64_t *file_id, int64_t *image_id, int64_t *layer_id,
+                     struct ia_error *err);
 
 /* Start the writer thread for scan_id with a queue of at most cap records. */
 int ia_store_writer_start(struct ia_store *s, int64_t scan_id, size_t cap, struct ia_error *err);

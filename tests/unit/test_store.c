@@ -69,7 +69,7 @@ static void test_scan_cycle(void **state)
 
         (void)state;
         assert_int_equal(ia_store_open(path, &s, &err), 0);
-        assert_int_equal(q(s, "PRAGMA user_version"), 2);
+        assert_int_equal(q(s, "PRAGMA user_version"), 3);
         assert_int_equal(ia_store_begin_scan(s, roots, 1, NULL, 0, &scan1, &err), 0);
         assert_int_equal(ia_store_writer_start(s, scan1, 4, &err), 0);
         assert_int_equal(ia_store_put(s, file_rec(1, "root/a.qcow2")), 0);
@@ -81,15 +81,36 @@ static void test_scan_cycle(void **state)
                 r->u.image.file_id = 1;
                 r->u.image.format = strdup("qcow2");
                 r->u.image.status = strdup("ok");
+                r->u.image.has_space = true;
+                r->u.image.map_rows = 5 * IA_MAP_CHUNK;
+                r->u.image.sp.own_data = 5 * IA_MAP_CHUNK / 2 * 65536;
+                ia_store_put(s, r);
+        }
+        {
+                /* its one layer: runs in chunks, and one piece that the layer decides */
+                struct ia_rec *r = ia_rec_new(IA_REC_LAYER);
+
+                r->u.layer.id = 1;
+                r->u.layer.kind = "layer";
+                r->u.layer.file_id = 1;
+                r->u.layer.format = strdup("qcow2");
+                r->u.layer.size = 5 * IA_MAP_CHUNK * 65536;
+                r->u.layer.runs = 5 * IA_MAP_CHUNK;
+                ia_store_put(s, r);
+                r = ia_rec_new(IA_REC_PIECES);
+                r->u.pieces.image_id = 10;
+                r->u.pieces.pieces[r->u.pieces.n++] =
+                    (struct ia_piece_row){0, 5 * IA_MAP_CHUNK * 65536, 1, 0, "layer"};
                 ia_store_put(s, r);
         }
         for (int c = 0; c < 5; c++) {
-                struct ia_rec *r = ia_rec_new(IA_REC_MAP);
+                struct ia_rec *r = ia_rec_new(IA_REC_RUNS);
 
-                r->u.map.image_id = 10;
+                r->u.runs.layer_id = 1;
                 for (size_t i = 0; i < IA_MAP_CHUNK; i++) {
-                        struct ia_map_row *m = &r->u.map.rows[r->u.map.n++];
+                        struct ia_map_row *m = &r->u.runs.rows[r->u.runs.n++];
 
+                        memset(m, 0, sizeof(*m));
                         m->start = ((uint64_t)c * IA_MAP_CHUNK + i) * 65536;
                         m->length = 65536;
                         m->data = m->present = m->has_offset = (i % 2) == 0;
@@ -124,7 +145,10 @@ static void test_scan_cycle(void **state)
         assert_int_equal(q(s, "SELECT count(*) FROM v_map"), 5 * IA_MAP_CHUNK);
         assert_int_equal(q(s, "SELECT reused_from FROM images WHERE id = 11"), 10);
         /* shared with the row it came from, not copied */
-        assert_int_equal(q(s, "SELECT count(*) FROM map"), 5 * IA_MAP_CHUNK);
+        assert_int_equal(q(s, "SELECT count(*) FROM layer_runs"), 5 * IA_MAP_CHUNK);
+        assert_int_equal(q(s, "SELECT count(*) FROM pieces"), 1);
+        assert_int_equal(q(s, "SELECT own_data_bytes FROM images WHERE id = 11"),
+                         5 * IA_MAP_CHUNK / 2 * 65536);
         assert_int_equal(q(s, "SELECT map_image_id FROM images WHERE id = 11"), 10);
 
         /* carried over again: still the first row's map */
@@ -142,7 +166,9 @@ static void test_scan_cycle(void **state)
         assert_int_equal(ia_store_end_scan(s, scan2, true, NULL, 0, &st, &err), 0);
         assert_int_equal(q(s, "SELECT map_image_id FROM images WHERE id = 12"), 10);
         assert_int_equal(q(s, "SELECT count(*) FROM v_map"), 5 * IA_MAP_CHUNK);
-        assert_int_equal(q(s, "SELECT count(*) FROM map"), 5 * IA_MAP_CHUNK);
+        assert_int_equal(q(s, "SELECT count(*) FROM layer_runs"), 5 * IA_MAP_CHUNK);
+        assert_int_equal(q(s, "SELECT sum(length) FROM v_map WHERE zero"),
+                         (int64_t)(5 * IA_MAP_CHUNK / 2) * 65536);
         assert_int_equal(q(s, "SELECT sum(length) FROM v_map WHERE data"),
                          (int64_t)(5 * IA_MAP_CHUNK / 2) * 65536);
 
@@ -191,10 +217,15 @@ static void test_migrate_from_v1(void **state)
         sqlite3_close(db);
 
         assert_int_equal(ia_store_open(p, &s, &err), 0);
-        assert_int_equal(q(s, "PRAGMA user_version"), 2);
+        assert_int_equal(q(s, "PRAGMA user_version"), 3);
         assert_int_equal(q(s, "SELECT count(*) FROM v_map WHERE path = 'a.qcow2'"), 2);
         assert_int_equal(q(s, "SELECT count(*) FROM v_map WHERE file = 'a.qcow2'"), 1);
         assert_int_equal(q(s, "SELECT count(*) FROM images WHERE map_image_id IS NULL"), 1);
+        /* schema 3 keeps those rows and gives the image its figures from them */
+        assert_int_equal(q(s, "SELECT own_data_bytes + 10 * unallocated_bytes FROM images"),
+                         512 + 10 * 512);
+        assert_int_equal(q(s, "SELECT map_rows FROM images"), 2);
+        assert_int_equal(q(s, "SELECT data_bytes FROM chain_layers WHERE depth = 0"), 512);
         ia_store_close(s);
 }
 
@@ -235,12 +266,12 @@ static void test_max_ids_after_kill(void **state)
         struct ia_store *s;
         struct ia_error err;
         char p[300];
-        int64_t fid, iid;
+        int64_t fid, iid, lid;
 
         (void)state;
         snprintf(p, sizeof(p), "%s/ids.db", dir);
         assert_int_equal(ia_store_open(p, &s, &err), 0);
-        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &err), 0);
+        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &lid, &err), 0);
         assert_int_equal(iid, 0);
         assert_int_equal(sqlite3_exec(ia_store_db(s),
                                       "INSERT INTO files (id, path, size) VALUES (4, 'f', 1);"
@@ -248,29 +279,39 @@ static void test_max_ids_after_kill(void **state)
                                       " VALUES (3, 1, 4, 1, 'ok');",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
-        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &err), 0);
+        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &lid, &err), 0);
         assert_int_equal(fid, 4);
         assert_int_equal(iid, 3);
         assert_int_equal(sqlite3_exec(ia_store_db(s),
                                       "INSERT INTO map VALUES (7, 0, 512, 0, 1, 0, 1, 0, 0, 4)",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
-        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &err), 0);
+        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &lid, &err), 0);
         assert_int_equal(iid, 7);
         assert_int_equal(sqlite3_exec(ia_store_db(s),
                                       "INSERT INTO links (scan_id, image_id, depth, kind, name, "
                                       "status) VALUES (1, 9, 0, 'backing', 'b', 'ok')",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
-        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &err), 0);
+        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &lid, &err), 0);
         assert_int_equal(iid, 9);
         assert_int_equal(sqlite3_exec(ia_store_db(s),
                                       "INSERT INTO findings (scan_id, image_id, code, message) "
                                       "VALUES (1, 11, 'c', 'm')",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
-        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &err), 0);
+        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &lid, &err), 0);
         assert_int_equal(iid, 11);
+        /* schema 3: pieces of an unrecorded image, runs of an unrecorded layer */
+        assert_int_equal(lid, 0);
+        assert_int_equal(sqlite3_exec(ia_store_db(s),
+                                      "INSERT INTO pieces VALUES (13, 0, 512, 0, 'end', NULL);"
+                                      "INSERT INTO layer_runs VALUES (5, 0, 512, 1, 0, 1, 0, 0, 4)",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(ia_store_max_ids(s, &fid, &iid, &lid, &err), 0);
+        assert_int_equal(iid, 13);
+        assert_int_equal(lid, 5);
         ia_store_close(s);
 }
 
