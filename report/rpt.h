@@ -27,6 +27,7 @@ struct ia_rpt_space {
         uint64_t unallocated;  /* not data, not present */
         uint64_t compressed;   /* data stored compressed (any depth) */
         uint64_t mapped;       /* the sum of all map lengths */
+        uint64_t unknown;      /* behind a backing file that could not be opened (schema 3) */
 };
 
 struct ia_rpt_image {
@@ -144,6 +145,14 @@ int ia_rpt_load(struct ia_rpt *r, const char *scan_arg, const char *since, bool 
  * database of schema 1 has every image's rows under its own id).
  */
 #define IA_RPT_MAP_ID "coalesce(i.map_image_id, i.id)"
+
+/*
+ * The sharing figures of backing image base (rpt_share.c): the bytes of its
+ * own data that at least one of its nd descendants (desc[k], depth[k] below
+ * them) still reads, in *visible, and what each reads from it, in reads[k].
+ */
+int ia_rpt_share(struct ia_rpt *r, size_t base, const size_t *desc, const int *depth, size_t nd,
+                 uint64_t *visible, uint64_t *reads, struct ia_error *err);
 
 /* Query helper for sections: prepare, or fill err. */
 int ia_rpt_prepare(struct ia_rpt *r, const char *sql, sqlite3_stmt **st, struct ia_error *err);

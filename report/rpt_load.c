@@ -615,13 +615,21 @@ static int load_images(struct ia_rpt *r, struct ia_error *err)
         " sum(m.length)"                                                                           \
         " FROM images i JOIN map m ON m.image_id = " MAPID " WHERE i.scan_id = ?1 GROUP BY i.id"
 
+/* Schema 3: the figures each image row carries (the scan's, or the migration's). */
+#define SPACE_SQL_3                                                                                \
+        "SELECT id, own_data_bytes, backing_data_bytes, zero_bytes, unallocated_bytes,"            \
+        " compressed_bytes, mapped_bytes, unknown_bytes FROM images WHERE scan_id = ?1"
+
 static int load_space(struct ia_rpt *r, const struct id_idx *by_id, struct ia_error *err)
 {
         sqlite3_stmt *st;
         int rc;
 
-        if (ia_rpt_prepare(r, r->db_schema >= 2 ? SPACE_SQL(IA_RPT_MAP_ID) : SPACE_SQL("i.id"), &st,
-                           err) < 0)
+        if (ia_rpt_prepare(r,
+                           r->db_schema >= 3   ? SPACE_SQL_3
+                           : r->db_schema >= 2 ? SPACE_SQL(IA_RPT_MAP_ID)
+                                               : SPACE_SQL("i.id"),
+                           &st, err) < 0)
                 return -1;
         sqlite3_bind_int64(st, 1, r->scan.id);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -637,6 +645,8 @@ static int load_space(struct ia_rpt *r, const struct id_idx *by_id, struct ia_er
                 sp->unallocated = col_u64(st, 4);
                 sp->compressed = col_u64(st, 5);
                 sp->mapped = col_u64(st, 6);
+                if (r->db_schema >= 3)
+                        sp->unknown = col_u64(st, 7);
         }
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)

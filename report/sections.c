@@ -115,6 +115,7 @@ static void agg_add(struct ia_rpt_agg *a, const struct ia_rpt_image *m)
         a->backing_data += m->sp.backing_data;
         a->zero += m->sp.zero;
         a->unallocated += m->sp.unallocated;
+        a->unknown += m->sp.unknown;
         a->compressed += m->sp.compressed;
         a->flattened += flat;
         a->overhead += m->allocated > own ? m->allocated - own : 0;
@@ -366,6 +367,7 @@ static const struct ia_col cap_cols[] = {
     {"backing_data_bytes", "backing", IA_COL_BYTES},
     {"zero_bytes", "zero", IA_COL_BYTES},
     {"unallocated_bytes", "unalloc", IA_COL_BYTES},
+    {"unknown_bytes", "unknown", IA_COL_BYTES},
     {"compressed_bytes", "compr", IA_COL_BYTES},
     {"flattened_bytes", "flattened", IA_COL_BYTES},
     {"metadata_overhead_bytes", "overhead", IA_COL_BYTES},
@@ -384,6 +386,7 @@ static void cap_row(struct ia_table *t, const char *scope, const struct ia_rpt_a
         ia_table_bytes(t, a->backing_data);
         ia_table_bytes(t, a->zero);
         ia_table_bytes(t, a->unallocated);
+        ia_table_bytes(t, a->unknown);
         ia_table_bytes(t, a->compressed);
         ia_table_bytes(t, a->flattened);
         ia_table_bytes(t, a->overhead);
@@ -400,6 +403,7 @@ static void cap_json(json_object *e, const struct ia_rpt_agg *a, bool with_count
         jset(e, "backing_data_bytes", ju(a->backing_data));
         jset(e, "zero_bytes", ju(a->zero));
         jset(e, "unallocated_bytes", ju(a->unallocated));
+        jset(e, "unknown_bytes", ju(a->unknown));
         jset(e, "compressed_bytes", ju(a->compressed));
         jset(e, "flattened_bytes", ju(a->flattened));
         jset(e, "metadata_overhead_bytes", ju(a->overhead));
@@ -422,6 +426,8 @@ static const struct {
     {"zero", "Bytes that read as zeros and are allocated as such.",
      offsetof(struct ia_rpt_agg, zero)},
     {"unallocated", "Bytes allocated in no layer.", offsetof(struct ia_rpt_agg, unallocated)},
+    {"unknown", "Bytes behind a backing file that could not be opened (content unknown).",
+     offsetof(struct ia_rpt_agg, unknown)},
     {"compressed", "Data bytes stored compressed.", offsetof(struct ia_rpt_agg, compressed)},
     {"flattened", "Data bytes through the whole chain (size when flattened).",
      offsetof(struct ia_rpt_agg, flattened)},
@@ -581,102 +587,6 @@ nomem:
 
 /* ---- sharing ---- */
 
-struct ival {
-        uint64_t s, e; /* [s, e) */
-};
-
-struct ivals {
-        struct ival *v;
-        size_t n, cap;
-};
-
-static int ivals_add(struct ivals *a, uint64_t s, uint64_t len)
-{
-        if (len == 0)
-                return 0;
-        if (a->n == a->cap) {
-                size_t nc = a->cap ? a->cap * 2 : 256;
-                struct ival *v = realloc(a->v, nc * sizeof(*v));
-                if (!v)
-                        return -1;
-                a->v = v;
-                a->cap = nc;
-        }
-        a->v[a->n].s = s;
-        a->v[a->n].e = s + len < s ? UINT64_MAX : s + len;
-        a->n++;
-        return 0;
-}
-
-static int cmp_ival(const void *a, const void *b)
-{
-        const struct ival *x = a, *y = b;
-
-        return x->s < y->s ? -1 : x->s > y->s;
-}
-
-/* Sort and merge overlapping or touching intervals in place. */
-static void ivals_union(struct ivals *a)
-{
-        size_t k = 0;
-
-        if (a->n == 0)
-                return;
-        qsort(a->v, a->n, sizeof(*a->v), cmp_ival);
-        for (size_t i = 1; i < a->n; i++) {
-                if (a->v[i].s <= a->v[k].e) {
-                        if (a->v[i].e > a->v[k].e)
-                                a->v[k].e = a->v[i].e;
-                } else {
-                        a->v[++k] = a->v[i];
-                }
-        }
-        a->n = k + 1;
-}
-
-/* Bytes in both (each sorted and merged). */
-static uint64_t ivals_overlap(const struct ivals *a, const struct ivals *b)
-{
-        uint64_t n = 0;
-        size_t i = 0, j = 0;
-
-        while (i < a->n && j < b->n) {
-                uint64_t s = a->v[i].s > b->v[j].s ? a->v[i].s : b->v[j].s;
-                uint64_t e = a->v[i].e < b->v[j].e ? a->v[i].e : b->v[j].e;
-
-                if (s < e)
-                        n += e - s;
-                if (a->v[i].e < b->v[j].e)
-                        i++;
-                else
-                        j++;
-        }
-        return n;
-}
-
-/* Append the data rows of image_id at depth to a; their total length in *sum. */
-static int read_depth(struct ia_rpt *r, sqlite3_stmt *st, int64_t image_id, int depth,
-                      struct ivals *a, uint64_t *sum, struct ia_error *err)
-{
-        int rc;
-
-        *sum = 0;
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, image_id);
-        sqlite3_bind_int(st, 2, depth);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                uint64_t s = (uint64_t)sqlite3_column_int64(st, 0);
-                uint64_t len = (uint64_t)sqlite3_column_int64(st, 1);
-
-                *sum += len;
-                if (ivals_add(a, s, len) < 0)
-                        return NOMEM(err);
-        }
-        if (rc != SQLITE_DONE)
-                return ia_rpt_db_error(r, err, "reading the map");
-        return 0;
-}
-
 /* Space freed by deleting image i: itself plus every base left with no child. */
 static void compute_freed(struct ia_rpt *r, size_t i)
 {
@@ -785,11 +695,12 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
             add_table(o, "sharing", "Sharing per backing image", cols, NCOLS(cols));
         json_object *js = json_object_new_object(), *jb = json_object_new_array();
         json_object *jdel = json_object_new_array();
-        sqlite3_stmt *st = NULL;
-        struct ivals own = {0}, vis = {0};
         struct rpt_ws {
                 uint64_t reads;
         } *ws = NULL;
+        size_t *dimg = NULL;
+        int *ddepth = NULL;
+        uint64_t *dreads = NULL;
         struct ia_rbuf *p = &o->prom;
         int ret = -1;
 
@@ -799,13 +710,11 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         }
         for (size_t i = 0; i < r->nimg; i++)
                 compute_freed(r, i);
-        if (ia_rpt_prepare(r,
-                           "SELECT start, length FROM map WHERE image_id = ?1 AND depth = ?2 "
-                           "AND data ORDER BY start",
-                           &st, err) < 0)
-                goto out;
         ws = calloc(r->nimg + 1, sizeof(*ws));
-        if (!ws) {
+        dimg = calloc(r->nimg + 1, sizeof(*dimg));
+        ddepth = calloc(r->nimg + 1, sizeof(*ddepth));
+        dreads = calloc(r->nimg + 1, sizeof(*dreads));
+        if (!ws || !dimg || !ddepth || !dreads) {
                 NOMEM(err);
                 goto out;
         }
@@ -814,7 +723,6 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
                 json_object *e, *jov, *jch;
                 struct walk *d;
                 size_t nd;
-                uint64_t sum;
 
                 if (base->nchildren == 0)
                         continue;
@@ -823,21 +731,16 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
                         NOMEM(err);
                         goto out;
                 }
-                own.n = vis.n = 0;
-                if (read_depth(r, st, base->map_id, 0, &own, &sum, err) < 0) {
+                for (size_t k = 0; k < nd; k++) {
+                        dimg[k] = d[k].img;
+                        ddepth[k] = d[k].depth;
+                }
+                if (ia_rpt_share(r, b, dimg, ddepth, nd, &base->visible, dreads, err) < 0) {
                         free(d);
                         goto out;
                 }
-                ivals_union(&own);
-                for (size_t k = 0; k < nd; k++) {
-                        if (read_depth(r, st, r->img[d[k].img].map_id, d[k].depth, &vis,
-                                       &ws[d[k].img].reads, err) < 0) {
-                                free(d);
-                                goto out;
-                        }
-                }
-                ivals_union(&vis);
-                base->visible = ivals_overlap(&own, &vis);
+                for (size_t k = 0; k < nd; k++)
+                        ws[d[k].img].reads = dreads[k];
                 base->dead =
                     base->sp.own_data > base->visible ? base->sp.own_data - base->visible : 0;
                 base->sharing_done = true;
@@ -933,10 +836,10 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
                        r->img[i].freed);
         ret = 0;
 out:
-        sqlite3_finalize(st);
-        free(own.v);
-        free(vis.v);
         free(ws);
+        free(dimg);
+        free(ddepth);
+        free(dreads);
         json_object_put(js);
         json_object_put(jb);
         json_object_put(jdel);

@@ -39,6 +39,7 @@ struct ia_rpt_agg {
         char *name; /* escaped (group name) */
         uint64_t images, virtual_size, file_size, allocated, own_data, backing_data, zero,
             unallocated, compressed, flattened, overhead, unmapped;
+        uint64_t unknown; /* behind a backing file that could not be opened: not zero, not free */
         uint64_t leaf_virtual; /* virtual size of the images nothing uses as a backing file */
 };
 

@@ -2389,6 +2389,7 @@ static int run(struct scan *s)
                 fprintf(stderr, "imgaudit scan: %s\n", err.msg);
                 goto close_roots;
         }
+        s->db_path = lock.db; /* by its canonical name: one -wal, one -shm */
         if (ia_store_open(s->db_path, &s->store, &err) < 0) {
                 fprintf(stderr, "imgaudit scan: %s\n", err.msg);
                 goto unlock;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -237,33 +238,96 @@ static int query_int(struct ia_store *s, const char *sql, int64_t *v, struct ia_
         return 0;
 }
 
-/* PRAGMA quick_check: every page and record of the file is well formed (O(size), no index
- * cross-check). */
-static int quick_check(struct ia_store *s, struct ia_error *err)
+static int damaged(struct ia_store *s, struct ia_error *err, const char *what)
+{
+        ia_error_set(err, IA_ERR_CORRUPT, "database '%s' is damaged (%s: %s); refusing to touch it",
+                     s->path, what, sqlite3_errmsg(s->db));
+        if (err)
+                err->reason = "database";
+        return -1;
+}
+
+/* Run sql (a read) to its end; a damaged page it meets refuses the database. */
+static int read_all(struct ia_store *s, const char *sql, struct ia_error *err)
 {
         sqlite3_stmt *st;
         int rc;
 
-        if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK)
-                return db_error(s, err, "PRAGMA quick_check");
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                const unsigned char *res = sqlite3_column_text(st, 0);
+        if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+                return damaged(s, err, "reading the schema");
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                ;
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB
+                           ? damaged(s, err, "checking the b-trees")
+                           : db_error(s, err, sql);
+        return 0;
+}
 
-                if (!res || strcmp((const char *)res, "ok") != 0) {
-                        ia_error_set(err, IA_ERR_CORRUPT,
-                                     "database '%s' is damaged (%s); refusing to touch it", s->path,
-                                     res ? (const char *)res : "quick_check gave no answer");
-                        if (err)
-                                err->reason = "database";
-                        sqlite3_finalize(st);
-                        return -1;
+/*
+ * The check before a scan writes: every table's and index's b-tree, from its
+ * root to its first and its last leaf (where a scan's appends go), read
+ * through SQLite, which checks each page it loads (cell_size_check on).  Its
+ * cost is a few pages per b-tree, whatever the history the database holds;
+ * the pages a scan writes are checked as it reaches them (damage there stops
+ * the scan before it commits, exit 3).  `PRAGMA quick_check` reads every page.
+ */
+static int check_edges(struct ia_store *s, struct ia_error *err)
+{
+        sqlite3_stmt *st;
+        int rc, ret = 0;
+
+        if (exec(s, "PRAGMA cell_size_check = ON", err) < 0)
+                return -1;
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT m.type, m.name, m.tbl_name, m.sql,"
+                               " (SELECT name FROM pragma_index_info(m.name) WHERE seqno = 0),"
+                               " (SELECT name FROM pragma_table_info(m.tbl_name) WHERE pk = 1),"
+                               " (SELECT count(*) FROM pragma_table_info(m.tbl_name) WHERE pk > 0)"
+                               " FROM sqlite_master m WHERE m.rootpage > 0"
+                               " AND m.type IN ('table', 'index') AND m.name NOT LIKE 'sqlite_%'",
+                               -1, &st, NULL) != SQLITE_OK)
+                return damaged(s, err, "reading the schema");
+        while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const char *type = (const char *)sqlite3_column_text(st, 0);
+                const char *name = (const char *)sqlite3_column_text(st, 1);
+                const char *tbl = (const char *)sqlite3_column_text(st, 2);
+                const char *sql = (const char *)sqlite3_column_text(st, 3);
+                const char *icol = (const char *)sqlite3_column_text(st, 4);
+                const char *pk = (const char *)sqlite3_column_text(st, 5);
+                bool without_rowid = sql && strstr(sql, "WITHOUT ROWID");
+                const char *close = sql ? strrchr(sql, ')') : NULL;
+                const char *where = close ? strstr(close, "WHERE") : NULL; /* partial index */
+                char *q;
+
+                if (!type || !name || !tbl)
+                        continue;
+                if (strcmp(type, "table") == 0)
+                        q = sqlite3_mprintf("SELECT (SELECT 1 FROM \"%w\" LIMIT 1), "
+                                            "(SELECT max(\"%w\") FROM \"%w\"), "
+                                            "(SELECT min(\"%w\") FROM \"%w\")",
+                                            tbl, without_rowid && pk ? pk : "rowid", tbl,
+                                            without_rowid && pk ? pk : "rowid", tbl);
+                else if (icol)
+                        q = sqlite3_mprintf("SELECT (SELECT max(\"%w\") FROM \"%w\" INDEXED BY "
+                                            "\"%w\" %s), (SELECT min(\"%w\") FROM \"%w\" "
+                                            "INDEXED BY \"%w\" %s)",
+                                            icol, tbl, name, where ? where : "", icol, tbl, name,
+                                            where ? where : "");
+                else
+                        continue;
+                if (!q) {
+                        ret = ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                        break;
                 }
+                ret = read_all(s, q, err);
+                sqlite3_free(q);
         }
         sqlite3_finalize(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                return db_error(s, err, "PRAGMA quick_check");
-        return 0;
+        if (ret == 0 && rc != SQLITE_DONE)
+                return damaged(s, err, "reading the schema");
+        return ret;
 }
 
 /* ---- opening and migrations ---- */
@@ -283,12 +347,8 @@ static int migrate(struct ia_store *s, struct ia_error *err)
                                     "database '%s' is an SQLite database of another application "
                                     "(application_id %lld); refusing to touch it",
                                     s->path, (long long)appid);
-        /*
-         * Damage in a page the scan never reads (an old scan's map rows) goes
-         * unnoticed by the reads above, and the scan would then write around
-         * it: check every page before anything is written.
-         */
-        if (nobjects > 0 && quick_check(s, err) < 0)
+        /* Damage where a scan writes is refused before anything is written. */
+        if (nobjects > 0 && check_edges(s, err) < 0)
                 return -1;
         for (const struct ia_schema_file *f = ia_schema_files; f->name; f++)
                 latest = atoi(f->name);
@@ -319,6 +379,43 @@ static int migrate(struct ia_store *s, struct ia_error *err)
                 }
         }
         return 0;
+}
+
+/*
+ * SQLite keeps a database's -wal and -shm files beside the name it was
+ * opened by.  Reached by a second name (a hard link, a bind mount), the
+ * journal of the first would be passed over and the two could split: the
+ * name the last scan used, while it still names this very file, is the only
+ * one accepted.  A database moved or renamed takes its new name.
+ */
+static int check_name(struct ia_store *s, struct ia_error *err)
+{
+        sqlite3_stmt *st;
+        struct stat a, b;
+        char *other = NULL;
+        int ret = 0;
+
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT db_path FROM scans WHERE db_path IS NOT NULL "
+                               "ORDER BY id DESC LIMIT 1",
+                               -1, &st, NULL) != SQLITE_OK)
+                return 0; /* before schema 3: no name recorded */
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) > 0)
+                other = strndup((const char *)sqlite3_column_blob(st, 0),
+                                (size_t)sqlite3_column_bytes(st, 0));
+        sqlite3_finalize(st);
+        if (other && strcmp(other, s->path) != 0 && stat(other, &a) == 0 &&
+            stat(s->path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+                ia_error_set(err, IA_ERR_REFUSED,
+                             "database '%s' is also named '%s', the name its last scan used; "
+                             "SQLite keeps its journal beside the name, so scan it by that one",
+                             s->path, other);
+                if (err)
+                        err->reason = "locked";
+                ret = -1;
+        }
+        free(other);
+        return ret;
 }
 
 int ia_store_open(const char *path, struct ia_store **out, struct ia_error *err)
@@ -353,7 +450,7 @@ int ia_store_open(const char *path, struct ia_store **out, struct ia_error *err)
         sqlite3_busy_timeout(s->db, 10000);
         sqlite3_extended_result_codes(s->db, 1);
         /* Refuse damage before anything can be written. */
-        if (migrate(s, err) < 0)
+        if (migrate(s, err) < 0 || check_name(s, err) < 0)
                 goto close;
         if (exec(s, "PRAGMA journal_mode = WAL", err) < 0 ||
             exec(s, "PRAGMA synchronous = NORMAL", err) < 0 ||
@@ -484,6 +581,8 @@ int ia_store_begin_scan(struct ia_store *s, const char *const *roots, size_t nro
         st = NULL;
         if (exec(s, "COMMIT", err) < 0)
                 goto rollback;
+        /* the scan's name in the file itself, not only in this name's WAL (check_name()) */
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         return 0;
 fail:
         db_error(s, err, "recording the scan");

@@ -842,23 +842,25 @@ check "a newer database was modified" [ "$(md5sum <"$db")" == "$sum" ]
 end
 
 begin db-full
-# a raw file of 2000 extents under 20 overlays: some 80,000 map rows, more
-# than a 1 MiB file system holds.  The first scan (one overlay) fits;
-# the second fills the disk: exit 3, the first stays visible and sound, and
-# a later scan (of a copy, with room) marks the dead one aborted.
+# 20 raw files of 2000 extents each (distinct layers: each has its own runs),
+# each under an overlay: some 80,000 layer runs, more than a 1 MiB file
+# system holds.  The first scan (one overlay) fits; the second fills the
+# disk: exit 3, the first stays visible and sound, and a later scan (of a
+# copy, with room) marks the dead one aborted.
 python3 - <<'PY'
-with open('many.raw', 'wb') as f:
-    for i in range(2000):
-        f.seek(i * 8192)
-        f.write(b'\x01' * 4096)
-    f.truncate(2000 * 8192)
+for n in range(1, 21):
+    with open('many%d.raw' % n, 'wb') as f:
+        for i in range(2000):
+            f.seek(i * 8192)
+            f.write(bytes([n]) * 4096)
+        f.truncate(2000 * 8192)
 PY
-for i in $(seq 1 20); do qi create -f qcow2 -b many.raw -F raw "o$i.qcow2"; done
+for i in $(seq 1 20); do qi create -f qcow2 -b "many$i.raw" -F raw "o$i.qcow2"; done
 mkdir -p "$work/full"
 if mount -t tmpfs -o size=1m tmpfs "$work/full" 2>/dev/null; then
 	dbsave=$db
 	db=$work/full/db.sqlite
-	scan 0 --exclude 'o[2-9]*' --exclude 'o1?.qcow2'
+	scan 0 --exclude 'o[2-9]*' --exclude 'o1?.qcow2' --exclude 'many[2-9]*' --exclude 'many1?.raw'
 	scan 3
 	check "no message about the full disk" grep -qi 'full' "$work/db/$name.err"
 	expect "SELECT count(*) FROM v_images" "2"
@@ -870,7 +872,7 @@ if mount -t tmpfs -o size=1m tmpfs "$work/full" 2>/dev/null; then
 	db=$dbsave
 	scan 0
 	expect "SELECT status FROM scans ORDER BY id" "$(printf 'complete\naborted\ncomplete')"
-	expect "SELECT count(*) FROM v_images" "21"
+	expect "SELECT count(*) FROM v_images" "40"
 else
 	echo "skip: cannot mount a tmpfs for the disk-full case"
 fi

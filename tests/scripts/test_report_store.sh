@@ -83,15 +83,17 @@ validate r1.json && ok || bad "r1.json does not validate against $SCHEMA"
 eq "schema_version" "$(pj r1.json 'd["schema_version"]')" "1"
 
 img() { echo "[i for i in d['capacity']['images'] if i['name']=='store/$1'][0]"; }
-# name own backing zero unalloc compressed virtual allocated
+# name own backing zero unalloc compressed virtual allocated [unknown]
 space() {
 	eq "capacity $1" "$(pj r1.json "[$(img "$1")[k] for k in ('own_data_bytes','backing_data_bytes','zero_bytes','unallocated_bytes','compressed_bytes','virtual_bytes','allocated_bytes')]")" "$2"
+	eq "capacity $1 unknown" "$(pj r1.json "$(img "$1")['unknown_bytes']")" "${3:-0}"
 }
 space base.qcow2 "[$((4 * M)), 0, 0, $((12 * M)), 0, $((16 * M)), $A_BASE]"
 space ov1.qcow2 "[$((2 * M)), $((2 * M)), 0, $((12 * M)), 0, $((16 * M)), $A_OV1]"
 space ov2.qcow2 "[$((2 * M)), $((2 * M)), 0, $((12 * M)), 0, $((16 * M)), $A_OV2]"
 space ov3.qcow2 "[$((1 * M)), $((4 * M)), 0, $((11 * M)), 0, $((16 * M)), $A_OV3]"
-space sub/broken.qcow2 "[$((64 * K)), 0, 0, $((16 * M - 64 * K)), 0, $((16 * M)), $A_BROKEN]"
+# what reads through to the missing backing file is unknown, never unallocated
+space sub/broken.qcow2 "[$((64 * K)), 0, 0, 0, 0, $((16 * M)), $A_BROKEN]" $((16 * M - 64 * K))
 space sub/packed.qcow2 "[$((1 * M)), 0, 0, $((1 * M)), $((1 * M)), $((2 * M)), $A_PACKED]"
 eq "flattened ov3" "$(pj r1.json "$(img ov3.qcow2)['flattened_bytes']")" "$((5 * M))"
 eq "overhead ov1" "$(pj r1.json "$(img ov1.qcow2)['metadata_overhead_bytes']")" "$((A_OV1 - 2 * M))"
