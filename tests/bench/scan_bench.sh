@@ -11,9 +11,18 @@
 #    raw base fragmented into 16,384 data extents (every overlay's map has
 #    about 32,768 rows, composed from the base's layer mapped once).
 #
+# 3. Two stores shaped like real ones: golden bases written for months
+#    (64 KiB clusters scattered over guest and host with a fixed seed, by
+#    fragbase.py: no two clusters form one run) with 100 overlays each:
+#    5 bases x 1,024 clusters (505 images) and 10 bases x 20,000 clusters
+#    (1,010 images).  For each: the first scan against the qemu-img loop,
+#    the unchanged rescan, a rescan after 1 % of the overlays changed, the
+#    report in JSON and HTML, rows stored, database size, peak RSS.
+#
 # usage: scan_bench.sh [IMGAUDIT]   env: BENCH_DIR (default: a temp dir),
 #        BENCH_QEMU_SAMPLE=N to time qemu-img on every Nth image only and
-#        extrapolate (default 1: every image).
+#        extrapolate (default 1: every image; the fragmented stores use
+#        BENCH_FRAG_SAMPLE, default 5), BENCH_ONLY=frag for part 3 alone.
 set -eu
 IMGAUDIT=${1:-${IMGAUDIT:-imgaudit}}
 IMGAUDIT=$(command -v "$IMGAUDIT" || echo "$IMGAUDIT")
@@ -21,8 +30,99 @@ case $IMGAUDIT in /*) ;; *) IMGAUDIT=$PWD/$IMGAUDIT ;; esac # the script changes
 WORK=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-bench.XXXXXX")}
 SAMPLE=${BENCH_QEMU_SAMPLE:-1}
 trap '[ -n "${BENCH_DIR:-}" ] || rm -rf "$WORK"' EXIT
+BENCH_SRC=$(cd "$(dirname "$0")" && pwd)
 cd "$WORK"
 now() { date +%s.%N; }
+
+# frag_store NAME BASES CLUSTERS: build it, then print its figures.
+frag_store() {
+	local name=$1 nb=$2 nc=$3 b v i t0 t1 first rescan changed json html rss
+	echo "building $name: $nb bases x $nc scattered clusters x 100 overlays ..."
+	t0=$(now)
+	rm -rf "$name" && mkdir -p "$name/bases"
+	for b in $(seq -w 1 "$nb"); do
+		python3 "$BENCH_SRC/fragbase.py" "$name/bases/base$b.qcow2" "$nc" "$((10#$b))"
+		mkdir -p "$name/vm$b"
+		for v in 1 2 3 4 5; do
+			qemu-img create -q -f qcow2 -b ../bases/base$b.qcow2 -F qcow2 "$name/vm$b/t$v.qcow2"
+			qemu-io -c "write -P $v $((v * 64))M 64k" -c "write -P 9 $((v * 300))M 128k" \
+				"$name/vm$b/t$v.qcow2" >/dev/null
+		done
+		for i in $(seq -w 1 100); do
+			cp "$name/vm$b/t$(((10#$i % 5) + 1)).qcow2" "$name/vm$b/ov$i.qcow2"
+		done
+		rm "$name"/vm$b/t?.qcow2
+	done
+	find "$name" -type f -exec touch -m -d "@$(($(date +%s) - 86400))" {} +
+	echo "  built in $(echo "$(now) - $t0" | bc) s"
+	sync
+	find "$name" -type f -exec cat {} + >/dev/null
+	rm -f "$name.db" "$name.db-wal" "$name.db-shm" "$name.db.lock"
+	t0=$(now)
+	/usr/bin/time -f %M -o rss.txt "$IMGAUDIT" scan --db "$name.db" --quiet "$name"
+	t1=$(now)
+	first=$(echo "$t1 - $t0" | bc)
+	rss=$(cat rss.txt)
+
+	find "$name" -name '*.qcow2' | sort >list.txt
+	local n k=0 q
+	n=$(wc -l <list.txt)
+	i=0
+	t0=$(now)
+	while read -r f; do
+		i=$((i + 1))
+		[ $(((i - 1) % FRAG_SAMPLE)) = 0 ] || continue
+		qemu-img info --backing-chain --output=json "$f" >/dev/null
+		qemu-img map --output=json "$f" >/dev/null
+		k=$((k + 1))
+	done <list.txt
+	t1=$(now)
+	q=$(echo "($t1 - $t0) * $n / $k" | bc -l)
+
+	t0=$(now)
+	"$IMGAUDIT" scan --db "$name.db" --quiet "$name"
+	t1=$(now)
+	rescan=$(echo "$t1 - $t0" | bc)
+	# 1 % of the overlays written to (a day later), then the nightly rescan
+	i=0
+	for f in $(grep '/ov' list.txt | awk 'NR % 100 == 7'); do
+		qemu-io -c "write -P 7 1000M 64k" "$f" >/dev/null
+		i=$((i + 1))
+	done
+	find "$name" -type f -newer "$name.db" -exec touch -m -d "@$(($(date +%s) - 60))" {} +
+	t0=$(now)
+	"$IMGAUDIT" scan --db "$name.db" --quiet "$name"
+	t1=$(now)
+	changed=$(echo "$t1 - $t0" | bc)
+	t0=$(now)
+	/usr/bin/time -f %M -o rss2.txt "$IMGAUDIT" report --db "$name.db" --format=json -o r.json
+	t1=$(now)
+	json=$(echo "$t1 - $t0" | bc)
+	t0=$(now)
+	"$IMGAUDIT" report --db "$name.db" --format=html -o r.html
+	t1=$(now)
+	html=$(echo "$t1 - $t0" | bc)
+	local images runs pieces
+	read -r images <<<"$(sqlite3 "$name.db" "SELECT images FROM scans ORDER BY id DESC LIMIT 1")"
+	runs=$(sqlite3 "$name.db" "SELECT count(*) FROM layer_runs")
+	pieces=$(sqlite3 "$name.db" "SELECT count(*) FROM pieces")
+	printf '%s: %d images, %d layer runs + %d pieces stored, database %s\n' "$name" "$images" \
+		"$runs" "$pieces" "$(du -h --apparent-size "$name.db" | cut -f1)"
+	printf '  first scan:          %8.2f s, peak RSS %d MiB\n' "$first" "$((rss / 1024))"
+	printf '  qemu-img loop (%d of %d): %8.2f s%s\n' "$k" "$n" "$q" \
+		"$([ "$FRAG_SAMPLE" = 1 ] || echo ' (extrapolated)')"
+	printf '  ratio:               %8.1fx\n' "$(echo "$q / $first" | bc -l)"
+	printf '  unchanged rescan:    %8.2f s\n' "$rescan"
+	printf '  rescan, %d overlays changed: %6.2f s\n' "$i" "$changed"
+	printf '  report json:         %8.2f s, peak RSS %d MiB\n' "$json" "$(($(cat rss2.txt) / 1024))"
+	printf '  report html:         %8.2f s\n' "$html"
+}
+FRAG_SAMPLE=${BENCH_FRAG_SAMPLE:-5}
+if [ "${BENCH_ONLY:-}" = frag ]; then
+	frag_store frag505 5 1024
+	frag_store frag1010 10 20000
+	exit 0
+fi
 
 echo "building 20 bases x 100 overlays in $WORK ..."
 t0=$(now)
@@ -112,3 +212,6 @@ rows=$(sqlite3 big.db "SELECT map_rows FROM scans ORDER BY id DESC LIMIT 1")
 printf 'large maps: %d rows in %.2f s: %.0f rows/s (target >= 1,000,000)\n' "$rows" "$secs" \
 	"$(echo "$rows / $secs" | bc -l)"
 printf 'database size: %s\n' "$(du -h big.db | cut -f1)"
+
+frag_store frag505 5 1024
+frag_store frag1010 10 20000
