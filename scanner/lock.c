@@ -35,7 +35,7 @@ static char *canonical(const char *db_path)
                 errno = EISDIR;
                 return NULL;
         }
-        base = slash ? slash + 1 : db_path;
+        base = slash ? db_path + (slash - dir) + 1 : db_path; /* not into dir: freed below */
         if (slash == dir)
                 full = strdup("/");
         else if (slash) {

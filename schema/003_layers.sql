@@ -104,14 +104,16 @@ INSERT INTO chain_layers (image_id, depth, file_id, layer_id, data_bytes, zero_b
 -- The map rows of each image of the latest complete scan: its pieces
 -- clipped to the runs of the layers that decide them (through the indexes:
 -- the rows of one image cost in proportion to them), and the rows of
--- images of schema-2 scans as they were stored.
+-- images of schema-2 scans as they were stored.  CROSS JOIN keeps files
+-- first, so `WHERE path = ?` is a search of files_path, whatever the number
+-- of images (schema/README.md shows the plan).
 DROP VIEW v_map;
 CREATE VIEW v_map AS
         SELECT f.path, max(p.start, r.start) AS start,
                min(p.start + p.length, r.start + r.length) - max(p.start, r.start) AS length,
                p.depth, r.present, r.zero OR NOT r.data AS zero, r.data, r.compressed,
                r.offset + (max(p.start, r.start) - r.start) AS offset, t.path AS file
-          FROM images i JOIN files f ON f.id = i.file_id
+          FROM files f CROSS JOIN images i ON i.file_id = f.id
                JOIN pieces p ON p.image_id = coalesce(i.map_image_id, i.id) AND p.kind = 'layer'
                JOIN layer_runs r ON r.layer_id = p.layer_id
                     AND r.start >= (SELECT max(q.start) FROM layer_runs q
@@ -123,13 +125,13 @@ CREATE VIEW v_map AS
         SELECT f.path, p.start, p.length, p.depth, 0,
                CASE WHEN p.kind = 'end' THEN 0 END, CASE WHEN p.kind = 'end' THEN 0 END, 0,
                NULL, NULL
-          FROM images i JOIN files f ON f.id = i.file_id
+          FROM files f CROSS JOIN images i ON i.file_id = f.id
                JOIN pieces p ON p.image_id = coalesce(i.map_image_id, i.id) AND p.kind <> 'layer'
          WHERE i.scan_id = (SELECT id FROM v_latest_scan)
         UNION ALL
         SELECT f.path, m.start, m.length, m.depth, m.present, m.zero, m.data, m.compressed,
                m.offset, t.path
-          FROM images i JOIN files f ON f.id = i.file_id
+          FROM files f CROSS JOIN images i ON i.file_id = f.id
                JOIN map m ON m.image_id = coalesce(i.map_image_id, i.id)
                LEFT JOIN files t ON t.id = m.file_id
          WHERE i.scan_id = (SELECT id FROM v_latest_scan);

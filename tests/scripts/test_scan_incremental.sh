@@ -42,8 +42,10 @@ q "SELECT files_read, files_reused FROM scans WHERE id = 1" "8|0"
 scan; [ $? = 0 ] && ok || bad "second scan"
 q "SELECT files_read, files_reused, status FROM scans WHERE id = 2" "0|8|complete"
 q "SELECT count(*) FROM images WHERE scan_id = 2 AND reused_from IS NOT NULL" "7"
-# carried-over images share their map rows: an unchanged rescan adds none
-q "SELECT (SELECT count(*) FROM map) = (SELECT sum(c) FROM (SELECT count(*) AS c FROM map m JOIN images i ON m.image_id = i.id WHERE i.scan_id = 1))" "1"
+# carried-over images share their pieces and layers: an unchanged rescan adds none
+q "SELECT (SELECT count(*) FROM pieces) = (SELECT count(*) FROM pieces p JOIN images i ON p.image_id = i.id WHERE i.scan_id = 1)" "1"
+q "SELECT (SELECT count(*) FROM layer_runs) = (SELECT count(*) FROM layer_runs r JOIN layers l ON l.id = r.layer_id WHERE l.scan_id = 1)" "1"
+q "SELECT count(*) > 0 FROM pieces" "1"
 q "SELECT count(*) FROM images i WHERE i.scan_id = 2 AND i.map_image_id = i.reused_from" "7"
 q "SELECT map_rows FROM scans WHERE id = 2" "$(sqlite3 db.sqlite 'SELECT map_rows FROM scans WHERE id = 1')"
 dump db.sqlite > full.txt
@@ -220,6 +222,22 @@ age racy/o.qcow2
 qemu-io -c 'write -P 1 0 64k' racy/old.qcow2 >/dev/null
 rs >/dev/null
 [ "$(rs)" = "2|1" ] && ok || bad "racy: an image whose base is fresh must be read again"
+
+# The window is measured from the scan's start to the nanosecond
+# (scans.started_ns), not the second: a file written 2.1 s before the
+# previous scan began is trusted, one written 1.8 s before is read again.
+mkdir -p racy2
+qemu-img create -q -f qcow2 racy2/a.qcow2 1M
+qemu-img create -q -f qcow2 racy2/b.qcow2 1M
+t=$(($(date +%s) - 600))
+touch -m -d "@$t.000000000" racy2/a.qcow2
+touch -m -d "@$t.300000000" racy2/b.qcow2
+"$IMGAUDIT" scan --db racy2.sqlite --quiet racy2
+# as if that scan had begun 2.1 s after a was written
+sqlite3 racy2.sqlite "UPDATE scans SET started_ns = ${t}000000000 + 2100000000"
+"$IMGAUDIT" scan --db racy2.sqlite --quiet racy2
+[ "$(sqlite3 racy2.sqlite "SELECT files_read || '|' || files_reused FROM scans ORDER BY id DESC LIMIT 1")" = "1|1" ] && ok || bad "racy: the window is not measured to the nanosecond"
+[ "$(sqlite3 racy2.sqlite "SELECT f.path FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 2 AND sf.reused = 0")" = "racy2/b.qcow2" ] && ok || bad "racy: the file 1.8 s before the start is the one read again"
 
 echo "test_scan_incremental: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
