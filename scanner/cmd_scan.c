@@ -684,7 +684,7 @@ static int piece_cb(void *opaque, const struct ia_piece *p, struct ia_error *err
 /* A row of a chain mapped live: a run of the image's 'rows' layer, in a piece. */
 static int live_row(struct img_job *j, struct ia_map_row row, struct ia_error *err)
 {
-        const char *kind = "layer";
+        enum ia_piece_kind kind = IA_PIECE_LAYER;
 
         if (j->broken && row.depth + 1 == j->nchain && !row.data && row.zero && !row.present) {
                 /* read through to the backing file that is missing: unknown, not zero */
@@ -695,11 +695,11 @@ static int live_row(struct img_job *j, struct ia_map_row row, struct ia_error *e
                 row = u;
         }
         if (row.unknown)
-                kind = "unknown";
+                kind = IA_PIECE_UNKNOWN;
         else if (!row.data && !row.zero)
-                kind = "end";
+                kind = IA_PIECE_END;
         count_row(j, &row);
-        if (strcmp(kind, "layer") == 0) {
+        if (kind == IA_PIECE_LAYER) {
                 struct ia_rec *r = chunk_rec(&j->runs_rec, IA_REC_RUNS, err);
 
                 if (!r)
@@ -710,7 +710,7 @@ static int live_row(struct img_job *j, struct ia_map_row row, struct ia_error *e
                 if (r->u.runs.n == IA_MAP_CHUNK)
                         put_chunk(j->s, &j->runs_rec);
         }
-        if (j->cur.kind && j->cur.depth == row.depth && strcmp(j->cur.kind, kind) == 0 &&
+        if (j->cur.kind && j->cur.depth == row.depth && j->cur.kind == piece_kind_name[kind] &&
             j->cur.start + j->cur.len == row.start) {
                 j->cur.len += row.length;
                 return 0;
@@ -720,8 +720,8 @@ static int live_row(struct img_job *j, struct ia_map_row row, struct ia_error *e
         j->cur = (struct ia_piece_row){.start = row.start,
                                        .len = row.length,
                                        .depth = row.depth,
-                                       .kind = kind,
-                                       .layer_id = strcmp(kind, "layer") == 0 ? j->rows_layer : 0};
+                                       .kind = piece_kind_name[kind],
+                                       .layer_id = kind == IA_PIECE_LAYER ? j->rows_layer : 0};
         return 0;
 }
 
@@ -2427,7 +2427,11 @@ static int run(struct scan *s)
         }
 
         /* the workers and the writer */
-        s->cache = ia_layer_cache_new(LAYER_CACHE_BUDGET, LAYER_MAX_BYTES);
+        /* IMGAUDIT_TEST_LAYER_CAP: a smaller per-layer cap, for the tests of live-mapped chains */
+        s->cache = ia_layer_cache_new(
+            LAYER_CACHE_BUDGET, getenv("IMGAUDIT_TEST_LAYER_CAP")
+                                    ? (size_t)strtoull(getenv("IMGAUDIT_TEST_LAYER_CAP"), NULL, 10)
+                                    : LAYER_MAX_BYTES);
         threads = calloc(s->nworkers, sizeof(*threads));
         if (!s->cache || !threads) {
                 abort_reason = "out of memory";
