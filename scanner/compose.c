@@ -319,6 +319,22 @@ struct lstatus {
         unsigned flags;
 };
 
+/* The first run of l that ends after off (runs tile [0, l->size)). */
+static size_t run_at(const struct ia_layer *l, uint64_t off)
+{
+        size_t lo = 0, hi = l->n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (l->runs[mid].start + l->runs[mid].len <= off)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
 /* The cached own status of the layer at off, at most len long (ia_layer_status_own). */
 static int lookup(struct ia_compose_layer *cl, uint64_t off, uint64_t len, struct lstatus *st,
                   struct ia_error *err)
@@ -333,18 +349,10 @@ static int lookup(struct ia_compose_layer *cl, uint64_t off, uint64_t len, struc
                    off - l->runs[i + 1].start < l->runs[i + 1].len) {
                 r = &l->runs[++i];
         } else {
-                size_t lo = 0, hi = l->n;
+                size_t k = run_at(l, off);
 
-                while (lo < hi) {
-                        size_t mid = lo + (hi - lo) / 2;
-
-                        if (l->runs[mid].start + l->runs[mid].len <= off)
-                                lo = mid + 1;
-                        else
-                                hi = mid;
-                }
-                if (lo < l->n && l->runs[lo].start <= off)
-                        r = &l->runs[i = lo];
+                if (k < l->n && l->runs[k].start <= off)
+                        r = &l->runs[i = k];
         }
         if (!r)
                 return ia_error_set(err, IA_ERR_INTERNAL,
@@ -470,22 +478,6 @@ void ia_map_row_from_entry(const struct ia_map_entry *e, int64_t file_id, struct
 }
 
 /* ---- pieces ---- */
-
-/* The first run of l that ends after off (runs tile [0, l->size)). */
-static size_t run_at(const struct ia_layer *l, uint64_t off)
-{
-        size_t lo = 0, hi = l->n;
-
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (l->runs[mid].start + l->runs[mid].len <= off)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo;
-}
 
 /* The first undecided span of l that ends after off. */
 static size_t span_at(const struct ia_layer *l, uint64_t off)
