@@ -149,7 +149,7 @@ struct scan {
         struct ia_rec *pending, *pending_tail; /* records made before the writer starts */
 
         atomic_uint_fast64_t files_read, files_reused, layers_mapped, images, problems;
-        bool nomem;
+        atomic_bool nomem; /* set by any worker */
 };
 
 /* ---- small helpers ---- */
@@ -179,7 +179,7 @@ static void flush(struct scan *s)
 static void put(struct scan *s, struct ia_rec *r)
 {
         if (!r) {
-                s->nomem = true;
+                atomic_store(&s->nomem, true);
                 return;
         }
         r->next = NULL;
@@ -195,7 +195,7 @@ static void put(struct scan *s, struct ia_rec *r)
 static void pend(struct scan *s, struct ia_rec *r)
 {
         if (!r) {
-                s->nomem = true;
+                atomic_store(&s->nomem, true);
                 return;
         }
         r->next = NULL;
@@ -328,7 +328,7 @@ static void on_walk_file(void *opaque, struct ia_walk_file *f)
                 struct job *nj = realloc(s->jobs, nc * sizeof(*nj));
 
                 if (!nj) {
-                        s->nomem = true;
+                        atomic_store(&s->nomem, true);
                         free(f->rel);
                         free(f->path);
                         return;
@@ -408,7 +408,7 @@ static struct reg_file *reg_lookup(struct scan *s, const struct ia_file *f)
                         if (r)
                                 free(r->path);
                         free(r);
-                        s->nomem = true;
+                        atomic_store(&s->nomem, true);
                         pthread_mutex_unlock(&s->reg_lock);
                         return NULL;
                 }
@@ -530,7 +530,7 @@ static void on_link(void *opaque, const struct ia_image *from, const char *name,
                 struct pending_link *nl = realloc(j->links, nc * sizeof(*nl));
 
                 if (!nl) {
-                        j->s->nomem = true;
+                        atomic_store(&j->s->nomem, true);
                         return;
                 }
                 j->links = nl;
@@ -1043,7 +1043,7 @@ static void scan_image(struct scan *s, struct ia_source *top_src, const char *pa
 
         ir = ia_rec_new(IA_REC_IMAGE);
         if (!ir) {
-                s->nomem = true;
+                atomic_store(&s->nomem, true);
                 return;
         }
         ir->u.image.id = j.image_id;
@@ -1187,7 +1187,7 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
         bool *todo = calloc(n ? n : 1, sizeof(bool));
 
         if (!head || !todo) {
-                s->nomem = true;
+                atomic_store(&s->nomem, true);
                 goto out;
         }
         if (aerr && aerr->cat != IA_ERR_NONE) {
@@ -1208,7 +1208,7 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                 mi = calloc(1, sizeof(*mi));
                 if (!mi || !(mi->path = join3(ac->path, '!', m->name))) {
                         free(mi);
-                        s->nomem = true;
+                        atomic_store(&s->nomem, true);
                         goto out;
                 }
                 mi->file_id = atomic_fetch_add(&s->next_file_id, 1);
@@ -2469,7 +2469,7 @@ static int run(struct scan *s)
                 abort_reason = err.msg;
                 goto end_scan;
         }
-        if (s->nomem) {
+        if (atomic_load(&s->nomem)) {
                 abort_reason = "out of memory";
                 goto end_scan;
         }
