@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "chain.h"
+#include "cli.h"
 #include "commands.h"
 #include "map.h"
 #include "mapout.h"
@@ -207,22 +208,18 @@ int ia_cmd_map(int argc, char **argv)
                                 bad_output = optarg;
                         break;
                 case OPT_COMPAT:
-                        if (parse_compat(optarg, &ctx.compat) < 0) {
-                                fprintf(stderr,
-                                        "imgaudit map: --qemu-compat wants a qemu version such as "
-                                        "7.2 or 10.2, not '%s'\n",
-                                        optarg);
-                                return 1;
-                        }
+                        if (parse_compat(optarg, &ctx.compat) < 0)
+                                return ia_usage_error("map", 1,
+                                                      "--qemu-compat wants a qemu version such as "
+                                                      "7.2 or 10.2, not '%s'",
+                                                      optarg);
                         /* Older releases print other layouts (no "present" key before
                          * 6.1): refuse them rather than print a layout they never had. */
-                        if (ctx.compat < 702) {
-                                fprintf(stderr,
-                                        "imgaudit map: --qemu-compat=%s: only qemu 7.2 and later "
-                                        "are imitated\n",
-                                        optarg);
-                                return 1;
-                        }
+                        if (ctx.compat < 702)
+                                return ia_usage_error("map", 1,
+                                                      "--qemu-compat=%s: only qemu 7.2 and later "
+                                                      "are imitated",
+                                                      optarg);
                         break;
                 case OPT_ALLOW_ROOT:
                         if (nroots == MAX_ROOTS) {
@@ -240,23 +237,14 @@ int ia_cmd_map(int argc, char **argv)
                                 argv[optind - 1]);
                         return 1;
                 case ':':
-                        fprintf(
-                            stderr,
-                            "imgaudit map: option '%s' needs a value; see 'imgaudit help map'\n",
-                            argv[optind - 1]);
-                        return 1;
+                        return ia_usage_error("map", 1, "option '%s' needs a value",
+                                              argv[optind - 1]);
                 default:
-                        fprintf(stderr,
-                                "imgaudit map: unknown option '%s'; see 'imgaudit help map'\n",
-                                argv[optind - 1]);
-                        return 1;
+                        return ia_usage_error("map", 1, "unknown option '%s'", argv[optind - 1]);
                 }
         }
-        if (optind != argc - 1) {
-                fprintf(stderr, "imgaudit map: expects exactly one image file name; see 'imgaudit "
-                                "help map'\n");
-                return 1;
-        }
+        if (optind != argc - 1)
+                return ia_usage_error("map", 1, "expects exactly one image file name");
         /* qemu-img up to 10.0 checks only the last --output; from 10.1 on, each one
          * as it is parsed, so an invalid value anywhere is an error. */
         if (bad_output && ctx.compat >= 1001)
