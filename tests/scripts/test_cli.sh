@@ -48,6 +48,10 @@ qemu-img create -q -f qcow2 other/d.qcow2 4M
 usage map 1 "unknown option '--bogus'" --bogus x.qcow2
 usage map 1 "option '-f' needs a value" x.qcow2 -f
 usage map 1 "expects exactly one image file name"
+usage map 1 "start offset 'abc' is not a size" -s abc x.qcow2
+usage map 1 "--output must be 'human' or 'json', not 'xml'" --output=xml x.qcow2
+usage map 1 "--qemu-compat=6.0: only qemu 7.2 and later" --qemu-compat=6.0 x.qcow2
+usage map 1 "--image-opts is not supported" --image-opts x.qcow2
 usage scan 2 "unknown option '--bogus'" --bogus store
 usage scan 2 "option '--db' needs a value" store --db
 usage scan 2 "--progress and --quiet contradict each other" --db p.db --progress --quiet store
