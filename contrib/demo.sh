@@ -2,15 +2,37 @@
 # Install what is missing, build imgaudit, make a small demo store of VM
 # images (chains, several formats, an archive, a broken link) and audit it.
 #   contrib/demo.sh            (as root on Debian; run from anywhere)
+# DEMO_STORE names the demo's directory (default /tmp/imgaudit-demo): the
+# images in DEMO_STORE/images, the database DEMO_STORE/imgaudit.db.  A
+# second run replaces it, but only a directory demo.sh made (it holds the
+# marker file .imgaudit-demo): anything else is left alone and the demo
+# stops.  IMGAUDIT=/path/to/imgaudit uses that binary: no install, no build.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
-"$src/tests/setup.sh"
-cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$src/build" -j"$(nproc)" >/dev/null
-bin=$src/build/imgaudit
+demo=${DEMO_STORE:-/tmp/imgaudit-demo}
+marker=$demo/.imgaudit-demo
+if [ -e "$demo" ] || [ -L "$demo" ]; then
+	if [ -d "$demo" ] && [ ! -L "$demo" ] && [ -f "$marker" ] && [ ! -L "$marker" ]; then
+		rm -rf -- "$demo"
+	else
+		echo "demo.sh: '$demo' exists and was not made by demo.sh (no $marker): not deleting it;" \
+			"set DEMO_STORE to a new directory" >&2
+		exit 1
+	fi
+fi
+mkdir -p -- "$demo"
+: >"$marker"
 
-store=${DEMO_STORE:-/tmp/imgaudit-demo}
-rm -rf "$store"
+if [ -n "${IMGAUDIT:-}" ]; then
+	bin=$IMGAUDIT
+else
+	"$src/tests/setup.sh"
+	cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build "$src/build" -j"$(nproc)" >/dev/null
+	bin=$src/build/imgaudit
+fi
+
+store=$demo/images
 mkdir -p "$store/bases" "$store/vms/web" "$store/vms/db" "$store/export"
 q() { qemu-img create -q "$@"; }
 w() { local f=$1; shift; qemu-io "$@" "$f" >/dev/null; }
@@ -33,10 +55,9 @@ rm "$store/export/appliance.qcow2"
 
 echo "== imgaudit map $store/vms/web/disk.qcow2"
 "$bin" map "$store/vms/web/disk.qcow2"
-db=$store/../imgaudit-demo.db
-rm -f "$db"
+db=$demo/imgaudit.db
 echo "== imgaudit scan --db $db $store"
-"$bin" scan --db "$db" "$store"
+"$bin" scan --db "$db" "$store" || [ $? -eq 1 ] # exit 1: the broken overlay is a problem, recorded
 echo "== sqlite3 $db 'SELECT path, format, virtual_size, allocated_bytes, status FROM v_images'"
 sqlite3 -header -column "$db" 'SELECT path, format, virtual_size, allocated_bytes, status FROM v_images ORDER BY path'
 echo "== imgaudit report --db $db"

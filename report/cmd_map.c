@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "chain.h"
+#include "cli.h"
 #include "commands.h"
 #include "map.h"
 #include "mapout.h"
@@ -121,18 +122,14 @@ static int parse_offset(const char *what, const char *arg, uint64_t *v)
 
         if (r == 0 && *v > (uint64_t)INT64_MAX)
                 r = -ERANGE;
-        if (r == -ERANGE) {
-                fprintf(stderr, "imgaudit map: %s '%s' is out of range (0 to %lld)\n", what, arg,
-                        (long long)INT64_MAX);
-                return -1;
-        }
-        if (r < 0) {
-                fprintf(stderr,
-                        "imgaudit map: %s '%s' is not a size (a number with an optional k, M, G, "
-                        "T, P or E suffix, or 0x hex)\n",
-                        what, arg);
-                return -1;
-        }
+        if (r == -ERANGE)
+                return ia_usage_error("map", -1, "%s '%s' is out of range (0 to %lld)", what, arg,
+                                      (long long)INT64_MAX);
+        if (r < 0)
+                return ia_usage_error("map", -1,
+                                      "%s '%s' is not a size (a number with an optional k, M, G, "
+                                      "T, P or E suffix, or 0x hex)",
+                                      what, arg);
         if (hex_suffix)
                 fprintf(stderr,
                         "imgaudit map: warning: a suffix on a hex number is deprecated: %s\n", arg);
@@ -207,56 +204,40 @@ int ia_cmd_map(int argc, char **argv)
                                 bad_output = optarg;
                         break;
                 case OPT_COMPAT:
-                        if (parse_compat(optarg, &ctx.compat) < 0) {
-                                fprintf(stderr,
-                                        "imgaudit map: --qemu-compat wants a qemu version such as "
-                                        "7.2 or 10.2, not '%s'\n",
-                                        optarg);
-                                return 1;
-                        }
+                        if (parse_compat(optarg, &ctx.compat) < 0)
+                                return ia_usage_error("map", 1,
+                                                      "--qemu-compat wants a qemu version such as "
+                                                      "7.2 or 10.2, not '%s'",
+                                                      optarg);
                         /* Older releases print other layouts (no "present" key before
                          * 6.1): refuse them rather than print a layout they never had. */
-                        if (ctx.compat < 702) {
-                                fprintf(stderr,
-                                        "imgaudit map: --qemu-compat=%s: only qemu 7.2 and later "
-                                        "are imitated\n",
-                                        optarg);
-                                return 1;
-                        }
+                        if (ctx.compat < 702)
+                                return ia_usage_error("map", 1,
+                                                      "--qemu-compat=%s: only qemu 7.2 and later "
+                                                      "are imitated",
+                                                      optarg);
                         break;
                 case OPT_ALLOW_ROOT:
-                        if (nroots == MAX_ROOTS) {
-                                fprintf(stderr, "imgaudit map: at most %d --allow-root options\n",
-                                        MAX_ROOTS);
-                                return 1;
-                        }
+                        if (nroots == MAX_ROOTS)
+                                return ia_usage_error("map", 1, "at most %d --allow-root options",
+                                                      MAX_ROOTS);
                         roots[nroots++] = optarg;
                         break;
                 case OPT_IMAGE_OPTS:
                 case OPT_OBJECT:
-                        fprintf(stderr,
-                                "imgaudit map: %s is not supported: imgaudit maps plain "
-                                "files and never needs a key\n",
-                                argv[optind - 1]);
-                        return 1;
+                        return ia_usage_error("map", 1,
+                                              "%s is not supported: imgaudit maps plain files "
+                                              "and never needs a key",
+                                              argv[optind - 1]);
                 case ':':
-                        fprintf(
-                            stderr,
-                            "imgaudit map: option '%s' needs a value; see 'imgaudit help map'\n",
-                            argv[optind - 1]);
-                        return 1;
+                        return ia_usage_error("map", 1, "option '%s' needs a value",
+                                              argv[optind - 1]);
                 default:
-                        fprintf(stderr,
-                                "imgaudit map: unknown option '%s'; see 'imgaudit help map'\n",
-                                argv[optind - 1]);
-                        return 1;
+                        return ia_usage_error("map", 1, "unknown option '%s'", argv[optind - 1]);
                 }
         }
-        if (optind != argc - 1) {
-                fprintf(stderr, "imgaudit map: expects exactly one image file name; see 'imgaudit "
-                                "help map'\n");
-                return 1;
-        }
+        if (optind != argc - 1)
+                return ia_usage_error("map", 1, "expects exactly one image file name");
         /* qemu-img up to 10.0 checks only the last --output; from 10.1 on, each one
          * as it is parsed, so an invalid value anywhere is an error. */
         if (bad_output && ctx.compat >= 1001)
@@ -267,9 +248,8 @@ int ia_cmd_map(int argc, char **argv)
                 mo.mode = IA_MAPOUT_HUMAN;
                 mopts.flags |= IA_MAP_HUMAN_COALESCE;
         } else {
-                fprintf(stderr, "imgaudit map: --output must be 'human' or 'json', not '%s'\n",
-                        output);
-                return 1;
+                return ia_usage_error("map", 1, "--output must be 'human' or 'json', not '%s'",
+                                      output);
         }
         if (ctx.compat >= 802)
                 mopts.flags |= IA_MAP_MERGE_COMPRESSED;

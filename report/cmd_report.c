@@ -17,8 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
+#include "cli.h"
 #include "commands.h"
 #include "rbuf.h"
 #include "rpt.h"
@@ -38,51 +42,170 @@ const char ia_report_usage[] =
     "      --section=NAME     summary, capacity, sharing, chains, orphans, findings,\n"
     "                         trend; repeat or separate with commas (default: all)\n"
     "      --scan ID          report on scan ID (default: the latest complete scan)\n"
-    "      --since ID|DATE    measure growth from the complete scan ID, or from the\n"
+    "      --since ID|DATE|AGE  measure growth from the complete scan ID, or from the\n"
     "                         last complete scan started at or before DATE\n"
-    "                         (YYYY-MM-DD[THH:MM[:SS]]), always one before the\n"
+    "                         (YYYY-MM-DD[THH:MM[:SS]][Z], UTC) or AGE ago (a number\n"
+    "                         and s, m, h, d or w: 7d, 24h), always one before the\n"
     "                         reported scan; default: the complete scan before it\n"
-    "  -o, --output=FILE      write to FILE atomically (temporary file + rename)\n"
+    "  -o FILE                write to FILE atomically (temporary file + rename);\n"
+    "                         the layout is chosen by --format, never by -o\n"
     "\n"
     "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
 
-void ia_print_version(FILE *f)
+/* The schema version this build creates: that of its last migration. */
+static int latest_schema(void)
 {
         int db = 0;
 
         for (const struct ia_schema_file *s = ia_schema_files; s->name; s++)
                 db = atoi(s->name);
-        fprintf(f, "imgaudit %s (database schema %d, report schema %d)\n", IMGAUDIT_VERSION, db,
-                IA_REPORT_SCHEMA_VERSION);
+        return db;
+}
+
+void ia_print_version(FILE *f)
+{
+        fprintf(f, "imgaudit %s (database schema %d, report schema %d)\n", IMGAUDIT_VERSION,
+                latest_schema(), IA_REPORT_SCHEMA_VERSION);
+}
+
+/*
+ * Before the store is read: a path that cannot be a database is named with
+ * its cause, and a store of a newer schema than this build's is refused as
+ * scan refuses it (its tables may mean something else now).
+ */
+static int check_db(const char *path)
+{
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        sqlite3_int64 version = 0;
+        char why[512];
+
+        if (ia_db_problem(path, false, why, sizeof(why))) {
+                fprintf(stderr, "imgaudit report: database '%s': %s\n", path, why);
+                return -1;
+        }
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+                version = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        if (version > latest_schema()) {
+                fprintf(stderr,
+                        "imgaudit report: database '%s' has schema version %lld, newer than this "
+                        "imgaudit's %d; refusing to read it (use a newer imgaudit)\n",
+                        path, (long long)version, latest_schema());
+                return -1;
+        }
+        return 0;
+}
+
+static bool digits(const char *s, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+        return true;
+}
+
+static int num(const char *s, size_t n)
+{
+        int v = 0;
+
+        for (size_t i = 0; i < n; i++)
+                v = v * 10 + (s[i] - '0');
+        return v;
+}
+
+/* "YYYY-MM-DD[THH:MM[:SS]][Z]", a real day of a real month, UTC. */
+static bool valid_date(const char *s)
+{
+        static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+        size_t n = strlen(s);
+        int y, m, d, lim;
+
+        if (n > 0 && s[n - 1] == 'Z')
+                n--;
+        if (n != 10 && n != 16 && n != 19)
+                return false;
+        if (!digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' || !digits(s + 8, 2))
+                return false;
+        y = num(s, 4);
+        m = num(s + 5, 2);
+        d = num(s + 8, 2);
+        if (y < 1 || m < 1 || m > 12)
+                return false;
+        lim = mdays[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+        if (d < 1 || d > lim)
+                return false;
+        if (n == 10)
+                return true;
+        if ((s[10] != 'T' && s[10] != ' ') || !digits(s + 11, 2) || s[13] != ':' ||
+            !digits(s + 14, 2) || num(s + 11, 2) > 23 || num(s + 14, 2) > 59)
+                return false;
+        return n == 16 || (s[16] == ':' && digits(s + 17, 2) && num(s + 17, 2) <= 59);
+}
+
+/*
+ * --since: a scan id as is; a date checked and passed on without its 'Z'
+ * (all our times are UTC); an age (7d, 24h, 90m, 2w, 3600s) as the date
+ * that long before now.  Points *out at arg or at buf; -1 if it is none.
+ */
+static int since_arg(const char *arg, char *buf, size_t n, const char **out)
+{
+        size_t len = strlen(arg);
+
+        if (len > 0 && digits(arg, len)) {
+                *out = arg;
+                return 0;
+        }
+        if (valid_date(arg)) {
+                snprintf(buf, n, "%.*s", (int)(arg[len - 1] == 'Z' ? len - 1 : len), arg);
+                *out = buf;
+                return 0;
+        }
+        if (len >= 2 && len <= 8 && digits(arg, len - 1) && strchr("smhdw", arg[len - 1])) {
+                static const long long unit[] = {1, 60, 3600, 86400, 604800};
+                long long v =
+                    strtoll(arg, NULL, 10) * unit[strchr("smhdw", arg[len - 1]) - "smhdw"];
+                time_t t = time(NULL) - (time_t)v;
+                struct tm tm;
+
+                if (v > 0 && v <= 100LL * 366 * 86400 && gmtime_r(&t, &tm) &&
+                    strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm) > 0) {
+                        *out = buf;
+                        return 0;
+                }
+        }
+        return -1;
 }
 
 enum fmt { FMT_HUMAN, FMT_JSON, FMT_CSV, FMT_HTML, FMT_PROM };
 
+/* "NAME[,NAME]...": every name a section, none empty. */
 static int parse_sections(const char *arg, bool *sel)
 {
-        char *copy = strdup(arg), *save = NULL, *tok;
-        int ret = 0;
+        const char *p = arg;
 
-        if (!copy)
-                return -1;
-        for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        for (;;) {
+                size_t len = strcspn(p, ",");
                 int k;
 
                 for (k = 0; k < IA_SEC_COUNT; k++)
-                        if (strcmp(tok, ia_section_names[k]) == 0)
+                        if (strlen(ia_section_names[k]) == len &&
+                            strncmp(p, ia_section_names[k], len) == 0)
                                 break;
-                if (k == IA_SEC_COUNT) {
-                        fprintf(stderr,
-                                "imgaudit report: no section '%s' (summary, capacity, sharing, "
-                                "chains, orphans, findings, trend)\n",
-                                tok);
-                        ret = -1;
-                        break;
-                }
+                if (k == IA_SEC_COUNT)
+                        return ia_usage_error("report", -1,
+                                              "%s '%.*s' (summary, capacity, sharing, chains, "
+                                              "orphans, findings, trend)",
+                                              len ? "no section" : "--section wants a name, not",
+                                              (int)len, p);
                 sel[k] = true;
+                if (!p[len])
+                        return 0;
+                p += len + 1;
         }
-        free(copy);
-        return ret;
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -204,10 +327,11 @@ int ia_cmd_report(int argc, char **argv)
         static const struct option opts[] = {
             {"db", required_argument, NULL, 'd'},      {"format", required_argument, NULL, 'F'},
             {"section", required_argument, NULL, 'S'}, {"scan", required_argument, NULL, 's'},
-            {"since", required_argument, NULL, 'n'},   {"output", required_argument, NULL, 'o'},
+            {"since", required_argument, NULL, 'n'},   {"output", optional_argument, NULL, 'O'},
             {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
         };
         const char *db = getenv("IMGAUDIT_DB"), *scan = NULL, *since = NULL, *out = NULL;
+        char since_buf[32];
         bool sel[IA_SEC_COUNT] = {false}, any = false;
         enum fmt f = FMT_HUMAN;
         struct ia_rpt r;
@@ -219,7 +343,8 @@ int ia_cmd_report(int argc, char **argv)
         if (!db || !*db)
                 db = "imgaudit.db";
         optind = 1;
-        while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'd':
                         db = optarg;
@@ -235,13 +360,11 @@ int ia_cmd_report(int argc, char **argv)
                                 f = FMT_HTML;
                         else if (strcmp(optarg, "prometheus") == 0)
                                 f = FMT_PROM;
-                        else {
-                                fprintf(stderr,
-                                        "imgaudit report: no format '%s' (human, json, csv, "
-                                        "html, prometheus)\n",
-                                        optarg);
-                                return 2;
-                        }
+                        else
+                                return ia_usage_error("report", 2,
+                                                      "no format '%s' (human, json, csv, html, "
+                                                      "prometheus)",
+                                                      optarg);
                         break;
                 case 'S':
                         if (parse_sections(optarg, sel) < 0)
@@ -252,27 +375,41 @@ int ia_cmd_report(int argc, char **argv)
                         scan = optarg;
                         break;
                 case 'n':
-                        since = optarg;
+                        if (since_arg(optarg, since_buf, sizeof(since_buf), &since) < 0)
+                                return ia_usage_error(
+                                    "report", 2,
+                                    "--since '%s' is not a valid date (YYYY-MM-DD[THH:MM[:SS]][Z], "
+                                    "UTC), a scan id or an age (7d, 24h)",
+                                    optarg);
                         break;
                 case 'o':
+                        if (!*optarg)
+                                return ia_usage_error("report", 2, "-o wants a file name");
                         out = optarg;
                         break;
+                case 'O':
+                        /* map's --output is the layout; here the layout is --format */
+                        return ia_usage_error("report", 2,
+                                              "no option --output: the layout is --format=FMT, "
+                                              "the file -o FILE");
                 case 'h':
                         fputs(ia_report_usage, stdout);
                         return 0;
+                case ':':
+                        return ia_usage_error("report", 2, "option '%s' needs a value",
+                                              argv[optind - 1]);
                 default:
-                        fputs(ia_report_usage, stderr);
-                        return 2;
+                        return ia_usage_error("report", 2, "unknown option '%s'", argv[optind - 1]);
                 }
         }
-        if (optind < argc) {
-                fprintf(stderr, "imgaudit report: unexpected argument '%s'\n", argv[optind]);
-                return 2;
-        }
+        if (optind < argc)
+                return ia_usage_error("report", 2, "unexpected argument '%s'", argv[optind]);
         if (!any)
                 for (int k = 0; k < IA_SEC_COUNT; k++)
                         sel[k] = true;
 
+        if (check_db(db) < 0)
+                return 1;
         ia_rbuf_init(&doc);
         if (ia_rpt_open(&r, db, &err) < 0 ||
             ia_rpt_load(&r, scan, since, sel[IA_SEC_TREND], &err) < 0) {

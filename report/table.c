@@ -5,11 +5,13 @@
 #include "table.h"
 
 #include <inttypes.h>
+#include <locale.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include "escape.h"
 
@@ -195,59 +197,53 @@ static const char *cell_exact(const struct ia_col *col, const struct ia_cell *c,
         return "";
 }
 
-struct cp_range {
-        uint32_t lo, hi;
-};
-
-/* Combining marks and zero-width characters: no column of their own. */
-static const struct cp_range zero_width[] = {
-    {0x0300, 0x036f}, {0x0483, 0x0489}, {0x0591, 0x05bd}, {0x0610, 0x061a}, {0x064b, 0x065f},
-    {0x0e31, 0x0e31}, {0x0e34, 0x0e3a}, {0x0e47, 0x0e4e}, {0x1ab0, 0x1aff}, {0x1dc0, 0x1dff},
-    {0x200b, 0x200d}, {0x20d0, 0x20ff}, {0xfe00, 0xfe0f}, {0xfe20, 0xfe2f},
-};
-
-/* East Asian wide and fullwidth characters, emoji: two columns. */
-static const struct cp_range double_width[] = {
-    {0x1100, 0x115f},   {0x2e80, 0x303e},   {0x3041, 0x33ff},   {0x3400, 0x4dbf},
-    {0x4e00, 0x9fff},   {0xa000, 0xa4cf},   {0xa960, 0xa97f},   {0xac00, 0xd7a3},
-    {0xf900, 0xfaff},   {0xfe10, 0xfe19},   {0xfe30, 0xfe6f},   {0xff00, 0xff60},
-    {0xffe0, 0xffe6},   {0x1f300, 0x1f64f}, {0x1f900, 0x1f9ff}, {0x20000, 0x2fffd},
-    {0x30000, 0x3fffd},
-};
-
-static bool in_ranges(uint32_t cp, const struct cp_range *r, size_t n)
+/*
+ * The C library's idea of a character's width (wcwidth(3)) under a UTF-8
+ * locale of its own, whatever the user's: the report is UTF-8 and a
+ * terminal that shows it uses the same Unicode width tables.  Loaded once;
+ * NULL if the C library has no UTF-8 locale (then every character takes one
+ * column).
+ */
+static locale_t utf8_locale(void)
 {
-        for (size_t i = 0; i < n; i++)
-                if (cp >= r[i].lo && cp <= r[i].hi)
-                        return true;
-        return false;
+        static locale_t loc;
+        static bool tried;
+
+        if (!tried) {
+                tried = true;
+                loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+                if (!loc)
+                        loc = newlocale(LC_CTYPE_MASK, "en_US.UTF-8", (locale_t)0);
+        }
+        return loc;
 }
 
 /*
  * Display width in terminal columns of (already escaped, valid) UTF-8:
- * wide characters take two, combining marks none, so that names in any
- * script keep the columns aligned.
+ * wide characters and emoji take two, combining marks none, so that names
+ * in any script keep the columns aligned.
  */
 static size_t width(const char *str)
 {
         const unsigned char *s = (const unsigned char *)str;
+        locale_t loc = utf8_locale(), old = loc ? uselocale(loc) : (locale_t)0;
         size_t w = 0;
 
         while (*s) {
                 uint32_t cp = *s;
                 size_t k = cp < 0x80 ? 0 : cp < 0xe0 ? 1 : cp < 0xf0 ? 2 : 3;
+                int cw;
 
                 if (k)
                         cp &= 0x3f >> k;
                 s++;
                 for (; k > 0 && (*s & 0xc0) == 0x80; k--, s++)
                         cp = (cp << 6) | (*s & 0x3f);
-                if (in_ranges(cp, zero_width, sizeof(zero_width) / sizeof(zero_width[0])))
-                        continue;
-                w += in_ranges(cp, double_width, sizeof(double_width) / sizeof(double_width[0]))
-                         ? 2
-                         : 1;
+                cw = loc ? wcwidth((wchar_t)cp) : 1;
+                w += cw < 0 ? 1 : (size_t)cw;
         }
+        if (loc)
+                uselocale(old);
         return w;
 }
 

@@ -42,6 +42,7 @@
 
 #include "archives.h"
 #include "chain.h"
+#include "cli.h"
 #include "commands.h"
 #include "compose.h"
 #include "drivers.h"
@@ -55,7 +56,7 @@
 const char ia_scan_usage[] =
     "usage: imgaudit scan [--db FILE] [-j N] [--exclude GLOB]... [--allow-root DIR]...\n"
     "                     [--one-file-system] [--no-archives] [--full] [--budget SECONDS]\n"
-    "                     [--progress|--quiet] ROOT...\n"
+    "                     [--progress|--quiet] [--json] ROOT...\n"
     "\n"
     "Crawl the ROOTs (directories or files) and archives in them, recognise disk\n"
     "images by content, open every backing chain under a confinement policy, map\n"
@@ -64,7 +65,8 @@ const char ia_scan_usage[] =
     "  --db FILE            the database (default: $IMGAUDIT_DB, else ./imgaudit.db;\n"
     "                       created on first use)\n"
     "  -j, --jobs N         worker threads (default: the CPUs this process may use)\n"
-    "  --exclude GLOB       skip entries whose name or path matches GLOB (fnmatch)\n"
+    "  --exclude GLOB       skip entries whose name, path below the ROOT or full path\n"
+    "                       matches GLOB (fnmatch: 'vms/*.img', '*.iso', 'old')\n"
     "  --allow-root DIR     also allow backing files beneath DIR (default: the ROOTs)\n"
     "  --one-file-system    do not descend into other file systems\n"
     "  --no-archives        do not look inside tar, OVA, zip and compressed archives\n"
@@ -73,6 +75,11 @@ const char ia_scan_usage[] =
     "                       an image over budget is recorded with status 'limit'\n"
     "  --progress           show progress on stderr even when it is not a terminal\n"
     "  --quiet              no progress and no summary\n"
+    "  --json               print the summary on stdout as one JSON object\n"
+    "\n"
+    "A one-line summary ends every scan on stderr (unless --quiet).  A ROOT that\n"
+    "does not exist or cannot be opened is recorded as a problem and the others\n"
+    "are scanned; if none can be opened, nothing is recorded (exit 2).\n"
     "\n"
     "Exit status: 0 everything recorded; 1 some items could not be scanned (each\n"
     "recorded with its reason); 2 usage error; 3 aborted (database error, disk\n"
@@ -118,6 +125,7 @@ struct scan {
         bool one_fs, no_archives;
         bool full;          /* --full or $IMGAUDIT_NO_INCREMENTAL: read every file */
         int progress;       /* -1 quiet, 0 when stderr is a terminal, 1 forced */
+        bool json;          /* --json: the summary on stdout */
         uint64_t budget_ns; /* time allowed to map one image (0: no limit) */
         char **root_args;
         size_t nroots;
@@ -2238,10 +2246,7 @@ static void progress(struct scan *s, bool final)
 
 static int usage_error(const char *fmt, const char *arg)
 {
-        fputs("imgaudit scan: ", stderr);
-        fprintf(stderr, fmt, arg);
-        fputs("; see 'imgaudit help scan'\n", stderr);
-        return 2;
+        return ia_usage_error("scan", 2, fmt, arg);
 }
 
 enum {
@@ -2254,6 +2259,7 @@ enum {
         OPT_QUIET,
         OPT_BUDGET,
         OPT_FULL,
+        OPT_JSON,
 };
 
 static int parse_args(struct scan *s, int argc, char **argv)
@@ -2269,10 +2275,12 @@ static int parse_args(struct scan *s, int argc, char **argv)
             {"quiet", no_argument, NULL, OPT_QUIET},
             {"budget", required_argument, NULL, OPT_BUDGET},
             {"full", no_argument, NULL, OPT_FULL},
+            {"json", no_argument, NULL, OPT_JSON},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
         size_t nex = 0;
+        bool quiet = false, forced = false;
         int c;
 
         s->exclude = calloc((size_t)argc + 1, sizeof(char *));
@@ -2314,10 +2322,15 @@ static int parse_args(struct scan *s, int argc, char **argv)
                         s->no_archives = true;
                         break;
                 case OPT_PROGRESS:
+                        forced = true;
                         s->progress = 1;
                         break;
                 case OPT_QUIET:
+                        quiet = true;
                         s->progress = -1;
+                        break;
+                case OPT_JSON:
+                        s->json = true;
                         break;
                 case OPT_FULL:
                         s->full = true;
@@ -2343,11 +2356,50 @@ static int parse_args(struct scan *s, int argc, char **argv)
                         return usage_error("unknown option '%s'", argv[optind - 1]);
                 }
         }
+        if (quiet && forced)
+                return usage_error("%s", "--progress and --quiet contradict each other");
         if (optind >= argc)
                 return usage_error("%s", "expects at least one ROOT to scan");
         s->root_args = argv + optind;
         s->nroots = (size_t)(argc - optind);
         return -1;
+}
+
+/* seconds since t0 on the monotonic clock */
+static double elapsed(const struct timespec *t0)
+{
+        struct timespec t;
+
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/*
+ * The end of every scan: one line on stderr unless --quiet, and with --json
+ * the same figures as one JSON object on stdout.
+ */
+static void summary(const struct scan *s, const struct ia_scan_stats *st, bool complete, int rc,
+                    double secs)
+{
+        const char *status = complete ? "complete" : "aborted";
+
+        if (s->progress >= 0)
+                fprintf(stderr,
+                        "imgaudit scan: scan %lld %s: %llu images, %llu files (%llu read, %llu "
+                        "reused), %llu problems, %.1f s\n",
+                        (long long)s->scan_id, status, (unsigned long long)st->images,
+                        (unsigned long long)st->files_seen, (unsigned long long)st->files_read,
+                        (unsigned long long)st->files_reused, (unsigned long long)st->problems,
+                        secs);
+        if (s->json)
+                printf("{\"scan_id\": %lld, \"status\": \"%s\", \"exit_status\": %d, "
+                       "\"images\": %llu, \"files\": %llu, \"files_read\": %llu, "
+                       "\"files_reused\": %llu, \"layers_mapped\": %llu, \"map_rows\": %llu, "
+                       "\"problems\": %llu, \"duration_seconds\": %.3f}\n",
+                       (long long)s->scan_id, status, rc, (unsigned long long)st->images,
+                       (unsigned long long)st->files_seen, (unsigned long long)st->files_read,
+                       (unsigned long long)st->files_reused, (unsigned long long)st->layers_mapped,
+                       (unsigned long long)st->map_rows, (unsigned long long)st->problems, secs);
 }
 
 static int run(struct scan *s)
@@ -2362,7 +2414,11 @@ static int run(struct scan *s)
         int dead = 0, rc = 3;
         bool complete = false;
         const char *abort_reason = NULL;
+        size_t nallowed = 0, nopen = 0;
+        struct timespec t0;
+        char why[512];
 
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         ia_error_clear(&err);
         ia_hmap_init(&visited);
         memset(&stats, 0, sizeof(stats));
@@ -2373,17 +2429,37 @@ static int run(struct scan *s)
                 fprintf(stderr, "imgaudit scan: out of memory\n");
                 return 3;
         }
+        /* A root that cannot be opened is a problem of this scan; the others are scanned. */
         for (size_t i = 0; i < s->nroots; i++) {
                 if (ia_walk_root_open(&s->roots[i], s->root_args[i], &err) < 0) {
+                        if (err.cat == IA_ERR_NOMEM) {
+                                fprintf(stderr, "imgaudit scan: out of memory\n");
+                                rc = 3;
+                                goto close_roots;
+                        }
                         fprintf(stderr, "imgaudit scan: %s\n", err.msg);
-                        for (size_t k = 0; k < i; k++)
-                                ia_walk_root_close(&s->roots[k]);
-                        return 2;
+                        s->problems++;
+                        pend(s, entry_rec(s->root_args[i], "unreadable",
+                                          err.cat == IA_ERR_MISSING ? "missing"
+                                          : err.errnum == EACCES    ? "permission"
+                                                                    : "io",
+                                          err.msg, 0));
+                        continue;
                 }
-                s->allowed[i] = s->roots[i].dirpath;
+                nopen++;
+                s->allowed[nallowed++] = s->roots[i].dirpath;
+        }
+        if (nopen == 0) {
+                fprintf(stderr, "imgaudit scan: no ROOT could be opened; nothing recorded\n");
+                rc = 2;
+                goto close_roots;
         }
         for (size_t i = 0; i < s->nallow; i++)
-                s->allowed[s->nroots + i] = s->allow[i];
+                s->allowed[nallowed++] = s->allow[i];
+        if (ia_db_problem(s->db_path, true, why, sizeof(why))) {
+                fprintf(stderr, "imgaudit scan: database '%s': %s\n", s->db_path, why);
+                goto close_roots;
+        }
 
         if (ia_lock_take(&lock, s->db_path, &err) < 0) {
                 fprintf(stderr, "imgaudit scan: %s\n", err.msg);
@@ -2414,6 +2490,8 @@ static int run(struct scan *s)
         wo.on_entry = on_walk_entry;
         wo.opaque = s;
         for (size_t i = 0; i < s->nroots; i++) {
+                if (s->roots[i].dirfd < 0)
+                        continue;
                 if (ia_walk(s->roots, i, &wo, &err) < 0) {
                         fprintf(stderr, "imgaudit scan: %s\n", err.msg);
                         abort_reason = "out of memory walking";
@@ -2487,14 +2565,9 @@ end_scan:
         if (ia_store_end_scan(s->store, s->scan_id, complete, abort_reason, rc, &stats, &err) < 0) {
                 fprintf(stderr, "imgaudit scan: %s\n", err.msg);
                 rc = 3;
-        } else if (complete && s->progress >= 0 && isatty(STDERR_FILENO)) {
-                fprintf(stderr,
-                        "imgaudit scan: %llu files (%llu read, %llu unchanged), %llu images, "
-                        "%llu map rows, %llu problems\n",
-                        (unsigned long long)stats.files_seen, (unsigned long long)stats.files_read,
-                        (unsigned long long)stats.files_reused, (unsigned long long)stats.images,
-                        (unsigned long long)stats.map_rows, (unsigned long long)stats.problems);
+                complete = false;
         }
+        summary(s, &stats, complete, rc, elapsed(&t0));
 close_store:
         ia_store_close(s->store);
         s->store = NULL;

@@ -82,7 +82,7 @@ int main(int argc, char **argv)
                 }
                 cmd = find(argv[2]);
                 if (!cmd) {
-                        fprintf(stderr, "imgaudit: no command '%s'; see 'imgaudit --help'\n",
+                        fprintf(stderr, "imgaudit: no command '%s'\nTry 'imgaudit --help'.\n",
                                 argv[2]);
                         return 2;
                 }
@@ -91,7 +91,7 @@ int main(int argc, char **argv)
         }
         cmd = find(argv[1]);
         if (!cmd) {
-                fprintf(stderr, "imgaudit: no command '%s'; see 'imgaudit --help'\n", argv[1]);
+                fprintf(stderr, "imgaudit: no command '%s'\nTry 'imgaudit --help'.\n", argv[1]);
                 return 2;
         }
         return cmd->run(argc - 1, argv + 1);

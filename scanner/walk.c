@@ -98,12 +98,15 @@ struct walker {
         unsigned max_depth;
 };
 
-static bool excluded(const struct ia_walk_opts *o, const char *name, const char *path)
+/* A glob matches the entry's name, its path below the root ("vms/a.img") or its full path. */
+static bool excluded(const struct ia_walk_opts *o, const char *name, const char *rel,
+                     const char *path)
 {
         if (!o->exclude)
                 return false;
         for (size_t i = 0; o->exclude[i]; i++)
-                if (fnmatch(o->exclude[i], name, 0) == 0 || fnmatch(o->exclude[i], path, 0) == 0)
+                if (fnmatch(o->exclude[i], name, 0) == 0 || fnmatch(o->exclude[i], rel, 0) == 0 ||
+                    fnmatch(o->exclude[i], path, 0) == 0)
                         return true;
         return false;
 }
@@ -270,7 +273,7 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
                         free(cpath);
                         goto nomem;
                 }
-                if (!excluded(w->o, names[i], cpath))
+                if (!excluded(w->o, names[i], crel, cpath))
                         rc = visit(w, dirfd, names[i], crel, cpath, depth, err);
                 free(crel);
                 free(cpath);

@@ -46,7 +46,9 @@ struct ia_walk_file {
 };
 
 struct ia_walk_opts {
-        const char *const *exclude; /* fnmatch globs, NULL-terminated; matched on name and path */
+        /* fnmatch globs, NULL-terminated; matched on the name, the path below the root
+         * and the full path */
+        const char *const *exclude;
         bool one_file_system;
         unsigned max_depth;      /* directory nesting cap (0: 256) */
         struct ia_hmap *visited; /* (dev, ino) -> first path (malloc'd), shared by all roots */
