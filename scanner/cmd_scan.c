@@ -49,6 +49,7 @@
 #include "hmap.h"
 #include "lock.h"
 #include "map.h"
+#include "rawdisk.h"
 #include "resolve.h"
 #include "store.h"
 #include "walk.h"
@@ -65,6 +66,9 @@ const char ia_scan_usage[] =
     "  --db FILE            the database (default: $IMGAUDIT_DB, else ./imgaudit.db;\n"
     "                       created on first use)\n"
     "  -j, --jobs N         worker threads (default: the CPUs this process may use)\n"
+    "  --raw-glob GLOB      files no format recognises whose name matches GLOB are raw\n"
+    "                       disks (default: *.img *.raw *.iso; repeat to give several;\n"
+    "                       --raw-glob= for none); disks by content are always found\n"
     "  --exclude GLOB       skip entries whose name, path below the ROOT or full path\n"
     "                       matches GLOB (fnmatch: 'vms/*.img', '*.iso', 'old')\n"
     "  --allow-root DIR     also allow backing files beneath DIR (default: the ROOTs)\n"
@@ -119,7 +123,8 @@ struct scan {
         /* options */
         const char *db_path;
         unsigned nworkers;
-        const char **exclude; /* NULL-terminated */
+        const char **exclude;   /* NULL-terminated */
+        const char **raw_globs; /* NULL-terminated: names of raw disks (--raw-glob) */
         const char **allow;
         size_t nallow;
         bool one_fs, no_archives;
@@ -1014,7 +1019,7 @@ static void flush_links(struct img_job *j, struct ia_image *top)
  * record when the open fails).
  */
 static void scan_image(struct scan *s, struct ia_source *top_src, const char *path, int64_t file_id,
-                       const char *fmt, const char *probed, struct arch_ctx *arch)
+                       const char *fmt, const char *probed, struct arch_ctx *arch, const char *by)
 {
         struct img_job j;
         struct ia_open_ctx ctx;
@@ -1059,6 +1064,7 @@ static void scan_image(struct scan *s, struct ia_source *top_src, const char *pa
         ir->u.image.file_size = top_src->size;
         ir->u.image.allocated = top_src->allocated;
         ir->u.image.probed = fmt == NULL;
+        ir->u.image.recognised_by = by;
 
         if (ia_chain_open(&ctx, path, fmt, &top, &err) < 0) {
                 ir->u.image.format = xstrdup(fmt ? fmt : probed);
@@ -1281,7 +1287,8 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                 }
                 if (drv != &ia_drv_raw) {
                         mi->is_image = true;
-                        scan_image(s, m->src, mi->path, mi->file_id, NULL, drv->name, ac);
+                        scan_image(s, m->src, mi->path, mi->file_id, NULL, drv->name, ac,
+                                   "content");
                         continue;
                 }
                 if (ia_archive_probe(head, hl)) {
@@ -1300,12 +1307,12 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                 if (!todo[i] || !mi)
                         continue;
                 if (mi->raw_backing) {
-                        scan_image(s, m->src, mi->path, mi->file_id, "raw", "raw", ac);
+                        scan_image(s, m->src, mi->path, mi->file_id, "raw", "raw", ac, "reference");
                 } else if (mi->data_file) {
                         put(s, scan_file_rec(mi->file_id, "data-file", false));
                 } else if (mi->bare_extent) {
                         mi->is_image = true;
-                        scan_image(s, m->src, mi->path, mi->file_id, NULL, "vmdk", ac);
+                        scan_image(s, m->src, mi->path, mi->file_id, NULL, "vmdk", ac, "content");
                 } else {
                         put(s, entry_rec(mi->path, "not-an-image", "no driver recognises it", NULL,
                                          mi->file_id));
@@ -1458,7 +1465,7 @@ static void process(struct scan *s, struct job *jb)
                 jb->reg->bare_extent = true; /* decided by settle_plain_files() */
         } else if (drv != &ia_drv_raw) {
                 jb->reg->kind = "image";
-                scan_image(s, src, jb->wf.path, jb->reg->id, NULL, drv->name, NULL);
+                scan_image(s, src, jb->wf.path, jb->reg->id, NULL, drv->name, NULL, "content");
         } else if (s->no_archives && ia_archive_probe(head, hl)) {
                 jb->reg->skipped_archive = true; /* read by settle_plain_files() after the join */
         } else if (ia_archive_probe(head, hl)) {
@@ -1467,6 +1474,13 @@ static void process(struct scan *s, struct job *jb)
                 scan_archive(s, src, jb->wf.path, jb->reg->id, &is_archive);
                 if (is_archive)
                         jb->reg->kind = "archive";
+        } else if (src->size > 0 && (ia_rawdisk_signature(src, head, hl) ||
+                                     ia_rawdisk_name_matches(jb->wf.path, s->raw_globs))) {
+                /* a raw disk: by content (a partition table, a file system, ...) or by name */
+                const char *by = ia_rawdisk_signature(src, head, hl) ? "content" : "name";
+
+                jb->reg->kind = "image";
+                scan_image(s, src, jb->wf.path, jb->reg->id, "raw", "raw", NULL, by);
         }
         ia_source_unref(src);
 }
@@ -1513,7 +1527,7 @@ static void settle_unused_data(struct scan *s, struct job *jb)
                 r->kind = "unreadable";
         } else if (drv != &ia_drv_raw) {
                 r->kind = "image";
-                scan_image(s, src, jb->wf.path, r->id, NULL, drv->name, NULL);
+                scan_image(s, src, jb->wf.path, r->id, NULL, drv->name, NULL, "content");
         } else {
                 put(s,
                     entry_rec(jb->wf.path, "not-an-image", "no driver recognises it", NULL, r->id));
@@ -1553,7 +1567,8 @@ static void settle_plain_files(struct scan *s)
                         }
                         if (src) {
                                 r->kind = "image";
-                                scan_image(s, src, jb->wf.path, r->id, "raw", "raw", NULL);
+                                scan_image(s, src, jb->wf.path, r->id, "raw", "raw", NULL,
+                                           "reference");
                                 ia_source_unref(src);
                         }
                 } else if (atomic_load(&r->data_file)) {
@@ -1667,7 +1682,7 @@ static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *wa
 
         *raw = false;
         if (sqlite3_prepare_v2(db,
-                               "SELECT id, status, format FROM images "
+                               "SELECT id, status, format, recognised_by FROM images "
                                "WHERE scan_id = ?1 AND file_id = ?2",
                                -1, &st, NULL) != SQLITE_OK)
                 return false;
@@ -1679,7 +1694,12 @@ static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *wa
 
                 *image_id = sqlite3_column_int64(st, 0);
                 ok = status && strcmp((const char *)status, "ok") == 0;
-                *raw = format && strcmp((const char *)format, "raw") == 0;
+                const unsigned char *by = sqlite3_column_text(st, 3);
+
+                /* a raw backing file is an image only while an image uses it; a raw disk
+                 * by content or by name stays one by itself */
+                *raw = format && strcmp((const char *)format, "raw") == 0 &&
+                       (!by || strcmp((const char *)by, "reference") == 0);
         }
         sqlite3_finalize(st);
         if (!ok)
@@ -2260,6 +2280,7 @@ enum {
         OPT_BUDGET,
         OPT_FULL,
         OPT_JSON,
+        OPT_RAW_GLOB,
 };
 
 static int parse_args(struct scan *s, int argc, char **argv)
@@ -2276,16 +2297,18 @@ static int parse_args(struct scan *s, int argc, char **argv)
             {"budget", required_argument, NULL, OPT_BUDGET},
             {"full", no_argument, NULL, OPT_FULL},
             {"json", no_argument, NULL, OPT_JSON},
+            {"raw-glob", required_argument, NULL, OPT_RAW_GLOB},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
-        size_t nex = 0;
-        bool quiet = false, forced = false;
+        size_t nex = 0, nraw = 0;
+        bool quiet = false, forced = false, raw_given = false;
         int c;
 
         s->exclude = calloc((size_t)argc + 1, sizeof(char *));
         s->allow = calloc((size_t)argc + 1, sizeof(char *));
-        if (!s->exclude || !s->allow)
+        s->raw_globs = calloc((size_t)argc + 1, sizeof(char *));
+        if (!s->exclude || !s->allow || !s->raw_globs)
                 return usage_error("%s", "out of memory");
         opterr = 0;
         optind = 0;
@@ -2311,6 +2334,12 @@ static int parse_args(struct scan *s, int argc, char **argv)
                         break;
                 case OPT_EXCLUDE:
                         s->exclude[nex++] = optarg;
+                        break;
+                case OPT_RAW_GLOB:
+                        /* the first one replaces the defaults; an empty one means none */
+                        raw_given = true;
+                        if (*optarg)
+                                s->raw_globs[nraw++] = optarg;
                         break;
                 case OPT_ALLOW:
                         s->allow[s->nallow++] = optarg;
@@ -2360,6 +2389,9 @@ static int parse_args(struct scan *s, int argc, char **argv)
                 return usage_error("%s", "--progress and --quiet contradict each other");
         if (optind >= argc)
                 return usage_error("%s", "expects at least one ROOT to scan");
+        if (!raw_given)
+                for (size_t i = 0; ia_raw_globs_default[i]; i++)
+                        s->raw_globs[nraw++] = ia_raw_globs_default[i];
         s->root_args = argv + optind;
         s->nroots = (size_t)(argc - optind);
         return -1;
@@ -2641,6 +2673,7 @@ int ia_cmd_scan(int argc, char **argv)
         free(s.roots);
         free(s.allowed);
         free(s.exclude);
+        free(s.raw_globs);
         free(s.allow);
         pthread_mutex_destroy(&s.reg_lock);
         return rc;

@@ -63,7 +63,8 @@ enum {
         "id, scan_id, file_id, format, format_probed, virtual_size, file_size, allocated_bytes, "  \
         "cluster_size, dirty, corrupt, encrypted, snapshots, external_data, pending_log, "         \
         "backing, backing_fmt, chain_depth, status, error, own_data_bytes, backing_data_bytes, "   \
-        "zero_bytes, unallocated_bytes, compressed_bytes, unknown_bytes, mapped_bytes, map_rows"
+        "zero_bytes, unallocated_bytes, compressed_bytes, unknown_bytes, mapped_bytes, map_rows, " \
+        "recognised_by"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_FILE] = "INSERT INTO files (id, path, archive_id, member, dev, ino, size, allocated, "
@@ -74,7 +75,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_IMAGE] = "INSERT INTO images (" IMAGE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
                  "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
-                 "?25, ?26, ?27, ?28)",
+                 "?25, ?26, ?27, ?28, ?29)",
     [ST_LINK] = "INSERT INTO links (scan_id, image_id, depth, from_file_id, kind, name, "
                 "target_file_id, target_path, status, error) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -99,7 +100,8 @@ static const char *const stmt_sql[ST_COUNT] = {
         "file_size, allocated_bytes, cluster_size, dirty, corrupt, encrypted, snapshots, "
         "external_data, pending_log, backing, backing_fmt, chain_depth, status, error, "
         "own_data_bytes, backing_data_bytes, zero_bytes, unallocated_bytes, compressed_bytes, "
-        "unknown_bytes, mapped_bytes, map_rows, ?1, coalesce(map_image_id, id) FROM images "
+        "unknown_bytes, mapped_bytes, map_rows, recognised_by, ?1, coalesce(map_image_id, id) "
+        "FROM images "
         "WHERE id = ?1 RETURNING map_rows",
     [ST_REUSE_LINKS] = "INSERT INTO links (scan_id, image_id, depth, from_file_id, kind, name, "
                        "target_file_id, target_path, status, error) SELECT ?3, ?2, depth, "
@@ -900,6 +902,7 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                         sqlite3_bind_int64(st, 28, (int64_t)r->u.image.map_rows);
                         s->map_rows += r->u.image.map_rows;
                 }
+                bind_text(st, 29, r->u.image.recognised_by);
                 return step(s, st, "recording an image", err);
         case IA_REC_LAYER:
                 st = s->st[ST_LAYER];

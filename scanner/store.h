@@ -105,6 +105,7 @@ struct ia_rec {
                         uint32_t cluster_size;
                         unsigned flags; /* IA_IMG_* */
                         unsigned chain_depth;
+                        const char *recognised_by; /* static: content, name, reference, ... */
                         bool has_space; /* mapped (maybe part-way): sp and map_rows are set */
                         struct ia_space sp;
                         uint64_t map_rows;

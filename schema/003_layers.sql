@@ -70,6 +70,11 @@ ALTER TABLE images ADD COLUMN compressed_bytes INTEGER;
 ALTER TABLE images ADD COLUMN unknown_bytes INTEGER;
 ALTER TABLE images ADD COLUMN mapped_bytes INTEGER;
 ALTER TABLE images ADD COLUMN map_rows INTEGER;
+-- why the file is an image: 'content' (a format's probe, or a raw disk's
+-- partition table, file system, ...), 'name' (a raw glob), 'reference'
+-- (another image uses it as its raw backing file)
+ALTER TABLE images ADD COLUMN recognised_by TEXT;
+UPDATE images SET recognised_by = CASE WHEN format_probed THEN 'content' ELSE 'reference' END;
 
 -- The scan's start in nanoseconds (started_at is to the second), and the
 -- database's name as that scan opened it.

@@ -33,8 +33,8 @@ for i in 1 2 3 4; do
 	qemu-img create -q -f qcow2 -b ../base/b.qcow2 -F qcow2 s/vm/o$i.qcow2
 	qemu-io -c "write -P $i ${i}00k 64k" s/vm/o$i.qcow2 >/dev/null
 done
-head -c 1M /dev/urandom > s/base/r.raw
-qemu-img create -q -f qcow2 -b ../base/r.raw -F raw s/vm/onraw.qcow2
+yes 'raw backing data' | head -c 1M > s/base/r.bin # no raw glob: an image while one uses it
+qemu-img create -q -f qcow2 -b ../base/r.bin -F raw s/vm/onraw.qcow2
 echo text > s/notes.txt
 
 scan; [ $? = 0 ] && ok || bad "first scan"
@@ -77,7 +77,7 @@ diff incremental.txt forced.txt >/dev/null && ok || bad "--full views differ"
 q "SELECT count(*), sum(status = 'complete') FROM scans" "5|5"
 
 # what a file is depends on the images that use it: with the raw chain and
-# the image keeping its data in d.data removed, r.raw and d.data are plain
+# the image keeping its data in d.data removed, r.bin and d.data are plain
 # files again, as a fresh scan says (only d.data is read again: a former
 # data file may be a VMDK extent that is an image of its own)
 (cd s/vm && qemu-img create -q -f qcow2 -o data_file=d.data,data_file_raw=on ext.qcow2 1M)
@@ -85,13 +85,13 @@ scan; [ $? = 0 ] && ok || bad "scan with ext.qcow2"
 q "SELECT sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 6 AND f.path = 's/vm/d.data'" "data-file"
 scan
 q "SELECT files_read FROM scans WHERE id = 7" "0"
-q "SELECT sf.kind, sf.reused FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 7 AND f.path IN ('s/vm/d.data', 's/base/r.raw') ORDER BY f.path" "$(printf 'image|1\ndata-file|1')"
+q "SELECT sf.kind, sf.reused FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 7 AND f.path IN ('s/vm/d.data', 's/base/r.bin') ORDER BY f.path" "$(printf 'image|1\ndata-file|1')"
 rm s/vm/onraw.qcow2 s/vm/ext.qcow2
 scan; [ $? = 0 ] && ok || bad "scan after removals"
 q "SELECT files_read FROM scans WHERE id = 8" "1" # d.data, no longer a data file, is probed again
-q "SELECT count(*) FROM v_images WHERE path = 's/base/r.raw'" "0"
-q "SELECT path, kind FROM v_entries WHERE path IN ('s/base/r.raw', 's/vm/d.data') ORDER BY path" \
-	"$(printf 's/base/r.raw|not-an-image\ns/vm/d.data|not-an-image')"
+q "SELECT count(*) FROM v_images WHERE path = 's/base/r.bin'" "0"
+q "SELECT path, kind FROM v_entries WHERE path IN ('s/base/r.bin', 's/vm/d.data') ORDER BY path" \
+	"$(printf 's/base/r.bin|not-an-image\ns/vm/d.data|not-an-image')"
 dump db.sqlite > incremental.txt
 rm -f full.sqlite; "$IMGAUDIT" scan --db full.sqlite --quiet s
 dump full.sqlite > fresh.txt
