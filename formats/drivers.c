@@ -64,10 +64,11 @@ const struct ia_driver *ia_driver_probe_bytes(const struct ia_probe *p)
         return best;
 }
 
-const struct ia_driver *ia_driver_probe(struct ia_source *src, struct ia_error *err)
+const struct ia_driver *ia_driver_probe(struct ia_source *src, const char *name,
+                                        struct ia_error *err)
 {
         uint8_t head[IA_PROBE_HEAD];
-        struct ia_probe p = {.head = head, .size = src->size};
+        struct ia_probe p = {.head = head, .size = src->size, .name = name};
         int64_t n = ia_read_upto(src, head, sizeof(head), 0, err);
 
         if (n < 0)

@@ -160,6 +160,10 @@ struct ia_probe {
         const uint8_t *head; /* the first head_len bytes (head_len < IA_PROBE_HEAD at EOF) */
         size_t head_len;
         uint64_t size; /* file size */
+        /* The file's name as qemu's probe sees it (the name given, or the
+           backing name composed with its image's directory); NULL if none.
+           Only dmg looks at it: qemu recognises dmg by a ".dmg" suffix. */
+        const char *name;
 };
 
 /* Driver flags. */
