@@ -24,6 +24,7 @@ const struct ia_driver *const ia_drivers[] = {
     &ia_drv_parallels,
     &ia_drv_luks,
     &ia_drv_vmdk,
+    &ia_drv_dmg,
     /* new drivers here */
     &ia_drv_bochs,
     &ia_drv_cloop,

@@ -36,6 +36,7 @@ extern const struct ia_driver ia_drv_parallels;
 extern const struct ia_driver ia_drv_luks;
 extern const struct ia_driver ia_drv_vpc;
 extern const struct ia_driver ia_drv_vhdx;
+extern const struct ia_driver ia_drv_dmg;
 extern const struct ia_driver ia_drv_bochs;
 extern const struct ia_driver ia_drv_cloop;
 
