@@ -384,7 +384,8 @@ static int check_chunks(struct ia_image *img, struct dmg *s, struct ia_error *er
 {
         uint64_t sectors = img->size / DMG_SECTOR, pos = 0;
 
-        qsort(s->chunks, s->n, sizeof(*s->chunks), chunk_cmp);
+        if (s->n)
+                qsort(s->chunks, s->n, sizeof(*s->chunks), chunk_cmp);
         for (size_t i = 0; i < s->n; i++) {
                 const struct dmg_chunk *c = &s->chunks[i];
                 uint64_t end;
