@@ -426,16 +426,18 @@ static int check_chunks(struct ia_image *img, struct dmg *s, struct ia_error *er
 static int dmg_open(struct ia_image *img, struct ia_error *err)
 {
         struct ia_source *src = img->file->src;
-        uint64_t len = ia_round_up(src->size, DMG_SECTOR);
-        uint64_t win = len > DMG_TRAILER + 511 ? len - DMG_TRAILER - 511 : 0;
-        uint64_t koly = 0, rsrc_off, rsrc_len, xml_off, xml_len, sectors;
-        size_t wlen = (size_t)ia_min_u64(len, DMG_KOLY_WINDOW), i;
+        uint64_t len, win, koly, rsrc_off, rsrc_len, xml_off, xml_len, sectors;
         uint8_t w[DMG_KOLY_WINDOW], t[DMG_TRAILER];
         struct dmg_parse ps;
         struct dmg *s;
+        size_t wlen, i;
 
         if (src->size > UINT64_MAX - DMG_SECTOR)
                 return ia_error_set(err, IA_ERR_CORRUPT, "dmg: file size overflows");
+        /* qemu's window: 515 bytes from 1023 before the size rounded up to 512 */
+        len = ia_round_up(src->size, DMG_SECTOR);
+        win = len > DMG_TRAILER + 511 ? len - DMG_TRAILER - 511 : 0;
+        wlen = (size_t)ia_min_u64(len, DMG_KOLY_WINDOW);
         if (len < DMG_TRAILER)
                 return ia_error_set(err, IA_ERR_TRUNCATED,
                                     "dmg: the file is empty (a dmg ends with a %u-byte trailer)",
@@ -446,9 +448,10 @@ static int dmg_open(struct ia_image *img, struct ia_error *err)
                 if (memcmp(w + i, "koly", 4) == 0)
                         break;
         if (i + 3 >= wlen)
-                return ia_error_set(err, IA_ERR_CORRUPT,
-                                    "dmg: no koly trailer in the last %u bytes of the file",
-                                    DMG_KOLY_WINDOW + DMG_SECTOR - 3);
+                return ia_error_set(
+                    err, IA_ERR_CORRUPT,
+                    "dmg: no koly trailer at the end of the file (none starts 512 to "
+                    "1023 bytes before its size rounded up to 512)");
         koly = win + i;
         if (read_zf(src, t, sizeof(t), koly, err) < 0)
                 return -1;
