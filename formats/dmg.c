@@ -100,6 +100,14 @@ struct dmg_parse {
         bool keep;          /* keep the chunks (true map) */
 };
 
+/*
+ * qemu scores 2 for the name and ranks: every format it recognises by
+ * content scores more, except cloop, which also scores 2 and loses the tie
+ * (a cloop image named x.dmg is opened as dmg).  Our cloop probe scores 50:
+ * 55 keeps qemu's order (under every content score but cloop's).
+ */
+#define DMG_PROBE_SCORE 55
+
 static int dmg_probe(const struct ia_probe *p)
 {
         size_t len;
@@ -107,7 +115,7 @@ static int dmg_probe(const struct ia_probe *p)
         if (!p->name)
                 return 0;
         len = strlen(p->name);
-        return len > 4 && strcmp(p->name + len - 4, ".dmg") == 0 ? 2 : 0;
+        return len > 4 && strcmp(p->name + len - 4, ".dmg") == 0 ? DMG_PROBE_SCORE : 0;
 }
 
 /* Read len bytes at off, zeroes past the end of the source (as qemu reads). */

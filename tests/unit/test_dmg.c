@@ -251,6 +251,13 @@ static void test_probe(void **state)
         p.head = q;
         p.name = "disk.dmg";
         assert_ptr_equal(ia_driver_probe_bytes(&p), &ia_drv_qcow2);
+        q[7] = 4; /* a qcow2 version qemu cannot open still outranks the name */
+        assert_ptr_equal(ia_driver_probe_bytes(&p), &ia_drv_qcow2);
+        /* except cloop's: qemu scores both 2 and opens such a file as dmg */
+        memcpy(q, "#!/bin/sh\n#V2.0 Format\n", 23);
+        assert_ptr_equal(ia_driver_probe_bytes(&p), &ia_drv_dmg);
+        p.name = "disk.img";
+        assert_ptr_equal(ia_driver_probe_bytes(&p), &ia_drv_cloop);
 }
 
 static void test_coarse(void **state)

@@ -162,6 +162,12 @@ oracle_map plain.dmg
 oracle_map -f dmg plain.dmg
 qemu-img create -q -f qcow2 really-qcow2.dmg 1M
 oracle_map really-qcow2.dmg
+# qemu scores a cloop header 2, as a .dmg name: dmg wins the tie (and fails)
+{ printf '#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n'; } >cloop.dmg
+truncate -s 4096 cloop.dmg
+oracle_map cloop.dmg
+check "a cloop header named .dmg is opened as dmg" \
+	bash -c "'$IMGAUDIT' map cloop.dmg 2>&1 | grep -q 'dmg: no koly trailer'"
 # a backing file probed by its name
 qemu-img create -q -f qcow2 -b rw/node-udif/raw.dmg -F dmg over.qcow2
 oracle_map over.qcow2
