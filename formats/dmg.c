@@ -10,8 +10,9 @@
  *
  * Recognition, as qemu: by name only.  qemu's probe scores 2 for a name
  * ending in ".dmg" (case-sensitive, longer than the suffix) and looks at no
- * byte, so any other driver that recognises the content wins, raw never
- * does, and a .dmg file without a trailer is an error, not a raw disk.
+ * byte, so any other driver that recognises the content wins (but cloop,
+ * which loses the tie), raw never does, and a .dmg file without a trailer
+ * is an error, not a raw disk.
  *
  * Layout (big-endian):
  *   koly trailer, 512 bytes, the last thing in the file.  qemu looks for the
