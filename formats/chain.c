@@ -231,7 +231,7 @@ int ia_image_open(const struct ia_open_ctx *ctx, struct ia_file *file, const cha
                         goto free_file;
                 }
         } else {
-                drv = ia_driver_probe(file->src, err);
+                drv = ia_driver_probe(file->src, file->name, err);
                 if (!drv)
                         goto free_file;
         }

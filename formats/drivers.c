@@ -24,6 +24,7 @@ const struct ia_driver *const ia_drivers[] = {
     &ia_drv_parallels,
     &ia_drv_luks,
     &ia_drv_vmdk,
+    &ia_drv_dmg,
     /* new drivers here */
     &ia_drv_bochs,
     &ia_drv_cloop,
@@ -64,10 +65,11 @@ const struct ia_driver *ia_driver_probe_bytes(const struct ia_probe *p)
         return best;
 }
 
-const struct ia_driver *ia_driver_probe(struct ia_source *src, struct ia_error *err)
+const struct ia_driver *ia_driver_probe(struct ia_source *src, const char *name,
+                                        struct ia_error *err)
 {
         uint8_t head[IA_PROBE_HEAD];
-        struct ia_probe p = {.head = head, .size = src->size};
+        struct ia_probe p = {.head = head, .size = src->size, .name = name};
         int64_t n = ia_read_upto(src, head, sizeof(head), 0, err);
 
         if (n < 0)

@@ -13,10 +13,12 @@ extern const struct ia_driver *const ia_drivers[];
 const struct ia_driver *ia_driver_find(const char *name);
 
 /*
- * Choose a driver by content: the best-scoring probe, raw when none claims
- * the bytes.  Reads the head of src (see struct ia_probe).
+ * Choose a driver by content (and, for dmg alone, by name: NULL for none):
+ * the best-scoring probe, raw when none claims the file.  Reads the head of
+ * src (see struct ia_probe).
  */
-const struct ia_driver *ia_driver_probe(struct ia_source *src, struct ia_error *err);
+const struct ia_driver *ia_driver_probe(struct ia_source *src, const char *name,
+                                        struct ia_error *err);
 
 /* Same, on bytes already read (pure). */
 const struct ia_driver *ia_driver_probe_bytes(const struct ia_probe *p);
@@ -34,6 +36,7 @@ extern const struct ia_driver ia_drv_parallels;
 extern const struct ia_driver ia_drv_luks;
 extern const struct ia_driver ia_drv_vpc;
 extern const struct ia_driver ia_drv_vhdx;
+extern const struct ia_driver ia_drv_dmg;
 extern const struct ia_driver ia_drv_bochs;
 extern const struct ia_driver ia_drv_cloop;
 

@@ -100,6 +100,10 @@ struct ia_open_ctx {
         unsigned compat;
         unsigned max_depth; /* backing chain depth cap (0: IA_DEFAULT_MAX_DEPTH) */
         bool lenient;       /* a broken backing link ends the chain instead of failing */
+        /* Where qemu's map of a format says nothing (one data entry for the
+           whole disk) but the format could say more, print the true map
+           (dmg).  VHDX gets its true map always. */
+        bool true_map;
         /* ia_clock_ns() time after which block status fails with IA_ERR_LIMIT
            (reason "budget"); 0: no limit.  The scanner's per-image budget. */
         uint64_t deadline_ns;
@@ -160,6 +164,10 @@ struct ia_probe {
         const uint8_t *head; /* the first head_len bytes (head_len < IA_PROBE_HEAD at EOF) */
         size_t head_len;
         uint64_t size; /* file size */
+        /* The file's name as qemu's probe sees it (the name given, or the
+           backing name composed with its image's directory); NULL if none.
+           Only dmg looks at it: qemu recognises dmg by a ".dmg" suffix. */
+        const char *name;
 };
 
 /* Driver flags. */

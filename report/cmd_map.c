@@ -26,7 +26,7 @@
 
 const char ia_map_usage[] =
     "usage: imgaudit map [-f FMT] [--output=human|json] [-s|--start-offset=N]\n"
-    "                    [-l|--max-length=N] [-U] [--qemu-compat=VERSION] FILE\n"
+    "                    [-l|--max-length=N] [-U] [--qemu-compat=VERSION] [--true-map] FILE\n"
     "\n"
     "Print the allocation map of FILE through its whole backing chain, with the\n"
     "semantics and the output of `qemu-img map`.\n"
@@ -39,6 +39,8 @@ const char ia_map_usage[] =
     "  -U, --force-share      accepted for compatibility; imgaudit never takes locks\n"
     "      --qemu-compat=V    print the layout of qemu-img V (e.g. 7.2: no \"compressed\"\n"
     "                         key before 8.2); 7.2 or later, default 10.2\n"
+    "      --true-map         where qemu-img prints one data entry for a whole disk\n"
+    "                         whose format records more (dmg), print what it records\n"
     "      --allow-root=DIR   confine every file the image refers to (backing files,\n"
     "                         data files, extents) beneath DIR, symlinks included;\n"
     "                         may be repeated (default: no confinement, as qemu-img)\n"
@@ -143,7 +145,7 @@ static void print_finding(void *opaque, const struct ia_image *img, const char *
         fprintf(stderr, "imgaudit map: warning: '%s': %s [%s]\n", img->file->name, msg, code);
 }
 
-enum { OPT_OUTPUT = 256, OPT_COMPAT, OPT_IMAGE_OPTS, OPT_OBJECT, OPT_ALLOW_ROOT };
+enum { OPT_OUTPUT = 256, OPT_COMPAT, OPT_IMAGE_OPTS, OPT_OBJECT, OPT_ALLOW_ROOT, OPT_TRUE_MAP };
 
 #define MAX_ROOTS 64
 
@@ -159,6 +161,7 @@ int ia_cmd_map(int argc, char **argv)
             {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
             {"object", required_argument, NULL, OPT_OBJECT},
             {"allow-root", required_argument, NULL, OPT_ALLOW_ROOT},
+            {"true-map", no_argument, NULL, OPT_TRUE_MAP},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -222,6 +225,9 @@ int ia_cmd_map(int argc, char **argv)
                                 return ia_usage_error("map", 1, "at most %d --allow-root options",
                                                       MAX_ROOTS);
                         roots[nroots++] = optarg;
+                        break;
+                case OPT_TRUE_MAP:
+                        ctx.true_map = true;
                         break;
                 case OPT_IMAGE_OPTS:
                 case OPT_OBJECT:

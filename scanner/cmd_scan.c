@@ -1172,7 +1172,8 @@ static void member_finding(struct scan *s, int64_t file_id, const char *code, co
         put(s, r);
 }
 
-static bool probe_source(struct ia_source *src, uint8_t *head, size_t *len,
+/* name: the path the image is opened by (dmg is recognised by its suffix). */
+static bool probe_source(struct ia_source *src, const char *name, uint8_t *head, size_t *len,
                          const struct ia_driver **drv, struct ia_error *err)
 {
         struct ia_probe p;
@@ -1184,6 +1185,7 @@ static bool probe_source(struct ia_source *src, uint8_t *head, size_t *len,
         p.head = head;
         p.head_len = (size_t)n;
         p.size = src->size;
+        p.name = name;
         *len = (size_t)n;
         *drv = ia_driver_probe_bytes(&p);
         return true;
@@ -1274,7 +1276,7 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                         continue;
                 }
                 ia_error_clear(&err);
-                if (!probe_source(m->src, head, &hl, &drv, &err)) {
+                if (!probe_source(m->src, mi->path, head, &hl, &drv, &err)) {
                         put(s, entry_rec(mi->path, "unreadable", ia_errcat_name(err.cat), err.msg,
                                          mi->file_id));
                         s->problems++;
@@ -1457,7 +1459,7 @@ static void process(struct scan *s, struct job *jb)
                 return;
         }
         ia_error_clear(&err);
-        if (!probe_source(src, head, &hl, &drv, &err)) {
+        if (!probe_source(src, jb->wf.path, head, &hl, &drv, &err)) {
                 put(s, entry_rec(jb->wf.path, "unreadable", "io", err.msg, jb->reg->id));
                 s->problems++;
                 jb->reg->kind = "unreadable";
@@ -1521,7 +1523,7 @@ static void settle_unused_data(struct scan *s, struct job *jb)
                 return;
         }
         ia_error_clear(&err);
-        if (!probe_source(src, head, &hl, &drv, &err)) {
+        if (!probe_source(src, jb->wf.path, head, &hl, &drv, &err)) {
                 put(s, entry_rec(jb->wf.path, "unreadable", "io", err.msg, r->id));
                 s->problems++;
                 r->kind = "unreadable";

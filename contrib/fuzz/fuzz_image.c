@@ -45,7 +45,9 @@ static int count(void *opaque, const struct ia_map_entry *e, bool last, struct i
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static const struct ia_resolver resolver = {.open = refuse};
-        const struct ia_open_ctx ctx = {.resolver = &resolver, .compat = IA_DEFAULT_COMPAT};
+        /* true_map: dmg keeps and checks its chunk tables (the coarse answer reads the same). */
+        const struct ia_open_ctx ctx = {
+            .resolver = &resolver, .compat = IA_DEFAULT_COMPAT, .true_map = true};
         struct ia_map_opts opts = {.max_len = IA_MAP_NO_MAX, .flags = IA_MAP_MERGE_COMPRESSED};
         const char *fmt = NULL;
         struct ia_source *src;

@@ -55,6 +55,11 @@ w p.img -c 'write -P 1 0 4k'
 seed parallels parallels p.img
 q -f luks --object secret,id=s0,data=x -o key-secret=s0,iter-time=10 l.luks 64k 2>/dev/null &&
 	seed luks luks l.luks
+# dmg: qemu-img cannot create it; tests/tools/mkdmg.py writes every chunk type
+python3 "$here/../../tests/tools/mkdmg.py" m.dmg
+seed dmg dmg m.dmg
+python3 "$here/../../tests/tools/mkdmg.py" mr.dmg --rsrc
+seed dmg-rsrc dmg mr.dmg
 printf 'hello, raw world\n' >r.raw
 seed raw raw r.raw
 ls "$out/image" | wc -l

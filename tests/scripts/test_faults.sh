@@ -95,6 +95,12 @@ python3 "$here/hostile_lib.py" vhdx-diff hc.vhdx '.\hp.vhdx'
 run hc.vhdx
 qemu-img create -q -f luks --object secret,id=s0,data=x -o key-secret=s0,iter-time=10 l.luks 1M
 run l.luks
+# dmg (qemu-img cannot create it): blkx tables in the plist and in a resource fork
+for v in xml rsrc; do
+	python3 "$here/../tools/mkdmg.py" m-$v.dmg $([ $v = rsrc ] && echo --rsrc)
+	run m-$v.dmg
+	run --true-map m-$v.dmg
+done
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

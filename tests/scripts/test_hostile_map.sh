@@ -288,6 +288,31 @@ for spec in "vdi 384 <I 0xfffffff" "parallels 32 <I 0xfffffff" "vpc 540 >I 0xfff
 	truncate -s 200G "big.$1"
 	rss_case "$1-table-huge" 20480 "big.$1"
 done
+# dmg: a plist at qemu's 16 MiB cap (about 290 k chunks), and a resource fork
+# of 1 Mi + 1 chunks, one more than the true map keeps (refused there).
+python3 - <<'PY'
+import base64, struct
+def koly(rsrc, xml, sectors):
+    k = bytearray(512)
+    k[0:4] = b'koly'
+    struct.pack_into('>QQ', k, 0x28, *rsrc)
+    struct.pack_into('>QQ', k, 0xd8, *xml)
+    struct.pack_into('>Q', k, 0x1ec, sectors)
+    return bytes(k)
+def mish(n):
+    m = bytearray(204)
+    m[0:4] = b'mish'
+    return bytes(m) + b''.join(struct.pack('>IIQQQQ', 0, 0, i, 1, 0, 0) for i in range(n))
+x = b'<plist><data>' + base64.b64encode(mish(290000)) + b'</data></plist>'
+open('plist-cap.dmg', 'wb').write(x + koly((0, 0), (0, len(x)), 290000))
+m = mish((1 << 20) + 1)
+f = struct.pack('>III', 256, 0, 4 + len(m)).ljust(256, b'\0') + struct.pack('>I', len(m)) + m
+open('chunk-cap.dmg', 'wb').write(f + koly((0, len(f)), (0, 0), (1 << 20) + 1))
+PY
+rss_case dmg-plist-cap 24576 plist-cap.dmg
+rss_case dmg-plist-cap-true-map 36864 --true-map plist-cap.dmg
+rss_case dmg-chunk-cap 20480 chunk-cap.dmg
+rss_case dmg-chunk-cap-true-map 40960 --true-map chunk-cap.dmg
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

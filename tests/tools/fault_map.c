@@ -11,7 +11,7 @@
  * ASan) or a different map is a bug.  Used by tests/scripts/test_faults.sh
  * over one fixture per format.
  *
- *   fault_map [-f FMT] IMAGE      prints "N reads, N clean errors", exit 0/1
+ *   fault_map [--true-map] [-f FMT] IMAGE   prints "N reads, N clean errors", exit 0/1
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,13 +208,18 @@ int main(int argc, char **argv)
         const char *fmt = NULL, *path;
         uint64_t n = 0, clean = 0, clean_once = 0;
 
+        if (argc > 1 && strcmp(argv[1], "--true-map") == 0) {
+                ctx.true_map = true;
+                argc--;
+                argv++;
+        }
         if (argc == 4 && strcmp(argv[1], "-f") == 0) {
                 fmt = argv[2];
                 path = argv[3];
         } else if (argc == 2) {
                 path = argv[1];
         } else {
-                fprintf(stderr, "usage: fault_map [-f FMT] IMAGE\n");
+                fprintf(stderr, "usage: fault_map [--true-map] [-f FMT] IMAGE\n");
                 return 2;
         }
         ia_fs_resolver_init(&fr.fs, &policy);
