@@ -10,8 +10,10 @@ IMGAUDIT=${IMGAUDIT:?}
 SOURCE_DIR=${SOURCE_DIR:?}
 CORPUS=$SOURCE_DIR/../shared/realworld/corpus.tar.zst
 if [ ! -r "$CORPUS" ]; then
-	echo "FAIL: the real-world corpus is absent: $CORPUS (CI has ../shared beside the checkout)"
-	exit 1
+	# CI has ../shared beside the checkout, and .ci/run requires it
+	echo "NOT TESTED: the real-world corpus is absent: $CORPUS"
+	[ "${IMGAUDIT_CORPUS_REQUIRED:-0}" = 1 ] && exit 1
+	exit 77
 fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-realworld.XXXXXX")
 trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
