@@ -216,12 +216,18 @@ assert "trend" not in tables and [r["scan"] for r in tables["history"]] == ["1"]
 PY
 
 # ---- Prometheus ----
+# (promtool: the text format and Prometheus' naming rules, on every file made here)
+promcheck() { promtool check metrics <"$1" >"$1.lint" 2>&1 && ok || bad "promtool check metrics $1: $(head -3 "$1.lint")"; }
+command -v promtool >/dev/null || bad "promtool is not installed (run tests/setup.sh)"
 "$IMGAUDIT" report --db db.sqlite --format=prometheus >r.prom
+promcheck r.prom
+"$IMGAUDIT" report --db db.sqlite --format=prometheus --prometheus-per-image >rp.prom
+promcheck rp.prom
 grep -qxF "imgaudit_store_allocated_bytes $A_ALL" r.prom && ok || bad "prom store allocated"
-grep -qxF "imgaudit_base_dead_bytes{base=\"store/base.qcow2\"} $M" r.prom && ok || bad "prom dead bytes"
-grep -qxF 'imgaudit_image_allocated_bytes{image="store/sub/evil\\nname.qcow2"} '"$A_EVIL" r.prom && ok || bad "prom escaped label"
+grep -qxF "imgaudit_base_dead_bytes{base=\"store/base.qcow2\"} $M" rp.prom && ok || bad "prom dead bytes"
+grep -qxF 'imgaudit_image_allocated_bytes{image="store/sub/evil\\nname.qcow2"} '"$A_EVIL" rp.prom && ok || bad "prom escaped label"
 grep -qxF 'imgaudit_orphans 5' r.prom && ok || bad "prom orphans"
-python3 - r.prom <<'PY' && ok || bad "prom text format"
+python3 - rp.prom <<'PY' && ok || bad "prom text format"
 import re, sys
 seen, types = set(), {}
 line_re = re.compile(r'^(imgaudit_[a-z_]+)(\{[a-z_]+="(?:[^"\\\n]|\\[\\"n])*"(?:,[a-z_]+="(?:[^"\\\n]|\\[\\"n])*")*\})? -?[0-9.e+]+$')
@@ -236,7 +242,7 @@ for l in open(sys.argv[1]).read().split("\n")[:-1]:
 PY
 
 # every metric is documented in contrib/node-exporter.md
-python3 - r.prom "$SOURCE_DIR/contrib/node-exporter.md" <<'PY' && ok || bad "metrics missing from node-exporter.md"
+python3 - rp.prom "$SOURCE_DIR/contrib/node-exporter.md" <<'PY' && ok || bad "metrics missing from node-exporter.md"
 import itertools, re, sys
 doc = set()
 for m in re.findall(r"`(imgaudit_[a-z_{},]+)`", open(sys.argv[2]).read()):
@@ -384,8 +390,9 @@ qemu-img create -q -f qcow2 'ystore/a.tar!m.qcow2' 2M
 "$IMGAUDIT" report --db y.sqlite --format=json --section=capacity >y.json
 eq "member and look-alike file" "$(pj y.json 'sorted((i["name"], i["virtual_bytes"]) for i in d["capacity"]["images"])')" \
 	"[('ystore/a.tar!m.qcow2', $M), ('ystore/a.tar\\\\x21m.qcow2', $((2 * M)))]"
-"$IMGAUDIT" report --db y.sqlite --format=prometheus >y.prom
+"$IMGAUDIT" report --db y.sqlite --format=prometheus --prometheus-per-image >y.prom
 eq "no duplicate series" "$(grep -v '^#' y.prom | sed 's/ [^ ]*$//' | sort | uniq -d)" ""
+promcheck y.prom
 
 # ---- a backing file outside the scan roots (--allow-root) is not a broken link ----
 mkdir -p zstore/bases zstore/vms
@@ -433,6 +440,7 @@ svc "$WORK/svc/state" "$WORK/svc/textfile"
 eq "service script exit status" "$?" "0"
 validate svc/state/report.json && ok || bad "service: report.json"
 grep -q '^imgaudit_orphans ' svc/textfile/imgaudit.prom && ok || bad "service: metrics"
+promcheck svc/textfile/imgaudit.prom
 grep -q '<svg id="chart-capacity"' svc/state/report.html && ok || bad "service: report.html"
 rm svc/textfile/imgaudit.prom
 svc "$WORK/svc/state" "$WORK/svc/no-textfile-dir"
@@ -449,6 +457,7 @@ env PATH="$BIN:$cron_path" sh cron.sh >cron.out 2>&1
 eq "cron line exit status" "$?" "0"
 validate cron/state/report.json && ok || bad "cron: report.json"
 grep -q '^imgaudit_orphans ' cron/textfile/imgaudit.prom && ok || bad "cron: metrics"
+promcheck cron/textfile/imgaudit.prom
 
 # ---- errors: usage, nothing on stdout, -o untouched ----
 echo keep >out.txt
