@@ -43,7 +43,8 @@ const char ia_report_usage[] =
     "                         last complete scan started at or before DATE\n"
     "                         (YYYY-MM-DD[THH:MM[:SS]]), always one before the\n"
     "                         reported scan; default: the complete scan before it\n"
-    "  -o, --output=FILE      write to FILE atomically (temporary file + rename)\n"
+    "  -o, --output=FILE      write to FILE atomically (temporary file + rename);\n"
+    "                         csv: -o DIR writes DIR/TABLE.csv, one file per table\n"
     "      --prometheus-per-image  also series per image, directory and base\n"
     "                         (one set per image: mind the cardinality)\n"
     "\n"
@@ -145,6 +146,51 @@ static int write_atomic(const char *path, const char *buf, size_t len)
         return 0;
 }
 
+/*
+ * CSV into a directory: one file per table, DIR/TABLE.csv, each written
+ * atomically; a section's first table is named after the section.  The
+ * directory is created if missing (its parent must exist).
+ */
+static int write_csv_dir(const char *dir, const struct ia_rpt_out *o)
+{
+        struct stat st;
+
+        if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
+                fprintf(stderr, "imgaudit report: cannot create directory '%s': %s\n", dir,
+                        strerror(errno));
+                return -1;
+        }
+        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                fprintf(stderr,
+                        "imgaudit report: '%s' is not a directory (--format=csv -o DIR writes "
+                        "one file per table)\n",
+                        dir);
+                return -1;
+        }
+        for (const struct ia_table *t = o->tables; t; t = t->next) {
+                struct ia_rbuf b, path;
+                int bad;
+
+                ia_rbuf_init(&b);
+                ia_rbuf_init(&path);
+                ia_table_csv(t, &b);
+                ia_rbuf_addf(&path, "%s/%s.csv", dir, t->id);
+                bad = b.nomem || path.nomem;
+                if (bad)
+                        fprintf(stderr, "imgaudit report: out of memory\n");
+                else if (write_atomic(path.buf, b.buf ? b.buf : "", b.len) < 0) {
+                        fprintf(stderr, "imgaudit report: cannot write '%s': %s\n", path.buf,
+                                strerror(errno));
+                        bad = 1;
+                }
+                ia_rbuf_release(&b);
+                ia_rbuf_release(&path);
+                if (bad)
+                        return -1;
+        }
+        return 0;
+}
+
 static void render(enum fmt f, const struct ia_rpt *r, struct ia_rpt_out *o, const bool *sel,
                    struct ia_rbuf *b)
 {
@@ -166,12 +212,12 @@ static void render(enum fmt f, const struct ia_rpt *r, struct ia_rpt_out *o, con
                 ia_rbuf_addc(b, '\n');
                 return;
         }
-        case FMT_CSV:
-                for (struct ia_table *t = o->tables; t; t = t->next) {
-                        if (!first)
-                                ia_rbuf_adds(b, "\r\n");
-                        ia_table_csv(t, b);
-                        first = false;
+        case FMT_CSV: /* to stdout: the one selected section's first table */
+                for (int k = 0; k < IA_SEC_COUNT && first; k++) {
+                        if (sel[k] && o->sec_first[k]) {
+                                ia_table_csv(o->sec_first[k], b);
+                                first = false;
+                        }
                 }
                 return;
         case FMT_HTML:
@@ -280,6 +326,17 @@ int ia_cmd_report(int argc, char **argv)
                 fprintf(stderr, "imgaudit report: unexpected argument '%s'\n", argv[optind]);
                 return 2;
         }
+        if (f == FMT_CSV && (!out || strcmp(out, "-") == 0)) {
+                int n = 0;
+
+                for (int k = 0; k < IA_SEC_COUNT; k++)
+                        n += sel[k];
+                if (n != 1) {
+                        fprintf(stderr, "imgaudit report: --format=csv: one --section=NAME to "
+                                        "standard output, or -o DIR for a file per table\n");
+                        return 2;
+                }
+        }
         if (!any)
                 for (int k = 0; k < IA_SEC_COUNT; k++)
                         sel[k] = true;
@@ -305,6 +362,12 @@ int ia_cmd_report(int argc, char **argv)
                         fprintf(stderr, "imgaudit report: %s: %s\n", ia_section_names[k], err.msg);
                         goto out_o;
                 }
+        }
+        if (f == FMT_CSV && out && strcmp(out, "-") != 0) {
+                if (write_csv_dir(out, &o) < 0)
+                        goto out_o;
+                ret = 0;
+                goto out_o;
         }
         render(f, &r, &o, sel, &doc);
         if (doc.nomem) {

@@ -268,9 +268,10 @@ static int sec_summary(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         KV("status", s->status);
         KV("started_at", s->started_at);
         KV("finished_at", s->finished_at ? s->finished_at : "");
+        /* values without units: CSV readers load them as numbers */
         if (s->has_duration)
-                snprintf(buf, sizeof(buf), "%.0f s", s->duration);
-        KV("duration", s->has_duration ? buf : "");
+                snprintf(buf, sizeof(buf), "%.0f", s->duration);
+        KV("duration_seconds", s->has_duration ? buf : "");
         KV("host", s->host ? s->host : "");
         for (size_t i = 0; i < s->nroots; i++)
                 KV("root", s->roots[i]);

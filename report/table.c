@@ -336,16 +336,16 @@ void ia_table_csv(const struct ia_table *t, struct ia_rbuf *b)
 {
         char buf[64];
 
-        ia_rbuf_adds(b, "table");
         for (size_t j = 0; j < t->ncols; j++) {
-                ia_rbuf_addc(b, ',');
+                if (j)
+                        ia_rbuf_addc(b, ',');
                 ia_csv_field(b, t->cols[j].id);
         }
         ia_rbuf_adds(b, "\r\n");
         for (size_t i = 0; i < t->nrows; i++) {
-                ia_csv_field(b, t->id);
                 for (size_t j = 0; j < t->ncols; j++) {
-                        ia_rbuf_addc(b, ',');
+                        if (j)
+                                ia_rbuf_addc(b, ',');
                         ia_csv_field(b, cell_exact(&t->cols[j], &t->cells[i * t->ncols + j], buf,
                                                    sizeof(buf)));
                 }

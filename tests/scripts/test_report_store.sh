@@ -174,34 +174,53 @@ grep -qF 'store/sub/evil\nname.qcow2' r1.txt && ok || bad "human escaped name"
 grep -Eq '^  base +store/base\.qcow2 +store/base\.qcow2 +0 +2 +3 +4\.0 MiB +3\.0 MiB +1\.0 MiB ' r1.txt && ok || bad "human sharing row"
 grep -Eq '^    └─ store/ov3\.qcow2 ' r1.txt && ok || bad "human chain tree"
 
-# ---- CSV ----
+# ---- CSV: one file per table, plain column names, values without units ----
 "$IMGAUDIT" report --db db.sqlite --format=csv --section=capacity >cap.csv
 python3 - cap.csv "$A_BASE" <<'PY' && ok || bad "csv capacity"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline="")))
 b = [r for r in rows if r["scope"] == "image" and r["name"] == "store/base.qcow2"][0]
-assert b["table"] == "capacity" and b["own_data_bytes"] == str(4 << 20) and b["allocated_bytes"] == sys.argv[2], b
+assert "table" not in b and b["own_data_bytes"] == str(4 << 20) and b["allocated_bytes"] == sys.argv[2], b
 assert any(r["name"] == "store/sub/evil\\nname.qcow2" for r in rows)
 assert [r["scope"] for r in rows].count("total") == 1
 PY
-"$IMGAUDIT" report --db db.sqlite --format=csv >all.csv
-eq "csv line endings" "$(grep -c $'[^\r]$' all.csv)" "0"
+"$IMGAUDIT" report --db db.sqlite --format=csv >all.csv 2>err.txt
+eq "csv to stdout without one --section exit status" "$?" "2"
+eq "csv to stdout without one --section: nothing written" "$(wc -c <all.csv)" "0"
+"$IMGAUDIT" report --db db.sqlite --format=csv -o csv
+eq "csv -o DIR exit status" "$?" "0"
 # summary: scan + summary; chains: chains + depths + broken links; trend: trend + top + history
-eq "csv tables" "$(grep -c '^table,' all.csv)" "12"
-# every section's exact figures in CSV: one table after another, each with its header
-python3 - all.csv "$M" "$A_OV1" "$A_OV3" <<'PY' && ok || bad "csv figures"
-import csv, sys
+eq "csv files" "$(cd csv && ls | tr '\n' ' ')" \
+	"broken_links.csv capacity.csv chain_depths.csv chains.csv findings.csv history.csv orphans.csv scan.csv sharing.csv summary.csv top_growers.csv trend.csv "
+eq "csv line endings" "$(cat csv/*.csv | grep -c $'[^\r]$')" "0"
+eq "csv -o DIR: the same capacity table as --section" "$(cmp csv/capacity.csv cap.csv && echo same)" "same"
+# sqlite3 .import of every file: no warning, one row per record after the header
+for f in csv/*.csv; do
+	t=$(basename "$f" .csv)
+	out=$(sqlite3 csv.sqlite ".import --csv $f $t" "SELECT count(*) FROM \"$t\"" 2>&1)
+	eq "sqlite3 .import $f" "$out" "$(($(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))))' "$f") - 1))"
+done
+eq "csv: the sharing table imported" "$(sqlite3 csv.sqlite "SELECT visible_bytes, dead_bytes FROM sharing WHERE kind = 'base' AND image = 'store/base.qcow2'")" "$((3 * M))|$M"
+"$IMGAUDIT" report --db db.sqlite --format=csv --section=findings -o csv2
+eq "csv -o DIR with one section" "$(cd csv2 && ls | tr '\n' ' ')" "findings.csv "
+touch notadir
+"$IMGAUDIT" report --db db.sqlite --format=csv -o notadir 2>err.txt
+eq "csv -o FILE exit status" "$?" "1"
+# every section's exact figures in CSV; numbers without units everywhere
+python3 - csv "$M" "$A_OV1" "$A_OV3" <<'PY' && ok || bad "csv figures"
+import csv, os, re, sys
 M, a_ov1, a_ov3 = (int(x) for x in sys.argv[2:])
-tables, head = {}, None
-for row in csv.reader(open(sys.argv[1], newline="")):
-    if not row:
-        head = None
-    elif head is None:
-        head = row
-    else:
-        tables.setdefault(row[0], []).append(dict(zip(head, row)))
+tables = {f[:-4]: list(csv.DictReader(open(os.path.join(sys.argv[1], f), newline=""))) for f in os.listdir(sys.argv[1])}
+for name, rows in tables.items():
+    for r in rows:
+        assert "table" not in r, name
+        for k, v in r.items():
+            if k.endswith(("_bytes", "_seconds", "_days")) or k in ("images", "depth", "children", "descendants"):
+                assert re.fullmatch(r"-?[0-9]*", v), (name, k, v)
+            assert not re.fullmatch(r"[-+]?[0-9.]+ ?(B|[KMGTPE]iB|s)", v), (name, k, v)
 scan = {r["key"]: r["value"] for r in tables["scan"]}
 assert scan["id"] == "1" and scan["errors"] == "0", scan
+assert re.fullmatch(r"[0-9]+", scan["duration_seconds"]), scan
 tot = [r for r in tables["summary"] if r["group"] == "total"][0]
 assert tot["images"] == "7" and tot["virtual_bytes"] == str(83 * M), tot
 base = [r for r in tables["sharing"] if r["kind"] == "base" and r["image"] == "store/base.qcow2"][0]
@@ -212,7 +231,7 @@ assert [(r["chain_depth"], r["images"]) for r in tables["chain_depths"]] == [("0
 assert [(r["image"], r["status"]) for r in tables["broken_links"]] == [("store/sub/broken.qcow2", "missing")]
 assert len(tables["orphans"]) == 5 and all(r["age_days"] == "0" for r in tables["orphans"])
 assert sorted(r["category"] for r in tables["findings"]) == ["image-missing", "link-missing"]
-assert "trend" not in tables and [r["scan"] for r in tables["history"]] == ["1"]
+assert tables["trend"] == [] and [r["scan"] for r in tables["history"]] == ["1"]
 PY
 
 # ---- Prometheus ----
