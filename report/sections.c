@@ -1404,8 +1404,10 @@ static int64_t delta(uint64_t before, uint64_t after)
         return after >= before ? (int64_t)(after - before) : -(int64_t)(before - after);
 }
 
+/* One row of growth: always in JSON; in the table only when it changed (or
+ * unchanged is NULL), else counted in *unchanged. */
 static void trend_row(struct ia_table *t, json_object *arr, const char *scope,
-                      const struct growth *g)
+                      const struct growth *g, size_t *unchanged)
 {
         json_object *e = json_object_new_object();
         const char *change = !g->has_before         ? "new"
@@ -1414,19 +1416,23 @@ static void trend_row(struct ia_table *t, json_object *arr, const char *scope,
                              : g->after < g->before ? "shrunk"
                                                     : "same";
 
-        ia_table_row(t, 0);
-        ia_table_text(t, scope);
-        ia_table_text(t, g->name);
-        ia_table_text(t, change);
-        if (g->has_before)
-                ia_table_bytes(t, g->before);
-        else
-                ia_table_null(t);
-        if (g->has_after)
-                ia_table_bytes(t, g->after);
-        else
-                ia_table_null(t);
-        ia_table_delta(t, delta(g->before, g->after));
+        if (unchanged && g->has_before && g->has_after && g->before == g->after) {
+                (*unchanged)++;
+        } else {
+                ia_table_row(t, 0);
+                ia_table_text(t, scope);
+                ia_table_text(t, g->name);
+                ia_table_text(t, change);
+                if (g->has_before)
+                        ia_table_bytes(t, g->before);
+                else
+                        ia_table_null(t);
+                if (g->has_after)
+                        ia_table_bytes(t, g->after);
+                else
+                        ia_table_null(t);
+                ia_table_delta(t, delta(g->before, g->after));
+        }
         jset(e, "name", jstr(g->name));
         jset(e, "change", jstr(change));
         jset(e, "before_bytes", g->has_before ? ju(g->before) : NULL);
@@ -1493,10 +1499,10 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
         json_object *jtop = json_object_new_array(), *jh = json_object_new_array(), *x;
         struct pkey *keys = NULL;
         struct growth *imgs = NULL, *dirs = NULL, tot = {.name = (char *)"all"};
-        size_t nimgs = 0, ndirs = 0;
+        size_t nimgs = 0, ndirs = 0, unchanged = 0;
         struct ia_rbuf *p = &o->prom;
         int ret = -1;
-        char note[160];
+        char note[192];
 
         if (!t || !tt || !th || !jt || !ji_ || !jb || !jd || !jtop || !jh)
                 goto nomem;
@@ -1564,7 +1570,7 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
         qsort(imgs, nimgs, sizeof(*imgs), cmp_growth_name);
         qsort(dirs, ndirs, sizeof(*dirs), cmp_growth_name);
         if (r->has_prev) {
-                trend_row(t, NULL, "total", &tot);
+                trend_row(t, NULL, "total", &tot, NULL);
                 /* per base: the base and all its descendants */
                 for (size_t b = 0; b < r->nimg; b++) {
                         struct growth g = {.name = r->img[b].name, .has_after = true};
@@ -1590,12 +1596,12 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
                                 }
                         }
                         free(d);
-                        trend_row(t, jb, "base", &g);
+                        trend_row(t, jb, "base", &g, &unchanged);
                 }
                 for (size_t i = 0; i < ndirs; i++)
-                        trend_row(t, jd, "directory", &dirs[i]);
+                        trend_row(t, jd, "directory", &dirs[i], &unchanged);
                 for (size_t i = 0; i < nimgs; i++)
-                        trend_row(t, ji_, "image", &imgs[i]);
+                        trend_row(t, ji_, "image", &imgs[i], &unchanged);
                 /* top growers: the ten largest positive deltas */
                 qsort(imgs, nimgs, sizeof(*imgs), cmp_growth_delta);
                 for (size_t i = 0; i < nimgs && i < 10; i++) {
@@ -1615,8 +1621,11 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
                         jset(e, "after_bytes", ju(imgs[i].after));
                         json_object_array_add(jtop, e);
                 }
-                snprintf(note, sizeof(note), "from scan %" PRId64 " (%s) to scan %" PRId64 " (%s)",
-                         r->prev_scan.id, r->prev_scan.started_at, r->scan.id, r->scan.started_at);
+                snprintf(note, sizeof(note),
+                         "from scan %" PRId64 " (%s) to scan %" PRId64
+                         " (%s); %zu unchanged rows not listed",
+                         r->prev_scan.id, r->prev_scan.started_at, r->scan.id, r->scan.started_at,
+                         unchanged);
         } else {
                 snprintf(note, sizeof(note),
                          "no earlier complete scan to compare scan %" PRId64 " with", r->scan.id);

@@ -294,8 +294,8 @@ if command -v chromium >/dev/null; then
 	grep -qF "id=\"k-overcommit\" title=\"$(python3 -c "print('%.2f' % ($LEAF_V / $A_ALL))")\"" dom.html && ok || bad "html overcommit figure"
 	# the base's row of the sharing table: own data, visible, dead
 	grep -qF "<td class=\"n\" title=\"$((4 * M)) bytes\">4.0 MiB</td><td class=\"n\" title=\"$((3 * M)) bytes\">3.0 MiB</td><td class=\"n\" title=\"$M bytes\">1.0 MiB</td>" dom.html && ok || bad "html sharing figures"
-	grep -qF '<title>dead (shadowed in every child): 1.0 MiB</title>' dom.html && ok || bad "html sharing chart figure"
-	grep -qF '<td style="padding-left:1.9em">└─&nbsp;store/ov3.qcow2</td>' dom.html && ok || bad "html chain tree"
+	grep -qF '<title>dead (shadowed in every overlay): 1.0 MiB</title>' dom.html && ok || bad "html sharing chart figure"
+	grep -qF '<td style="padding-left:1.9em">└─&nbsp;<span class="p" title="store/ov3.qcow2">ov3.qcow2</span></td>' dom.html && ok || bad "html chain tree"
 else
 	bad "chromium is not installed (run tests/setup.sh)"
 fi
@@ -320,7 +320,7 @@ if command -v chromium >/dev/null; then
 	render r2.html dom2.html
 	eq "html growth over time" "$(grep -o '<title>scan [0-9]: [^<]*</title>' dom2.html | tr '\n' ' ')" \
 		"<title>scan 1: $(python3 -c "print('%.1f MiB' % ($A_ALL / $M))")</title> <title>scan 2: $(python3 -c "print('%.1f MiB' % ($(pj r2.json 'd["trend"]["total"]["after_bytes"]') / $M))")</title> "
-	grep -qF "<td>store/ov2.qcow2</td><td class=\"n\" title=\"$((A_OV2B - A_OV2)) bytes\">" dom2.html && ok || bad "html top grower"
+	grep -qF "<td><span class=\"p\" title=\"store/ov2.qcow2\">ov2.qcow2</span></td><td class=\"n\" title=\"$((A_OV2B - A_OV2)) bytes\">" dom2.html && ok || bad "html top grower"
 fi
 "$IMGAUDIT" report --db db.sqlite --format=json --section=trend --scan 1 >r3.json
 eq "--scan 1 has no earlier scan" "$(pj r3.json 'd["trend"]["from_scan"]')" "None"
