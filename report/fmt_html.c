@@ -35,7 +35,7 @@ static const char css[] =
     "font-size:.85em}.tw{overflow-x:auto;max-width:100%}"
     "table.t{border-collapse:collapse;margin:.3em 0 1em;font-size:13px}"
     "table.t th,table.t td{border:1px solid #dde;padding:2px 8px;text-align:left;"
-    "white-space:nowrap}table.t th{background:#eef2f7;position:sticky;top:0}"
+    "white-space:nowrap}table.t th{background:#eef2f7}"
     "table.t td.n,table.t th.n{text-align:right;"
     "font-variant-numeric:tabular-nums}td.none{color:#777;font-style:italic}"
     ".note{color:#444;font-style:italic}svg{display:block;margin:.5em 0}"
@@ -63,6 +63,20 @@ static size_t nchars(const char *s)
         for (; *s; s++)
                 n += ((unsigned char)*s & 0xc0) != 0x80;
         return n;
+}
+
+/* Its width in average characters: from U+1100 on (CJK, emoji, ...) two, to be safe. */
+static double text_w(const char *s)
+{
+        double n = 0;
+
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+
+                if ((c & 0xc0) != 0x80)
+                        n += c >= 0xe1 ? 2 : 1;
+        }
+        return CHAR_W * n;
 }
 
 /* s without its first characters so that at most max remain (after "…"). */
@@ -132,7 +146,7 @@ static double legend(struct ia_rbuf *b, double x, double y, const char *colour, 
                      x, y - 10, colour, x + 15, y);
         text(b, what);
         ia_rbuf_adds(b, "</text>");
-        return x + 15 + CHAR_W * (double)nchars(what) + 18;
+        return x + 15 + text_w(what) + 18;
 }
 
 /*
@@ -148,8 +162,8 @@ static void bars(struct ia_rbuf *b, const char *id, const char *title, const str
         bool cut;
 
         for (size_t i = 0; i < n; i++) {
-                double tw = CHAR_W * (double)nchars(tail(rel(v[i].label, base), LABEL_MAX, &cut));
-                double vw = CHAR_W * (double)nchars(v[i].value);
+                double tw = text_w(tail(rel(v[i].label, base), LABEL_MAX, &cut)) + 2 * CHAR_W;
+                double vw = text_w(v[i].value);
 
                 if (v[i].a + v[i].b > max)
                         max = v[i].a + v[i].b;
@@ -158,9 +172,9 @@ static void bars(struct ia_rbuf *b, const char *id, const char *title, const str
                 if (vw + 12 > rw)
                         rw = vw + 12;
         }
-        lgw = 15 + CHAR_W * (double)nchars(la) + 18;
+        lgw = 15 + text_w(la) + 18;
         if (lb)
-                lgw += 15 + CHAR_W * (double)nchars(lb);
+                lgw += 15 + text_w(lb);
         w = lw + bw + rw;
         if (lw + lgw + 10 > w)
                 w = lw + lgw + 10;

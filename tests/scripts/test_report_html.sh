@@ -47,6 +47,10 @@ qemu-img create -q -f qcow2 $R/bases/windows-server-2022-datacenter-core-golden-
 qemu-io -c 'write -P 3 0 4M' $R/bases/windows-server-2022-datacenter-core-golden-image.qcow2 >/dev/null
 qemu-img create -q -f qcow2 -b ../bases/windows-server-2022-datacenter-core-golden-image.qcow2 -F qcow2 $R/vms/w1.qcow2
 qemu-io -c 'write -P 4 0 2M' $R/vms/w1.qcow2 >/dev/null
+# wide characters in a chart label
+mkdir -p "$R/vms/日本語のディスク置き場-🚀"
+qemu-img create -q -f qcow2 "$R/vms/日本語のディスク置き場-🚀/仮想マシン.qcow2" 8M
+qemu-io -c 'write -P 6 0 3M' "$R/vms/日本語のディスク置き場-🚀/仮想マシン.qcow2" >/dev/null
 qemu-img create -q -u -f qcow2 -b gone.qcow2 -F qcow2 $R/vms/broken-overlay-whose-base-was-deleted-last-week.qcow2 16M
 for n in 1 2 3; do
 	[ $n = 3 ] && qemu-io -c 'write -P 5 20M 4M' $V/customer-database-replica-3-with-a-rather-long-name.qcow2 >/dev/null
