@@ -518,7 +518,7 @@ static int sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error 
         o->total.name = NULL;
         o->have_capacity = true;
 
-        /* store, root and format totals: ia_prom_store(); these grow with the store */
+        /* store, root and format totals are in ia_prom_store(); these series grow with the store */
         for (size_t k = 0; o->prom_per_image && k < NCOLS(figures); k++) {
                 snprintf(metric, sizeof(metric), "imgaudit_image_%s_bytes", figures[k].name);
                 prom_head(p, metric, "gauge", figures[k].help);
