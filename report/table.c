@@ -369,6 +369,12 @@ static void html_name(struct ia_rbuf *b, const char *s, const char *base)
         ia_rbuf_adds(b, "</span>");
 }
 
+/* Sentences, not names: they wrap in HTML rather than widen the table. */
+static bool is_prose(const struct ia_col *c)
+{
+        return strcmp(c->id, "message") == 0 || strcmp(c->id, "reason") == 0;
+}
+
 void ia_table_html(const struct ia_table *t, struct ia_rbuf *b, const char *base)
 {
         char buf[64], ex[64];
@@ -399,7 +405,8 @@ void ia_table_html(const struct ia_table *t, struct ia_rbuf *b, const char *base
                                                      "\xe2\x94\x94\xe2\x94\x80&nbsp;",
                                                      0.4 + 1.5 * (t->indent[i] - 1));
                                 else
-                                        ia_rbuf_adds(b, "<td>");
+                                        ia_rbuf_adds(b, is_prose(&t->cols[j]) ? "<td class=\"w\">"
+                                                                              : "<td>");
                         } else if ((t->cols[j].kind == IA_COL_BYTES ||
                                     t->cols[j].kind == IA_COL_DELTA) &&
                                    !c->null) {
