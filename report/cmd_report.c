@@ -32,6 +32,7 @@
 const char ia_report_usage[] =
     "usage: imgaudit report [--db FILE] [--format=human|json|csv|html|prometheus]\n"
     "                       [--section=NAME]... [--scan ID] [--since ID|DATE] [-o FILE]\n"
+    "                       [--prometheus-per-image]\n"
     "\n"
     "Report on a scan of the store: capacity, sharing of backing images, chains,\n"
     "orphans, findings and growth.  The database is only read, never locked\n"
@@ -48,7 +49,10 @@ const char ia_report_usage[] =
     "                         and s, m, h, d or w: 7d, 24h), always one before the\n"
     "                         reported scan; default: the complete scan before it\n"
     "  -o FILE                write to FILE atomically (temporary file + rename);\n"
+    "                         csv: -o DIR writes DIR/TABLE.csv, one file per table;\n"
     "                         the layout is chosen by --format, never by -o\n"
+    "      --prometheus-per-image  also series per image, directory and base\n"
+    "                         (one set per image: mind the cardinality)\n"
     "\n"
     "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
 
@@ -265,6 +269,51 @@ static int write_atomic(const char *path, const char *buf, size_t len)
         return 0;
 }
 
+/*
+ * CSV into a directory: one file per table, DIR/TABLE.csv, each written
+ * atomically; a section's first table is named after the section.  The
+ * directory is created if missing (its parent must exist).
+ */
+static int write_csv_dir(const char *dir, const struct ia_rpt_out *o)
+{
+        struct stat st;
+
+        if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
+                fprintf(stderr, "imgaudit report: cannot create directory '%s': %s\n", dir,
+                        strerror(errno));
+                return -1;
+        }
+        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                fprintf(stderr,
+                        "imgaudit report: '%s' is not a directory (--format=csv -o DIR writes "
+                        "one file per table)\n",
+                        dir);
+                return -1;
+        }
+        for (const struct ia_table *t = o->tables; t; t = t->next) {
+                struct ia_rbuf b, path;
+                int bad;
+
+                ia_rbuf_init(&b);
+                ia_rbuf_init(&path);
+                ia_table_csv(t, &b);
+                ia_rbuf_addf(&path, "%s/%s.csv", dir, t->id);
+                bad = b.nomem || path.nomem;
+                if (bad)
+                        fprintf(stderr, "imgaudit report: out of memory\n");
+                else if (write_atomic(path.buf, b.buf ? b.buf : "", b.len) < 0) {
+                        fprintf(stderr, "imgaudit report: cannot write '%s': %s\n", path.buf,
+                                strerror(errno));
+                        bad = 1;
+                }
+                ia_rbuf_release(&b);
+                ia_rbuf_release(&path);
+                if (bad)
+                        return -1;
+        }
+        return 0;
+}
+
 static void render(enum fmt f, const struct ia_rpt *r, struct ia_rpt_out *o, const bool *sel,
                    struct ia_rbuf *b)
 {
@@ -286,12 +335,12 @@ static void render(enum fmt f, const struct ia_rpt *r, struct ia_rpt_out *o, con
                 ia_rbuf_addc(b, '\n');
                 return;
         }
-        case FMT_CSV:
-                for (struct ia_table *t = o->tables; t; t = t->next) {
-                        if (!first)
-                                ia_rbuf_adds(b, "\r\n");
-                        ia_table_csv(t, b);
-                        first = false;
+        case FMT_CSV: /* to stdout: the one selected section's first table */
+                for (int k = 0; k < IA_SEC_COUNT && first; k++) {
+                        if (sel[k] && o->sec_first[k]) {
+                                ia_table_csv(o->sec_first[k], b);
+                                first = false;
+                        }
                 }
                 return;
         case FMT_HTML:
@@ -325,14 +374,19 @@ static void render(enum fmt f, const struct ia_rpt *r, struct ia_rpt_out *o, con
 int ia_cmd_report(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"db", required_argument, NULL, 'd'},      {"format", required_argument, NULL, 'F'},
-            {"section", required_argument, NULL, 'S'}, {"scan", required_argument, NULL, 's'},
-            {"since", required_argument, NULL, 'n'},   {"output", optional_argument, NULL, 'O'},
-            {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+            {"db", required_argument, NULL, 'd'},
+            {"format", required_argument, NULL, 'F'},
+            {"section", required_argument, NULL, 'S'},
+            {"scan", required_argument, NULL, 's'},
+            {"since", required_argument, NULL, 'n'},
+            {"output", optional_argument, NULL, 'O'},
+            {"help", no_argument, NULL, 'h'},
+            {"prometheus-per-image", no_argument, NULL, 'P'},
+            {NULL, 0, NULL, 0},
         };
         const char *db = getenv("IMGAUDIT_DB"), *scan = NULL, *since = NULL, *out = NULL;
         char since_buf[32];
-        bool sel[IA_SEC_COUNT] = {false}, any = false;
+        bool sel[IA_SEC_COUNT] = {false}, any = false, per_image = false;
         enum fmt f = FMT_HUMAN;
         struct ia_rpt r;
         struct ia_rpt_out o;
@@ -392,6 +446,9 @@ int ia_cmd_report(int argc, char **argv)
                         return ia_usage_error("report", 2,
                                               "no option --output: the layout is --format=FMT, "
                                               "the file -o FILE");
+                case 'P':
+                        per_image = true;
+                        break;
                 case 'h':
                         fputs(ia_report_usage, stdout);
                         return 0;
@@ -404,6 +461,16 @@ int ia_cmd_report(int argc, char **argv)
         }
         if (optind < argc)
                 return ia_usage_error("report", 2, "unexpected argument '%s'", argv[optind]);
+        if (f == FMT_CSV && (!out || strcmp(out, "-") == 0)) {
+                int n = 0;
+
+                for (int k = 0; k < IA_SEC_COUNT; k++)
+                        n += sel[k];
+                if (n != 1)
+                        return ia_usage_error("report", 2,
+                                              "--format=csv: one --section=NAME to standard "
+                                              "output, or -o DIR for a file per table");
+        }
         if (!any)
                 for (int k = 0; k < IA_SEC_COUNT; k++)
                         sel[k] = true;
@@ -421,11 +488,22 @@ int ia_cmd_report(int argc, char **argv)
                 fprintf(stderr, "imgaudit report: out of memory\n");
                 goto out;
         }
+        o.prom_per_image = per_image;
+        if (f == FMT_PROM && ia_prom_store(&r, &o, &err) < 0) {
+                fprintf(stderr, "imgaudit report: %s\n", err.msg);
+                goto out_o;
+        }
         for (int k = 0; k < IA_SEC_COUNT; k++) {
                 if (sel[k] && ia_section_run((enum ia_section)k, &r, &o, &err) < 0) {
                         fprintf(stderr, "imgaudit report: %s: %s\n", ia_section_names[k], err.msg);
                         goto out_o;
                 }
+        }
+        if (f == FMT_CSV && out && strcmp(out, "-") != 0) {
+                if (write_csv_dir(out, &o) < 0)
+                        goto out_o;
+                ret = 0;
+                goto out_o;
         }
         render(f, &r, &o, sel, &doc);
         if (doc.nomem) {

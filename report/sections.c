@@ -249,7 +249,6 @@ static int sec_summary(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         const struct ia_rpt_scan *s = &r->scan;
         json_object *js = json_object_new_object(), *arr;
         struct ia_table *ts, *t;
-        struct ia_rbuf *p = &o->prom;
         struct count *c;
         uint64_t tv = 0, ta = 0, tf = 0;
         size_t n;
@@ -270,9 +269,10 @@ static int sec_summary(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         KV("status", s->status);
         KV("started_at", s->started_at);
         KV("finished_at", s->finished_at ? s->finished_at : "");
+        /* values without units: CSV readers load them as numbers */
         if (s->has_duration)
-                snprintf(buf, sizeof(buf), "%.0f s", s->duration);
-        KV("duration", s->has_duration ? buf : "");
+                snprintf(buf, sizeof(buf), "%.0f", s->duration);
+        KV("duration_seconds", s->has_duration ? buf : "");
         KV("host", s->host ? s->host : "");
         for (size_t i = 0; i < s->nroots; i++)
                 KV("root", s->roots[i]);
@@ -325,32 +325,6 @@ static int sec_summary(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         jset(js, "broken_links", ju(r->nlinks));
         jset(o->doc, "summary", js);
 
-        prom_head(p, "imgaudit_scan_info", "gauge", "The scan this report describes (value 1).");
-        ia_rbuf_addf(p, "imgaudit_scan_info{scan_id=\"%" PRId64 "\",host=\"", s->id);
-        ia_prom_label(p, s->host ? s->host : "");
-        ia_rbuf_adds(p, "\",version=\"");
-        ia_prom_label(p, s->tool_version ? s->tool_version : "");
-        ia_rbuf_adds(p, "\"} 1\n");
-        if (s->has_duration) {
-                prom_head(p, "imgaudit_scan_duration_seconds", "gauge", "How long the scan took.");
-                ia_rbuf_addf(p, "imgaudit_scan_duration_seconds %.0f\n", s->duration);
-        }
-        prom_head(p, "imgaudit_scan_errors", "gauge", "Problems the scan recorded.");
-        prom_u(p, "imgaudit_scan_errors", NULL, NULL, s->problems);
-        c = group(r, false, &n);
-        if (!c)
-                return NOMEM(err);
-        prom_head(p, "imgaudit_images", "gauge", "Images by format.");
-        for (size_t i = 0; i < n; i++)
-                prom_u(p, "imgaudit_images", "format", c[i].key, c[i].images);
-        free(c);
-        c = group(r, true, &n);
-        if (!c)
-                return NOMEM(err);
-        prom_head(p, "imgaudit_images_by_status", "gauge", "Images by status.");
-        for (size_t i = 0; i < n; i++)
-                prom_u(p, "imgaudit_images_by_status", "status", c[i].key, c[i].images);
-        free(c);
         return 0;
 }
 
@@ -550,27 +524,18 @@ static int sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error 
         o->total.name = NULL;
         o->have_capacity = true;
 
-        for (size_t k = 0; k < NCOLS(figures); k++) {
+        /* store, root and format totals are in ia_prom_store(); these series grow with the store */
+        for (size_t k = 0; o->prom_per_image && k < NCOLS(figures); k++) {
                 snprintf(metric, sizeof(metric), "imgaudit_image_%s_bytes", figures[k].name);
                 prom_head(p, metric, "gauge", figures[k].help);
                 for (size_t i = 0; i < r->nimg; i++)
                         prom_u(p, metric, "image", imgs[i].name, fig(&imgs[i], k));
         }
-        for (size_t k = 0; k < NCOLS(figures); k++) {
+        for (size_t k = 0; o->prom_per_image && k < NCOLS(figures); k++) {
                 snprintf(metric, sizeof(metric), "imgaudit_directory_%s_bytes", figures[k].name);
                 prom_head(p, metric, "gauge", figures[k].help);
                 for (size_t d = 0; d < o->ndirs; d++)
                         prom_u(p, metric, "directory", o->dirs[d].name, fig(&o->dirs[d], k));
-        }
-        for (size_t k = 0; k < NCOLS(figures); k++) {
-                snprintf(metric, sizeof(metric), "imgaudit_store_%s_bytes", figures[k].name);
-                prom_head(p, metric, "gauge", figures[k].help);
-                prom_u(p, metric, NULL, NULL, fig(&total, k));
-        }
-        if (ok) {
-                prom_head(p, "imgaudit_store_overcommit_ratio", "gauge",
-                          "Virtual size of leaf images / bytes allocated by all images.");
-                ia_rbuf_addf(p, "imgaudit_store_overcommit_ratio %.6f\n", ratio);
         }
         free(imgs);
         free(roots);
@@ -583,6 +548,194 @@ nomem:
         json_object_put(jd);
         json_object_put(jr);
         return NOMEM(err);
+}
+
+/* ---- metrics of the whole store (every Prometheus file) ---- */
+
+/* One (format, status) pair and its images. */
+struct fs_count {
+        const char *format, *status;
+        struct ia_rpt_agg a;
+};
+
+static int cmp_fs(const void *a, const void *b)
+{
+        const struct fs_count *x = a, *y = b;
+        int c = strcmp(x->format, y->format);
+
+        return c ? c : strcmp(x->status, y->status);
+}
+
+static void prom_fs(struct ia_rbuf *b, const char *name, const struct fs_count *c, uint64_t v)
+{
+        ia_rbuf_addf(b, "%s{format=\"", name);
+        ia_prom_label(b, c->format);
+        ia_rbuf_adds(b, "\",status=\"");
+        ia_prom_label(b, c->status);
+        ia_rbuf_addf(b, "\"} %" PRIu64 "\n", v);
+}
+
+static void prom_f(struct ia_rbuf *b, const char *name, double v)
+{
+        ia_rbuf_addf(b, "%s %.0f\n", name, v);
+}
+
+/*
+ * The latest scan that ended, complete or aborted (a running scan, or one
+ * killed before the next run marked it aborted, has not ended): what alerts
+ * watch.  The figures below are those of the reported scan.
+ */
+static int prom_last_scan(struct ia_rpt *r, struct ia_rbuf *p, struct ia_error *err)
+{
+        sqlite3_stmt *st;
+        int rc;
+
+        if (ia_rpt_prepare(
+                r,
+                "SELECT status = 'complete', CAST(strftime('%s', started_at) AS INTEGER), "
+                "CAST(strftime('%s', finished_at) AS INTEGER), "
+                "(julianday(finished_at) - julianday(started_at)) * 86400.0 "
+                "FROM scans WHERE status <> 'running' AND finished_at IS NOT NULL "
+                "ORDER BY id DESC LIMIT 1",
+                &st, err) < 0)
+                return -1;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                double dur = sqlite3_column_double(st, 3);
+
+                prom_head(p, "imgaudit_last_scan_start_timestamp_seconds", "gauge",
+                          "When the latest scan that ended (complete or aborted) started.");
+                prom_f(p, "imgaudit_last_scan_start_timestamp_seconds",
+                       (double)sqlite3_column_int64(st, 1));
+                prom_head(p, "imgaudit_last_scan_finish_timestamp_seconds", "gauge",
+                          "When the latest scan that ended finished.");
+                prom_f(p, "imgaudit_last_scan_finish_timestamp_seconds",
+                       (double)sqlite3_column_int64(st, 2));
+                prom_head(p, "imgaudit_last_scan_duration_seconds", "gauge",
+                          "How long the latest scan that ended ran.");
+                prom_f(p, "imgaudit_last_scan_duration_seconds", dur > 0 ? dur : 0);
+                prom_head(p, "imgaudit_last_scan_success", "gauge",
+                          "1 if the latest scan that ended is complete, 0 if it aborted.");
+                prom_u(p, "imgaudit_last_scan_success", NULL, NULL,
+                       (uint64_t)sqlite3_column_int(st, 0));
+                rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return ia_rpt_db_error(r, err, "reading the latest scan");
+        return 0;
+}
+
+int ia_prom_store(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
+{
+        const struct ia_rpt_scan *s = &r->scan;
+        struct ia_rbuf *p = &o->prom;
+        struct fs_count *fs = calloc(r->nimg + 1, sizeof(*fs));
+        struct ia_rpt_agg *roots = calloc(s->nroots + 1, sizeof(*roots));
+        struct ia_rpt_agg total = {0};
+        char metric[96];
+        size_t nfs = 0;
+        double ratio;
+        bool ok;
+
+        if (!fs || !roots) {
+                free(fs);
+                free(roots);
+                return NOMEM(err);
+        }
+        prom_head(p, "imgaudit_scan_info", "gauge",
+                  "The imgaudit version that made the reported scan (value 1).");
+        ia_rbuf_adds(p, "imgaudit_scan_info{version=\"");
+        ia_prom_label(p, s->tool_version ? s->tool_version : "");
+        ia_rbuf_adds(p, "\"} 1\n");
+        if (s->has_duration) {
+                prom_head(p, "imgaudit_scan_duration_seconds", "gauge",
+                          "How long the reported scan took.");
+                prom_f(p, "imgaudit_scan_duration_seconds", s->duration);
+        }
+        prom_head(p, "imgaudit_scan_errors", "gauge",
+                  "Items the reported scan could not scan (each recorded with its reason).");
+        prom_u(p, "imgaudit_scan_errors", NULL, NULL, s->problems);
+        if (prom_last_scan(r, p, err) < 0) {
+                free(fs);
+                free(roots);
+                return -1;
+        }
+
+        for (size_t i = 0; i < r->nimg; i++) {
+                const struct ia_rpt_image *m = &r->img[i];
+                const char *f = m->format ? m->format : "unknown";
+                size_t j;
+
+                for (j = 0; j < nfs; j++)
+                        if (strcmp(fs[j].format, f) == 0 && strcmp(fs[j].status, m->status) == 0)
+                                break;
+                if (j == nfs) {
+                        fs[j].format = f;
+                        fs[j].status = m->status;
+                        nfs++;
+                }
+                agg_add(&fs[j].a, m);
+                agg_add(&total, m);
+                if (m->root >= 0 && (size_t)m->root < s->nroots)
+                        agg_add(&roots[m->root], m);
+        }
+        qsort(fs, nfs, sizeof(*fs), cmp_fs);
+        prom_head(p, "imgaudit_images", "gauge",
+                  "Images of the reported scan by format and status.");
+        for (size_t j = 0; j < nfs; j++)
+                prom_fs(p, "imgaudit_images", &fs[j], fs[j].a.images);
+        for (size_t k = 0; k < NCOLS(figures); k++) {
+                snprintf(metric, sizeof(metric), "imgaudit_images_%s_bytes", figures[k].name);
+                prom_head(p, metric, "gauge", figures[k].help);
+                for (size_t j = 0; j < nfs; j++)
+                        prom_fs(p, metric, &fs[j], fig(&fs[j].a, k));
+        }
+        for (size_t k = 0; k < NCOLS(figures); k++) {
+                snprintf(metric, sizeof(metric), "imgaudit_store_%s_bytes", figures[k].name);
+                prom_head(p, metric, "gauge", figures[k].help);
+                prom_u(p, metric, NULL, NULL, fig(&total, k));
+        }
+        ratio = overcommit(&total, &ok);
+        if (ok) {
+                prom_head(p, "imgaudit_store_overcommit_ratio", "gauge",
+                          "Virtual size of leaf images / bytes allocated by all images.");
+                ia_rbuf_addf(p, "imgaudit_store_overcommit_ratio %.6f\n", ratio);
+        }
+        /* a root given twice is one series */
+        for (size_t k = 0; k < s->nroots; k++)
+                for (size_t j = 0; j < k; j++)
+                        if (strcmp(s->roots[j], s->roots[k]) == 0)
+                                roots[k].name = (char *)"";
+        prom_head(p, "imgaudit_root_images", "gauge", "Images per scan root.");
+        for (size_t k = 0; k < s->nroots; k++)
+                if (!roots[k].name)
+                        prom_u(p, "imgaudit_root_images", "root", s->roots[k], roots[k].images);
+        for (size_t f = 0; f < NCOLS(figures); f++) {
+                snprintf(metric, sizeof(metric), "imgaudit_root_%s_bytes", figures[f].name);
+                prom_head(p, metric, "gauge", figures[f].help);
+                for (size_t k = 0; k < s->nroots; k++)
+                        if (!roots[k].name)
+                                prom_u(p, metric, "root", s->roots[k], fig(&roots[k], f));
+        }
+
+        prom_head(p, "imgaudit_broken_links", "gauge",
+                  "Links (backing, data file, extent) not ok.");
+        prom_u(p, "imgaudit_broken_links", NULL, NULL, r->nlinks);
+        /* findings are sorted by category */
+        prom_head(p, "imgaudit_findings", "gauge",
+                  "Findings by category: scanner findings, image-STATUS, link-STATUS.");
+        for (size_t i = 0, n = 0; i < r->nfindings; i++) {
+                n++;
+                if (i + 1 < r->nfindings &&
+                    strcmp(r->findings[i].category, r->findings[i + 1].category) == 0)
+                        continue;
+                prom_u(p, "imgaudit_findings", "category", r->findings[i].category, n);
+                n = 0;
+        }
+        free(fs);
+        free(roots);
+        return p->nomem ? NOMEM(err) : 0;
 }
 
 /* ---- sharing ---- */
@@ -822,18 +975,20 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         js = jb = jdel = NULL;
         o->have_sharing = true;
 
-        for (size_t k = 0; k < NCOLS(base_metrics); k++) {
+        for (size_t k = 0; o->prom_per_image && k < NCOLS(base_metrics); k++) {
                 prom_head(p, base_metrics[k].name, "gauge", base_metrics[k].help);
                 for (size_t i = 0; i < r->nimg; i++)
                         if (r->img[i].sharing_done)
                                 prom_u(p, base_metrics[k].name, "base", r->img[i].name,
                                        base_metrics[k].get(&r->img[i]));
         }
-        prom_head(p, "imgaudit_image_freed_if_deleted_bytes", "gauge",
-                  "Bytes freed by deleting the image: its own plus bases left orphaned.");
-        for (size_t i = 0; i < r->nimg; i++)
-                prom_u(p, "imgaudit_image_freed_if_deleted_bytes", "image", r->img[i].name,
-                       r->img[i].freed);
+        if (o->prom_per_image) {
+                prom_head(p, "imgaudit_image_freed_if_deleted_bytes", "gauge",
+                          "Bytes freed by deleting the image: its own plus bases left orphaned.");
+                for (size_t i = 0; i < r->nimg; i++)
+                        prom_u(p, "imgaudit_image_freed_if_deleted_bytes", "image", r->img[i].name,
+                               r->img[i].freed);
+        }
         ret = 0;
 out:
         free(ws);
@@ -977,9 +1132,6 @@ static int sec_chains(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *e
         jset(jc, "broken_links", jb);
         jset(o->doc, "chains", jc);
         o->nbroken = r->nlinks;
-        prom_head(p, "imgaudit_broken_links", "gauge",
-                  "Links (backing, data file, extent) not ok.");
-        prom_u(p, "imgaudit_broken_links", NULL, NULL, r->nlinks);
         return 0;
 }
 
@@ -1073,13 +1225,11 @@ static int sec_findings(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error 
         struct ia_table *t = add_table(o, "findings", "Findings", cols, NCOLS(cols));
         json_object *jf = json_object_new_object(), *jc = json_object_new_array();
         json_object *cur = NULL, *items = NULL;
-        struct ia_rbuf *p = &o->prom;
         const char *last = NULL;
         size_t count = 0;
 
         if (!t || !jf || !jc)
                 return NOMEM(err);
-        prom_head(p, "imgaudit_findings", "gauge", "Findings by category.");
         for (size_t i = 0; i <= r->nfindings; i++) {
                 const struct ia_rpt_finding *f = i < r->nfindings ? &r->findings[i] : NULL;
                 json_object *e;
@@ -1088,7 +1238,6 @@ static int sec_findings(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error 
                         jset(cur, "count", ju(count));
                         jset(cur, "items", items);
                         json_object_array_add(jc, cur);
-                        prom_u(p, "imgaudit_findings", "category", last, count);
                         cur = NULL;
                 }
                 if (!f)
@@ -1158,8 +1307,10 @@ static int64_t delta(uint64_t before, uint64_t after)
         return after >= before ? (int64_t)(after - before) : -(int64_t)(before - after);
 }
 
+/* One row of growth: always in JSON; in the table only when it changed (or
+ * unchanged is NULL), else counted in *unchanged. */
 static void trend_row(struct ia_table *t, json_object *arr, const char *scope,
-                      const struct growth *g)
+                      const struct growth *g, size_t *unchanged)
 {
         json_object *e = json_object_new_object();
         const char *change = !g->has_before         ? "new"
@@ -1168,19 +1319,23 @@ static void trend_row(struct ia_table *t, json_object *arr, const char *scope,
                              : g->after < g->before ? "shrunk"
                                                     : "same";
 
-        ia_table_row(t, 0);
-        ia_table_text(t, scope);
-        ia_table_text(t, g->name);
-        ia_table_text(t, change);
-        if (g->has_before)
-                ia_table_bytes(t, g->before);
-        else
-                ia_table_null(t);
-        if (g->has_after)
-                ia_table_bytes(t, g->after);
-        else
-                ia_table_null(t);
-        ia_table_delta(t, delta(g->before, g->after));
+        if (unchanged && g->has_before && g->has_after && g->before == g->after) {
+                (*unchanged)++;
+        } else {
+                ia_table_row(t, 0);
+                ia_table_text(t, scope);
+                ia_table_text(t, g->name);
+                ia_table_text(t, change);
+                if (g->has_before)
+                        ia_table_bytes(t, g->before);
+                else
+                        ia_table_null(t);
+                if (g->has_after)
+                        ia_table_bytes(t, g->after);
+                else
+                        ia_table_null(t);
+                ia_table_delta(t, delta(g->before, g->after));
+        }
         jset(e, "name", jstr(g->name));
         jset(e, "change", jstr(change));
         jset(e, "before_bytes", g->has_before ? ju(g->before) : NULL);
@@ -1247,10 +1402,10 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
         json_object *jtop = json_object_new_array(), *jh = json_object_new_array(), *x;
         struct pkey *keys = NULL;
         struct growth *imgs = NULL, *dirs = NULL, tot = {.name = (char *)"all"};
-        size_t nimgs = 0, ndirs = 0;
+        size_t nimgs = 0, ndirs = 0, unchanged = 0;
         struct ia_rbuf *p = &o->prom;
         int ret = -1;
-        char note[160];
+        char note[192];
 
         if (!t || !tt || !th || !jt || !ji_ || !jb || !jd || !jtop || !jh)
                 goto nomem;
@@ -1318,7 +1473,7 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
         qsort(imgs, nimgs, sizeof(*imgs), cmp_growth_name);
         qsort(dirs, ndirs, sizeof(*dirs), cmp_growth_name);
         if (r->has_prev) {
-                trend_row(t, NULL, "total", &tot);
+                trend_row(t, NULL, "total", &tot, NULL);
                 /* per base: the base and all its descendants */
                 for (size_t b = 0; b < r->nimg; b++) {
                         struct growth g = {.name = r->img[b].name, .has_after = true};
@@ -1344,12 +1499,12 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
                                 }
                         }
                         free(d);
-                        trend_row(t, jb, "base", &g);
+                        trend_row(t, jb, "base", &g, &unchanged);
                 }
                 for (size_t i = 0; i < ndirs; i++)
-                        trend_row(t, jd, "directory", &dirs[i]);
+                        trend_row(t, jd, "directory", &dirs[i], &unchanged);
                 for (size_t i = 0; i < nimgs; i++)
-                        trend_row(t, ji_, "image", &imgs[i]);
+                        trend_row(t, ji_, "image", &imgs[i], &unchanged);
                 /* top growers: the ten largest positive deltas */
                 qsort(imgs, nimgs, sizeof(*imgs), cmp_growth_delta);
                 for (size_t i = 0; i < nimgs && i < 10; i++) {
@@ -1369,8 +1524,11 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
                         jset(e, "after_bytes", ju(imgs[i].after));
                         json_object_array_add(jtop, e);
                 }
-                snprintf(note, sizeof(note), "from scan %" PRId64 " (%s) to scan %" PRId64 " (%s)",
-                         r->prev_scan.id, r->prev_scan.started_at, r->scan.id, r->scan.started_at);
+                snprintf(note, sizeof(note),
+                         "from scan %" PRId64 " (%s) to scan %" PRId64
+                         " (%s); %zu unchanged rows not listed",
+                         r->prev_scan.id, r->prev_scan.started_at, r->scan.id, r->scan.started_at,
+                         unchanged);
         } else {
                 snprintf(note, sizeof(note),
                          "no earlier complete scan to compare scan %" PRId64 " with", r->scan.id);
@@ -1427,9 +1585,10 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
                           "Growth of bytes allocated on disk since the earlier scan.");
                 ia_rbuf_addf(p, "imgaudit_store_growth_bytes %" PRId64 "\n",
                              delta(tot.before, tot.after));
-                prom_head(p, "imgaudit_directory_growth_bytes", "gauge",
-                          "Growth of bytes allocated on disk per directory.");
-                for (size_t i = 0; i < ndirs; i++) {
+                if (o->prom_per_image)
+                        prom_head(p, "imgaudit_directory_growth_bytes", "gauge",
+                                  "Growth of bytes allocated on disk per directory.");
+                for (size_t i = 0; o->prom_per_image && i < ndirs; i++) {
                         ia_rbuf_adds(p, "imgaudit_directory_growth_bytes{directory=\"");
                         ia_prom_label(p, dirs[i].name);
                         ia_rbuf_addf(p, "\"} %" PRId64 "\n", delta(dirs[i].before, dirs[i].after));

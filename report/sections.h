@@ -54,10 +54,20 @@ struct ia_rpt_out {
         struct ia_table *sec_first[IA_SEC_COUNT]; /* a section's tables, in the list */
         size_t sec_ntables[IA_SEC_COUNT];
         size_t norphans, nbroken, nfindings;
+        bool prom_per_image; /* series per image, directory and base (--prometheus-per-image) */
 };
 
 int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r);
 void ia_rpt_out_release(struct ia_rpt_out *o);
+
+/*
+ * The Prometheus series every metrics file has, whatever the sections: the
+ * reported scan, the latest scan that ended (start, finish, duration,
+ * success), images and byte totals by format and status, per root and for
+ * the whole store, broken links and findings by category.  Bounded: none
+ * of them grows with the number of images.
+ */
+int ia_prom_store(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err);
 
 /* Compute and emit one section. */
 int ia_section_run(enum ia_section s, struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err);

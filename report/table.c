@@ -332,16 +332,16 @@ void ia_table_csv(const struct ia_table *t, struct ia_rbuf *b)
 {
         char buf[64];
 
-        ia_rbuf_adds(b, "table");
         for (size_t j = 0; j < t->ncols; j++) {
-                ia_rbuf_addc(b, ',');
+                if (j)
+                        ia_rbuf_addc(b, ',');
                 ia_csv_field(b, t->cols[j].id);
         }
         ia_rbuf_adds(b, "\r\n");
         for (size_t i = 0; i < t->nrows; i++) {
-                ia_csv_field(b, t->id);
                 for (size_t j = 0; j < t->ncols; j++) {
-                        ia_rbuf_addc(b, ',');
+                        if (j)
+                                ia_rbuf_addc(b, ',');
                         ia_csv_field(b, cell_exact(&t->cols[j], &t->cells[i * t->ncols + j], buf,
                                                    sizeof(buf)));
                 }
@@ -349,13 +349,36 @@ void ia_table_csv(const struct ia_table *t, struct ia_rbuf *b)
         }
 }
 
-void ia_table_html(const struct ia_table *t, struct ia_rbuf *b)
+/* A text cell; a name under base is shown relative to it, the whole name in its title. */
+static void html_name(struct ia_rbuf *b, const char *s, const char *base)
+{
+        size_t n = base ? strlen(base) : 0;
+
+        if (n == 0 || strncmp(s, base, n) != 0 || s[n] != '/' || !s[n + 1]) {
+                ia_html_text(b, s);
+                return;
+        }
+        ia_rbuf_adds(b, "<span class=\"p\" title=\"");
+        ia_html_text(b, s);
+        ia_rbuf_adds(b, "\">");
+        ia_html_text(b, s + n + 1);
+        ia_rbuf_adds(b, "</span>");
+}
+
+/* Sentences, not names: they wrap in HTML rather than widen the table. */
+static bool is_prose(const struct ia_col *c)
+{
+        return strcmp(c->id, "message") == 0 || strcmp(c->id, "reason") == 0;
+}
+
+void ia_table_html(const struct ia_table *t, struct ia_rbuf *b, const char *base)
 {
         char buf[64], ex[64];
 
-        ia_rbuf_adds(b, "<h3>");
+        ia_rbuf_addf(b, "<h3 id=\"h-%s\">", t->id);
         ia_html_text(b, t->title);
-        ia_rbuf_addf(b, "</h3>\n<table class=\"t\" id=\"t-%s\">\n<thead><tr>", t->id);
+        ia_rbuf_addf(b, "</h3>\n<div class=\"tw\"><table class=\"t\" id=\"t-%s\">\n<thead><tr>",
+                     t->id);
         for (size_t j = 0; j < t->ncols; j++) {
                 ia_rbuf_adds(b, t->cols[j].kind == IA_COL_TEXT ? "<th>" : "<th class=\"n\">");
                 ia_html_text(b, t->cols[j].label);
@@ -378,7 +401,8 @@ void ia_table_html(const struct ia_table *t, struct ia_rbuf *b)
                                                      "\xe2\x94\x94\xe2\x94\x80&nbsp;",
                                                      0.4 + 1.5 * (t->indent[i] - 1));
                                 else
-                                        ia_rbuf_adds(b, "<td>");
+                                        ia_rbuf_adds(b, is_prose(&t->cols[j]) ? "<td class=\"w\">"
+                                                                              : "<td>");
                         } else if ((t->cols[j].kind == IA_COL_BYTES ||
                                     t->cols[j].kind == IA_COL_DELTA) &&
                                    !c->null) {
@@ -387,12 +411,15 @@ void ia_table_html(const struct ia_table *t, struct ia_rbuf *b)
                         } else {
                                 ia_rbuf_adds(b, "<td class=\"n\">");
                         }
-                        ia_html_text(b, s);
+                        if (t->cols[j].kind == IA_COL_TEXT && !c->null)
+                                html_name(b, s, base);
+                        else
+                                ia_html_text(b, s);
                         ia_rbuf_adds(b, "</td>");
                 }
                 ia_rbuf_adds(b, "</tr>\n");
         }
-        ia_rbuf_adds(b, "</tbody></table>\n");
+        ia_rbuf_adds(b, "</tbody></table></div>\n");
         if (t->note) {
                 ia_rbuf_adds(b, "<p class=\"note\">");
                 ia_html_text(b, t->note);

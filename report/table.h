@@ -66,8 +66,13 @@ void ia_table_null(struct ia_table *t);
 void ia_table_note(struct ia_table *t, const char *note);
 
 void ia_table_human(const struct ia_table *t, struct ia_rbuf *b);
-/* With header row; the first column is the table's id. */
+/* One CSV file: a header row of column ids, then the rows, exact values. */
 void ia_table_csv(const struct ia_table *t, struct ia_rbuf *b);
-void ia_table_html(const struct ia_table *t, struct ia_rbuf *b);
+/*
+ * The table in a horizontally scrolling container (a wide table scrolls
+ * inside its section, never the page); a text cell naming a path under
+ * base (NULL: none) shows it relative to base, the whole name as its title.
+ */
+void ia_table_html(const struct ia_table *t, struct ia_rbuf *b, const char *base);
 
 #endif

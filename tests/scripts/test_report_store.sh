@@ -176,34 +176,53 @@ grep -qF 'store/sub/evil\nname.qcow2' r1.txt && ok || bad "human escaped name"
 grep -Eq '^  base +store/base\.qcow2 +store/base\.qcow2 +0 +2 +3 +4\.0 MiB +3\.0 MiB +1\.0 MiB ' r1.txt && ok || bad "human sharing row"
 grep -Eq '^    └─ store/ov3\.qcow2 ' r1.txt && ok || bad "human chain tree"
 
-# ---- CSV ----
+# ---- CSV: one file per table, plain column names, values without units ----
 "$IMGAUDIT" report --db db.sqlite --format=csv --section=capacity >cap.csv
 python3 - cap.csv "$A_BASE" <<'PY' && ok || bad "csv capacity"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline="")))
 b = [r for r in rows if r["scope"] == "image" and r["name"] == "store/base.qcow2"][0]
-assert b["table"] == "capacity" and b["own_data_bytes"] == str(4 << 20) and b["allocated_bytes"] == sys.argv[2], b
+assert "table" not in b and b["own_data_bytes"] == str(4 << 20) and b["allocated_bytes"] == sys.argv[2], b
 assert any(r["name"] == "store/sub/evil\\nname.qcow2" for r in rows)
 assert [r["scope"] for r in rows].count("total") == 1
 PY
-"$IMGAUDIT" report --db db.sqlite --format=csv >all.csv
-eq "csv line endings" "$(grep -c $'[^\r]$' all.csv)" "0"
+"$IMGAUDIT" report --db db.sqlite --format=csv >all.csv 2>err.txt
+eq "csv to stdout without one --section exit status" "$?" "2"
+eq "csv to stdout without one --section: nothing written" "$(wc -c <all.csv)" "0"
+"$IMGAUDIT" report --db db.sqlite --format=csv -o csv
+eq "csv -o DIR exit status" "$?" "0"
 # summary: scan + summary; chains: chains + depths + broken links; trend: trend + top + history
-eq "csv tables" "$(grep -c '^table,' all.csv)" "12"
-# every section's exact figures in CSV: one table after another, each with its header
-python3 - all.csv "$M" "$A_OV1" "$A_OV3" <<'PY' && ok || bad "csv figures"
-import csv, sys
+eq "csv files" "$(cd csv && ls | tr '\n' ' ')" \
+	"broken_links.csv capacity.csv chain_depths.csv chains.csv findings.csv history.csv orphans.csv scan.csv sharing.csv summary.csv top_growers.csv trend.csv "
+eq "csv line endings" "$(cat csv/*.csv | grep -c $'[^\r]$')" "0"
+eq "csv -o DIR: the same capacity table as --section" "$(cmp csv/capacity.csv cap.csv && echo same)" "same"
+# sqlite3 .import of every file: no warning, one row per record after the header
+for f in csv/*.csv; do
+	t=$(basename "$f" .csv)
+	out=$(sqlite3 csv.sqlite ".import --csv $f $t" "SELECT count(*) FROM \"$t\"" 2>&1)
+	eq "sqlite3 .import $f" "$out" "$(($(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))))' "$f") - 1))"
+done
+eq "csv: the sharing table imported" "$(sqlite3 csv.sqlite "SELECT visible_bytes, dead_bytes FROM sharing WHERE kind = 'base' AND image = 'store/base.qcow2'")" "$((3 * M))|$M"
+"$IMGAUDIT" report --db db.sqlite --format=csv --section=findings -o csv2
+eq "csv -o DIR with one section" "$(cd csv2 && ls | tr '\n' ' ')" "findings.csv "
+touch notadir
+"$IMGAUDIT" report --db db.sqlite --format=csv -o notadir 2>err.txt
+eq "csv -o FILE exit status" "$?" "1"
+# every section's exact figures in CSV; numbers without units everywhere
+python3 - csv "$M" "$A_OV1" "$A_OV3" <<'PY' && ok || bad "csv figures"
+import csv, os, re, sys
 M, a_ov1, a_ov3 = (int(x) for x in sys.argv[2:])
-tables, head = {}, None
-for row in csv.reader(open(sys.argv[1], newline="")):
-    if not row:
-        head = None
-    elif head is None:
-        head = row
-    else:
-        tables.setdefault(row[0], []).append(dict(zip(head, row)))
+tables = {f[:-4]: list(csv.DictReader(open(os.path.join(sys.argv[1], f), newline=""))) for f in os.listdir(sys.argv[1])}
+for name, rows in tables.items():
+    for r in rows:
+        assert "table" not in r, name
+        for k, v in r.items():
+            if k.endswith(("_bytes", "_seconds", "_days")) or k in ("images", "depth", "children", "descendants"):
+                assert re.fullmatch(r"-?[0-9]*", v), (name, k, v)
+            assert not re.fullmatch(r"[-+]?[0-9.]+ ?(B|[KMGTPE]iB|s)", v), (name, k, v)
 scan = {r["key"]: r["value"] for r in tables["scan"]}
 assert scan["id"] == "1" and scan["errors"] == "0", scan
+assert re.fullmatch(r"[0-9]+", scan["duration_seconds"]), scan
 tot = [r for r in tables["summary"] if r["group"] == "total"][0]
 assert tot["images"] == "7" and tot["virtual_bytes"] == str(83 * M), tot
 base = [r for r in tables["sharing"] if r["kind"] == "base" and r["image"] == "store/base.qcow2"][0]
@@ -214,16 +233,22 @@ assert [(r["chain_depth"], r["images"]) for r in tables["chain_depths"]] == [("0
 assert [(r["image"], r["status"]) for r in tables["broken_links"]] == [("store/sub/broken.qcow2", "missing")]
 assert len(tables["orphans"]) == 5 and all(r["age_days"] == "0" for r in tables["orphans"])
 assert sorted(r["category"] for r in tables["findings"]) == ["image-missing", "link-missing"]
-assert "trend" not in tables and [r["scan"] for r in tables["history"]] == ["1"]
+assert tables["trend"] == [] and [r["scan"] for r in tables["history"]] == ["1"]
 PY
 
 # ---- Prometheus ----
+# (promtool: the text format and Prometheus' naming rules, on every file made here)
+promcheck() { promtool check metrics <"$1" >"$1.lint" 2>&1 && ok || bad "promtool check metrics $1: $(head -3 "$1.lint")"; }
+command -v promtool >/dev/null || bad "promtool is not installed (run tests/setup.sh)"
 "$IMGAUDIT" report --db db.sqlite --format=prometheus >r.prom
+promcheck r.prom
+"$IMGAUDIT" report --db db.sqlite --format=prometheus --prometheus-per-image >rp.prom
+promcheck rp.prom
 grep -qxF "imgaudit_store_allocated_bytes $A_ALL" r.prom && ok || bad "prom store allocated"
-grep -qxF "imgaudit_base_dead_bytes{base=\"store/base.qcow2\"} $M" r.prom && ok || bad "prom dead bytes"
-grep -qxF 'imgaudit_image_allocated_bytes{image="store/sub/evil\\nname.qcow2"} '"$A_EVIL" r.prom && ok || bad "prom escaped label"
+grep -qxF "imgaudit_base_dead_bytes{base=\"store/base.qcow2\"} $M" rp.prom && ok || bad "prom dead bytes"
+grep -qxF 'imgaudit_image_allocated_bytes{image="store/sub/evil\\nname.qcow2"} '"$A_EVIL" rp.prom && ok || bad "prom escaped label"
 grep -qxF 'imgaudit_orphans 5' r.prom && ok || bad "prom orphans"
-python3 - r.prom <<'PY' && ok || bad "prom text format"
+python3 - rp.prom <<'PY' && ok || bad "prom text format"
 import re, sys
 seen, types = set(), {}
 line_re = re.compile(r'^(imgaudit_[a-z_]+)(\{[a-z_]+="(?:[^"\\\n]|\\[\\"n])*"(?:,[a-z_]+="(?:[^"\\\n]|\\[\\"n])*")*\})? -?[0-9.e+]+$')
@@ -238,7 +263,7 @@ for l in open(sys.argv[1]).read().split("\n")[:-1]:
 PY
 
 # every metric is documented in contrib/node-exporter.md
-python3 - r.prom "$SOURCE_DIR/contrib/node-exporter.md" <<'PY' && ok || bad "metrics missing from node-exporter.md"
+python3 - rp.prom "$SOURCE_DIR/contrib/node-exporter.md" <<'PY' && ok || bad "metrics missing from node-exporter.md"
 import itertools, re, sys
 doc = set()
 for m in re.findall(r"`(imgaudit_[a-z_{},]+)`", open(sys.argv[2]).read()):
@@ -271,8 +296,8 @@ if command -v chromium >/dev/null; then
 	grep -qF "id=\"k-overcommit\" title=\"$(python3 -c "print('%.2f' % ($LEAF_V / $A_ALL))")\"" dom.html && ok || bad "html overcommit figure"
 	# the base's row of the sharing table: own data, visible, dead
 	grep -qF "<td class=\"n\" title=\"$((4 * M)) bytes\">4.0 MiB</td><td class=\"n\" title=\"$((3 * M)) bytes\">3.0 MiB</td><td class=\"n\" title=\"$M bytes\">1.0 MiB</td>" dom.html && ok || bad "html sharing figures"
-	grep -qF '<title>dead (shadowed in every child): 1.0 MiB</title>' dom.html && ok || bad "html sharing chart figure"
-	grep -qF '<td style="padding-left:1.9em">└─&nbsp;store/ov3.qcow2</td>' dom.html && ok || bad "html chain tree"
+	grep -qF '<title>dead (shadowed in every overlay): 1.0 MiB</title>' dom.html && ok || bad "html sharing chart figure"
+	grep -qF '<td style="padding-left:1.9em">└─&nbsp;<span class="p" title="store/ov3.qcow2">ov3.qcow2</span></td>' dom.html && ok || bad "html chain tree"
 else
 	bad "chromium is not installed (run tests/setup.sh)"
 fi
@@ -297,7 +322,7 @@ if command -v chromium >/dev/null; then
 	render r2.html dom2.html
 	eq "html growth over time" "$(grep -o '<title>scan [0-9]: [^<]*</title>' dom2.html | tr '\n' ' ')" \
 		"<title>scan 1: $(python3 -c "print('%.1f MiB' % ($A_ALL / $M))")</title> <title>scan 2: $(python3 -c "print('%.1f MiB' % ($(pj r2.json 'd["trend"]["total"]["after_bytes"]') / $M))")</title> "
-	grep -qF "<td>store/ov2.qcow2</td><td class=\"n\" title=\"$((A_OV2B - A_OV2)) bytes\">" dom2.html && ok || bad "html top grower"
+	grep -qF "<td><span class=\"p\" title=\"store/ov2.qcow2\">ov2.qcow2</span></td><td class=\"n\" title=\"$((A_OV2B - A_OV2)) bytes\">" dom2.html && ok || bad "html top grower"
 fi
 "$IMGAUDIT" report --db db.sqlite --format=json --section=trend --scan 1 >r3.json
 eq "--scan 1 has no earlier scan" "$(pj r3.json 'd["trend"]["from_scan"]')" "None"
@@ -386,8 +411,9 @@ qemu-img create -q -f qcow2 'ystore/a.tar!m.qcow2' 2M
 "$IMGAUDIT" report --db y.sqlite --format=json --section=capacity >y.json
 eq "member and look-alike file" "$(pj y.json 'sorted((i["name"], i["virtual_bytes"]) for i in d["capacity"]["images"])')" \
 	"[('ystore/a.tar!m.qcow2', $M), ('ystore/a.tar\\\\x21m.qcow2', $((2 * M)))]"
-"$IMGAUDIT" report --db y.sqlite --format=prometheus >y.prom
+"$IMGAUDIT" report --db y.sqlite --format=prometheus --prometheus-per-image >y.prom
 eq "no duplicate series" "$(grep -v '^#' y.prom | sed 's/ [^ ]*$//' | sort | uniq -d)" ""
+promcheck y.prom
 
 # ---- a backing file outside the scan roots (--allow-root) is not a broken link ----
 mkdir -p zstore/bases zstore/vms
@@ -438,6 +464,7 @@ svc "$WORK/svc/state" "$WORK/svc/textfile"
 eq "service script exit status" "$?" "0"
 validate svc/state/report.json && ok || bad "service: report.json"
 grep -q '^imgaudit_orphans ' svc/textfile/imgaudit.prom && ok || bad "service: metrics"
+promcheck svc/textfile/imgaudit.prom
 grep -q '<svg id="chart-capacity"' svc/state/report.html && ok || bad "service: report.html"
 rm svc/textfile/imgaudit.prom
 svc "$WORK/svc/state" "$WORK/svc/no-textfile-dir"
@@ -454,6 +481,7 @@ env PATH="$BIN:$cron_path" sh cron.sh >cron.out 2>&1
 eq "cron line exit status" "$?" "0"
 validate cron/state/report.json && ok || bad "cron: report.json"
 grep -q '^imgaudit_orphans ' cron/textfile/imgaudit.prom && ok || bad "cron: metrics"
+promcheck cron/textfile/imgaudit.prom
 
 # ---- errors: usage, nothing on stdout, -o untouched ----
 echo keep >out.txt
