@@ -39,10 +39,10 @@ static void usage(FILE *f)
         fputs("\nformats:", f);
         for (size_t i = 0; ia_drivers[i]; i++)
                 fprintf(f, " %s", ia_drivers[i]->name);
-        fputs("\nrecognised but not mapped:", f);
-        for (size_t i = 0; ia_drivers[i]; i++)
+        for (size_t i = 0, n = 0; ia_drivers[i]; i++)
                 if (ia_drivers[i]->flags & IA_DRV_PROBE_ONLY)
-                        fprintf(f, " %s", ia_drivers[i]->name);
+                        fprintf(f, "%s %s",
+                                n++ ? "" : "\nrecognised but not mapped:", ia_drivers[i]->name);
         fputs("\n", f);
 }
 
