@@ -18,6 +18,7 @@
 
 #include "chain.h"
 #include "commands.h"
+#include "escape.h"
 #include "map.h"
 #include "mapout.h"
 #include "out.h"
@@ -84,30 +85,30 @@ static int top_path(const char *name, char **path)
         size_t len;
 
         if (strncmp(name, "json:", 5) == 0) {
-                fprintf(stderr,
-                        "imgaudit map: '%s': json: image names are not supported; imgaudit maps "
-                        "plain files\n",
+                ia_diag("imgaudit map",
+                        "'%s': json: image names are not supported; imgaudit maps "
+                        "plain files",
                         name);
                 return -1;
         }
         if (ia_name_is_protocol(name)) {
                 if (strncmp(name, "file:", 5) != 0) {
-                        fprintf(stderr,
-                                "imgaudit map: '%s' names the protocol '%.*s'; imgaudit maps plain "
-                                "files (write ./%s for a file of that name)\n",
+                        ia_diag("imgaudit map",
+                                "'%s' names the protocol '%.*s'; imgaudit maps plain "
+                                "files (write ./%s for a file of that name)",
                                 name, (int)strcspn(name, ":"), name, name);
                         return -1;
                 }
                 p = name + 5;
                 if (!*p) {
-                        fprintf(stderr, "imgaudit map: '%s' names no file\n", name);
+                        ia_diag("imgaudit map", "'%s' names no file", name);
                         return -1;
                 }
         }
         len = strlen(p) + 3;
         *path = malloc(len);
         if (!*path) {
-                fprintf(stderr, "imgaudit map: out of memory\n");
+                ia_diag("imgaudit map", "out of memory");
                 return -1;
         }
         snprintf(*path, len, "%s%s", p != name && ia_name_is_protocol(p) ? "./" : "", p);
@@ -122,20 +123,19 @@ static int parse_offset(const char *what, const char *arg, uint64_t *v)
         if (r == 0 && *v > (uint64_t)INT64_MAX)
                 r = -ERANGE;
         if (r == -ERANGE) {
-                fprintf(stderr, "imgaudit map: %s '%s' is out of range (0 to %lld)\n", what, arg,
+                ia_diag("imgaudit map", "%s '%s' is out of range (0 to %lld)", what, arg,
                         (long long)INT64_MAX);
                 return -1;
         }
         if (r < 0) {
-                fprintf(stderr,
-                        "imgaudit map: %s '%s' is not a size (a number with an optional k, M, G, "
-                        "T, P or E suffix, or 0x hex)\n",
+                ia_diag("imgaudit map",
+                        "%s '%s' is not a size (a number with an optional k, M, G, "
+                        "T, P or E suffix, or 0x hex)",
                         what, arg);
                 return -1;
         }
         if (hex_suffix)
-                fprintf(stderr,
-                        "imgaudit map: warning: a suffix on a hex number is deprecated: %s\n", arg);
+                ia_diag("imgaudit map", "warning: a suffix on a hex number is deprecated: %s", arg);
         return 0;
 }
 
@@ -143,7 +143,7 @@ static void print_finding(void *opaque, const struct ia_image *img, const char *
                           const char *msg)
 {
         (void)opaque;
-        fprintf(stderr, "imgaudit map: warning: '%s': %s [%s]\n", img->file->name, msg, code);
+        ia_diag("imgaudit map", "warning: '%s': %s [%s]", img->file->name, msg, code);
 }
 
 enum { OPT_OUTPUT = 256, OPT_COMPAT, OPT_IMAGE_OPTS, OPT_OBJECT, OPT_ALLOW_ROOT };
@@ -208,25 +208,25 @@ int ia_cmd_map(int argc, char **argv)
                         break;
                 case OPT_COMPAT:
                         if (parse_compat(optarg, &ctx.compat) < 0) {
-                                fprintf(stderr,
-                                        "imgaudit map: --qemu-compat wants a qemu version such as "
-                                        "7.2 or 10.2, not '%s'\n",
+                                ia_diag("imgaudit map",
+                                        "--qemu-compat wants a qemu version such as "
+                                        "7.2 or 10.2, not '%s'",
                                         optarg);
                                 return 1;
                         }
                         /* Older releases print other layouts (no "present" key before
                          * 6.1): refuse them rather than print a layout they never had. */
                         if (ctx.compat < 702) {
-                                fprintf(stderr,
-                                        "imgaudit map: --qemu-compat=%s: only qemu 7.2 and later "
-                                        "are imitated\n",
+                                ia_diag("imgaudit map",
+                                        "--qemu-compat=%s: only qemu 7.2 and later "
+                                        "are imitated",
                                         optarg);
                                 return 1;
                         }
                         break;
                 case OPT_ALLOW_ROOT:
                         if (nroots == MAX_ROOTS) {
-                                fprintf(stderr, "imgaudit map: at most %d --allow-root options\n",
+                                ia_diag("imgaudit map", "at most %d --allow-root options",
                                         MAX_ROOTS);
                                 return 1;
                         }
@@ -234,27 +234,25 @@ int ia_cmd_map(int argc, char **argv)
                         break;
                 case OPT_IMAGE_OPTS:
                 case OPT_OBJECT:
-                        fprintf(stderr,
-                                "imgaudit map: %s is not supported: imgaudit maps plain "
-                                "files and never needs a key\n",
+                        ia_diag("imgaudit map",
+                                "%s is not supported: imgaudit maps plain "
+                                "files and never needs a key",
                                 argv[optind - 1]);
                         return 1;
                 case ':':
-                        fprintf(
-                            stderr,
-                            "imgaudit map: option '%s' needs a value; see 'imgaudit help map'\n",
-                            argv[optind - 1]);
+                        ia_diag("imgaudit map",
+                                "option '%s' needs a value; see 'imgaudit help map'",
+                                argv[optind - 1]);
                         return 1;
                 default:
-                        fprintf(stderr,
-                                "imgaudit map: unknown option '%s'; see 'imgaudit help map'\n",
+                        ia_diag("imgaudit map", "unknown option '%s'; see 'imgaudit help map'",
                                 argv[optind - 1]);
                         return 1;
                 }
         }
         if (optind != argc - 1) {
-                fprintf(stderr, "imgaudit map: expects exactly one image file name; see 'imgaudit "
-                                "help map'\n");
+                ia_diag("imgaudit map", "expects exactly one image file name; see 'imgaudit "
+                                        "help map'");
                 return 1;
         }
         /* qemu-img up to 10.0 checks only the last --output; from 10.1 on, each one
@@ -267,8 +265,7 @@ int ia_cmd_map(int argc, char **argv)
                 mo.mode = IA_MAPOUT_HUMAN;
                 mopts.flags |= IA_MAP_HUMAN_COALESCE;
         } else {
-                fprintf(stderr, "imgaudit map: --output must be 'human' or 'json', not '%s'\n",
-                        output);
+                ia_diag("imgaudit map", "--output must be 'human' or 'json', not '%s'", output);
                 return 1;
         }
         if (ctx.compat >= 802)
@@ -283,7 +280,7 @@ int ia_cmd_map(int argc, char **argv)
         if (top_path(argv[optind], &path) < 0)
                 return 1;
         if (ia_chain_open(&ctx, path, fmt, &top, &err) < 0) {
-                fprintf(stderr, "imgaudit map: cannot open '%s': %s\n", argv[optind], err.msg);
+                ia_diag("imgaudit map", "cannot open '%s': %s", argv[optind], err.msg);
                 free(path);
                 return 1;
         }
@@ -299,10 +296,10 @@ int ia_cmd_map(int argc, char **argv)
                 rc = 0;
         }
         if (ia_out_flush(&out) < 0) {
-                fprintf(stderr, "imgaudit map: writing the map failed: %s\n", strerror(errno));
+                ia_diag("imgaudit map", "writing the map failed: %s", strerror(errno));
                 rc = 1;
         } else if (rc != 0) {
-                fprintf(stderr, "imgaudit map: %s\n", err.msg);
+                ia_diag("imgaudit map", "%s", err.msg);
         }
         ia_image_free(top);
         return rc;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "escape.h"
 #include "rbuf.h"
 #include "rpt.h"
 #include "schema.h"
@@ -72,9 +73,9 @@ static int parse_sections(const char *arg, bool *sel)
                         if (strcmp(tok, ia_section_names[k]) == 0)
                                 break;
                 if (k == IA_SEC_COUNT) {
-                        fprintf(stderr,
-                                "imgaudit report: no section '%s' (summary, capacity, sharing, "
-                                "chains, orphans, findings, trend)\n",
+                        ia_diag("imgaudit report",
+                                "no section '%s' (summary, capacity, sharing, "
+                                "chains, orphans, findings, trend)",
                                 tok);
                         ret = -1;
                         break;
@@ -236,9 +237,9 @@ int ia_cmd_report(int argc, char **argv)
                         else if (strcmp(optarg, "prometheus") == 0)
                                 f = FMT_PROM;
                         else {
-                                fprintf(stderr,
-                                        "imgaudit report: no format '%s' (human, json, csv, "
-                                        "html, prometheus)\n",
+                                ia_diag("imgaudit report",
+                                        "no format '%s' (human, json, csv, "
+                                        "html, prometheus)",
                                         optarg);
                                 return 2;
                         }
@@ -266,7 +267,7 @@ int ia_cmd_report(int argc, char **argv)
                 }
         }
         if (optind < argc) {
-                fprintf(stderr, "imgaudit report: unexpected argument '%s'\n", argv[optind]);
+                ia_diag("imgaudit report", "unexpected argument '%s'", argv[optind]);
                 return 2;
         }
         if (!any)
@@ -276,33 +277,32 @@ int ia_cmd_report(int argc, char **argv)
         ia_rbuf_init(&doc);
         if (ia_rpt_open(&r, db, &err) < 0 ||
             ia_rpt_load(&r, scan, since, sel[IA_SEC_TREND], &err) < 0) {
-                fprintf(stderr, "imgaudit report: %s\n", err.msg);
+                ia_diag("imgaudit report", "%s", err.msg);
                 ia_rpt_close(&r);
                 return err.cat == IA_ERR_USAGE ? 2 : 1;
         }
         if (ia_rpt_out_init(&o, &r) < 0) {
-                fprintf(stderr, "imgaudit report: out of memory\n");
+                ia_diag("imgaudit report", "out of memory");
                 goto out;
         }
         for (int k = 0; k < IA_SEC_COUNT; k++) {
                 if (sel[k] && ia_section_run((enum ia_section)k, &r, &o, &err) < 0) {
-                        fprintf(stderr, "imgaudit report: %s: %s\n", ia_section_names[k], err.msg);
+                        ia_diag("imgaudit report", "%s: %s", ia_section_names[k], err.msg);
                         goto out_o;
                 }
         }
         render(f, &r, &o, sel, &doc);
         if (doc.nomem) {
-                fprintf(stderr, "imgaudit report: out of memory\n");
+                ia_diag("imgaudit report", "out of memory");
                 goto out_o;
         }
         if (out && strcmp(out, "-") != 0) {
                 if (write_atomic(out, doc.buf ? doc.buf : "", doc.len) < 0) {
-                        fprintf(stderr, "imgaudit report: cannot write '%s': %s\n", out,
-                                strerror(errno));
+                        ia_diag("imgaudit report", "cannot write '%s': %s", out, strerror(errno));
                         goto out_o;
                 }
         } else if (write_all(STDOUT_FILENO, doc.buf ? doc.buf : "", doc.len) < 0) {
-                fprintf(stderr, "imgaudit report: writing the report: %s\n", strerror(errno));
+                ia_diag("imgaudit report", "writing the report: %s", strerror(errno));
                 goto out_o;
         }
         ret = 0;

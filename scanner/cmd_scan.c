@@ -45,6 +45,7 @@
 #include "commands.h"
 #include "compose.h"
 #include "drivers.h"
+#include "escape.h"
 #include "hmap.h"
 #include "lock.h"
 #include "map.h"
@@ -1911,9 +1912,12 @@ static void progress(struct scan *s, bool final)
 
 static int usage_error(const char *fmt, const char *arg)
 {
+        char *e = ia_escape_dup(arg, strlen(arg)); /* fmt is ours, arg the user's */
+
         fputs("imgaudit scan: ", stderr);
-        fprintf(stderr, fmt, arg);
+        fprintf(stderr, fmt, e ? e : "(out of memory)");
         fputs("; see 'imgaudit help scan'\n", stderr);
+        free(e);
         return 2;
 }
 
@@ -2043,12 +2047,12 @@ static int run(struct scan *s)
         s->roots = calloc(s->nroots, sizeof(*s->roots));
         s->allowed = calloc(s->nroots + s->nallow + 1, sizeof(char *));
         if (!s->roots || !s->allowed) {
-                fprintf(stderr, "imgaudit scan: out of memory\n");
+                ia_diag("imgaudit scan", "out of memory");
                 return 3;
         }
         for (size_t i = 0; i < s->nroots; i++) {
                 if (ia_walk_root_open(&s->roots[i], s->root_args[i], &err) < 0) {
-                        fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                        ia_diag("imgaudit scan", "%s", err.msg);
                         for (size_t k = 0; k < i; k++)
                                 ia_walk_root_close(&s->roots[k]);
                         return 2;
@@ -2059,22 +2063,22 @@ static int run(struct scan *s)
                 s->allowed[s->nroots + i] = s->allow[i];
 
         if (ia_lock_take(&lock, s->db_path, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 goto close_roots;
         }
         if (ia_store_open(s->db_path, &s->store, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 goto unlock;
         }
         if (ia_store_mark_dead_scans(s->store, &dead, &err) < 0 ||
             ia_store_begin_scan(s->store, (const char *const *)s->root_args, s->nroots, s->allow,
                                 s->nallow, &s->scan_id, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 goto close_store;
         }
         if (dead && s->progress >= 0)
-                fprintf(stderr, "imgaudit scan: marked %d unfinished earlier scan%s aborted\n",
-                        dead, dead == 1 ? "" : "s");
+                ia_diag("imgaudit scan", "marked %d unfinished earlier scan%s aborted", dead,
+                        dead == 1 ? "" : "s");
 
         /* the walk */
         note_own_files(s);
@@ -2087,13 +2091,13 @@ static int run(struct scan *s)
         wo.opaque = s;
         for (size_t i = 0; i < s->nroots; i++) {
                 if (ia_walk(s->roots, i, &wo, &err) < 0) {
-                        fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                        ia_diag("imgaudit scan", "%s", err.msg);
                         abort_reason = "out of memory walking";
                         goto end_scan;
                 }
         }
         if (plan(s, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 abort_reason = err.msg;
                 goto end_scan;
         }
@@ -2106,7 +2110,7 @@ static int run(struct scan *s)
                 goto end_scan;
         }
         if (ia_store_writer_start(s->store, s->scan_id, QUEUE_CAP, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 abort_reason = err.msg;
                 goto end_scan;
         }
@@ -2133,7 +2137,7 @@ static int run(struct scan *s)
         flush(s);
         progress(s, true);
         if (ia_store_writer_stop(s->store, &stats.map_rows, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 abort_reason = err.msg;
                 goto end_scan;
         }
@@ -2153,12 +2157,12 @@ end_scan:
         stats.problems = s->problems;
         rc = complete ? (s->problems ? 1 : 0) : 3;
         if (ia_store_end_scan(s->store, s->scan_id, complete, abort_reason, rc, &stats, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 rc = 3;
         } else if (complete && s->progress >= 0 && isatty(STDERR_FILENO)) {
-                fprintf(stderr,
-                        "imgaudit scan: %llu files (%llu read, %llu unchanged), %llu images, "
-                        "%llu map rows, %llu problems\n",
+                ia_diag("imgaudit scan",
+                        "%llu files (%llu read, %llu unchanged), %llu images, "
+                        "%llu map rows, %llu problems",
                         (unsigned long long)stats.files_seen, (unsigned long long)stats.files_read,
                         (unsigned long long)stats.files_reused, (unsigned long long)stats.images,
                         (unsigned long long)stats.map_rows, (unsigned long long)stats.problems);

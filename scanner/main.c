@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "drivers.h"
+#include "escape.h"
 
 struct command {
         const char *name;
@@ -60,7 +61,7 @@ int main(int argc, char **argv)
         struct ia_error err;
 
         if (ia_drivers_check(&err) < 0) {
-                fprintf(stderr, "imgaudit: internal error: %s\n", err.msg);
+                ia_diag("imgaudit", "internal error: %s", err.msg);
                 return 70;
         }
         if (argc < 2) {
@@ -82,8 +83,7 @@ int main(int argc, char **argv)
                 }
                 cmd = find(argv[2]);
                 if (!cmd) {
-                        fprintf(stderr, "imgaudit: no command '%s'; see 'imgaudit --help'\n",
-                                argv[2]);
+                        ia_diag("imgaudit", "no command '%s'; see 'imgaudit --help'", argv[2]);
                         return 2;
                 }
                 fputs(cmd->usage, stdout);
@@ -91,7 +91,7 @@ int main(int argc, char **argv)
         }
         cmd = find(argv[1]);
         if (!cmd) {
-                fprintf(stderr, "imgaudit: no command '%s'; see 'imgaudit --help'\n", argv[1]);
+                ia_diag("imgaudit", "no command '%s'; see 'imgaudit --help'", argv[1]);
                 return 2;
         }
         return cmd->run(argc - 1, argv + 1);
