@@ -55,6 +55,29 @@ w p.img -c 'write -P 1 0 4k'
 seed parallels parallels p.img
 q -f luks --object secret,id=s0,data=x -o key-secret=s0,iter-time=10 l.luks 64k 2>/dev/null &&
 	seed luks luks l.luks
+# bochs and cloop: qemu-img cannot create them; a growing redolog with one
+# allocated extent, and a cloop of two zlib blocks.
+python3 - <<'EOF'
+import struct, zlib
+h = bytearray(512)
+h[0:23] = b'Bochs Virtual HD Image\0'
+h[32:40] = b'Redolog\0'
+h[48:56] = b'Growing\0'
+struct.pack_into('<5IIQ', h, 64, 0x20000, 512, 4, 512, 4096, 0, 16384)
+cat = struct.pack('<4I', 0, 0xffffffff, 0xffffffff, 0xffffffff)
+open('b.bochs', 'wb').write(bytes(h) + cat + b'\xff' * 512 + b'\x01' * 4096)
+magic = b'#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n'
+blocks = [zlib.compress(bytes([i + 1]) * 4096) for i in range(2)]
+offs, o = [], 136 + 8 * 3
+for b in blocks:
+    offs.append(o)
+    o += len(b)
+offs.append(o)
+open('c.cloop', 'wb').write(magic + bytes(128 - len(magic)) + struct.pack('>II', 4096, 2) +
+                            b''.join(struct.pack('>Q', x) for x in offs) + b''.join(blocks))
+EOF
+seed bochs bochs b.bochs
+seed cloop cloop c.cloop
 printf 'hello, raw world\n' >r.raw
 seed raw raw r.raw
 ls "$out/image" | wc -l
