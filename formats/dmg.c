@@ -104,8 +104,8 @@ struct dmg_parse {
 /*
  * qemu scores 2 for the name and ranks: every format it recognises by
  * content scores more, except cloop, which also scores 2 and loses the tie
- * (a cloop image named x.dmg is opened as dmg).  Our cloop probe scores 50:
- * 55 keeps qemu's order (under every content score but cloop's).
+ * (a cloop image named x.dmg is opened as dmg).  Our cloop probe scores 2,
+ * as qemu's: 55 keeps qemu's order (under every content score but cloop's).
  */
 #define DMG_PROBE_SCORE 55
 

@@ -4,9 +4,9 @@
  * The table is const and grep-able: one line per driver, raw last.  Probing
  * reads the first IA_PROBE_HEAD bytes once and asks every driver to score
  * them; raw is only ever the fallback (never a probe winner), so an image is
- * never mistaken for raw while a driver recognises it.  Formats qemu knows
- * but imgaudit does not map have probe-only drivers (unmapped.c): refused
- * by name rather than mapped as raw.
+ * never mistaken for raw while a driver recognises it.  A format qemu knows
+ * but imgaudit does not map would get a probe-only driver (IA_DRV_PROBE_ONLY):
+ * refused by name rather than mapped as raw.
  */
 #include "drivers.h"
 

@@ -18,6 +18,19 @@
  * of the header near the end of the file is used.  A parent is named by the
  * descriptor's parentFileNameHint and is always opened as VMDK.
  *
+ * seSparse extents (`RW <sectors> SESPARSE "<file>"`, ESXi snapshots on
+ * VMFS 6) have their own little-endian layout, which VMware does not
+ * document; we read what qemu 7.2 reads and check it as strictly: a 512-byte
+ * constant header (magic 0xcafebabe, version 0x200000001, 4 KiB grains
+ * (8 sectors), 64-sector grain tables of 4096 64-bit entries, flags and
+ * reserved words 0, zero padding; the offsets and sizes, in sectors, of the
+ * volatile header, journal, GD, GT area and grains), a volatile header
+ * (magic 0xcafecafe, no journal to replay, zero padding), a GD of 64-bit
+ * entries (0: no table; 0x10000000_iiiiiiii: table i of the GT area) and GTs
+ * of 64-bit entries (0: unallocated; top nibble 1 (unmapped) or 2: zero;
+ * 3: allocated, its grain number split in two fields; anything else is an
+ * error, as is a table beyond 2^32 sectors).  The journal is never read.
+ *
  * qemu quirks reproduced on purpose (verified against qemu-img 7.2): extent
  * lines are read with sscanf, so leading blank lines repeat the next extent
  * and only `RW` lines count (RDONLY/NOACCESS/ZERO lines are skipped, which
@@ -26,9 +39,10 @@
  * directories and tables past the end of the file read as zeroes; the last
  * grain of a sparse extent may run past the extent's end.
  *
- * Not supported: seSparse extents (IA_ERR_UNSUPPORTED).  Deliberate limits:
- * at most IA_VMDK_MAX_EXTENTS (4096) extents, nested descriptors at most
- * VMDK_MAX_NEST (4) deep, virtual sizes and flat offsets must fit in 63 bits.
+ * Deliberate limits: at most IA_VMDK_MAX_EXTENTS (4096) extents, nested
+ * descriptors at most VMDK_MAX_NEST (4) deep, virtual sizes and flat offsets
+ * must fit in 63 bits, and so must a seSparse grain's host offset (qemu
+ * prints a negative one).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -50,6 +64,13 @@
 #define VMDK_MARKER_EOS    0u
 #define VMDK_MARKER_FOOTER 3u
 #define VMDK_GTE_ZEROED    1u
+
+#define SESPARSE_CONST_MAGIC    0xcafebabeull
+#define SESPARSE_VOLATILE_MAGIC 0xcafecafeull
+#define SESPARSE_VERSION        0x200000001ull
+#define SESPARSE_GRAIN_SECT     8u
+#define SESPARSE_GT_SECT        64u
+#define SESPARSE_GT_ENTRIES     (SESPARSE_GT_SECT * 512 / 8)
 
 #define VMDK_HDR4_LEN        75u              /* the VMDK 4 header after the magic */
 #define VMDK_HDR3_LEN        40u              /* the VMDK 3 header after the magic */
@@ -77,6 +98,10 @@ struct vmdk_extent {
         bool flat;
         bool compressed;
         bool zero_grain;
+        bool sesparse;          /* 64-bit GD and GT entries of their own kinds */
+        uint8_t entry_size;     /* sparse: bytes per GD and GT entry (4, or 8 for seSparse) */
+        uint64_t se_gt_off;     /* seSparse: first sector of the grain tables */
+        uint64_t se_grains_off; /* seSparse: first sector of the grains */
         uint64_t flat_off;      /* flat: byte offset of the extent in file */
         uint64_t gd_off;        /* sparse: byte offset of the grain directory */
         uint32_t gd_entries;    /* sparse: qemu's l1_size */
@@ -97,12 +122,13 @@ struct vmdk_state {
         /* One slice of one grain directory. */
         const struct vmdk_extent *gd_ext;
         uint64_t gd_first;
-        uint32_t gd_buf[VMDK_GD_SLICE];
+        uint64_t gd_buf[VMDK_GD_SLICE];
         /* One grain table. */
         const struct vmdk_extent *gt_ext;
         uint32_t gt_sector;
-        uint32_t gt_buf[VMDK3_GT_ENTRIES];
-        bool reported_eof; /* the table-beyond-eof finding was made */
+        uint64_t gt_buf[VMDK3_GT_ENTRIES];
+        uint8_t raw[VMDK3_GT_ENTRIES * 8]; /* the bytes of a table being loaded */
+        bool reported_eof;                 /* the table-beyond-eof finding was made */
 };
 
 /* Read len bytes at off; what lies past the end of the file reads as zeroes (as in qemu). */
@@ -215,11 +241,13 @@ static int add_sparse(struct vmdk_state *s, struct vmdk_extent *e, uint64_t rgd_
         if (e->grain_sectors == 0 && e->sectors)
                 return ia_error_set(err, IA_ERR_CORRUPT, "vmdk: grain size 0 in '%s'",
                                     e->file->name);
-        if (bdrv_range_bad(e->gd_off, (uint64_t)e->gd_entries * 4))
+        if (e->entry_size == 0)
+                e->entry_size = 4;
+        if (bdrv_range_bad(e->gd_off, (uint64_t)e->gd_entries * e->entry_size))
                 return ia_error_set(err, IA_ERR_CORRUPT,
                                     "vmdk: grain directory offset %llu in '%s' is beyond any file",
                                     (unsigned long long)e->gd_off, e->file->name);
-        if (rgd_off && bdrv_range_bad(rgd_off, (uint64_t)e->gd_entries * 4))
+        if (rgd_off && bdrv_range_bad(rgd_off, (uint64_t)e->gd_entries * e->entry_size))
                 return ia_error_set(err, IA_ERR_CORRUPT,
                                     "vmdk: redundant grain directory offset %llu in '%s' is beyond "
                                     "any file",
@@ -347,6 +375,96 @@ static int open_sparse(struct ia_image *img, struct ia_file *f, unsigned depth,
         }
         return ia_error_set(err, IA_ERR_CORRUPT, "vmdk: sparse extent '%s' is not in VMDK format",
                             f->name);
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (p[i])
+                        return false;
+        return true;
+}
+
+/*
+ * qemu's vmdk_open_se_sparse(): the constant header, the volatile header,
+ * then the extent (its size is the header's capacity, not the descriptor's).
+ */
+static int open_sesparse(struct ia_image *img, struct ia_file *f, struct ia_error *err)
+{
+        static const char *const names[] = {"flags", "reserved word 1", "reserved word 2",
+                                            "reserved word 3", "reserved word 4"};
+        struct vmdk_extent e = {.file = f, .sesparse = true, .entry_size = 8};
+        uint8_t h[512], v[512];
+        uint64_t x, vh_off, gd_size;
+
+        if (read_zfill(f, h, sizeof(h), 0, "seSparse constant header", err) < 0)
+                return -1;
+        if ((x = ia_le64(h)) != SESPARSE_CONST_MAGIC)
+                return ia_error_set(err, IA_ERR_CORRUPT,
+                                    "vmdk: seSparse extent '%s' has constant header magic "
+                                    "0x%016llx (expected 0x%016llx)",
+                                    f->name, (unsigned long long)x, SESPARSE_CONST_MAGIC);
+        if ((x = ia_le64(h + 8)) != SESPARSE_VERSION)
+                return ia_error_set(err, IA_ERR_UNSUPPORTED,
+                                    "vmdk: seSparse extent '%s' has version 0x%016llx (only "
+                                    "0x%016llx is supported)",
+                                    f->name, (unsigned long long)x, SESPARSE_VERSION);
+        if ((x = ia_le64(h + 24)) != SESPARSE_GRAIN_SECT)
+                return ia_error_set(err, IA_ERR_UNSUPPORTED,
+                                    "vmdk: seSparse extent '%s' has grains of %llu sectors (only "
+                                    "%u is supported)",
+                                    f->name, (unsigned long long)x, SESPARSE_GRAIN_SECT);
+        if ((x = ia_le64(h + 32)) != SESPARSE_GT_SECT)
+                return ia_error_set(err, IA_ERR_UNSUPPORTED,
+                                    "vmdk: seSparse extent '%s' has grain tables of %llu sectors "
+                                    "(only %u is supported)",
+                                    f->name, (unsigned long long)x, SESPARSE_GT_SECT);
+        for (unsigned i = 0; i < 5; i++)
+                if ((x = ia_le64(h + 40 + 8 * i)) != 0)
+                        return ia_error_set(err, IA_ERR_UNSUPPORTED,
+                                            "vmdk: seSparse extent '%s' has %s 0x%016llx (only 0 "
+                                            "is supported)",
+                                            f->name, names[i], (unsigned long long)x);
+        if (!all_zero(h + 208, 304))
+                return ia_error_set(err, IA_ERR_UNSUPPORTED,
+                                    "vmdk: seSparse extent '%s' has a constant header with "
+                                    "non-zero padding",
+                                    f->name);
+        /* qemu multiplies in 64 bits; an offset it cannot read fails its open too. */
+        vh_off = ia_le64(h + 80) * 512;
+        if (bdrv_range_bad(vh_off, sizeof(v)))
+                return ia_error_set(err, IA_ERR_IO,
+                                    "vmdk: seSparse volatile header offset %llu in '%s' is "
+                                    "beyond any file",
+                                    (unsigned long long)vh_off, f->name);
+        if (read_zfill(f, v, sizeof(v), vh_off, "seSparse volatile header", err) < 0)
+                return -1;
+        if ((x = ia_le64(v)) != SESPARSE_VOLATILE_MAGIC)
+                return ia_error_set(err, IA_ERR_CORRUPT,
+                                    "vmdk: seSparse extent '%s' has volatile header magic "
+                                    "0x%016llx at offset %llu (expected 0x%016llx)",
+                                    f->name, (unsigned long long)x, (unsigned long long)vh_off,
+                                    SESPARSE_VOLATILE_MAGIC);
+        if (ia_le64(v + 24) != 0)
+                return ia_error_set(err, IA_ERR_UNSUPPORTED,
+                                    "vmdk: seSparse extent '%s' is dirty: its journal needs a "
+                                    "replay, which is not supported",
+                                    f->name);
+        if (!all_zero(v + 32, 480))
+                return ia_error_set(err, IA_ERR_UNSUPPORTED,
+                                    "vmdk: seSparse extent '%s' has a volatile header with "
+                                    "non-zero padding",
+                                    f->name);
+        e.sectors = ia_le64(h + 16);
+        e.grain_sectors = SESPARSE_GRAIN_SECT;
+        e.gt_entries = SESPARSE_GT_ENTRIES;
+        /* As qemu computes them: 64-bit products, the entry count cut to 32 bits. */
+        e.gd_off = ia_le64(h + 128) * 512;
+        gd_size = ia_le64(h + 136);
+        e.gd_entries = (uint32_t)(gd_size * 512 / 8);
+        e.se_gt_off = ia_le64(h + 144);
+        e.se_grains_off = ia_le64(h + 192);
+        return add_sparse(img->priv, &e, 0, err);
 }
 
 /*
@@ -525,13 +643,9 @@ static int parse_extents(struct ia_image *img, const char *desc, unsigned depth,
                 if (l.sectors <= 0)
                         continue;
                 if (strcmp(l.type, "FLAT") != 0 && strcmp(l.type, "VMFS") != 0 &&
-                    strcmp(l.type, "SPARSE") != 0 && strcmp(l.type, "VMFSSPARSE") != 0) {
-                        if (strcmp(l.type, "SESPARSE") == 0)
-                                return ia_error_set(err, IA_ERR_UNSUPPORTED,
-                                                    "vmdk: seSparse extent '%s' is not supported",
-                                                    l.fname);
+                    strcmp(l.type, "SPARSE") != 0 && strcmp(l.type, "VMFSSPARSE") != 0 &&
+                    strcmp(l.type, "SESPARSE") != 0)
                         continue;
-                }
                 if (((struct vmdk_state *)img->priv)->n_ext >= IA_VMDK_MAX_EXTENTS)
                         return ia_error_set(err, IA_ERR_LIMIT,
                                             "vmdk: more than %u extents in the descriptor: over "
@@ -554,6 +668,9 @@ static int parse_extents(struct ia_image *img, const char *desc, unsigned depth,
                         e.sectors = (uint64_t)l.sectors;
                         e.flat_off = (uint64_t)l.flat_off * 512;
                         if (add_extent(img->priv, &e, err) < 0)
+                                return -1;
+                } else if (strcmp(l.type, "SESPARSE") == 0) {
+                        if (open_sesparse(img, f, err) < 0)
                                 return -1;
                 } else if (open_sparse(img, f, depth, err) < 0) {
                         return -1;
@@ -766,25 +883,25 @@ static void check_table_eof(struct ia_image *img, const struct vmdk_extent *e, c
 }
 
 /*
- * Loading a slice of the grain directory, or a grain table, into the cache.
- * Kept out of grain_lookup() (noinline) so that its large read buffers are
- * not part of the frame of a function called once per grain.
+ * Loading a slice of the grain directory, or a grain table, into the cache
+ * (through vmdk_state.raw, 32 KiB, not the stack).  Kept out of
+ * grain_lookup() (noinline): the slow path of a function called per grain.
  */
 static __attribute__((noinline)) int load_gd_slice(struct ia_image *img,
                                                    const struct vmdk_extent *e, uint64_t first,
                                                    struct ia_error *err)
 {
         struct vmdk_state *s = img->priv;
-        uint8_t raw[VMDK_GD_SLICE * 4];
         uint32_t n = (uint32_t)ia_min_u64(VMDK_GD_SLICE, e->gd_entries - first);
+        uint64_t off = e->gd_off + first * e->entry_size, len = (uint64_t)n * e->entry_size;
 
         s->gd_ext = NULL;
-        if (read_zfill(e->file, raw, (size_t)n * 4, e->gd_off + first * 4, "grain directory", err) <
-            0)
+        if (read_zfill(e->file, s->raw, (size_t)len, off, "grain directory", err) < 0)
                 return -1;
-        check_table_eof(img, e, "grain directory", e->gd_off + first * 4, (uint64_t)n * 4);
+        check_table_eof(img, e, "grain directory", off, len);
         for (uint32_t i = 0; i < n; i++)
-                s->gd_buf[i] = ia_le32(raw + 4 * i);
+                s->gd_buf[i] =
+                    e->entry_size == 8 ? ia_le64(s->raw + 8 * i) : ia_le32(s->raw + 4 * i);
         s->gd_ext = e;
         s->gd_first = first;
         return 0;
@@ -794,19 +911,78 @@ static __attribute__((noinline)) int load_gt(struct ia_image *img, const struct 
                                              uint32_t gt_sect, struct ia_error *err)
 {
         struct vmdk_state *s = img->priv;
-        uint8_t raw[VMDK3_GT_ENTRIES * 4];
+        uint64_t len = (uint64_t)e->gt_entries * e->entry_size;
 
         s->gt_ext = NULL;
-        if (read_zfill(e->file, raw, (size_t)e->gt_entries * 4, (uint64_t)gt_sect * 512,
-                       "grain table", err) < 0)
+        if (read_zfill(e->file, s->raw, (size_t)len, (uint64_t)gt_sect * 512, "grain table", err) <
+            0)
                 return -1;
-        check_table_eof(img, e, "grain table", (uint64_t)gt_sect * 512,
-                        (uint64_t)e->gt_entries * 4);
+        check_table_eof(img, e, "grain table", (uint64_t)gt_sect * 512, len);
         for (uint32_t i = 0; i < e->gt_entries; i++)
-                s->gt_buf[i] = ia_le32(raw + 4 * i);
+                s->gt_buf[i] =
+                    e->entry_size == 8 ? ia_le64(s->raw + 8 * i) : ia_le32(s->raw + 4 * i);
         s->gt_ext = e;
         s->gt_sector = gt_sect;
         return 0;
+}
+
+/*
+ * A seSparse GD entry: 0, or 0x10000000 in the top 32 bits and a table
+ * number; the table's sector must fit in 32 bits (qemu's checks).
+ */
+static int se_table_sector(const struct vmdk_extent *e, uint32_t l1, uint64_t gde,
+                           uint32_t *gt_sect, struct ia_error *err)
+{
+        uint64_t sect;
+
+        if (gde == 0) {
+                *gt_sect = 0;
+                return 0;
+        }
+        if ((gde & 0xffffffff00000000ull) != 0x1000000000000000ull)
+                return ia_error_set(err, IA_ERR_CORRUPT,
+                                    "vmdk: grain directory entry %u of '%s' is 0x%016llx, not a "
+                                    "seSparse grain table",
+                                    l1, e->file->name, (unsigned long long)gde);
+        sect = e->se_gt_off + (gde & 0xffffffffull) * SESPARSE_GT_SECT;
+        if (sect > 0xffffffffull)
+                return ia_error_set(err, IA_ERR_CORRUPT,
+                                    "vmdk: grain table %llu of '%s' lies at sector %llu, beyond "
+                                    "2^32 sectors",
+                                    (unsigned long long)(gde & 0xffffffffull), e->file->name,
+                                    (unsigned long long)sect);
+        *gt_sect = (uint32_t)sect;
+        return 0;
+}
+
+/* A seSparse GT entry, as qemu decodes it. */
+static int se_grain(const struct vmdk_extent *e, uint64_t g, uint64_t gte, enum grain_kind *kind,
+                    uint64_t *sector, struct ia_error *err)
+{
+        uint64_t n;
+
+        switch (gte >> 60) {
+        case 0:
+                if (gte != 0)
+                        break;
+                *kind = GRAIN_UNALLOC;
+                return 0;
+        case 1: /* unmapped by the guest (SCSI UNMAP) */
+        case 2:
+                *kind = GRAIN_ZERO;
+                return 0;
+        case 3:
+                /* The grain number: bits 48-59 are its low 12 bits, bits 0-47 the rest. */
+                n = (gte & 0x0fff000000000000ull) >> 48 | (gte & 0x0000ffffffffffffull) << 12;
+                *sector = e->se_grains_off + n * SESPARSE_GRAIN_SECT;
+                /* Wrapping as in qemu, where a grain at sector 0 is unallocated. */
+                *kind = *sector ? GRAIN_DATA : GRAIN_UNALLOC;
+                return 0;
+        }
+        return ia_error_set(err, IA_ERR_CORRUPT,
+                            "vmdk: grain table entry of grain %llu of '%s' is 0x%016llx, not a "
+                            "seSparse grain",
+                            (unsigned long long)g, e->file->name, (unsigned long long)gte);
 }
 
 /*
@@ -819,8 +995,8 @@ static int grain_lookup(struct ia_image *img, const struct vmdk_extent *e, uint6
                         struct ia_error *err)
 {
         struct vmdk_state *s = img->priv;
-        uint32_t l1 = (uint32_t)(g / e->gt_entries), gt_sect, gte;
-        uint64_t first;
+        uint32_t l1 = (uint32_t)(g / e->gt_entries), gt_sect = 0;
+        uint64_t first, gte;
 
         *gt_empty = false;
         if (l1 >= e->gd_entries)
@@ -831,7 +1007,10 @@ static int grain_lookup(struct ia_image *img, const struct vmdk_extent *e, uint6
         first = l1 / VMDK_GD_SLICE * VMDK_GD_SLICE;
         if ((s->gd_ext != e || s->gd_first != first) && load_gd_slice(img, e, first, err) < 0)
                 return -1;
-        gt_sect = s->gd_buf[l1 - first];
+        if (!e->sesparse)
+                gt_sect = (uint32_t)s->gd_buf[l1 - first];
+        else if (se_table_sector(e, l1, s->gd_buf[l1 - first], &gt_sect, err) < 0)
+                return -1;
         if (gt_sect == 0) {
                 *kind = GRAIN_UNALLOC;
                 *gt_empty = true;
@@ -841,7 +1020,7 @@ static int grain_lookup(struct ia_image *img, const struct vmdk_extent *e, uint6
                 /* Wholly past the end: it would read as zeros, so the whole table is
                  * unallocated; known without reading it, so runs skip it at once. */
                 check_table_eof(img, e, "grain table", (uint64_t)gt_sect * 512,
-                                (uint64_t)e->gt_entries * 4);
+                                (uint64_t)e->gt_entries * e->entry_size);
                 *kind = GRAIN_UNALLOC;
                 *gt_empty = true;
                 return 0;
@@ -849,6 +1028,8 @@ static int grain_lookup(struct ia_image *img, const struct vmdk_extent *e, uint6
         if ((s->gt_ext != e || s->gt_sector != gt_sect) && load_gt(img, e, gt_sect, err) < 0)
                 return -1;
         gte = s->gt_buf[g % e->gt_entries];
+        if (e->sesparse)
+                return se_grain(e, g, gte, kind, sector, err);
         *sector = gte;
         if (e->zero_grain && gte == VMDK_GTE_ZEROED)
                 *kind = GRAIN_ZERO;
@@ -883,7 +1064,12 @@ static int vmdk_block_status(struct ia_image *img, uint64_t off, uint64_t len,
         if (grain_lookup(img, e, g, &kind, &sector, &empty, err) < 0)
                 return -1;
         run = gbytes - rel % gbytes;
-        host = sector * 512 + rel % gbytes;
+        host = sector * 512 + rel % gbytes; /* wraps as qemu's does (seSparse) */
+        if (kind == GRAIN_DATA && host > (uint64_t)INT64_MAX)
+                return ia_error_set(err, IA_ERR_LIMIT,
+                                    "vmdk: grain %llu of '%s' lies at host offset %llu, beyond "
+                                    "2^63 (qemu prints it negative)",
+                                    (unsigned long long)g, e->file->name, (unsigned long long)host);
         /*
          * qemu answers one grain per query; runs of grains that qemu would
          * report alike (and merge) are answered at once, stopping before any

@@ -19,6 +19,7 @@
 #include "chain.h"
 #include "cli.h"
 #include "commands.h"
+#include "escape.h"
 #include "map.h"
 #include "mapout.h"
 #include "out.h"
@@ -87,30 +88,30 @@ static int top_path(const char *name, char **path)
         size_t len;
 
         if (strncmp(name, "json:", 5) == 0) {
-                fprintf(stderr,
-                        "imgaudit map: '%s': json: image names are not supported; imgaudit maps "
-                        "plain files\n",
+                ia_diag("imgaudit map",
+                        "'%s': json: image names are not supported; imgaudit maps "
+                        "plain files",
                         name);
                 return -1;
         }
         if (ia_name_is_protocol(name)) {
                 if (strncmp(name, "file:", 5) != 0) {
-                        fprintf(stderr,
-                                "imgaudit map: '%s' names the protocol '%.*s'; imgaudit maps plain "
-                                "files (write ./%s for a file of that name)\n",
+                        ia_diag("imgaudit map",
+                                "'%s' names the protocol '%.*s'; imgaudit maps plain "
+                                "files (write ./%s for a file of that name)",
                                 name, (int)strcspn(name, ":"), name, name);
                         return -1;
                 }
                 p = name + 5;
                 if (!*p) {
-                        fprintf(stderr, "imgaudit map: '%s' names no file\n", name);
+                        ia_diag("imgaudit map", "'%s' names no file", name);
                         return -1;
                 }
         }
         len = strlen(p) + 3;
         *path = malloc(len);
         if (!*path) {
-                fprintf(stderr, "imgaudit map: out of memory\n");
+                ia_diag("imgaudit map", "out of memory");
                 return -1;
         }
         snprintf(*path, len, "%s%s", p != name && ia_name_is_protocol(p) ? "./" : "", p);
@@ -133,8 +134,7 @@ static int parse_offset(const char *what, const char *arg, uint64_t *v)
                                       "T, P or E suffix, or 0x hex)",
                                       what, arg);
         if (hex_suffix)
-                fprintf(stderr,
-                        "imgaudit map: warning: a suffix on a hex number is deprecated: %s\n", arg);
+                ia_diag("imgaudit map", "warning: a suffix on a hex number is deprecated: %s", arg);
         return 0;
 }
 
@@ -142,7 +142,7 @@ static void print_finding(void *opaque, const struct ia_image *img, const char *
                           const char *msg)
 {
         (void)opaque;
-        fprintf(stderr, "imgaudit map: warning: '%s': %s [%s]\n", img->file->name, msg, code);
+        ia_diag("imgaudit map", "warning: '%s': %s [%s]", img->file->name, msg, code);
 }
 
 enum { OPT_OUTPUT = 256, OPT_COMPAT, OPT_IMAGE_OPTS, OPT_OBJECT, OPT_ALLOW_ROOT, OPT_TRUE_MAP };
@@ -269,7 +269,7 @@ int ia_cmd_map(int argc, char **argv)
         if (top_path(argv[optind], &path) < 0)
                 return 1;
         if (ia_chain_open(&ctx, path, fmt, &top, &err) < 0) {
-                fprintf(stderr, "imgaudit map: cannot open '%s': %s\n", argv[optind], err.msg);
+                ia_diag("imgaudit map", "cannot open '%s': %s", argv[optind], err.msg);
                 free(path);
                 return 1;
         }
@@ -285,10 +285,10 @@ int ia_cmd_map(int argc, char **argv)
                 rc = 0;
         }
         if (ia_out_flush(&out) < 0) {
-                fprintf(stderr, "imgaudit map: writing the map failed: %s\n", strerror(errno));
+                ia_diag("imgaudit map", "writing the map failed: %s", strerror(errno));
                 rc = 1;
         } else if (rc != 0) {
-                fprintf(stderr, "imgaudit map: %s\n", err.msg);
+                ia_diag("imgaudit map", "%s", err.msg);
         }
         ia_image_free(top);
         return rc;

@@ -24,6 +24,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "escape.h"
 #include "rbuf.h"
 #include "rpt.h"
 #include "schema.h"
@@ -85,7 +86,7 @@ static int check_db(const char *path)
         char why[512];
 
         if (ia_db_problem(path, false, why, sizeof(why))) {
-                fprintf(stderr, "imgaudit report: database '%s': %s\n", path, why);
+                ia_diag("imgaudit report", "database '%s': %s", path, why);
                 return -1;
         }
         if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
@@ -279,7 +280,7 @@ static int write_csv_dir(const char *dir, const struct ia_rpt_out *o)
         struct stat st;
 
         if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
-                fprintf(stderr, "imgaudit report: cannot create directory '%s': %s\n", dir,
+                ia_diag("imgaudit report", "cannot create directory '%s': %s", dir,
                         strerror(errno));
                 return -1;
         }
@@ -302,7 +303,7 @@ static int write_csv_dir(const char *dir, const struct ia_rpt_out *o)
                 if (bad)
                         fprintf(stderr, "imgaudit report: out of memory\n");
                 else if (write_atomic(path.buf, b.buf ? b.buf : "", b.len) < 0) {
-                        fprintf(stderr, "imgaudit report: cannot write '%s': %s\n", path.buf,
+                        ia_diag("imgaudit report", "cannot write '%s': %s", path.buf,
                                 strerror(errno));
                         bad = 1;
                 }
@@ -480,22 +481,22 @@ int ia_cmd_report(int argc, char **argv)
         ia_rbuf_init(&doc);
         if (ia_rpt_open(&r, db, &err) < 0 ||
             ia_rpt_load(&r, scan, since, sel[IA_SEC_TREND], &err) < 0) {
-                fprintf(stderr, "imgaudit report: %s\n", err.msg);
+                ia_diag("imgaudit report", "%s", err.msg);
                 ia_rpt_close(&r);
                 return err.cat == IA_ERR_USAGE ? 2 : 1;
         }
         if (ia_rpt_out_init(&o, &r) < 0) {
-                fprintf(stderr, "imgaudit report: out of memory\n");
+                ia_diag("imgaudit report", "out of memory");
                 goto out;
         }
         o.prom_per_image = per_image;
         if (f == FMT_PROM && ia_prom_store(&r, &o, &err) < 0) {
-                fprintf(stderr, "imgaudit report: %s\n", err.msg);
+                ia_diag("imgaudit report", "%s", err.msg);
                 goto out_o;
         }
         for (int k = 0; k < IA_SEC_COUNT; k++) {
                 if (sel[k] && ia_section_run((enum ia_section)k, &r, &o, &err) < 0) {
-                        fprintf(stderr, "imgaudit report: %s: %s\n", ia_section_names[k], err.msg);
+                        ia_diag("imgaudit report", "%s: %s", ia_section_names[k], err.msg);
                         goto out_o;
                 }
         }
@@ -507,17 +508,16 @@ int ia_cmd_report(int argc, char **argv)
         }
         render(f, &r, &o, sel, &doc);
         if (doc.nomem) {
-                fprintf(stderr, "imgaudit report: out of memory\n");
+                ia_diag("imgaudit report", "out of memory");
                 goto out_o;
         }
         if (out && strcmp(out, "-") != 0) {
                 if (write_atomic(out, doc.buf ? doc.buf : "", doc.len) < 0) {
-                        fprintf(stderr, "imgaudit report: cannot write '%s': %s\n", out,
-                                strerror(errno));
+                        ia_diag("imgaudit report", "cannot write '%s': %s", out, strerror(errno));
                         goto out_o;
                 }
         } else if (write_all(STDOUT_FILENO, doc.buf ? doc.buf : "", doc.len) < 0) {
-                fprintf(stderr, "imgaudit report: writing the report: %s\n", strerror(errno));
+                ia_diag("imgaudit report", "writing the report: %s", strerror(errno));
                 goto out_o;
         }
         ret = 0;

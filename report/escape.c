@@ -5,6 +5,7 @@
 #include "escape.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,53 @@ void ia_escape_name(struct ia_rbuf *b, const char *str, size_t n)
                         ia_rbuf_add(b, s + i, k);
                 i += k;
         }
+}
+
+void ia_vdiag(const char *prefix, const char *fmt, va_list ap0)
+{
+        char small[512], *msg = small;
+        struct ia_rbuf b;
+        va_list ap;
+        int n;
+
+        va_copy(ap, ap0);
+        n = vsnprintf(small, sizeof(small), fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                n = 0;
+                small[0] = '\0';
+        } else if ((size_t)n >= sizeof(small)) {
+                msg = malloc((size_t)n + 1);
+                if (msg) {
+                        va_copy(ap, ap0);
+                        vsnprintf(msg, (size_t)n + 1, fmt, ap);
+                        va_end(ap);
+                } else {
+                        msg = small; /* cut, but still escaped */
+                        n = (int)sizeof(small) - 1;
+                }
+        }
+        ia_rbuf_init(&b);
+        ia_rbuf_adds(&b, prefix);
+        ia_rbuf_adds(&b, ": ");
+        ia_escape_name(&b, msg, (size_t)n);
+        ia_rbuf_addc(&b, '\n');
+        if (b.nomem)
+                fprintf(stderr, "%s: out of memory\n", prefix);
+        else
+                fwrite(b.buf, 1, b.len, stderr);
+        ia_rbuf_release(&b);
+        if (msg != small)
+                free(msg);
+}
+
+void ia_diag(const char *prefix, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        ia_vdiag(prefix, fmt, ap);
+        va_end(ap);
 }
 
 char *ia_escape_dup(const char *s, size_t n)

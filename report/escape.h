@@ -17,6 +17,7 @@
 #ifndef IA_ESCAPE_H
 #define IA_ESCAPE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,19 @@ bool ia_utf8_ok(const char *s, size_t n);
 void ia_csv_field(struct ia_rbuf *b, const char *s);  /* RFC 4180: quoted when needed */
 void ia_html_text(struct ia_rbuf *b, const char *s);  /* & < > " ' as entities */
 void ia_prom_label(struct ia_rbuf *b, const char *s); /* \\ \" \n as the text format wants */
+
+/*
+ * A diagnostic on stderr: "PREFIX: " and the message formatted from fmt,
+ * escaped as names are (ia_escape_name), then a newline.  Messages hold
+ * names (of files, of backing files, of descriptor lines) that must not
+ * forge a line or reach the terminal as escapes: every message of map, scan
+ * and report goes out through this.  The fixed text of a message is
+ * printable ASCII without backslashes, which escaping leaves as it is.
+ */
+void ia_diag(const char *prefix, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same with a va_list. */
+void ia_vdiag(const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* Sizes in IEC units: "0 B", "512 B", "1.5 KiB", "20.0 GiB" (one decimal). */
 void ia_iec(char *buf, size_t n, uint64_t v);

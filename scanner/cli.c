@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "cli.h"
 
+#include "escape.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -17,13 +19,15 @@
 
 int ia_usage_error(const char *cmd, int status, const char *fmt, ...)
 {
+        char prefix[64];
         va_list ap;
 
-        fprintf(stderr, "imgaudit %s: ", cmd);
+        /* escaped like every message: an argument may hold control characters */
+        snprintf(prefix, sizeof(prefix), "imgaudit %s", cmd);
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        ia_vdiag(prefix, fmt, ap);
         va_end(ap);
-        fprintf(stderr, "\nTry 'imgaudit help %s'.\n", cmd);
+        fprintf(stderr, "Try 'imgaudit help %s'.\n", cmd);
         return status;
 }
 

@@ -46,6 +46,7 @@
 #include "commands.h"
 #include "compose.h"
 #include "drivers.h"
+#include "escape.h"
 #include "hmap.h"
 #include "lock.h"
 #include "map.h"
@@ -2460,7 +2461,7 @@ static int run(struct scan *s)
         s->roots = calloc(s->nroots, sizeof(*s->roots));
         s->allowed = calloc(s->nroots + s->nallow + 1, sizeof(char *));
         if (!s->roots || !s->allowed) {
-                fprintf(stderr, "imgaudit scan: out of memory\n");
+                ia_diag("imgaudit scan", "out of memory");
                 return 3;
         }
         /* A root that cannot be opened is a problem of this scan; the others are scanned. */
@@ -2471,7 +2472,7 @@ static int run(struct scan *s)
                                 rc = 3;
                                 goto close_roots;
                         }
-                        fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                        ia_diag("imgaudit scan", "%s", err.msg);
                         s->problems++;
                         pend(s, entry_rec(s->root_args[i], "unreadable",
                                           err.cat == IA_ERR_MISSING ? "missing"
@@ -2491,28 +2492,28 @@ static int run(struct scan *s)
         for (size_t i = 0; i < s->nallow; i++)
                 s->allowed[nallowed++] = s->allow[i];
         if (ia_db_problem(s->db_path, true, why, sizeof(why))) {
-                fprintf(stderr, "imgaudit scan: database '%s': %s\n", s->db_path, why);
+                ia_diag("imgaudit scan", "database '%s': %s", s->db_path, why);
                 goto close_roots;
         }
 
         if (ia_lock_take(&lock, s->db_path, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 goto close_roots;
         }
         s->db_path = lock.db; /* by its canonical name: one -wal, one -shm */
         if (ia_store_open(s->db_path, &s->store, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 goto unlock;
         }
         if (ia_store_mark_dead_scans(s->store, &dead, &err) < 0 ||
             ia_store_begin_scan(s->store, (const char *const *)s->root_args, s->nroots, s->allow,
                                 s->nallow, &s->scan_id, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 goto close_store;
         }
         if (dead && s->progress >= 0)
-                fprintf(stderr, "imgaudit scan: marked %d unfinished earlier scan%s aborted\n",
-                        dead, dead == 1 ? "" : "s");
+                ia_diag("imgaudit scan", "marked %d unfinished earlier scan%s aborted", dead,
+                        dead == 1 ? "" : "s");
 
         /* the walk */
         note_own_files(s);
@@ -2527,13 +2528,13 @@ static int run(struct scan *s)
                 if (s->roots[i].dirfd < 0)
                         continue;
                 if (ia_walk(s->roots, i, &wo, &err) < 0) {
-                        fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                        ia_diag("imgaudit scan", "%s", err.msg);
                         abort_reason = "out of memory walking";
                         goto end_scan;
                 }
         }
         if (plan(s, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 abort_reason = err.msg;
                 goto end_scan;
         }
@@ -2550,7 +2551,7 @@ static int run(struct scan *s)
                 goto end_scan;
         }
         if (ia_store_writer_start(s->store, s->scan_id, QUEUE_CAP, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 abort_reason = err.msg;
                 goto end_scan;
         }
@@ -2577,7 +2578,7 @@ static int run(struct scan *s)
         flush(s);
         progress(s, true);
         if (ia_store_writer_stop(s->store, &stats.map_rows, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 abort_reason = err.msg;
                 goto end_scan;
         }
@@ -2597,7 +2598,7 @@ end_scan:
         stats.problems = s->problems;
         rc = complete ? (s->problems ? 1 : 0) : 3;
         if (ia_store_end_scan(s->store, s->scan_id, complete, abort_reason, rc, &stats, &err) < 0) {
-                fprintf(stderr, "imgaudit scan: %s\n", err.msg);
+                ia_diag("imgaudit scan", "%s", err.msg);
                 rc = 3;
                 complete = false;
         }

@@ -21,6 +21,7 @@ static char *canonical(const char *db_path)
 {
         char *full = realpath(db_path, NULL), *dir, *slash, *out;
         const char *base;
+        size_t n;
 
         if (full)
                 return full;
@@ -47,9 +48,10 @@ static char *canonical(const char *db_path)
         free(dir);
         if (!full)
                 return NULL;
-        out = malloc(strlen(full) + strlen(base) + 2);
+        n = strlen(full) + strlen(base) + 2;
+        out = malloc(n);
         if (out)
-                sprintf(out, "%s%s%s", full, strcmp(full, "/") ? "/" : "", base);
+                snprintf(out, n, "%s%s%s", full, strcmp(full, "/") ? "/" : "", base);
         free(full);
         return out;
 }

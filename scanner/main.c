@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "drivers.h"
+#include "escape.h"
 
 struct command {
         const char *name;
@@ -39,10 +40,10 @@ static void usage(FILE *f)
         fputs("\nformats:", f);
         for (size_t i = 0; ia_drivers[i]; i++)
                 fprintf(f, " %s", ia_drivers[i]->name);
-        fputs("\nrecognised but not mapped:", f);
-        for (size_t i = 0; ia_drivers[i]; i++)
+        for (size_t i = 0, n = 0; ia_drivers[i]; i++)
                 if (ia_drivers[i]->flags & IA_DRV_PROBE_ONLY)
-                        fprintf(f, " %s", ia_drivers[i]->name);
+                        fprintf(f, "%s %s",
+                                n++ ? "" : "\nrecognised but not mapped:", ia_drivers[i]->name);
         fputs("\n", f);
 }
 
@@ -60,7 +61,7 @@ int main(int argc, char **argv)
         struct ia_error err;
 
         if (ia_drivers_check(&err) < 0) {
-                fprintf(stderr, "imgaudit: internal error: %s\n", err.msg);
+                ia_diag("imgaudit", "internal error: %s", err.msg);
                 return 70;
         }
         if (argc < 2) {
@@ -82,8 +83,8 @@ int main(int argc, char **argv)
                 }
                 cmd = find(argv[2]);
                 if (!cmd) {
-                        fprintf(stderr, "imgaudit: no command '%s'\nTry 'imgaudit --help'.\n",
-                                argv[2]);
+                        ia_diag("imgaudit", "no command '%s'", argv[2]);
+                        fputs("Try 'imgaudit --help'.\n", stderr);
                         return 2;
                 }
                 fputs(cmd->usage, stdout);
@@ -91,7 +92,8 @@ int main(int argc, char **argv)
         }
         cmd = find(argv[1]);
         if (!cmd) {
-                fprintf(stderr, "imgaudit: no command '%s'\nTry 'imgaudit --help'.\n", argv[1]);
+                ia_diag("imgaudit", "no command '%s'", argv[1]);
+                fputs("Try 'imgaudit --help'.\n", stderr);
                 return 2;
         }
         return cmd->run(argc - 1, argv + 1);

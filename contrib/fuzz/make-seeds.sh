@@ -60,6 +60,29 @@ python3 "$here/../../tests/tools/mkdmg.py" m.dmg
 seed dmg dmg m.dmg
 python3 "$here/../../tests/tools/mkdmg.py" mr.dmg --rsrc
 seed dmg-rsrc dmg mr.dmg
+# bochs and cloop: qemu-img cannot create them; a growing redolog with one
+# allocated extent, and a cloop of two zlib blocks.
+python3 - <<'EOF'
+import struct, zlib
+h = bytearray(512)
+h[0:23] = b'Bochs Virtual HD Image\0'
+h[32:40] = b'Redolog\0'
+h[48:56] = b'Growing\0'
+struct.pack_into('<5IIQ', h, 64, 0x20000, 512, 4, 512, 4096, 0, 16384)
+cat = struct.pack('<4I', 0, 0xffffffff, 0xffffffff, 0xffffffff)
+open('b.bochs', 'wb').write(bytes(h) + cat + b'\xff' * 512 + b'\x01' * 4096)
+magic = b'#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n'
+blocks = [zlib.compress(bytes([i + 1]) * 4096) for i in range(2)]
+offs, o = [], 136 + 8 * 3
+for b in blocks:
+    offs.append(o)
+    o += len(b)
+offs.append(o)
+open('c.cloop', 'wb').write(magic + bytes(128 - len(magic)) + struct.pack('>II', 4096, 2) +
+                            b''.join(struct.pack('>Q', x) for x in offs) + b''.join(blocks))
+EOF
+seed bochs bochs b.bochs
+seed cloop cloop c.cloop
 printf 'hello, raw world\n' >r.raw
 seed raw raw r.raw
 ls "$out/image" | wc -l

@@ -102,5 +102,39 @@ for v in xml rsrc; do
 	run --true-map m-$v.dmg
 done
 
+# bochs, cloop and a seSparse extent under its descriptor, built byte by byte
+# (qemu-img cannot create them).
+python3 - <<'EOF'
+import struct, zlib
+h = bytearray(512)
+h[0:23] = b'Bochs Virtual HD Image\0'
+h[32:40] = b'Redolog\0'
+h[48:56] = b'Growing\0'
+struct.pack_into('<5IIQ', h, 64, 0x20000, 512, 4, 512, 4096, 0, 16384)
+open('b.bochs', 'wb').write(bytes(h) + struct.pack('<4I', 0, 0xffffffff, 0xffffffff, 0xffffffff))
+magic = b'#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n'
+blocks = [zlib.compress(bytes([i + 1]) * 4096) for i in range(64)]
+offs, o = [], 136 + 8 * 65
+for b in blocks:
+    offs.append(o)
+    o += len(b)
+offs.append(o)
+open('c.cloop', 'wb').write(magic + bytes(128 - len(magic)) + struct.pack('>II', 4096, 64) +
+                            b''.join(struct.pack('>Q', x) for x in offs) + b''.join(blocks))
+se = bytearray(512 * 300)
+struct.pack_into('<26Q', se, 0, 0xcafebabe, 0x200000001, 131072, 8, 64, 0, 0, 0, 0, 0, 1, 1,
+                 2, 2, 4, 4, 8, 2, 16, 256, 0, 0, 0, 0, 272, 1024)
+struct.pack_into('<4Q', se, 512, 0xcafecafe, 1, 2, 0)
+struct.pack_into('<2Q', se, 8 * 512, 0x1000000000000000, 0x1000000000000001)
+struct.pack_into('<3Q', se, 16 * 512, 0x3000000000000000, 0x2000000000000000, 0x3001000000000000)
+struct.pack_into('<Q', se, (16 + 64) * 512 + 8 * 4095, 0x3002000000000000)
+open('e.se', 'wb').write(bytes(se) + b'\x05' * (3 * 4096))
+open('se.vmdk', 'w').write('# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\n'
+                           'createType="seSparse"\nRW 131072 SESPARSE "e.se"\n')
+EOF
+run b.bochs
+run c.cloop
+run se.vmdk
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

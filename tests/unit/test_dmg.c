@@ -254,7 +254,13 @@ static void test_probe(void **state)
         q[7] = 4; /* a qcow2 version qemu cannot open still outranks the name */
         assert_ptr_equal(ia_driver_probe_bytes(&p), &ia_drv_qcow2);
         /* except cloop's: qemu scores both 2 and opens such a file as dmg */
-        memcpy(q, "#!/bin/sh\n#V2.0 Format\n", 23);
+        {
+                static const char magic[] = "#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && "
+                                            "mount -r -t iso9660 /dev/cloop $1\n";
+
+                memset(q, 0, sizeof(q));
+                memcpy(q, magic, sizeof(magic) - 1);
+        }
         assert_ptr_equal(ia_driver_probe_bytes(&p), &ia_drv_dmg);
         p.name = "disk.img";
         assert_ptr_equal(ia_driver_probe_bytes(&p), &ia_drv_cloop);

@@ -109,6 +109,11 @@ check "imgaudit --version" has_line '^imgaudit [0-9]+\.[0-9]+\.[0-9]+ ' "$IMGAUD
 check "imgaudit help map" has_line '^usage: imgaudit map .*-f FMT' "$IMGAUDIT" help map
 check "imgaudit help map: --qemu-compat" has_line '--qemu-compat' "$IMGAUDIT" help map
 check "imgaudit map --help" has_line '^usage: imgaudit map ' "$IMGAUDIT" map --help
+# -h prints our usage where qemu-img prints its own help (a difference listed in the README)
+check "imgaudit map -h" has_line '^usage: imgaudit map ' "$IMGAUDIT" map -h
+check "qemu-img map -h prints qemu's help, exit 0" has_line '(^usage: qemu-img |^Usage: qemu-img map)' qemu-img map -h
+check "imgaudit help lists bochs, cloop and vmdk among the formats" \
+	has_line '^formats: .*vmdk.* bochs cloop raw$' "$IMGAUDIT" --help
 # unknown commands are usage errors: exit 2, nothing on stdout
 for args in "nosuch" "help nosuch" ""; do
 	# shellcheck disable=SC2086
