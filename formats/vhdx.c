@@ -41,10 +41,13 @@
  * has no offset in the file (data without offset); zeroes the log wrote, or
  * the file's extension, are data+zero without offset.
  *
- * Not supported: writing; the parent_linkage check of the parent's data
- * write GUID.  LeaveBlocksAllocated does not change the map
+ * The parent locator's parent_linkage (or parent_linkage2) must name the
+ * parent's data write GUID: the chain opener compares them (ident).
+ *
+ * Not supported: writing.  LeaveBlocksAllocated does not change the map
  * (the BAT states say it all).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,6 +166,14 @@ static int vhdx_probe(const struct ia_probe *p)
         return 0;
 }
 
+/* A VHDX identity: the data write GUID g as a child's parent_linkage spells it. */
+static void vhdx_ident(char *out, const uint8_t *g)
+{
+        snprintf(out, IA_IDENT_LEN, "guid {%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x}",
+                 ia_le32(g), ia_le16(g + 4), ia_le16(g + 6), g[8], g[9], g[10], g[11], g[12], g[13],
+                 g[14], g[15]);
+}
+
 /* Is the UTF-16LE key k[0..klen) the ASCII string s? */
 static bool vhdx_key_is(const uint8_t *k, size_t klen, const char *s)
 {
@@ -201,6 +212,35 @@ static int vhdx_parse_locator(struct ia_image *img, const uint8_t *loc, uint32_t
         name = malloc(VHDX_MAX_LOCATOR * 2 + 1);
         if (!name)
                 return ia_error_set(err, IA_ERR_NOMEM, "vhdx: out of memory for a parent name");
+        /* parent_linkage (and parent_linkage2): the parent's data write GUID. */
+        for (unsigned i = 0; i < count; i++) {
+                const uint8_t *e = loc + 20 + 12 * i;
+                uint32_t ko = ia_le32(e), vo = ia_le32(e + 4);
+                uint16_t kl = ia_le16(e + 8), vl = ia_le16(e + 10);
+                int which;
+                char v[IA_IDENT_LEN - 5];
+                long n;
+
+                if (!ia_range_in(ko, kl, len) || !ia_range_in(vo, vl, len))
+                        continue; /* reported below */
+                if (vhdx_key_is(loc + ko, kl, "parent_linkage"))
+                        which = 0;
+                else if (vhdx_key_is(loc + ko, kl, "parent_linkage2"))
+                        which = 1;
+                else
+                        continue;
+                n = ia_utf16_to_utf8(loc + vo, vl, false, v, sizeof(v));
+                if (n <= 0)
+                        continue;
+                for (long c = 0; c < n; c++)
+                        if (v[c] >= 'A' && v[c] <= 'Z')
+                                v[c] = (char)(v[c] - 'A' + 'a');
+                snprintf(img->parent_ident[which], IA_IDENT_LEN, "guid %.*s", (int)n, v);
+        }
+        if (!img->parent_ident[0][0] && img->parent_ident[1][0]) {
+                memcpy(img->parent_ident[0], img->parent_ident[1], IA_IDENT_LEN);
+                img->parent_ident[1][0] = '\0';
+        }
         for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
                 for (unsigned i = 0; i < count; i++) {
                         const uint8_t *e = loc + 20 + 12 * i;
@@ -663,6 +703,7 @@ static int vhdx_open_replayed(struct ia_image *img, struct ia_source *src, const
         }
         img->size = m.size / 512 * 512;
         img->cluster_size = m.block_size;
+        vhdx_ident(img->ident, hdr + 32);
         if (!vhdx_zero(hdr + 48, 16)) {
                 img->flags |= IA_IMG_PENDING_LOG | IA_IMG_DIRTY;
                 if (log->replayed)

@@ -18,6 +18,7 @@
 
 #include "chain.h"
 #include "commands.h"
+#include "escape.h"
 #include "map.h"
 #include "mapout.h"
 #include "out.h"
@@ -142,8 +143,16 @@ static int parse_offset(const char *what, const char *arg, uint64_t *v)
 static void print_finding(void *opaque, const struct ia_image *img, const char *code,
                           const char *msg)
 {
+        /* Names in the message are bytes of the store: escaped as the report escapes them,
+         * so that a newline cannot forge a line and no escape reaches the terminal. */
+        char *name = ia_escape_dup(img->file->name, strlen(img->file->name));
+        char *text = ia_escape_dup(msg, strlen(msg));
+
         (void)opaque;
-        fprintf(stderr, "imgaudit map: warning: '%s': %s [%s]\n", img->file->name, msg, code);
+        fprintf(stderr, "imgaudit map: warning: '%s': %s [%s]\n", name ? name : "?",
+                text ? text : msg, code);
+        free(name);
+        free(text);
 }
 
 enum { OPT_OUTPUT = 256, OPT_COMPAT, OPT_IMAGE_OPTS, OPT_OBJECT, OPT_ALLOW_ROOT };

@@ -533,7 +533,9 @@ static void on_link(void *opaque, const struct ia_image *from, const char *name,
         if (target) {
                 l->target_file_id = file_ref(j, target, &tpath);
                 l->target_path = xstrdup(tpath);
-                l->status = strdup("ok");
+                /* Followed, but perhaps not the parent it should be (parent-mismatch). */
+                l->status = strdup(status && status->reason ? status->reason : "ok");
+                l->error = xstrdup(status ? status->msg : NULL);
         } else {
                 if (name && name[0] && !ia_name_is_protocol(name) &&
                     strncmp(name, "json:", 5) != 0) {

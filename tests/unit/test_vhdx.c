@@ -284,6 +284,10 @@ static void test_differencing(void **state)
         assert_true(img->cow);
         assert_string_equal(img->backing, "sub/p.vhdx");
         assert_string_equal(img->backing_fmt, "vhdx");
+        /* parent_linkage, compared by the chain opener with the parent's data write GUID */
+        assert_string_equal(img->parent_ident[0], "guid {x}");
+        assert_string_equal(img->parent_ident[1], "");
+        assert_string_equal(img->ident, "guid {00000000-0000-0000-0000-000000000000}");
         imgtest_expect_status(img, 0, MIB, DATA, 3 * MIB);
         imgtest_expect_status(img, MIB, 8 * 512, DATA, 5 * MIB);
         imgtest_expect_status(img, MIB + 100, 8 * 512 - 100, DATA, 5 * MIB + 100);
