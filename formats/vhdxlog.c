@@ -89,7 +89,32 @@ struct log {
         uint32_t nsec;
         const uint8_t *guid;
         uint64_t len;
+        uint32_t crc_table[256];
+        /* Bytes the entry checksums may still cover: a hostile log can make every
+         * sector look like the start of a log-long entry. */
+        uint64_t crc_budget;
+        bool over_budget;
 };
+
+#define CRC_BUDGET_PER_LOG_BYTE 8
+
+static void crc_table_init(uint32_t *t)
+{
+        for (uint32_t i = 0; i < 256; i++) {
+                uint32_t c = i;
+
+                for (int k = 0; k < 8; k++)
+                        c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+                t[i] = c;
+        }
+}
+
+static uint32_t crc_fast(const uint32_t *t, uint32_t crc, const uint8_t *p, size_t len)
+{
+        for (size_t i = 0; i < len; i++)
+                crc = t[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+        return crc;
+}
 
 static const uint8_t *log_sector(const struct log *l, uint64_t first, uint64_t k)
 {
@@ -110,7 +135,7 @@ static uint32_t desc_sectors(uint32_t ndesc)
 }
 
 /* Is there a valid entry at sector i?  Everything the specification checks. */
-static void check_entry(const struct log *l, uint32_t i, struct entry *e)
+static void check_entry(struct log *l, uint32_t i, struct entry *e)
 {
         const uint8_t *h = log_sector(l, i, 0);
         uint8_t first[SECTOR];
@@ -154,11 +179,16 @@ static void check_entry(const struct log *l, uint32_t i, struct entry *e)
                         return;
                 }
         }
+        if (l->crc_budget < len) {
+                l->over_budget = true;
+                return;
+        }
+        l->crc_budget -= len;
         memcpy(first, h, SECTOR);
         memset(first + 4, 0, 4);
-        crc = crc32c_update(0xffffffffu, first, SECTOR);
+        crc = crc_fast(l->crc_table, 0xffffffffu, first, SECTOR);
         for (uint32_t k = 1; k < e->sectors; k++)
-                crc = crc32c_update(crc, log_sector(l, i, k), SECTOR);
+                crc = crc_fast(l->crc_table, crc, log_sector(l, i, k), SECTOR);
         if (~crc != ia_le32(h + 4))
                 return;
         e->valid = true;
@@ -463,8 +493,17 @@ int ia_vhdx_log_replay(struct ia_source *src, const uint8_t *hdr, struct ia_sour
         if (ia_read(src, buf, info->log_len, info->log_off, "vhdx log", err) < 0)
                 goto out;
         l.buf = buf;
-        for (uint32_t i = 0; i < l.nsec; i++)
+        crc_table_init(l.crc_table);
+        l.crc_budget = CRC_BUDGET_PER_LOG_BYTE * info->log_len;
+        for (uint32_t i = 0; i < l.nsec && !l.over_budget; i++)
                 check_entry(&l, i, &ents[i]);
+        if (l.over_budget) {
+                ia_error_set(err, IA_ERR_LIMIT,
+                             "vhdx: the log's candidate entries overlap: checking them would "
+                             "checksum more than %u times the log's %llu bytes",
+                             CRC_BUDGET_PER_LOG_BYTE, (unsigned long long)info->log_len);
+                goto out;
+        }
         if (!find_active(&l, ents, &tail, &count)) {
                 *out = ia_source_ref(src);
                 ret = 0;

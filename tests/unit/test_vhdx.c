@@ -736,6 +736,20 @@ static void test_log_malformed(void **state)
         fix_crc(b + LOG_AT, second);
         imgtest_expect_open_fail(&ctx, b, LOG_IMG_LEN, "vhdx", IA_ERR_CORRUPT);
         free(b);
+        /* Every sector the start of a log-long entry: the checksums would read
+         * the log hundreds of times over; refused (limit), not a hang. */
+        b = log_image_build(&second);
+        for (uint32_t at = 0; at < MIB; at += 4096) {
+                uint8_t *e = b + LOG_AT + at;
+
+                memset(e, 0, 64);
+                memcpy(e, "loge", 4);
+                put_le32(e + 8, MIB);
+                put_le64(e + 16, 1);
+                memset(e + 32, 0x11, 16);
+        }
+        imgtest_expect_open_fail(&ctx, b, LOG_IMG_LEN, "vhdx", IA_ERR_LIMIT);
+        free(b);
         /* A write far past any VHDX's end. */
         b = log_image_build(&second);
         put_le64(b + LOG_AT + 64 + 96 + 16, 1ull << 50);
