@@ -373,6 +373,15 @@ vx header g.vhdx log 1
 check "pending log: qemu refuses it" bash -c "! qemu-img map g.vhdx >/dev/null 2>&1"
 check "pending log without an active sequence: mapped as it lies" check_map g.vhdx $((1 << 20)) '1048576+8192' g.raw
 check "pending log: a warning names the finding" grep -q vhdx-pending-log g.vhdx.err
+# A name holding a newline and an escape is escaped in the warning: one line.
+odd=$(printf 'g\n\033x.vhdx')
+cp g.vhdx "$odd"
+escaped_warning() {
+	local err
+	err=$("$IMGAUDIT" map --output=json "$odd" 2>&1 >/dev/null)
+	[ "$(printf '%s\n' "$err" | wc -l)" = 1 ] && grep -qF "'g\n\x1bx.vhdx'" <<<"$err"
+}
+check "warnings escape the names they print" escaped_warning
 
 scenario headers
 qemu-img create -q -f vhdx -o block_size=1M h.vhdx 4M
