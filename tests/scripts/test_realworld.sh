@@ -10,7 +10,8 @@
 #                  guest content, `qemu-img convert -O raw` of the image;
 #   true-replayed  the same, the guest content read from a copy whose log
 #                  `qemu-img check -r all` replayed (a VHDX with a pending log:
-#                  qemu refuses it read-only; we replay the log in memory);
+#                  qemu refuses it read-only; we replay the log in memory), and
+#                  our map of the image equals our map of that copy;
 #   refused        exit status 1, nothing on stdout, and stderr matching the
 #                  row's MESSAGE (an extended regular expression);
 #   diff-vhd, diff-vhdx
@@ -99,13 +100,28 @@ check_identical() { # IMG FMT
 check_true() { # IMG FMT REPLAY
 	local img=$1 fmt=$2 replay=$3 src=$1 raw=$WORK/tmp/guest.raw out rc
 	if [ "$replay" = 1 ]; then
+		# A copy as the file lies (no holes punched), replayed by qemu; then
+		# our map of the original (replayed in memory) must be our map of
+		# the copy (log replayed on disk), and cover what qemu-img map of
+		# the copy covers.
 		src=$WORK/tmp/replayed.$fmt
-		cp --sparse=always "$img" "$src"
+		cp --sparse=never "$img" "$src"
 		qemu-img check -q -r all -f "$fmt" "$src" >/dev/null 2>&1
 		rc=$?
-		# 0: clean after the repair; qemu-img check exits 0 once the log is replayed
 		[ $rc -eq 0 ] || { echo "qemu-img check -r all of a copy exited $rc"; return 1; }
 		cmp -s "$img" "$src" && { echo "the copy was not changed by the replay"; return 1; }
+		if ! diff <("$IMGAUDIT" map --output=json "$img" 2>/dev/null) \
+			<("$IMGAUDIT" map --output=json "$src" 2>/dev/null) >"$WORK/tmp/replay.diff"; then
+			echo "the map of the original differs from the map of the copy qemu replayed:"
+			head -6 "$WORK/tmp/replay.diff"
+			return 1
+		fi
+		size_of() { python3 -c 'import json, sys; print(sum(e["length"] for e in json.load(sys.stdin)))'; }
+		if [ "$(qemu-img map --output=json -f "$fmt" "$src" | size_of)" != \
+			"$("$IMGAUDIT" map --output=json "$img" 2>/dev/null | size_of)" ]; then
+			echo "qemu-img map of the replayed copy covers another size"
+			return 1
+		fi
 	fi
 	qemu-img convert -f "$fmt" -O raw "$src" "$raw" 2>"$WORK/tmp/convert.err" ||
 		{ echo "qemu-img convert failed: $(head -c 300 "$WORK/tmp/convert.err")"; return 1; }
