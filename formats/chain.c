@@ -286,6 +286,44 @@ static bool same_file(const struct ia_file *a, const struct ia_file *b)
         return strcmp(a->name, b->name) == 0;
 }
 
+/* Length of an identity's compared part: up to the first " (". */
+static size_t ident_key_len(const char *id)
+{
+        const char *note = strstr(id, " (");
+
+        return note ? (size_t)(note - id) : strlen(id);
+}
+
+/*
+ * Is parent the image img was made from, as far as their identities tell?
+ * When not, a parent-mismatch finding on img and the link's status; the
+ * chain is still followed, as qemu follows it (qemu ignores the VHD parent
+ * UUID and checks the VMDK parentCID only before copying a grain up on a
+ * write).
+ */
+static bool parent_mismatch(const struct ia_image *img, const struct ia_image *parent,
+                            struct ia_error *mm)
+{
+        size_t pn = ident_key_len(parent->ident);
+
+        if (!img->parent_ident[0][0])
+                return false;
+        for (int i = 0; i < 2; i++) {
+                const char *want = img->parent_ident[i];
+
+                if (want[0] && ident_key_len(want) == pn && strncmp(want, parent->ident, pn) == 0)
+                        return false;
+        }
+        ia_error_set(mm, IA_ERR_CORRUPT,
+                     "parent '%s' is not the image '%s' was made from: '%s' records %s%s%s, "
+                     "the parent has %s; mapped through it all the same",
+                     parent->file->name, img->file->name, img->file->name, img->parent_ident[0],
+                     img->parent_ident[1][0] ? " or " : "", img->parent_ident[1],
+                     parent->ident[0] ? parent->ident : "no identity");
+        mm->reason = "parent-mismatch";
+        return true;
+}
+
 /* Open the backing file of img as image number depth + 1. */
 static int open_backing(const struct ia_open_ctx *ctx, struct ia_image *top, struct ia_image *img,
                         struct ia_error *err)
@@ -294,6 +332,9 @@ static int open_backing(const struct ia_open_ctx *ctx, struct ia_image *top, str
         struct ia_file *file = NULL;
         struct ia_image *child = NULL;
         const char *fmt = img->backing_fmt[0] ? img->backing_fmt : NULL;
+        struct ia_error mm;
+
+        ia_error_clear(&mm);
 
         if (img->depth + 1 > max) {
                 ia_error_set(err, IA_ERR_LIMIT, "backing chain is deeper than the cap of %u images",
@@ -323,10 +364,12 @@ static int open_backing(const struct ia_open_ctx *ctx, struct ia_image *top, str
         }
         child->depth = img->depth + 1;
         img->backing_img = child;
+        if (parent_mismatch(img, child, &mm))
+                ia_image_finding(img, "parent-mismatch", "%s", mm.msg);
 report:
         if (ctx->on_link)
                 ctx->on_link(ctx->opaque, img, img->backing, IA_REF_BACKING,
-                             child ? child->file : NULL, child ? NULL : err);
+                             child ? child->file : NULL, child ? (mm.reason ? &mm : NULL) : err);
         return child ? 0 : -1;
 }
 

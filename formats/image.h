@@ -127,6 +127,8 @@ struct ia_open_ctx {
 #define IA_IMG_EXTERNAL_DATA 0x10u /* guest data lives in another file */
 #define IA_IMG_PENDING_LOG   0x20u /* a journal that was not replayed */
 
+#define IA_IDENT_LEN 80
+
 struct ia_image {
         const struct ia_driver *drv;
         const struct ia_open_ctx *ctx;
@@ -141,6 +143,17 @@ struct ia_image {
                                   the driver's IA_DRV_BACKING; open() may change it) */
         unsigned flags;        /* IA_IMG_* */
         uint32_t cluster_size; /* allocation unit in bytes, 0 if none */
+        /*
+         * Identities, where the format records them ("" when not): ident is
+         * what a child records to name this image as its parent (VHD unique
+         * id, VHDX data write GUID, VMDK CID), parent_ident what this image
+         * records of its parent (up to two accepted values: VHDX
+         * parent_linkage and parent_linkage2).  Text "KIND VALUE", compared
+         * up to the first " (": what follows is a note for messages (a VHD
+         * timestamp).  The chain opener compares them (parent-mismatch).
+         */
+        char ident[IA_IDENT_LEN];
+        char parent_ident[2][IA_IDENT_LEN];
 
         /* Set by the chain opener. */
         struct ia_image *backing_img; /* NULL at the bottom or where the link broke */

@@ -33,20 +33,28 @@
  *   NOT_PRESENT, UNDEFINED     differencing: not allocated here (parent);
  *                              otherwise zero, present (like vpc and vdi);
  *   ZERO, UNMAPPED             zero, present.
- * A pending log (non-zero log GUID) is never replayed: the image is mapped
- * as it lies on disk, flagged IA_IMG_PENDING_LOG with a finding (qemu
- * refuses to open such an image read-only).
+ * A pending log (non-zero log GUID) is replayed in memory (vhdxlog.c):
+ * everything past the headers is read through an overlay that reads as the
+ * file would after replay, never writing it; the image is flagged
+ * IA_IMG_PENDING_LOG with a finding (qemu refuses to open such an image
+ * read-only, and replays it when writable).  Data whose bytes the log wrote
+ * has no offset in the file (data without offset); zeroes the log wrote, or
+ * the file's extension, are data+zero without offset.
  *
- * Not supported: log replay; writing; the parent_linkage check of the
- * parent's data write GUID.  LeaveBlocksAllocated does not change the map
+ * The parent locator's parent_linkage (or parent_linkage2) must name the
+ * parent's data write GUID: the chain opener compares them (ident).
+ *
+ * Not supported: writing.  LeaveBlocksAllocated does not change the map
  * (the BAT states say it all).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bytes.h"
 #include "text.h"
 #include "image.h"
+#include "vhdxlog.h"
 
 #define KIB 1024ull
 #define MIB (1024ull * 1024)
@@ -109,6 +117,9 @@ struct vhdx_state {
         uint64_t chunk_ratio; /* payload blocks per sector bitmap block */
         uint64_t disk_size;   /* virtual disk size from the metadata */
         bool diff;
+        /* What the driver reads: the file, or the file as the log replay leaves it. */
+        struct ia_source *src;
+        bool replayed;
         /* Cached BAT slice: entries [slice_first, slice_first + slice_n). */
         uint64_t slice[VHDX_BAT_SLICE];
         uint64_t slice_first, slice_n;
@@ -119,19 +130,6 @@ struct vhdx_state {
         bool bmp_valid;
 };
 
-/* CRC-32C (Castagnoli, reflected), as the specification requires. */
-static uint32_t vhdx_crc32c(const uint8_t *p, size_t len)
-{
-        uint32_t crc = 0xffffffffu;
-
-        for (size_t i = 0; i < len; i++) {
-                crc ^= p[i];
-                for (int k = 0; k < 8; k++)
-                        crc = crc & 1 ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
-        }
-        return ~crc;
-}
-
 /* The checksum of buf with its 4-byte checksum field at 4 taken as zero. */
 static bool vhdx_crc_ok(uint8_t *buf, size_t len)
 {
@@ -139,7 +137,7 @@ static bool vhdx_crc_ok(uint8_t *buf, size_t len)
         bool ok;
 
         memset(buf + 4, 0, 4);
-        ok = vhdx_crc32c(buf, len) == want;
+        ok = ia_vhdx_crc32c(buf, len) == want;
         buf[4] = (uint8_t)want;
         buf[5] = (uint8_t)(want >> 8);
         buf[6] = (uint8_t)(want >> 16);
@@ -166,6 +164,14 @@ static int vhdx_probe(const struct ia_probe *p)
         if (p->head_len >= 8 && memcmp(p->head, "vhdxfile", 8) == 0)
                 return 100;
         return 0;
+}
+
+/* A VHDX identity: the data write GUID g as a child's parent_linkage spells it. */
+static void vhdx_ident(char *out, const uint8_t *g)
+{
+        snprintf(out, IA_IDENT_LEN, "guid {%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x}",
+                 ia_le32(g), ia_le16(g + 4), ia_le16(g + 6), g[8], g[9], g[10], g[11], g[12], g[13],
+                 g[14], g[15]);
 }
 
 /* Is the UTF-16LE key k[0..klen) the ASCII string s? */
@@ -206,6 +212,35 @@ static int vhdx_parse_locator(struct ia_image *img, const uint8_t *loc, uint32_t
         name = malloc(VHDX_MAX_LOCATOR * 2 + 1);
         if (!name)
                 return ia_error_set(err, IA_ERR_NOMEM, "vhdx: out of memory for a parent name");
+        /* parent_linkage (and parent_linkage2): the parent's data write GUID. */
+        for (unsigned i = 0; i < count; i++) {
+                const uint8_t *e = loc + 20 + 12 * i;
+                uint32_t ko = ia_le32(e), vo = ia_le32(e + 4);
+                uint16_t kl = ia_le16(e + 8), vl = ia_le16(e + 10);
+                int which;
+                char v[IA_IDENT_LEN - 5];
+                long n;
+
+                if (!ia_range_in(ko, kl, len) || !ia_range_in(vo, vl, len))
+                        continue; /* reported below */
+                if (vhdx_key_is(loc + ko, kl, "parent_linkage"))
+                        which = 0;
+                else if (vhdx_key_is(loc + ko, kl, "parent_linkage2"))
+                        which = 1;
+                else
+                        continue;
+                n = ia_utf16_to_utf8(loc + vo, vl, false, v, sizeof(v));
+                if (n <= 0)
+                        continue;
+                for (long c = 0; c < n; c++)
+                        if (v[c] >= 'A' && v[c] <= 'Z')
+                                v[c] = (char)(v[c] - 'A' + 'a');
+                snprintf(img->parent_ident[which], IA_IDENT_LEN, "guid %.*s", (int)n, v);
+        }
+        if (!img->parent_ident[0][0] && img->parent_ident[1][0]) {
+                memcpy(img->parent_ident[0], img->parent_ident[1], IA_IDENT_LEN);
+                img->parent_ident[1][0] = '\0';
+        }
         for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
                 for (unsigned i = 0; i < count; i++) {
                         const uint8_t *e = loc + 20 + 12 * i;
@@ -287,7 +322,7 @@ out:
 }
 
 /* Find the BAT and the metadata region in a valid region table. */
-static int vhdx_read_regions(struct ia_image *img, uint64_t *bat_off, uint64_t *bat_len,
+static int vhdx_read_regions(struct ia_source *src, uint64_t *bat_off, uint64_t *bat_len,
                              uint64_t *meta_off, uint64_t *meta_len, struct ia_error *err)
 {
         uint8_t *rt;
@@ -300,9 +335,8 @@ static int vhdx_read_regions(struct ia_image *img, uint64_t *bat_off, uint64_t *
                 return ia_error_set(err, IA_ERR_NOMEM, "vhdx: out of memory for the region table");
         /* Table 1, or table 2 if table 1 is damaged. */
         for (which = 0; which < 2; which++) {
-                if (ia_read(img->file->src, rt, VHDX_REGION_SIZE,
-                            which ? VHDX_REGION2_OFF : VHDX_REGION1_OFF, "vhdx region table",
-                            err) < 0)
+                if (ia_read(src, rt, VHDX_REGION_SIZE, which ? VHDX_REGION2_OFF : VHDX_REGION1_OFF,
+                            "vhdx region table", err) < 0)
                         goto out;
                 if (memcmp(rt, "regi", 4) == 0 && vhdx_crc_ok(rt, VHDX_REGION_SIZE))
                         break;
@@ -369,7 +403,7 @@ out:
 }
 
 /* Read metadata item bytes [off, off+len) of the region at meta_off. */
-static int vhdx_read_item(struct ia_image *img, uint64_t meta_off, uint64_t meta_len, uint32_t off,
+static int vhdx_read_item(struct ia_source *src, uint64_t meta_off, uint64_t meta_len, uint32_t off,
                           uint32_t len, void *buf, const char *what, struct ia_error *err)
 {
         if (off < VHDX_META_TBL_SIZE || !ia_range_in(off, len, meta_len))
@@ -377,7 +411,7 @@ static int vhdx_read_item(struct ia_image *img, uint64_t meta_off, uint64_t meta
                                     "vhdx: metadata item %s at %u (%u bytes) lies outside the "
                                     "metadata region (%llu bytes)",
                                     what, off, len, (unsigned long long)meta_len);
-        return ia_read(img->file->src, buf, len, meta_off + off, what, err);
+        return ia_read(src, buf, len, meta_off + off, what, err);
 }
 
 struct vhdx_meta {
@@ -387,7 +421,7 @@ struct vhdx_meta {
         bool have_loc;
 };
 
-static int vhdx_read_metadata(struct ia_image *img, uint64_t meta_off, uint64_t meta_len,
+static int vhdx_read_metadata(struct ia_source *src, uint64_t meta_off, uint64_t meta_len,
                               struct vhdx_meta *m, struct ia_error *err)
 {
         uint8_t *tbl, b[8];
@@ -398,8 +432,7 @@ static int vhdx_read_metadata(struct ia_image *img, uint64_t meta_off, uint64_t 
         if (!tbl)
                 return ia_error_set(err, IA_ERR_NOMEM,
                                     "vhdx: out of memory for the metadata table");
-        if (ia_read(img->file->src, tbl, VHDX_META_TBL_SIZE, meta_off, "vhdx metadata table", err) <
-            0)
+        if (ia_read(src, tbl, VHDX_META_TBL_SIZE, meta_off, "vhdx metadata table", err) < 0)
                 goto out;
         if (memcmp(tbl, "metadata", 8) != 0) {
                 ia_error_set(err, IA_ERR_CORRUPT,
@@ -469,7 +502,7 @@ static int vhdx_read_metadata(struct ia_image *img, uint64_t meta_off, uint64_t 
                 }
                 if (bit == 32)
                         continue;
-                if (vhdx_read_item(img, meta_off, meta_len, off, need, b, what, err) < 0)
+                if (vhdx_read_item(src, meta_off, meta_len, off, need, b, what, err) < 0)
                         goto out;
                 if (bit == 1) {
                         m->block_size = ia_le32(b);
@@ -497,9 +530,9 @@ out:
 }
 
 /* Check every BAT entry the disk uses: known states, blocks inside the file. */
-static int vhdx_scan_bat(struct ia_image *img, struct vhdx_state *s, struct ia_error *err)
+static int vhdx_scan_bat(struct vhdx_state *s, struct ia_error *err)
 {
-        uint64_t flen = img->file->len;
+        uint64_t flen = ia_round_up(s->src->size, 512);
         bool partial = false; /* the current chunk has a partially present block */
         uint8_t *buf;
         int ret = -1;
@@ -510,8 +543,8 @@ static int vhdx_scan_bat(struct ia_image *img, struct vhdx_state *s, struct ia_e
         for (uint64_t i = 0; i < s->bat_entries; i += VHDX_SCAN_CHUNK) {
                 uint64_t n = ia_min_u64(VHDX_SCAN_CHUNK, s->bat_entries - i);
 
-                if (ia_read(img->file->src, buf, n * 8, s->bat_off + i * 8,
-                            "vhdx block allocation table", err) < 0)
+                if (ia_read(s->src, buf, n * 8, s->bat_off + i * 8, "vhdx block allocation table",
+                            err) < 0)
                         goto out;
                 for (uint64_t j = 0; j < n; j++) {
                         uint64_t idx = i + j, e = ia_le64(buf + 8 * j);
@@ -577,24 +610,17 @@ out:
         return ret;
 }
 
-static int vhdx_open(struct ia_image *img, struct ia_error *err)
+/* The open after the log replay: everything is read from src (the file, or the overlay). */
+static int vhdx_open_replayed(struct ia_image *img, struct ia_source *src, const uint8_t *hdr,
+                              const struct ia_vhdx_log_info *log, struct ia_error *err)
 {
-        struct ia_source *src = img->file->src;
         uint64_t bat_off = 0, bat_len = 0, meta_off = 0, meta_len = 0, blocks, chunks, end;
         struct vhdx_meta m = {0};
         struct vhdx_state *s;
-        uint8_t hdr[VHDX_HEADER_SIZE];
 
-        if (ia_read(src, hdr, 8, 0, "vhdx file type identifier", err) < 0)
+        if (vhdx_read_regions(src, &bat_off, &bat_len, &meta_off, &meta_len, err) < 0)
                 return -1;
-        if (memcmp(hdr, "vhdxfile", 8) != 0)
-                return ia_error_set(err, IA_ERR_CORRUPT,
-                                    "vhdx: no 'vhdxfile' signature at offset 0");
-        if (vhdx_read_headers(img, hdr, err) < 0)
-                return -1;
-        if (vhdx_read_regions(img, &bat_off, &bat_len, &meta_off, &meta_len, err) < 0)
-                return -1;
-        if (vhdx_read_metadata(img, meta_off, meta_len, &m, err) < 0)
+        if (vhdx_read_metadata(src, meta_off, meta_len, &m, err) < 0)
                 return -1;
         if (m.block_size < MIB || m.block_size > 256 * MIB || (m.block_size & (m.block_size - 1)))
                 return ia_error_set(err, IA_ERR_CORRUPT,
@@ -625,6 +651,8 @@ static int vhdx_open(struct ia_image *img, struct ia_error *err)
         s->diff = (m.flags & 2) != 0;
         s->chunk_ratio = ((uint64_t)1 << 23) * m.lss / m.block_size;
         s->bat_off = bat_off;
+        s->src = ia_source_ref(src);
+        s->replayed = log->replayed;
         blocks = (m.size + m.block_size - 1) / m.block_size;
         chunks = (blocks + s->chunk_ratio - 1) / s->chunk_ratio;
         s->bat_entries =
@@ -644,7 +672,7 @@ static int vhdx_open(struct ia_image *img, struct ia_error *err)
                 goto fail;
         }
         img->priv = s;
-        if (vhdx_scan_bat(img, s, err) < 0)
+        if (vhdx_scan_bat(s, err) < 0)
                 goto fail;
         if (s->diff) {
                 uint8_t *loc;
@@ -662,7 +690,7 @@ static int vhdx_open(struct ia_image *img, struct ia_error *err)
                                      "vhdx: out of memory for the parent locator");
                         goto fail;
                 }
-                r = vhdx_read_item(img, meta_off, meta_len, m.loc_off, m.loc_len, loc,
+                r = vhdx_read_item(src, meta_off, meta_len, m.loc_off, m.loc_len, loc,
                                    "parent locator", err);
                 if (r == 0)
                         r = vhdx_parse_locator(img, loc, m.loc_len, err);
@@ -675,20 +703,60 @@ static int vhdx_open(struct ia_image *img, struct ia_error *err)
         }
         img->size = m.size / 512 * 512;
         img->cluster_size = m.block_size;
+        vhdx_ident(img->ident, hdr + 32);
         if (!vhdx_zero(hdr + 48, 16)) {
                 img->flags |= IA_IMG_PENDING_LOG | IA_IMG_DIRTY;
-                ia_image_finding(img, "vhdx-pending-log",
-                                 "the log (GUID set in the current header, %u bytes at %llu) was "
-                                 "not replayed: the map shows the image as it lies on disk",
-                                 ia_le32(hdr + 68), (unsigned long long)ia_le64(hdr + 72));
+                if (log->replayed)
+                        ia_image_finding(
+                            img, "vhdx-pending-log",
+                            "the log (%llu bytes at %llu) holds %u unreplayed entries (sequence "
+                            "%llu..%llu: %llu data sectors, %llu zero ranges): replayed in memory, "
+                            "the map shows the image as it reads after replay; the file is "
+                            "unchanged",
+                            (unsigned long long)log->log_len, (unsigned long long)log->log_off,
+                            log->entries, (unsigned long long)log->first_seq,
+                            (unsigned long long)log->last_seq,
+                            (unsigned long long)log->data_sectors,
+                            (unsigned long long)log->zero_ranges);
+                else
+                        ia_image_finding(img, "vhdx-pending-log",
+                                         "the log GUID is set in the current header but the log "
+                                         "(%llu bytes at %llu) holds no active sequence: nothing "
+                                         "to replay",
+                                         (unsigned long long)log->log_len,
+                                         (unsigned long long)log->log_off);
         }
         return 0;
 fail:
         free(img->backing);
         img->backing = NULL;
         img->priv = NULL;
+        ia_source_unref(s->src);
         free(s);
         return -1;
+}
+
+static int vhdx_open(struct ia_image *img, struct ia_error *err)
+{
+        struct ia_vhdx_log_info log = {0};
+        struct ia_source *src;
+        uint8_t hdr[VHDX_HEADER_SIZE];
+        int ret;
+
+        if (ia_read(img->file->src, hdr, 8, 0, "vhdx file type identifier", err) < 0)
+                return -1;
+        if (memcmp(hdr, "vhdxfile", 8) != 0)
+                return ia_error_set(err, IA_ERR_CORRUPT,
+                                    "vhdx: no 'vhdxfile' signature at offset 0");
+        if (vhdx_read_headers(img, hdr, err) < 0)
+                return -1;
+        if (vhdx_zero(hdr + 48, 16))
+                src = ia_source_ref(img->file->src);
+        else if (ia_vhdx_log_replay(img->file->src, hdr, &src, &log, err) < 0)
+                return -1;
+        ret = vhdx_open_replayed(img, src, hdr, &log, err);
+        ia_source_unref(src);
+        return ret;
 }
 
 /* BAT entry idx, through the slice cache. */
@@ -701,7 +769,7 @@ static int vhdx_bat(struct ia_image *img, uint64_t idx, uint64_t *val, struct ia
                 uint64_t first = idx - idx % VHDX_BAT_SLICE;
                 uint64_t n = ia_min_u64(VHDX_BAT_SLICE, s->bat_entries - first);
 
-                if (ia_read(img->file->src, buf, n * 8, s->bat_off + first * 8,
+                if (ia_read(s->src, buf, n * 8, s->bat_off + first * 8,
                             "vhdx block allocation table", err) < 0)
                         return -1;
                 for (uint64_t i = 0; i < n; i++)
@@ -732,14 +800,42 @@ static int vhdx_bit(struct ia_image *img, uint64_t host, uint64_t sec, bool *bit
         if (!s->bmp_valid || byte < s->bmp_host || byte - s->bmp_host >= VHDX_BITMAP_SLICE) {
                 uint64_t at = byte - (byte - host) % VHDX_BITMAP_SLICE;
 
-                if (ia_read(img->file->src, s->bmp, VHDX_BITMAP_SLICE, at, "vhdx sector bitmap",
-                            err) < 0)
+                if (ia_read(s->src, s->bmp, VHDX_BITMAP_SLICE, at, "vhdx sector bitmap", err) < 0)
                         return -1;
                 s->bmp_host = at;
                 s->bmp_valid = true;
         }
         *bit = (s->bmp[byte - s->bmp_host] >> (sec % 8)) & 1;
         return 0;
+}
+
+/*
+ * Data at st->host_off after a replay: the file's own bytes keep their
+ * offset; a sector the log wrote has no offset in the file that holds the
+ * guest's bytes (they lie in the log, split around a header), so it is data
+ * without offset; zeroes the log wrote (or the file's extension) are data
+ * that reads as zero, without offset either.
+ */
+static void vhdx_replayed_status(struct vhdx_state *s, struct ia_bstatus *st)
+{
+        uint64_t run;
+
+        switch (ia_vhdx_log_kind(s->src, st->host_off, &run)) {
+        case IA_VHDX_FILE:
+                break;
+        case IA_VHDX_LOGDATA:
+                st->flags = IA_BS_DATA;
+                break;
+        case IA_VHDX_ZERO:
+                st->flags = IA_BS_DATA | IA_BS_ZERO;
+                break;
+        }
+        if (run < st->len)
+                st->len = run;
+        if (!(st->flags & IA_BS_OFFSET)) {
+                st->host_off = 0;
+                st->file = NULL;
+        }
 }
 
 static int vhdx_block_status(struct ia_image *img, uint64_t off, uint64_t len,
@@ -784,6 +880,8 @@ static int vhdx_block_status(struct ia_image *img, uint64_t off, uint64_t len,
                         if (!first)
                                 st->flags = 0;
                 }
+                if (s->replayed && (st->flags & IA_BS_DATA))
+                        vhdx_replayed_status(s, st);
                 return 0;
         }
         /* A run of blocks without data that answer alike. */
@@ -808,6 +906,10 @@ static int vhdx_block_status(struct ia_image *img, uint64_t off, uint64_t len,
 
 static void vhdx_close(struct ia_image *img)
 {
+        struct vhdx_state *s = img->priv;
+
+        if (s)
+                ia_source_unref(s->src);
         free(img->priv);
         img->priv = NULL;
 }

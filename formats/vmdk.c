@@ -49,6 +49,7 @@
 #endif
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -763,6 +764,12 @@ static int read_parent_and_cid(struct ia_image *img, uint64_t desc_off, struct i
                              img->file->name, !p || !scan_hex_ok(p + 4) ? "CID" : "parentCID");
                 goto out;
         }
+        /* Read as qemu reads them (the first "CID" may be parentCID's); a
+         * parentCID of ffffffff names no parent. */
+        snprintf(img->ident, IA_IDENT_LEN, "cid %08lx", strtoul(p + 4, NULL, 16) & 0xffffffffu);
+        if (img->backing && (strtoul(q + 10, NULL, 16) & 0xffffffffu) != 0xffffffffu)
+                snprintf(img->parent_ident[0], IA_IDENT_LEN, "cid %08lx",
+                         strtoul(q + 10, NULL, 16) & 0xffffffffu);
         r = 0;
 out:
         free(d);

@@ -28,10 +28,13 @@
  * parent from the parent locators and is mapped truly: unallocated blocks
  * and sectors whose bitmap bit is clear defer to the parent; qemu 7.2 and
  * 10.2 ignore the parent and map it like a dynamic disk, which is wrong.
+ * The child's Parent Unique ID must be the parent's footer Unique Id (ident,
+ * compared by the chain opener); the Parent Time Stamp is only shown.
  *
  * Not supported: the "force_size_calc" open option; Mac alias locators
  * ("Mac "); writing.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,6 +229,16 @@ static uint64_t vpc_sectors(const struct ia_image *img, const uint8_t *f)
         return chs;
 }
 
+/* A VHD identity: the 16-byte unique id u, with its timestamp as a note. */
+static void vpc_ident(char *out, const uint8_t *u, uint32_t ts)
+{
+        snprintf(out, IA_IDENT_LEN,
+                 "uuid %02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x "
+                 "(timestamp %u)",
+                 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+                 u[13], u[14], u[15], ts);
+}
+
 /* The dynamic header and the BAT, checked as qemu checks them. */
 static int vpc_open_dynamic(struct ia_image *img, struct vpc_state *s, const uint8_t *f,
                             struct ia_error *err)
@@ -305,7 +318,12 @@ static int vpc_open_dynamic(struct ia_image *img, struct vpc_state *s, const uin
         }
         free(buf);
         if (s->diff) {
+                static const uint8_t none[16];
+
                 img->cow = true;
+                /* Parent Unique ID and Parent Time Stamp; an all-zero id names nothing. */
+                if (memcmp(dh + 40, none, 16) != 0)
+                        vpc_ident(img->parent_ident[0], dh + 40, ia_be32(dh + 56));
                 return vpc_read_parent(img, dh, err);
         }
         return 0;
@@ -358,6 +376,7 @@ static int vpc_open(struct ia_image *img, struct ia_error *err)
                 goto fail;
         }
         img->size = sectors * 512;
+        vpc_ident(img->ident, f + 68, ia_be32(f + 24));
         /* As qemu: the type field alone decides fixed versus dynamic. */
         type = ia_be32(f + 60);
         s->fixed = type == VPC_TYPE_FIXED;

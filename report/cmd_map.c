@@ -141,6 +141,9 @@ static int parse_offset(const char *what, const char *arg, uint64_t *v)
 static void print_finding(void *opaque, const struct ia_image *img, const char *code,
                           const char *msg)
 {
+        /* Names in the message are bytes of the store: ia_diag() escapes the message as
+         * the report escapes names, so a newline cannot forge a line and no escape
+         * sequence reaches the terminal. */
         (void)opaque;
         ia_diag("imgaudit map", "warning: '%s': %s [%s]", img->file->name, msg, code);
 }

@@ -101,11 +101,13 @@ struct reg_file {
         bool walked;
         /* what the file turned out to be ("image", "archive", ...); NULL: not decided yet */
         const char *kind;
-        const char *prev_kind;   /* its kind in the previous scan, when unchanged */
-        bool skipped_archive;    /* looks like an archive, not opened (--no-archives) */
-        bool bare_extent;        /* a VMDK sparse extent without a descriptor */
-        atomic_bool raw_backing; /* an image uses it as a raw backing file */
-        atomic_bool data_file;   /* an image keeps its data (or an extent) in it */
+        const char *prev_kind;             /* its kind in the previous scan, when unchanged */
+        bool skipped_archive;              /* looks like an archive, not opened (--no-archives) */
+        bool bare_extent;                  /* a VMDK sparse extent without a descriptor */
+        atomic_bool raw_backing;           /* an image uses it as a backing file of a format given,
+                                              not probed (raw, a fixed VHD parent: vpc) */
+        _Atomic(const char *) backing_drv; /* that format's driver name (static) */
+        atomic_bool data_file;             /* an image keeps its data (or an extent) in it */
 };
 
 enum job_action { JOB_READ, JOB_REUSE_IMAGE, JOB_REUSE_PLAIN, JOB_REUSE_ARCHIVE };
@@ -380,6 +382,7 @@ static struct reg_file *reg_new(int64_t id, const char *path)
                 return NULL;
         }
         atomic_init(&r->raw_backing, false);
+        atomic_init(&r->backing_drv, "raw");
         atomic_init(&r->data_file, false);
         return r;
 }
@@ -462,6 +465,7 @@ struct member_info {
         int64_t file_id;
         char *path; /* ARCHIVE!MEMBER */
         bool raw_backing, data_file, is_image, bare_extent;
+        const char *backing_drv; /* with raw_backing: the format it is opened as */
 };
 
 struct arch_ctx {
@@ -558,7 +562,9 @@ static void on_link(void *opaque, const struct ia_image *from, const char *name,
         if (target) {
                 l->target_file_id = file_ref(j, target, &tpath);
                 l->target_path = xstrdup(tpath);
-                l->status = strdup("ok");
+                /* Followed, but perhaps not the parent it should be (parent-mismatch). */
+                l->status = strdup(status && status->reason ? status->reason : "ok");
+                l->error = xstrdup(status ? status->msg : NULL);
         } else {
                 if (name && name[0] && !ia_name_is_protocol(name) &&
                     strncmp(name, "json:", 5) != 0) {
@@ -1091,19 +1097,25 @@ static void scan_image(struct scan *s, struct ia_source *top_src, const char *pa
         for (struct ia_image *i = top; i; i = i->backing_img) {
                 if (i != top) {
                         depth++;
-                        if (strcmp(i->drv->name, "raw") == 0) {
+                        /* A parent opened by the format its child names (raw, or a fixed
+                         * VHD that no probe recognises) is an image of that format. */
+                        if (strcmp(i->drv->name, "raw") == 0 || !i->fmt_probed) {
                                 if (i->file->src->dev || i->file->src->ino) {
                                         struct reg_file *r = reg_lookup(s, i->file);
 
-                                        if (r)
+                                        if (r) {
+                                                atomic_store(&r->backing_drv, i->drv->name);
                                                 atomic_store(&r->raw_backing, true);
+                                        }
                                 } else if (arch) {
                                         const char *m = ia_scan_resolver_member(&j.sr, i->file);
                                         struct member_info *mi =
                                             m ? ia_hmap_get(&arch->members, m, strlen(m)) : NULL;
 
-                                        if (mi)
+                                        if (mi) {
+                                                mi->backing_drv = i->drv->name;
                                                 mi->raw_backing = true;
+                                        }
                                 }
                         }
                 }
@@ -1310,7 +1322,9 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                 if (!todo[i] || !mi)
                         continue;
                 if (mi->raw_backing) {
-                        scan_image(s, m->src, mi->path, mi->file_id, "raw", "raw", ac, "reference");
+                        const char *f = mi->backing_drv ? mi->backing_drv : "raw";
+
+                        scan_image(s, m->src, mi->path, mi->file_id, f, f, ac, "reference");
                 } else if (mi->data_file) {
                         put(s, scan_file_rec(mi->file_id, "data-file", false));
                 } else if (mi->bare_extent) {
@@ -1569,9 +1583,10 @@ static void settle_plain_files(struct scan *s)
                                 s->files_read++;
                         }
                         if (src) {
+                                const char *f = atomic_load(&r->backing_drv);
+
                                 r->kind = "image";
-                                scan_image(s, src, jb->wf.path, r->id, "raw", "raw", NULL,
-                                           "reference");
+                                scan_image(s, src, jb->wf.path, r->id, f, f, NULL, "reference");
                                 ia_source_unref(src);
                         }
                 } else if (atomic_load(&r->data_file)) {
@@ -1799,8 +1814,12 @@ static int mark_reused_refs(struct scan *s, sqlite3 *db, const struct ia_hmap *w
                                 continue;
                         if (strcmp((const char *)kind, "backing") != 0)
                                 atomic_store(&t->reg->data_file, true);
-                        else if (format && strcmp((const char *)format, "raw") == 0)
+                        else if (format && (strcmp((const char *)format, "raw") == 0 ||
+                                            strcmp((const char *)format, "vpc") == 0)) {
+                                atomic_store(&t->reg->backing_drv,
+                                             ia_driver_find((const char *)format)->name);
                                 atomic_store(&t->reg->raw_backing, true);
+                        }
                 }
         }
         sqlite3_finalize(st);

@@ -216,6 +216,65 @@ got=$(sqlite3 dmg.sqlite "SELECT status IN ('corrupt', 'truncated'), error IS NO
 [ "$got" = "1|1" ] && ok || bad "damaged image status: $got"
 [ "$(sqlite3 dmg.sqlite "SELECT exit_status, problems FROM scans")" = "1|1" ] && ok || bad "scan row of a scan with problems"
 
+# A fixed VHD (which no probe recognises: qemu does not either) reached as
+# the parent of a differencing VHD is an image of format vpc, not a
+# not-an-image entry; and a parent whose unique id is not the one the child
+# records gives the link the status parent-mismatch (the chain still mapped).
+mkdir -p vhd
+qi create -f vpc -o subformat=fixed,force_size=on vhd/base.vhd 4M
+io vhd/base.vhd 'write -P 5 0 1M'
+qi create -f vpc -o force_size=on vhd/child.vhd 4M
+python3 - vhd/base.vhd vhd/child.vhd <<'PY'
+import struct, sys
+# Make the dynamic child differencing: footer type 4, the parent's unique id
+# and name (UTF-16BE) in the dynamic header; no block allocated.
+P = open(sys.argv[1], 'rb').read()
+d = bytearray(open(sys.argv[2], 'rb').read())
+def fix(b, at):
+    b[at:at + 4] = b'\0\0\0\0'
+    b[at:at + 4] = struct.pack('>I', (~sum(b)) & 0xffffffff)
+f = d[:512]
+f[60:64] = struct.pack('>I', 4)
+fix(f, 64)
+d[:512] = f
+d[-512:] = f
+dh = d[512:1536]
+dh[40:56] = P[-512:][68:84]
+name = 'base.vhd'.encode('utf-16-be')
+dh[64:64 + len(name)] = name
+fix(dh, 36)
+d[512:1536] = dh
+open(sys.argv[2], 'wb').write(d)
+PY
+qv() { # like q, on vhd.sqlite
+	local got
+	got=$(sqlite3 vhd.sqlite "$1" 2>&1)
+	if [ "$got" == "$2" ]; then ok; else bad "$1"; echo "    expected: $2"; echo "    got:      $got"; fi
+}
+"$IMGAUDIT" scan --db vhd.sqlite --quiet vhd
+qv "SELECT path, format, status FROM v_images ORDER BY path" "vhd/base.vhd|vpc|ok
+vhd/child.vhd|vpc|ok"
+qv "SELECT count(*) FROM v_entries WHERE path = 'vhd/base.vhd'" "0"
+qv "SELECT backing, target_path, status FROM v_links" "base.vhd|vhd/base.vhd|ok"
+qv "SELECT min(depth), max(depth), count(DISTINCT file) FROM v_map WHERE path = 'vhd/child.vhd'" "1|1|1"
+"$IMGAUDIT" report --db vhd.sqlite --section=chains >chains.txt 2>&1
+grep -q 'outside the scan' chains.txt && bad "a fixed VHD parent is reported outside the scan" || ok
+python3 - vhd/base.vhd <<'PY'
+import struct, sys
+d = bytearray(open(sys.argv[1], 'rb').read())
+f = d[-512:]
+f[68:84] = bytes(range(16))
+f[64:68] = b'\0\0\0\0'
+f[64:68] = struct.pack('>I', (~sum(f)) & 0xffffffff)
+d[-512:] = f
+open(sys.argv[1], 'wb').write(d)
+PY
+"$IMGAUDIT" scan --db vhd.sqlite --quiet vhd
+qv "SELECT status, error LIKE '%records uuid%the parent has uuid 00010203-0405-0607-0809-0a0b0c0d0e0f%' FROM links WHERE scan_id = (SELECT id FROM v_latest_scan)" "parent-mismatch|1"
+qv "SELECT path, status FROM v_images ORDER BY path" "vhd/base.vhd|ok
+vhd/child.vhd|ok"
+qv "SELECT code FROM v_findings WHERE path = 'vhd/child.vhd'" "parent-mismatch"
+
 # the default number of workers is the CPUs the process may run on (taskset,
 # cpusets), not every CPU online: one thread is the writer, the rest workers
 # (LeakSanitizer cannot run under ptrace: the sanitizer build checks leaks elsewhere)

@@ -2,7 +2,8 @@
  * vhdx driver on images built in memory: header choice by sequence number
  * and CRC-32C, the region table fallback, metadata items, BAT states
  * (dynamic and differencing with a sector bitmap), the parent locator, a
- * pending log, malformed structures (each must fail with a sensible
+ * pending log replayed in memory (data and zero descriptors, the active
+ * sequence, damaged entries, limits), malformed structures (each must fail with a sensible
  * category), and read failures injected at every read.
  */
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 
 #include "chain.h"
 #include "drivers.h"
+#include "vhdxlog.h"
 
 #define KIB 1024u
 #define MIB (1024u * 1024u)
@@ -282,6 +284,10 @@ static void test_differencing(void **state)
         assert_true(img->cow);
         assert_string_equal(img->backing, "sub/p.vhdx");
         assert_string_equal(img->backing_fmt, "vhdx");
+        /* parent_linkage, compared by the chain opener with the parent's data write GUID */
+        assert_string_equal(img->parent_ident[0], "guid {x}");
+        assert_string_equal(img->parent_ident[1], "");
+        assert_string_equal(img->ident, "guid {00000000-0000-0000-0000-000000000000}");
         imgtest_expect_status(img, 0, MIB, DATA, 3 * MIB);
         imgtest_expect_status(img, MIB, 8 * 512, DATA, 5 * MIB);
         imgtest_expect_status(img, MIB + 100, 8 * 512 - 100, DATA, 5 * MIB + 100);
@@ -493,13 +499,273 @@ static void test_faults(void **state)
         free(b);
 }
 
+/*
+ * Log replay.  The image gets 2 more MiB: the log (1 MiB) at 7 MiB, and
+ * block 1's payload at 5 MiB (which only the log's BAT update allocates).
+ */
+#define LOG_IMG_LEN (8 * MIB)
+#define LOG_AT      (7 * MIB)
+
+struct tdesc {
+        bool zero;
+        uint64_t off, zlen; /* file offset; zero: length */
+        uint8_t fill;       /* data: every byte of the sector, or 0: the BAT sector */
+};
+
+/* A 4 KiB sector the log writes: the BAT's first sector with block 1 at 5 MiB
+ * and block 2 at 8 MiB (past the file's end), or a filled sector. */
+static void sector_content(const uint8_t *img, const struct tdesc *d, uint8_t *out)
+{
+        if (d->fill) {
+                memset(out, d->fill, 4096);
+                return;
+        }
+        memcpy(out, img + BAT, 4096);
+        put_le64(out + 8, 5ull << 20 | 6);
+        put_le64(out + 16, 8ull << 20 | 6);
+}
+
+/* Write a log entry at log offset at; its length in bytes. */
+static uint32_t log_entry(uint8_t *b, uint32_t at, uint64_t seq, uint32_t tail, uint64_t last,
+                          const struct tdesc *d, uint32_t n)
+{
+        uint8_t *e = b + LOG_AT + at, sector[4096];
+        uint32_t ds = (n * 32 + 64 + 4095) / 4096, ndata = 0, len;
+
+        for (uint32_t i = 0; i < n; i++)
+                ndata += !d[i].zero;
+        len = (ds + ndata) * 4096;
+        memset(e, 0, len);
+        memcpy(e, "loge", 4);
+        put_le32(e + 8, len);
+        put_le32(e + 12, tail);
+        put_le64(e + 16, seq);
+        put_le32(e + 24, n);
+        memset(e + 32, 0x11, 16);
+        put_le64(e + 48, 4 * MIB);
+        put_le64(e + 56, last);
+        ndata = 0;
+        for (uint32_t i = 0; i < n; i++) {
+                uint8_t *p = e + 64 + 32 * i, *s;
+
+                put_le64(p + 16, d[i].off);
+                put_le64(p + 24, seq);
+                if (d[i].zero) {
+                        memcpy(p, "zero", 4);
+                        put_le64(p + 8, d[i].zlen);
+                        continue;
+                }
+                memcpy(p, "desc", 4);
+                sector_content(b, &d[i], sector);
+                memcpy(p + 4, sector + 4092, 4);
+                memcpy(p + 8, sector, 8);
+                s = e + (ds + ndata++) * 4096;
+                memcpy(s, "data", 4);
+                put_le32(s + 4, (uint32_t)(seq >> 32));
+                memcpy(s + 8, sector + 8, 4084);
+                put_le32(s + 4092, (uint32_t)seq);
+        }
+        fix_crc(e, len);
+        return len;
+}
+
+/* A dynamic image whose newer header names the log at 7 MiB, with two
+ * entries: the BAT update and block 1's first sector (0xab), a zero range in
+ * block 0, a sector past the file's end; then block 1's first sector again
+ * (0xcd). */
+static uint8_t *log_image_build(uint32_t *second)
+{
+        static const struct tdesc e1[] = {
+            {false, BAT, 0, 0},
+            {false, 5 * MIB, 0, 0xab},
+            {true, 3 * MIB + 64 * KIB, 8 * KIB, 0},
+            {false, 8 * MIB + 4 * KIB, 0, 0xee},
+        };
+        static const struct tdesc e2[] = {{false, 5 * MIB, 0, 0xcd}};
+        uint8_t *b = calloc(1, LOG_IMG_LEN), *img = image_build(false);
+        uint32_t len;
+
+        assert_non_null(b);
+        memcpy(b, img, IMG_LEN);
+        free(img);
+        memset(b + 3 * MIB, 0x33, MIB);
+        memset(b + 5 * MIB, 0x55, MIB);
+        header_build(b, 64 * KIB, 3, true);
+        put_le64(b + 64 * KIB + 72, LOG_AT);
+        fix_crc(b + 64 * KIB, 4 * KIB);
+        len = log_entry(b, 0, 10, 0, 9 * MIB - 100, e1, 4);
+        *second = len;
+        log_entry(b, len, 11, 0, 8 * MIB, e2, 1);
+        return b;
+}
+
+static void expect_bytes(struct ia_source *src, uint64_t off, uint8_t v, size_t n)
+{
+        uint8_t buf[8192];
+        struct ia_error err;
+
+        assert_true(n <= sizeof(buf));
+        if (ia_read(src, buf, n, off, "test", &err) < 0)
+                fail_msg("read at %llu: %s", (unsigned long long)off, err.msg);
+        for (size_t i = 0; i < n; i++)
+                if (buf[i] != v)
+                        fail_msg("byte %llu is 0x%02x, expected 0x%02x",
+                                 (unsigned long long)(off + i), buf[i], v);
+}
+
+static void test_log_replay(void **state)
+{
+        uint32_t second;
+        uint8_t *b = log_image_build(&second);
+        uint8_t orig[4096];
+        struct ia_image *img;
+        struct ia_source *mem, *ov;
+        struct ia_vhdx_log_info info;
+        struct ia_error err;
+        uint64_t run;
+
+        (void)state;
+        memcpy(orig, b + BAT, sizeof(orig));
+        /* The overlay itself: bytes and kinds. */
+        mem = ia_source_memory(b, LOG_IMG_LEN, false, &err);
+        assert_non_null(mem);
+        assert_int_equal(ia_vhdx_log_replay(mem, b + 64 * KIB, &ov, &info, &err), 0);
+        assert_true(info.replayed);
+        assert_int_equal(info.entries, 2);
+        assert_int_equal(info.first_seq, 10);
+        assert_int_equal(info.last_seq, 11);
+        assert_int_equal(info.data_sectors, 4);
+        assert_int_equal(info.zero_ranges, 1);
+        assert_int_equal(ov->size, 9 * MIB);
+        expect_bytes(ov, 5 * MIB, 0xcd, 4096);
+        expect_bytes(ov, 5 * MIB + 4096, 0x55, 4096);
+        expect_bytes(ov, 3 * MIB + 60 * KIB, 0x33, 4096);
+        expect_bytes(ov, 3 * MIB + 64 * KIB, 0, 8192);
+        expect_bytes(ov, 3 * MIB + 72 * KIB, 0x33, 4096);
+        expect_bytes(ov, 8 * MIB, 0, 4096);
+        expect_bytes(ov, 8 * MIB + 4096, 0xee, 4096);
+        expect_bytes(ov, 9 * MIB - 4096, 0, 4096);
+        assert_int_equal(ia_vhdx_log_kind(ov, 0, &run), IA_VHDX_FILE);
+        assert_int_equal(run, BAT);
+        assert_int_equal(ia_vhdx_log_kind(ov, BAT + 100, &run), IA_VHDX_LOGDATA);
+        assert_int_equal(run, 4096 - 100);
+        assert_int_equal(ia_vhdx_log_kind(ov, 3 * MIB + 64 * KIB, &run), IA_VHDX_ZERO);
+        assert_int_equal(run, 8 * KIB);
+        assert_int_equal(ia_vhdx_log_kind(ov, 8 * MIB, &run), IA_VHDX_ZERO);
+        assert_int_equal(run, 4096);
+        assert_int_equal(ia_vhdx_log_kind(ov, 8 * MIB + 8192, &run), IA_VHDX_ZERO);
+        assert_int_equal(run, MIB - 8192);
+        ia_source_unref(ov);
+        ia_source_unref(mem);
+        /* The file itself is never written. */
+        assert_memory_equal(orig, b + BAT, sizeof(orig));
+
+        /* The driver maps the replayed view. */
+        img = open_ok(b, LOG_IMG_LEN);
+        assert_true(img->flags & IA_IMG_PENDING_LOG);
+        imgtest_expect_status(img, 0, 64 * KIB, DATA, 3 * MIB);
+        imgtest_expect_status(img, 64 * KIB, 8 * KIB, IA_BS_DATA | IA_BS_ZERO, 0);
+        imgtest_expect_status(img, 72 * KIB, MIB - 72 * KIB, DATA, 3 * MIB + 72 * KIB);
+        imgtest_expect_status(img, MIB, 4096, IA_BS_DATA, 0);
+        imgtest_expect_status(img, MIB + 4096, MIB - 4096, DATA, 5 * MIB + 4096);
+        imgtest_expect_status(img, 2 * MIB, 4096, IA_BS_DATA | IA_BS_ZERO, 0);
+        imgtest_expect_status(img, 2 * MIB + 4096, 4096, IA_BS_DATA, 0);
+        imgtest_expect_status(img, 2 * MIB + 8192, MIB - 8192, IA_BS_DATA | IA_BS_ZERO, 0);
+        imgtest_expect_status(img, 3 * MIB, MIB, DATA, 4 * MIB);
+        ia_image_free(img);
+
+        /* The second entry damaged: the sequence is the first entry alone. */
+        b[LOG_AT + second + 4096 + 100] ^= 1;
+        mem = ia_source_memory(b, LOG_IMG_LEN, false, &err);
+        assert_int_equal(ia_vhdx_log_replay(mem, b + 64 * KIB, &ov, &info, &err), 0);
+        assert_int_equal(info.entries, 1);
+        expect_bytes(ov, 5 * MIB, 0xab, 4096);
+        ia_source_unref(ov);
+        ia_source_unref(mem);
+        b[LOG_AT + second + 4096 + 100] ^= 1;
+
+        /* A second entry whose Tail points at itself is a sequence of its
+         * own, with the higher sequence number: the first is not replayed. */
+        put_le32(b + LOG_AT + second + 12, second);
+        fix_crc(b + LOG_AT + second, 2 * 4096);
+        mem = ia_source_memory(b, LOG_IMG_LEN, false, &err);
+        assert_int_equal(ia_vhdx_log_replay(mem, b + 64 * KIB, &ov, &info, &err), 0);
+        assert_int_equal(info.entries, 1);
+        assert_int_equal(info.first_seq, 11);
+        assert_int_equal(ov->size, LOG_IMG_LEN);
+        expect_bytes(ov, 3 * MIB + 64 * KIB, 0x33, 4096);
+        ia_source_unref(ov);
+        ia_source_unref(mem);
+        put_le32(b + LOG_AT + second + 12, 0);
+        fix_crc(b + LOG_AT + second, 2 * 4096);
+
+        /* No valid entry at all: nothing to replay, mapped as it lies. */
+        b[LOG_AT] = 'X';
+        b[LOG_AT + second] = 'X';
+        img = open_ok(b, LOG_IMG_LEN);
+        assert_true(img->flags & IA_IMG_PENDING_LOG);
+        imgtest_expect_status(img, MIB, 2 * MIB, IA_BS_ZERO, 0);
+        ia_image_free(img);
+        free(b);
+}
+
+static void test_log_malformed(void **state)
+{
+        uint32_t second;
+        uint8_t *b;
+
+        (void)state;
+        /* A log over the replay limit. */
+        b = log_image_build(&second);
+        put_le32(b + 64 * KIB + 68, 64 * MIB);
+        fix_crc(b + 64 * KIB, 4 * KIB);
+        imgtest_expect_open_fail(&ctx, b, LOG_IMG_LEN, "vhdx", IA_ERR_LIMIT);
+        free(b);
+        /* A log past the end of the file, or not aligned. */
+        b = log_image_build(&second);
+        put_le64(b + 64 * KIB + 72, 8 * MIB);
+        fix_crc(b + 64 * KIB, 4 * KIB);
+        imgtest_expect_open_fail(&ctx, b, LOG_IMG_LEN, "vhdx", IA_ERR_CORRUPT);
+        put_le64(b + 64 * KIB + 72, LOG_AT + 4096);
+        fix_crc(b + 64 * KIB, 4 * KIB);
+        imgtest_expect_open_fail(&ctx, b, LOG_IMG_LEN, "vhdx", IA_ERR_CORRUPT);
+        free(b);
+        /* An entry that needs a longer file than there is (truncated). */
+        b = log_image_build(&second);
+        put_le64(b + LOG_AT + 48, 100 * MIB);
+        fix_crc(b + LOG_AT, second);
+        imgtest_expect_open_fail(&ctx, b, LOG_IMG_LEN, "vhdx", IA_ERR_CORRUPT);
+        free(b);
+        /* Every sector the start of a log-long entry: the checksums would read
+         * the log hundreds of times over; refused (limit), not a hang. */
+        b = log_image_build(&second);
+        for (uint32_t at = 0; at < MIB; at += 4096) {
+                uint8_t *e = b + LOG_AT + at;
+
+                memset(e, 0, 64);
+                memcpy(e, "loge", 4);
+                put_le32(e + 8, MIB);
+                put_le64(e + 16, 1);
+                memset(e + 32, 0x11, 16);
+        }
+        imgtest_expect_open_fail(&ctx, b, LOG_IMG_LEN, "vhdx", IA_ERR_LIMIT);
+        free(b);
+        /* A write far past any VHDX's end. */
+        b = log_image_build(&second);
+        put_le64(b + LOG_AT + 64 + 96 + 16, 1ull << 50);
+        fix_crc(b + LOG_AT, second);
+        imgtest_expect_open_fail(&ctx, b, LOG_IMG_LEN, "vhdx", IA_ERR_CORRUPT);
+        free(b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_probe),        cmocka_unit_test(test_dynamic),
-            cmocka_unit_test(test_differencing), cmocka_unit_test(test_headers),
-            cmocka_unit_test(test_malformed),    cmocka_unit_test(test_truncated),
-            cmocka_unit_test(test_faults),
+            cmocka_unit_test(test_probe),         cmocka_unit_test(test_dynamic),
+            cmocka_unit_test(test_differencing),  cmocka_unit_test(test_headers),
+            cmocka_unit_test(test_malformed),     cmocka_unit_test(test_truncated),
+            cmocka_unit_test(test_faults),        cmocka_unit_test(test_log_replay),
+            cmocka_unit_test(test_log_malformed),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

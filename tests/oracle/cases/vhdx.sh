@@ -127,8 +127,17 @@ def cmd_meta(d, field, value):
 def cmd_bat(d, idx, state, off_mb):
     set_bat(d, int(idx), int(state), int(off_mb))
 
-def cmd_mkdiff(d, parent_name):
-    """Turn a dynamic image into a differencing one whose parent is parent_name."""
+def data_write_guid(path):
+    """The data write GUID of the current header of the VHDX at path, as Hyper-V spells it."""
+    f = open(path, 'rb').read(192 * 1024)
+    hs = [f[o:o + 4096] for o in (64 * 1024, 128 * 1024)]
+    h = max(hs, key=lambda h: struct.unpack('<Q', h[8:16])[0])
+    d1, d2, d3 = struct.unpack('<IHH', h[32:40])
+    return '{%08X-%04X-%04X-%s-%s}' % (d1, d2, d3, h[40:42].hex().upper(), h[42:48].hex().upper())
+
+def cmd_mkdiff(d, parent_name, linkage=None, linkage2=None):
+    """Turn a dynamic image into a differencing one whose parent is parent_name:
+    parent_linkage names the parent's data write GUID unless given."""
     m, items = meta_items(d)
     bs, flags, size, lss, cr, bat = geometry(d)
     p = items[PARAMS][1]
@@ -138,9 +147,11 @@ def cmd_mkdiff(d, parent_name):
     end = max(struct.unpack('<I', d[e + 16:e + 20])[0] + struct.unpack('<I', d[e + 20:e + 24])[0]
               for e, _ in items.values())
     off = (end + 7) & ~7
-    kv = [('parent_linkage', '{00000000-0000-0000-0000-000000000000}'),
+    kv = [('parent_linkage', linkage or data_write_guid(parent_name)),
           ('absolute_win32_path', 'C:\\images\\' + parent_name),
           ('relative_path', '.\\' + parent_name)]
+    if linkage2:
+        kv.append(('parent_linkage2', linkage2))
     head = LOCTYPE + struct.pack('<HH', 0, len(kv))
     body = b''
     ents = b''
@@ -161,6 +172,14 @@ def cmd_state(d, idx, state):
     b = geometry(d)[5] + 8 * int(idx)
     e = struct.unpack('<Q', d[b:b + 8])[0]
     d[b:b + 8] = struct.pack('<Q', (e & ~7) | int(state))
+
+def cmd_guid(d):
+    """Print the data write GUID of the current header, in lower case."""
+    hs = [bytes(d[o:o + 4096]) for o in (64 * 1024, 128 * 1024)]
+    h = max(hs, key=lambda h: struct.unpack('<Q', h[8:16])[0])
+    d1, d2, d3 = struct.unpack('<IHH', h[32:40])
+    print('{%08x-%04x-%04x-%s-%s}' % (d1, d2, d3, h[40:42].hex(), h[42:48].hex()))
+    return False
 
 def cmd_offsets(d, n):
     """Print the file offsets of the first n payload blocks."""
@@ -324,6 +343,19 @@ EOF
 expect_map json child.expected --qemu-compat=7.2 child.vhdx
 check "differencing: human output names the parent" \
 	bash -c "'$IMGAUDIT' map child.vhdx | grep -q 'parent.vhdx\$'"
+check "differencing: parent_linkage names the parent's data write GUID: no warning" \
+	bash -c "! '$IMGAUDIT' map --output=json child.vhdx 2>&1 >/dev/null | grep -q parent-mismatch"
+# parent_linkage of another disk: still mapped through the parent, with a
+# warning naming both GUIDs; parent_linkage2 naming the parent is accepted.
+G=$(vx guid parent.vhdx)
+qemu-img create -q -f vhdx -o block_size=1M other.vhdx 8M
+qemu-img create -q -f vhdx -o block_size=1M two.vhdx 8M
+vx mkdiff other.vhdx parent.vhdx '{11111111-2222-3333-4444-555555555555}'
+vx mkdiff two.vhdx parent.vhdx '{11111111-2222-3333-4444-555555555555}' "$G"
+check "another parent_linkage: mapped, with a parent-mismatch warning naming both GUIDs" \
+	bash -c "'$IMGAUDIT' map --output=json other.vhdx 2>&1 >/dev/null | grep parent-mismatch | grep -q 'records guid {11111111-2222-3333-4444-555555555555}, the parent has guid $G'"
+check "parent_linkage2 naming the parent: no warning" \
+	bash -c "! '$IMGAUDIT' map --output=json two.vhdx 2>&1 >/dev/null | grep -q parent-mismatch"
 cp child.vhdx orphan.vhdx
 mv parent.vhdx parent.moved
 expect_fail orphan.vhdx
@@ -339,8 +371,17 @@ qemu-io -f vhdx -c 'write -P 5 1M 8k' g.vhdx >/dev/null
 qemu-img convert -O raw g.vhdx g.raw
 vx header g.vhdx log 1
 check "pending log: qemu refuses it" bash -c "! qemu-img map g.vhdx >/dev/null 2>&1"
-check "pending log: we map it as it lies" check_map g.vhdx $((1 << 20)) '1048576+8192' g.raw
+check "pending log without an active sequence: mapped as it lies" check_map g.vhdx $((1 << 20)) '1048576+8192' g.raw
 check "pending log: a warning names the finding" grep -q vhdx-pending-log g.vhdx.err
+# A name holding a newline and an escape is escaped in the warning: one line.
+odd=$(printf 'g\n\033x.vhdx')
+cp g.vhdx "$odd"
+escaped_warning() {
+	local err
+	err=$("$IMGAUDIT" map --output=json "$odd" 2>&1 >/dev/null)
+	[ "$(printf '%s\n' "$err" | wc -l)" = 1 ] && grep -qF "'g\n\x1bx.vhdx'" <<<"$err"
+}
+check "warnings escape the names they print" escaped_warning
 
 scenario headers
 qemu-img create -q -f vhdx -o block_size=1M h.vhdx 4M

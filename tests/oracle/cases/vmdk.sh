@@ -154,6 +154,21 @@ oracle_map descparent.vmdk
 head -c 1M /dev/urandom >P.raw
 sed 's/parentFileNameHint="base.vmdk"/parentFileNameHint="P.raw"\n   /' top.vmdk >rawparent.vmdk
 oracle_map rawparent.vmdk
+# The parent's CID changed (another disk under the same name): qemu reads
+# through it all the same (it checks the CID only before a copy-on-write);
+# so do we, with a parent-mismatch warning naming both CIDs.
+cp base.vmdk base.orig
+python3 -c "
+d = bytearray(open('base.vmdk', 'rb').read())
+i = d.find(b'CID=')
+d[i + 4:i + 12] = b'0badc0de'
+open('base.vmdk', 'wb').write(d)"
+oracle_map top.vmdk
+check "parentCID against the parent's CID: a parent-mismatch warning" \
+	bash -c "'$IMGAUDIT' map --output=json top.vmdk 2>&1 >/dev/null | grep parent-mismatch | grep -q 'the parent has cid 0badc0de'"
+cp base.orig base.vmdk
+check "matching CIDs: no warning" \
+	bash -c "! '$IMGAUDIT' map --output=json top.vmdk 2>&1 >/dev/null | grep -q parent-mismatch"
 rm base.vmdk
 oracle_map top.vmdk
 

@@ -238,6 +238,27 @@ expect_map json child.expected --qemu-compat=7.2 child.vhd
 expect_map json child.expected --qemu-compat=7.2 -f vpc child.vhd
 check "differencing child names its parent" \
 	bash -c "'$IMGAUDIT' map --output=human child.vhd | grep -q 'parent.vhd'"
+check "the parent's unique id matches: no parent-mismatch" \
+	bash -c "! '$IMGAUDIT' map --output=json child.vhd 2>&1 >/dev/null | grep -q parent-mismatch"
+# Another parent under the same name (its unique id differs): still mapped
+# through it (qemu ignores VHD parents altogether), with a warning naming both ids.
+python3 - <<'PY'
+import struct
+d = bytearray(open('parent.vhd', 'rb').read())
+f = d[:512]
+f[68:84] = bytes(range(100, 116))
+f[64:68] = b'\0\0\0\0'
+f[64:68] = struct.pack('>I', (~sum(f)) & 0xffffffff)
+d[:512] = f
+d[-512:] = f
+open('other.vhd', 'wb').write(d)
+PY
+cp parent.vhd parent.orig && cp other.vhd parent.vhd
+check "another parent: the same map on stdout" \
+	bash -c "diff <('$IMGAUDIT' map --output=json --qemu-compat=7.2 child.vhd 2>/dev/null; echo rc=\$?) child.expected"
+check "another parent: a parent-mismatch warning names both unique ids" \
+	bash -c "'$IMGAUDIT' map --output=json child.vhd 2>&1 >/dev/null | grep 'parent-mismatch' | grep -q 'records uuid .*, the parent has uuid 64656667-6869-6a6b-6c6d-6e6f70717273'"
+cp parent.orig parent.vhd
 mv parent.vhd parent.moved
 expect_fail child.vhd
 mv parent.moved parent.vhd
