@@ -490,6 +490,7 @@ int ia_cmd_report(int argc, char **argv)
                 goto out;
         }
         o.prom_per_image = per_image;
+        o.want = f == FMT_JSON ? IA_OUT_JSON : f == FMT_PROM ? IA_OUT_PROM : IA_OUT_TABLES;
         if (f == FMT_PROM && ia_prom_store(&r, &o, &err) < 0) {
                 ia_diag("imgaudit report", "%s", err.msg);
                 goto out_o;

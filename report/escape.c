@@ -146,7 +146,14 @@ char *ia_escape_dup(const char *s, size_t n)
                 ia_rbuf_release(&b);
                 return NULL;
         }
-        return ia_rbuf_detach(&b, NULL);
+        {
+                /* the buffer grew by doubling from 256 bytes: keep only the name (a report
+                 * holds several names per image) */
+                size_t len;
+                char *out = ia_rbuf_detach(&b, &len), *fit = realloc(out, len + 1);
+
+                return fit ? fit : out;
+        }
 }
 
 void ia_escape_path(struct ia_rbuf *b, const char *s, size_t n, size_t plain)
@@ -180,7 +187,14 @@ char *ia_escape_path_dup(const char *s, size_t n, size_t plain)
                 ia_rbuf_release(&b);
                 return NULL;
         }
-        return ia_rbuf_detach(&b, NULL);
+        {
+                /* the buffer grew by doubling from 256 bytes: keep only the name (a report
+                 * holds several names per image) */
+                size_t len;
+                char *out = ia_rbuf_detach(&b, &len), *fit = realloc(out, len + 1);
+
+                return fit ? fit : out;
+        }
 }
 
 bool ia_escape_is_clean(const char *str, size_t n)

@@ -151,6 +151,7 @@ int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r)
         memset(o, 0, sizeof(*o));
         o->tail = &o->tables;
         ia_rbuf_init(&o->prom);
+        o->want = IA_OUT_ALL;
         o->doc = json_object_new_object();
         if (!o->doc)
                 return -1;
@@ -1651,5 +1652,16 @@ int ia_section_run(enum ia_section s, struct ia_rpt *r, struct ia_rpt_out *o, st
         }
         if (o->prom.nomem && ret == 0)
                 ret = NOMEM(err);
+        if (!(o->want & IA_OUT_TABLES)) {
+                ia_table_free(*before);
+                *before = NULL;
+                o->tail = before;
+                o->sec_first[s] = NULL;
+                o->sec_ntables[s] = 0;
+        }
+        if (!(o->want & IA_OUT_JSON))
+                json_object_object_del(o->doc, ia_section_names[s]);
+        if (!(o->want & IA_OUT_PROM))
+                ia_rbuf_release(&o->prom);
         return ret;
 }

@@ -55,7 +55,15 @@ struct ia_rpt_out {
         size_t sec_ntables[IA_SEC_COUNT];
         size_t norphans, nbroken, nfindings;
         bool prom_per_image; /* series per image, directory and base (--prometheus-per-image) */
+        /* what the layout needs (IA_OUT_*): a section drops the rest as soon as it is made, so a
+         * report holds one layout of the store, not three */
+        unsigned want;
 };
+
+#define IA_OUT_TABLES 0x1u /* human, csv, html */
+#define IA_OUT_JSON   0x2u
+#define IA_OUT_PROM   0x4u
+#define IA_OUT_ALL    (IA_OUT_TABLES | IA_OUT_JSON | IA_OUT_PROM)
 
 int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r);
 void ia_rpt_out_release(struct ia_rpt_out *o);
