@@ -233,10 +233,26 @@ static int write_all(int fd, const char *p, size_t n)
 static int write_atomic(const char *path, const char *buf, size_t len)
 {
         size_t n = strlen(path);
-        char *tmp = malloc(n + 16);
+        char *tmp;
         mode_t mask;
+        struct stat st;
         int fd, e;
 
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+                /* a device or a FIFO (-o /dev/stdout, /dev/null): written in place, never
+                 * renamed over */
+                fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        return -1;
+                if (write_all(fd, buf, len) < 0) {
+                        e = errno;
+                        close(fd);
+                        errno = e;
+                        return -1;
+                }
+                return close(fd);
+        }
+        tmp = malloc(n + 16);
         if (!tmp) {
                 errno = ENOMEM;
                 return -1;

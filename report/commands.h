@@ -18,4 +18,7 @@ void ia_print_version(FILE *f);
 int ia_cmd_scan(int argc, char **argv);
 extern const char ia_scan_usage[];
 
+int ia_cmd_prune(int argc, char **argv);
+extern const char ia_prune_usage[];
+
 #endif

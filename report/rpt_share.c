@@ -213,6 +213,8 @@ static int clip_all(struct share *sh, struct lranges *l, struct ivals *a, struct
 {
         size_t i = 0;
 
+        if (l->n == 0)
+                return 0; /* (qsort of NULL, even of nothing, is undefined) */
         qsort(l->v, l->n, sizeof(*l->v), cmp_lrange);
         while (i < l->n) {
                 struct lrange cur = l->v[i++];

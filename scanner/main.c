@@ -26,6 +26,7 @@ static const struct command commands[] = {
      ia_scan_usage},
     {"report", "report capacity, sharing, chains, orphans, findings and growth", ia_cmd_report,
      ia_report_usage},
+    {"prune", "remove old scans and the rows only they use", ia_cmd_prune, ia_prune_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

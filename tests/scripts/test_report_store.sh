@@ -553,5 +553,15 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	eq "a read-only user's query" "$got" "$(sqlite3 ro/db.sqlite "SELECT count(*) FROM v_images")"
 fi
 
+# -o naming a FIFO (or a device: -o /dev/null) writes into it, never renames over it
+mkfifo out.fifo
+cat out.fifo >fifo.txt &
+catpid=$!
+"$IMGAUDIT" report --db db.sqlite --section summary -o out.fifo
+eq "report -o FIFO" "$?" "0"
+wait $catpid
+[ -p out.fifo ] && ok || bad "report -o replaced a FIFO with a file"
+grep -q "SUMMARY" fifo.txt && ok || bad "report -o FIFO: nothing written into it"
+
 echo "test_report_store: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
