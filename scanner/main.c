@@ -25,6 +25,10 @@ static const struct command commands[] = {
      ia_scan_usage},
     {"report", "report capacity, sharing, chains, orphans, findings and growth", ia_cmd_report,
      ia_report_usage},
+    {"push", "copy the complete scans of a store to the fleet's PostgreSQL", ia_cmd_push,
+     ia_push_usage},
+    {"pg-migrate", "create or upgrade the fleet's PostgreSQL schema", ia_cmd_pg_migrate,
+     ia_pg_migrate_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
