@@ -216,6 +216,8 @@ int ia_cmd_report(int argc, char **argv)
         struct ia_rbuf doc;
         int c, ret = 1;
 
+        if (ia_report_wants_pg(argc, argv)) /* --db CONNINFO: the fleet (pg_report.c) */
+                return ia_cmd_report_pg(argc, argv);
         if (!db || !*db)
                 db = "imgaudit.db";
         optind = 1;
