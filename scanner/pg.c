@@ -78,7 +78,7 @@ static void chomp(char *dst, size_t cap, const char *msg)
         size_t n = 0;
 
         for (const char *p = msg ? msg : ""; *p && n + 1 < cap; p++)
-                dst[n++] = *p == '\n' ? ' ' : *p;
+                dst[n++] = *p == '\n' || *p == '\t' ? ' ' : *p;
         while (n > 0 && dst[n - 1] == ' ')
                 n--;
         dst[n] = '\0';
