@@ -96,11 +96,13 @@ static int cmp_i64(const void *a, const void *b)
 
 static bool idset_has(struct idset *s, int64_t id)
 {
+        if (s->n == 0)
+                return false;
         if (!s->sorted) {
                 qsort(s->v, s->n, sizeof(*s->v), cmp_i64);
                 s->sorted = true;
         }
-        return s->n && bsearch(&id, s->v, s->n, sizeof(*s->v), cmp_i64) != NULL;
+        return bsearch(&id, s->v, s->n, sizeof(*s->v), cmp_i64) != NULL;
 }
 
 /* ---- the push ---- */
