@@ -226,7 +226,15 @@ static int load_store(struct ia_pg *pg, const char *name, const char *store_id, 
             sqlite3_exec(*db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
                 return mem_error(*db, "setting up", err);
         /* one snapshot of the central database for the whole store */
-        if (ia_pg_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) < 0)
+        /*
+         * Every query reads one store's rows through an index led by
+         * store_id: a sequential scan would read every host's rows once
+         * per host (the planner picks one as soon as a store is a few
+         * percent of a table), and JIT costs more than these queries.
+         */
+        if (ia_pg_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) < 0 ||
+            ia_pg_exec(pg, "SET LOCAL enable_seqscan = off", err) < 0 ||
+            ia_pg_exec(pg, "SET LOCAL jit = off", err) < 0)
                 return -1;
         for (int t = 0; t < IA_PGT_COUNT; t++)
                 if (load_table(pg, *db, (enum ia_pg_tbl)t, params, err) < 0) {

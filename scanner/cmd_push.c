@@ -607,7 +607,9 @@ static int run_push(struct push *p, const char *conninfo, struct ia_error *err)
                         return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
                 p->host = host_buf;
         }
+        /* the queries of a push are small: JIT compiling them costs more than running them */
         if (ia_pg_connect(&p->pg, conninfo, err) < 0 ||
+            ia_pg_exec(&p->pg, "SET jit = off", err) < 0 ||
             ia_pg_migrate(&p->pg, true, &version, err) < 0)
                 goto out;
         res = ia_pg_query(&p->pg, "SELECT pg_try_advisory_lock(1229014100, hashtext($1))", 1,
