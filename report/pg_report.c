@@ -431,14 +431,29 @@ static int write_all(int fd, const char *p, size_t n)
         return 0;
 }
 
-/* As cmd_report.c: a temporary file beside path, fsync, rename. */
+/* As cmd_report.c: a temporary file beside path, fsync, rename; but see below. */
 static int write_out(const char *path, const char *buf, size_t len)
 {
         char *tmp;
         int fd, e;
 
+        struct stat st;
+
         if (!path || strcmp(path, "-") == 0)
                 return write_all(STDOUT_FILENO, buf, len);
+        /* a device or a FIFO (-o /dev/null) is written, never renamed over */
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+                fd = open(path, O_WRONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return -1;
+                if (write_all(fd, buf, len) < 0) {
+                        e = errno;
+                        close(fd);
+                        errno = e;
+                        return -1;
+                }
+                return close(fd);
+        }
         if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
                 return -1;
         fd = mkstemp(tmp);

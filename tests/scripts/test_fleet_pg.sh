@@ -324,6 +324,18 @@ grep -q "permission denied" ro.err && ok || { bad "push as reader message"; cat 
 psql "$PUSH" -X -At -c "DELETE FROM scans" 2>/dev/null; eq "the push role cannot delete" "$?" "1"
 psql "$PUSH" -X -At -c "CREATE TABLE x (i int)" 2>/dev/null; eq "the push role cannot create" "$?" "1"
 
+# ---- the push unit's command, with a libpq service file and a pgpass file ----
+exec_line=$(sed -n 's/^ExecStart=//p' "$SOURCE_DIR/contrib/systemd/imgaudit-push.service")
+eq "push unit command" "$exec_line" "imgaudit push --quiet"
+grep -q '^Environment=IMGAUDIT_PUSH_TO=service=imgaudit$' "$SOURCE_DIR/contrib/systemd/imgaudit-push.service" && ok || bad "push unit: IMGAUDIT_PUSH_TO"
+grep -q '^After=imgaudit.service' "$SOURCE_DIR/contrib/systemd/imgaudit-push.service" && ok || bad "push unit: after the scan"
+printf '[imgaudit]\nhost=%s\ndbname=fleet\nuser=imgaudit_push\n' "$PGD" >pg_service.conf
+cp hC.db hS.db && sqlite3 hS.db "UPDATE store_identity SET store_id = '00000000-0000-4000-8000-000000000005'"
+out=$(env IMGAUDIT_DB=hS.db IMGAUDIT_PUSH_TO=service=imgaudit PGSERVICEFILE="$WORK/pg_service.conf" \
+	"$IMGAUDIT" ${exec_line#imgaudit } 2>&1)
+eq "push unit command: exit status and output" "$?|$out" "0|"
+eq "pushed through the service" "$(adm "SELECT count(*) FROM scans WHERE store_id = '00000000-0000-4000-8000-000000000005'")" "1"
+
 # ---- bad credentials (exit 5), no password in any message ----
 "$IMGAUDIT" push --db hC.db --to "postgresql://imgaudit_push:s3cr3t-wrong@/fleet?host=$PGD" 2>auth.err
 eq "bad password: exit status" "$?" "5"
