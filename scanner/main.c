@@ -39,7 +39,7 @@ static void usage(FILE *f)
               "       imgaudit help COMMAND | --help | --version\n\ncommands:\n",
               f);
         for (size_t i = 0; i < NCOMMANDS; i++)
-                fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+                fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
         fputs("\nformats:", f);
         for (size_t i = 0; ia_drivers[i]; i++)
                 fprintf(f, " %s", ia_drivers[i]->name);

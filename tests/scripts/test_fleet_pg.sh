@@ -8,8 +8,9 @@
 # push killed with SIGKILL at several points, and a server stopped mid-push,
 # leave nothing partial; a scan pushed twice is stored once; two hosts push
 # at once without waiting for each other; the read-only role reads and
-# cannot write; unreachable server, bad credentials and a newer server
-# schema each have their exit status, and no password reaches a message.
+# cannot write; unreachable server, bad credentials, a full disk on the
+# server and a newer server schema each have their exit status, and no
+# password reaches a message.
 set -u
 IMGAUDIT=${IMGAUDIT:-imgaudit}
 SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -29,6 +30,7 @@ pg_start() {
 }
 pg_stop() { as_pg "$PGBIN/pg_ctl" -D "$PGD/data" -w -s -m "${1:-fast}" stop; }
 cleanup() {
+	mountpoint -q "$WORK/tiny" 2>/dev/null && umount -l "$WORK/tiny"
 	[ -n "$BG" ] && kill -9 "$BG" 2>/dev/null
 	[ -n "$BG2" ] && kill -9 "$BG2" 2>/dev/null
 	[ -f "$PGD/data/postmaster.pid" ] && pg_stop immediate >/dev/null 2>&1
@@ -323,6 +325,25 @@ cp hC.db hG.db && sqlite3 hG.db "UPDATE store_identity SET store_id = '00000000-
 grep -q "permission denied" ro.err && ok || { bad "push as reader message"; cat ro.err; }
 psql "$PUSH" -X -At -c "DELETE FROM scans" 2>/dev/null; eq "the push role cannot delete" "$?" "1"
 psql "$PUSH" -X -At -c "CREATE TABLE x (i int)" 2>/dev/null; eq "the push role cannot create" "$?" "1"
+
+# ---- a server whose disk is full: exit 1, a clear error, nothing stored ----
+if [ "$(id -u)" = 0 ]; then
+	mkdir -p "$WORK/tiny" && mount -t tmpfs -o size=64m tmpfs "$WORK/tiny" && chown nobody:nogroup "$WORK/tiny"
+	adm "CREATE TABLESPACE tiny LOCATION '$WORK/tiny'" >/dev/null
+	psql "host=$PGD user=admin dbname=postgres" -X -q -c "CREATE DATABASE fleetfull TABLESPACE tiny"
+	"$IMGAUDIT" pg-migrate --to "host=$PGD user=admin dbname=fleetfull" >/dev/null; eq "pg-migrate on the small disk" "$?" "0"
+	# fill the disk but for 256 KiB: less than hD's layer runs
+	free=$(df -k --output=avail "$WORK/tiny" | tail -1)
+	fallocate -l $(((free - 256) * 1024)) "$WORK/tiny/filler"
+	"$IMGAUDIT" push --db hD.db --to "host=$PGD user=admin dbname=fleetfull" --host hD 2>full.err >/dev/null
+	eq "disk full: exit status" "$?" "1"
+	grep -q "^imgaudit push: scan 1 not pushed: PostgreSQL at 'user=admin dbname=fleetfull host=$PGD': .*No space left on device" full.err && ok || { bad "disk full message"; cat full.err; }
+	eq "disk full: nothing stored" "$(psql "host=$PGD user=admin dbname=fleetfull" -X -At -c "SELECT (SELECT count(*) FROM scans) + (SELECT count(*) FROM files) + (SELECT count(*) FROM layer_runs)")" "0"
+	psql "host=$PGD user=admin dbname=postgres" -X -q -c "DROP DATABASE fleetfull" -c "DROP TABLESPACE tiny"
+	umount "$WORK/tiny"
+else
+	bad "the disk-full case needs root (a tmpfs mount)"
+fi
 
 # ---- the push unit's command, with a libpq service file and a pgpass file ----
 exec_line=$(sed -n 's/^ExecStart=//p' "$SOURCE_DIR/contrib/systemd/imgaudit-push.service")
