@@ -212,7 +212,9 @@ static int load_store(struct ia_pg *pg, const char *name, const char *store_id, 
                 PQclear(res);
         }
         snprintf(sid, sizeof(sid), "%" PRId64, scan_id);
-        if (sqlite3_open_v2(name, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+        if (sqlite3_open_v2(name, db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI |
+                                SQLITE_OPEN_NOMUTEX,
                             NULL) != SQLITE_OK)
                 return mem_error(*db, "opening", err);
         for (const struct ia_schema_file *f = ia_schema_files; f->name; f++) {

@@ -657,6 +657,17 @@ static int run_push(struct push *p, const char *conninfo, struct ia_error *err)
                 local_error(p, "scans", err);
                 goto out;
         }
+        if (pushed == 0 && present > 0) { /* nothing new: the host name may still have changed */
+                const char *hp[2] = {p->store_id, p->host};
+
+                res = ia_pg_query(&p->pg,
+                                  "UPDATE stores SET host = $2, last_pushed_at = now() "
+                                  "WHERE store_id = $1",
+                                  2, hp, err);
+                if (!res)
+                        goto out;
+                PQclear(res);
+        }
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if (!p->quiet) {
                 double s =

@@ -198,6 +198,11 @@ out=$("$IMGAUDIT" push --db hA.db --to "$PUSH" --host hA)
 eq "push again" "$?" "0"
 echo "$out" | grep -q ": 0 scans pushed, 2 already there; 0 rows" && ok || bad "push again pushed: $out"
 eq "nothing stored twice" "$(counts)" "$before"
+"$IMGAUDIT" push --db hC.db --to "$PUSH" --host hC2 --quiet; eq "push under a new host name" "$?" "0"
+eq "the store renamed" "$(adm "SELECT host FROM v_latest_scan WHERE store_id = '$(sid hC.db)'")" "hC2"
+"$IMGAUDIT" push --db hC.db --to "$PUSH" --host hC --quiet
+eq "and back" "$(adm "SELECT host FROM v_latest_scan WHERE store_id = '$(sid hC.db)'")" "hC"
+eq "nothing stored twice by renaming" "$(counts)" "$before"
 # a new scan of hA: only it goes, and layers already central are not sent again
 touch -d '-5 sec' hA/s/vm/o3.qcow2
 "$IMGAUDIT" scan --db hA.db --quiet hA/s
