@@ -39,7 +39,9 @@ const char ia_report_usage[] =
     "orphans, findings and growth.  The database is only read, never locked\n"
     "against a running scan.\n"
     "\n"
-    "      --db FILE          the database (default: $IMGAUDIT_DB, else imgaudit.db)\n"
+    "      --db FILE          the database (default: $IMGAUDIT_DB, else imgaudit.db);\n"
+    "                         a libpq CONNINFO or postgresql:// URI: the fleet's database\n"
+    "      --host NAME        with --db CONNINFO: that host only (default: every host)\n"
     "      --format=FMT       human (default), json, csv, html or prometheus\n"
     "      --section=NAME     summary, capacity, sharing, chains, orphans, findings,\n"
     "                         trend; repeat or separate with commas (default: all)\n"
@@ -85,7 +87,8 @@ static int check_db(const char *path)
         sqlite3_int64 version = 0;
         char why[512];
 
-        if (ia_db_problem(path, false, why, sizeof(why))) {
+        /* an SQLite URI (the fleet report's in-memory stores) names no file to diagnose */
+        if (strncmp(path, "file:", 5) != 0 && ia_db_problem(path, false, why, sizeof(why))) {
                 ia_diag("imgaudit report", "database '%s': %s", path, why);
                 return -1;
         }
@@ -96,9 +99,9 @@ static int check_db(const char *path)
         sqlite3_finalize(st);
         sqlite3_close(db);
         if (version > latest_schema()) {
-                fprintf(stderr,
-                        "imgaudit report: database '%s' has schema version %lld, newer than this "
-                        "imgaudit's %d; refusing to read it (use a newer imgaudit)\n",
+                ia_diag("imgaudit report",
+                        "database '%s' has schema version %lld, newer than this imgaudit's %d; "
+                        "refusing to read it (use a newer imgaudit)",
                         path, (long long)version, latest_schema());
                 return -1;
         }
@@ -411,6 +414,8 @@ int ia_cmd_report(int argc, char **argv)
         struct ia_rbuf doc;
         int c, ret = 1;
 
+        if (ia_report_wants_pg(argc, argv)) /* --db CONNINFO: the fleet (pg_report.c) */
+                return ia_cmd_report_pg(argc, argv);
         if (!db || !*db)
                 db = "imgaudit.db";
         optind = 1;

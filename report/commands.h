@@ -5,6 +5,7 @@
 #ifndef IA_COMMANDS_H
 #define IA_COMMANDS_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 int ia_cmd_map(int argc, char **argv);
@@ -20,5 +21,13 @@ extern const char ia_scan_usage[];
 
 int ia_cmd_prune(int argc, char **argv);
 extern const char ia_prune_usage[];
+
+int ia_cmd_push(int argc, char **argv);
+extern const char ia_push_usage[];
+int ia_cmd_pg_migrate(int argc, char **argv);
+extern const char ia_pg_migrate_usage[];
+/* imgaudit report --db CONNINFO (report/pg_report.c): the fleet's PostgreSQL */
+bool ia_report_wants_pg(int argc, char **argv);
+int ia_cmd_report_pg(int argc, char **argv);
 
 #endif

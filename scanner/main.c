@@ -27,6 +27,10 @@ static const struct command commands[] = {
     {"report", "report capacity, sharing, chains, orphans, findings and growth", ia_cmd_report,
      ia_report_usage},
     {"prune", "remove old scans and the rows only they use", ia_cmd_prune, ia_prune_usage},
+    {"push", "copy the complete scans of a store to the fleet's PostgreSQL", ia_cmd_push,
+     ia_push_usage},
+    {"pg-migrate", "create or upgrade the fleet's PostgreSQL schema", ia_cmd_pg_migrate,
+     ia_pg_migrate_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -37,7 +41,7 @@ static void usage(FILE *f)
               "       imgaudit help COMMAND | --help | --version\n\ncommands:\n",
               f);
         for (size_t i = 0; i < NCOMMANDS; i++)
-                fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+                fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
         fputs("\nformats:", f);
         for (size_t i = 0; ia_drivers[i]; i++)
                 fprintf(f, " %s", ia_drivers[i]->name);

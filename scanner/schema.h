@@ -13,4 +13,7 @@ struct ia_schema_file {
 
 extern const struct ia_schema_file ia_schema_files[];
 
+/* The central PostgreSQL schema: schema/pg/NNN_*.sql, in name order, likewise. */
+extern const struct ia_schema_file ia_pg_schema_files[];
+
 #endif

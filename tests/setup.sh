@@ -7,7 +7,8 @@ set -eu
 PKGS="build-essential cmake pkg-config clang clang-format python3 sqlite3 strace
       qemu-utils libarchive-dev libsqlite3-dev zlib1g-dev libzstd-dev libjson-c-dev
       libcmocka-dev libclang-rt-14-dev tar gzip xz-utils zstd bzip2 zip
-      python3-jsonschema chromium time groff-base mandoc systemd prometheus"
+      python3-jsonschema chromium time groff-base mandoc systemd prometheus
+      postgresql libpq-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -30,16 +30,16 @@ comp() {
 	printf '%s\n' "${COMPREPLY[@]}" | sort | tr '\n' ' ' | sed 's/ $//'
 }
 
-eq "subcommands" "$(comp imgaudit '')" "help map prune report scan"
+eq "subcommands" "$(comp imgaudit '')" "help map pg-migrate prune push report scan"
 eq "a subcommand by prefix" "$(comp imgaudit re)" "report"
 eq "top-level options" "$(comp imgaudit --)" "--help --version"
-eq "help COMMAND" "$(comp imgaudit help '')" "map prune report scan"
+eq "help COMMAND" "$(comp imgaudit help '')" "map pg-migrate prune push report scan"
 eq "scan --j" "$(comp imgaudit scan --j)" "--jobs --json"
 eq "report --f" "$(comp imgaudit report --f)" "--format="
 eq "options after other words" "$(comp imgaudit scan --db x.db --qu)" "--quiet"
 
 # every option a subcommand's help lists is completed
-for c in map scan report prune; do
+for c in map scan report prune push pg-migrate; do
 	offered=$(comp imgaudit "$c" -- | tr ' ' '\n' | sed 's/=$//' | sort -u)
 	for o in $("$IMGAUDIT" help "$c" | grep -oE -- '--[a-z][a-z-]*' | sort -u); do
 		grep -qx -- "$o" <<<"$offered" && ok || bad "$c: help lists $o, completion does not"

@@ -29,7 +29,10 @@ eq "cmake --install exit status" "$?" "0"
 for f in bin/imgaudit share/man/man1/imgaudit.1 share/imgaudit/schema/report.schema.json \
 	share/imgaudit/schema/README.md share/doc/imgaudit/contrib/imgaudit.cron \
 	share/doc/imgaudit/contrib/node-exporter.md lib/systemd/system/imgaudit.service \
-	lib/systemd/system/imgaudit.timer share/bash-completion/completions/imgaudit; do
+	lib/systemd/system/imgaudit.timer share/bash-completion/completions/imgaudit \
+	lib/systemd/system/imgaudit-push.service \
+	lib/systemd/system/imgaudit-push.timer share/doc/imgaudit/contrib/fleet/roles.sql \
+	share/imgaudit/schema/pg/001_initial.sql; do
 	[ -s "inst/$f" ] && ok || bad "not installed: $f"
 done
 for f in "$SOURCE_DIR"/schema/*.sql; do

@@ -1,0 +1,82 @@
+/*
+ * The central PostgreSQL database of a fleet (libpq): connecting with a
+ * conninfo string or URI whose password never reaches a message, the
+ * embedded schema/pg/ migrations, and a COPY writer for imgaudit push.
+ *
+ * Errors are classified in err->reason so that commands give each its own
+ * exit status: "unreachable" (no server there), "auth" (the server refused
+ * the credentials), "schema" (the server's schema is newer than this
+ * imgaudit, or not ours), "busy" (another push of the same store holds its
+ * lock), "disk-full", "denied" (the role lacks a right), "lost" (the
+ * connection broke mid-way) and "server" (any other error the server sent).
+ * Nothing is ever retried.
+ */
+#ifndef IA_PG_H
+#define IA_PG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "error.h"
+
+struct ia_pg {
+        PGconn *conn;
+        char *where; /* the conninfo without its password, for messages */
+};
+
+/* True when s is a libpq URI (postgresql://, postgres://) or starts "keyword=" (conninfo). */
+bool ia_pg_is_conninfo(const char *s);
+
+/* conninfo as "host=... port=... dbname=... user=...", never the password; NULL: no memory. */
+char *ia_pg_redact(const char *conninfo);
+
+/* Connect (PQconnectdb: PGSERVICE, PGPASSFILE, sslmode... all apply). */
+int ia_pg_connect(struct ia_pg *pg, const char *conninfo, struct ia_error *err);
+void ia_pg_close(struct ia_pg *pg);
+
+/* Fill err from a failed result (or the connection), classified; returns -1. */
+int ia_pg_error(struct ia_pg *pg, PGresult *res, const char *what, struct ia_error *err);
+
+/* Run a command without result rows. */
+int ia_pg_exec(struct ia_pg *pg, const char *sql, struct ia_error *err);
+
+/* Run a query with text parameters; NULL (err set) unless PGRES_TUPLES_OK/COMMAND_OK. */
+PGresult *ia_pg_query(struct ia_pg *pg, const char *sql, int nparams, const char *const *params,
+                      struct ia_error *err);
+
+/* The latest central schema version this imgaudit knows (schema/pg/NNN_*.sql). */
+int ia_pg_schema_latest(void);
+
+/*
+ * Bring the central schema up to date (apply false: only check).  *version
+ * gets the server's version after it.  A server schema newer than this
+ * imgaudit is refused (reason "schema"); migrations run in one transaction
+ * under an advisory lock, so two hosts migrating at once apply them once.
+ */
+int ia_pg_migrate(struct ia_pg *pg, bool apply, int *version, struct ia_error *err);
+
+/* ---- COPY ... FROM STDIN, text format ---- */
+
+struct ia_pg_copy {
+        struct ia_pg *pg;
+        char *buf;
+        size_t len, cap, flush_at;
+        unsigned delay_ms; /* IMGAUDIT_TEST_PUSH_DELAY_MS: sleep after each flush (tests) */
+        uint64_t rows, bytes;
+        bool first_col, nomem, failed;
+};
+
+int ia_pg_copy_begin(struct ia_pg_copy *c, struct ia_pg *pg, const char *sql, struct ia_error *err);
+void ia_pg_copy_int(struct ia_pg_copy *c, int64_t v);
+void ia_pg_copy_null(struct ia_pg_copy *c);
+/* Text: bytes that are not UTF-8 (and NUL) are written \xNN, as display names are. */
+void ia_pg_copy_text(struct ia_pg_copy *c, const char *s, size_t n);
+void ia_pg_copy_bytea(struct ia_pg_copy *c, const void *p, size_t n);
+int ia_pg_copy_end_row(struct ia_pg_copy *c, struct ia_error *err);
+/* End the COPY (ok false: abort it); the rows and bytes sent are in c->rows, c->bytes. */
+int ia_pg_copy_end(struct ia_pg_copy *c, bool ok, struct ia_error *err);
+
+#endif
