@@ -100,6 +100,7 @@ run_unit() {
 		capargs=(--inh-caps=-all --bounding-set=-all)
 	fi
 	env -i PATH="$(dirname "$IMGAUDIT"):/usr/bin:/bin" IMGAUDIT_DB="$WORK/state/store.db" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
 		IMGAUDIT_ROOTS="$WORK/store" IMGAUDIT_REPORT_DIR="$WORK/state" \
 		IMGAUDIT_TEXTFILE_DIR="$WORK/textfile" \
 		${STRACE:-} setpriv --reuid=$U --regid=$U --groups=$PROM_GID "${capargs[@]}" --no-new-privs \
@@ -128,7 +129,9 @@ eq "without the capability: nothing mapped" "$(sqlite3 state/store.db "SELECT co
 # (traced as the unit runs, as its user: SQLite, for one, calls fchown only
 # as root; what setpriv does before it execs the shell is systemd's part)
 rm -rf state/* textfile/*
-STRACE="strace -f -qq -o $WORK/trace.txt" run_unit "$caps" >strace.out 2>&1
+# (LeakSanitizer cannot run under ptrace: the sanitizer build checks leaks elsewhere)
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" STRACE="strace -f -qq -o $WORK/trace.txt" \
+	run_unit "$caps" >strace.out 2>&1
 eq "under strace: exit status" "$?" "0"
 systemd-analyze syscall-filter >groups.txt 2>/dev/null
 prop SystemCallFilter >filters.txt
