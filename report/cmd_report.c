@@ -25,6 +25,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "escape.h"
+#include "out.h"
 #include "rbuf.h"
 #include "rpt.h"
 #include "schema.h"
@@ -216,79 +217,6 @@ static int parse_sections(const char *arg, bool *sel)
         }
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -1;
-                }
-                p += k;
-                n -= (size_t)k;
-        }
-        return 0;
-}
-
-/* Write buf to path atomically: a temporary file beside it, fsync, rename. */
-static int write_atomic(const char *path, const char *buf, size_t len)
-{
-        size_t n = strlen(path);
-        char *tmp;
-        mode_t mask;
-        struct stat st;
-        int fd, e;
-
-        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-                /* a device or a FIFO (-o /dev/stdout, /dev/null): written in place, never
-                 * renamed over */
-                fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-                if (fd < 0)
-                        return -1;
-                if (write_all(fd, buf, len) < 0) {
-                        e = errno;
-                        close(fd);
-                        errno = e;
-                        return -1;
-                }
-                return close(fd);
-        }
-        tmp = malloc(n + 16);
-        if (!tmp) {
-                errno = ENOMEM;
-                return -1;
-        }
-        snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
-        fd = mkstemp(tmp);
-        if (fd < 0) {
-                e = errno;
-                free(tmp);
-                errno = e;
-                return -1;
-        }
-        mask = umask(0);
-        umask(mask);
-        if (fchmod(fd, 0666 & ~mask) < 0 || write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
-                e = errno;
-                close(fd);
-                unlink(tmp);
-                free(tmp);
-                errno = e;
-                return -1;
-        }
-        if (close(fd) < 0 || rename(tmp, path) < 0) {
-                e = errno;
-                unlink(tmp);
-                free(tmp);
-                errno = e;
-                return -1;
-        }
-        free(tmp);
-        return 0;
-}
-
 /*
  * CSV into a directory: one file per table, DIR/TABLE.csv, each written
  * atomically; a section's first table is named after the section.  The
@@ -321,7 +249,7 @@ static int write_csv_dir(const char *dir, const struct ia_rpt_out *o)
                 bad = b.nomem || path.nomem;
                 if (bad)
                         fprintf(stderr, "imgaudit report: out of memory\n");
-                else if (write_atomic(path.buf, b.buf ? b.buf : "", b.len) < 0) {
+                else if (ia_write_file(path.buf, b.buf ? b.buf : "", b.len) < 0) {
                         ia_diag("imgaudit report", "cannot write '%s': %s", path.buf,
                                 strerror(errno));
                         bad = 1;
@@ -534,11 +462,11 @@ int ia_cmd_report(int argc, char **argv)
                 goto out_o;
         }
         if (out && strcmp(out, "-") != 0) {
-                if (write_atomic(out, doc.buf ? doc.buf : "", doc.len) < 0) {
+                if (ia_write_file(out, doc.buf ? doc.buf : "", doc.len) < 0) {
                         ia_diag("imgaudit report", "cannot write '%s': %s", out, strerror(errno));
                         goto out_o;
                 }
-        } else if (write_all(STDOUT_FILENO, doc.buf ? doc.buf : "", doc.len) < 0) {
+        } else if (ia_write_all(STDOUT_FILENO, doc.buf ? doc.buf : "", doc.len) < 0) {
                 ia_diag("imgaudit report", "writing the report: %s", strerror(errno));
                 goto out_o;
         }

@@ -1,10 +1,15 @@
 /*
  * The buffered result writer: see out.h.
  */
+#define _GNU_SOURCE
 #include "out.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void ia_out_init(struct ia_out *o, int fd)
@@ -111,5 +116,78 @@ int ia_out_flush(struct ia_out *o)
                 errno = o->errnum;
                 return -1;
         }
+        return 0;
+}
+
+int ia_write_all(int fd, const char *p, size_t n)
+{
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -1;
+                }
+                p += k;
+                n -= (size_t)k;
+        }
+        return 0;
+}
+
+/* Write buf to path atomically: a temporary file beside it, fsync, rename. */
+int ia_write_file(const char *path, const char *buf, size_t len)
+{
+        size_t n = strlen(path);
+        char *tmp;
+        mode_t mask;
+        struct stat st;
+        int fd, e;
+
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+                /* a device or a FIFO (-o /dev/stdout, /dev/null): written in place, never
+                 * renamed over */
+                fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        return -1;
+                if (ia_write_all(fd, buf, len) < 0) {
+                        e = errno;
+                        close(fd);
+                        errno = e;
+                        return -1;
+                }
+                return close(fd);
+        }
+        tmp = malloc(n + 16);
+        if (!tmp) {
+                errno = ENOMEM;
+                return -1;
+        }
+        snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
+        fd = mkstemp(tmp);
+        if (fd < 0) {
+                e = errno;
+                free(tmp);
+                errno = e;
+                return -1;
+        }
+        mask = umask(0);
+        umask(mask);
+        if (fchmod(fd, 0666 & ~mask) < 0 || ia_write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+                e = errno;
+                close(fd);
+                unlink(tmp);
+                free(tmp);
+                errno = e;
+                return -1;
+        }
+        if (close(fd) < 0 || rename(tmp, path) < 0) {
+                e = errno;
+                unlink(tmp);
+                free(tmp);
+                errno = e;
+                return -1;
+        }
+        free(tmp);
         return 0;
 }

@@ -33,4 +33,13 @@ void ia_out_hex_padded(struct ia_out *o, uint64_t v, int width);
 /* Flush; 0, or -1 with errno set if any write failed. */
 int ia_out_flush(struct ia_out *o);
 
+/* Write all n bytes (on EINTR, again); 0, or -1 with errno set. */
+int ia_write_all(int fd, const char *p, size_t n);
+/*
+ * A whole document to path, atomically: a temporary file beside it, fsync,
+ * rename (mode 0666 less the umask).  A device or a FIFO (-o /dev/null) is
+ * written into, never renamed over.  0, or -1 with errno set.
+ */
+int ia_write_file(const char *path, const char *buf, size_t len);
+
 #endif

@@ -39,6 +39,8 @@
 #include <sqlite3.h>
 
 #include "commands.h"
+#include "escape.h"
+#include "out.h"
 #include "pg.h"
 #include "pg_tables.h"
 #include "rbuf.h"
@@ -281,31 +283,6 @@ static void json_str(struct ia_rbuf *b, const char *s)
         ia_rbuf_addc(b, '"');
 }
 
-static void html_esc(struct ia_rbuf *b, const char *s, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                switch (s[i]) {
-                case '&':
-                        ia_rbuf_adds(b, "&amp;");
-                        break;
-                case '<':
-                        ia_rbuf_adds(b, "&lt;");
-                        break;
-                case '>':
-                        ia_rbuf_adds(b, "&gt;");
-                        break;
-                case '"':
-                        ia_rbuf_adds(b, "&quot;");
-                        break;
-                case '\'':
-                        ia_rbuf_adds(b, "&#39;");
-                        break;
-                default:
-                        ia_rbuf_addc(b, s[i]);
-                }
-        }
-}
-
 static void csv_field(struct ia_rbuf *b, const char *s)
 {
         ia_rbuf_addc(b, '"');
@@ -418,71 +395,12 @@ static void prom_release(struct prom *p)
         free(p->f);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -1;
-                }
-                p += k;
-                n -= (size_t)k;
-        }
-        return 0;
-}
-
-/* As cmd_report.c: a temporary file beside path, fsync, rename; but see below. */
+/* The document to stdout ("-" or none), else to path as every report is written. */
 static int write_out(const char *path, const char *buf, size_t len)
 {
-        char *tmp;
-        int fd, e;
-
-        struct stat st;
-
         if (!path || strcmp(path, "-") == 0)
-                return write_all(STDOUT_FILENO, buf, len);
-        /* a device or a FIFO (-o /dev/null) is written, never renamed over */
-        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-                fd = open(path, O_WRONLY | O_CLOEXEC);
-                if (fd < 0)
-                        return -1;
-                if (write_all(fd, buf, len) < 0) {
-                        e = errno;
-                        close(fd);
-                        errno = e;
-                        return -1;
-                }
-                return close(fd);
-        }
-        if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
-                return -1;
-        fd = mkstemp(tmp);
-        if (fd < 0)
-                goto fail;
-        {
-                mode_t mask = umask(0);
-                umask(mask);
-                if (fchmod(fd, 0666 & ~mask) < 0 || write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
-                        close(fd);
-                        goto fail_unlink;
-                }
-        }
-        if (close(fd) < 0 || rename(tmp, path) < 0)
-                goto fail_unlink;
-        free(tmp);
-        return 0;
-fail_unlink:
-        e = errno;
-        unlink(tmp);
-        errno = e;
-fail:
-        e = errno;
-        free(tmp);
-        errno = e;
-        return -1;
+                return ia_write_all(STDOUT_FILENO, buf, len);
+        return ia_write_file(path, buf, len);
 }
 
 /* ---- the command ---- */
@@ -757,12 +675,12 @@ int ia_cmd_report_pg(int argc, char **argv)
                         ia_rbuf_add(&doc, part.buf ? part.buf : "", part.len);
                 } else if (strcmp(format, "html") == 0) {
                         ia_rbuf_adds(&doc, "<h2>host ");
-                        html_esc(&doc, stores[i].host, strlen(stores[i].host));
+                        ia_html_text(&doc, stores[i].host);
                         ia_rbuf_addf(&doc, " <small>(store %s)</small></h2>\n", stores[i].store_id);
                         ia_rbuf_adds(&doc,
                                      "<iframe style=\"width:100%;height:80vh;border:1px solid "
                                      "#ccc\" sandbox srcdoc=\"");
-                        html_esc(&doc, part.buf ? part.buf : "", part.len);
+                        ia_html_text(&doc, part.buf ? part.buf : "");
                         ia_rbuf_adds(&doc, "\"></iframe>\n");
                 } else if (strcmp(format, "prometheus") == 0) {
                         prom_add(&prom, part.buf ? part.buf : "", part.len, stores[i].host, i == 0);

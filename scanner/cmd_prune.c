@@ -98,9 +98,11 @@ static const struct {
     {"map", "DELETE FROM map WHERE image_id NOT IN temp.ia_keep_maps"},
     {"chain_layers", "DELETE FROM chain_layers WHERE image_id NOT IN temp.ia_keep_maps"},
     /* layers no kept piece uses */
-    {"layers", "DELETE FROM layers WHERE NOT EXISTS (SELECT 1 FROM pieces p WHERE p.layer_id = "
-               "layers.id) AND NOT EXISTS (SELECT 1 FROM chain_layers c WHERE c.layer_id = "
-               "layers.id)"},
+    {NULL, "CREATE TEMP TABLE ia_keep_layers AS SELECT DISTINCT layer_id AS id FROM pieces "
+           "WHERE layer_id IS NOT NULL UNION SELECT layer_id FROM chain_layers "
+           "WHERE layer_id IS NOT NULL"},
+    {NULL, "CREATE UNIQUE INDEX temp.ia_keep_layers_id ON ia_keep_layers (id)"},
+    {"layers", "DELETE FROM layers WHERE id NOT IN temp.ia_keep_layers"},
     {"layer_runs", "DELETE FROM layer_runs WHERE layer_id NOT IN (SELECT id FROM layers)"},
     /* files no kept row names (archives of kept members stay) */
     {NULL, "CREATE TEMP TABLE ia_keep_files (id INTEGER PRIMARY KEY)"},
@@ -147,14 +149,23 @@ static int choose(sqlite3 *db, long keep, int64_t older, int64_t *n)
                 rc = sqlite3_prepare_v2(
                     db,
                     "INSERT INTO ia_prune SELECT id FROM scans WHERE status <> 'running' AND "
-                    "coalesce(started_ns / 1000000000, CAST(strftime('%s', started_at) AS "
-                    "INTEGER)) < ?2 AND id <> (SELECT max(id) FROM scans WHERE status = "
+                    "coalesce(started_ns, CAST(strftime('%s', started_at) AS INTEGER) * "
+                    "1000000000) < ?2 AND id <> (SELECT max(id) FROM scans WHERE status = "
                     "'complete')",
                     -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return -1;
         sqlite3_bind_int64(st, 1, keep);
-        sqlite3_bind_int64(st, 2, (int64_t)time(NULL) - older);
+        {
+                struct timespec now;
+
+                clock_gettime(CLOCK_REALTIME, &now);
+                /* in nanoseconds, as scans.started_ns (older: at most INT64_MAX / 1e9 s) */
+                sqlite3_bind_int64(
+                    st, 2,
+                    (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec -
+                        (older > INT64_MAX / 1000000000LL ? INT64_MAX : older * 1000000000LL));
+        }
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)

@@ -676,14 +676,17 @@ static const char *const piece_kind_name[] = {
 
 static int put_piece(struct img_job *j, const struct ia_piece_row *p, struct ia_error *err)
 {
-        struct ia_rec *r = chunk_rec(&j->pieces_rec, IA_REC_PIECES, err);
+        struct ia_rec *r = j->pieces_rec;
 
-        if (!r)
-                return -1;
+        /* most images have a handful of pieces: a small chunk, grown as needed */
+        if (r && !ia_rec_chunk_room(r)) {
+                put_chunk(j->s, &j->pieces_rec);
+                r = NULL;
+        }
+        if (!r && !(r = j->pieces_rec = ia_rec_new_chunk(IA_REC_PIECES, 16)))
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
         r->u.pieces.image_id = j->image_id;
         r->u.pieces.pieces[r->u.pieces.n++] = *p;
-        if (r->u.pieces.n == IA_MAP_CHUNK)
-                put_chunk(j->s, &j->pieces_rec);
         return 0;
 }
 
@@ -841,7 +844,7 @@ static int store_layer(struct img_job *j, struct ia_image *img, const struct ia_
                 const struct ia_layer_run *u = &l->runs[i];
                 struct ia_map_row *m;
 
-                if (!runs && !(runs = ia_rec_new(IA_REC_RUNS)))
+                if (!runs && !(runs = ia_rec_new_chunk(IA_REC_RUNS, l->n - i)))
                         return -1;
                 runs->u.runs.layer_id = *id;
                 m = &runs->u.runs.rows[runs->u.runs.n++];
@@ -855,7 +858,7 @@ static int store_layer(struct img_job *j, struct ia_image *img, const struct ia_
                 m->has_offset = (u->flags & IA_BS_OFFSET) != 0;
                 m->offset = u->host_off;
                 m->file_id = u->file_id;
-                if (runs->u.runs.n == IA_MAP_CHUNK)
+                if (runs->u.runs.n == runs->u.runs.cap)
                         put_chunk(s, &runs);
         }
         put_chunk(s, &runs);
@@ -969,14 +972,18 @@ static int map_chain(struct img_job *j, struct ia_image *top, struct ia_error *e
                 put(s, r);
         }
         put_chunk(s, &j->pieces_rec);
-        c = ia_rec_new(IA_REC_CHAIN);
-        if (c) {
-                c->u.chain.image_id = j->image_id;
-                c->u.chain.rows = j->chain;
-                c->u.chain.n = j->nchain;
-                j->chain = NULL;
+        /* what it reads from each backing layer (depth 0 is the image's own_data_bytes) */
+        if (j->nchain > 1) {
+                c = ia_rec_new(IA_REC_CHAIN);
+                if (c) {
+                        memmove(j->chain, j->chain + 1, (j->nchain - 1) * sizeof(*j->chain));
+                        c->u.chain.image_id = j->image_id;
+                        c->u.chain.rows = j->chain;
+                        c->u.chain.n = j->nchain - 1;
+                        j->chain = NULL;
+                }
+                put(s, c);
         }
-        put(s, c);
 out:
         free(j->chain);
         free(j->layer_ids);

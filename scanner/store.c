@@ -27,6 +27,7 @@
 
 #define IA_APPLICATION_ID 0x49414454 /* "IADT" */
 #define IA_BATCH_ROWS     50000
+#define IA_IDLE_ROWS      20000 /* a commit when the queue runs dry: not for fewer rows */
 
 enum {
         ST_FILE,
@@ -37,10 +38,6 @@ enum {
         ST_FINDING,
         ST_OVF,
         ST_LAYER,
-        ST_RUN,
-        ST_RUN_MULTI,
-        ST_PIECE,
-        ST_CHAIN,
         ST_REUSE_IMAGE,
         ST_REUSE_LINKS,
         ST_REUSE_FINDINGS,
@@ -48,16 +45,25 @@ enum {
 };
 
 /*
- * Runs go in MAP_MULTI to a statement: one sqlite3_step() per 16 rows
- * instead of per row (the writer is what bounds a scan of large layers).
+ * Rows of layer_runs, pieces and chain_layers go in multi-row INSERTs of 16,
+ * 8, 4, 2 and 1 rows: a layer of 7 runs is three statement steps, not seven
+ * (the one writer is what bounds a scan of many small images).
  */
-#define MAP_MULTI     16
-#define RUN_COLUMNS   9
-#define RUN_VALUES_1  "(?,?,?,?,?,?,?,?,?)"
-#define RUN_VALUES_2  RUN_VALUES_1 "," RUN_VALUES_1
-#define RUN_VALUES_4  RUN_VALUES_2 "," RUN_VALUES_2
-#define RUN_VALUES_8  RUN_VALUES_4 "," RUN_VALUES_4
-#define RUN_VALUES_16 RUN_VALUES_8 "," RUN_VALUES_8
+#define NMULTI 5 /* statements of 1, 2, 4, 8 and 16 rows */
+
+struct multi {
+        const char *head; /* "INSERT INTO t (cols) VALUES " */
+        int cols;
+        sqlite3_stmt *st[NMULTI];
+};
+
+static void multi_finalize(struct multi *m)
+{
+        for (int k = 0; k < NMULTI; k++) {
+                sqlite3_finalize(m->st[k]);
+                m->st[k] = NULL;
+        }
+}
 
 #define IMAGE_COLUMNS                                                                              \
         "id, scan_id, file_id, format, format_probed, virtual_size, file_size, allocated_bytes, "  \
@@ -85,14 +91,6 @@ static const char *const stmt_sql[ST_COUNT] = {
                "member_file_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_LAYER] = "INSERT INTO layers (id, kind, file_id, format, deps, tool_version, size, runs, "
                  "scan_id) VALUES (?1, ?2, ?3, ?4, ?5, '" IMGAUDIT_VERSION "', ?6, ?7, ?8)",
-    [ST_RUN] = "INSERT INTO layer_runs (layer_id, start, length, present, zero, data, compressed, "
-               "offset, file_id) VALUES " RUN_VALUES_1,
-    [ST_RUN_MULTI] = "INSERT INTO layer_runs (layer_id, start, length, present, zero, data, "
-                     "compressed, offset, file_id) VALUES " RUN_VALUES_16,
-    [ST_PIECE] = "INSERT INTO pieces (image_id, start, length, depth, kind, layer_id) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_CHAIN] = "INSERT INTO chain_layers (image_id, depth, file_id, layer_id, data_bytes, "
-                 "zero_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     /* the carried-over image shares its pieces (or map rows) and chain_layers rows */
     [ST_REUSE_IMAGE] =
         "INSERT INTO images (" IMAGE_COLUMNS ", reused_from, map_image_id) "
@@ -116,6 +114,7 @@ struct ia_store {
         sqlite3 *db;
         char *path;
         sqlite3_stmt *st[ST_COUNT];
+        struct multi runs, pieces, chain;
 
         /* the writer */
         pthread_t thread;
@@ -479,6 +478,9 @@ void ia_store_close(struct ia_store *s)
                 return;
         for (int i = 0; i < ST_COUNT; i++)
                 sqlite3_finalize(s->st[i]);
+        multi_finalize(&s->runs);
+        multi_finalize(&s->pieces);
+        multi_finalize(&s->chain);
         /*
          * A reader (a report) holding an older snapshot must not hold the scan
          * up: without a busy wait the checkpoint copies what it can and the
@@ -654,25 +656,63 @@ int ia_store_max_ids(struct ia_store *s, int64_t *file_id, int64_t *image_id, in
 
 /* ---- records ---- */
 
+struct ia_rec *ia_rec_new_chunk(enum ia_rec_type type, size_t cap)
+{
+        struct ia_rec *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return NULL;
+        r->type = type;
+        if (cap > IA_MAP_CHUNK)
+                cap = IA_MAP_CHUNK;
+        if (type == IA_REC_RUNS) {
+                r->u.runs.rows = malloc(cap * sizeof(*r->u.runs.rows));
+                r->u.runs.cap = cap;
+                if (r->u.runs.rows)
+                        return r;
+        } else if (type == IA_REC_PIECES) {
+                r->u.pieces.pieces = malloc(cap * sizeof(*r->u.pieces.pieces));
+                r->u.pieces.cap = cap;
+                if (r->u.pieces.pieces)
+                        return r;
+        }
+        free(r);
+        return NULL;
+}
+
 struct ia_rec *ia_rec_new(enum ia_rec_type type)
 {
         struct ia_rec *r;
 
+        if (type == IA_REC_RUNS || type == IA_REC_PIECES)
+                return ia_rec_new_chunk(type, IA_MAP_CHUNK);
         r = calloc(1, sizeof(*r));
-        if (!r)
-                return NULL;
-        r->type = type;
-        void **chunk = type == IA_REC_RUNS     ? (void **)&r->u.runs.rows
-                       : type == IA_REC_PIECES ? (void **)&r->u.pieces.pieces
-                                               : NULL;
-        size_t size =
-            type == IA_REC_PIECES ? sizeof(struct ia_piece_row) : sizeof(struct ia_map_row);
-
-        if (chunk && !(*chunk = malloc(IA_MAP_CHUNK * size))) {
-                free(r);
-                return NULL;
-        }
+        if (r)
+                r->type = type;
         return r;
+}
+
+bool ia_rec_chunk_room(struct ia_rec *r)
+{
+        size_t *n = r->type == IA_REC_RUNS ? &r->u.runs.n : &r->u.pieces.n;
+        size_t *cap = r->type == IA_REC_RUNS ? &r->u.runs.cap : &r->u.pieces.cap;
+        size_t size =
+            r->type == IA_REC_RUNS ? sizeof(struct ia_map_row) : sizeof(struct ia_piece_row);
+        void **v = r->type == IA_REC_RUNS ? (void **)&r->u.runs.rows : (void **)&r->u.pieces.pieces;
+        size_t nc;
+        void *nv;
+
+        if (*n < *cap)
+                return true;
+        if (*cap >= IA_MAP_CHUNK)
+                return false;
+        nc = *cap * 2 > IA_MAP_CHUNK ? IA_MAP_CHUNK : *cap * 2;
+        nv = realloc(*v, nc * size);
+        if (!nv)
+                return false;
+        *v = nv;
+        *cap = nc;
+        return true;
 }
 
 void ia_rec_free(struct ia_rec *r)
@@ -805,8 +845,96 @@ fail:
         return -1;
 }
 
-/* Bind one layer run to parameters base + 1 .. base + RUN_COLUMNS of st. */
-static void bind_run(sqlite3_stmt *st, int base, int64_t layer_id, const struct ia_map_row *m)
+typedef void (*bind_row_fn)(sqlite3_stmt *st, int base, const struct ia_rec *r, size_t i);
+
+static int multi_prepare(struct ia_store *s, struct multi *m, const char *head, int cols,
+                         struct ia_error *err)
+{
+        m->head = head;
+        m->cols = cols;
+        for (int k = 0; k < NMULTI; k++) {
+                size_t rows = (size_t)1 << k, n = strlen(head) + rows * ((size_t)cols * 2 + 3) + 1;
+                char *sql = malloc(n), *p;
+
+                if (!sql)
+                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                p = sql + snprintf(sql, n, "%s", head);
+                for (size_t r = 0; r < rows; r++) {
+                        *p++ = r ? ',' : ' ';
+                        *p++ = '(';
+                        for (int c = 0; c < cols; c++) {
+                                if (c)
+                                        *p++ = ',';
+                                *p++ = '?';
+                        }
+                        *p++ = ')';
+                }
+                *p = '\0';
+                if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &m->st[k],
+                                       NULL) != SQLITE_OK) {
+                        free(sql);
+                        return db_error(s, err, "preparing statements");
+                }
+                free(sql);
+        }
+        return 0;
+}
+
+/* n rows of r, bound by bind, in as few statement steps as the sizes allow. */
+static int multi_insert(struct ia_store *s, struct multi *m, const struct ia_rec *r, size_t n,
+                        bind_row_fn bind, const char *what, struct ia_error *err)
+{
+        size_t i = 0;
+
+        for (int k = NMULTI - 1; k >= 0; k--) {
+                size_t rows = (size_t)1 << k;
+
+                while (n - i >= rows) {
+                        sqlite3_stmt *st = m->st[k];
+
+                        for (size_t j = 0; j < rows; j++)
+                                bind(st, (int)j * m->cols, r, i + j);
+                        if (step(s, st, what, err) < 0)
+                                return -1;
+                        i += rows;
+                }
+        }
+        return 0;
+}
+
+static void bind_piece(sqlite3_stmt *st, int base, const struct ia_rec *r, size_t i)
+{
+        const struct ia_piece_row *p = &r->u.pieces.pieces[i];
+
+        sqlite3_bind_int64(st, base + 1, r->u.pieces.image_id);
+        sqlite3_bind_int64(st, base + 2, (int64_t)p->start);
+        sqlite3_bind_int64(st, base + 3, (int64_t)p->len);
+        sqlite3_bind_int(st, base + 4, (int)p->depth);
+        sqlite3_bind_text(st, base + 5, p->kind, -1, SQLITE_STATIC);
+        bind_id(st, base + 6, p->layer_id);
+}
+
+static void bind_chain(sqlite3_stmt *st, int base, const struct ia_rec *r, size_t i)
+{
+        const struct ia_chain_row *c = &r->u.chain.rows[i];
+
+        sqlite3_bind_int64(st, base + 1, r->u.chain.image_id);
+        sqlite3_bind_int(st, base + 2, (int)c->depth);
+        bind_id(st, base + 3, c->file_id);
+        bind_id(st, base + 4, c->layer_id);
+        sqlite3_bind_int64(st, base + 5, (int64_t)c->data);
+        sqlite3_bind_int64(st, base + 6, (int64_t)c->zero);
+}
+
+/* Bind one layer run to parameters base + 1 .. base + 9 of st. */
+static void bind_run_row(sqlite3_stmt *st, int base, int64_t layer_id, const struct ia_map_row *m);
+
+static void bind_run(sqlite3_stmt *st, int base, const struct ia_rec *r, size_t i)
+{
+        bind_run_row(st, base, r->u.runs.layer_id, &r->u.runs.rows[i]);
+}
+
+static void bind_run_row(sqlite3_stmt *st, int base, int64_t layer_id, const struct ia_map_row *m)
 {
         sqlite3_bind_int64(st, base + 1, layer_id);
         sqlite3_bind_int64(st, base + 2, (int64_t)m->start);
@@ -915,58 +1043,18 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                 sqlite3_bind_int64(st, 7, (int64_t)r->u.layer.runs);
                 sqlite3_bind_int64(st, 8, sid);
                 return step(s, st, "recording a layer", err);
-        case IA_REC_RUNS: {
-                size_t i = 0;
-
-                for (; i + MAP_MULTI <= r->u.runs.n; i += MAP_MULTI) {
-                        st = s->st[ST_RUN_MULTI];
-                        for (int j = 0; j < MAP_MULTI; j++)
-                                bind_run(st, j * RUN_COLUMNS, r->u.runs.layer_id,
-                                         &r->u.runs.rows[i + (size_t)j]);
-                        if (step(s, st, "recording the runs of a layer", err) < 0)
-                                return -1;
-                }
-                for (; i < r->u.runs.n; i++) {
-                        st = s->st[ST_RUN];
-                        bind_run(st, 0, r->u.runs.layer_id, &r->u.runs.rows[i]);
-                        if (step(s, st, "recording the runs of a layer", err) < 0)
-                                return -1;
-                }
+        case IA_REC_RUNS:
                 *rows = r->u.runs.n;
-                return 0;
-        }
+                return multi_insert(s, &s->runs, r, r->u.runs.n, bind_run,
+                                    "recording the runs of a layer", err);
         case IA_REC_PIECES:
-                st = s->st[ST_PIECE];
-                for (size_t i = 0; i < r->u.pieces.n; i++) {
-                        const struct ia_piece_row *p = &r->u.pieces.pieces[i];
-
-                        sqlite3_bind_int64(st, 1, r->u.pieces.image_id);
-                        sqlite3_bind_int64(st, 2, (int64_t)p->start);
-                        sqlite3_bind_int64(st, 3, (int64_t)p->len);
-                        sqlite3_bind_int(st, 4, (int)p->depth);
-                        sqlite3_bind_text(st, 5, p->kind, -1, SQLITE_STATIC);
-                        bind_id(st, 6, p->layer_id);
-                        if (step(s, st, "recording the pieces of a map", err) < 0)
-                                return -1;
-                }
                 *rows = r->u.pieces.n;
-                return 0;
+                return multi_insert(s, &s->pieces, r, r->u.pieces.n, bind_piece,
+                                    "recording the pieces of a map", err);
         case IA_REC_CHAIN:
-                st = s->st[ST_CHAIN];
-                for (size_t i = 0; i < r->u.chain.n; i++) {
-                        const struct ia_chain_row *c = &r->u.chain.rows[i];
-
-                        sqlite3_bind_int64(st, 1, r->u.chain.image_id);
-                        sqlite3_bind_int(st, 2, (int)c->depth);
-                        bind_id(st, 3, c->file_id);
-                        bind_id(st, 4, c->layer_id);
-                        sqlite3_bind_int64(st, 5, (int64_t)c->data);
-                        sqlite3_bind_int64(st, 6, (int64_t)c->zero);
-                        if (step(s, st, "recording the chain of an image", err) < 0)
-                                return -1;
-                }
                 *rows = r->u.chain.n;
-                return 0;
+                return multi_insert(s, &s->chain, r, r->u.chain.n, bind_chain,
+                                    "recording the chain of an image", err);
         case IA_REC_LINK:
                 st = s->st[ST_LINK];
                 sqlite3_bind_int64(st, 1, sid);
@@ -1080,7 +1168,7 @@ static void *writer_main(void *arg)
                         goto fail;
                 ia_rec_free(r);
                 batch += rows;
-                if (batch >= IA_BATCH_ROWS || (idle && batch >= 1000) || s->delay_ms) {
+                if (batch >= IA_BATCH_ROWS || (idle && batch >= IA_IDLE_ROWS) || s->delay_ms) {
                         if (exec(s, "COMMIT", &s->werr) < 0)
                                 goto fail_norec;
                         in_tx = false;
@@ -1109,6 +1197,20 @@ int ia_store_writer_start(struct ia_store *s, int64_t scan_id, size_t cap, struc
                     sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
                                        NULL) != SQLITE_OK)
                         return db_error(s, err, "preparing statements");
+        if (!s->runs.st[0] &&
+            (multi_prepare(s, &s->runs,
+                           "INSERT INTO layer_runs (layer_id, start, length, present, zero, data, "
+                           "compressed, offset, file_id) VALUES",
+                           9, err) < 0 ||
+             multi_prepare(s, &s->pieces,
+                           "INSERT INTO pieces (image_id, start, length, depth, kind, layer_id) "
+                           "VALUES",
+                           6, err) < 0 ||
+             multi_prepare(s, &s->chain,
+                           "INSERT INTO chain_layers (image_id, depth, file_id, layer_id, "
+                           "data_bytes, zero_bytes) VALUES",
+                           6, err) < 0))
+                return -1;
         s->scan_id = scan_id;
         s->cap = cap ? cap : 1024;
         s->stopping = false;

@@ -118,13 +118,13 @@ struct ia_rec {
                 } layer;
                 struct {
                         int64_t layer_id;
-                        size_t n;
-                        struct ia_map_row *rows; /* IA_MAP_CHUNK of them, owned */
+                        size_t n, cap;
+                        struct ia_map_row *rows; /* cap (at most IA_MAP_CHUNK) of them, owned */
                 } runs;
                 struct {
                         int64_t image_id;
-                        size_t n;
-                        struct ia_piece_row *pieces; /* IA_MAP_CHUNK of them, owned */
+                        size_t n, cap;
+                        struct ia_piece_row *pieces; /* cap (at most IA_MAP_CHUNK), owned */
                 } pieces;
                 struct {
                         int64_t image_id;
@@ -162,8 +162,12 @@ struct ia_rec {
         } u;
 };
 
-/* A zeroed record of that type; NULL on ENOMEM. */
+/* A zeroed record of that type; NULL on ENOMEM.  Chunks (runs, pieces) hold IA_MAP_CHUNK. */
 struct ia_rec *ia_rec_new(enum ia_rec_type type);
+/* A chunk record (IA_REC_RUNS, IA_REC_PIECES) with room for cap entries (1..IA_MAP_CHUNK). */
+struct ia_rec *ia_rec_new_chunk(enum ia_rec_type type, size_t cap);
+/* Room for one more entry in chunk r, growing it up to IA_MAP_CHUNK; false if full or ENOMEM. */
+bool ia_rec_chunk_room(struct ia_rec *r);
 void ia_rec_free(struct ia_rec *r); /* NULL-safe */
 
 /* Counters the scan row keeps. */

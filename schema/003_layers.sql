@@ -23,8 +23,9 @@ CREATE TABLE layers (
         runs         INTEGER NOT NULL,
         scan_id      INTEGER NOT NULL REFERENCES scans (id)
 );
-CREATE UNIQUE INDEX layers_key ON layers (file_id, format, deps, tool_version)
-        WHERE kind = 'layer';
+-- a file's layers, for carrying them to the next scan (one scan never stores a
+-- layer twice: the scanner keys them by file_id, format and deps)
+CREATE INDEX layers_file ON layers (file_id);
 
 CREATE TABLE layer_runs (
         layer_id   INTEGER NOT NULL REFERENCES layers (id),
@@ -48,9 +49,9 @@ CREATE TABLE pieces (
         layer_id INTEGER REFERENCES layers (id),
         PRIMARY KEY (image_id, start)
 ) WITHOUT ROWID;
-CREATE INDEX pieces_layer ON pieces (layer_id) WHERE layer_id IS NOT NULL;
 
--- Per image and depth of its chain: the layer, and what the image reads from it.
+-- Per image and depth of its backing chain (depth >= 1; depth 0 is the image's
+-- own_data_bytes): the layer, and what the image reads from it.
 CREATE TABLE chain_layers (
         image_id   INTEGER NOT NULL REFERENCES images (id),
         depth      INTEGER NOT NULL,
@@ -104,7 +105,7 @@ INSERT INTO chain_layers (image_id, depth, file_id, layer_id, data_bytes, zero_b
                              AND l.kind = 'backing' AND l.status = 'ok' LIMIT 1) END,
                NULL, sum(CASE WHEN m.data THEN m.length ELSE 0 END),
                sum(CASE WHEN m.zero AND NOT m.data THEN m.length ELSE 0 END)
-          FROM map m GROUP BY m.image_id, m.depth;
+          FROM map m WHERE m.depth > 0 GROUP BY m.image_id, m.depth;
 
 -- The map rows of each image of the latest complete scan: its pieces
 -- clipped to the runs of the layers that decide them (through the indexes:

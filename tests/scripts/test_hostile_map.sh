@@ -309,10 +309,12 @@ m = mish((1 << 20) + 1)
 f = struct.pack('>III', 256, 0, 4 + len(m)).ljust(256, b'\0') + struct.pack('>I', len(m)) + m
 open('chunk-cap.dmg', 'wb').write(f + koly((0, len(f)), (0, 0), (1 << 20) + 1))
 PY
-rss_case dmg-plist-cap 24576 plist-cap.dmg
-rss_case dmg-plist-cap-true-map 36864 --true-map plist-cap.dmg
-rss_case dmg-chunk-cap 20480 chunk-cap.dmg
-rss_case dmg-chunk-cap-true-map 40960 --true-map chunk-cap.dmg
+# (the binary's own baseline is about 11 MiB since it links libpq and its TLS
+# and Kerberos libraries for the fleet: the budgets leave room for it)
+rss_case dmg-plist-cap 30720 plist-cap.dmg
+rss_case dmg-plist-cap-true-map 40960 --true-map plist-cap.dmg
+rss_case dmg-chunk-cap 24576 chunk-cap.dmg
+rss_case dmg-chunk-cap-true-map 47104 --true-map chunk-cap.dmg
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
