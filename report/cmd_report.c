@@ -272,15 +272,22 @@ static void render(enum fmt f, const struct ia_rpt *r, struct ia_rpt_out *o, con
 
         switch (f) {
         case FMT_JSON: {
-                const char *s = json_object_to_json_string_ext(
-                    o->doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                JSON_C_TO_STRING_NOSLASHESCAPE);
-                if (!s) {
+                /* the document's own keys, then the sections serialized as they were made */
+                const char *s = json_object_to_json_string_ext(o->doc, IA_JSON_FLAGS);
+                size_t n = s ? strlen(s) : 0;
+
+                if (!s || n < 2 || s[n - 1] != '}') {
                         b->nomem = true;
                         return;
                 }
-                ia_rbuf_adds(b, s);
-                ia_rbuf_addc(b, '\n');
+                while (n > 1 && (s[n - 2] == '\n' || s[n - 2] == ' '))
+                        n--; /* the closing "\n}" */
+                ia_rbuf_add(b, s, n - 1);
+                ia_rbuf_add(b, o->json_sections.buf ? o->json_sections.buf : "",
+                            o->json_sections.len);
+                ia_rbuf_adds(b, "\n}\n");
+                if (o->json_sections.nomem)
+                        b->nomem = true;
                 return;
         }
         case FMT_CSV: /* to stdout: the one selected section's first table */

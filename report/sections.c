@@ -152,6 +152,7 @@ int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r)
         o->tail = &o->tables;
         ia_rbuf_init(&o->prom);
         o->want = IA_OUT_ALL;
+        ia_rbuf_init(&o->json_sections);
         o->doc = json_object_new_object();
         if (!o->doc)
                 return -1;
@@ -190,6 +191,7 @@ void ia_rpt_out_release(struct ia_rpt_out *o)
         json_object_put(o->doc);
         ia_table_free(o->tables);
         ia_rbuf_release(&o->prom);
+        ia_rbuf_release(&o->json_sections);
         for (size_t i = 0; i < o->ndirs; i++)
                 free(o->dirs[i].name);
         free(o->dirs);
@@ -447,7 +449,7 @@ static int sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error 
                 goto nomem;
         for (size_t i = 0; i < r->nimg; i++) {
                 const struct ia_rpt_image *m = &r->img[i];
-                json_object *e = json_object_new_object();
+                json_object *e;
                 size_t d;
 
                 imgs[i].name = m->name;
@@ -466,16 +468,22 @@ static int sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error 
                 }
                 agg_add(&o->dirs[d], m);
 
-                jset(e, "name", jstr(m->name));
-                jset(e, "path", jpath(m->path, m->path_len));
-                jset(e, "member", m->member ? jpath(m->member, m->member_len) : NULL);
-                jset(e, "directory", jstr(m->dir));
-                jset(e, "root", m->root >= 0 ? jstr(r->scan.roots[m->root]) : NULL);
-                jset(e, "format", jstr(m->format));
-                jset(e, "status", jstr(m->status));
-                cap_json(e, &imgs[i], false);
-                json_object_array_add(ji_, e);
-                cap_row(t, "image", &imgs[i]);
+                /* a row per image: only in the layout that prints it (10,000 images make
+                 * tens of MiB of JSON objects or table cells) */
+                if (o->want & IA_OUT_JSON) {
+                        e = json_object_new_object();
+                        jset(e, "name", jstr(m->name));
+                        jset(e, "path", jpath(m->path, m->path_len));
+                        jset(e, "member", m->member ? jpath(m->member, m->member_len) : NULL);
+                        jset(e, "directory", jstr(m->dir));
+                        jset(e, "root", m->root >= 0 ? jstr(r->scan.roots[m->root]) : NULL);
+                        jset(e, "format", jstr(m->format));
+                        jset(e, "status", jstr(m->status));
+                        cap_json(e, &imgs[i], false);
+                        json_object_array_add(ji_, e);
+                }
+                if (o->want & IA_OUT_TABLES)
+                        cap_row(t, "image", &imgs[i]);
         }
         qsort(o->dirs, o->ndirs, sizeof(*o->dirs), cmp_agg);
         for (size_t d = 0; d < o->ndirs; d++) {
@@ -1659,8 +1667,25 @@ int ia_section_run(enum ia_section s, struct ia_rpt *r, struct ia_rpt_out *o, st
                 o->sec_first[s] = NULL;
                 o->sec_ntables[s] = 0;
         }
-        if (!(o->want & IA_OUT_JSON))
-                json_object_object_del(o->doc, ia_section_names[s]);
+        if (o->want & IA_OUT_JSON) {
+                /* serialized now, at the indentation it has in the document, and freed */
+                json_object *v = json_object_object_get(o->doc, ia_section_names[s]);
+                const char *text = v ? json_object_to_json_string_ext(v, IA_JSON_FLAGS) : NULL;
+
+                if (v && !text && ret == 0)
+                        ret = NOMEM(err);
+                if (text) {
+                        ia_rbuf_addf(&o->json_sections, ",\n  \"%s\": ", ia_section_names[s]);
+                        for (const char *p = text; *p; p++) {
+                                ia_rbuf_addc(&o->json_sections, *p);
+                                if (*p == '\n')
+                                        ia_rbuf_adds(&o->json_sections, "  ");
+                        }
+                        if (o->json_sections.nomem && ret == 0)
+                                ret = NOMEM(err);
+                }
+        }
+        json_object_object_del(o->doc, ia_section_names[s]);
         if (!(o->want & IA_OUT_PROM))
                 ia_rbuf_release(&o->prom);
         return ret;

@@ -58,7 +58,15 @@ struct ia_rpt_out {
         /* what the layout needs (IA_OUT_*): a section drops the rest as soon as it is made, so a
          * report holds one layout of the store, not three */
         unsigned want;
+        /* with IA_OUT_JSON: each section's JSON, serialized as soon as it is made and freed
+         * from doc (",\n  \"name\": value" pieces), so the report never holds the JSON of
+         * every section at once */
+        struct ia_rbuf json_sections;
 };
+
+/* How the JSON report is laid out. */
+#define IA_JSON_FLAGS                                                                              \
+        (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 #define IA_OUT_TABLES 0x1u /* human, csv, html */
 #define IA_OUT_JSON   0x2u
