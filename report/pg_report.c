@@ -38,6 +38,7 @@
 
 #include <sqlite3.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "escape.h"
 #include "out.h"
@@ -417,9 +418,10 @@ int ia_cmd_report_pg(int argc, char **argv)
             {"section", required_argument, NULL, 'S'},
             {"scan", required_argument, NULL, 's'},
             {"since", required_argument, NULL, 'n'},
-            {"output", required_argument, NULL, 'o'},
+            {"output", optional_argument, NULL, 'O'},
             {"host", required_argument, NULL, 'H'},
             {"help", no_argument, NULL, 'h'},
+            {"prometheus-per-image", no_argument, NULL, 'P'},
             {NULL, 0, NULL, 0},
         };
         const char *section = NULL; /* the last --section: csv to stdout wants exactly one */
@@ -443,8 +445,10 @@ int ia_cmd_report_pg(int argc, char **argv)
                 return 1;
         }
         pass[npass++] = argv[0];
+        /* the local report's grammar and error style (cmd_report.c), plus --host */
+        opterr = 0;
         optind = 1;
-        while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'd':
                         conninfo = optarg;
@@ -453,7 +457,19 @@ int ia_cmd_report_pg(int argc, char **argv)
                         host = optarg;
                         break;
                 case 'o':
+                        if (!*optarg) {
+                                free(pass);
+                                return ia_usage_error("report", 2, "-o wants a file name");
+                        }
                         out = optarg;
+                        break;
+                case 'O':
+                        free(pass);
+                        return ia_usage_error("report", 2,
+                                              "no option --output: the layout is --format=FMT, "
+                                              "the file -o FILE");
+                case 'P':
+                        pass[npass++] = "--prometheus-per-image";
                         break;
                 case 'F':
                         format = optarg;
@@ -479,30 +495,31 @@ int ia_cmd_report_pg(int argc, char **argv)
                         fputs(ia_report_usage, stdout);
                         free(pass);
                         return 0;
-                default:
-                        fputs(ia_report_usage, stderr);
+                case ':':
                         free(pass);
-                        return 2;
+                        return ia_usage_error("report", 2, "option '%s' needs a value",
+                                              argv[optind - 1]);
+                default:
+                        free(pass);
+                        return ia_usage_error("report", 2, "unknown option '%s'", argv[optind - 1]);
                 }
         }
         if (optind < argc) {
-                fprintf(stderr, "imgaudit report: unexpected argument '%s'\n", argv[optind]);
+                ia_usage_error("report", 2, "unexpected argument '%s'", argv[optind]);
                 free(pass);
                 return 2;
         }
         if (strcmp(format, "human") && strcmp(format, "json") && strcmp(format, "csv") &&
             strcmp(format, "html") && strcmp(format, "prometheus")) {
-                fprintf(stderr,
-                        "imgaudit report: no format '%s' (human, json, csv, html, prometheus)\n",
-                        format);
+                ia_usage_error("report", 2, "no format '%s' (human, json, csv, html, prometheus)",
+                               format);
                 free(pass);
                 return 2;
         }
         if (scan && !host) {
-                fputs("imgaudit report: --scan names a scan of one host's store: give --host\n",
-                      stderr);
                 free(pass);
-                return 2;
+                return ia_usage_error("report", 2,
+                                      "--scan names a scan of one host's store: give --host");
         }
         /* the in-memory stores are opened by URI (file:/NAME?vfs=memdb) */
         sqlite3_shutdown();
@@ -723,7 +740,7 @@ int ia_cmd_report_pg(int argc, char **argv)
 nomem:
         ia_error_set(&err, IA_ERR_NOMEM, "out of memory");
 fail:
-        fprintf(stderr, "imgaudit report: %s\n", err.msg);
+        ia_diag("imgaudit report", "%s", err.msg);
         ret = err.cat == IA_ERR_USAGE ? 2 : 1;
 out:
         PQclear(res);

@@ -2566,11 +2566,13 @@ static int run(struct scan *s)
         }
 
         /* the workers and the writer */
-        /* IMGAUDIT_TEST_LAYER_CAP: a smaller per-layer cap, for the tests of live-mapped chains */
-        s->cache = ia_layer_cache_new(
-            LAYER_CACHE_BUDGET, getenv("IMGAUDIT_TEST_LAYER_CAP")
-                                    ? (size_t)strtoull(getenv("IMGAUDIT_TEST_LAYER_CAP"), NULL, 10)
-                                    : LAYER_MAX_BYTES);
+        {
+                /* IMGAUDIT_TEST_LAYER_CAP: a smaller per-layer cap, for tests of live chains */
+                const char *cap = getenv("IMGAUDIT_TEST_LAYER_CAP");
+
+                s->cache = ia_layer_cache_new(
+                    LAYER_CACHE_BUDGET, cap ? (size_t)strtoull(cap, NULL, 10) : LAYER_MAX_BYTES);
+        }
         threads = calloc(s->nworkers, sizeof(*threads));
         if (!s->cache || !threads) {
                 abort_reason = "out of memory";

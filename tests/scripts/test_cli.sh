@@ -65,6 +65,10 @@ usage report 2 "unexpected argument 'extra'" --db p.db extra
 # ---- report: --format for the layout, -o for the file; --output refused ----
 usage report 2 "no option --output: the layout is --format=FMT, the file -o FILE" --db p.db --output=json
 usage report 2 "no option --output" --db p.db --output json
+# the fleet's report (--db CONNINFO) has the same grammar: refused before any connection
+usage report 2 "no option --output: the layout is --format=FMT, the file -o FILE" --db "host=/nonexistent dbname=x" --output=json
+usage report 2 "unknown option '--bogus'" --db "host=/nonexistent dbname=x" --bogus
+usage report 2 "option '--since' needs a value" --db "host=/nonexistent dbname=x" --since
 [ ! -e json ] && ok || bad "report --output=json wrote a file named json"
 usage report 2 "--section wants a name, not ''" --db p.db --section=
 usage report 2 "--section wants a name" --db p.db --section=summary,
