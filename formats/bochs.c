@@ -23,6 +23,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "banned.h"
 
 #define BOCHS_HEADER_LEN  512u
 #define BOCHS_V1          0x00010000u

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "drivers.h"
+#include "banned.h"
 
 bool ia_name_is_protocol(const char *name)
 {

@@ -21,6 +21,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "banned.h"
 
 #define CLOOP_MAX_BLOCK   (64u * 1024 * 1024)
 #define CLOOP_MAX_OFFSETS (512u * 1024 * 1024) /* bytes of offset table qemu accepts */

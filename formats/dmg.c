@@ -58,6 +58,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "banned.h"
 
 #define DMG_SECTOR      512u
 #define DMG_TRAILER     512u

@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "banned.h"
 
 /* Keep raw last.  Add new drivers above it (see formats/README.md). */
 const struct ia_driver *const ia_drivers[] = {

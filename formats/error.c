@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "banned.h"
 
 static void vset(struct ia_error *err, enum ia_errcat cat, int errnum, const char *fmt, va_list ap)
 {

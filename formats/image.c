@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "bytes.h"
+#include "banned.h"
 
 struct ia_file *ia_file_new(struct ia_source *src, const char *name, struct ia_error *err)
 {

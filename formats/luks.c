@@ -27,6 +27,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "banned.h"
 
 #define LUKS_MAGIC         "LUKS\xba\xbe"
 #define LUKS_MAGIC_LEN     6u

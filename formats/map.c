@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include "banned.h"
 
 /*
  * Data that a layer places beyond the end of the file holding it cannot be

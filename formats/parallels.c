@@ -26,6 +26,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "banned.h"
 
 #define PRL_MAGIC_V1   "WithoutFreeSpace"
 #define PRL_MAGIC_V2   "WithouFreSpacExt"

@@ -25,6 +25,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "banned.h"
 
 #define QCOW_MAGIC      0x514649fbu /* "QFI\xfb" */
 #define QCOW_VERSION    1u

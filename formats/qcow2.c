@@ -35,6 +35,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "banned.h"
 
 #define QCOW2_MAGIC 0x514649fbu /* "QFI\xfb" */
 

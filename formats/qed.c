@@ -24,6 +24,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "banned.h"
 
 #define QED_MAGIC            0x00444551u /* "QED\0" */
 #define QED_HEADER_LEN       64u

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "image.h"
+#include "banned.h"
 
 static int raw_open(struct ia_image *img, struct ia_error *err)
 {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "banned.h"
 
 void ia_source_init(struct ia_source *src, const struct ia_source_ops *ops, uint64_t size)
 {

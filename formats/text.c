@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "banned.h"
 
 /* Append code point cp as UTF-8 to out (capacity cap, keeping room for a NUL). */
 static bool put_utf8(char *out, size_t cap, size_t *n, uint32_t cp)

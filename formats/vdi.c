@@ -23,6 +23,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "banned.h"
 
 #define VDI_SIGNATURE    0xbeda107fu
 #define VDI_VERSION_1_1  0x00010001u

@@ -55,6 +55,7 @@
 #include "text.h"
 #include "image.h"
 #include "vhdxlog.h"
+#include "banned.h"
 
 #define KIB 1024ull
 #define MIB (1024ull * 1024)

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "banned.h"
 
 #define SECTOR      4096u
 #define MIB         (1024ull * 1024)

@@ -55,6 +55,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "banned.h"
 
 #define VMDK4_MAGIC        0x4b444d56u /* "KDMV" read big-endian */
 #define VMDK3_MAGIC        0x434f5744u /* "COWD" */

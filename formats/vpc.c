@@ -41,6 +41,7 @@
 #include "bytes.h"
 #include "text.h"
 #include "image.h"
+#include "banned.h"
 
 #define VPC_FOOTER_SIZE  512
 #define VPC_DYNHDR_SIZE  1024

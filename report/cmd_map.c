@@ -24,6 +24,7 @@
 #include "mapout.h"
 #include "out.h"
 #include "size.h"
+#include "banned.h"
 
 const char ia_map_usage[] =
     "usage: imgaudit map [-f FMT] [--output=human|json] [-s|--start-offset=N]\n"

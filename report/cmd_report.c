@@ -30,6 +30,7 @@
 #include "rpt.h"
 #include "schema.h"
 #include "sections.h"
+#include "banned.h"
 
 const char ia_report_usage[] =
     "usage: imgaudit report [--db FILE] [--format=human|json|csv|html|prometheus]\n"

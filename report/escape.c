@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "banned.h"
 
 /* Length of the valid UTF-8 sequence at s (1-4) with its code point, or 0. */
 static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)

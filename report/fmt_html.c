@@ -20,6 +20,7 @@
 
 #include "escape.h"
 #include "sections.h"
+#include "banned.h"
 
 static const char css[] =
     "body{font:14px/1.4 system-ui,sans-serif;margin:0 1.5em 1.5em;color:#222;background:#fff}"

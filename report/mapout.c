@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "banned.h"
 
 void ia_mapout_begin(struct ia_mapout *m)
 {

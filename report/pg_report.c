@@ -46,6 +46,7 @@
 #include "pg_tables.h"
 #include "rbuf.h"
 #include "schema.h"
+#include "banned.h"
 
 #define IA_APPLICATION_ID 0x49414454
 

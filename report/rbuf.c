@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "banned.h"
 
 void ia_rbuf_init(struct ia_rbuf *b)
 {

@@ -19,6 +19,7 @@
 
 #include "escape.h"
 #include "rbuf.h"
+#include "banned.h"
 
 #define IA_APPLICATION_ID 0x49414454 /* "IADT", as the scanner's store sets it */
 

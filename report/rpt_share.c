@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "rpt.h"
+#include "banned.h"
 
 struct ival {
         uint64_t s, e; /* [s, e) */

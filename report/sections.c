@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "escape.h"
+#include "banned.h"
 
 const char *const ia_section_names[IA_SEC_COUNT] = {
     [IA_SEC_SUMMARY] = "summary", [IA_SEC_CAPACITY] = "capacity", [IA_SEC_SHARING] = "sharing",

@@ -14,6 +14,7 @@
 #include <wchar.h>
 
 #include "escape.h"
+#include "banned.h"
 
 struct ia_table *ia_table_new(const char *id, const char *title, const struct ia_col *cols,
                               size_t ncols)

@@ -47,6 +47,7 @@
 
 #include "bytes.h"
 #include "spool.h"
+#include "banned.h"
 
 #define DEFAULT_MAX_MEMBERS  100000u
 #define DEFAULT_SPOOL_BUDGET (4ull << 30)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "banned.h"
 
 int ia_usage_error(const char *cmd, int status, const char *fmt, ...)
 {

@@ -24,6 +24,7 @@
 #include "escape.h"
 #include "lock.h"
 #include "store.h"
+#include "banned.h"
 
 const char ia_prune_usage[] =
     "usage: imgaudit prune [--db FILE] (--keep N | --older-than AGE) [--dry-run] [--vacuum]\n"

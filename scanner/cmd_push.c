@@ -33,6 +33,7 @@
 #include "pg_tables.h"
 #include "rbuf.h"
 #include "schema.h"
+#include "banned.h"
 
 #define IA_APPLICATION_ID 0x49414454 /* "IADT", as the store sets it */
 #define IA_PG_LOCK_CLASS  1229014100

@@ -54,6 +54,7 @@
 #include "resolve.h"
 #include "store.h"
 #include "walk.h"
+#include "banned.h"
 
 const char ia_scan_usage[] =
     "usage: imgaudit scan [--db FILE] [-j N] [--exclude GLOB]... [--allow-root DIR]...\n"

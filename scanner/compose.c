@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "hmap.h"
+#include "banned.h"
 
 #define RUN_FLAGS (IA_BS_DATA | IA_BS_ZERO | IA_BS_OFFSET | IA_BS_ALLOCATED | IA_BS_COMPRESSED)
 

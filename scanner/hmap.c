@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "banned.h"
 
 static uint64_t hash_bytes(const void *key, size_t len)
 {

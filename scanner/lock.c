@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "banned.h"
 
 /* The lock's byte: far past SQLite's lock bytes (1 GiB and up) and any real file. */
 #define LOCK_BYTE ((off_t)1 << 62)

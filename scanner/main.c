@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "drivers.h"
 #include "escape.h"
+#include "banned.h"
 
 struct command {
         const char *name;

@@ -20,6 +20,7 @@
 #include "rbuf.h"
 #include "schema.h"
 #include "store.h"
+#include "banned.h"
 
 /* The advisory lock key class of imgaudit ("IADT"); key 0: migrations. */
 #define IA_PG_LOCK_CLASS 1229014100

@@ -3,6 +3,7 @@
  * schema's (schema/NNN_*.sql); the central one (schema/pg/) follows it.
  */
 #include "pg_tables.h"
+#include "banned.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

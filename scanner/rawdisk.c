@@ -8,6 +8,7 @@
 
 #include <fnmatch.h>
 #include <string.h>
+#include "banned.h"
 
 const char *const ia_raw_globs_default[] = {"*.img", "*.raw", "*.iso", NULL};
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "banned.h"
 
 #define SPOOL_BLOCK 4096u
 /* Extents kept per member; past this, gaps are counted as data (no hole is lost by more). */

@@ -24,6 +24,7 @@
 
 #include "image.h"
 #include "schema.h"
+#include "banned.h"
 
 #define IA_APPLICATION_ID 0x49414454 /* "IADT" */
 #define IA_BATCH_ROWS     50000

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "banned.h"
 
 #define IA_WALK_MAX_DEPTH 256
 

@@ -19,6 +19,7 @@
 
 #include "chain.h"
 #include "map.h"
+#include "banned.h"
 
 struct faulty_resolver {
         struct ia_resolver r;
