@@ -1,7 +1,9 @@
 /*
- * Helpers shared by the driver unit tests: open an image held in memory,
- * expect an open to fail with a category, check one block-status answer of
- * a driver alone.  Include after <cmocka.h>.
+ * Helpers shared by the driver unit tests: open an image held in memory
+ * (optionally behind a fault injector), expect an open to succeed or to fail
+ * with a category, check one block-status answer of a driver alone, and run
+ * an image under a failing read at every position.  Include after
+ * <cmocka.h>; tests/unit/bytes_build.h builds the images.
  */
 #ifndef IA_IMGTEST_H
 #define IA_IMGTEST_H
@@ -59,6 +61,125 @@ static inline void imgtest_expect_status(struct ia_image *img, uint64_t off, uin
         if (flags & IA_BS_OFFSET) {
                 assert_int_equal(st.host_off, host);
                 assert_ptr_equal(st.file, img->file);
+        }
+}
+
+/* How imgtest_open_mem() opens a buffer; zero fields take the defaults. */
+struct imgtest_mem {
+        const char *name;   /* the file's name; NULL: "mem" */
+        const char *fmt;    /* NULL: probe */
+        uint64_t allocated; /* bytes the source says are allocated; 0: its length */
+        uint64_t fail_at;   /* 0: no fault; N: every read from the Nth on fails */
+};
+
+/* Open buf[0..len) (not copied) as how says; 0, or -1 with *err. */
+static inline int imgtest_open_mem(const struct ia_open_ctx *ctx, const void *buf, size_t len,
+                                   const struct imgtest_mem *how, struct ia_image **img,
+                                   struct ia_error *err)
+{
+        struct ia_source *src = ia_source_memory(buf, len, false, err);
+        struct ia_file *f;
+
+        if (!src)
+                return -1;
+        if (how->allocated)
+                src->allocated = how->allocated;
+        if (how->fail_at) {
+                struct ia_source *faulty = ia_source_faulty(src, how->fail_at, NULL, err);
+
+                ia_source_unref(src);
+                if (!faulty)
+                        return -1;
+                src = faulty;
+        }
+        f = ia_file_new(src, how->name ? how->name : "mem", err);
+        if (!f)
+                return -1;
+        return ia_image_open(ctx, f, how->fmt, img, err);
+}
+
+/* The open must succeed. */
+static inline struct ia_image *imgtest_must_open(const struct ia_open_ctx *ctx, const void *buf,
+                                                 size_t len, const struct imgtest_mem *how)
+{
+        struct ia_image *img = NULL;
+        struct ia_error err;
+
+        if (imgtest_open_mem(ctx, buf, len, how, &img, &err) < 0)
+                fail_msg("open failed: %s", err.msg);
+        return img;
+}
+
+/* The open must fail with a message and leave nothing behind; its category. */
+static inline enum ia_errcat imgtest_open_fails(const struct ia_open_ctx *ctx, const void *buf,
+                                                size_t len, const struct imgtest_mem *how)
+{
+        struct ia_image *img = NULL;
+        struct ia_error err;
+
+        ia_error_clear(&err);
+        if (imgtest_open_mem(ctx, buf, len, how, &img, &err) == 0) {
+                ia_image_free(img);
+                fail_msg("open succeeded");
+        }
+        assert_null(img);
+        assert_true(err.msg[0] != '\0');
+        return err.cat;
+}
+
+/* The driver alone answers at off, into *st (first filled with fill bytes). */
+static inline void imgtest_status(struct ia_image *img, uint64_t off, struct ia_bstatus *st,
+                                  int fill)
+{
+        struct ia_error err;
+
+        memset(st, fill, sizeof(*st));
+        if (img->drv->block_status(img, off, img->size - off, st, &err) < 0)
+                fail_msg("block_status(%llu) failed: %s", (unsigned long long)off, err.msg);
+}
+
+/* The driver alone must fail at off with category cat (and, if msg, a message). */
+static inline void imgtest_expect_status_fail(struct ia_image *img, uint64_t off,
+                                              enum ia_errcat cat, bool msg)
+{
+        struct ia_bstatus st;
+        struct ia_error err;
+
+        memset(&st, 0, sizeof(st));
+        ia_error_clear(&err);
+        assert_int_equal(img->drv->block_status(img, off, img->size - off, &st, &err), -1);
+        assert_int_equal(err.cat, cat);
+        if (msg)
+                assert_true(err.msg[0] != '\0');
+}
+
+/*
+ * Every read failing in turn (from the Nth on, N = 1..15): opening buf as
+ * fmt, or a status query at probe_off, must fail with an I/O error, never
+ * crash or leak.
+ */
+static inline void imgtest_fault_sweep(const struct ia_open_ctx *ctx, const uint8_t *buf,
+                                       size_t len, const char *fmt, uint64_t probe_off)
+{
+        for (uint64_t n = 1; n < 16; n++) {
+                const struct imgtest_mem how = {.name = "faulty", .fmt = fmt, .fail_at = n};
+                struct ia_image *img = NULL;
+                struct ia_error err;
+
+                ia_error_clear(&err);
+                if (imgtest_open_mem(ctx, buf, len, &how, &img, &err) < 0) {
+                        assert_int_equal(err.cat, IA_ERR_IO);
+                        continue;
+                }
+                if (img->drv->block_status) {
+                        struct ia_bstatus st;
+
+                        memset(&st, 0, sizeof(st));
+                        if (img->drv->block_status(img, probe_off, img->size - probe_off, &st,
+                                                   &err) < 0)
+                                assert_int_equal(err.cat, IA_ERR_IO);
+                }
+                ia_image_free(img);
         }
 }
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "bytes_build.h"
 #include "imgtest.h"
 
 #include <stdio.h>
@@ -40,18 +41,6 @@ struct ch {
         uint32_t type;
         uint64_t sector, count, off, len;
 };
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-        put_be32(p, (uint32_t)(v >> 32));
-        put_be32(p + 4, (uint32_t)v);
-}
 
 /* A blkx table: first sector, data offset, the chunks.  Returns its length. */
 static size_t mish(uint8_t *out, uint64_t first, uint64_t data, const struct ch *c, size_t n)

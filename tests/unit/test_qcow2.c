@@ -13,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes_build.h"
 #include "chain.h"
 #include "drivers.h"
+#include "imgtest.h"
 
 #define CB 9 /* 512-byte clusters keep images small */
 #define C  (1u << CB)
@@ -30,36 +32,24 @@ struct builder {
         bool ext_l2;
 };
 
-static void be32(uint8_t *p, uint32_t v)
-{
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static void be64(uint8_t *p, uint64_t v)
-{
-        be32(p, (uint32_t)(v >> 32));
-        be32(p + 4, (uint32_t)v);
-}
-
 static void build_cb(struct builder *b, unsigned version, uint64_t size, bool ext_l2,
                      unsigned cbits)
 {
         memset(b, 0, sizeof(*b));
         b->cbits = cbits;
         b->ext_l2 = ext_l2;
-        be32(b->buf, 0x514649fb);
-        be32(b->buf + 4, version);
-        be32(b->buf + 20, b->cbits);
-        be64(b->buf + 24, size);
-        be32(b->buf + 36, 1);                /* l1_size */
-        be64(b->buf + 40, 3ull << b->cbits); /* l1 */
-        be64(b->buf + 48, 1ull << b->cbits); /* refcount table */
-        be32(b->buf + 56, 1);
+        put_be32(b->buf, 0x514649fb);
+        put_be32(b->buf + 4, version);
+        put_be32(b->buf + 20, b->cbits);
+        put_be64(b->buf + 24, size);
+        put_be32(b->buf + 36, 1);                /* l1_size */
+        put_be64(b->buf + 40, 3ull << b->cbits); /* l1 */
+        put_be64(b->buf + 48, 1ull << b->cbits); /* refcount table */
+        put_be32(b->buf + 56, 1);
         if (version >= 3) {
-                be64(b->buf + 72, ext_l2 ? 1u << 4 : 0);
-                be32(b->buf + 96, 4);
-                be32(b->buf + 100, 104);
+                put_be64(b->buf + 72, ext_l2 ? 1u << 4 : 0);
+                put_be32(b->buf + 96, 4);
+                put_be32(b->buf + 100, 104);
         }
         b->len = 16u << cbits < sizeof(b->buf) ? 16u << cbits : sizeof(b->buf);
 }
@@ -75,8 +65,8 @@ static void link_l2(struct builder *b)
 {
         uint64_t cs = 1ull << b->cbits;
 
-        be64(b->buf + 3 * cs, (1ull << 63) | 4 * cs);
-        be64(b->buf + cs, 2 * cs);
+        put_be64(b->buf + 3 * cs, (1ull << 63) | 4 * cs);
+        put_be64(b->buf + cs, 2 * cs);
         for (int i = 0; i < 5; i++)
                 b->buf[2 * cs + 2 * i + 1] = 1; /* 16-bit refcounts */
 }
@@ -86,9 +76,9 @@ static void set_l2(struct builder *b, unsigned idx, uint64_t entry, uint64_t bit
         uint64_t cs = 1ull << b->cbits;
         unsigned es = b->ext_l2 ? 16 : 8;
 
-        be64(b->buf + 4 * cs + idx * es, entry);
+        put_be64(b->buf + 4 * cs + idx * es, entry);
         if (b->ext_l2)
-                be64(b->buf + 4 * cs + idx * es + 8, bitmap);
+                put_be64(b->buf + 4 * cs + idx * es + 8, bitmap);
 }
 
 struct memres {
@@ -118,51 +108,28 @@ static const struct ia_open_ctx ctx = {.resolver = &resolver, .compat = 702};
 static int open_buf(const struct ia_open_ctx *c, const void *buf, size_t len, uint64_t allocated,
                     struct ia_image **img, struct ia_error *err)
 {
-        struct ia_source *src = ia_source_memory(buf, len, false, err);
-        struct ia_file *f;
+        const struct imgtest_mem how = {
+            .name = "mem.qcow2", .fmt = "qcow2", .allocated = allocated};
 
-        if (!src)
-                return -1;
-        src->allocated = allocated;
-        f = ia_file_new(src, "mem.qcow2", err);
-        if (!f)
-                return -1;
-        return ia_image_open(c, f, "qcow2", img, err);
+        return imgtest_open_mem(c, buf, len, &how, img, err);
 }
 
-/* Open b; allocated = the whole buffer unless told otherwise. */
+static const struct imgtest_mem qcow2_mem = {.name = "mem.qcow2", .fmt = "qcow2"};
+
+/* Open b; allocated = the whole buffer. */
 static struct ia_image *must_open(struct builder *b)
 {
-        struct ia_image *img = NULL;
-        struct ia_error err;
-
-        if (open_buf(&ctx, b->buf, b->len, b->len, &img, &err) < 0)
-                fail_msg("open failed: %s", err.msg);
-        return img;
+        return imgtest_must_open(&ctx, b->buf, b->len, &qcow2_mem);
 }
 
 static enum ia_errcat open_fails(struct builder *b)
 {
-        struct ia_image *img = NULL;
-        struct ia_error err;
-
-        ia_error_clear(&err);
-        if (open_buf(&ctx, b->buf, b->len, b->len, &img, &err) == 0) {
-                ia_image_free(img);
-                fail_msg("open succeeded");
-        }
-        assert_null(img);
-        assert_true(err.msg[0] != '\0');
-        return err.cat;
+        return imgtest_open_fails(&ctx, b->buf, b->len, &qcow2_mem);
 }
 
 static void status(struct ia_image *img, uint64_t off, struct ia_bstatus *st)
 {
-        struct ia_error err;
-
-        memset(st, 0xa5, sizeof(*st));
-        if (img->drv->block_status(img, off, img->size - off, st, &err) < 0)
-                fail_msg("block_status(%llu) failed: %s", (unsigned long long)off, err.msg);
+        imgtest_status(img, off, st, 0xa5);
 }
 
 static void test_types_and_runs(void **state)
@@ -224,10 +191,10 @@ static void test_unallocated_l1(void **state)
         (void)state;
         /* 512-byte clusters: one L2 table covers 64 clusters = 32 KiB. */
         build(b, 3, 100 * 1024, false);
-        be32(b->buf + 36, 4);
+        put_be32(b->buf + 36, 4);
         link_l2(b);
-        be64(b->buf + 3 * C, 0); /* L1[0] empty */
-        be64(b->buf + 3 * C + 8, 4 * C);
+        put_be64(b->buf + 3 * C, 0); /* L1[0] empty */
+        put_be64(b->buf + 3 * C + 8, 4 * C);
         set_l2(b, 0, 6 * C, 0);
         img = must_open(b);
         status(img, 1000, &st);
@@ -284,7 +251,7 @@ static void test_unaligned_offsets(void **state)
 
         build_cb(b, 3, 8 * 4096, false, 12);
         link_l2(b);
-        be64(b->buf + 3 * 4096, 4 * 4096 + 1024);
+        put_be64(b->buf + 3 * 4096, 4 * 4096 + 1024);
         img = must_open(b); /* found when used, as qemu does */
         assert_int_equal(img->drv->block_status(img, 0, 8 * 4096, &st, &err), -1);
         assert_int_equal(err.cat, IA_ERR_CORRUPT);
@@ -379,22 +346,22 @@ static void test_header_fields(void **state)
         build(b, 3, 8 * C, false);
         link_l2(b);
         /* backing format extension, then the end marker; the name after them */
-        be32(b->buf + 104, 0xe2792aca);
-        be32(b->buf + 108, 5);
+        put_be32(b->buf + 104, 0xe2792aca);
+        put_be32(b->buf + 108, 5);
         memcpy(b->buf + 112, "qcow2", 5);
-        be64(b->buf + 8, 200);
-        be32(b->buf + 16, sizeof(name) - 1);
+        put_be64(b->buf + 8, 200);
+        put_be32(b->buf + 16, sizeof(name) - 1);
         memcpy(b->buf + 200, name, sizeof(name) - 1);
-        be64(b->buf + 72, 3); /* dirty, corrupt */
-        be32(b->buf + 60, 2); /* snapshots */
+        put_be64(b->buf + 72, 3); /* dirty, corrupt */
+        put_be32(b->buf + 60, 2); /* snapshots */
         img = must_open(b);
         assert_string_equal(img->backing, "base.qcow2");
         assert_string_equal(img->backing_fmt, "qcow2");
         assert_int_equal(img->flags, IA_IMG_DIRTY | IA_IMG_CORRUPT | IA_IMG_SNAPSHOTS);
         ia_image_free(img);
 
-        be32(b->buf + 32, 2); /* LUKS: no offsets */
-        be64(b->buf + 72, 0);
+        put_be32(b->buf + 32, 2); /* LUKS: no offsets */
+        put_be64(b->buf + 72, 0);
         set_l2(b, 0, 6 * C, 0);
         img = must_open(b);
         {
@@ -417,7 +384,7 @@ static size_t put_snap(uint8_t *buf, size_t off, uint32_t extra, uint16_t id, ui
         buf[off + 13] = (uint8_t)id;
         buf[off + 14] = (uint8_t)(name >> 8);
         buf[off + 15] = (uint8_t)name;
-        be32(buf + off + 36, extra);
+        put_be32(buf + off + 36, extra);
         return off + 40 + extra + id + name;
 }
 
@@ -439,8 +406,8 @@ static void test_snapshot_table(void **state)
         (void)state;
         build(b, 3, 8 * C, false);
         link_l2(b);
-        be32(b->buf + 60, 2);
-        be64(b->buf + 64, table);
+        put_be32(b->buf + 60, 2);
+        put_be64(b->buf + 64, table);
         off = put_snap(b->buf, table, 1024, 1, 3);
         put_snap(b->buf, off, 16, 1, 0);
         img = must_open(b);
@@ -458,22 +425,22 @@ static void test_snapshot_table(void **state)
                 off = put_snap(m, off, 0, 0xffff, 0xfff0);
         /* the file ends there: 2970 more entries of zeroes (40 bytes each) still fit, 2971
          * do not (qemu 7.2 agrees) */
-        be32(m + 60, 511 + 2970);
+        put_be32(m + 60, 511 + 2970);
         assert_int_equal(open_buf(&ctx, m, off, off, &img, &err), 0);
         ia_image_free(img);
         img = NULL;
-        be32(m + 60, 511 + 2971);
+        put_be32(m + 60, 511 + 2971);
         ia_error_clear(&err);
         assert_int_equal(open_buf(&ctx, m, off, off, &img, &err), -1);
         assert_int_equal(err.cat, IA_ERR_CORRUPT);
         assert_null(img);
         /* a 512th entry in the file crosses 64 MiB by itself */
         put_snap(m, off, 0, 0xffff, 0xfff0);
-        be32(m + 60, 512);
+        put_be32(m + 60, 512);
         ia_error_clear(&err);
         assert_int_equal(open_buf(&ctx, m, big, big, &img, &err), -1);
         assert_int_equal(err.cat, IA_ERR_CORRUPT);
-        be32(m + 60, 511);
+        put_be32(m + 60, 511);
         assert_int_equal(open_buf(&ctx, m, big, big, &img, &err), 0);
         ia_image_free(img);
         free(m);
@@ -486,9 +453,9 @@ static void put_bitmap(struct builder *b, unsigned i, uint64_t tab, uint32_t fla
         uint8_t *e = b->buf + 8 * C + 32 * i;
 
         memset(e, 0, 32);
-        be64(e, tab);
-        be32(e + 8, 1);
-        be32(e + 12, flags);
+        put_be64(e, tab);
+        put_be32(e + 8, 1);
+        put_be32(e + 12, flags);
         e[16] = 1;  /* dirty tracking */
         e[17] = 16; /* granularity 64 KiB */
         e[19] = 2;  /* name size */
@@ -510,12 +477,12 @@ static void test_bitmap_directory(void **state)
         do {                                                                                       \
                 build(b, 3, 8 * C, false);                                                         \
                 link_l2(b);                                                                        \
-                be64(b->buf + 88, 1); /* autoclear: bitmaps */                                     \
-                be32(b->buf + 104, 0x23852875);                                                    \
-                be32(b->buf + 108, 24);                                                            \
-                be32(b->buf + 112, n);                                                             \
-                be64(b->buf + 120, 32 * (n));                                                      \
-                be64(b->buf + 128, 8 * C);                                                         \
+                put_be64(b->buf + 88, 1); /* autoclear: bitmaps */                                 \
+                put_be32(b->buf + 104, 0x23852875);                                                \
+                put_be32(b->buf + 108, 24);                                                        \
+                put_be32(b->buf + 112, n);                                                         \
+                put_be64(b->buf + 120, 32 * (n));                                                  \
+                put_be64(b->buf + 128, 8 * C);                                                     \
                 put_bitmap(b, 0, 9 * C, 0, "aa");                                                  \
                 put_bitmap(b, 1, 10 * C, 0, "ab");                                                 \
         } while (0)
@@ -524,16 +491,16 @@ static void test_bitmap_directory(void **state)
         img = must_open(b);
         ia_image_free(img);
         BITMAPS(1); /* more entries than listed */
-        be64(b->buf + 120, 64);
+        put_be64(b->buf + 120, 64);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         BITMAPS(2); /* fewer */
-        be64(b->buf + 120, 32);
+        put_be64(b->buf + 120, 32);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         BITMAPS(2); /* an entry cut by the directory's end */
-        be64(b->buf + 120, 60);
+        put_be64(b->buf + 120, 60);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         BITMAPS(2);
-        be64(b->buf + 120, 0);
+        put_be64(b->buf + 120, 0);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         BITMAPS(2);
         put_bitmap(b, 1, 10 * C, 0, "aa"); /* same name, both usable */
@@ -545,17 +512,17 @@ static void test_bitmap_directory(void **state)
         b->buf[8 * C + 17] = 8; /* granularity below 512 */
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         BITMAPS(2);
-        be64(b->buf + 9 * C, 11 * C | 2); /* reserved bit in a table entry */
+        put_be64(b->buf + 9 * C, 11 * C | 2); /* reserved bit in a table entry */
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         put_bitmap(b, 0, 9 * C, 1, "aa"); /* in use: its table is never read */
         img = must_open(b);
         ia_image_free(img);
         BITMAPS(2);
-        be64(b->buf + 9 * C, 11 * C + 8); /* unaligned data cluster */
+        put_be64(b->buf + 9 * C, 11 * C + 8); /* unaligned data cluster */
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         BITMAPS(2);
-        be64(b->buf + 88, 0); /* autoclear bit clear: qemu ignores the bitmaps */
-        be64(b->buf + 9 * C, 11 * C | 2);
+        put_be64(b->buf + 88, 0); /* autoclear bit clear: qemu ignores the bitmaps */
+        put_be64(b->buf + 9 * C, 11 * C | 2);
         img = must_open(b);
         ia_image_free(img);
 #undef BITMAPS
@@ -577,9 +544,9 @@ static void test_data_file(void **state)
         d->len = 8 * C;
         build(b, 3, 8 * C, false);
         link_l2(b);
-        be64(b->buf + 72, 1u << 2);
-        be32(b->buf + 104, 0x44415441);
-        be32(b->buf + 108, 5);
+        put_be64(b->buf + 72, 1u << 2);
+        put_be32(b->buf + 104, 0x44415441);
+        put_be32(b->buf + 108, 5);
         memcpy(b->buf + 112, "d.raw", 5);
         set_l2(b, 0, 1ull << 63, 0); /* offset 0, COPIED: allocated */
         set_l2(b, 1, 0, 0);          /* offset 0: unallocated */
@@ -604,7 +571,7 @@ static void test_data_file(void **state)
         assert_int_equal(open_buf(&ctx, b->buf, b->len, b->len, &img, &err), -1);
         assert_int_equal(err.cat, IA_ERR_MISSING);
         /* data file bit without a name */
-        be32(b->buf + 104, 0);
+        put_be32(b->buf + 104, 0);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         free(b);
         free(d);
@@ -631,85 +598,85 @@ static void test_malformed(void **state)
         b->buf[3] = 0xfa;
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be32(b->buf + 4, 4);
+        put_be32(b->buf + 4, 4);
         assert_int_equal(open_fails(b), IA_ERR_UNSUPPORTED);
         RESET();
-        be32(b->buf + 20, 8);
+        put_be32(b->buf + 20, 8);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be32(b->buf + 20, 22);
+        put_be32(b->buf + 20, 22);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be32(b->buf + 36, 0xffffffff);
+        put_be32(b->buf + 36, 0xffffffff);
         assert_int_equal(open_fails(b), IA_ERR_LIMIT);
         RESET();
-        be64(b->buf + 24, 1ull << 40); /* L1 too small for the size */
+        put_be64(b->buf + 24, 1ull << 40); /* L1 too small for the size */
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be64(b->buf + 24, UINT64_MAX);
+        put_be64(b->buf + 24, UINT64_MAX);
         assert_int_equal(open_fails(b), IA_ERR_LIMIT);
         RESET();
-        be64(b->buf + 40, 1ull << 30); /* L1 past EOF */
+        put_be64(b->buf + 40, 1ull << 30); /* L1 past EOF */
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be64(b->buf + 40, 3 * C + 8); /* L1 unaligned */
+        put_be64(b->buf + 40, 3 * C + 8); /* L1 unaligned */
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be64(b->buf + 3 * C, 1ull << 30); /* L2 past EOF */
+        put_be64(b->buf + 3 * C, 1ull << 30); /* L2 past EOF */
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be64(b->buf + 48, 1ull << 30); /* refcount table past EOF */
+        put_be64(b->buf + 48, 1ull << 30); /* refcount table past EOF */
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be32(b->buf + 56, 0);
+        put_be32(b->buf + 56, 0);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be32(b->buf + 104, 0x12345678); /* extension running off the cluster */
-        be32(b->buf + 108, C);
+        put_be32(b->buf + 104, 0x12345678); /* extension running off the cluster */
+        put_be32(b->buf + 108, C);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be32(b->buf + 104, 0xe2792aca); /* backing format too long */
-        be32(b->buf + 108, 16);
+        put_be32(b->buf + 104, 0xe2792aca); /* backing format too long */
+        put_be32(b->buf + 108, 16);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be64(b->buf + 8, 500); /* extension area ends inside an extension header */
-        be32(b->buf + 104, 0x12345678);
-        be32(b->buf + 108, 384);
+        put_be64(b->buf + 8, 500); /* extension area ends inside an extension header */
+        put_be32(b->buf + 104, 0x12345678);
+        put_be32(b->buf + 108, 384);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be64(b->buf + 72, 1u << 5);
+        put_be64(b->buf + 72, 1u << 5);
         assert_int_equal(open_fails(b), IA_ERR_UNSUPPORTED);
         RESET();
-        be32(b->buf + 96, 7);
+        put_be32(b->buf + 96, 7);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be32(b->buf + 100, 100);
+        put_be32(b->buf + 100, 100);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be32(b->buf + 100, C + 8);
+        put_be32(b->buf + 100, C + 8);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be64(b->buf + 8, 400); /* backing name longer than the cluster allows */
-        be32(b->buf + 16, 200);
+        put_be64(b->buf + 8, 400); /* backing name longer than the cluster allows */
+        put_be32(b->buf + 16, 200);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be64(b->buf + 8, C + 1);
+        put_be64(b->buf + 8, C + 1);
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be32(b->buf + 32, 3);
+        put_be32(b->buf + 32, 3);
         assert_int_equal(open_fails(b), IA_ERR_UNSUPPORTED);
         RESET();
-        be64(b->buf + 72, 1u << 4); /* extended L2 with 512-byte clusters */
+        put_be64(b->buf + 72, 1u << 4); /* extended L2 with 512-byte clusters */
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be32(b->buf + 100, 112);
+        put_be32(b->buf + 100, 112);
         b->buf[104] = 1; /* zstd without the incompatible bit */
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be64(b->buf + 88, 2); /* data_file_raw without a data file */
+        put_be64(b->buf + 88, 2); /* data_file_raw without a data file */
         assert_int_equal(open_fails(b), IA_ERR_CORRUPT);
         RESET();
-        be32(b->buf + 60, 70000);
+        put_be32(b->buf + 60, 70000);
         assert_int_equal(open_fails(b), IA_ERR_LIMIT);
 #undef RESET
         free(b);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes_build.h"
 #include "imgtest.h"
 
 #include "chain.h"
@@ -23,12 +24,6 @@
 
 #define SECT 512u
 #define GT0  0x1000000000000000ull /* GD entry: table 0 */
-
-static void le64(uint8_t *p, uint64_t v)
-{
-        for (int i = 0; i < 8; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /*
  * An extent: 0 constant header, 1 volatile header, 8-9 GD (128 entries),
@@ -50,31 +45,31 @@ static struct se ext;
 static void se_build(struct se *s)
 {
         memset(s, 0, sizeof(*s));
-        le64(s->buf, 0xcafebabe);
-        le64(s->buf + 8, 0x200000001ull);
-        le64(s->buf + 16, 131072); /* capacity */
-        le64(s->buf + 24, 8);      /* grain size */
-        le64(s->buf + 32, 64);     /* grain table size */
-        le64(s->buf + 80, 1);      /* volatile header */
-        le64(s->buf + 88, 1);
-        le64(s->buf + 128, SE_GD); /* GD */
-        le64(s->buf + 136, 2);     /* GD size: 128 entries */
-        le64(s->buf + 144, SE_GT); /* GT area */
-        le64(s->buf + 152, 4 * 64);
-        le64(s->buf + 192, SE_GRAINS); /* grains */
-        le64(s->buf + 200, 1024);
-        le64(s->buf + SECT, 0xcafecafe);
+        put_le64(s->buf, 0xcafebabe);
+        put_le64(s->buf + 8, 0x200000001ull);
+        put_le64(s->buf + 16, 131072); /* capacity */
+        put_le64(s->buf + 24, 8);      /* grain size */
+        put_le64(s->buf + 32, 64);     /* grain table size */
+        put_le64(s->buf + 80, 1);      /* volatile header */
+        put_le64(s->buf + 88, 1);
+        put_le64(s->buf + 128, SE_GD); /* GD */
+        put_le64(s->buf + 136, 2);     /* GD size: 128 entries */
+        put_le64(s->buf + 144, SE_GT); /* GT area */
+        put_le64(s->buf + 152, 4 * 64);
+        put_le64(s->buf + 192, SE_GRAINS); /* grains */
+        put_le64(s->buf + 200, 1024);
+        put_le64(s->buf + SECT, 0xcafecafe);
         s->len = SE_LEN;
 }
 
 static void se_gde(struct se *s, unsigned i, uint64_t v)
 {
-        le64(s->buf + SE_GD * SECT + 8 * i, v);
+        put_le64(s->buf + SE_GD * SECT + 8 * i, v);
 }
 
 static void se_gte(struct se *s, unsigned t, unsigned i, uint64_t v)
 {
-        le64(s->buf + (SE_GT + 64 * t) * SECT + 8 * i, v);
+        put_le64(s->buf + (SE_GT + 64 * t) * SECT + 8 * i, v);
 }
 
 /* An allocated-grain entry for grain number n (its low 12 bits at bit 48). */
@@ -152,14 +147,7 @@ static void expect_status(struct ia_image *img, uint64_t off, uint64_t len, unsi
 
 static void expect_status_fail(struct ia_image *img, uint64_t off, enum ia_errcat cat)
 {
-        struct ia_bstatus st;
-        struct ia_error err;
-
-        memset(&st, 0, sizeof(st));
-        ia_error_clear(&err);
-        assert_int_equal(img->drv->block_status(img, off, img->size - off, &st, &err), -1);
-        assert_int_equal(err.cat, cat);
-        assert_true(err.msg[0] != '\0');
+        imgtest_expect_status_fail(img, off, cat, true);
 }
 
 #define G 4096u /* grain bytes */
@@ -198,7 +186,7 @@ static void test_grains(void **state)
         ia_image_free(img);
 
         /* A grain numbered so that its sector is 0 is unallocated (qemu's test). */
-        le64(ext.buf + 192, 0);
+        put_le64(ext.buf + 192, 0);
         assert_int_equal(open_desc(131072, &img, &err), 0);
         expect_status(img, 0, G, 0, 0);
         expect_status(img, G, G, D, G);
@@ -206,7 +194,7 @@ static void test_grains(void **state)
 
         /* A GD entry whose table would be at sector 0 (the GT area at 0). */
         se_build(&ext);
-        le64(ext.buf + 144, 0);
+        put_le64(ext.buf + 144, 0);
         se_gde(&ext, 0, GT0);
         assert_int_equal(open_desc(131072, &img, &err), 0);
         expect_status(img, 0, 4096 * (uint64_t)G * 4, 0, 0);
@@ -246,14 +234,14 @@ static void test_hostile_entries(void **state)
         /* A table beyond 2^32 sectors: the GT area near the limit, and table numbers
          * that wrap the 64-bit sum to sector 0 (no table). */
         se_build(&ext);
-        le64(ext.buf + 144, 0xffffffc0ull);
+        put_le64(ext.buf + 144, 0xffffffc0ull);
         se_gde(&ext, 0, GT0 | 1);
         se_gde(&ext, 1, GT0);
         assert_int_equal(open_desc(131072, &img, &err), 0);
         expect_status_fail(img, 0, IA_ERR_CORRUPT);
         expect_status(img, 4096 * (uint64_t)G, 4096 * (uint64_t)G * 3, 0, 0); /* past EOF */
         ia_image_free(img);
-        le64(ext.buf + 144, 0xffffffffffffffc0ull);
+        put_le64(ext.buf + 144, 0xffffffffffffffc0ull);
         assert_int_equal(open_desc(131072, &img, &err), 0);
         expect_status(img, 0, 4096 * (uint64_t)G, 0, 0);
         expect_status_fail(img, 4096 * (uint64_t)G, IA_ERR_CORRUPT);
@@ -287,7 +275,7 @@ static void test_hostile_entries(void **state)
                 expect_status(img, 0, G, D, host);
         }
         ia_image_free(img);
-        le64(ext.buf + 192, 0x0fffffffffffffffull);
+        put_le64(ext.buf + 192, 0x0fffffffffffffffull);
         se_gte(&ext, 0, 0, se_alloc(0));
         assert_int_equal(open_desc(131072, &img, &err), 0);
         expect_status_fail(img, 0, IA_ERR_LIMIT);
@@ -295,8 +283,8 @@ static void test_hostile_entries(void **state)
 
         /* A capacity beyond what the GD covers: an error past its last entry. */
         se_build(&ext);
-        le64(ext.buf + 136, 1); /* 64 entries: 1 GiB */
-        le64(ext.buf + 16, 4u << 21);
+        put_le64(ext.buf + 136, 1); /* 64 entries: 1 GiB */
+        put_le64(ext.buf + 16, 4u << 21);
         assert_int_equal(open_desc(131072, &img, &err), 0);
         assert_int_equal(img->size, 4ull << 30);
         expect_status(img, (1ull << 30) - G, G, 0, 0);
@@ -342,7 +330,7 @@ static void test_hostile_headers(void **state)
                 if (bad[i].off == 300 || bad[i].off == SECT + 200)
                         ext.buf[bad[i].off] = 1;
                 else
-                        le64(ext.buf + bad[i].off, bad[i].v);
+                        put_le64(ext.buf + bad[i].off, bad[i].v);
                 snprintf(desc, sizeof(desc), desc_fmt, 131072u);
                 img = NULL;
                 if (imgtest_open(&ctx, (const uint8_t *)desc, strlen(desc), NULL, &img, &err) == 0)
@@ -355,8 +343,8 @@ static void test_hostile_headers(void **state)
 
         /* A GD size whose byte count wraps: 2^58 + 1 sectors are 64 entries to qemu. */
         se_build(&ext);
-        le64(ext.buf + 136, (1ull << 58) + 1);
-        le64(ext.buf + 16, 4u << 21);
+        put_le64(ext.buf + 136, (1ull << 58) + 1);
+        put_le64(ext.buf + 16, 4u << 21);
         assert_int_equal(open_desc(131072, &img, &err), 0);
         expect_status(img, (1ull << 30) - G, G, 0, 0);
         expect_status_fail(img, 1ull << 30, IA_ERR_CORRUPT);
@@ -364,13 +352,13 @@ static void test_hostile_headers(void **state)
         /* The GD at offset 0 (its sector count times 512 wraps): the constant header
          * is read as GD entries, and 0xcafebabe is not a table. */
         se_build(&ext);
-        le64(ext.buf + 128, 0x80000000000000ull);
+        put_le64(ext.buf + 128, 0x80000000000000ull);
         assert_int_equal(open_desc(131072, &img, &err), 0);
         expect_status_fail(img, 0, IA_ERR_CORRUPT);
         ia_image_free(img);
         /* Capacity 0: an empty disk. */
         se_build(&ext);
-        le64(ext.buf + 16, 0);
+        put_le64(ext.buf + 16, 0);
         assert_int_equal(open_desc(131072, &img, &err), 0);
         assert_int_equal(img->size, 0);
         ia_image_free(img);

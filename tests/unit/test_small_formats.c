@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "bytes_build.h"
 #include "imgtest.h"
 
 #include <stdio.h>
@@ -22,49 +23,11 @@
 
 static const struct ia_open_ctx ctx = {.compat = 702};
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-        for (int i = 0; i < 8; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_be16(uint8_t *p, uint16_t v)
-{
-        p[0] = (uint8_t)(v >> 8);
-        p[1] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-        put_be32(p, (uint32_t)(v >> 32));
-        put_be32(p + 4, (uint32_t)v);
-}
-
 /* Open buf as fmt; 0 or -1 with *err. */
 static int open_mem(const uint8_t *buf, size_t len, const char *fmt, struct ia_image **img,
                     struct ia_error *err)
 {
-        struct ia_source *src;
-        struct ia_file *file;
-
-        ia_error_clear(err);
-        src = ia_source_memory(buf, len, true, err);
-        assert_non_null(src);
-        file = ia_file_new(src, "mem", err);
-        assert_non_null(file);
-        return ia_image_open(&ctx, file, fmt, img, err);
+        return imgtest_open(&ctx, buf, len, fmt, img, err);
 }
 
 static void expect_open_fail(const uint8_t *buf, size_t len, const char *fmt, enum ia_errcat cat)
@@ -73,50 +36,12 @@ static void expect_open_fail(const uint8_t *buf, size_t len, const char *fmt, en
 }
 static void expect_status_fail(struct ia_image *img, uint64_t off, enum ia_errcat cat)
 {
-        struct ia_bstatus st;
-        struct ia_error err;
-
-        memset(&st, 0, sizeof(st));
-        ia_error_clear(&err);
-        assert_int_equal(img->drv->block_status(img, off, img->size - off, &st, &err), -1);
-        assert_int_equal(err.cat, cat);
+        imgtest_expect_status_fail(img, off, cat, false);
 }
 
-/*
- * Every read failing in turn: open or a status query must fail with an I/O
- * error, never crash or leak.
- */
 static void fault_sweep(const uint8_t *buf, size_t len, const char *fmt, uint64_t probe_off)
 {
-        for (uint64_t n = 1; n < 16; n++) {
-                struct ia_error err;
-                struct ia_source *mem, *bad;
-                struct ia_file *file;
-                struct ia_image *img = NULL;
-                uint64_t count = 0;
-
-                ia_error_clear(&err);
-                mem = ia_source_memory(buf, len, false, &err);
-                assert_non_null(mem);
-                bad = ia_source_faulty(mem, n, &count, &err);
-                assert_non_null(bad);
-                ia_source_unref(mem);
-                file = ia_file_new(bad, "faulty", &err);
-                assert_non_null(file);
-                if (ia_image_open(&ctx, file, fmt, &img, &err) < 0) {
-                        assert_int_equal(err.cat, IA_ERR_IO);
-                        continue;
-                }
-                if (img->drv->block_status) {
-                        struct ia_bstatus st;
-
-                        memset(&st, 0, sizeof(st));
-                        if (img->drv->block_status(img, probe_off, img->size - probe_off, &st,
-                                                   &err) < 0)
-                                assert_int_equal(err.cat, IA_ERR_IO);
-                }
-                ia_image_free(img);
-        }
+        imgtest_fault_sweep(&ctx, buf, len, fmt, probe_off);
 }
 
 /* ---------------------------------------------------------------- vdi */

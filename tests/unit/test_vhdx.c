@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "bytes_build.h"
 #include "imgtest.h"
 
 #include <stdlib.h>
@@ -36,24 +37,6 @@
 #define SB_ENTRY 4096 /* chunk ratio with 512-byte sectors and 1 MiB blocks */
 
 static const struct ia_open_ctx ctx = {.compat = 702};
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-        p[0] = (uint8_t)v;
-        p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-        for (int i = 0; i < 8; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static uint32_t crc32c(const uint8_t *p, size_t len)
 {
@@ -131,12 +114,6 @@ static void bat_set(uint8_t *b, uint32_t idx, unsigned state, uint64_t mb)
         put_le64(b + BAT + 8 * idx, mb << 20 | state);
 }
 
-static void put_utf16(uint8_t *p, const char *s)
-{
-        for (size_t i = 0; s[i]; i++)
-                put_le16(p + 2 * i, (uint8_t)s[i]);
-}
-
 /* The parent locator item at META + 64 KiB + 64; its length. */
 static uint32_t locator_build(uint8_t *b)
 {
@@ -156,10 +133,10 @@ static uint32_t locator_build(uint8_t *b)
                          vl = (uint16_t)(2 * strlen(kv[i][1]));
 
                 put_le32(e, pos);
-                put_utf16(l + pos, kv[i][0]);
+                put_utf16le(l + pos, kv[i][0]);
                 pos += kl;
                 put_le32(e + 4, pos);
-                put_utf16(l + pos, kv[i][1]);
+                put_utf16le(l + pos, kv[i][1]);
                 pos += vl;
                 put_le16(e + 8, kl);
                 put_le16(e + 10, vl);

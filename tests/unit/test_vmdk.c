@@ -15,22 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes_build.h"
 #include "chain.h"
 #include "drivers.h"
+#include "imgtest.h"
 
 #define SECT 512u
-
-static void le32(uint8_t *p, uint32_t v)
-{
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void le64(uint8_t *p, uint64_t v)
-{
-        le32(p, (uint32_t)v);
-        le32(p + 4, (uint32_t)(v >> 32));
-}
 
 /*
  * A monolithicSparse image: 0 header, 1-2 descriptor, 3 GD (1 sector),
@@ -51,29 +41,29 @@ static void sparse_build(struct sparse *s, const char *desc_extra)
 
         memset(s, 0, sizeof(*s));
         memcpy(s->buf, "KDMV", 4);
-        le32(s->buf + 4, 1);               /* version */
-        le32(s->buf + 8, 3);               /* flags: NL detect, RGD */
-        le64(s->buf + 12, 1024 * GRAIN_S); /* capacity */
-        le64(s->buf + 20, GRAIN_S);        /* granularity */
-        le64(s->buf + 28, 1);              /* descriptor offset */
-        le64(s->buf + 36, 2);              /* descriptor size */
-        le32(s->buf + 44, 512);            /* GTEs per GT */
-        le64(s->buf + 48, 3);              /* redundant GD: the same one */
-        le64(s->buf + 56, 3);              /* GD */
-        le64(s->buf + 64, 8);              /* grain offset */
+        put_le32(s->buf + 4, 1);               /* version */
+        put_le32(s->buf + 8, 3);               /* flags: NL detect, RGD */
+        put_le64(s->buf + 12, 1024 * GRAIN_S); /* capacity */
+        put_le64(s->buf + 20, GRAIN_S);        /* granularity */
+        put_le64(s->buf + 28, 1);              /* descriptor offset */
+        put_le64(s->buf + 36, 2);              /* descriptor size */
+        put_le32(s->buf + 44, 512);            /* GTEs per GT */
+        put_le64(s->buf + 48, 3);              /* redundant GD: the same one */
+        put_le64(s->buf + 56, 3);              /* GD */
+        put_le64(s->buf + 64, 8);              /* grain offset */
         snprintf(desc, sizeof(desc),
                  "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n%s"
                  "createType=\"monolithicSparse\"\nRW 8192 SPARSE \"x.vmdk\"\n",
                  desc_extra);
         memcpy(s->buf + SECT, desc, strlen(desc));
-        le32(s->buf + 3 * SECT, 4); /* GD[0] -> GT at sector 4 */
+        put_le32(s->buf + 3 * SECT, 4); /* GD[0] -> GT at sector 4 */
         s->len = 8 * SECT;
 }
 
 /* Set GTE i (of GT 0) to sector v; data sectors extend the file. */
 static void sparse_gte(struct sparse *s, unsigned i, uint32_t v)
 {
-        le32(s->buf + 4 * SECT + 4 * i, v);
+        put_le32(s->buf + 4 * SECT + 4 * i, v);
         if (v > 1 && (v + GRAIN_S) * SECT > s->len)
                 s->len = (v + GRAIN_S) * SECT;
 }
@@ -113,57 +103,26 @@ static const struct ia_open_ctx ctx = {.resolver = &resolver, .compat = 702};
 static int open_mem(const void *buf, size_t len, uint64_t fail_at, struct ia_image **img,
                     struct ia_error *err)
 {
-        struct ia_source *src = ia_source_memory(buf, len, false, err);
-        struct ia_file *f;
+        const struct imgtest_mem how = {.name = "top.vmdk", .fmt = "vmdk", .fail_at = fail_at};
 
-        if (!src)
-                return -1;
-        if (fail_at) {
-                struct ia_source *faulty = ia_source_faulty(src, fail_at, NULL, err);
-
-                ia_source_unref(src);
-                if (!faulty)
-                        return -1;
-                src = faulty;
-        }
-        f = ia_file_new(src, "top.vmdk", err);
-        if (!f)
-                return -1;
-        return ia_image_open(&ctx, f, "vmdk", img, err);
+        return imgtest_open_mem(&ctx, buf, len, &how, img, err);
 }
+
+static const struct imgtest_mem vmdk_mem = {.name = "top.vmdk", .fmt = "vmdk"};
 
 static struct ia_image *must_open(const void *buf, size_t len)
 {
-        struct ia_image *img = NULL;
-        struct ia_error err;
-
-        if (open_mem(buf, len, 0, &img, &err) < 0)
-                fail_msg("open failed: %s", err.msg);
-        return img;
+        return imgtest_must_open(&ctx, buf, len, &vmdk_mem);
 }
 
 static enum ia_errcat open_fails(const void *buf, size_t len)
 {
-        struct ia_image *img = NULL;
-        struct ia_error err;
-
-        ia_error_clear(&err);
-        if (open_mem(buf, len, 0, &img, &err) == 0) {
-                ia_image_free(img);
-                fail_msg("open succeeded");
-        }
-        assert_null(img);
-        assert_true(err.msg[0] != '\0');
-        return err.cat;
+        return imgtest_open_fails(&ctx, buf, len, &vmdk_mem);
 }
 
 static void status(struct ia_image *img, uint64_t off, struct ia_bstatus *st)
 {
-        struct ia_error err;
-
-        memset(st, 0, sizeof(*st));
-        if (img->drv->block_status(img, off, img->size - off, st, &err) < 0)
-                fail_msg("block_status(%llu) failed: %s", (unsigned long long)off, err.msg);
+        imgtest_status(img, off, st, 0);
 }
 
 static void test_sparse_grains(void **state)
@@ -204,7 +163,7 @@ static void test_sparse_grains(void **state)
         ia_image_free(img);
 
         /* With the zero-grain flag, GTE 1 reads as zeroes. */
-        le32(s->buf + 8, 3 | 4);
+        put_le32(s->buf + 8, 3 | 4);
         img = must_open(s->buf, s->len);
         status(img, 6 * GRAIN_B, &st);
         assert_int_equal(st.flags, IA_BS_ZERO);
@@ -258,8 +217,8 @@ static void test_sparse_footer(void **state)
         /* Header says "GD at end"; the footer holds the real header. */
         foot = s->buf + s->len;
         memcpy(foot + 512, s->buf, 512);
-        le32(foot + 12, 3); /* footer marker */
-        le64(s->buf + 56, UINT64_MAX);
+        put_le32(foot + 12, 3); /* footer marker */
+        put_le64(s->buf + 56, UINT64_MAX);
         s->len += 1536;
         img = must_open(s->buf, s->len);
         status(img, 0, &st);
@@ -267,7 +226,7 @@ static void test_sparse_footer(void **state)
         assert_int_equal(st.host_off, 8 * SECT);
         ia_image_free(img);
 
-        le32(foot + 12, 2); /* not a footer marker */
+        put_le32(foot + 12, 2); /* not a footer marker */
         assert_int_equal(open_fails(s->buf, s->len), IA_ERR_CORRUPT);
         free(s);
 }
@@ -280,33 +239,33 @@ static void test_sparse_malformed(void **state)
 
         (void)state;
         sparse_build(s, "");
-        le32(s->buf + 4, 4);
+        put_le32(s->buf + 4, 4);
         assert_int_equal(open_fails(s->buf, s->len), IA_ERR_UNSUPPORTED);
 
         sparse_build(s, "");
-        le32(s->buf + 44, 513);
+        put_le32(s->buf + 44, 513);
         assert_int_equal(open_fails(s->buf, s->len), IA_ERR_CORRUPT);
 
         sparse_build(s, "");
-        le64(s->buf + 20, 0);
+        put_le64(s->buf + 20, 0);
         assert_int_equal(open_fails(s->buf, s->len), IA_ERR_CORRUPT);
 
         sparse_build(s, "");
-        le64(s->buf + 20, 0x400000); /* 2 GiB grains */
+        put_le64(s->buf + 20, 0x400000); /* 2 GiB grains */
         assert_int_equal(open_fails(s->buf, s->len), IA_ERR_CORRUPT);
 
         sparse_build(s, "");
-        le64(s->buf + 64, 1000); /* grains start past the end */
+        put_le64(s->buf + 64, 1000); /* grains start past the end */
         assert_int_equal(open_fails(s->buf, s->len), IA_ERR_TRUNCATED);
 
         sparse_build(s, "");
-        le64(s->buf + 56, 1ull << 54); /* GD at 2^63: qemu's read fails */
+        put_le64(s->buf + 56, 1ull << 54); /* GD at 2^63: qemu's read fails */
         assert_int_equal(open_fails(s->buf, s->len), IA_ERR_CORRUPT);
 
         sparse_build(s, "");
-        le64(s->buf + 12, 1ull << 60); /* capacity: bytes beyond 2^63 */
-        le32(s->buf + 44, 1);
-        le64(s->buf + 20, 1ull << 20);
+        put_le64(s->buf + 12, 1ull << 60); /* capacity: bytes beyond 2^63 */
+        put_le32(s->buf + 44, 1);
+        put_le64(s->buf + 20, 1ull << 20);
         assert_int_equal(open_fails(s->buf, s->len), IA_ERR_LIMIT);
 
         sparse_build(s, "");
@@ -318,7 +277,7 @@ static void test_sparse_malformed(void **state)
 
         /* A GD past the end of the file reads as zeroes, as in qemu. */
         sparse_build(s, "");
-        le64(s->buf + 56, 100000);
+        put_le64(s->buf + 56, 100000);
         img = must_open(s->buf, s->len);
         status(img, 0, &st);
         assert_int_equal(st.flags, 0);
@@ -338,14 +297,14 @@ static void test_vmdk3(void **state)
         (void)state;
         memset(b, 0, sizeof(b));
         memcpy(b, "COWD", 4);
-        le32(b + 4, 1);
-        le32(b + 12, 2048); /* sectors */
-        le32(b + 16, 16);   /* granularity */
-        le32(b + 20, 4);    /* GD sector */
-        le32(b + 24, 1);    /* GD entries */
+        put_le32(b + 4, 1);
+        put_le32(b + 12, 2048); /* sectors */
+        put_le32(b + 16, 16);   /* granularity */
+        put_le32(b + 20, 4);    /* GD sector */
+        put_le32(b + 24, 1);    /* GD entries */
         memcpy(b + SECT, "CID=1\nparentCID=ffffffff\n", 25);
-        le32(b + 4 * SECT, 5);
-        le32(b + 5 * SECT + 4 * 3, 40);
+        put_le32(b + 4 * SECT, 5);
+        put_le32(b + 5 * SECT + 4 * 3, 40);
         img = must_open(b, sizeof(b));
         assert_int_equal(img->size, 2048 * SECT);
         status(img, 3 * 16 * SECT, &st);
@@ -355,7 +314,7 @@ static void test_vmdk3(void **state)
         ia_image_free(img);
 
         /* A GD shorter than the disk: an error where it ends, not before. */
-        le32(b + 12, 70000);
+        put_le32(b + 12, 70000);
         img = must_open(b, sizeof(b));
         status(img, 4 * 16 * SECT, &st);
         assert_int_equal(st.flags, 0);
@@ -364,7 +323,7 @@ static void test_vmdk3(void **state)
         assert_int_equal(err.cat, IA_ERR_CORRUPT);
         ia_image_free(img);
 
-        le32(b + 16, 0);
+        put_le32(b + 16, 0);
         assert_int_equal(open_fails(b, sizeof(b)), IA_ERR_CORRUPT);
 }
 

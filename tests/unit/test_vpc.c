@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "bytes_build.h"
 #include "imgtest.h"
 
 #include <stdlib.h>
@@ -21,24 +22,6 @@
 
 static const struct ia_open_ctx ctx72 = {.compat = 702};
 static const struct ia_open_ctx ctx102 = {.compat = 1002};
-
-static void put_be16(uint8_t *p, uint16_t v)
-{
-        p[0] = (uint8_t)(v >> 8);
-        p[1] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-        put_be32(p, (uint32_t)(v >> 32));
-        put_be32(p + 4, (uint32_t)v);
-}
 
 /*
  * A dynamic disk of 4 blocks of 4 KiB: footer copy, dynamic header at 512,
@@ -108,15 +91,7 @@ static void dyn_build(uint8_t *b, uint32_t type)
 static int open_ctx(const struct ia_open_ctx *c, const uint8_t *buf, size_t len, const char *fmt,
                     struct ia_image **img, struct ia_error *err)
 {
-        struct ia_source *src;
-        struct ia_file *file;
-
-        ia_error_clear(err);
-        src = ia_source_memory(buf, len, true, err);
-        assert_non_null(src);
-        file = ia_file_new(src, "mem", err);
-        assert_non_null(file);
-        return ia_image_open(c, file, fmt, img, err);
+        return imgtest_open(c, buf, len, fmt, img, err);
 }
 
 static struct ia_image *open_ok(const struct ia_open_ctx *c, const uint8_t *buf, size_t len,
@@ -210,14 +185,6 @@ static void test_size_rules(void **state)
         img = open_ok(&ctx72, b, sizeof(b), "vpc");
         assert_int_equal(img->size, 4 * BS - 512);
         ia_image_free(img);
-}
-
-static void put_utf16le(uint8_t *p, const char *s)
-{
-        for (size_t i = 0; s[i]; i++) {
-                p[2 * i] = (uint8_t)s[i];
-                p[2 * i + 1] = 0;
-        }
 }
 
 static void test_differencing(void **state)
