@@ -183,4 +183,35 @@ static inline void imgtest_fault_sweep(const struct ia_open_ctx *ctx, const uint
         }
 }
 
+/*
+ * Every read failing in turn (from the Nth on, N = 1..n_max-1): opening buf
+ * as fmt must fail with an I/O error, or the image must answer status
+ * queries every step bytes until one fails with an I/O error.
+ */
+static inline void imgtest_fault_walk(const struct ia_open_ctx *ctx, const uint8_t *buf, size_t len,
+                                      const char *fmt, uint64_t n_max, uint64_t step)
+{
+        for (uint64_t n = 1; n < n_max; n++) {
+                const struct imgtest_mem how = {.name = "faulty", .fmt = fmt, .fail_at = n};
+                struct ia_image *img = NULL;
+                struct ia_error err;
+
+                ia_error_clear(&err);
+                if (imgtest_open_mem(ctx, buf, len, &how, &img, &err) < 0) {
+                        assert_int_equal(err.cat, IA_ERR_IO);
+                        continue;
+                }
+                for (uint64_t off = 0; off < img->size; off += step) {
+                        struct ia_bstatus st;
+
+                        memset(&st, 0, sizeof(st));
+                        if (img->drv->block_status(img, off, img->size - off, &st, &err) < 0) {
+                                assert_int_equal(err.cat, IA_ERR_IO);
+                                break;
+                        }
+                }
+                ia_image_free(img);
+        }
+}
+
 #endif

@@ -447,32 +447,7 @@ static void test_faults(void **state)
         uint8_t *b = image_build(true);
 
         (void)state;
-        for (uint64_t n = 1; n < 20; n++) {
-                struct ia_error err;
-                struct ia_source *mem, *bad;
-                struct ia_file *file;
-                struct ia_image *img = NULL;
-
-                ia_error_clear(&err);
-                mem = ia_source_memory(b, IMG_LEN, false, &err);
-                bad = ia_source_faulty(mem, n, NULL, &err);
-                ia_source_unref(mem);
-                file = ia_file_new(bad, "faulty", &err);
-                if (ia_image_open(&ctx, file, "vhdx", &img, &err) < 0) {
-                        assert_int_equal(err.cat, IA_ERR_IO);
-                        continue;
-                }
-                for (uint64_t off = 0; off < img->size; off += 256 * KIB) {
-                        struct ia_bstatus st;
-
-                        memset(&st, 0, sizeof(st));
-                        if (img->drv->block_status(img, off, img->size - off, &st, &err) < 0) {
-                                assert_int_equal(err.cat, IA_ERR_IO);
-                                break;
-                        }
-                }
-                ia_image_free(img);
-        }
+        imgtest_fault_walk(&ctx, b, IMG_LEN, "vhdx", 20, 256 * KIB);
         free(b);
 }
 

@@ -341,35 +341,7 @@ static void test_faults(void **state)
 
         (void)state;
         dyn_build(b, 4);
-        for (uint64_t n = 1; n < 16; n++) {
-                struct ia_error err;
-                struct ia_source *mem, *bad;
-                struct ia_file *file;
-                struct ia_image *img = NULL;
-
-                ia_error_clear(&err);
-                mem = ia_source_memory(b, sizeof(b), false, &err);
-                assert_non_null(mem);
-                bad = ia_source_faulty(mem, n, NULL, &err);
-                assert_non_null(bad);
-                ia_source_unref(mem);
-                file = ia_file_new(bad, "faulty", &err);
-                assert_non_null(file);
-                if (ia_image_open(&ctx72, file, "vpc", &img, &err) < 0) {
-                        assert_int_equal(err.cat, IA_ERR_IO);
-                        continue;
-                }
-                for (uint64_t off = 0; off < img->size; off += 1024) {
-                        struct ia_bstatus st;
-
-                        memset(&st, 0, sizeof(st));
-                        if (img->drv->block_status(img, off, img->size - off, &st, &err) < 0) {
-                                assert_int_equal(err.cat, IA_ERR_IO);
-                                break;
-                        }
-                }
-                ia_image_free(img);
-        }
+        imgtest_fault_walk(&ctx72, b, sizeof(b), "vpc", 16, 1024);
 }
 
 int main(void)
