@@ -18,6 +18,7 @@
 #                           tests registered with SKIP_RETURN_CODE 77)
 #        ok, bad MESSAGE    count a passed / failed check
 #        eq WHAT GOT EXPECTED   ok if GOT equals EXPECTED, else bad and both
+#        sql_eq DB SQL EXPECTED   sqlite3 DB SQL prints EXPECTED
 #        lib_summary [NAME] print "NAME: N passed, N failed"; status 0 if none
 #                           failed (use it as the script's last command)
 set -u
@@ -67,4 +68,11 @@ eq() { # eq WHAT GOT EXPECTED
 lib_summary() {
 	echo "${1:+$1: }$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]
+}
+
+# sql_eq DB SQL EXPECTED: the rows sqlite3 prints for SQL (errors included) equal EXPECTED
+sql_eq() {
+	local got
+	got=$(sqlite3 "$1" "$2" 2>&1)
+	if [ "$got" == "$3" ]; then ok; else bad "$2"; echo "    expected: $3"; echo "    got:      $got"; fi
 }

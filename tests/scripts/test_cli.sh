@@ -7,22 +7,10 @@
 # root, a missing root recorded while the others are scanned, the summary
 # line and --json, a database of a newer schema refused by report, and
 # database errors that name their cause.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-cli.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
+. "$(dirname "$0")/lib.sh"
+lib_workdir cli
 chmod 755 "$WORK"
-cd "$WORK" || exit 1
-for t in qemu-img sqlite3 python3 setpriv; do
-	command -v $t >/dev/null || { echo "$t is not installed (run tests/setup.sh)"; exit 1; }
-done
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { # eq WHAT GOT EXPECTED
-	if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi
-}
+need qemu-img sqlite3 python3 setpriv
 # usage CMD STATUS PATTERN ARGS...: exit STATUS, nothing on stdout, exactly
 # two lines on stderr: "imgaudit CMD: ..." matching PATTERN, then the hint
 usage() {
@@ -178,5 +166,4 @@ dberr "report, permission" 1 "^imgaudit report: database '$WORK/priv/db.sqlite':
 dberr "scan, permission" 3 "^imgaudit scan: database '$WORK/priv/db.sqlite': permission denied: cannot write it$" as_nobody "$IMGAUDIT" scan --db "$WORK/priv/db.sqlite" "$WORK/store"
 dberr "scan, directory not writable" 3 "^imgaudit scan: database '$WORK/priv/new.db': permission denied: cannot create files in '$WORK/priv'$" as_nobody "$IMGAUDIT" scan --db "$WORK/priv/new.db" "$WORK/store"
 
-echo "test_cli: $PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+lib_summary test_cli

@@ -3,19 +3,8 @@
 # subcommands, every option each subcommand's help lists (so the two cannot
 # drift apart), and the values options take, in both the "--opt=VALUE" and
 # the "--opt VALUE" forms, with '=' breaking words as bash does by default.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-SOURCE_DIR=${SOURCE_DIR:?}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-completion.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { # eq WHAT GOT EXPECTED
-	if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi
-}
+. "$(dirname "$0")/lib.sh"
+lib_workdir completion
 
 # shellcheck source=/dev/null
 . "$SOURCE_DIR/contrib/bash-completion/imgaudit" && ok || bad "the completion file does not source"
@@ -71,5 +60,4 @@ eq "map --allow-root=DIR" "$(comp imgaudit map --allow-root = st)" "store"
 eq "report -o FILE" "$(comp imgaudit report -o sta)" "stats.txt"
 eq "map FILE" "$(comp imgaudit map store/)" "store/vms"
 
-echo "test_completion: $PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+lib_summary test_completion

@@ -4,23 +4,10 @@
 # symlink for a marker) is refused and left as it was; a directory the demo
 # made is replaced on the next run.  Runs the demo with this build's binary
 # (IMGAUDIT=...: no install, no build).
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-SOURCE_DIR=${SOURCE_DIR:?}
+. "$(dirname "$0")/lib.sh"
 DEMO=$SOURCE_DIR/contrib/demo.sh
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-demo.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-for t in qemu-img qemu-io sqlite3 tar; do
-	command -v $t >/dev/null || { echo "$t is not installed (run tests/setup.sh)"; exit 1; }
-done
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { # eq WHAT GOT EXPECTED
-	if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi
-}
+lib_workdir demo
+need qemu-img qemu-io sqlite3 tar
 demo() { DEMO_STORE=$1 IMGAUDIT=$IMGAUDIT bash "$DEMO" >demo.out 2>demo.err; }
 tree() { find "$1" -printf '%p %y %s\n' 2>/dev/null | sort | md5sum; }
 
@@ -60,5 +47,4 @@ eq "second run: exit status" "$?" "0"
 eq "second run: one scan in a fresh database" "$(sqlite3 new/imgaudit.db 'SELECT count(*) FROM scans')" "1"
 eq "nothing else touched" "$(ls "$WORK" | tr '\n' ' ')" "afile demo.err demo.out fake link new precious real "
 
-echo "test_demo: $PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+lib_summary test_demo

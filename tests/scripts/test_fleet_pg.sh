@@ -11,12 +11,10 @@
 # cannot write; unreachable server, bad credentials, a full disk on the
 # server and a newer server schema each have their exit status, and no
 # password reaches a message.
-set -u
-IMGAUDIT=${IMGAUDIT:-imgaudit}
-SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$(dirname "$0")/lib.sh"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$PGBIN/initdb" ] || { echo "FAIL: PostgreSQL server binaries not found (tests/setup.sh installs postgresql)"; exit 1; }
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-fleet.XXXXXX")
+lib_workdir fleet
 chmod 711 "$WORK"
 PGD=$WORK/pg
 BG=
@@ -29,20 +27,12 @@ pg_start() {
 		-o "-c listen_addresses='' -c unix_socket_directories=$PGD -c fsync=off -c max_connections=40" start
 }
 pg_stop() { as_pg "$PGBIN/pg_ctl" -D "$PGD/data" -w -s -m "${1:-fast}" stop; }
-cleanup() {
+lib_on_exit() {
 	mountpoint -q "$WORK/tiny" 2>/dev/null && umount -l "$WORK/tiny"
 	[ -n "$BG" ] && kill -9 "$BG" 2>/dev/null
 	[ -n "$BG2" ] && kill -9 "$BG2" 2>/dev/null
 	[ -f "$PGD/data/postmaster.pid" ] && pg_stop immediate >/dev/null 2>&1
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
 }
-trap cleanup EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi; }
 
 # ---- the cluster: scram passwords for everyone, one socket in $PGD ----
 mkdir -p "$PGD" && echo adminpw >"$PGD/pw"
@@ -399,5 +389,4 @@ grep -q "has central schema version 99, newer than this imgaudit's 1; refusing t
 adm "DELETE FROM imgaudit_schema WHERE version = 99" >/dev/null
 
 pg_stop fast
-echo "fleet (PostgreSQL): $PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+lib_summary "fleet (PostgreSQL)"

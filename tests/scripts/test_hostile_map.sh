@@ -5,19 +5,16 @@
 # one-line message, the log must show that nothing outside the root was opened
 # for reading, that no FIFO or device was opened for I/O, and that no socket
 # was created.
-set -u
-IMGAUDIT=${IMGAUDIT:?set IMGAUDIT to the imgaudit binary}
-here=$(cd "$(dirname "$0")" && pwd)
+. "$(dirname "$0")/lib.sh"
+here=$HERE
 lib="python3 $here/hostile_lib.py"
-command -v strace >/dev/null || { echo "strace is not installed (run tests/setup.sh)"; exit 1; }
-work=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-hostile.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+need strace
+lib_workdir hostile
+work=$WORK
 root=$work/root
 outside=$work/outside
 mkdir -p "$root" "$outside"
 cd "$root" || exit 1
-pass=0
-fail=0
 q() { qemu-img create -q "$@"; }
 w() { local f=$1; shift; qemu-io "$@" "$f" >/dev/null; }
 rebase() { qemu-img rebase -q -u -b "$2" -F "${3:-qcow2}" "$1"; }
@@ -58,9 +55,9 @@ run_case() {
 	[ -z "$text" ] || printf '%s' "$err" | grep -qi -- "$text" || problems+=" message lacks '$text';"
 	if ! j=$($lib judge-scan "$log" "$IMGAUDIT" --root "$root" "${FORBID[@]}"); then problems+=" $j;"; fi
 	if [ -z "$problems" ]; then
-		pass=$((pass + 1))
+		ok
 	else
-		fail=$((fail + 1))
+		FAIL=$((FAIL + 1))
 		echo "FAIL $name:$problems"
 		echo "    stderr: ${err:0:300}"
 	fi
@@ -83,7 +80,7 @@ os.unlink("canary-victim")
 fcntl.flock(os.open("canary-new", os.O_RDONLY), fcntl.LOCK_SH)' "$outside/secret.raw"
 j=$($lib judge-scan "$work/canary.strace" "$(command -v python3)" --root "$root")
 for what in "outside the root" "FIFO" "socket" "for writing" "changed the file system" "lock"; do
-	if grep -q "$what" <<<"$j"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL the judge missed: $what"; fi
+	if grep -q "$what" <<<"$j"; then ok; else FAIL=$((FAIL + 1)); echo "FAIL the judge missed: $what"; fi
 done
 rm -f canary-fifo canary-new
 
@@ -248,15 +245,15 @@ rss_case() {
 	rc=$?
 	kib=$(tail -1 "$work/rss")
 	if [ "$rc" -gt 1 ] || grep -q 'Sanitizer\|runtime error' "$work/err"; then
-		fail=$((fail + 1))
+		FAIL=$((FAIL + 1))
 		echo "FAIL rss-$name: exit $rc: $(head -c 300 "$work/err")"
 	elif $sanitized; then
-		pass=$((pass + 1))
+		ok
 		echo "note: rss-$name: $kib KiB under the sanitizers (not judged)"
 	elif [ "$kib" -le "$max" ]; then
-		pass=$((pass + 1))
+		ok
 	else
-		fail=$((fail + 1))
+		FAIL=$((FAIL + 1))
 		echo "FAIL rss-$name: peak RSS $kib KiB, over $max KiB"
 	fi
 }
@@ -316,5 +313,4 @@ rss_case dmg-plist-cap-true-map 40960 --true-map plist-cap.dmg
 rss_case dmg-chunk-cap 24576 chunk-cap.dmg
 rss_case dmg-chunk-cap-true-map 47104 --true-map chunk-cap.dmg
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+lib_summary

@@ -20,25 +20,21 @@
 # test_scan_crash.sh (plain absolute/../json:/symlink-file references, A->B->A
 # and self loops, a FIFO backing file, a garbage or foreign database, disk
 # full after a complete scan, SIGKILL) are not repeated here.
-set -u
-IMGAUDIT=${IMGAUDIT:?set IMGAUDIT to the imgaudit binary}
-here=$(cd "$(dirname "$0")" && pwd)
+. "$(dirname "$0")/lib.sh"
+here=$HERE
 lib="python3 $here/hostile_lib.py"
 TRACED=$(python3 "$here/hostile_lib.py" traced)
-command -v strace >/dev/null || { echo "strace is not installed (run tests/setup.sh)"; exit 1; }
-work=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-hostile-scan.XXXXXX")
+need strace
+lib_workdir hostile-scan
+work=$WORK
 BG=
-cleanup() {
+lib_on_exit() {
 	[ -n "$BG" ] && kill -9 "$BG" 2>/dev/null
 	mountpoint -q "$work/full" 2>/dev/null && umount "$work/full"
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$work"
 }
-trap cleanup EXIT
 outside=$work/outside
 mkdir -p "$outside" "$work/c" "$work/db" "$work/tmp"
 export TMPDIR=$work/tmp # where archive spools spill: allowed to be written
-pass=0
-fail=0
 t0=$(date +%s)
 
 qi() { qemu-img "$@" >/dev/null || { echo "setup failed: qemu-img $*"; exit 1; }; }
@@ -107,9 +103,9 @@ check() {
 }
 end() {
 	if [ -z "$problems" ]; then
-		pass=$((pass + 1))
+		ok
 	else
-		fail=$((fail + 1))
+		FAIL=$((FAIL + 1))
 		echo "FAIL $name:$problems"
 		[ -s "$work/db/$name.err" ] && echo "    stderr: $(head -c 400 "$work/db/$name.err")"
 	fi
@@ -530,7 +526,7 @@ for e in "${EDGES[@]}"; do
 		ok_re='^raw\|ok$'
 	fi
 	[[ $got =~ $ok_re ]] || problems+=" recorded as '$got';"
-	if [ -z "$problems" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL edge $e:$problems"; fi
+	if [ -z "$problems" ]; then ok; else FAIL=$((FAIL + 1)); echo "FAIL edge $e:$problems"; fi
 done
 db=$work/db/edges.db
 
@@ -924,5 +920,4 @@ expect "SELECT sum(length) FROM v_map WHERE data = 1" "65536"
 end
 
 echo "hostile scan: $(($(date +%s) - t0)) s"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+lib_summary

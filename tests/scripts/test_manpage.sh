@@ -3,16 +3,10 @@
 # style message), its date parses, the rendered text has no words glued
 # together by a mis-quoted macro, and every environment variable the code
 # reads (getenv) is documented in ENVIRONMENT.
-set -u
-SOURCE_DIR=${SOURCE_DIR:?}
+. "$(dirname "$0")/lib.sh"
 MAN=$SOURCE_DIR/contrib/imgaudit.1
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-man.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-command -v mandoc >/dev/null || { echo "mandoc is not installed (run tests/setup.sh)"; exit 1; }
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
+lib_workdir man
+need mandoc
 
 mandoc -T lint "$MAN" >"$WORK/lint" 2>&1
 [ $? -eq 0 ] && [ ! -s "$WORK/lint" ] && ok || bad "mandoc -T lint: $(cat "$WORK/lint")"
@@ -31,5 +25,4 @@ for v in $vars; do
 	grep -qE "^ {7}$v( |\$)" "$WORK/env.txt" && ok || bad "environment variable $v is not documented in ENVIRONMENT"
 done
 
-echo "test_manpage: $PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+lib_summary test_manpage

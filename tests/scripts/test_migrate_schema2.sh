@@ -8,18 +8,9 @@
 #     imgaudit gave (capacity per image, sharing per base);
 #   * the new scan's v_map equals `imgaudit map` for every image, and what
 #     reads through to the missing backing file is unknown, no longer zero.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-SOURCE_DIR=${SOURCE_DIR:?}
+. "$(dirname "$0")/lib.sh"
 OLD_COMMIT=3d1f8d5 # the last commit of schema 2
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-migrate.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi; }
+lib_workdir migrate
 
 if ! git -C "$SOURCE_DIR" cat-file -e "$OLD_COMMIT^{commit}" 2>/dev/null; then
 	echo "FAIL: commit $OLD_COMMIT (schema 2) is not in $SOURCE_DIR's history: a shallow clone?"
@@ -113,5 +104,4 @@ eq "v_map: unknown rows have zero and data NULL, the missing layer's depth" \
 	   WHERE path = 's/broken/orphan.qcow2' AND zero IS NULL")" "2|1|1"
 [ "$old_vmap" != "" ] && ok || bad "the old v_map was empty"
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+lib_summary

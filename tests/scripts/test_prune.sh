@@ -4,17 +4,8 @@
 # stored by an earlier scan, files) stays, so the latest scan's views, its
 # report and the next incremental scan are exactly as before.  The latest
 # complete scan is never removed; --dry-run changes nothing.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-SOURCE_DIR=${SOURCE_DIR:?}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-prune.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi; }
+. "$(dirname "$0")/lib.sh"
+lib_workdir prune
 q() { sqlite3 db.sqlite "$1"; }
 age() { find s -type f -newermt '5 seconds ago' -exec touch -m -d "@$(($(date +%s) - 60))" {} +; }
 scan() { age && "$IMGAUDIT" scan --db db.sqlite --quiet s; }
@@ -115,5 +106,4 @@ eq "prune during a scan" "$?" "3"
 grep -q "locked" lock.err && ok || bad "the refusal does not say locked"
 wait $bg
 
-echo "test_prune: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_prune

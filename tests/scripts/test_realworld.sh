@@ -25,9 +25,7 @@
 # Every file of the corpus must have a row, and every row a file.  When the
 # corpus folder is absent the test says so and is skipped (exit 77), except
 # in CI (CI=true), where it fails.  REALWORLD_DIR overrides the folder.
-set -u
-IMGAUDIT=${IMGAUDIT:-imgaudit}
-SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$(dirname "$0")/lib.sh"
 CORPUS=${REALWORLD_DIR:-$SOURCE_DIR/../shared/realworld}
 TABLE=$SOURCE_DIR/tests/scripts/realworld_expect.tsv
 TOOL=$SOURCE_DIR/tests/tools/diffparent.py
@@ -38,26 +36,19 @@ if [ ! -f "$CORPUS/corpus.tar.zst" ] || [ ! -f "$CORPUS/truth.py" ]; then
 		echo "FAIL: CI=true and the corpus folder is missing; it must be there in CI"
 		exit 1
 	fi
-	echo "SKIPPED (set REALWORLD_DIR to the folder holding corpus.tar.zst to run it)"
-	exit 77
+	skip "set REALWORLD_DIR to the folder holding corpus.tar.zst to run it"
 fi
-for t in qemu-img zstd python3; do
-	command -v "$t" >/dev/null || { echo "$t is not installed (run tests/setup.sh)"; exit 1; }
-done
+need qemu-img zstd python3
 QEMU_COMPAT=$(qemu-img --version | sed -n 's/^qemu-img version \([0-9]*\.[0-9]*\).*/\1/p')
 export IA_COMPAT=$QEMU_COMPAT
 IMGAUDIT=$(command -v "$IMGAUDIT")
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-realworld.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
+lib_workdir realworld
 mkdir -p "$WORK/c" "$WORK/tmp"
 zstd -dc "$CORPUS/corpus.tar.zst" | tar -x -C "$WORK/c" || { echo "FAIL: cannot unpack the corpus"; exit 1; }
 cd "$WORK/c" || exit 1
 
-PASS=0
-FAIL=0
 declare -A COUNT
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
 
 # The corpus and the table name the same files.
 find . -type f | sed 's|^\./||' | sort >"$WORK/files"
@@ -212,5 +203,4 @@ for k in identical true true-replayed refused diff-vhd diff-vhdx; do
 	summary="$summary $k=${COUNT[$k]:-0}"
 done
 echo "images:$summary ($((SECONDS - start)) s)"
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+lib_summary

@@ -7,24 +7,11 @@
 # paths relative to the scan root, dates on the trend axis, sharing bars
 # labelled with what they show, and a trend listing changes only.
 # Screenshots are kept in the build directory (test-artifacts/) to look at.
-set -u
-IMGAUDIT=${IMGAUDIT:-imgaudit}
-SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-html.XXXXXX")
+. "$(dirname "$0")/lib.sh"
+lib_workdir html
 ART=${ARTIFACTS:-$(cd "$(dirname "$(command -v "$IMGAUDIT")")" && pwd)/test-artifacts}
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-for t in qemu-img qemu-io sqlite3 python3 chromium; do
-	command -v $t >/dev/null || { echo "$t is not installed (run tests/setup.sh)"; exit 1; }
-done
+need qemu-img qemu-io sqlite3 python3 chromium
 mkdir -p "$ART"
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { # eq WHAT GOT EXPECTED
-	if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi
-}
 chrome() {
 	timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
 		--disable-background-networking --disable-component-update --disable-sync \
@@ -129,5 +116,4 @@ assert not [b for b in v["bad"] if "label outside" in b or "sideways" in b or "s
 PY
 echo "screenshots: $ART/report-1280.png $ART/report-1920.png"
 
-echo "test_report_html: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_report_html

@@ -4,24 +4,10 @@
 # and every option each one accepts; `imgaudit --version` names the version,
 # the database schema and the report schema; the report's JSON Schema rejects
 # documents that break it (it is strict enough to catch errors).
-set -u
-IMGAUDIT=${IMGAUDIT:-imgaudit}
-SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$(dirname "$0")/lib.sh"
 BUILD=$(cd "$(dirname "$(command -v "$IMGAUDIT")")" && pwd)
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-install.XXXXXX")
-cleanup() { [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"; }
-trap cleanup EXIT
-cd "$WORK" || exit 1
-for t in cmake groff qemu-img python3; do
-	command -v $t >/dev/null || { echo "$t is not installed (run tests/setup.sh)"; exit 1; }
-done
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { # eq WHAT GOT EXPECTED
-	if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi
-}
+lib_workdir install
+need cmake groff qemu-img python3
 
 # ---- install ----
 cmake --install "$BUILD" --prefix "$WORK/inst" >install.log 2>&1
@@ -127,5 +113,4 @@ for name, mutate in mutations.items():
 assert not missed, "schema accepts: " + ", ".join(missed)
 PY
 
-echo "test_report_install: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_report_install

@@ -6,22 +6,9 @@
 # which adds a documented number per image), store byte totals are there
 # whatever --section says, the latest scan's start, finish, duration and
 # success are exact, and no label makes a new series every night.
-set -u
-IMGAUDIT=${IMGAUDIT:-imgaudit}
-SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-metrics.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-for t in qemu-img qemu-io sqlite3 python3 promtool; do
-	command -v $t >/dev/null || { echo "$t is not installed (run tests/setup.sh)"; exit 1; }
-done
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { # eq WHAT GOT EXPECTED
-	if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi
-}
+. "$(dirname "$0")/lib.sh"
+lib_workdir metrics
+need qemu-img qemu-io sqlite3 python3 promtool
 series() { grep -vc '^#' "$1"; }
 # promtool FILE: the text format and Prometheus' naming rules
 check() {
@@ -119,5 +106,4 @@ emitted = {l.split()[2] for f in sys.argv[2:] for l in open(f) if l.startswith("
 assert emitted <= doc, sorted(emitted - doc)
 PY
 
-echo "test_report_metrics: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_report_metrics

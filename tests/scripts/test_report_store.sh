@@ -7,29 +7,15 @@
 # against sums over v_map, the JSON validates against its schema, the HTML
 # renders in headless Chromium, -o is atomic, and a report runs while a scan
 # is writing without waiting for it.
-set -u
-IMGAUDIT=${IMGAUDIT:-imgaudit}
-SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$(dirname "$0")/lib.sh"
 SCHEMA=$SOURCE_DIR/schema/report.schema.json
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-report.XXXXXX")
+lib_workdir report
 BG=
-cleanup() {
+lib_on_exit() {
 	[ -n "$BG" ] && kill -9 "$BG" 2>/dev/null
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
 }
-trap cleanup EXIT
-cd "$WORK" || exit 1
-for t in qemu-img qemu-io sqlite3 python3; do
-	command -v $t >/dev/null || { echo "$t is not installed (run tests/setup.sh)"; exit 1; }
-done
+need qemu-img qemu-io sqlite3 python3
 python3 -c 'import jsonschema' 2>/dev/null || { echo "python3-jsonschema is not installed (run tests/setup.sh)"; exit 1; }
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { # eq WHAT GOT EXPECTED
-	if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi
-}
 # pj FILE EXPR: evaluate a Python expression over the JSON document d
 pj() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" 2>&1 | tail -1; }
 alloc() { echo $(($(stat -c %b "$1") * 512)); }
@@ -563,5 +549,4 @@ wait $catpid
 [ -p out.fifo ] && ok || bad "report -o replaced a FIFO with a file"
 grep -q "SUMMARY" fifo.txt && ok || bad "report -o FIFO: nothing written into it"
 
-echo "test_report_store: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_report_store

@@ -4,20 +4,9 @@
 # names resolve to members of the same archive, a missing member, a name
 # leaving the archive, a symlink member and a plain member.  v_map of the
 # members equals `imgaudit map --output=json` of the extracted files.
-set -u
-IMGAUDIT=${IMGAUDIT:-imgaudit}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-scan.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-q() {
-	local got
-	got=$(sqlite3 db.sqlite "$1" 2>&1)
-	if [ "$got" == "$2" ]; then ok; else bad "$1"; echo "    expected: $2"; echo "    got:      $got"; fi
-}
+. "$(dirname "$0")/lib.sh"
+lib_workdir scan
+q() { sql_eq db.sqlite "$1" "$2"; }
 
 mkdir -p src/sub st
 cd src
@@ -168,5 +157,4 @@ for a in big.tar big.tar.gz; do
 	q2 "SELECT count(*) FROM v_map WHERE path = 'st2/$a!onbig.qcow2'" "1"
 done
 
-echo "test_scan_archives: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_scan_archives

@@ -1,14 +1,10 @@
 #!/bin/bash
 # The per-image time budget: an image that cannot be mapped in time is
 # recorded with status 'limit' and the scan exits 1; the rest is recorded.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-work=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-budget.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-pass=0
-fail=0
-check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1"; fi; }
+. "$(dirname "$0")/lib.sh"
+lib_workdir budget
+work=$WORK
+check() { if eval "$2"; then ok; else FAIL=$((FAIL + 1)); echo "FAIL $1"; fi; }
 
 mkdir store
 qemu-img create -q -f qcow2 store/a.qcow2 1M
@@ -31,5 +27,4 @@ check "default budget maps the image" \
 "$IMGAUDIT" scan --quiet --db bad.db --budget -1 store 2>/dev/null
 check "a negative budget is a usage error" '[ $? -eq 2 ]'
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+lib_summary

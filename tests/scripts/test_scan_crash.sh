@@ -4,26 +4,14 @@
 # second concurrent scan of one database is refused (exit 3, naming the
 # holder); a damaged or foreign database is refused (exit 3) and left
 # untouched; a full disk aborts the scan with exit 3.
-set -u
-IMGAUDIT=${IMGAUDIT:-imgaudit}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-scan.XXXXXX")
+. "$(dirname "$0")/lib.sh"
+lib_workdir scan
 BG=
-cleanup() {
+lib_on_exit() {
 	[ -n "$BG" ] && kill -9 "$BG" 2>/dev/null
 	mountpoint -q "$WORK/full" 2>/dev/null && umount "$WORK/full"
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
 }
-trap cleanup EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-q() {
-	local got
-	got=$(sqlite3 db.sqlite "$1" 2>&1)
-	if [ "$got" == "$2" ]; then ok; else bad "$1"; echo "    expected: $2"; echo "    got:      $got"; fi
-}
+q() { sql_eq db.sqlite "$1" "$2"; }
 
 mkdir -p s
 qemu-img create -q -f qcow2 s/base.qcow2 4M
@@ -121,5 +109,4 @@ else
 	echo "skip: cannot mount a tmpfs for the disk-full case"
 fi
 
-echo "test_scan_crash: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_scan_crash

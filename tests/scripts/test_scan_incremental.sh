@@ -3,21 +3,9 @@
 # whole chain is unchanged is not re-read and its rows are carried over; a
 # changed overlay is the only file re-read; a changed base re-reads every
 # image above it.  The carried-over views must equal a full rescan's.
-set -u
-IMGAUDIT=${IMGAUDIT:-imgaudit}
-SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-scan.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-q() {
-	local got
-	got=$(sqlite3 db.sqlite "$1" 2>&1)
-	if [ "$got" == "$2" ]; then ok; else bad "$1"; echo "    expected: $2"; echo "    got:      $got"; fi
-}
+. "$(dirname "$0")/lib.sh"
+lib_workdir scan
+q() { sql_eq db.sqlite "$1" "$2"; }
 dump() { sqlite3 "$1" "SELECT * FROM v_images ORDER BY path; SELECT * FROM v_map ORDER BY path, start; SELECT * FROM v_links ORDER BY path, backing; SELECT * FROM v_entries ORDER BY path"; }
 # Files this test writes are made a minute old before a scan: a file modified
 # within 2 s of a scan's start is read again by the next scan as well (it may
@@ -239,5 +227,4 @@ sqlite3 racy2.sqlite "UPDATE scans SET started_ns = ${t}000000000 + 2100000000"
 [ "$(sqlite3 racy2.sqlite "SELECT files_read || '|' || files_reused FROM scans ORDER BY id DESC LIMIT 1")" = "1|1" ] && ok || bad "racy: the window is not measured to the nanosecond"
 [ "$(sqlite3 racy2.sqlite "SELECT f.path FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 2 AND sf.reused = 0")" = "racy2/b.qcow2" ] && ok || bad "racy: the file 1.8 s before the start is the one read again"
 
-echo "test_scan_incremental: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_scan_incremental

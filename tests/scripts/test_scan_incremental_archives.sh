@@ -8,20 +8,9 @@
 # at every scan.  The carried-over views must equal the first scan's and a
 # fresh full scan's.  Also: `imgaudit scan` takes its default database from
 # $IMGAUDIT_DB (--db wins).
-set -u
-IMGAUDIT=${IMGAUDIT:-imgaudit}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-scan.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-q() {
-	local got
-	got=$(sqlite3 db.sqlite "$1" 2>&1)
-	if [ "$got" == "$2" ]; then ok; else bad "$1"; echo "    expected: $2"; echo "    got:      $got"; fi
-}
+. "$(dirname "$0")/lib.sh"
+lib_workdir scan
+q() { sql_eq db.sqlite "$1" "$2"; }
 # Everything a scan shows, by path (ids differ between scans, paths do not).
 dump() {
 	sqlite3 "$1" "SELECT * FROM v_images ORDER BY path;
@@ -196,5 +185,4 @@ IMGAUDIT_DB=env.sqlite "$IMGAUDIT" report --format=json | grep -q '"schema_versi
 "$IMGAUDIT" scan --help | grep -q 'IMGAUDIT_DB' && ok || bad "scan usage does not mention IMGAUDIT_DB"
 cd ..
 
-echo "test_scan_incremental_archives: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_scan_incremental_archives

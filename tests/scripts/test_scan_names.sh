@@ -4,14 +4,10 @@
 # on the file, not on a name), and a second name of the file is refused, so
 # SQLite's per-name -wal and -shm files can never split.  Raced many times;
 # the database stays sound and every scan either completes or is refused.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-work=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-names.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-pass=0
-fail=0
-check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1"; fi; }
+. "$(dirname "$0")/lib.sh"
+lib_workdir names
+work=$WORK
+check() { if eval "$2"; then ok; else FAIL=$((FAIL + 1)); echo "FAIL $1"; fi; }
 
 mkdir store
 qemu-img create -q -f qcow2 store/base.qcow2 8M
@@ -75,5 +71,4 @@ rm -f hard.sqlite sym.sqlite db.sqlite-wal db.sqlite-shm
 check "a moved database is scanned by its new name" '[ $? -eq 0 ]'
 check "and records it" '[ "$(sqlite3 moved.sqlite "SELECT db_path FROM scans ORDER BY id DESC LIMIT 1")" = "$work/moved.sqlite" ]'
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+lib_summary

@@ -5,17 +5,8 @@
 # --raw-glob to choose, --raw-glob= for none); images.recognised_by says
 # which.  Text, logs and databases stay not-an-image.  Expectations are
 # written by hand for a libvirt-style pool and an OpenStack _base.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-SOURCE_DIR=${SOURCE_DIR:?}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-raw.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi; }
+. "$(dirname "$0")/lib.sh"
+lib_workdir raw
 
 mkdir -p pool/vms pool/_base pool/misc
 truncate -s 64M pool/vms/scratch-01.img             # a sparse raw disk: by name
@@ -102,5 +93,4 @@ eq "--raw-glob '*.bin'" "$(sqlite3 glob.sqlite "SELECT path FROM v_images WHERE 
         (SELECT path FROM v_images WHERE path LIKE 'pool/misc/%.bin' AND path <> 'pool/misc/zeros.bin')
         ORDER BY path")" "$(printf '%s\n' pool/_base/8d9c1c2a0f6e4b7d pool/misc/install.iso pool/misc/zeros.bin)"
 
-echo "test_scan_rawdisks: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_scan_rawdisks

@@ -5,23 +5,15 @@
 # that maps has v_map rows equal to `imgaudit map --output=json`, images of
 # broken chains keep what reads through to the missing file as unknown, and
 # a rescan carries everything over and gives the same views.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-SOURCE_DIR=${SOURCE_DIR:?}
+. "$(dirname "$0")/lib.sh"
 CORPUS=$SOURCE_DIR/../shared/realworld/corpus.tar.zst
 if [ ! -r "$CORPUS" ]; then
 	# CI has ../shared beside the checkout, and .ci/run requires it
 	echo "NOT TESTED: the real-world corpus is absent: $CORPUS"
 	[ "${IMGAUDIT_CORPUS_REQUIRED:-0}" = 1 ] && exit 1
-	exit 77
+	skip "the corpus is not beside the checkout"
 fi
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-realworld.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
+lib_workdir realworld
 q() { sqlite3 db.sqlite "$1"; }
 
 mkdir rw

@@ -7,22 +7,11 @@
 # loop, a non-image file, names with a newline and invalid UTF-8.  Asserts
 # with SQL on the views, and that v_map equals `imgaudit map --output=json`
 # for every image.
-set -u
-IMGAUDIT=${IMGAUDIT:-imgaudit}
-SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-scan.XXXXXX")
-trap 'mountpoint -q "$WORK/ofs/mnt" 2>/dev/null && umount "$WORK/ofs/mnt"; [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/lib.sh"
+lib_workdir scan
+lib_on_exit() { mountpoint -q "$WORK/ofs/mnt" 2>/dev/null && umount "$WORK/ofs/mnt"; }
 # q SQL EXPECTED: the query's output (sqlite3 list mode) must equal EXPECTED
-q() {
-	local got
-	got=$(sqlite3 db.sqlite "$1" 2>&1)
-	if [ "$got" == "$2" ]; then ok; else bad "$1"; echo "    expected: $2"; echo "    got:      $got"; fi
-}
+q() { sql_eq db.sqlite "$1" "$2"; }
 qi() { qemu-img "$@" >/dev/null || { echo "setup failed: qemu-img $*"; exit 1; }; }
 io() { qemu-io -c "$2" "$1" >/dev/null || { echo "setup failed: qemu-io $*"; exit 1; }; }
 
@@ -290,5 +279,4 @@ if command -v strace >/dev/null && command -v taskset >/dev/null && [ "$(nproc -
 	[ "$(threads "$IMGAUDIT" scan -j 2)" -gt "$(threads "$IMGAUDIT" scan -j 1)" ] && ok || bad "thread count check is blind"
 fi
 
-echo "test_scan_store: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_scan_store

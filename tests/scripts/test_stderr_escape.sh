@@ -2,13 +2,9 @@
 # Names in messages on stderr are escaped as the report escapes them: a
 # newline in a backing file's name cannot forge a second "imgaudit map:" line,
 # and an escape sequence never reaches the terminal; in map, scan and report.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-work=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-stderr.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-pass=0
-fail=0
+. "$(dirname "$0")/lib.sh"
+lib_workdir stderr
+work=$WORK
 ESC=$(printf '\033')
 NL='
 '
@@ -24,9 +20,9 @@ one_line() {
 	lines=$(printf '%s\n' "$err" | grep -cvE "^(imgaudit[a-z ]*: |Try 'imgaudit (help [a-z]+|--help)'\.$)")
 	lines=$((lines + $(printf '%s\n' "$err" | grep -c '^imgaudit map: forged')))
 	if [ "$lines" -eq 0 ] && [[ $err != *"$ESC"* ]] && [[ $err == *"$want"* ]]; then
-		pass=$((pass + 1))
+		ok
 	else
-		fail=$((fail + 1))
+		FAIL=$((FAIL + 1))
 		echo "FAIL $name: $lines line(s):"
 		printf '%s\n' "$err" | cat -A | sed 's/^/    /'
 	fi
@@ -59,9 +55,9 @@ err=$("$IMGAUDIT" map --output=json "./w$evil.qcow2" 2>&1 >/dev/null)
 if [ "$(printf '%s\n' "$err" | grep -c '^imgaudit map: warning:')" -eq 1 ] &&
 	[ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && [[ $err != *"$ESC"* ]] &&
 	[[ $err == *"w$escaped.qcow2"* ]]; then
-	pass=$((pass + 1))
+	ok
 else
-	fail=$((fail + 1))
+	FAIL=$((FAIL + 1))
 	echo "FAIL map: data-past-eof warning"
 	printf '%s\n' "$err" | cat -A | sed 's/^/    /'
 fi
@@ -81,5 +77,4 @@ one_line "report: unwritable output" "$escaped" "$IMGAUDIT" report --db r.db -o 
 # The top-level dispatcher.
 one_line "imgaudit: unknown command" "$escaped" "$IMGAUDIT" "$evil"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+lib_summary

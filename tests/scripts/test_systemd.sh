@@ -10,25 +10,12 @@
 # group; without the capability the same run cannot read them.  Last, every
 # system call the run makes (strace -f) must be allowed by the unit's
 # SystemCallFilter=, and no socket may be of another family than AF_UNIX.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-SOURCE_DIR=${SOURCE_DIR:?}
+. "$(dirname "$0")/lib.sh"
 UNIT=$SOURCE_DIR/contrib/systemd/imgaudit.service
 TIMER=$SOURCE_DIR/contrib/systemd/imgaudit.timer
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-systemd.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-for t in systemd-analyze setpriv qemu-img sqlite3 python3 strace; do
-	command -v $t >/dev/null || { echo "$t is not installed (run tests/setup.sh)"; exit 1; }
-done
+lib_workdir systemd
+need systemd-analyze setpriv qemu-img sqlite3 python3 strace
 [ "$(id -u)" = 0 ] || { echo "test_systemd: 0 passed, 0 failed, 1 skipped (needs root)"; exit 0; }
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { # eq WHAT GOT EXPECTED
-	if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi
-}
 # prop NAME: the unit's value(s) of a [Service] setting, one a line
 prop() { sed -n "s/^$1=//p" "$UNIT"; }
 
@@ -195,5 +182,4 @@ line=$(grep -E '^[0-9*]' "$CRON")
 grep -q 'N="nice -n 10 ionice -c 3"' <<<"$line" && ok || bad "cron: no nice -n 10 ionice -c 3"
 eq "cron: every imgaudit runs under \$N" "$(grep -o '[^ ]* imgaudit ' <<<"$line" | sort -u | tr -d '\n')" '$N imgaudit '
 
-echo "test_systemd: $PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+lib_summary test_systemd
