@@ -19,6 +19,7 @@
 #        ok, bad MESSAGE    count a passed / failed check
 #        eq WHAT GOT EXPECTED   ok if GOT equals EXPECTED, else bad and both
 #        sql_eq DB SQL EXPECTED   sqlite3 DB SQL prints EXPECTED
+#        check NAME EXPR    ok if the shell expression EXPR (eval) succeeds
 #        lib_summary [NAME] print "NAME: N passed, N failed"; status 0 if none
 #                           failed (use it as the script's last command)
 set -u
@@ -76,3 +77,6 @@ sql_eq() {
 	got=$(sqlite3 "$1" "$2" 2>&1)
 	if [ "$got" == "$3" ]; then ok; else bad "$2"; echo "    expected: $3"; echo "    got:      $got"; fi
 }
+
+# check NAME EXPR: ok if EXPR, evaluated by the shell, succeeds
+check() { if eval "$2"; then ok; else bad "$1"; fi; }

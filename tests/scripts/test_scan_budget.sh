@@ -4,7 +4,6 @@
 . "$(dirname "$0")/lib.sh"
 lib_workdir budget
 work=$WORK
-check() { if eval "$2"; then ok; else FAIL=$((FAIL + 1)); echo "FAIL $1"; fi; }
 
 mkdir store
 qemu-img create -q -f qcow2 store/a.qcow2 1M
