@@ -214,4 +214,41 @@ static inline void imgtest_fault_walk(const struct ia_open_ctx *ctx, const uint8
         }
 }
 
+/* A file a test's resolver opens by name: bytes in memory, behind a fault
+ * injector when fail_at is set (its reads counted into *count if given). */
+struct imgtest_memfile {
+        const char *name;
+        const void *buf;
+        size_t len;
+        uint64_t fail_at;
+        uint64_t *count;
+};
+
+/* Open name from files[0..n) (entries without a name do not count). */
+static inline int imgtest_memfile_open(const struct imgtest_memfile *files, size_t n,
+                                       const char *name, struct ia_file **out, struct ia_error *err)
+{
+        for (size_t i = 0; i < n; i++) {
+                struct ia_source *src;
+
+                if (!files[i].name || strcmp(files[i].name, name) != 0)
+                        continue;
+                src = ia_source_memory(files[i].buf, files[i].len, false, err);
+                if (!src)
+                        return -1;
+                if (files[i].fail_at) {
+                        struct ia_source *bad =
+                            ia_source_faulty(src, files[i].fail_at, files[i].count, err);
+
+                        ia_source_unref(src);
+                        if (!bad)
+                                return -1;
+                        src = bad;
+                }
+                *out = ia_file_new(src, name, err);
+                return *out ? 0 : -1;
+        }
+        return ia_error_set(err, IA_ERR_MISSING, "no file '%s'", name);
+}
+
 #endif

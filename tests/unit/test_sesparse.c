@@ -90,26 +90,12 @@ static uint64_t fault_at, *fault_count;
 static int mem_open(const struct ia_resolver *r, const struct ia_file *from, const char *name,
                     enum ia_ref_kind kind, struct ia_file **out, struct ia_error *err)
 {
-        struct ia_source *src;
+        const struct imgtest_memfile extent = {"x.se", ext.buf, ext.len, fault_at, fault_count};
 
         (void)r;
         (void)from;
         (void)kind;
-        if (strcmp(name, "x.se") != 0)
-                return ia_error_set(err, IA_ERR_MISSING, "no file '%s'", name);
-        src = ia_source_memory(ext.buf, ext.len, false, err);
-        if (!src)
-                return -1;
-        if (fault_at) {
-                struct ia_source *bad = ia_source_faulty(src, fault_at, fault_count, err);
-
-                ia_source_unref(src);
-                if (!bad)
-                        return -1;
-                src = bad;
-        }
-        *out = ia_file_new(src, name, err);
-        return *out ? 0 : -1;
+        return imgtest_memfile_open(&extent, 1, name, out, err);
 }
 
 static const struct ia_resolver resolver = {.open = mem_open};

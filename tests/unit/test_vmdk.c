@@ -69,32 +69,15 @@ static void sparse_gte(struct sparse *s, unsigned i, uint32_t v)
 }
 
 /* Files the resolver knows: name -> bytes. */
-struct memfile {
-        const char *name;
-        const void *buf;
-        size_t len;
-};
-
-static struct memfile files[8];
+static struct imgtest_memfile files[8];
 
 static int mem_open(const struct ia_resolver *r, const struct ia_file *from, const char *name,
                     enum ia_ref_kind kind, struct ia_file **out, struct ia_error *err)
 {
-        struct ia_source *src;
-
         (void)r;
         (void)from;
         (void)kind;
-        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-                if (!files[i].name || strcmp(files[i].name, name) != 0)
-                        continue;
-                src = ia_source_memory(files[i].buf, files[i].len, false, err);
-                if (!src)
-                        return -1;
-                *out = ia_file_new(src, name, err);
-                return *out ? 0 : -1;
-        }
-        return ia_error_set(err, IA_ERR_MISSING, "no file '%s'", name);
+        return imgtest_memfile_open(files, sizeof(files) / sizeof(files[0]), name, out, err);
 }
 
 static const struct ia_resolver resolver = {.open = mem_open};
@@ -347,8 +330,8 @@ static void test_descriptor(void **state)
         (void)state;
         sparse_build(s, "");
         sparse_gte(s, 0, 8);
-        files[0] = (struct memfile){"a.bin", a, sizeof(a)};
-        files[1] = (struct memfile){"s.vmdk", s->buf, s->len};
+        files[0] = (struct imgtest_memfile){.name = "a.bin", .buf = a, .len = sizeof(a)};
+        files[1] = (struct imgtest_memfile){.name = "s.vmdk", .buf = s->buf, .len = s->len};
         img = must_open(d, strlen(d));
         /* The blank line repeats the first extent; the sparse one brings 8192 sectors. */
         assert_int_equal(img->size, (10 + 10 + 8192 + 20) * SECT);
@@ -406,7 +389,7 @@ static void test_descriptor_errors(void **state)
         };
 
         (void)state;
-        files[0] = (struct memfile){"a.bin", a, sizeof(a)};
+        files[0] = (struct imgtest_memfile){.name = "a.bin", .buf = a, .len = sizeof(a)};
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 enum ia_errcat cat = open_fails(cases[i].text, strlen(cases[i].text));
 
@@ -425,7 +408,7 @@ static void test_too_many_extents(void **state)
         char *d = malloc(len + 1), *p = d;
 
         (void)state;
-        files[0] = (struct memfile){"a.bin", a, sizeof(a)};
+        files[0] = (struct imgtest_memfile){.name = "a.bin", .buf = a, .len = sizeof(a)};
         p += snprintf(p, len + 1, "%s", HDR "createType=\"vmfs\"\n");
         for (size_t i = 0; i < n; i++) {
                 memcpy(p, line, strlen(line));
