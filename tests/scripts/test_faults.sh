@@ -179,4 +179,75 @@ transient "${last:-0}" either c2.qcow2
 # a read past the last one never fires: the tool must say so, not pass
 if "$FAULT_MAP" --transient 1000000 c2.qcow2 >/dev/null 2>&1; then bad "a fault that never fires passes"; else ok; fi
 
+# The binary itself under a transient fault (tests/tools/fault_preload.c,
+# LD_PRELOAD): the Kth read of one image of a chain fails once with EIO, for
+# every K.  `imgaudit scan` must record an error for that image (an error
+# status in v_images, or the file unreadable in v_entries) and exit 1, or
+# record exactly the map of the run without the fault; the other images'
+# rows never change.  `imgaudit map` must exit 1 with one message, having
+# printed at most the start of the right map (as qemu-img map does), or print
+# the very same map.
+FAULT_PRELOAD=${FAULT_PRELOAD:?set FAULT_PRELOAD to the fault_preload test library}
+preload_env=(LD_PRELOAD="$FAULT_PRELOAD")
+# a sanitized binary wants its runtime first; the shim only wraps pread64
+ldd "$IMGAUDIT" 2>/dev/null | grep -q libasan && preload_env+=(ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
+mkdir -p pre/store
+cd pre || exit 1
+q -f qcow2 store/base.qcow2 1M
+w store/base.qcow2 -c 'write -P 1 0 64k'
+q -f qcow2 -b base.qcow2 -F qcow2 store/bad.qcow2
+w store/bad.qcow2 -c 'write -P 2 128k 64k' -c 'write -z 512k 64k'
+q -f qcow2 store/good.qcow2 1M
+w store/good.qcow2 -c 'write -P 3 0 64k'
+touch -m -d '-1 hour' store/*
+rows() { # rows DB WHERE: the image and map rows, by path
+	sqlite3 "$1" "SELECT path, format, virtual_size, status, error FROM v_images WHERE $2 ORDER BY path;
+		SELECT * FROM v_map WHERE $2 ORDER BY path, start"
+}
+echo "bad.qcow2 0" >fault_preload.conf
+env "${preload_env[@]}" "$IMGAUDIT" scan --quiet --db ref.db store
+eq "scan without a fault" "$?" "0"
+reads=$(grep -c '^read' fault_preload.log 2>/dev/null)
+[ "${reads:-0}" -gt 0 ] && ok || bad "the preload library saw no read of bad.qcow2"
+"$IMGAUDIT" map --output=json store/bad.qcow2 >ref.map
+others=$(rows ref.db "path <> 'store/bad.qcow2'")
+errors=0
+for k in $(seq 1 "${reads:-0}"); do
+	rm -f fault_preload.log k.db k.db-*
+	echo "bad.qcow2 $k" >fault_preload.conf
+	env "${preload_env[@]}" "$IMGAUDIT" scan --quiet --db k.db store 2>k.err
+	rc=$?
+	eq "scan, read $k of bad.qcow2 fails: the fault fired once" "$(grep -c 'failed$' fault_preload.log)" "1"
+	eq "scan, read $k fails: the other images' rows" "$(rows k.db "path <> 'store/bad.qcow2'")" "$others"
+	flagged=$(sqlite3 k.db "SELECT count(*) FROM v_images WHERE path = 'store/bad.qcow2' AND status <> 'ok' AND error <> '';
+		SELECT count(*) FROM v_entries WHERE path = 'store/bad.qcow2' AND kind = 'unreadable' AND detail <> ''" | paste -sd+ | bc)
+	if [ "$flagged" -gt 0 ]; then
+		errors=$((errors + 1))
+		eq "scan, read $k fails: an error row, exit 1" "$rc" "1"
+		eq "scan, read $k fails: no map rows" "$(sqlite3 k.db "SELECT count(*) FROM v_map WHERE path = 'store/bad.qcow2'")" "0"
+	else
+		eq "scan, read $k fails without an error: exit 0" "$rc" "0"
+		eq "scan, read $k fails without an error: the same rows" "$(rows k.db "path = 'store/bad.qcow2'")" \
+			"$(rows ref.db "path = 'store/bad.qcow2'")"
+	fi
+	rm -f fault_preload.log
+	env "${preload_env[@]}" "$IMGAUDIT" map --output=json store/bad.qcow2 >k.map 2>k.err
+	rc=$?
+	if grep -q 'failed$' fault_preload.log; then
+		if [ "$rc" = 1 ]; then
+			# as qemu-img map: what was printed before the error stays, and must be
+			# the start of the right map
+			[[ "$(cat ref.map)" == "$(cat k.map)"* ]] && [ "$(wc -l <k.err)" = 1 ] && ok ||
+				bad "map, read $k fails: not one message after a prefix of the map: $(cat k.map k.err)"
+		else
+			eq "map, read $k fails without an error: the same map" "$rc:$(cat k.map)" "0:$(cat ref.map)"
+		fi
+	else
+		cmp -s k.map ref.map && ok || bad "map, read $k never made: a different map"
+	fi
+done
+[ "$errors" -gt 0 ] && ok || bad "no transient fault gave an error row: the injector is blind"
+echo "ok   scan and map under a transient fault at each of $reads reads: $errors error rows"
+cd .. || exit 1
+
 lib_summary test_faults
