@@ -219,8 +219,9 @@ for k in $(seq 1 "${reads:-0}"); do
 	rc=$?
 	eq "scan, read $k of bad.qcow2 fails: the fault fired once" "$(grep -c 'failed$' fault_preload.log)" "1"
 	eq "scan, read $k fails: the other images' rows" "$(rows k.db "path <> 'store/bad.qcow2'")" "$others"
-	flagged=$(sqlite3 k.db "SELECT count(*) FROM v_images WHERE path = 'store/bad.qcow2' AND status <> 'ok' AND error <> '';
-		SELECT count(*) FROM v_entries WHERE path = 'store/bad.qcow2' AND kind = 'unreadable' AND detail <> ''" | paste -sd+ | bc)
+	flagged=$(sqlite3 k.db "SELECT (SELECT count(*) FROM v_images WHERE path = 'store/bad.qcow2'
+		AND status <> 'ok' AND error <> '') + (SELECT count(*) FROM v_entries
+		WHERE path = 'store/bad.qcow2' AND kind = 'unreadable' AND detail <> '')")
 	if [ "$flagged" -gt 0 ]; then
 		errors=$((errors + 1))
 		eq "scan, read $k fails: an error row, exit 1" "$rc" "1"
