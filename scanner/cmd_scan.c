@@ -163,6 +163,7 @@ struct scan {
         atomic_size_t next_job, jobs_done;
 
         struct ia_rec *pending, *pending_tail; /* records made before the writer starts */
+        struct ia_parent_index parents;        /* parents named by uuid (differencing VDIs) */
 
         atomic_uint_fast64_t files_read, files_reused, layers_mapped, images, problems;
         atomic_bool nomem; /* set by any worker */
@@ -1051,6 +1052,7 @@ static void scan_image(struct scan *s, struct ia_source *top_src, const char *pa
         j.path = path;
         j.arch = arch;
         ia_scan_resolver_init(&j.sr, s->allowed);
+        j.sr.parents = &s->parents;
         j.sr.top_src = top_src;
         j.sr.top_name = path;
         if (arch) {
@@ -2463,6 +2465,25 @@ static void summary(const struct scan *s, const struct ia_scan_stats *st, bool c
                        (unsigned long long)st->map_rows, (unsigned long long)st->problems, secs);
 }
 
+/*
+ * The candidates for a parent named by uuid: every walked file named *.vdi
+ * (the index reads their headers once, when the first differencing VDI
+ * asks).  A .vbox registry's entries would be registered before the workers
+ * start (ia_parent_index_register()) and are preferred.
+ */
+static void fill_parent_index(struct ia_parent_index *ix, void *opaque)
+{
+        struct scan *s = opaque;
+
+        for (size_t i = 0; i < s->njobs; i++) {
+                const char *path = s->jobs[i].wf.path;
+                const char *base = strrchr(path, '/');
+
+                if (ia_vdi_file_name(base ? base + 1 : path))
+                        ia_parent_index_add_file(ix, path);
+        }
+}
+
 static int run(struct scan *s)
 {
         struct ia_lock lock = {.fd = -1, .path = NULL};
@@ -2482,6 +2503,7 @@ static int run(struct scan *s)
         clock_gettime(CLOCK_MONOTONIC, &t0);
         ia_error_clear(&err);
         ia_hmap_init(&visited);
+        ia_parent_index_init(&s->parents, fill_parent_index, s);
         memset(&stats, 0, sizeof(stats));
 
         s->roots = calloc(s->nroots, sizeof(*s->roots));
@@ -2641,6 +2663,7 @@ close_roots:
                 ia_walk_root_close(&s->roots[i]);
         ia_hmap_each(&visited, free_prev, NULL);
         ia_hmap_release(&visited);
+        ia_parent_index_free(&s->parents);
         free(threads);
         return rc;
 }
