@@ -2503,6 +2503,9 @@ static void fill_parent_index(struct ia_parent_index *ix, void *opaque)
                 if (ia_vdi_file_name(base ? base + 1 : path))
                         ia_parent_index_add_file(ix, path);
         }
+        /* and, as imgaudit map, the *.vdi at the top of each --allow-root directory */
+        for (size_t i = 0; i < s->nallow; i++)
+                ia_parent_index_add_dir(ix, s->allow[i]);
 }
 
 /*

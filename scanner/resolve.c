@@ -6,6 +6,7 @@
 #include "resolve.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +259,28 @@ void ia_parent_index_add_file(struct ia_parent_index *ix, const char *path)
                         add_entry(ix, id, path, false);
         }
         ia_source_unref(src);
+}
+
+void ia_parent_index_add_dir(struct ia_parent_index *ix, const char *dir)
+{
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        size_t n = 0;
+
+        if (!d)
+                return;
+        while (n < IA_ID_DIR_CAP && (de = readdir(d))) {
+                char *path;
+
+                if (!ia_vdi_file_name(de->d_name))
+                        continue;
+                n++;
+                path = ia_path_join_dir(dir, de->d_name);
+                if (path)
+                        ia_parent_index_add_file(ix, path);
+                free(path);
+        }
+        closedir(d);
 }
 
 int ia_parent_index_open(struct ia_parent_index *ix, const struct ia_resolver *fs, const char *id,

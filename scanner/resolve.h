@@ -60,6 +60,9 @@ int ia_parent_index_register(struct ia_parent_index *ix, const char *uuid, const
 /* From fill: read path's header (opened as the scan opens backing files) and add it. */
 void ia_parent_index_add_file(struct ia_parent_index *ix, const char *path);
 
+/* From fill: the same for the *.vdi of dir (not below; at most IA_ID_DIR_CAP names). */
+void ia_parent_index_add_dir(struct ia_parent_index *ix, const char *dir);
+
 /*
  * The scan's lookup: open the VDI whose uuidCreate is the one "uuid:UUID"
  * names, registered entries first, then found ones, through fs (the

@@ -64,6 +64,14 @@ grep -q "no vdi image whose uuid is 22222222-0000-4000-8000-000000000001" err.tx
 "$IMGAUDIT" map --allow-root=store other/child.vdi | $MKVDI check --size $((2 * M)) --expect 0=gold \
 	--expect 1=kid >/dev/null && ok || bad "parent found in --allow-root"
 
+# the scan too looks at the top of each --allow-root directory
+"$IMGAUDIT" scan --db allow.sqlite --quiet --allow-root store other 2>/dev/null
+eq "scan: parent in --allow-root" "$(sqlite3 allow.sqlite "SELECT target_path, status FROM v_links
+        WHERE path = 'other/child.vdi'")" "store/gold.vdi|ok"
+"$IMGAUDIT" scan --db noallow.sqlite --quiet other 2>/dev/null
+eq "scan: parent outside the roots" "$(sqlite3 noallow.sqlite "SELECT status FROM v_links
+        WHERE path = 'other/child.vdi'")" "missing"
+
 # parent-mismatch: the parent was modified after the child was made
 mkdir -p mm
 $MKVDI make mm/base.vdi --size $((2 * M)) --uuid 33333333-0000-4000-8000-000000000001 \
