@@ -2779,6 +2779,7 @@ int ia_cmd_scan(int argc, char **argv)
         free(s.exclude);
         free(s.raw_globs);
         free(s.allow);
+        free(s.devices);
         pthread_mutex_destroy(&s.reg_lock);
         return rc;
 }
