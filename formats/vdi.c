@@ -25,10 +25,11 @@
  * a discarded one (0xfffffffe) reads as zeroes, as VirtualBox reads them.
  *
  * Not supported, as in qemu: block sizes other than 1 MiB, sector sizes
- * other than 512, a normal or static image with a non-null link or parent
- * UUID, undo images (type 3), and versions other than 1.1.  Deliberately
- * stricter than qemu: a block map that does not fit in the file is an
- * error (qemu reads zeroes past EOF).
+ * other than 512, a non-differencing image with a non-null link or parent
+ * UUID, and versions other than 1.1.  Any type but 4 is mapped as a normal
+ * image (2 as a static one), as qemu maps it: it does not look at the type.
+ * Deliberately stricter than qemu: a block map that does not fit in the
+ * file is an error (qemu reads zeroes past EOF).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -171,9 +172,6 @@ static int vdi_open(struct ia_image *img, struct ia_error *err)
                         return ia_error_set(err, IA_ERR_CORRUPT,
                                             "vdi: differencing image with a null parent uuid "
                                             "(uuidLinkage)");
-        } else if (type != VDI_TYPE_DYNAMIC && type != VDI_TYPE_STATIC) {
-                return ia_error_set(err, IA_ERR_UNSUPPORTED, "vdi: image type %u is not supported",
-                                    type);
         } else if (!uuid_is_null(h + VDI_OFF_UUID_LINK)) {
                 return ia_error_set(
                     err, IA_ERR_UNSUPPORTED,
