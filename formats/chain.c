@@ -11,15 +11,18 @@
 #define _GNU_SOURCE
 #include "chain.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "drivers.h"
+#include "vdi.h"
 #include "banned.h"
 
 bool ia_name_is_protocol(const char *name)
@@ -210,9 +213,157 @@ static int fs_open(const struct ia_resolver *r, const struct ia_file *from, cons
         return *out ? 0 : -1;
 }
 
+/* ---- parents named by identity: differencing VDIs ---- */
+
+bool ia_vdi_file_name(const char *name)
+{
+        size_t n = strlen(name);
+
+        return n > 4 && strcasecmp(name + n - 4, ".vdi") == 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The VDI whose uuidCreate is uuid among the *.vdi files of dir ("" for the
+ * current directory), in name order, at most IA_ID_DIR_CAP names: 1 found
+ * (*out set), 0 not, -1 out of memory.
+ */
+static int find_vdi_in_dir(const struct ia_fs_policy *pol, const char *dir, const char *uuid,
+                           struct ia_file **out, struct ia_error *err)
+{
+        DIR *d = opendir(dir[0] ? dir : ".");
+        char **names = NULL;
+        size_t n = 0, cap = 0;
+        struct dirent *de;
+        int rc = 0;
+
+        if (!d)
+                return 0;
+        while (n < IA_ID_DIR_CAP && (de = readdir(d))) {
+                if (!ia_vdi_file_name(de->d_name))
+                        continue;
+                if (n == cap) {
+                        size_t nc = cap ? cap * 2 : 16;
+                        char **nn = realloc(names, nc * sizeof(*nn));
+
+                        if (!nn)
+                                break;
+                        names = nn;
+                        cap = nc;
+                }
+                names[n] = strdup(de->d_name);
+                if (names[n])
+                        n++;
+        }
+        closedir(d);
+        if (n)
+                qsort(names, n, sizeof(*names), cmp_name);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+                char *path = dir[0] ? ia_path_join_dir(dir, names[i]) : strdup(names[i]);
+                struct ia_source *src;
+                struct ia_vdi_ids ids;
+                struct ia_error e;
+
+                if (!path) {
+                        rc = ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                        break;
+                }
+                ia_error_clear(&e);
+                src = pol && pol->roots ? open_confined(pol, path, &e)
+                                        : ia_source_open_file(AT_FDCWD, path, 0, &e);
+                if (src && ia_vdi_read_ids(src, &ids, &e) == 0 && strcmp(ids.create, uuid) == 0) {
+                        *out = ia_file_new(src, path, err);
+                        rc = *out ? 1 : -1;
+                } else {
+                        ia_source_unref(src);
+                }
+                free(path);
+        }
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
+        return rc;
+}
+
+char *ia_path_join_dir(const char *dir, const char *name)
+{
+        size_t dn = strlen(dir), nn = strlen(name);
+        bool slash = dn && dir[dn - 1] != '/';
+        char *out = malloc(dn + slash + nn + 1);
+
+        if (!out)
+                return NULL;
+        memcpy(out, dir, dn);
+        if (slash)
+                out[dn] = '/';
+        memcpy(out + dn + slash, name, nn + 1);
+        return out;
+}
+
+/*
+ * imgaudit map's lookup of a parent by identity: the *.vdi files of the
+ * child's directory, of the directory above it (VirtualBox keeps a VM's
+ * disks in the VM folder, its differencing images in Snapshots/ below it),
+ * then of each allowed root (not below them), first match in that order;
+ * every candidate is opened under the same policy as a backing file.
+ */
+static int fs_open_id(const struct ia_resolver *r, const struct ia_file *from, const char *id,
+                      struct ia_file **out, struct ia_error *err)
+{
+        const struct ia_fs_policy *pol = r->opaque;
+        const char *uuid = ia_vdi_id_of(id);
+        char *dirs[2] = {NULL, NULL};
+        const char *slash;
+        int rc = 0;
+
+        *out = NULL;
+        if (!uuid) {
+                ia_error_set(err, IA_ERR_UNSUPPORTED, "parent identity '%s' is not a uuid", id);
+                err->reason = "missing";
+                return -1;
+        }
+        slash = from ? strrchr(from->name, '/') : NULL;
+        if (slash) {
+                const char *up;
+
+                dirs[0] =
+                    strndup(from->name, slash == from->name ? 1 : (size_t)(slash - from->name));
+                up = dirs[0] ? strrchr(dirs[0], '/') : NULL;
+                if (dirs[0] && up && strcmp(dirs[0], "/") != 0)
+                        dirs[1] = strndup(dirs[0], up == dirs[0] ? 1 : (size_t)(up - dirs[0]));
+                else if (dirs[0] && !up)
+                        dirs[1] = strdup("");
+        } else {
+                dirs[0] = strdup("");
+                dirs[1] = strdup("..");
+        }
+        for (int i = 0; i < 2 && rc == 0; i++)
+                if (dirs[i])
+                        rc = find_vdi_in_dir(pol, dirs[i], uuid, out, err);
+        for (size_t i = 0; rc == 0 && pol && pol->roots && pol->roots[i]; i++)
+                rc = find_vdi_in_dir(pol, pol->roots[i], uuid, out, err);
+        free(dirs[0]);
+        free(dirs[1]);
+        if (rc > 0)
+                return 0;
+        if (rc == 0) {
+                ia_error_set(err, IA_ERR_MISSING,
+                             "no vdi image whose uuid is %s beside '%s', in the directory above "
+                             "it or in the allowed roots",
+                             uuid, from ? from->name : "");
+                err->reason = "missing";
+        }
+        return -1;
+}
+
 void ia_fs_resolver_init(struct ia_resolver *r, const struct ia_fs_policy *policy)
 {
         r->open = fs_open;
+        r->open_id = fs_open_id;
         r->opaque = (void *)policy;
 }
 
@@ -343,9 +494,25 @@ static int open_backing(const struct ia_open_ctx *ctx, struct ia_image *top, str
                 err->reason = "too-deep";
                 goto report;
         }
-        if (ctx->resolver->open(ctx->resolver, img->file, img->backing, IA_REF_BACKING, &file,
-                                err) < 0)
+        if (img->backing_by_id) {
+                if (!ctx->resolver->open_id) {
+                        ia_error_set(err, IA_ERR_MISSING,
+                                     "parent '%s' is named by identity, and nothing here "
+                                     "looks parents up by identity",
+                                     img->backing);
+                        err->reason = "missing";
+                        goto report;
+                }
+                if (ctx->resolver->open_id(ctx->resolver, img->file, img->backing, &file, err) <
+                    0) {
+                        if (!err->reason)
+                                err->reason = "missing";
+                        goto report;
+                }
+        } else if (ctx->resolver->open(ctx->resolver, img->file, img->backing, IA_REF_BACKING,
+                                       &file, err) < 0) {
                 goto report;
+        }
         for (struct ia_image *i = top; i; i = i->backing_img) {
                 if (same_file(i->file, file)) {
                         ia_error_set(err, IA_ERR_REFUSED,

@@ -43,6 +43,15 @@ struct ia_fs_policy {
 
 void ia_fs_resolver_init(struct ia_resolver *r, const struct ia_fs_policy *policy);
 
+/* Names looked at per directory when a parent is looked up by identity. */
+#define IA_ID_DIR_CAP 4096
+
+/* Is name a VirtualBox disk's (ends in ".vdi", any case)? */
+bool ia_vdi_file_name(const char *name);
+
+/* dir and name joined with one '/' (malloc'd), or NULL. */
+char *ia_path_join_dir(const char *dir, const char *name);
+
 /*
  * qemu's path_combine(): base_path's directory joined with filename, or
  * filename itself when it is absolute.  Returns a malloc'd string or NULL.

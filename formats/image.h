@@ -88,6 +88,14 @@ const char *ia_ref_kind_name(enum ia_ref_kind kind);
 struct ia_resolver {
         int (*open)(const struct ia_resolver *r, const struct ia_file *from, const char *name,
                     enum ia_ref_kind kind, struct ia_file **out, struct ia_error *err);
+        /*
+         * A parent named by identity, not by file name (a differencing VDI
+         * names its parent "uuid:UUID", img->backing_by_id set): find the
+         * file that is it, under the same policy.  NULL: such parents are
+         * never found (reason "missing").
+         */
+        int (*open_id)(const struct ia_resolver *r, const struct ia_file *from, const char *id,
+                       struct ia_file **out, struct ia_error *err);
         void *opaque;
 };
 
@@ -141,6 +149,8 @@ struct ia_image {
         char backing_fmt[32];  /* backing format as recorded, "" if none */
         bool cow;              /* unallocated ranges defer to a backing file (preset from
                                   the driver's IA_DRV_BACKING; open() may change it) */
+        bool backing_by_id;    /* backing is an identity ("uuid:UUID"), found by the
+                                  resolver's open_id(), not a file name */
         unsigned flags;        /* IA_IMG_* */
         uint32_t cluster_size; /* allocation unit in bytes, 0 if none */
         /*

@@ -202,6 +202,31 @@ struct ia_source *ia_source_from_fd(int fd, const char *name, struct ia_error *e
         return &fs->base;
 }
 
+struct ia_source *ia_source_from_blockdev(int fd, const char *name, uint64_t size,
+                                          struct ia_error *err)
+{
+        struct file_source *fs;
+        struct stat st;
+
+        if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode)) {
+                ia_error_set(err, IA_ERR_REFUSED, "'%s' is not a block device", name);
+                close(fd);
+                return NULL;
+        }
+        fs = calloc(1, sizeof(*fs));
+        if (!fs) {
+                ia_error_set(err, IA_ERR_NOMEM, "out of memory opening '%s'", name);
+                close(fd);
+                return NULL;
+        }
+        ia_source_init(&fs->base, &file_ops, size);
+        fs->base.allocated = size;
+        fs->base.dev = (uint64_t)st.st_dev;
+        fs->base.ino = (uint64_t)st.st_ino;
+        fs->fd = fd;
+        return &fs->base;
+}
+
 static void open_error(int e, const char *path, unsigned flags, struct ia_error *err)
 {
         if (e == ENOENT || e == ENOTDIR) {

@@ -108,6 +108,14 @@ int ia_open_beneath_by_components(int rootfd, const char *path);
 /* A source over an fd already open for reading (the source owns it). */
 struct ia_source *ia_source_from_fd(int fd, const char *name, struct ia_error *err);
 
+/*
+ * A source over a block device already open read-only (never exclusively),
+ * of size bytes (BLKGETSIZE64, which the caller asked); allocated is the
+ * size.  Only `imgaudit scan --devices` makes one.
+ */
+struct ia_source *ia_source_from_blockdev(int fd, const char *name, uint64_t size,
+                                          struct ia_error *err);
+
 /* A window [off, off+len) of base (which gets a reference). */
 struct ia_source *ia_source_window(struct ia_source *base, uint64_t off, uint64_t len,
                                    struct ia_error *err);

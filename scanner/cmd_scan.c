@@ -45,6 +45,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "compose.h"
+#include "devices.h"
 #include "drivers.h"
 #include "escape.h"
 #include "hmap.h"
@@ -59,7 +60,7 @@
 const char ia_scan_usage[] =
     "usage: imgaudit scan [--db FILE] [-j N] [--exclude GLOB]... [--allow-root DIR]...\n"
     "                     [--one-file-system] [--no-archives] [--full] [--budget SECONDS]\n"
-    "                     [--progress|--quiet] [--json] ROOT...\n"
+    "                     [--progress|--quiet] [--json] [--devices GLOB]... ROOT...\n"
     "\n"
     "Crawl the ROOTs (directories or files) and archives in them, recognise disk\n"
     "images by content, open every backing chain under a confinement policy, map\n"
@@ -74,6 +75,10 @@ const char ia_scan_usage[] =
     "  --exclude GLOB       skip entries whose name, path below the ROOT or full path\n"
     "                       matches GLOB (fnmatch: 'vms/*.img', '*.iso', 'old')\n"
     "  --allow-root DIR     also allow backing files beneath DIR (default: the ROOTs)\n"
+    "  --devices GLOB       also audit the block devices GLOB matches ('/dev/vg0/*',\n"
+    "                       '/dev/zvol/tank/*'), read-only, never exclusively; repeat\n"
+    "                       to give several; ROOTs may then be left out.  No other\n"
+    "                       device is ever opened\n"
     "  --one-file-system    do not descend into other file systems\n"
     "  --no-archives        do not look inside tar, OVA, zip and compressed archives\n"
     "  --full               read every file, even those unchanged since the last scan\n"
@@ -115,6 +120,7 @@ enum job_action { JOB_READ, JOB_REUSE_IMAGE, JOB_REUSE_PLAIN, JOB_REUSE_ARCHIVE 
 
 struct job {
         struct ia_walk_file wf;
+        bool device; /* a block device asked for with --devices (wf.root unused) */
         struct reg_file *reg;
         bool new_file;
         enum job_action action;
@@ -131,6 +137,8 @@ struct scan {
         const char **raw_globs; /* NULL-terminated: names of raw disks (--raw-glob) */
         const char **allow;
         size_t nallow;
+        const char **devices; /* NULL-terminated --devices globs */
+        size_t ndevices;
         bool one_fs, no_archives;
         bool full;          /* --full or $IMGAUDIT_NO_INCREMENTAL: read every file */
         int progress;       /* -1 quiet, 0 when stderr is a terminal, 1 forced */
@@ -164,6 +172,7 @@ struct scan {
         atomic_size_t next_job, jobs_done;
 
         struct ia_rec *pending, *pending_tail; /* records made before the writer starts */
+        struct ia_parent_index parents;        /* parents named by uuid (differencing VDIs) */
 
         atomic_uint_fast64_t files_read, files_reused, layers_mapped, images, problems;
         atomic_bool nomem; /* set by any worker */
@@ -1052,6 +1061,7 @@ static void scan_image(struct scan *s, struct ia_source *top_src, const char *pa
         j.path = path;
         j.arch = arch;
         ia_scan_resolver_init(&j.sr, s->allowed);
+        j.sr.parents = &s->parents;
         j.sr.top_src = top_src;
         j.sr.top_name = path;
         if (arch) {
@@ -1421,7 +1431,8 @@ static struct ia_source *open_job(struct scan *s, struct job *jb)
         struct ia_source *src;
 
         ia_error_clear(&err);
-        src = ia_walk_open(&s->roots[jb->wf.root], jb->wf.rel, &jb->wf.id, &err);
+        src = jb->device ? ia_device_open(jb->wf.path, &jb->wf.id, &err)
+                         : ia_walk_open(&s->roots[jb->wf.root], jb->wf.rel, &jb->wf.id, &err);
         if (!src) {
                 put(s, entry_rec(jb->wf.path, "unreadable", err.reason ? err.reason : "io", err.msg,
                                  jb->reg->id));
@@ -1499,10 +1510,13 @@ static void process(struct scan *s, struct job *jb)
                 scan_archive(s, src, jb->wf.path, jb->reg->id, &is_archive);
                 if (is_archive)
                         jb->reg->kind = "archive";
-        } else if (src->size > 0 && (ia_rawdisk_signature(src, head, hl) ||
+        } else if (src->size > 0 && (jb->device || ia_rawdisk_signature(src, head, hl) ||
                                      ia_rawdisk_name_matches(jb->wf.path, s->raw_globs))) {
-                /* a raw disk: by content (a partition table, a file system, ...) or by name */
-                const char *by = ia_rawdisk_signature(src, head, hl) ? "content" : "name";
+                /* a raw disk: by content (a partition table, a file system, ...), by name,
+                 * or a block device asked for (--devices: a volume is a disk) */
+                const char *by = ia_rawdisk_signature(src, head, hl) ? "content"
+                                 : jb->device                        ? "option"
+                                                                     : "name";
 
                 jb->reg->kind = "image";
                 scan_image(s, src, jb->wf.path, jb->reg->id, "raw", "raw", NULL, by);
@@ -2245,7 +2259,8 @@ static int plan(struct scan *s, struct ia_error *err)
                 jb->reg->walked = true;
                 jb->new_file = !same;
                 jb->action = JOB_READ;
-                if (!same || !p->kind || !settled(s, &p->ident))
+                /* a device's bytes change with no time of its node changing: always read */
+                if (!same || !p->kind || !settled(s, &p->ident) || jb->device)
                         continue;
                 if (strcmp(p->kind, "not-an-image") == 0 || strcmp(p->kind, "data-file") == 0) {
                         jb->action = JOB_REUSE_PLAIN;
@@ -2311,6 +2326,7 @@ enum {
         OPT_FULL,
         OPT_JSON,
         OPT_RAW_GLOB,
+        OPT_DEVICES,
 };
 
 static int parse_args(struct scan *s, int argc, char **argv)
@@ -2328,6 +2344,7 @@ static int parse_args(struct scan *s, int argc, char **argv)
             {"full", no_argument, NULL, OPT_FULL},
             {"json", no_argument, NULL, OPT_JSON},
             {"raw-glob", required_argument, NULL, OPT_RAW_GLOB},
+            {"devices", required_argument, NULL, OPT_DEVICES},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -2338,7 +2355,8 @@ static int parse_args(struct scan *s, int argc, char **argv)
         s->exclude = calloc((size_t)argc + 1, sizeof(char *));
         s->allow = calloc((size_t)argc + 1, sizeof(char *));
         s->raw_globs = calloc((size_t)argc + 1, sizeof(char *));
-        if (!s->exclude || !s->allow || !s->raw_globs)
+        s->devices = calloc((size_t)argc + 1, sizeof(char *));
+        if (!s->exclude || !s->allow || !s->raw_globs || !s->devices)
                 return usage_error("%s", "out of memory");
         opterr = 0;
         optind = 0;
@@ -2373,6 +2391,11 @@ static int parse_args(struct scan *s, int argc, char **argv)
                         break;
                 case OPT_ALLOW:
                         s->allow[s->nallow++] = optarg;
+                        break;
+                case OPT_DEVICES:
+                        if (!*optarg)
+                                return usage_error("%s", "--devices wants a glob of block devices");
+                        s->devices[s->ndevices++] = optarg;
                         break;
                 case OPT_ONE_FS:
                         s->one_fs = true;
@@ -2417,8 +2440,8 @@ static int parse_args(struct scan *s, int argc, char **argv)
         }
         if (quiet && forced)
                 return usage_error("%s", "--progress and --quiet contradict each other");
-        if (optind >= argc)
-                return usage_error("%s", "expects at least one ROOT to scan");
+        if (optind >= argc && !s->ndevices)
+                return usage_error("%s", "expects at least one ROOT to scan (or --devices)");
         if (!raw_given)
                 for (size_t i = 0; ia_raw_globs_default[i]; i++)
                         s->raw_globs[nraw++] = ia_raw_globs_default[i];
@@ -2464,6 +2487,50 @@ static void summary(const struct scan *s, const struct ia_scan_stats *st, bool c
                        (unsigned long long)st->map_rows, (unsigned long long)st->problems, secs);
 }
 
+/*
+ * The candidates for a parent named by uuid: every walked file named *.vdi
+ * (the index reads their headers once, when the first differencing VDI
+ * asks).  A .vbox registry's entries would be registered before the workers
+ * start (ia_parent_index_register()) and are preferred.
+ */
+static void fill_parent_index(struct ia_parent_index *ix, void *opaque)
+{
+        struct scan *s = opaque;
+
+        for (size_t i = 0; i < s->njobs; i++) {
+                const char *path = s->jobs[i].wf.path;
+                const char *base = strrchr(path, '/');
+
+                if (ia_vdi_file_name(base ? base + 1 : path))
+                        ia_parent_index_add_file(ix, path);
+        }
+        /* and, as imgaudit map, the *.vdi at the top of each --allow-root directory */
+        for (size_t i = 0; i < s->nallow; i++)
+                ia_parent_index_add_dir(ix, s->allow[i]);
+}
+
+/*
+ * --devices: the block devices the globs name become files of the scan
+ * (after the walk, which never opens one), read like the walk's files but
+ * opened by ia_device_open(), never reused by an incremental scan.
+ */
+static void on_device(void *opaque, struct ia_walk_file *f)
+{
+        struct scan *s = opaque;
+        size_t before = s->njobs;
+
+        on_walk_file(s, f);
+        if (s->njobs > before)
+                s->jobs[s->njobs - 1].device = true;
+}
+
+static int add_devices(struct scan *s)
+{
+        if (!s->ndevices)
+                return 0;
+        return ia_devices_expand(s->devices, on_device, on_walk_entry, s);
+}
+
 static int run(struct scan *s)
 {
         struct ia_lock lock = {.fd = -1, .path = NULL};
@@ -2483,9 +2550,10 @@ static int run(struct scan *s)
         clock_gettime(CLOCK_MONOTONIC, &t0);
         ia_error_clear(&err);
         ia_hmap_init(&visited);
+        ia_parent_index_init(&s->parents, fill_parent_index, s);
         memset(&stats, 0, sizeof(stats));
 
-        s->roots = calloc(s->nroots, sizeof(*s->roots));
+        s->roots = calloc(s->nroots + 1, sizeof(*s->roots));
         s->allowed = calloc(s->nroots + s->nallow + 1, sizeof(char *));
         if (!s->roots || !s->allowed) {
                 ia_diag("imgaudit scan", "out of memory");
@@ -2511,7 +2579,7 @@ static int run(struct scan *s)
                 nopen++;
                 s->allowed[nallowed++] = s->roots[i].dirpath;
         }
-        if (nopen == 0) {
+        if (nopen == 0 && (s->nroots || !s->ndevices)) {
                 fprintf(stderr, "imgaudit scan: no ROOT could be opened; nothing recorded\n");
                 rc = 2;
                 goto close_roots;
@@ -2559,6 +2627,10 @@ static int run(struct scan *s)
                         abort_reason = "out of memory walking";
                         goto end_scan;
                 }
+        }
+        if (add_devices(s) < 0) {
+                abort_reason = "out of memory listing the devices";
+                goto end_scan;
         }
         if (plan(s, &err) < 0) {
                 ia_diag("imgaudit scan", "%s", err.msg);
@@ -2642,6 +2714,7 @@ close_roots:
                 ia_walk_root_close(&s->roots[i]);
         ia_hmap_each(&visited, free_prev, NULL);
         ia_hmap_release(&visited);
+        ia_parent_index_free(&s->parents);
         free(threads);
         return rc;
 }
@@ -2707,6 +2780,7 @@ int ia_cmd_scan(int argc, char **argv)
         free(s.exclude);
         free(s.raw_globs);
         free(s.allow);
+        free(s.devices);
         pthread_mutex_destroy(&s.reg_lock);
         return rc;
 }

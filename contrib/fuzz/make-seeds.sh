@@ -44,6 +44,10 @@ seed vhdx vhdx h.vhdx
 q -f vdi i.vdi 2M
 w i.vdi -c 'write -P 1 0 4k'
 seed vdi vdi i.vdi
+# a differencing vdi (qemu-img cannot make one): written from the header layout
+python3 "$here/../../tests/tools/mkvdi.py" make dv.vdi --type diff --size 2097152 \
+	--parent 11111111-2222-4333-8444-000000000001 --write 1=c --discard 0 >/dev/null
+seed vdi-diff vdi dv.vdi
 q -f qed e.qed 1M
 w e.qed -c 'write -P 1 0 4k'
 seed qed qed e.qed

@@ -101,6 +101,48 @@ static void test_vdi_map(void **state)
         fault_sweep(b, sizeof(b), "vdi", 2 << 20);
 }
 
+/* A differencing image (type 4): the parent named by uuid, blocks never written read through. */
+static void test_vdi_diff(void **state)
+{
+        uint8_t b[VDI_LEN];
+        struct ia_image *img;
+        struct ia_error err;
+        static const uint8_t link[16] = {0x44, 0x33, 0x22, 0x11, 0x66, 0x55, 0x88, 0x77,
+                                         0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x01};
+
+        (void)state;
+        vdi_build(b, 4);
+        memcpy(b + 424, link, 16);
+        b[408] = 0x0a; /* its own uuidModify */
+        b[440] = 0x0b; /* the parent's, when it was made */
+        assert_int_equal(open_mem(b, sizeof(b), "vdi", &img, &err), 0);
+        assert_true(img->cow);
+        assert_true(img->backing_by_id);
+        assert_string_equal(img->backing, "uuid:11223344-5566-7788-99aa-bbccddeeff01");
+        assert_string_equal(img->backing_fmt, "vdi");
+        assert_string_equal(img->ident, "vdi-modify 0000000a-0000-0000-0000-000000000000");
+        assert_string_equal(img->parent_ident[0],
+                            "vdi-modify 0000000b-0000-0000-0000-000000000000");
+        imgtest_expect_status(img, 0, 1 << 20, IA_BS_DATA | IA_BS_OFFSET, 1024);
+        imgtest_expect_status(img, 1 << 20, 1 << 20, 0, 0);          /* never written: parent */
+        imgtest_expect_status(img, 3 << 20, 1 << 20, IA_BS_ZERO, 0); /* discarded: zeroes */
+        ia_image_free(img);
+        /* no parent named: corrupt; a normal image naming one: unsupported, as qemu */
+        vdi_build(b, 4);
+        expect_open_fail(b, sizeof(b), "vdi", IA_ERR_CORRUPT);
+        vdi_build(b, 1);
+        memcpy(b + 424, link, 16);
+        expect_open_fail(b, sizeof(b), "vdi", IA_ERR_UNSUPPORTED);
+        /* another type (undo, 3) maps as a normal image, as qemu maps it */
+        vdi_build(b, 3);
+        assert_int_equal(open_mem(b, sizeof(b), "vdi", &img, &err), 0);
+        assert_false(img->cow);
+        ia_image_free(img);
+        vdi_build(b, 4);
+        memcpy(b + 424, link, 16);
+        fault_sweep(b, sizeof(b), "vdi", 2 << 20);
+}
+
 static void test_vdi_malformed(void **state)
 {
         uint8_t b[VDI_LEN];
@@ -690,11 +732,17 @@ static void test_probe(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_vdi_map),       cmocka_unit_test(test_vdi_malformed),
-            cmocka_unit_test(test_qed_map),       cmocka_unit_test(test_qed_malformed),
-            cmocka_unit_test(test_qcow_map),      cmocka_unit_test(test_qcow_malformed),
-            cmocka_unit_test(test_parallels_map), cmocka_unit_test(test_parallels_malformed),
-            cmocka_unit_test(test_luks1),         cmocka_unit_test(test_luks2),
+            cmocka_unit_test(test_vdi_map),
+            cmocka_unit_test(test_vdi_malformed),
+            cmocka_unit_test(test_vdi_diff),
+            cmocka_unit_test(test_qed_map),
+            cmocka_unit_test(test_qed_malformed),
+            cmocka_unit_test(test_qcow_map),
+            cmocka_unit_test(test_qcow_malformed),
+            cmocka_unit_test(test_parallels_map),
+            cmocka_unit_test(test_parallels_malformed),
+            cmocka_unit_test(test_luks1),
+            cmocka_unit_test(test_luks2),
             cmocka_unit_test(test_probe),
         };
 
