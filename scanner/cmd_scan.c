@@ -382,6 +382,16 @@ static void on_walk_entry(void *opaque, const char *path, const char *kind, cons
         pend(s, entry_rec(path, kind, reason, detail, 0));
 }
 
+static void on_walk_dir(void *opaque, const char *path, uint64_t allocated)
+{
+        struct scan *s = opaque;
+        struct ia_rec *r = entry_rec(path, "directory", NULL, NULL, 0);
+
+        if (r)
+                r->u.entry.allocated = allocated;
+        pend(s, r);
+}
+
 /* ---- the registry of files ---- */
 
 static struct reg_file *reg_new(int64_t id, const char *path)
@@ -1091,7 +1101,8 @@ static void scan_image(struct scan *s, struct ia_source *top_src, const char *pa
         ir->u.image.id = j.image_id;
         ir->u.image.file_id = file_id;
         ir->u.image.file_size = top_src->size;
-        ir->u.image.allocated = top_src->allocated;
+        /* an archive's member has no blocks of its own: its archive's file has them */
+        ir->u.image.allocated = arch ? 0 : top_src->allocated;
         ir->u.image.probed = fmt == NULL;
         ir->u.image.recognised_by = by;
 
@@ -1272,7 +1283,7 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                         fr->u.file.archive_id = ac->file_id;
                         fr->u.file.member = xstrdup(m->name);
                         fr->u.file.size = m->size;
-                        fr->u.file.allocated = m->src ? m->src->allocated : 0;
+                        fr->u.file.allocated = 0; /* its bytes are its archive's blocks */
                         fr->u.file.mtime_ns = m->mtime * 1000000000;
                 }
                 put(s, fr);
@@ -2582,6 +2593,7 @@ static int run(struct scan *s)
                 wo.remember_all_files |= s->roots[i].is_file;
         wo.on_file = on_walk_file;
         wo.on_entry = on_walk_entry;
+        wo.on_dir = on_walk_dir;
         wo.opaque = s;
         for (size_t i = 0; i < s->nroots; i++) {
                 if (s->roots[i].dirfd < 0)

@@ -214,6 +214,8 @@ static int visit(const struct walker *w, int dirfd, int dir, const char *name, c
                         entry_errno(w, path, "cannot open directory", errno);
                         return 0;
                 }
+                if (o->on_dir)
+                        o->on_dir(o->opaque, path, (uint64_t)st.st_blocks * 512);
                 return walk_dir(w, fd, rel, path, depth + 1, err);
         }
         {
@@ -344,6 +346,8 @@ int ia_walk(const struct ia_walk_root *roots, size_t idx, const struct ia_walk_o
                         o->on_entry(o->opaque, r->arg, "directory-seen", "already visited", first);
                         return 0;
                 }
+                if (o->on_dir)
+                        o->on_dir(o->opaque, r->arg, (uint64_t)st.st_blocks * 512);
         }
         fd = openat(r->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0) {

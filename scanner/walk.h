@@ -74,6 +74,9 @@ struct ia_walk_opts {
          * "unreadable", "hardlink", "other-filesystem", "other"; detail may be NULL. */
         void (*on_entry)(void *opaque, const char *path, const char *kind, const char *reason,
                          const char *detail);
+        /* Optional: a directory the walk descends into (the root too), with its own
+         * blocks on disk (st_blocks * 512), for per-directory totals. */
+        void (*on_dir)(void *opaque, const char *path, uint64_t allocated);
         void *opaque;
 };
 

@@ -29,3 +29,38 @@ CREATE VIEW v_entries AS
         UNION ALL
         SELECT path, kind, reason, detail FROM v_not_images
          WHERE scan_id = (SELECT id FROM v_latest_scan);
+
+-- The directories each scan walked (the roots too) with their own blocks, so
+-- that per-directory totals reconcile with du.
+CREATE TABLE dirs (
+        scan_id   INTEGER NOT NULL REFERENCES scans (id),
+        path      NOT NULL,
+        allocated INTEGER NOT NULL
+);
+CREATE INDEX dirs_scan ON dirs (scan_id, path);
+
+-- Per directory of the latest scan: the bytes on disk beneath it (itself, its
+-- directories and every regular file walked there; an archive by its own
+-- blocks, its members adding nothing; a hard link counted once, at the first
+-- name the walk met), and the regular files.  Without hard links leading out
+-- of it, a directory's allocated_bytes is `du -B1 DIR`.
+CREATE VIEW v_dir_usage AS
+WITH RECURSIVE
+        latest(id) AS (SELECT id FROM v_latest_scan),
+        items(path, allocated, files) AS (
+                SELECT f.path, coalesce(f.allocated, 0), 1
+                  FROM scan_files sf JOIN files f ON f.id = sf.file_id
+                 WHERE sf.scan_id = (SELECT id FROM latest) AND f.archive_id IS NULL
+                   AND sf.kind <> 'external'
+                UNION ALL
+                SELECT path, allocated, 0 FROM dirs WHERE scan_id = (SELECT id FROM latest)),
+        up(anc, allocated, files) AS (
+                SELECT path, allocated, files FROM items
+                UNION ALL
+                SELECT substr(anc, 1, length(rtrim(anc, replace(anc, '/', ''))) - 1), allocated,
+                       files
+                  FROM up WHERE instr(anc, '/') > 1)
+SELECT d.path, sum(u.allocated) AS allocated_bytes, sum(u.files) AS files
+  FROM dirs d JOIN up u ON u.anc = d.path
+ WHERE d.scan_id = (SELECT id FROM latest)
+ GROUP BY d.path;

@@ -4,7 +4,9 @@
 # row and a scan_files row, no entries row (schema 6), and v_entries still
 # lists it; hard links and a file root inside a directory root are still met
 # once; an image 40 directories of 255-byte names deep (a path of 10 KiB) is
-# scanned; schema 6 migrates a schema-4 store with history.
+# scanned; every directory's on-disk total in v_dir_usage is `du -B1` of it
+# (an archive by its own blocks, its members adding nothing); schema 6
+# migrates a schema-4 store with history.
 set -u
 IMGAUDIT=${IMGAUDIT:?}
 SOURCE_DIR=${SOURCE_DIR:?}
@@ -44,6 +46,24 @@ eq "v_not_images" "$(q "SELECT reason FROM v_not_images WHERE path = 's/c/empty'
 "$IMGAUDIT" scan --db "$DB" --quiet --json s s/c/disk.qcow2 >second.json
 eq "rescan reads nothing" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["files_read"], d["files_reused"])' second.json)" "0 53"
 eq "rescan's not images" "$(q "SELECT count(*) FROM v_entries WHERE kind = 'not-an-image'")" "52"
+
+# ---- honest totals: every directory's on-disk total is du's ----
+mkdir -p t/vms/old t/backup t/empty
+qemu-img create -q -f qcow2 t/vms/a.qcow2 64M && qemu-io -c 'write -P 1 0 1M' t/vms/a.qcow2 >/dev/null
+truncate -s 32M t/vms/sparse.img
+head -c 300000 /dev/urandom >t/vms/old/notes.bin
+qemu-img create -q -f qcow2 member.qcow2 1G && qemu-io -c 'write -P 2 0 4M' member.qcow2 >/dev/null
+tar -czf t/backup/disk.tar.gz member.qcow2 && rm member.qcow2
+printf 'small\n' >t/backup/readme
+DB=$WORK/t.db
+"$IMGAUDIT" scan --db "$DB" --quiet t
+eq "totals: exit status" "$?" "0"
+eq "totals: the member's image" "$(q "SELECT allocated_bytes FROM v_images WHERE path = 't/backup/disk.tar.gz!member.qcow2'")" "0"
+eq "totals: directories" "$(q "SELECT count(*) FROM v_dir_usage")" "$(find t -type d | wc -l)"
+while IFS='|' read -r d a; do
+	eq "du -B1 $d" "$a" "$(du -B1 -s "$d" | cut -f1)"
+done < <(q "SELECT path, allocated_bytes FROM v_dir_usage ORDER BY path")
+eq "totals: files of t" "$(q "SELECT files FROM v_dir_usage WHERE path = 't'")" "5"
 
 # ---- 40 levels of 255-byte names ----
 python3 - <<'PY'
