@@ -2253,7 +2253,8 @@ static int plan(struct scan *s, struct ia_error *err)
         atomic_store(&s->next_file_id, max_file + 1);
         atomic_store(&s->next_image_id, max_image + 1);
         atomic_store(&s->next_layer_id, max_layer + 1);
-        for (size_t i = 0; i < s->njobs; i++)
+        /* the walked files by path: only what reuse consults */
+        for (size_t i = 0; reuse && i < s->njobs; i++)
                 if (ia_hmap_put(&walked, s->jobs[i].wf.path, strlen(s->jobs[i].wf.path),
                                 &s->jobs[i]) < 0)
                         goto nomem;
