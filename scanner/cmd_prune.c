@@ -87,6 +87,7 @@ static const struct {
     {"scan_roots", "DELETE FROM scan_roots WHERE scan_id IN temp.ia_prune"},
     {"scan_files", "DELETE FROM scan_files WHERE scan_id IN temp.ia_prune"},
     {"entries", "DELETE FROM entries WHERE scan_id IN temp.ia_prune"},
+    {"dirs", "DELETE FROM dirs WHERE scan_id IN temp.ia_prune"},
     {"links", "DELETE FROM links WHERE scan_id IN temp.ia_prune"},
     {"findings", "DELETE FROM findings WHERE scan_id IN temp.ia_prune"},
     {"ovf_disks", "DELETE FROM ovf_disks WHERE scan_id IN temp.ia_prune"},

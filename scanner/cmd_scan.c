@@ -19,7 +19,9 @@
  *      handled the same way; results go to the one writer thread;
  *   5. a file no driver recognises is an image only if some image uses it as
  *      a raw backing file (then it is mapped as raw); otherwise it is recorded
- *      as "not-an-image" (or "data-file" when an image keeps its data there);
+ *      as "not-an-image" (or "data-file" when an image keeps its data there):
+ *      its scan_files row says so, and v_entries shows it (schema 6: no
+ *      entries row of its own, so a store of small files costs two rows a file);
  *   6. the writer drains, and the scan row becomes 'complete' (or 'aborted').
  *
  * Exit status: 0 everything recorded; 1 some items could not be scanned
@@ -29,6 +31,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <sched.h>
@@ -36,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,7 +152,8 @@ struct scan {
         size_t nroots;
 
         struct ia_walk_root *roots;
-        const char **allowed; /* NULL-terminated allowed roots for references */
+        struct ia_walk_dirs dirs; /* directory descriptors kept by the walk */
+        const char **allowed;     /* NULL-terminated allowed roots for references */
         struct ia_store *store;
         int64_t scan_id, prev_scan;
         int64_t trusted_before_ns; /* see settled() */
@@ -173,6 +178,10 @@ struct scan {
 
         struct ia_rec *pending, *pending_tail; /* records made before the writer starts */
         struct ia_parent_index parents;        /* parents named by uuid (differencing VDIs) */
+
+        /* the previous complete scan's walked files, path -> struct prev_file (when reuse) */
+        struct ia_hmap prev;
+        bool reuse;
 
         atomic_uint_fast64_t files_read, files_reused, layers_mapped, images, problems;
         atomic_bool nomem; /* set by any worker */
@@ -337,6 +346,12 @@ static void note_own_files(struct scan *s)
         }
 }
 
+struct prev_file {
+        int64_t id;
+        struct ia_identity ident;
+        const char *kind; /* static */
+};
+
 static void on_walk_file(void *opaque, struct ia_walk_file *f)
 {
         struct scan *s = opaque;
@@ -375,6 +390,16 @@ static void on_walk_entry(void *opaque, const char *path, const char *kind, cons
         if (strcmp(kind, "unreadable") == 0)
                 s->problems++;
         pend(s, entry_rec(path, kind, reason, detail, 0));
+}
+
+static void on_walk_dir(void *opaque, const char *path, uint64_t allocated)
+{
+        struct scan *s = opaque;
+        struct ia_rec *r = entry_rec(path, "directory", NULL, NULL, 0);
+
+        if (r)
+                r->u.entry.allocated = allocated;
+        pend(s, r);
 }
 
 /* ---- the registry of files ---- */
@@ -1087,7 +1112,8 @@ static void scan_image(struct scan *s, struct ia_source *top_src, const char *pa
         ir->u.image.id = j.image_id;
         ir->u.image.file_id = file_id;
         ir->u.image.file_size = top_src->size;
-        ir->u.image.allocated = top_src->allocated;
+        /* an archive's member has no blocks of its own: its archive's file has them */
+        ir->u.image.allocated = arch ? 0 : top_src->allocated;
         ir->u.image.probed = fmt == NULL;
         ir->u.image.recognised_by = by;
 
@@ -1268,7 +1294,7 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                         fr->u.file.archive_id = ac->file_id;
                         fr->u.file.member = xstrdup(m->name);
                         fr->u.file.size = m->size;
-                        fr->u.file.allocated = m->src ? m->src->allocated : 0;
+                        fr->u.file.allocated = 0; /* its bytes are its archive's blocks */
                         fr->u.file.mtime_ns = m->mtime * 1000000000;
                 }
                 put(s, fr);
@@ -1349,8 +1375,6 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                         mi->is_image = true;
                         scan_image(s, m->src, mi->path, mi->file_id, NULL, "vmdk", ac, "content");
                 } else {
-                        put(s, entry_rec(mi->path, "not-an-image", "no driver recognises it", NULL,
-                                         mi->file_id));
                         put(s, scan_file_rec(mi->file_id, "not-an-image", false));
                 }
         }
@@ -1432,7 +1456,7 @@ static struct ia_source *open_job(struct scan *s, struct job *jb)
 
         ia_error_clear(&err);
         src = jb->device ? ia_device_open(jb->wf.path, &jb->wf.id, &err)
-                         : ia_walk_open(&s->roots[jb->wf.root], jb->wf.rel, &jb->wf.id, &err);
+                         : ia_walk_open_file(&s->roots[jb->wf.root], &s->dirs, &jb->wf, &err);
         if (!src) {
                 put(s, entry_rec(jb->wf.path, "unreadable", err.reason ? err.reason : "io", err.msg,
                                  jb->reg->id));
@@ -1568,8 +1592,6 @@ static void settle_unused_data(struct scan *s, struct job *jb)
                 r->kind = "image";
                 scan_image(s, src, jb->wf.path, r->id, NULL, drv->name, NULL, "content");
         } else {
-                put(s,
-                    entry_rec(jb->wf.path, "not-an-image", "no driver recognises it", NULL, r->id));
                 put(s, scan_file_rec(r->id, "not-an-image", false));
         }
         ia_source_unref(src);
@@ -1619,25 +1641,15 @@ static void settle_plain_files(struct scan *s)
                         settle_unused_data(s, jb);
                 } else if (r->skipped_archive ||
                            (r->prev_kind && strcmp(r->prev_kind, "archive-skipped") == 0)) {
-                        put(s, entry_rec(jb->wf.path, "not-an-image",
-                                         "an archive, not opened (--no-archives)", NULL, r->id));
                         put(s,
                             scan_file_rec(r->id, "archive-skipped", jb->action == JOB_REUSE_PLAIN));
                 } else {
-                        put(s, entry_rec(jb->wf.path, "not-an-image", "no driver recognises it",
-                                         NULL, r->id));
                         put(s, scan_file_rec(r->id, "not-an-image", jb->action == JOB_REUSE_PLAIN));
                 }
         }
 }
 
 /* ---- planning: the previous scan ---- */
-
-struct prev_file {
-        int64_t id;
-        struct ia_identity ident;
-        const char *kind; /* static */
-};
 
 static const char *static_kind(const unsigned char *k)
 {
@@ -2165,22 +2177,17 @@ static int load_layers(struct scan *s, sqlite3 *db)
         return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int plan(struct scan *s, struct ia_error *err)
+/*
+ * Before the walk: the previous complete scan, whether its results may be
+ * reused, and its walked files (so that the walk reads only what changed).
+ */
+static int load_prev(struct scan *s, struct ia_error *err)
 {
         sqlite3 *db = ia_store_db(s->store);
-        struct ia_hmap prev, walked;
         sqlite3_stmt *st;
-        int64_t max_file, max_image, max_layer;
         bool reuse = false;
         int rc = -1;
 
-        ia_hmap_init(&prev);
-        ia_hmap_init(&walked);
-        if (ia_store_max_ids(s->store, &max_file, &max_image, &max_layer, err) < 0)
-                return -1;
-        atomic_store(&s->next_file_id, max_file + 1);
-        atomic_store(&s->next_image_id, max_image + 1);
-        atomic_store(&s->next_layer_id, max_layer + 1);
         s->prev_scan = 0;
         /*
          * That scan's walk began after its start, known to the nanosecond
@@ -2235,19 +2242,40 @@ static int plan(struct scan *s, struct ia_error *err)
                         p->ident.mtime_ns = sqlite3_column_int64(st, 5);
                         p->ident.ctime_ns = sqlite3_column_int64(st, 6);
                         p->kind = static_kind(sqlite3_column_text(st, 7));
-                        if (ia_hmap_put(&prev, sqlite3_column_blob(st, 1),
+                        if (ia_hmap_put(&s->prev, sqlite3_column_blob(st, 1),
                                         (size_t)sqlite3_column_bytes(st, 1), p) < 0)
                                 free(p);
                 }
                 sqlite3_finalize(st);
         }
-        for (size_t i = 0; i < s->njobs; i++)
+        s->reuse = reuse;
+        rc = 0;
+out:
+        return rc;
+}
+
+static int plan(struct scan *s, struct ia_error *err)
+{
+        sqlite3 *db = ia_store_db(s->store);
+        struct ia_hmap walked;
+        int64_t max_file, max_image, max_layer;
+        bool reuse = s->reuse;
+        int rc = -1;
+
+        ia_hmap_init(&walked);
+        if (ia_store_max_ids(s->store, &max_file, &max_image, &max_layer, err) < 0)
+                return -1;
+        atomic_store(&s->next_file_id, max_file + 1);
+        atomic_store(&s->next_image_id, max_image + 1);
+        atomic_store(&s->next_layer_id, max_layer + 1);
+        /* the walked files by path: only what reuse consults */
+        for (size_t i = 0; reuse && i < s->njobs; i++)
                 if (ia_hmap_put(&walked, s->jobs[i].wf.path, strlen(s->jobs[i].wf.path),
                                 &s->jobs[i]) < 0)
                         goto nomem;
         for (size_t i = 0; i < s->njobs; i++) {
                 struct job *jb = &s->jobs[i];
-                struct prev_file *p = ia_hmap_get(&prev, jb->wf.path, strlen(jb->wf.path));
+                struct prev_file *p = ia_hmap_get(&s->prev, jb->wf.path, strlen(jb->wf.path));
                 struct ia_fid_key k = {jb->wf.id.dev, jb->wf.id.ino};
                 bool same = p && same_identity(&p->ident, &jb->wf.id);
                 bool raw = false;
@@ -2292,8 +2320,9 @@ static int plan(struct scan *s, struct ia_error *err)
 nomem:
         ia_error_set(err, IA_ERR_NOMEM, "out of memory planning the scan");
 out:
-        ia_hmap_each(&prev, free_prev, NULL);
-        ia_hmap_release(&prev);
+        ia_hmap_each(&s->prev, free_prev, NULL);
+        ia_hmap_release(&s->prev);
+        ia_hmap_init(&s->prev);
         ia_hmap_release(&walked);
         return rc;
 }
@@ -2612,12 +2641,29 @@ static int run(struct scan *s)
 
         /* the walk */
         note_own_files(s);
+        if (load_prev(s, &err) < 0) {
+                ia_diag("imgaudit scan", "%s", err.msg);
+                abort_reason = err.msg;
+                goto end_scan;
+        }
         memset(&wo, 0, sizeof(wo));
         wo.exclude = s->exclude;
         wo.one_file_system = s->one_fs;
         wo.visited = &visited;
+        {
+                /* half the descriptors this process may open, for directories */
+                struct rlimit rl;
+
+                s->dirs.max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                                  ? (size_t)rl.rlim_cur / 2
+                                  : 512;
+        }
+        wo.dirs = &s->dirs;
+        for (size_t i = 0; i < s->nroots; i++)
+                wo.remember_all_files |= s->roots[i].is_file;
         wo.on_file = on_walk_file;
         wo.on_entry = on_walk_entry;
+        wo.on_dir = on_walk_dir;
         wo.opaque = s;
         for (size_t i = 0; i < s->nroots; i++) {
                 if (s->roots[i].dirfd < 0)
@@ -2712,6 +2758,7 @@ unlock:
 close_roots:
         for (size_t i = 0; i < s->nroots; i++)
                 ia_walk_root_close(&s->roots[i]);
+        ia_walk_dirs_close(&s->dirs);
         ia_hmap_each(&visited, free_prev, NULL);
         ia_hmap_release(&visited);
         ia_parent_index_free(&s->parents);
@@ -2746,6 +2793,7 @@ int ia_cmd_scan(int argc, char **argv)
         ia_hmap_init(&s.by_fid);
         ia_hmap_init(&s.findings);
         ia_hmap_init(&s.layer_ids);
+        ia_hmap_init(&s.prev);
         rc = parse_args(&s, argc, argv);
         if (rc < 0)
                 rc = run(&s);
@@ -2773,7 +2821,9 @@ int ia_cmd_scan(int argc, char **argv)
         free(s.jobs);
         ia_hmap_release(&s.by_fid); /* values are the jobs' and externals' */
         ia_hmap_release(&s.findings);
-        ia_hmap_release(&s.layer_ids); /* values are ids */
+        ia_hmap_release(&s.layer_ids);          /* values are ids */
+        ia_hmap_each(&s.prev, free_prev, NULL); /* left by a scan that ended before its plan */
+        ia_hmap_release(&s.prev);
         ia_layer_cache_free(s.cache);
         free(s.roots);
         free(s.allowed);

@@ -34,6 +34,7 @@ enum {
         ST_FILE,
         ST_SCAN_FILE,
         ST_ENTRY,
+        ST_DIR,
         ST_IMAGE,
         ST_LINK,
         ST_FINDING,
@@ -78,6 +79,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                 "mtime_ns, ctime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_SCAN_FILE] = "INSERT OR IGNORE INTO scan_files (scan_id, file_id, kind, reused) "
                      "VALUES (?1, ?2, ?3, ?4)",
+    [ST_DIR] = "INSERT INTO dirs (scan_id, path, allocated) VALUES (?1, ?2, ?3)",
     [ST_ENTRY] = "INSERT INTO entries (scan_id, path, kind, reason, detail, file_id) "
                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_IMAGE] = "INSERT INTO images (" IMAGE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
@@ -986,6 +988,13 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                 sqlite3_bind_int(st, 4, r->u.scan_file.reused);
                 return step(s, st, "recording a file of the scan", err);
         case IA_REC_ENTRY:
+                if (strcmp(r->u.entry.kind, "directory") == 0) {
+                        st = s->st[ST_DIR];
+                        sqlite3_bind_int64(st, 1, sid);
+                        ia_store_bind_path(st, 2, r->u.entry.path);
+                        sqlite3_bind_int64(st, 3, (int64_t)r->u.entry.allocated);
+                        return step(s, st, "recording a directory", err);
+                }
                 st = s->st[ST_ENTRY];
                 sqlite3_bind_int64(st, 1, sid);
                 ia_store_bind_path(st, 2, r->u.entry.path);

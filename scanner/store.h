@@ -94,8 +94,9 @@ struct ia_rec {
                 } scan_file;
                 struct {
                         char *path, *reason, *detail;
-                        const char *kind; /* static */
-                        int64_t file_id;  /* 0: none */
+                        const char *kind;   /* static */
+                        int64_t file_id;    /* 0: none */
+                        uint64_t allocated; /* kind "directory" (a dirs row): its blocks */
                 } entry;
                 struct {
                         int64_t id, file_id;

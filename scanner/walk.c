@@ -149,8 +149,8 @@ static int cmp_names(const void *a, const void *b)
 static int walk_dir(const struct walker *w, int dirfd, const char *rel, const char *path,
                     unsigned depth, struct ia_error *err);
 
-/* One directory entry; rel and path are its own. */
-static int visit(const struct walker *w, int dirfd, const char *name, const char *rel,
+/* One directory entry; rel and path are its own, dir its directory's kept descriptor. */
+static int visit(const struct walker *w, int dirfd, int dir, const char *name, const char *rel,
                  const char *path, unsigned depth, struct ia_error *err)
 {
         const struct ia_walk_opts *o = w->o;
@@ -183,7 +183,14 @@ static int visit(const struct walker *w, int dirfd, const char *name, const char
                 o->on_entry(o->opaque, path, "other", "not a regular file", NULL);
                 return 0;
         }
-        r = first_visit(w, &st, path, &first);
+        /*
+         * A regular file with one link cannot be met again under another name
+         * (a directory met twice, a bind mount or a loop, is caught at the
+         * directory): only files with more links are remembered.
+         */
+        r = S_ISREG(st.st_mode) && st.st_nlink == 1 && !o->remember_all_files
+                ? 1
+                : first_visit(w, &st, path, &first);
         if (r < 0)
                 return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
         if (r == 0) {
@@ -208,6 +215,8 @@ static int visit(const struct walker *w, int dirfd, const char *name, const char
                         entry_errno(w, path, "cannot open directory", errno);
                         return 0;
                 }
+                if (o->on_dir)
+                        o->on_dir(o->opaque, path, (uint64_t)st.st_blocks * 512);
                 return walk_dir(w, fd, rel, path, depth + 1, err);
         }
         {
@@ -222,6 +231,7 @@ static int visit(const struct walker *w, int dirfd, const char *name, const char
                         return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
                 }
                 identity_of(&st, &f.id);
+                f.dir = dir;
                 o->on_file(o->opaque, &f);
         }
         return 0;
@@ -235,7 +245,8 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
         struct dirent *de;
         char **names = NULL;
         size_t n = 0, cap = 0;
-        int rc = 0;
+        int rc = 0, dir = -1;
+        struct ia_walk_dirs *kd = w->o->dirs;
 
         if (!d) {
                 entry_errno(w, path, "cannot read directory", errno);
@@ -263,6 +274,23 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
         }
         if (errno)
                 entry_errno(w, path, "reading directory", errno);
+        if (kd && n > 0 && kd->n < kd->max) {
+                /* kept for the files' later opens (a directory without files needs none) */
+                if (kd->n == kd->cap) {
+                        size_t nc = kd->cap ? kd->cap * 2 : 64;
+                        int *nf = realloc(kd->fds, nc * sizeof(*nf));
+
+                        if (!nf)
+                                goto nomem;
+                        kd->fds = nf;
+                        kd->cap = nc;
+                }
+                kd->fds[kd->n] = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+                if (kd->fds[kd->n] >= 0)
+                        dir = (int)kd->n++;
+                else
+                        kd->max = kd->n; /* out of descriptors: keep no more */
+        }
         if (n > 1) /* an empty directory has no array: qsort(NULL, 0) is undefined */
                 qsort(names, n, sizeof(*names), cmp_names);
         for (size_t i = 0; i < n && rc == 0; i++) {
@@ -275,7 +303,7 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
                         goto nomem;
                 }
                 if (!excluded(w->o, names[i], crel, cpath))
-                        rc = visit(w, dirfd, names[i], crel, cpath, depth, err);
+                        rc = visit(w, dirfd, dir, names[i], crel, cpath, depth, err);
                 free(crel);
                 free(cpath);
         }
@@ -308,7 +336,7 @@ int ia_walk(const struct ia_walk_root *roots, size_t idx, const struct ia_walk_o
                 if (!copy)
                         return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
                 base = basename(copy);
-                rc = visit(&w, r->dirfd, base, base, r->arg, 0, err);
+                rc = visit(&w, r->dirfd, -1, base, base, r->arg, 0, err);
                 free(copy);
                 return rc;
         }
@@ -319,6 +347,8 @@ int ia_walk(const struct ia_walk_root *roots, size_t idx, const struct ia_walk_o
                         o->on_entry(o->opaque, r->arg, "directory-seen", "already visited", first);
                         return 0;
                 }
+                if (o->on_dir)
+                        o->on_dir(o->opaque, r->arg, (uint64_t)st.st_blocks * 512);
         }
         fd = openat(r->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0) {
@@ -340,8 +370,9 @@ struct ia_source *ia_walk_open(const struct ia_walk_root *root, const char *rel,
         how.flags = O_PATH | O_CLOEXEC | O_NOFOLLOW;
         how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
         pfd = (int)syscall(SYS_openat2, root->dirfd, rel, &how, sizeof(how));
-        if (pfd < 0 && errno == ENOSYS)
-                pfd = openat(root->dirfd, rel, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+        if (pfd < 0 && (errno == ENOSYS || errno == ENAMETOOLONG))
+                /* one component at a time: no limit but the kernel's per-component one */
+                pfd = ia_open_beneath_by_components(root->dirfd, rel);
         if (pfd < 0) {
                 int e = errno;
 
@@ -372,4 +403,53 @@ struct ia_source *ia_walk_open(const struct ia_walk_root *root, const char *rel,
                 return NULL;
         }
         return ia_source_from_fd(fd, rel, err);
+}
+
+struct ia_source *ia_walk_open_file(const struct ia_walk_root *root,
+                                    const struct ia_walk_dirs *dirs, const struct ia_walk_file *f,
+                                    struct ia_error *err)
+{
+        const char *name = strrchr(f->rel, '/');
+        struct ia_source *src;
+        int fd;
+
+        if (!dirs || f->dir < 0 || (size_t)f->dir >= dirs->n)
+                return ia_walk_open(root, f->rel, &f->id, err);
+        name = name ? name + 1 : f->rel;
+        /*
+         * The walk saw a regular file here: opened for reading directly, never
+         * through a symlink, never as a controlling terminal, and not blocking
+         * should a FIFO have been put in its place since.
+         */
+        fd = openat(dirs->fds[f->dir], name,
+                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0) {
+                int e = errno;
+
+                ia_error_errno(err, e == ENOENT ? IA_ERR_MISSING : IA_ERR_IO, e,
+                               "cannot open '%s' for reading", f->rel);
+                if (err)
+                        err->reason = e == ENOENT || e == ELOOP   ? "changed"
+                                      : e == EACCES || e == EPERM ? "permission"
+                                                                  : "unreadable";
+                return NULL;
+        }
+        src = ia_source_from_fd(fd, f->rel, err); /* refuses anything but a regular file */
+        if (src && (src->dev != f->id.dev || src->ino != f->id.ino)) {
+                ia_source_unref(src);
+                src = NULL;
+                ia_error_set(err, IA_ERR_IO, "'%s' changed while it was being scanned", f->rel);
+        }
+        if (!src && err && !err->reason)
+                err->reason = "changed";
+        return src;
+}
+
+void ia_walk_dirs_close(struct ia_walk_dirs *d)
+{
+        for (size_t i = 0; i < d->n; i++)
+                close(d->fds[i]);
+        free(d->fds);
+        d->fds = NULL;
+        d->n = d->cap = 0;
 }

@@ -43,6 +43,18 @@ struct ia_walk_file {
         char *rel;   /* path below the root's dirfd */
         char *path;  /* display path: the root as given joined with rel */
         struct ia_identity id;
+        int dir; /* index of its directory's descriptor in ia_walk_opts.dirs, else -1 */
+};
+
+/*
+ * Directory descriptors the walk keeps open (up to max), so that files are
+ * opened later relative to their directory: one name to look up, and no
+ * path length limit.  A directory past the cap has none (its files are
+ * opened beneath the root, component by component when the path is long).
+ */
+struct ia_walk_dirs {
+        int *fds;
+        size_t n, cap, max;
 };
 
 struct ia_walk_opts {
@@ -50,14 +62,21 @@ struct ia_walk_opts {
          * and the full path */
         const char *const *exclude;
         bool one_file_system;
-        unsigned max_depth;      /* directory nesting cap (0: 256) */
-        struct ia_hmap *visited; /* (dev, ino) -> first path (malloc'd), shared by all roots */
+        unsigned max_depth;        /* directory nesting cap (0: 256) */
+        struct ia_hmap *visited;   /* (dev, ino) -> first path (malloc'd), shared by all roots */
+        struct ia_walk_dirs *dirs; /* optional: keep directory descriptors for ia_walk_open */
+        /* remember every regular file, not only those with more than one link
+         * (needed when a root is a file, which a directory root may hold too) */
+        bool remember_all_files;
         /* A regular file (takes ownership of f's strings). */
         void (*on_file)(void *opaque, struct ia_walk_file *f);
         /* Anything else worth recording: kind "fifo", "socket", "device", "symlink",
          * "unreadable", "hardlink", "other-filesystem", "other"; detail may be NULL. */
         void (*on_entry)(void *opaque, const char *path, const char *kind, const char *reason,
                          const char *detail);
+        /* Optional: a directory the walk descends into (the root too), with its own
+         * blocks on disk (st_blocks * 512), for per-directory totals. */
+        void (*on_dir)(void *opaque, const char *path, uint64_t allocated);
         void *opaque;
 };
 
@@ -75,6 +94,16 @@ int ia_walk(const struct ia_walk_root *roots, size_t idx, const struct ia_walk_o
  */
 struct ia_source *ia_walk_open(const struct ia_walk_root *root, const char *rel,
                                const struct ia_identity *id, struct ia_error *err);
+
+/*
+ * Open a walked file by its name in its directory's kept descriptor (one
+ * openat, O_NOFOLLOW, the identity checked on the descriptor), else as
+ * ia_walk_open().
+ */
+struct ia_source *ia_walk_open_file(const struct ia_walk_root *root,
+                                    const struct ia_walk_dirs *dirs, const struct ia_walk_file *f,
+                                    struct ia_error *err);
+void ia_walk_dirs_close(struct ia_walk_dirs *d);
 
 /* Join a and b with one '/' (malloc'd). */
 char *ia_path_join(const char *a, const char *b);

@@ -1,0 +1,118 @@
+#!/bin/bash
+# The walk (issue 10): every walked file is opened by its name relative to
+# its directory's descriptor, once; a file that is not an image costs a files
+# row and a scan_files row, no entries row (schema 6), and v_entries still
+# lists it; hard links and a file root inside a directory root are still met
+# once; an image 40 directories of 255-byte names deep (a path of 10 KiB) is
+# scanned; every directory's on-disk total in v_dir_usage is `du -B1` of it
+# (an archive by its own blocks, its members adding nothing); schema 6
+# migrates a schema-4 store with history.
+set -u
+IMGAUDIT=${IMGAUDIT:?}
+SOURCE_DIR=${SOURCE_DIR:?}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-walk.XXXXXX")
+trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+export WORK
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
+eq() { if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi; }
+q() { sqlite3 "$DB" "$1"; }
+
+# ---- small files, hard links, a file root inside a directory root ----
+mkdir -p s/a/b s/c
+for i in $(seq 1 50); do printf 'line %d\n' "$i" >"s/a/b/f$i.txt"; done
+: >s/c/empty
+printf 'x' >s/c/one-byte
+qemu-img create -q -f qcow2 s/c/disk.qcow2 16M
+ln s/a/b/f1.txt s/c/link.txt
+find s -type f -exec touch -m -d "@$(($(date +%s) - 3600))" {} + # not racily clean
+DB=$WORK/a.db
+"$IMGAUDIT" scan --db "$DB" --quiet s s/c/disk.qcow2
+eq "exit status" "$?" "0"
+eq "files" "$(q "SELECT count(*) FROM files")" "53"
+eq "images" "$(q "SELECT count(*) FROM v_images")" "1"
+eq "not images in v_entries" "$(q "SELECT count(*) FROM v_entries WHERE kind = 'not-an-image'")" "52"
+eq "no entries rows for them" "$(q "SELECT count(*) FROM entries WHERE kind = 'not-an-image'")" "0"
+eq "scan_files rows" "$(q "SELECT kind || ' ' || count(*) FROM scan_files GROUP BY kind ORDER BY kind")" \
+	"$(printf 'image 1\nnot-an-image 52')"
+eq "hard link met once" "$(q "SELECT kind || ' ' || detail FROM v_entries WHERE path = 's/c/link.txt'")" \
+	"hardlink s/a/b/f1.txt"
+eq "file root met once" "$(q "SELECT kind || ' ' || detail FROM v_entries WHERE path = 's/c/disk.qcow2'")" \
+	"hardlink s/c/disk.qcow2"
+eq "v_not_images" "$(q "SELECT reason FROM v_not_images WHERE path = 's/c/empty'")" "no driver recognises it"
+"$IMGAUDIT" scan --db "$DB" --quiet --json s s/c/disk.qcow2 >second.json
+eq "rescan reads nothing" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["files_read"], d["files_reused"])' second.json)" "0 53"
+eq "rescan's not images" "$(q "SELECT count(*) FROM v_entries WHERE kind = 'not-an-image'")" "52"
+
+# ---- honest totals: every directory's on-disk total is du's ----
+mkdir -p t/vms/old t/backup t/empty
+qemu-img create -q -f qcow2 t/vms/a.qcow2 64M && qemu-io -c 'write -P 1 0 1M' t/vms/a.qcow2 >/dev/null
+truncate -s 32M t/vms/sparse.img
+head -c 300000 /dev/urandom >t/vms/old/notes.bin
+qemu-img create -q -f qcow2 member.qcow2 1G && qemu-io -c 'write -P 2 0 4M' member.qcow2 >/dev/null
+tar -czf t/backup/disk.tar.gz member.qcow2 && rm member.qcow2
+printf 'small\n' >t/backup/readme
+DB=$WORK/t.db
+"$IMGAUDIT" scan --db "$DB" --quiet t
+eq "totals: exit status" "$?" "0"
+eq "totals: the member's image" "$(q "SELECT allocated_bytes FROM v_images WHERE path = 't/backup/disk.tar.gz!member.qcow2'")" "0"
+eq "totals: directories" "$(q "SELECT count(*) FROM v_dir_usage")" "$(find t -type d | wc -l)"
+while IFS='|' read -r d a; do
+	eq "du -B1 $d" "$a" "$(du -B1 -s "$d" | cut -f1)"
+done < <(q "SELECT path, allocated_bytes FROM v_dir_usage ORDER BY path")
+eq "totals: files of t" "$(q "SELECT files FROM v_dir_usage WHERE path = 't'")" "5"
+
+# ---- 40 levels of 255-byte names ----
+python3 - <<'PY'
+import os, subprocess
+os.mkdir("deep")
+os.chdir("deep")
+p = "deep"
+for i in range(40):
+    name = ("a" if i % 2 == 0 else "b") * 255
+    os.mkdir(name)
+    os.chdir(name)  # one component at a time: the whole path is longer than PATH_MAX
+    p += "/" + name
+subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "d.qcow2", "8M"], check=True)
+subprocess.run(["qemu-io", "-c", "write -P 7 0 64k", "d.qcow2"], check=True, stdout=subprocess.DEVNULL)
+with open("r.img", "wb") as f:
+    f.truncate(4 << 20)
+with open(os.environ["WORK"] + "/deeppath.txt", "w") as f:
+    f.write(p)
+PY
+DEEP=$(cat deeppath.txt)
+DB=$WORK/deep.db
+"$IMGAUDIT" scan --db "$DB" --quiet deep
+eq "deep: exit status" "$?" "0"
+eq "deep: images" "$(q "SELECT format || ' ' || status || ' ' || length(path) FROM v_images ORDER BY path")" \
+	"$(printf 'qcow2 ok %d\nraw ok %d' $((${#DEEP} + 8)) $((${#DEEP} + 6)))"
+eq "deep: mapped" "$(q "SELECT own_data_bytes FROM images i JOIN files f ON f.id = i.file_id WHERE f.path LIKE '%/d.qcow2'")" "65536"
+
+# ---- schema 6 from schema 4, with history ----
+DB=$WORK/old.db
+for f in "$SOURCE_DIR"/schema/00[1-4]_*.sql; do cat "$f"; done | sqlite3 "$DB"
+sqlite3 "$DB" "PRAGMA user_version = 4; PRAGMA application_id = 1229014100;
+INSERT INTO scans (id, started_at, finished_at, status, exit_status, pid, host, tool_version)
+	VALUES (1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z', 'complete', 0, 1, 'h', 'old');
+INSERT INTO scan_roots (scan_id, role, path) VALUES (1, 'scan', 'old');
+INSERT INTO files (id, path, size) VALUES (1, 'old/notes.txt', 10), (2, 'old/skip.tar', 10240);
+INSERT INTO scan_files (scan_id, file_id, kind) VALUES (1, 1, 'not-an-image'), (1, 2, 'archive-skipped');
+INSERT INTO entries (scan_id, path, kind, reason, detail, file_id) VALUES
+	(1, 'old/notes.txt', 'not-an-image', 'no driver recognises it', NULL, 1),
+	(1, 'old/skip.tar', 'not-an-image', 'an archive, not opened (--no-archives)', NULL, 2),
+	(1, 'old/l', 'symlink', 'not followed', 'x', NULL);" || bad "making a schema-4 store"
+before=$(q "SELECT path, kind, reason FROM v_entries ORDER BY path")
+mkdir -p new && echo hi >new/t.txt
+"$IMGAUDIT" scan --db "$DB" --quiet new
+eq "migrated: exit status" "$?" "0"
+eq "migrated: version" "$(q "PRAGMA user_version")" "6"
+eq "migrated: old scan's entries rows" "$(q "SELECT path FROM entries WHERE scan_id = 1 ORDER BY path")" "old/l"
+eq "migrated: old scan as before" "$(q "SELECT path, kind, reason FROM entries WHERE scan_id = 1 UNION ALL
+	SELECT path, kind, reason FROM v_not_images WHERE scan_id = 1 ORDER BY path")" "$before"
+eq "migrated: new scan" "$(q "SELECT path || ' ' || kind FROM v_entries")" "new/t.txt not-an-image"
+
+echo "test_scan_walk: $PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
