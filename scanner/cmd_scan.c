@@ -1635,7 +1635,8 @@ static void vm_read_walked(struct scan *s, struct job *jb, enum ia_vmdef_file k)
                 free(text);
         } else {
                 text[src->size] = 0;
-                ia_vmscan_add_text(&s->vms, k, jb->wf.path, jb->reg->id, text, (size_t)src->size);
+                ia_vmscan_add_text(&s->vms, k, jb->wf.path, jb->reg->id, jb->wf.id.dev,
+                                   jb->wf.id.ino, text, (size_t)src->size);
         }
         ia_source_unref(src);
 }
@@ -1685,6 +1686,17 @@ static void vm_layout(void *opaque, const char *path, const char *format)
                 r->raw_by = "layout";
 }
 
+/* Nova's image cache: every file directly in a _base/ directory is a raw (or qcow2) base. */
+static bool in_nova_base(const char *path)
+{
+        const char *slash = strrchr(path, '/');
+
+        if (!slash || slash == path)
+                return false;
+        return (slash - path == 5 && strncmp(path, "_base", 5) == 0) ||
+               (slash - path > 5 && strncmp(slash - 6, "/_base", 6) == 0);
+}
+
 static void vm_pass(struct scan *s)
 {
         for (size_t i = 0; i < s->njobs; i++) {
@@ -1692,6 +1704,8 @@ static void vm_pass(struct scan *s)
 
                 if (k != IA_VMDEF_NONE)
                         vm_read_walked(s, &s->jobs[i], k);
+                else if (in_nova_base(s->jobs[i].wf.path) && s->jobs[i].wf.id.size > 0)
+                        s->jobs[i].reg->raw_by = "layout";
         }
         for (size_t i = 0; i < s->nvm_config; i++)
                 ia_vmscan_add_dir(&s->vms, s->vm_config[i]);

@@ -23,10 +23,22 @@ static char *xdup(const char *s)
         return s ? strdup(s) : NULL;
 }
 
+static bool seen(const struct ia_vmscan *vs, uint64_t dev, uint64_t ino)
+{
+        uint64_t k[2] = {dev, ino};
+
+        return ia_hmap_get(&vs->seen, k, sizeof(k)) != NULL;
+}
+
 void ia_vmscan_add_text(struct ia_vmscan *vs, enum ia_vmdef_file kind, const char *path,
-                        int64_t file_id, char *text, size_t len)
+                        int64_t file_id, uint64_t dev, uint64_t ino, char *text, size_t len)
 {
         struct ia_vmscan_text *t;
+
+        if (seen(vs, dev, ino)) {
+                free(text);
+                return;
+        }
 
         if (vs->ntexts >= MAX_CONFIG_FILES) {
                 free(text);
@@ -45,6 +57,14 @@ void ia_vmscan_add_text(struct ia_vmscan *vs, enum ia_vmdef_file kind, const cha
         t->file_id = file_id;
         t->text = text;
         t->len = len;
+        t->dev = dev;
+        t->ino = ino;
+        {
+                uint64_t k[2] = {dev, ino};
+
+                if (ia_hmap_put(&vs->seen, k, sizeof(k), vs) < 0) /* a marker */
+                        vs->nomem = true;
+        }
         if (!t->path) {
                 free(text);
                 vs->nomem = true;
@@ -83,14 +103,16 @@ static void read_one(struct ia_vmscan *vs, int dirfd, const char *name, const ch
         char *text, msg[256];
         size_t got = 0;
 
+        memset(&sb, 0, sizeof(sb));
         if (fd < 0) {
                 snprintf(msg, sizeof(msg), "cannot open: %s", strerror(errno));
                 ia_vmscan_add_error(vs, path, 0, msg);
                 return;
         }
-        if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > IA_VMDEF_MAX_BYTES) {
+        if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > IA_VMDEF_MAX_BYTES ||
+            seen(vs, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino)) {
                 close(fd);
-                if (S_ISREG(sb.st_mode)) {
+                if (S_ISREG(sb.st_mode) && sb.st_size > IA_VMDEF_MAX_BYTES) {
                         snprintf(msg, sizeof(msg), "larger than %u bytes", IA_VMDEF_MAX_BYTES);
                         ia_vmscan_add_error(vs, path, 0, msg);
                 }
@@ -113,7 +135,7 @@ static void read_one(struct ia_vmscan *vs, int dirfd, const char *name, const ch
         }
         close(fd);
         text[got] = 0;
-        ia_vmscan_add_text(vs, kind, path, 0, text, got);
+        ia_vmscan_add_text(vs, kind, path, 0, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino, text, got);
 }
 
 static void add_dir_at(struct ia_vmscan *vs, int fd, const char *path, unsigned depth)
@@ -440,5 +462,6 @@ void ia_vmscan_free(struct ia_vmscan *vs)
         free(vs->defs);
         free(vs->errors);
         ia_pve_storages_free(&vs->pve);
+        ia_hmap_release(&vs->seen);
         memset(vs, 0, sizeof(*vs));
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hmap.h"
 #include "store.h"
 #include "vmdefs.h"
 
@@ -34,6 +35,7 @@ struct ia_vmscan_text {
         int64_t file_id;
         char *text;
         size_t len;
+        uint64_t dev, ino; /* a file met twice (a ROOT and a --vm-config DIR) is read once */
 };
 
 struct ia_vmscan {
@@ -44,12 +46,13 @@ struct ia_vmscan {
         size_t ndefs;
         struct ia_vmscan_error *errors;
         size_t nerrors;
+        struct ia_hmap seen; /* (dev, ino) of the texts kept (zeroed: empty) */
         bool nomem;
 };
 
 /* Keep a candidate's text (takes ownership of text). */
 void ia_vmscan_add_text(struct ia_vmscan *vs, enum ia_vmdef_file kind, const char *path,
-                        int64_t file_id, char *text, size_t len);
+                        int64_t file_id, uint64_t dev, uint64_t ino, char *text, size_t len);
 /* Record that a candidate could not be read. */
 void ia_vmscan_add_error(struct ia_vmscan *vs, const char *path, int64_t file_id, const char *msg);
 /* Read the definitions below dir (--vm-config): regular files, at most 8 levels. */
