@@ -594,6 +594,10 @@ static int pve_volume(struct ia_vm_disk *v, const struct ia_pve_storages *st, st
                 return 0;
         }
         vol = colon + 1;
+        if (strstr(vol, "..") || vol[0] == '/') {
+                v->why = "storage"; /* a volume name never leaves its storage */
+                return 0;
+        }
         if (strncmp(vol, "iso/", 4) == 0) {
                 l = strlen(dir) + strlen(vol) + 16;
                 if (!(p = malloc(l)))
