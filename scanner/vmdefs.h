@@ -100,4 +100,29 @@ void ia_ovirt_meta_free(struct ia_ovirt_meta *m);
 
 const char *ia_vm_kind_name(enum ia_vm_kind k);
 
+/*
+ * An OVF descriptor's <File> (References) and <Disk> (DiskSection) elements,
+ * wherever they are, with their attributes by local name as written (NULL if
+ * absent).  The caller checks the values.
+ */
+struct ia_ovf_ref {
+        char *id, *href, *size;
+};
+struct ia_ovf_diskdef {
+        char *disk_id, *file_ref, *capacity, *units, *format;
+};
+struct ia_ovf_desc {
+        struct ia_ovf_ref *files;
+        size_t nfiles;
+        struct ia_ovf_diskdef *disks;
+        size_t ndisks;
+        bool malformed; /* not well-formed: what could be recovered is above */
+};
+#define IA_OVF_MAX_ITEMS 10000u
+
+/* 0, or -1 with err set (not well-formed, a DTD, over the caps: 4 MiB, 10,000 items). */
+int ia_ovf_descriptor_parse(const char *text, size_t len, struct ia_ovf_desc *out,
+                            struct ia_error *err);
+void ia_ovf_desc_free(struct ia_ovf_desc *d);
+
 #endif
