@@ -53,6 +53,8 @@ struct ia_rpt_image {
         size_t ndesc;      /* transitive children */
         bool used_by_ovf;  /* an OVF descriptor names it */
         bool used_as_data; /* another image keeps data in it (extent, data file) */
+        bool used_by_vm;   /* a VM definition of this scan names it (schema 5) */
+        bool was_base;     /* an image backed onto it in an earlier scan */
         bool has_backing;  /* it records a backing file name (ok or not) */
         bool backing_ok;   /* its backing file resolved, maybe to a file outside the scan */
 
@@ -120,6 +122,7 @@ struct ia_rpt {
         struct ia_rpt_hist *hist;
         size_t nhist;
         int64_t now;              /* seconds since the epoch, for ages */
+        bool vm_defs;             /* this scan read VM definitions (schema 5: vms rows) */
         sqlite3_stmt *st_archive; /* a member's archive, for display names */
 };
 

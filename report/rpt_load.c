@@ -691,6 +691,35 @@ static int flag_by_file(struct ia_rpt *r, const struct id_idx *by_file, const ch
         return 0;
 }
 
+/*
+ * The orphans' evidence: the files a VM definition of this scan names and
+ * whether it read any (schema 5), and the files images backed onto in an
+ * earlier scan (a base whose last child went is a base still).
+ */
+static int load_users(struct ia_rpt *r, const struct id_idx *by_file, struct ia_error *err)
+{
+        sqlite3_stmt *st;
+
+        if (flag_by_file(r, by_file,
+                         "SELECT DISTINCT target_file_id FROM links WHERE scan_id < ?1 "
+                         "AND depth = 0 AND kind = 'backing' AND status = 'ok' "
+                         "AND target_file_id IS NOT NULL",
+                         offsetof(struct ia_rpt_image, was_base), "reading earlier links", err) < 0)
+                return -1;
+        if (r->db_schema < 5)
+                return 0;
+        if (ia_rpt_prepare(r, "SELECT count(*) FROM vms WHERE scan_id = ?1", &st, err) < 0)
+                return -1;
+        sqlite3_bind_int64(st, 1, r->scan.id);
+        r->vm_defs = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0;
+        sqlite3_finalize(st);
+        return flag_by_file(r, by_file,
+                            "SELECT file_id FROM vm_disks WHERE scan_id = ?1 AND file_id IS NOT "
+                            "NULL UNION SELECT file_id FROM vm_media WHERE scan_id = ?1 AND "
+                            "file_id IS NOT NULL",
+                            offsetof(struct ia_rpt_image, used_by_vm), "reading VM disks", err);
+}
+
 static int load_graph(struct ia_rpt *r, const struct id_idx *by_id, const struct id_idx *by_file,
                       struct ia_error *err)
 {
@@ -752,6 +781,8 @@ static int load_graph(struct ia_rpt *r, const struct id_idx *by_id, const struct
                          "AND member_file_id IS NOT NULL",
                          offsetof(struct ia_rpt_image, used_by_ovf), "reading OVF references",
                          err) < 0)
+                return -1;
+        if (load_users(r, by_file, err) < 0)
                 return -1;
         /* an image another image keeps its data in (a VMDK extent that is an
          * image by itself) is in use even though nothing backs onto it */

@@ -1147,10 +1147,31 @@ static int sec_chains(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *e
 
 /* ---- orphans ---- */
 
+/*
+ * What deleting an unused image would mean: a base no image uses (it was a
+ * backing file in an earlier scan, or lies where bases are kept: a _base/
+ * directory, a base-* name) is a true orphan; a standalone disk or a leaf
+ * overlay no VM uses is one only when VM definitions were read, else it is
+ * presumed in use (the disk a VM runs on).
+ */
+static const char *orphan_class(const struct ia_rpt *r, const struct ia_rpt_image *m)
+{
+        const char *base = strrchr(m->path, '/');
+
+        base = base ? base + 1 : m->path;
+        if (m->was_base || strstr(m->path, "/_base/") || strncmp(m->path, "_base/", 6) == 0 ||
+            strncmp(base, "base-", 5) == 0)
+                return "base";
+        if (!r->vm_defs)
+                return "presumed-in-use";
+        return m->has_backing ? "leaf" : "standalone";
+}
+
 static int sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
 {
         static const struct ia_col cols[] = {
             {"image", "image", IA_COL_TEXT},
+            {"class", "class", IA_COL_TEXT},
             {"kind", "kind", IA_COL_TEXT},
             {"format", "format", IA_COL_TEXT},
             {"status", "status", IA_COL_TEXT},
@@ -1164,21 +1185,24 @@ static int sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         json_object *jo = json_object_new_object(), *ja = json_object_new_array();
         struct ia_rbuf *p = &o->prom;
         uint64_t total = 0;
-        size_t n = 0;
+        size_t n = 0, nbase = 0, nstand = 0, nleaf = 0, npres = 0;
 
         if (!t || !jo || !ja)
                 return NOMEM(err);
         for (size_t i = 0; i < r->nimg; i++) {
                 struct ia_rpt_image *m = &r->img[i];
                 json_object *e;
-                const char *kind;
+                const char *kind, *cls;
                 char mt[32];
                 int64_t age = 0;
+                bool reclaimable;
 
-                if (m->nchildren > 0 || m->used_by_ovf || m->used_as_data)
+                if (m->nchildren > 0 || m->used_by_ovf || m->used_as_data || m->used_by_vm)
                         continue;
                 compute_freed(r, i);
                 kind = !m->has_backing ? "standalone" : m->backing_ok ? "overlay" : "broken";
+                cls = orphan_class(r, m);
+                reclaimable = strcmp(cls, "presumed-in-use") != 0;
                 if (m->has_mtime) {
                         int64_t s = m->mtime_ns / 1000000000;
                         age = r->now > s ? (r->now - s) / 86400 : 0;
@@ -1186,6 +1210,7 @@ static int sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
                 }
                 ia_table_row(t, 0);
                 ia_table_text(t, m->name);
+                ia_table_text(t, cls);
                 ia_table_text(t, kind);
                 ia_table_text(t, m->format);
                 ia_table_text(t, m->status);
@@ -1195,29 +1220,59 @@ static int sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
                 else
                         ia_table_null(t);
                 ia_table_bytes(t, m->allocated);
-                ia_table_bytes(t, m->freed);
+                ia_table_bytes(t, reclaimable ? m->freed : 0);
                 e = json_object_new_object();
                 jset(e, "name", jstr(m->name));
+                jset(e, "class", jstr(cls));
+                jset(e, "reclaimable", json_object_new_boolean(reclaimable));
                 jset(e, "kind", jstr(kind));
                 jset(e, "format", jstr(m->format));
                 jset(e, "status", jstr(m->status));
                 jset(e, "modified", m->has_mtime ? jstr(mt) : NULL);
                 jset(e, "age_days", m->has_mtime ? ji(age) : NULL);
                 jset(e, "allocated_bytes", ju(m->allocated));
-                jset(e, "reclaimable_bytes", ju(m->freed));
+                jset(e, "reclaimable_bytes", ju(reclaimable ? m->freed : 0));
                 json_object_array_add(ja, e);
-                total += m->freed;
-                n++;
+                if (strcmp(cls, "base") == 0)
+                        nbase++;
+                else if (strcmp(cls, "leaf") == 0)
+                        nleaf++;
+                else if (strcmp(cls, "standalone") == 0)
+                        nstand++;
+                else
+                        npres++;
+                if (reclaimable) {
+                        total += m->freed;
+                        n++;
+                }
         }
+        if (!r->vm_defs)
+                ia_table_note(
+                    t, "No VM definitions were read (scan --vm-config DIR, or keep them "
+                       "in a ROOT): leaves and disks without a backing file that no image uses are "
+                       "presumed in use; only bases are counted as reclaimable.");
         jset(jo, "count", ju(n));
         jset(jo, "reclaimable_bytes", ju(total));
+        jset(jo, "vm_definitions_read", json_object_new_boolean(r->vm_defs));
+        jset(jo, "bases", ju(nbase));
+        jset(jo, "standalone_disks", ju(nstand));
+        jset(jo, "leaves", ju(nleaf));
+        jset(jo, "presumed_in_use", ju(npres));
         jset(jo, "images", ja);
         jset(o->doc, "orphans", jo);
         o->norphans = n;
-        prom_head(p, "imgaudit_orphans", "gauge", "Images no other image or OVF references.");
+        prom_head(p, "imgaudit_orphans", "gauge",
+                  "Reclaimable orphans: bases no image uses, and disks no image or VM uses "
+                  "when VM definitions were read.");
         prom_u(p, "imgaudit_orphans", NULL, NULL, n);
+        prom_head(p, "imgaudit_orphans_by_class", "gauge",
+                  "Images no image uses, by class (presumed-in-use: no VM definitions read).");
+        prom_u(p, "imgaudit_orphans_by_class", "class", "base", nbase);
+        prom_u(p, "imgaudit_orphans_by_class", "class", "standalone", nstand);
+        prom_u(p, "imgaudit_orphans_by_class", "class", "leaf", nleaf);
+        prom_u(p, "imgaudit_orphans_by_class", "class", "presumed-in-use", npres);
         prom_head(p, "imgaudit_orphan_reclaimable_bytes", "gauge",
-                  "Sum of the orphans' reclaimable bytes, each deleted alone.");
+                  "Sum of the reclaimable orphans' reclaimable bytes, each deleted alone.");
         prom_u(p, "imgaudit_orphan_reclaimable_bytes", NULL, NULL, total);
         return 0;
 }

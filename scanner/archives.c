@@ -26,15 +26,16 @@
  * is read in two stages, a raw reader that decompresses feeding the format
  * reader, so that the cap counts decompressed bytes.
  *
- * OVF: the first regular member whose name ends in ".ovf" is scanned for
- * <File> and <Disk> elements and their attributes, with a bounded, tolerant
- * scanner (no XML library: no entities beyond the predefined ones, no DTD).
+ * OVF: the first regular member whose name ends in ".ovf" is parsed with
+ * libxml2 (vmdefs.h: no network, no DTD, no entity expansion, size and item
+ * caps) for its <File> and <Disk> elements and their attributes.
  *
  * Not supported: multi-volume tars, encrypted zip members (recorded with an
  * error), zip64 quirks beyond what libarchive handles, cpio/7z/iso9660/rar.
  */
 #define _GNU_SOURCE
 #include "archives.h"
+#include "vmdefs.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -61,7 +62,6 @@
 #define READ_BLOCK           (256u << 10)
 #define VERIFY_MAX           (64u << 10)
 #define OVF_MAX              (4u << 20)
-#define OVF_MAX_ITEMS        10000u
 #define SPARSE_MAX_EXTENTS   (1u << 20)
 #define MAX_RETRIES          64u
 
@@ -1061,81 +1061,6 @@ static void walk_members(struct walk *w)
 
 /* ---- OVF ---- */
 
-struct ovf_attr {
-        const char *name; /* local name */
-        char *value;
-};
-
-struct ovf_file {
-        char *id, *href;
-        uint64_t size;
-};
-
-/* Decode an attribute value: the predefined entities and character references. */
-static char *xml_value(const char *p, size_t len)
-{
-        char *out = malloc(len + 1);
-        size_t o = 0;
-
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < len;) {
-                static const struct {
-                        const char *ent;
-                        char c;
-                } ents[] = {{"&amp;", '&'},
-                            {"&lt;", '<'},
-                            {"&gt;", '>'},
-                            {"&quot;", '"'},
-                            {"&apos;", '\''}};
-                bool done = false;
-
-                if (p[i] == '&') {
-                        for (size_t k = 0; k < sizeof(ents) / sizeof(ents[0]); k++) {
-                                size_t n = strlen(ents[k].ent);
-
-                                if (len - i >= n && memcmp(p + i, ents[k].ent, n) == 0) {
-                                        out[o++] = ents[k].c;
-                                        i += n;
-                                        done = true;
-                                        break;
-                                }
-                        }
-                        if (!done && len - i > 3 && p[i + 1] == '#') {
-                                bool hex = p[i + 2] == 'x' || p[i + 2] == 'X';
-                                size_t j = i + (hex ? 3 : 2);
-                                unsigned long cp = 0;
-                                size_t digits = 0;
-
-                                while (j < len && digits < 8 &&
-                                       (hex ? isxdigit((unsigned char)p[j])
-                                            : isdigit((unsigned char)p[j]))) {
-                                        char d = p[j];
-
-                                        cp = cp * (hex ? 16 : 10) +
-                                             (unsigned long)(isdigit((unsigned char)d)
-                                                                 ? d - '0'
-                                                                 : (tolower((unsigned char)d) -
-                                                                    'a' + 10));
-                                        j++;
-                                        digits++;
-                                }
-                                /* Only ASCII is decoded; NUL and the rest stay as written. */
-                                if (digits && j < len && p[j] == ';' && cp > 0 && cp < 0x80) {
-                                        out[o++] = (char)cp;
-                                        i = j + 1;
-                                        done = true;
-                                }
-                        }
-                }
-                if (!done)
-                        out[o++] = p[i++];
-        }
-        out[o] = '\0';
-        return out;
-}
-
-/* Parse "123" (decimal, no sign); false when not a number or past 2^64. */
 static bool parse_u64(const char *s, uint64_t *out)
 {
         uint64_t v = 0;
@@ -1209,76 +1134,6 @@ static bool parse_units(const char *s, uint64_t *mult)
         return true;
 }
 
-static const char *skip_to(const char *p, const char *end, const char *what)
-{
-        size_t n = strlen(what);
-
-        for (; p + n <= end; p++)
-                if (memcmp(p, what, n) == 0)
-                        return p + n;
-        return end;
-}
-
-/*
- * Parse the attributes of an element starting at p (just after its name) up
- * to its '>'; the values of wanted local names go into attrs.  Returns the
- * position after the tag.
- */
-static const char *ovf_attrs(const char *p, const char *end, struct ovf_attr *attrs, size_t nattrs,
-                             bool *nomem)
-{
-        while (p < end && *p != '>') {
-                const char *name, *local, *v;
-                size_t nlen;
-                char q;
-
-                if (isspace((unsigned char)*p) || *p == '/') {
-                        p++;
-                        continue;
-                }
-                name = p;
-                while (p < end && *p != '=' && *p != '>' && !isspace((unsigned char)*p))
-                        p++;
-                nlen = (size_t)(p - name);
-                local = name;
-                for (const char *c = name; c < p; c++)
-                        if (*c == ':')
-                                local = c + 1;
-                while (p < end && isspace((unsigned char)*p))
-                        p++;
-                if (p >= end || *p != '=')
-                        continue;
-                p++;
-                while (p < end && isspace((unsigned char)*p))
-                        p++;
-                if (p >= end || (*p != '"' && *p != '\''))
-                        continue;
-                q = *p++;
-                v = p;
-                while (p < end && *p != q)
-                        p++;
-                nlen -= (size_t)(local - name);
-                for (size_t i = 0; i < nattrs; i++)
-                        if (strlen(attrs[i].name) == nlen &&
-                            memcmp(attrs[i].name, local, nlen) == 0 && !attrs[i].value) {
-                                attrs[i].value = xml_value(v, (size_t)(p - v));
-                                if (!attrs[i].value)
-                                        *nomem = true;
-                        }
-                if (p < end)
-                        p++;
-        }
-        return p < end ? p + 1 : end;
-}
-
-static void attrs_release(struct ovf_attr *attrs, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                free(attrs[i].value);
-                attrs[i].value = NULL;
-        }
-}
-
 static void ovf_problem(struct ia_archive *a, enum ia_errcat cat, const char *fmt, const char *x,
                         const char *y)
 {
@@ -1286,152 +1141,76 @@ static void ovf_problem(struct ia_archive *a, enum ia_errcat cat, const char *fm
                 ia_error_set(&a->error, cat, fmt, a->name, x, y);
 }
 
+/* The <File> and <Disk> elements of the descriptor, read by libxml2 (vmdefs.h). */
 static void ovf_parse(struct ia_archive *a, const char *desc, const char *text, size_t len)
 {
-        const char *p = text, *end = text + len;
-        struct ovf_file *files = NULL;
-        size_t nfiles = 0;
+        struct ia_ovf_desc od;
+        struct ia_error e;
         bool nomem = false;
 
-        while (p < end && !nomem) {
-                const char *name, *local;
-                size_t n;
-
-                p = memchr(p, '<', (size_t)(end - p));
-                if (!p)
-                        break;
-                if ((size_t)(end - p) >= 4 && memcmp(p, "<!--", 4) == 0) {
-                        p = skip_to(p + 4, end, "-->");
-                        continue;
-                }
-                if ((size_t)(end - p) >= 9 && memcmp(p, "<![CDATA[", 9) == 0) {
-                        p = skip_to(p + 9, end, "]]>");
-                        continue;
-                }
-                name = ++p;
-                while (p < end && !isspace((unsigned char)*p) && *p != '>' && *p != '/')
-                        p++;
-                local = name;
-                for (const char *c = name; c < p; c++)
-                        if (*c == ':')
-                                local = c + 1;
-                n = (size_t)(p - local);
-                if (n == 4 && memcmp(local, "File", 4) == 0) {
-                        struct ovf_attr at[] = {{"id", NULL}, {"href", NULL}, {"size", NULL}};
-                        struct ovf_file *f;
-
-                        p = ovf_attrs(p, end, at, 3, &nomem);
-                        if (nfiles >= OVF_MAX_ITEMS) {
-                                attrs_release(at, 3);
-                                ovf_problem(a, IA_ERR_LIMIT,
-                                            "archive '%s': descriptor '%s' has more than %s "
-                                            "<File> elements (the cap)",
-                                            desc, "10000");
-                                break;
-                        }
-                        f = realloc(files, (nfiles + 1) * sizeof(*files));
-                        if (!f) {
-                                attrs_release(at, 3);
-                                nomem = true;
-                                break;
-                        }
-                        files = f;
-                        files[nfiles].id = at[0].value;
-                        files[nfiles].href = at[1].value;
-                        files[nfiles].size = 0;
-                        if (at[2].value && !parse_u64(at[2].value, &files[nfiles].size))
-                                ovf_problem(a, IA_ERR_CORRUPT,
-                                            "archive '%s': descriptor '%s': <File> size '%s' is "
-                                            "not a number",
-                                            desc, at[2].value);
-                        free(at[2].value);
-                        nfiles++;
-                } else if (n == 4 && memcmp(local, "Disk", 4) == 0) {
-                        struct ovf_attr at[] = {{"diskId", NULL},
-                                                {"fileRef", NULL},
-                                                {"capacity", NULL},
-                                                {"capacityAllocationUnits", NULL},
-                                                {"format", NULL}};
-                        struct ia_ovf_disk *d;
-                        uint64_t cap = 0, mult = 1;
-
-                        p = ovf_attrs(p, end, at, 5, &nomem);
-                        if (a->ovf_count >= OVF_MAX_ITEMS) {
-                                attrs_release(at, 5);
-                                ovf_problem(a, IA_ERR_LIMIT,
-                                            "archive '%s': descriptor '%s' has more than %s "
-                                            "<Disk> elements (the cap)",
-                                            desc, "10000");
-                                break;
-                        }
-                        d = realloc(a->ovf, (a->ovf_count + 1) * sizeof(*d));
-                        if (!d) {
-                                attrs_release(at, 5);
-                                nomem = true;
-                                break;
-                        }
-                        a->ovf = d;
-                        d = &a->ovf[a->ovf_count++];
-                        memset(d, 0, sizeof(*d));
-                        d->disk_id = at[0].value;
-                        d->file_id = at[1].value;
-                        d->format = at[4].value;
-                        if (at[2].value && !parse_u64(at[2].value, &cap))
-                                ovf_problem(a, IA_ERR_CORRUPT,
-                                            "archive '%s': descriptor '%s': disk capacity '%s' "
-                                            "is not a number",
-                                            desc, at[2].value);
-                        else if (at[3].value && !parse_units(at[3].value, &mult))
-                                ovf_problem(a, IA_ERR_CORRUPT,
-                                            "archive '%s': descriptor '%s': unknown "
-                                            "capacityAllocationUnits '%s'",
-                                            desc, at[3].value);
-                        else if (!ia_mul_ok(cap, mult, &cap))
-                                ovf_problem(a, IA_ERR_LIMIT,
-                                            "archive '%s': descriptor '%s': disk capacity '%s' "
-                                            "overflows 64 bits",
-                                            desc, at[2].value);
-                        else
-                                d->capacity = cap;
-                        free(at[2].value);
-                        free(at[3].value);
-                } else {
-                        /* Any other tag: skip it, quoted values included. */
-                        char q = 0;
-
-                        for (; p < end; p++) {
-                                if (q) {
-                                        if (*p == q)
-                                                q = 0;
-                                } else if (*p == '"' || *p == '\'') {
-                                        q = *p;
-                                } else if (*p == '>') {
-                                        p++;
-                                        break;
-                                }
-                        }
-                }
+        ia_error_clear(&e);
+        if (ia_ovf_descriptor_parse(text, len, &od, &e) < 0) {
+                ovf_problem(a, e.cat, "archive '%s': descriptor '%s': %s", desc, e.msg);
+                return;
         }
-        for (size_t i = 0; i < a->ovf_count && !nomem; i++) {
-                struct ia_ovf_disk *d = &a->ovf[i];
+        for (size_t i = 0; i < od.nfiles; i++) {
+                uint64_t size;
 
-                for (size_t j = 0; d->file_id && j < nfiles; j++)
-                        if (files[j].id && strcmp(files[j].id, d->file_id) == 0 && files[j].href) {
-                                d->href = strdup(files[j].href);
+                if (od.files[i].size && !parse_u64(od.files[i].size, &size))
+                        ovf_problem(a, IA_ERR_CORRUPT,
+                                    "archive '%s': descriptor '%s': <File> size '%s' is "
+                                    "not a number",
+                                    desc, od.files[i].size);
+        }
+        a->ovf = od.ndisks ? calloc(od.ndisks, sizeof(*a->ovf)) : NULL;
+        if (od.ndisks && !a->ovf)
+                nomem = true;
+        for (size_t i = 0; i < od.ndisks && !nomem; i++) {
+                struct ia_ovf_diskdef *dd = &od.disks[i];
+                struct ia_ovf_disk *d = &a->ovf[a->ovf_count++];
+                uint64_t cap = 0, mult = 1;
+
+                d->disk_id = dd->disk_id;
+                d->file_id = dd->file_ref;
+                d->format = dd->format;
+                dd->disk_id = dd->file_ref = dd->format = NULL;
+                if (dd->capacity && !parse_u64(dd->capacity, &cap))
+                        ovf_problem(a, IA_ERR_CORRUPT,
+                                    "archive '%s': descriptor '%s': disk capacity '%s' "
+                                    "is not a number",
+                                    desc, dd->capacity);
+                else if (dd->units && !parse_units(dd->units, &mult))
+                        ovf_problem(a, IA_ERR_CORRUPT,
+                                    "archive '%s': descriptor '%s': unknown "
+                                    "capacityAllocationUnits '%s'",
+                                    desc, dd->units);
+                else if (!ia_mul_ok(cap, mult, &cap))
+                        ovf_problem(a, IA_ERR_LIMIT,
+                                    "archive '%s': descriptor '%s': disk capacity '%s' "
+                                    "overflows 64 bits",
+                                    desc, dd->capacity);
+                else
+                        d->capacity = cap;
+                for (size_t j = 0; d->file_id && j < od.nfiles; j++) {
+                        struct ia_ovf_ref *f = &od.files[j];
+
+                        if (f->id && strcmp(f->id, d->file_id) == 0 && f->href) {
+                                d->href = strdup(f->href);
                                 if (!d->href)
                                         nomem = true;
-                                d->file_size = files[j].size;
+                                if (f->size)
+                                        parse_u64(f->size, &d->file_size);
                                 break;
                         }
+                }
         }
         if (nomem)
                 ovf_problem(a, IA_ERR_NOMEM, "archive '%s': descriptor '%s': %s", desc,
                             "out of memory");
-        for (size_t i = 0; i < nfiles; i++) {
-                free(files[i].id);
-                free(files[i].href);
-        }
-        free(files);
+        if (od.malformed)
+                ovf_problem(a, IA_ERR_CORRUPT, "archive '%s': descriptor '%s': %s", desc,
+                            "not well-formed XML (what could be read is kept)");
+        ia_ovf_desc_free(&od);
 }
 
 static bool ends_with_ovf(const char *name)

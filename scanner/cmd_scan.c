@@ -58,13 +58,15 @@
 #include "rawdisk.h"
 #include "resolve.h"
 #include "store.h"
+#include "vmscan.h"
 #include "walk.h"
 #include "banned.h"
 
 const char ia_scan_usage[] =
     "usage: imgaudit scan [--db FILE] [-j N] [--exclude GLOB]... [--allow-root DIR]...\n"
     "                     [--one-file-system] [--no-archives] [--full] [--budget SECONDS]\n"
-    "                     [--progress|--quiet] [--json] [--devices GLOB]... ROOT...\n"
+    "                     [--vm-config DIR]... [--devices GLOB]... [--progress|--quiet]\n"
+    "                     [--json] ROOT...\n"
     "\n"
     "Crawl the ROOTs (directories or files) and archives in them, recognise disk\n"
     "images by content, open every backing chain under a confinement policy, map\n"
@@ -83,6 +85,9 @@ const char ia_scan_usage[] =
     "                       '/dev/zvol/tank/*'), read-only, never exclusively; repeat\n"
     "                       to give several; ROOTs may then be left out.  No other\n"
     "                       device is ever opened\n"
+    "  --vm-config DIR      also read the VM definitions below DIR (libvirt XML,\n"
+    "                       Proxmox qemu-server/*.conf and storage.cfg, .vmx, .vbox)\n"
+    "                       besides those found in the ROOTs: which VM uses each disk\n"
     "  --one-file-system    do not descend into other file systems\n"
     "  --no-archives        do not look inside tar, OVA, zip and compressed archives\n"
     "  --full               read every file, even those unchanged since the last scan\n"
@@ -118,6 +123,9 @@ struct reg_file {
                                               not probed (raw, a fixed VHD parent: vpc) */
         _Atomic(const char *) backing_drv; /* that format's driver name (static) */
         atomic_bool data_file;             /* an image keeps its data (or an extent) in it */
+        /* a raw disk because a VM definition names it ("vm-config") or the store's
+         * layout says so ("layout", an oVirt .meta); set before the workers start */
+        const char *raw_by;
 };
 
 enum job_action { JOB_READ, JOB_REUSE_IMAGE, JOB_REUSE_PLAIN, JOB_REUSE_ARCHIVE };
@@ -143,6 +151,9 @@ struct scan {
         size_t nallow;
         const char **devices; /* NULL-terminated --devices globs */
         size_t ndevices;
+        const char **vm_config; /* --vm-config DIRs */
+        size_t nvm_config;
+        struct ia_vmscan vms;
         bool one_fs, no_archives;
         bool full;          /* --full or $IMGAUDIT_NO_INCREMENTAL: read every file */
         int progress;       /* -1 quiet, 0 when stderr is a terminal, 1 forced */
@@ -1540,6 +1551,12 @@ static void process(struct scan *s, struct job *jb)
                  * or a block device asked for (--devices: a volume is a disk) */
                 const char *by = ia_rawdisk_signature(src, head, hl) ? "content"
                                  : jb->device                        ? "option"
+        } else if (src->size > 0 && (ia_rawdisk_signature(src, head, hl) || jb->reg->raw_by ||
+                                     ia_rawdisk_name_matches(jb->wf.path, s->raw_globs))) {
+                /* a raw disk: by content (a partition table, a file system, ...), because a
+                 * VM definition or the store's layout names it, or by name */
+                const char *by = ia_rawdisk_signature(src, head, hl) ? "content"
+                                 : jb->reg->raw_by                   ? jb->reg->raw_by
                                                                      : "name";
 
                 jb->reg->kind = "image";
@@ -1597,6 +1614,152 @@ static void settle_unused_data(struct scan *s, struct job *jb)
         ia_source_unref(src);
 }
 
+/* A raw disk by its users (a VM definition, the store's layout), read after the workers. */
+static void vm_raw_disk(struct scan *s, struct job *jb)
+{
+        struct reg_file *r = jb->reg;
+        struct ia_source *src;
+
+        if (jb->action == JOB_REUSE_PLAIN && r->prev_kind && strcmp(r->prev_kind, "image") == 0) {
+                struct ia_rec *rec = ia_rec_new(IA_REC_REUSE); /* unchanged: carried over */
+
+                if (rec) {
+                        rec->u.reuse.old_image_id = jb->prev_image_id;
+                        rec->u.reuse.new_image_id = atomic_fetch_add(&s->next_image_id, 1);
+                }
+                put(s, rec);
+                put(s, scan_file_rec(r->id, "image", true));
+                r->kind = "image";
+                s->images++;
+                return;
+        }
+        if (jb->action == JOB_REUSE_PLAIN) {
+                s->files_reused--;
+                s->files_read++;
+        }
+        src = open_job(s, jb);
+        if (!src) {
+                r->kind = "unreadable";
+                return;
+        }
+        r->kind = "image";
+        scan_image(s, src, jb->wf.path, r->id, "raw", "raw", NULL, r->raw_by);
+        ia_source_unref(src);
+}
+
+/* ---- the VM-definition pass (vmscan.h) ---- */
+
+/* A candidate definition among the walked files: its text, read beneath its root. */
+static void vm_read_walked(struct scan *s, struct job *jb, enum ia_vmdef_file k)
+{
+        struct ia_error err;
+        struct ia_source *src;
+        char *text;
+
+        if (jb->wf.id.size > IA_VMDEF_MAX_BYTES) {
+                if (k != IA_VMDEF_LIBVIRT) /* a large .xml is just not a domain */
+                        ia_vmscan_add_error(&s->vms, jb->wf.path, jb->reg->id,
+                                            "larger than the 4 MiB allowed");
+                return;
+        }
+        ia_error_clear(&err);
+        src = ia_walk_open(&s->roots[jb->wf.root], jb->wf.rel, &jb->wf.id, &err);
+        if (!src) {
+                ia_vmscan_add_error(&s->vms, jb->wf.path, jb->reg->id, err.msg);
+                return;
+        }
+        text = malloc((size_t)src->size + 1);
+        if (!text) {
+                s->vms.nomem = true;
+        } else if (ia_read(src, text, (size_t)src->size, 0, "VM definition", &err) < 0) {
+                ia_vmscan_add_error(&s->vms, jb->wf.path, jb->reg->id, err.msg);
+                free(text);
+        } else {
+                text[src->size] = 0;
+                ia_vmscan_add_text(&s->vms, k, jb->wf.path, jb->reg->id, jb->wf.id.dev,
+                                   jb->wf.id.ino, text, (size_t)src->size);
+        }
+        ia_source_unref(src);
+}
+
+/* The walked file at path (by its identity): within the roots, or why not. */
+static struct reg_file *vm_walked_file(struct scan *s, const char *path, const char **status)
+{
+        struct stat sb;
+        struct ia_fid_key k;
+        struct reg_file *r;
+
+        if (stat(path, &sb) < 0) {
+                *status = errno == ENOENT || errno == ENOTDIR ? "missing" : "outside-roots";
+                return NULL;
+        }
+        if (!S_ISREG(sb.st_mode)) {
+                *status = S_ISBLK(sb.st_mode) ? "outside-roots" : "not-a-file";
+                return NULL;
+        }
+        k.dev = (uint64_t)sb.st_dev;
+        k.ino = (uint64_t)sb.st_ino;
+        r = ia_hmap_get(&s->by_fid, &k, sizeof(k));
+        if (!r || !r->walked) {
+                *status = "outside-roots";
+                return NULL;
+        }
+        return r;
+}
+
+static int64_t vm_lookup(void *opaque, const char *path, const char **status)
+{
+        struct reg_file *r = vm_walked_file(opaque, path, status);
+
+        if (!r)
+                return 0;
+        if (!r->raw_by)
+                r->raw_by = "vm-config";
+        return r->id;
+}
+
+static void vm_layout(void *opaque, const char *path, const char *format)
+{
+        const char *status;
+        struct reg_file *r = vm_walked_file(opaque, path, &status);
+
+        if (r && strcmp(format, "raw") == 0)
+                r->raw_by = "layout";
+}
+
+/* Nova's image cache: every file directly in a _base/ directory is a raw (or qcow2) base. */
+static bool in_nova_base(const char *path)
+{
+        const char *slash = strrchr(path, '/');
+
+        if (!slash || slash == path)
+                return false;
+        return (slash - path == 5 && strncmp(path, "_base", 5) == 0) ||
+               (slash - path > 5 && strncmp(slash - 6, "/_base", 6) == 0);
+}
+
+static void vm_pass(struct scan *s)
+{
+        for (size_t i = 0; i < s->njobs; i++) {
+                enum ia_vmdef_file k = ia_vmdef_classify(s->jobs[i].wf.path);
+
+                if (k != IA_VMDEF_NONE)
+                        vm_read_walked(s, &s->jobs[i], k);
+                else if (in_nova_base(s->jobs[i].wf.path) && s->jobs[i].wf.id.size > 0)
+                        s->jobs[i].reg->raw_by = "layout";
+        }
+        for (size_t i = 0; i < s->nvm_config; i++)
+                ia_vmscan_add_dir(&s->vms, s->vm_config[i]);
+        ia_vmscan_resolve(&s->vms, vm_lookup, vm_layout, s);
+        for (size_t i = 0; i < s->vms.nerrors; i++) {
+                ia_diag("imgaudit scan", "VM definition '%s': %s", s->vms.errors[i].path,
+                        s->vms.errors[i].msg);
+                s->problems++;
+        }
+        if (s->vms.nomem)
+                atomic_store(&s->nomem, true);
+}
+
 /* Files no driver recognised: raw backing files become images, the rest are recorded. */
 static void settle_plain_files(struct scan *s)
 {
@@ -1633,6 +1796,8 @@ static void settle_plain_files(struct scan *s)
                                 scan_image(s, src, jb->wf.path, r->id, f, f, NULL, "reference");
                                 ia_source_unref(src);
                         }
+                } else if (r->raw_by) {
+                        vm_raw_disk(s, jb);
                 } else if (atomic_load(&r->data_file)) {
                         put(s, scan_file_rec(r->id, "data-file", jb->action == JOB_REUSE_PLAIN));
                 } else if (r->bare_extent || (jb->action == JOB_REUSE_PLAIN && r->prev_kind &&
@@ -1751,7 +1916,9 @@ static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *wa
                 /* a raw backing file is an image only while an image uses it; a raw disk
                  * by content or by name stays one by itself */
                 *raw = format && strcmp((const char *)format, "raw") == 0 &&
-                       (!by || strcmp((const char *)by, "reference") == 0);
+                       (!by || strcmp((const char *)by, "reference") == 0 ||
+                        strcmp((const char *)by, "vm-config") == 0 ||
+                        strcmp((const char *)by, "layout") == 0);
         }
         sqlite3_finalize(st);
         if (!ok)
@@ -2355,7 +2522,15 @@ enum {
         OPT_FULL,
         OPT_JSON,
         OPT_RAW_GLOB,
-        OPT_DEVICES,
+        } else if (src->size > 0 && (jb->device || ia_rawdisk_signature(src, head, hl) ||
+                                     jb->reg->raw_by ||
+                                     ia_rawdisk_name_matches(jb->wf.path, s->raw_globs))) {
+                /* a raw disk: by content (a partition table, a file system, ...), because a
+                 * VM definition or the store's layout names it, by name, or a block device
+                 * asked for (--devices: a volume is a disk) */
+                const char *by = ia_rawdisk_signature(src, head, hl) ? "content"
+                                 : jb->device                        ? "option"
+                                 : jb->reg->raw_by                   ? jb->reg->raw_by
 };
 
 static int parse_args(struct scan *s, int argc, char **argv)
@@ -2374,6 +2549,7 @@ static int parse_args(struct scan *s, int argc, char **argv)
             {"json", no_argument, NULL, OPT_JSON},
             {"raw-glob", required_argument, NULL, OPT_RAW_GLOB},
             {"devices", required_argument, NULL, OPT_DEVICES},
+            {"vm-config", required_argument, NULL, OPT_VM_CONFIG},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -2386,6 +2562,8 @@ static int parse_args(struct scan *s, int argc, char **argv)
         s->raw_globs = calloc((size_t)argc + 1, sizeof(char *));
         s->devices = calloc((size_t)argc + 1, sizeof(char *));
         if (!s->exclude || !s->allow || !s->raw_globs || !s->devices)
+        s->vm_config = calloc((size_t)argc + 1, sizeof(char *));
+        if (!s->exclude || !s->allow || !s->raw_globs || !s->vm_config)
                 return usage_error("%s", "out of memory");
         opterr = 0;
         optind = 0;
@@ -2421,10 +2599,9 @@ static int parse_args(struct scan *s, int argc, char **argv)
                 case OPT_ALLOW:
                         s->allow[s->nallow++] = optarg;
                         break;
-                case OPT_DEVICES:
-                        if (!*optarg)
-                                return usage_error("%s", "--devices wants a glob of block devices");
-                        s->devices[s->ndevices++] = optarg;
+        s->devices = calloc((size_t)argc + 1, sizeof(char *));
+        s->vm_config = calloc((size_t)argc + 1, sizeof(char *));
+        if (!s->exclude || !s->allow || !s->raw_globs || !s->devices || !s->vm_config)
                         break;
                 case OPT_ONE_FS:
                         s->one_fs = true;
@@ -2684,6 +2861,8 @@ static int run(struct scan *s)
                 goto end_scan;
         }
 
+        vm_pass(s);
+
         /* the workers and the writer */
         {
                 /* IMGAUDIT_TEST_LAYER_CAP: a smaller per-layer cap, for tests of live chains */
@@ -2731,6 +2910,11 @@ static int run(struct scan *s)
         }
         if (atomic_load(&s->nomem)) {
                 abort_reason = "out of memory";
+                goto end_scan;
+        }
+        if (ia_vmscan_store(&s->vms, s->store, s->scan_id, &err) < 0) {
+                ia_diag("imgaudit scan", "%s", err.msg);
+                abort_reason = err.msg;
                 goto end_scan;
         }
         complete = true;
@@ -2829,6 +3013,8 @@ int ia_cmd_scan(int argc, char **argv)
         free(s.allowed);
         free(s.exclude);
         free(s.raw_globs);
+        free(s.vm_config);
+        ia_vmscan_free(&s.vms);
         free(s.allow);
         free(s.devices);
         pthread_mutex_destroy(&s.reg_lock);
