@@ -1545,17 +1545,14 @@ static void process(struct scan *s, struct job *jb)
                 scan_archive(s, src, jb->wf.path, jb->reg->id, &is_archive);
                 if (is_archive)
                         jb->reg->kind = "archive";
-        } else if (src->size > 0 && (jb->device || ia_rawdisk_signature(src, head, hl) ||
-                                     ia_rawdisk_name_matches(jb->wf.path, s->raw_globs))) {
-                /* a raw disk: by content (a partition table, a file system, ...), by name,
-                 * or a block device asked for (--devices: a volume is a disk) */
+        } else if (src->size > 0 &&
+                   (jb->device || ia_rawdisk_signature(src, head, hl) || jb->reg->raw_by ||
+                    ia_rawdisk_name_matches(jb->wf.path, s->raw_globs))) {
+                /* a raw disk: by content (a partition table, a file system, ...), because a
+                 * VM definition or the store's layout names it, by name, or a block device
+                 * asked for (--devices: a volume is a disk) */
                 const char *by = ia_rawdisk_signature(src, head, hl) ? "content"
                                  : jb->device                        ? "option"
-        } else if (src->size > 0 && (ia_rawdisk_signature(src, head, hl) || jb->reg->raw_by ||
-                                     ia_rawdisk_name_matches(jb->wf.path, s->raw_globs))) {
-                /* a raw disk: by content (a partition table, a file system, ...), because a
-                 * VM definition or the store's layout names it, or by name */
-                const char *by = ia_rawdisk_signature(src, head, hl) ? "content"
                                  : jb->reg->raw_by                   ? jb->reg->raw_by
                                                                      : "name";
 
@@ -2522,15 +2519,8 @@ enum {
         OPT_FULL,
         OPT_JSON,
         OPT_RAW_GLOB,
-        } else if (src->size > 0 && (jb->device || ia_rawdisk_signature(src, head, hl) ||
-                                     jb->reg->raw_by ||
-                                     ia_rawdisk_name_matches(jb->wf.path, s->raw_globs))) {
-                /* a raw disk: by content (a partition table, a file system, ...), because a
-                 * VM definition or the store's layout names it, by name, or a block device
-                 * asked for (--devices: a volume is a disk) */
-                const char *by = ia_rawdisk_signature(src, head, hl) ? "content"
-                                 : jb->device                        ? "option"
-                                 : jb->reg->raw_by                   ? jb->reg->raw_by
+        OPT_DEVICES,
+        OPT_VM_CONFIG,
 };
 
 static int parse_args(struct scan *s, int argc, char **argv)
@@ -2561,9 +2551,8 @@ static int parse_args(struct scan *s, int argc, char **argv)
         s->allow = calloc((size_t)argc + 1, sizeof(char *));
         s->raw_globs = calloc((size_t)argc + 1, sizeof(char *));
         s->devices = calloc((size_t)argc + 1, sizeof(char *));
-        if (!s->exclude || !s->allow || !s->raw_globs || !s->devices)
         s->vm_config = calloc((size_t)argc + 1, sizeof(char *));
-        if (!s->exclude || !s->allow || !s->raw_globs || !s->vm_config)
+        if (!s->exclude || !s->allow || !s->raw_globs || !s->devices || !s->vm_config)
                 return usage_error("%s", "out of memory");
         opterr = 0;
         optind = 0;
@@ -2599,9 +2588,13 @@ static int parse_args(struct scan *s, int argc, char **argv)
                 case OPT_ALLOW:
                         s->allow[s->nallow++] = optarg;
                         break;
-        s->devices = calloc((size_t)argc + 1, sizeof(char *));
-        s->vm_config = calloc((size_t)argc + 1, sizeof(char *));
-        if (!s->exclude || !s->allow || !s->raw_globs || !s->devices || !s->vm_config)
+                case OPT_DEVICES:
+                        if (!*optarg)
+                                return usage_error("%s", "--devices wants a glob of block devices");
+                        s->devices[s->ndevices++] = optarg;
+                        break;
+                case OPT_VM_CONFIG:
+                        s->vm_config[s->nvm_config++] = optarg;
                         break;
                 case OPT_ONE_FS:
                         s->one_fs = true;
