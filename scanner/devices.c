@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "banned.h"
 
 static const char *type_name(mode_t m)
 {

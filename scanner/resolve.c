@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "banned.h"
 
 #include "vdi.h"
+#include "banned.h"
 
 char *ia_member_normalise(const char *name)
 {

@@ -15,6 +15,7 @@
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include "banned.h"
 
 #define LINE_MAX_BYTES 65536u
 

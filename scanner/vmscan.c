@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
+#include "banned.h"
 
 #define MAX_CONFIG_FILES 100000u
 #define MAX_DIR_DEPTH    8u
