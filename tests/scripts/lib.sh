@@ -80,3 +80,13 @@ sql_eq() {
 
 # check NAME EXPR: ok if EXPR, evaluated by the shell, succeeds
 check() { if eval "$2"; then ok; else bad "$1"; fi; }
+
+# The schema version this source tree migrates to: its last schema/NNN_*.sql.
+schema_latest() {
+	local f n=0
+	for f in "$SOURCE_DIR"/schema/[0-9][0-9][0-9]_*.sql; do
+		f=${f##*/}
+		n=$((10#${f%%_*}))
+	done
+	echo "$n"
+}

@@ -69,7 +69,7 @@ cat >etc/vm1.xml <<XML
 XML
 "$IMGAUDIT" scan --db db.sqlite --quiet --vm-config etc s
 eq "new scan" "$?" "0"
-eq "schema 5 after" "$(sqlite3 db.sqlite 'PRAGMA user_version')" "5"
+eq "schema latest after" "$(sqlite3 db.sqlite 'PRAGMA user_version')" "$(schema_latest)"
 eq "history rows kept" "$(history)" "$(cat hist.before)"
 for id in 1 2; do
 	"$IMGAUDIT" report --db db.sqlite --scan $id --format=json -o new$id.json
