@@ -69,7 +69,7 @@ static void test_scan_cycle(void **state)
 
         (void)state;
         assert_int_equal(ia_store_open(path, &s, &err), 0);
-        assert_int_equal(q(s, "PRAGMA user_version"), 4);
+        assert_int_equal(q(s, "PRAGMA user_version"), 5);
         assert_int_equal(ia_store_begin_scan(s, roots, 1, NULL, 0, &scan1, &err), 0);
         assert_int_equal(ia_store_writer_start(s, scan1, 4, &err), 0);
         assert_int_equal(ia_store_put(s, file_rec(1, "root/a.qcow2")), 0);
@@ -217,7 +217,7 @@ static void test_migrate_from_v1(void **state)
         sqlite3_close(db);
 
         assert_int_equal(ia_store_open(p, &s, &err), 0);
-        assert_int_equal(q(s, "PRAGMA user_version"), 4);
+        assert_int_equal(q(s, "PRAGMA user_version"), 5);
         assert_int_equal(q(s, "SELECT count(*) FROM v_map WHERE path = 'a.qcow2'"), 2);
         assert_int_equal(q(s, "SELECT count(*) FROM v_map WHERE file = 'a.qcow2'"), 1);
         assert_int_equal(q(s, "SELECT count(*) FROM images WHERE map_image_id IS NULL"), 1);
