@@ -280,10 +280,16 @@ static int libvirt_disk(struct ia_vmdef *d, const char *path, xmlNodePtr n, stru
 static int parse_libvirt(const char *path, const char *text, size_t len, struct ia_vmdef *d,
                          struct ia_error *err)
 {
-        xmlDocPtr doc = xml_read(path, text, len, err);
+        xmlDocPtr doc;
         xmlNodePtr root, devs;
         int rc = 1;
 
+        /* any *.xml is a candidate: one that does not even mention a domain is not one */
+        if (len > IA_VMDEF_MAX_BYTES)
+                return ia_error_set(err, IA_ERR_LIMIT, "larger than %u bytes", IA_VMDEF_MAX_BYTES);
+        if (!memmem(text, len, "<domain", 7))
+                return 0;
+        doc = xml_read(path, text, len, err);
         if (!doc)
                 return -1;
         root = xmlDocGetRootElement(doc);
@@ -795,8 +801,9 @@ int ia_ovirt_meta_parse(const char *text, size_t len, struct ia_ovirt_meta *m, s
         bool toolong = false;
 
         memset(m, 0, sizeof(*m));
+        (void)err;
         if (len > 65536 || has_nul(text, len))
-                return ia_error_set(err, IA_ERR_CORRUPT, "not a text file of at most 65536 bytes");
+                return 0; /* any *.meta is a candidate: this one is no oVirt volume's */
         while ((l = next_line(&ls, &n, &toolong)) && !toolong) {
                 const char *eq = memchr(l, '=', n);
                 char **slot = NULL;
