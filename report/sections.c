@@ -26,6 +26,8 @@ const char *const ia_section_names[IA_SEC_COUNT] = {
 
 #define NOMEM(err) ia_error_set(err, IA_ERR_NOMEM, "out of memory")
 #define NCOLS(a)   (sizeof(a) / sizeof((a)[0]))
+/* a table the layout wants could not be made */
+#define NO_TABLE(o, t) (!(t) && ((o)->want & IA_OUT_TABLES))
 
 /* ---- small helpers ---- */
 
@@ -69,8 +71,11 @@ static json_object *jpath(const char *s, size_t n)
 static struct ia_table *add_table(struct ia_rpt_out *o, const char *id, const char *title,
                                   const struct ia_col *cols, size_t ncols)
 {
-        struct ia_table *t = ia_table_new(id, title, cols, ncols);
+        struct ia_table *t;
 
+        if (!(o->want & IA_OUT_TABLES))
+                return NULL; /* a layout without tables: ia_table_* take NULL */
+        t = ia_table_new(id, title, cols, ncols);
         if (t) {
                 *o->tail = t;
                 o->tail = &t->next;
@@ -142,27 +147,29 @@ static char *iso_time(int64_t secs, char *buf, size_t n)
 
 /* ---- out ---- */
 
-int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r)
+int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r, unsigned want,
+                    struct ia_sink *json)
 {
         json_object *tool, *scan, *roots;
         const struct ia_rpt_scan *s = &r->scan;
+        struct ia_jw *w = &o->jw;
         char now[32];
 
         memset(o, 0, sizeof(*o));
         o->tail = &o->tables;
         ia_rbuf_init(&o->prom);
-        o->want = IA_OUT_ALL;
-        ia_rbuf_init(&o->json_sections);
-        o->doc = json_object_new_object();
-        if (!o->doc)
-                return -1;
-        jset(o->doc, "schema_version", ji(IA_REPORT_SCHEMA_VERSION));
+        o->want = want;
+        ia_jw_init(w, want & IA_OUT_JSON ? json : NULL);
+        if (!w->out)
+                return 0;
+        ia_jw_open(w, '{');
+        ia_jw_kv(w, "schema_version", ji(IA_REPORT_SCHEMA_VERSION));
         tool = json_object_new_object();
         jset(tool, "name", jstr("imgaudit"));
         jset(tool, "version", jstr(IMGAUDIT_VERSION));
-        jset(o->doc, "tool", tool);
-        jset(o->doc, "generated_at", jstr(iso_time(r->now, now, sizeof(now))));
-        jset(o->doc, "database_schema_version", ji(r->db_schema));
+        ia_jw_kv(w, "tool", tool);
+        ia_jw_kv(w, "generated_at", jstr(iso_time(r->now, now, sizeof(now))));
+        ia_jw_kv(w, "database_schema_version", ji(r->db_schema));
         scan = json_object_new_object();
         jset(scan, "id", ji(s->id));
         jset(scan, "status", jstr(s->status));
@@ -182,16 +189,31 @@ int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r)
         for (size_t i = 0; i < s->nroots; i++)
                 json_object_array_add(roots, jstr(s->roots[i]));
         jset(scan, "roots", roots);
-        jset(o->doc, "scan", scan);
-        return 0;
+        ia_jw_kv(w, "scan", scan);
+        return w->nomem ? -1 : 0;
+}
+
+void ia_rpt_out_finish(struct ia_rpt_out *o)
+{
+        if (!o->jw.out)
+                return;
+        ia_jw_close(&o->jw, '}');
+        ia_rbuf_addc(&o->jw.out->b, '\n');
+}
+
+void ia_rpt_out_drop_tables(struct ia_rpt_out *o)
+{
+        ia_table_free(o->tables);
+        o->tables = NULL;
+        o->tail = &o->tables;
+        memset(o->sec_first, 0, sizeof(o->sec_first));
+        memset(o->sec_ntables, 0, sizeof(o->sec_ntables));
 }
 
 void ia_rpt_out_release(struct ia_rpt_out *o)
 {
-        json_object_put(o->doc);
         ia_table_free(o->tables);
         ia_rbuf_release(&o->prom);
-        ia_rbuf_release(&o->json_sections);
         for (size_t i = 0; i < o->ndirs; i++)
                 free(o->dirs[i].name);
         free(o->dirs);
@@ -259,8 +281,10 @@ static int sec_summary(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
 
         ts = add_table(o, "scan", "Scan", scols, NCOLS(scols));
         t = add_table(o, "summary", "Images by format and status", cols, NCOLS(cols));
-        if (!js || !ts || !t)
+        if (!js || NO_TABLE(o, ts) || NO_TABLE(o, t)) {
+                json_object_put(js);
                 return NOMEM(err);
+        }
 #define KV(k, v)                                                                                   \
         do {                                                                                       \
                 ia_table_row(ts, 0);                                                               \
@@ -326,7 +350,7 @@ static int sec_summary(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         jset(js, "errors", ju(s->problems));
         jset(js, "findings", ju(r->nfindings));
         jset(js, "broken_links", ju(r->nlinks));
-        jset(o->doc, "summary", js);
+        ia_jw_value(&o->jw, js);
 
         return 0;
 }
@@ -422,34 +446,39 @@ static int cmp_agg(const void *a, const void *b)
         return strcmp(((const struct ia_rpt_agg *)a)->name, ((const struct ia_rpt_agg *)b)->name);
 }
 
+/* A capacity row of scope "directory" or "root" in JSON: its name, then the figures. */
+static json_object *cap_group_json(const struct ia_rpt_agg *a)
+{
+        json_object *e = json_object_new_object();
+
+        jset(e, "name", jstr(a->name));
+        cap_json(e, a, true);
+        return e;
+}
+
 static int sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
 {
-        json_object *jc = json_object_new_object(), *ji_ = json_object_new_array();
-        json_object *jd = json_object_new_array(), *jr = json_object_new_array(), *jt, *jo;
         struct ia_rpt_agg *imgs = calloc(r->nimg + 1, sizeof(*imgs));
         struct ia_rpt_agg *roots = calloc(r->scan.nroots + 1, sizeof(*roots));
         struct ia_rpt_agg total = {.name = (char *)"all"};
         struct ia_table *t = add_table(o, "capacity", "Capacity", cap_cols, NCOLS(cap_cols));
+        struct ia_jw *w = &o->jw;
         struct ia_rbuf *p = &o->prom;
+        json_object *jt, *jo;
         char note[256], metric[96];
         bool ok;
         double ratio;
 
-        if (!jc || !ji_ || !jd || !jr || !imgs || !roots || !t) {
-                free(imgs);
-                free(roots);
-                json_object_put(jc);
-                json_object_put(ji_);
-                json_object_put(jd);
-                json_object_put(jr);
-                return NOMEM(err);
-        }
+        if (!imgs || !roots || NO_TABLE(o, t))
+                goto nomem;
         o->dirs = calloc(r->nimg + 1, sizeof(*o->dirs));
         if (!o->dirs)
                 goto nomem;
+        ia_jw_open(w, '{');
+        ia_jw_key(w, "images");
+        ia_jw_open(w, '[');
         for (size_t i = 0; i < r->nimg; i++) {
                 const struct ia_rpt_image *m = &r->img[i];
-                json_object *e;
                 size_t d;
 
                 imgs[i].name = m->name;
@@ -468,10 +497,10 @@ static int sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error 
                 }
                 agg_add(&o->dirs[d], m);
 
-                /* a row per image: only in the layout that prints it (10,000 images make
-                 * tens of MiB of JSON objects or table cells) */
-                if (o->want & IA_OUT_JSON) {
-                        e = json_object_new_object();
+                /* a row per image, written as it is made */
+                if (w->out) {
+                        json_object *e = json_object_new_object();
+
                         jset(e, "name", jstr(m->name));
                         jset(e, "path", jpath(m->path, m->path_len));
                         jset(e, "member", m->member ? jpath(m->member, m->member_len) : NULL);
@@ -480,44 +509,42 @@ static int sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error 
                         jset(e, "format", jstr(m->format));
                         jset(e, "status", jstr(m->status));
                         cap_json(e, &imgs[i], false);
-                        json_object_array_add(ji_, e);
+                        ia_jw_value(w, e);
                 }
-                if (o->want & IA_OUT_TABLES)
-                        cap_row(t, "image", &imgs[i]);
+                cap_row(t, "image", &imgs[i]);
         }
+        ia_jw_close(w, ']');
         qsort(o->dirs, o->ndirs, sizeof(*o->dirs), cmp_agg);
+        ia_jw_key(w, "directories");
+        ia_jw_open(w, '[');
         for (size_t d = 0; d < o->ndirs; d++) {
-                json_object *e = json_object_new_object();
-
-                jset(e, "name", jstr(o->dirs[d].name));
-                cap_json(e, &o->dirs[d], true);
-                json_object_array_add(jd, e);
+                if (w->out)
+                        ia_jw_value(w, cap_group_json(&o->dirs[d]));
                 cap_row(t, "directory", &o->dirs[d]);
         }
+        ia_jw_close(w, ']');
+        ia_jw_key(w, "roots");
+        ia_jw_open(w, '[');
         for (size_t k = 0; k < r->scan.nroots; k++) {
-                json_object *e = json_object_new_object();
-
                 roots[k].name = r->scan.roots[k];
-                jset(e, "name", jstr(roots[k].name));
-                cap_json(e, &roots[k], true);
-                json_object_array_add(jr, e);
+                if (w->out)
+                        ia_jw_value(w, cap_group_json(&roots[k]));
                 cap_row(t, "root", &roots[k]);
         }
+        ia_jw_close(w, ']');
         cap_row(t, "total", &total);
-        jt = json_object_new_object();
-        cap_json(jt, &total, true);
         ratio = overcommit(&total, &ok);
-        jo = json_object_new_object();
-        jset(jo, "ratio", ok ? jratio(ratio) : NULL);
-        jset(jo, "leaf_virtual_bytes", ju(total.leaf_virtual));
-        jset(jo, "allocated_bytes", ju(total.allocated));
-        jset(jc, "images", ji_);
-        jset(jc, "directories", jd);
-        jset(jc, "roots", jr);
-        jset(jc, "totals", jt);
-        jset(jc, "overcommit", jo);
-        jset(o->doc, "capacity", jc);
-        jc = ji_ = jd = jr = NULL;
+        if (w->out) {
+                jt = json_object_new_object();
+                cap_json(jt, &total, true);
+                ia_jw_kv(w, "totals", jt);
+                jo = json_object_new_object();
+                jset(jo, "ratio", ok ? jratio(ratio) : NULL);
+                jset(jo, "leaf_virtual_bytes", ju(total.leaf_virtual));
+                jset(jo, "allocated_bytes", ju(total.allocated));
+                ia_jw_kv(w, "overcommit", jo);
+        }
+        ia_jw_close(w, '}');
         snprintf(note, sizeof(note), "overcommit ratio: - (nothing allocated)");
         if (ok) {
                 size_t leaves = 0;
@@ -552,10 +579,6 @@ static int sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error 
 nomem:
         free(imgs);
         free(roots);
-        json_object_put(jc);
-        json_object_put(ji_);
-        json_object_put(jd);
-        json_object_put(jr);
         return NOMEM(err);
 }
 
@@ -855,8 +878,7 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         };
         struct ia_table *t =
             add_table(o, "sharing", "Sharing per backing image", cols, NCOLS(cols));
-        json_object *js = json_object_new_object(), *jb = json_object_new_array();
-        json_object *jdel = json_object_new_array();
+        struct ia_jw *w = &o->jw;
         struct rpt_ws {
                 uint64_t reads;
         } *ws = NULL;
@@ -866,7 +888,7 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         struct ia_rbuf *p = &o->prom;
         int ret = -1;
 
-        if (!t || !js || !jb || !jdel) {
+        if (NO_TABLE(o, t)) {
                 NOMEM(err);
                 goto out;
         }
@@ -880,6 +902,9 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
                 NOMEM(err);
                 goto out;
         }
+        ia_jw_open(w, '{');
+        ia_jw_key(w, "bases");
+        ia_jw_open(w, '[');
         for (size_t b = 0; b < r->nimg; b++) {
                 struct ia_rpt_image *base = &r->img[b];
                 json_object *e, *jov, *jch;
@@ -964,10 +989,13 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
                         json_object_array_add(jov, x);
                 }
                 jset(e, "overlays", jov);
-                json_object_array_add(jb, e);
+                ia_jw_value(w, e);
                 free(d);
         }
-        for (size_t i = 0; i < r->nimg; i++) {
+        ia_jw_close(w, ']');
+        ia_jw_key(w, "deletion");
+        ia_jw_open(w, '[');
+        for (size_t i = 0; w->out && i < r->nimg; i++) {
                 const struct ia_rpt_image *m = &r->img[i];
                 json_object *x = json_object_new_object();
 
@@ -976,12 +1004,10 @@ static int sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
                 jset(x, "freed_bytes", ju(m->freed));
                 jset(x, "orphaned_bases", ju(m->orphaned));
                 jset(x, "breaks_images", ju(m->ndesc));
-                json_object_array_add(jdel, x);
+                ia_jw_value(w, x);
         }
-        jset(js, "bases", jb);
-        jset(js, "deletion", jdel);
-        jset(o->doc, "sharing", js);
-        js = jb = jdel = NULL;
+        ia_jw_close(w, ']');
+        ia_jw_close(w, '}');
         o->have_sharing = true;
 
         for (size_t k = 0; o->prom_per_image && k < NCOLS(base_metrics); k++) {
@@ -1004,9 +1030,6 @@ out:
         free(dimg);
         free(ddepth);
         free(dreads);
-        json_object_put(js);
-        json_object_put(jb);
-        json_object_put(jdel);
         return ret;
 }
 
@@ -1080,25 +1103,33 @@ static int sec_chains(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *e
         struct ia_table *th =
             add_table(o, "chain_depths", "Chain depth histogram", hcols, NCOLS(hcols));
         struct ia_table *tb = add_table(o, "broken_links", "Broken links", bcols, NCOLS(bcols));
-        json_object *jc = json_object_new_object(), *jt = json_object_new_array();
-        json_object *jh = json_object_new_array(), *jb = json_object_new_array();
+        struct ia_jw *w = &o->jw;
+        json_object *jh;
         struct ia_rbuf *p = &o->prom;
         unsigned maxd = 0;
         uint64_t *hist;
 
-        if (!t || !th || !tb || !jc || !jt || !jh || !jb)
+        if (NO_TABLE(o, t) || NO_TABLE(o, th) || NO_TABLE(o, tb))
                 return NOMEM(err);
+        ia_jw_open(w, '{');
+        ia_jw_key(w, "trees");
+        ia_jw_open(w, '[');
         for (size_t i = 0; i < r->nimg; i++) {
                 const struct ia_rpt_image *m = &r->img[i];
 
                 if (m->parent < 0 && (m->nchildren > 0 || m->has_backing))
-                        json_object_array_add(jt, chain_node(r, t, i, 0));
+                        ia_jw_value(w, chain_node(r, t, i, 0));
                 if (m->chain_depth > maxd && m->chain_depth < 4096)
                         maxd = m->chain_depth;
         }
+        ia_jw_close(w, ']');
         hist = calloc(maxd + 1, sizeof(*hist));
-        if (!hist)
+        jh = json_object_new_array();
+        if (!hist || !jh) {
+                free(hist);
+                json_object_put(jh);
                 return NOMEM(err);
+        }
         for (size_t i = 0; i < r->nimg; i++)
                 if (r->img[i].chain_depth <= maxd)
                         hist[r->img[i].chain_depth]++;
@@ -1117,6 +1148,9 @@ static int sec_chains(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *e
                 prom_u(p, "imgaudit_chain_depth_images", "depth", lbl, hist[d]);
         }
         free(hist);
+        ia_jw_kv(w, "depth_histogram", jh);
+        ia_jw_key(w, "broken_links");
+        ia_jw_open(w, '[');
         for (size_t k = 0; k < r->nlinks; k++) {
                 const struct ia_rpt_link *l = &r->links[k];
                 json_object *e = json_object_new_object();
@@ -1134,17 +1168,21 @@ static int sec_chains(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *e
                 jset(e, "target", jstr(l->target));
                 jset(e, "status", jstr(l->status));
                 jset(e, "reason", jstr(l->error));
-                json_object_array_add(jb, e);
+                ia_jw_value(w, e);
         }
-        jset(jc, "trees", jt);
-        jset(jc, "depth_histogram", jh);
-        jset(jc, "broken_links", jb);
-        jset(o->doc, "chains", jc);
+        ia_jw_close(w, ']');
+        ia_jw_close(w, '}');
         o->nbroken = r->nlinks;
         return 0;
 }
 
 /* ---- orphans ---- */
+
+/* An orphan: nothing backs onto it, no OVF names it, no image keeps data in it. */
+static bool is_orphan(const struct ia_rpt_image *m)
+{
+        return m->nchildren == 0 && !m->used_by_ovf && !m->used_as_data;
+}
 
 static int sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
 {
@@ -1160,23 +1198,34 @@ static int sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
         };
         struct ia_table *t =
             add_table(o, "orphans", "Orphans (report only: nothing is deleted)", cols, NCOLS(cols));
-        json_object *jo = json_object_new_object(), *ja = json_object_new_array();
+        struct ia_jw *w = &o->jw;
         struct ia_rbuf *p = &o->prom;
         uint64_t total = 0;
         size_t n = 0;
 
-        if (!t || !jo || !ja)
+        if (NO_TABLE(o, t))
                 return NOMEM(err);
+        /* the count and the sum come first in the document: one pass for them */
         for (size_t i = 0; i < r->nimg; i++) {
-                struct ia_rpt_image *m = &r->img[i];
-                json_object *e;
+                if (!is_orphan(&r->img[i]))
+                        continue;
+                compute_freed(r, i);
+                total += r->img[i].freed;
+                n++;
+        }
+        ia_jw_open(w, '{');
+        ia_jw_kv(w, "count", ju(n));
+        ia_jw_kv(w, "reclaimable_bytes", ju(total));
+        ia_jw_key(w, "images");
+        ia_jw_open(w, '[');
+        for (size_t i = 0; i < r->nimg; i++) {
+                const struct ia_rpt_image *m = &r->img[i];
                 const char *kind;
                 char mt[32];
                 int64_t age = 0;
 
-                if (m->nchildren > 0 || m->used_by_ovf || m->used_as_data)
+                if (!is_orphan(m))
                         continue;
-                compute_freed(r, i);
                 kind = !m->has_backing ? "standalone" : m->backing_ok ? "overlay" : "broken";
                 if (m->has_mtime) {
                         int64_t s = m->mtime_ns / 1000000000;
@@ -1195,23 +1244,22 @@ static int sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *
                         ia_table_null(t);
                 ia_table_bytes(t, m->allocated);
                 ia_table_bytes(t, m->freed);
-                e = json_object_new_object();
-                jset(e, "name", jstr(m->name));
-                jset(e, "kind", jstr(kind));
-                jset(e, "format", jstr(m->format));
-                jset(e, "status", jstr(m->status));
-                jset(e, "modified", m->has_mtime ? jstr(mt) : NULL);
-                jset(e, "age_days", m->has_mtime ? ji(age) : NULL);
-                jset(e, "allocated_bytes", ju(m->allocated));
-                jset(e, "reclaimable_bytes", ju(m->freed));
-                json_object_array_add(ja, e);
-                total += m->freed;
-                n++;
+                if (w->out) {
+                        json_object *e = json_object_new_object();
+
+                        jset(e, "name", jstr(m->name));
+                        jset(e, "kind", jstr(kind));
+                        jset(e, "format", jstr(m->format));
+                        jset(e, "status", jstr(m->status));
+                        jset(e, "modified", m->has_mtime ? jstr(mt) : NULL);
+                        jset(e, "age_days", m->has_mtime ? ji(age) : NULL);
+                        jset(e, "allocated_bytes", ju(m->allocated));
+                        jset(e, "reclaimable_bytes", ju(m->freed));
+                        ia_jw_value(w, e);
+                }
         }
-        jset(jo, "count", ju(n));
-        jset(jo, "reclaimable_bytes", ju(total));
-        jset(jo, "images", ja);
-        jset(o->doc, "orphans", jo);
+        ia_jw_close(w, ']');
+        ia_jw_close(w, '}');
         o->norphans = n;
         prom_head(p, "imgaudit_orphans", "gauge", "Images no other image or OVF references.");
         prom_u(p, "imgaudit_orphans", NULL, NULL, n);
@@ -1232,47 +1280,48 @@ static int sec_findings(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error 
             {"message", "message", IA_COL_TEXT},
         };
         struct ia_table *t = add_table(o, "findings", "Findings", cols, NCOLS(cols));
-        json_object *jf = json_object_new_object(), *jc = json_object_new_array();
-        json_object *cur = NULL, *items = NULL;
-        const char *last = NULL;
-        size_t count = 0;
+        struct ia_jw *w = &o->jw;
 
-        if (!t || !jf || !jc)
+        if (NO_TABLE(o, t))
                 return NOMEM(err);
-        for (size_t i = 0; i <= r->nfindings; i++) {
-                const struct ia_rpt_finding *f = i < r->nfindings ? &r->findings[i] : NULL;
-                json_object *e;
+        ia_jw_open(w, '{');
+        ia_jw_kv(w, "count", ju(r->nfindings));
+        ia_jw_key(w, "categories");
+        ia_jw_open(w, '[');
+        /* findings are sorted by category: one object per run of a category */
+        for (size_t i = 0, end; i < r->nfindings; i = end) {
+                const char *cat = r->findings[i].category;
 
-                if (cur && (!f || strcmp(f->category, last) != 0)) {
-                        jset(cur, "count", ju(count));
-                        jset(cur, "items", items);
-                        json_object_array_add(jc, cur);
-                        cur = NULL;
+                for (end = i + 1; end < r->nfindings; end++)
+                        if (strcmp(r->findings[end].category, cat) != 0)
+                                break;
+                ia_jw_open(w, '{');
+                ia_jw_kv(w, "category", jstr(cat));
+                ia_jw_kv(w, "count", ju(end - i));
+                ia_jw_key(w, "items");
+                ia_jw_open(w, '[');
+                for (size_t k = i; k < end; k++) {
+                        const struct ia_rpt_finding *f = &r->findings[k];
+
+                        if (w->out) {
+                                json_object *e = json_object_new_object();
+
+                                jset(e, "source", jstr(f->source));
+                                jset(e, "image", jstr(f->name));
+                                jset(e, "message", jstr(f->message));
+                                ia_jw_value(w, e);
+                        }
+                        ia_table_row(t, 0);
+                        ia_table_text(t, f->category);
+                        ia_table_text(t, f->source);
+                        ia_table_text(t, f->name);
+                        ia_table_text(t, f->message);
                 }
-                if (!f)
-                        break;
-                if (!cur) {
-                        cur = json_object_new_object();
-                        items = json_object_new_array();
-                        jset(cur, "category", jstr(f->category));
-                        last = f->category;
-                        count = 0;
-                }
-                count++;
-                e = json_object_new_object();
-                jset(e, "source", jstr(f->source));
-                jset(e, "image", jstr(f->name));
-                jset(e, "message", jstr(f->message));
-                json_object_array_add(items, e);
-                ia_table_row(t, 0);
-                ia_table_text(t, f->category);
-                ia_table_text(t, f->source);
-                ia_table_text(t, f->name);
-                ia_table_text(t, f->message);
+                ia_jw_close(w, ']');
+                ia_jw_close(w, '}');
         }
-        jset(jf, "count", ju(r->nfindings));
-        jset(jf, "categories", jc);
-        jset(o->doc, "findings", jf);
+        ia_jw_close(w, ']');
+        ia_jw_close(w, '}');
         o->nfindings = r->nfindings;
         return 0;
 }
@@ -1316,44 +1365,53 @@ static int64_t delta(uint64_t before, uint64_t after)
         return after >= before ? (int64_t)(after - before) : -(int64_t)(before - after);
 }
 
-/* One row of growth: always in JSON; in the table only when it changed (or
- * unchanged is NULL), else counted in *unchanged. */
-static void trend_row(struct ia_table *t, json_object *arr, const char *scope,
-                      const struct growth *g, size_t *unchanged)
+static const char *change_of(const struct growth *g)
 {
-        json_object *e = json_object_new_object();
-        const char *change = !g->has_before         ? "new"
-                             : !g->has_after        ? "removed"
-                             : g->after > g->before ? "grown"
-                             : g->after < g->before ? "shrunk"
-                                                    : "same";
+        return !g->has_before         ? "new"
+               : !g->has_after        ? "removed"
+               : g->after > g->before ? "grown"
+               : g->after < g->before ? "shrunk"
+                                      : "same";
+}
 
+/* One row of growth in the table, only when it changed (or unchanged is
+ * NULL), else counted in *unchanged. */
+static void trend_row(struct ia_table *t, const char *scope, const struct growth *g,
+                      size_t *unchanged)
+{
         if (unchanged && g->has_before && g->has_after && g->before == g->after) {
                 (*unchanged)++;
-        } else {
-                ia_table_row(t, 0);
-                ia_table_text(t, scope);
-                ia_table_text(t, g->name);
-                ia_table_text(t, change);
-                if (g->has_before)
-                        ia_table_bytes(t, g->before);
-                else
-                        ia_table_null(t);
-                if (g->has_after)
-                        ia_table_bytes(t, g->after);
-                else
-                        ia_table_null(t);
-                ia_table_delta(t, delta(g->before, g->after));
+                return;
         }
+        ia_table_row(t, 0);
+        ia_table_text(t, scope);
+        ia_table_text(t, g->name);
+        ia_table_text(t, change_of(g));
+        if (g->has_before)
+                ia_table_bytes(t, g->before);
+        else
+                ia_table_null(t);
+        if (g->has_after)
+                ia_table_bytes(t, g->after);
+        else
+                ia_table_null(t);
+        ia_table_delta(t, delta(g->before, g->after));
+}
+
+/* The same row in JSON: always. */
+static void trend_json(struct ia_jw *w, const struct growth *g)
+{
+        json_object *e;
+
+        if (!w->out)
+                return;
+        e = json_object_new_object();
         jset(e, "name", jstr(g->name));
-        jset(e, "change", jstr(change));
+        jset(e, "change", jstr(change_of(g)));
         jset(e, "before_bytes", g->has_before ? ju(g->before) : NULL);
         jset(e, "after_bytes", g->has_after ? ju(g->after) : NULL);
         jset(e, "delta_bytes", ji(delta(g->before, g->after)));
-        if (arr)
-                json_object_array_add(arr, e);
-        else
-                json_object_put(e);
+        ia_jw_value(w, e);
 }
 
 static int cmp_growth_name(const void *a, const void *b)
@@ -1382,6 +1440,31 @@ static struct growth *dir_slot(struct growth *v, size_t *n, const char *name)
         return &v[(*n)++];
 }
 
+/* The growth of base b and all its descendants (keys: the earlier scan, sorted). */
+static int base_growth(const struct ia_rpt *r, const struct pkey *keys, size_t b, struct growth *g)
+{
+        struct walk *d;
+        size_t nd;
+
+        *g = (struct growth){.name = r->img[b].name, .has_after = true};
+        d = descendants(r, b, &nd);
+        if (!d)
+                return -1;
+        for (size_t k = 0; k <= nd; k++) {
+                const struct ia_rpt_image *m = &r->img[k < nd ? d[k].img : b];
+                struct pkey key = {m->path, m->member, m->path_len, m->member_len, 0, false};
+                struct pkey *hit = bsearch(&key, keys, r->nprev, sizeof(*keys), cmp_pkey);
+
+                g->after += m->allocated;
+                if (hit) {
+                        g->has_before = true;
+                        g->before += r->prev[hit->idx].allocated;
+                }
+        }
+        free(d);
+        return 0;
+}
+
 static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
 {
         static const struct ia_col cols[] = {
@@ -1406,9 +1489,8 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
             add_table(o, "trend", "Growth (bytes allocated on disk)", cols, NCOLS(cols));
         struct ia_table *tt = add_table(o, "top_growers", "Top growers", tcols, NCOLS(tcols));
         struct ia_table *th = add_table(o, "history", "Scan history", hcols, NCOLS(hcols));
-        json_object *jt = json_object_new_object(), *ji_ = json_object_new_array();
-        json_object *jb = json_object_new_array(), *jd = json_object_new_array();
-        json_object *jtop = json_object_new_array(), *jh = json_object_new_array(), *x;
+        struct ia_jw *w = &o->jw;
+        json_object *x;
         struct pkey *keys = NULL;
         struct growth *imgs = NULL, *dirs = NULL, tot = {.name = (char *)"all"};
         size_t nimgs = 0, ndirs = 0, unchanged = 0;
@@ -1416,7 +1498,7 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
         int ret = -1;
         char note[192];
 
-        if (!t || !tt || !th || !jt || !ji_ || !jb || !jd || !jtop || !jh)
+        if (NO_TABLE(o, t) || NO_TABLE(o, tt) || NO_TABLE(o, th))
                 goto nomem;
         keys = calloc(r->nprev + 1, sizeof(*keys));
         imgs = calloc(r->nimg + r->nprev + 1, sizeof(*imgs));
@@ -1481,39 +1563,66 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
         }
         qsort(imgs, nimgs, sizeof(*imgs), cmp_growth_name);
         qsort(dirs, ndirs, sizeof(*dirs), cmp_growth_name);
+        /* JSON: the scans and the total first, then images, bases, directories */
+        x = json_object_new_object();
+        jset(x, "id", ji(r->scan.id));
+        jset(x, "started_at", jstr(r->scan.started_at));
+        ia_jw_open(w, '{');
+        ia_jw_kv(w, "to_scan", x);
         if (r->has_prev) {
-                trend_row(t, NULL, "total", &tot, NULL);
-                /* per base: the base and all its descendants */
-                for (size_t b = 0; b < r->nimg; b++) {
-                        struct growth g = {.name = r->img[b].name, .has_after = true};
-                        struct walk *d;
-                        size_t nd;
+                x = json_object_new_object();
+                jset(x, "id", ji(r->prev_scan.id));
+                jset(x, "started_at", jstr(r->prev_scan.started_at));
+                ia_jw_kv(w, "from_scan", x);
+                x = json_object_new_object();
+                jset(x, "before_bytes", ju(tot.before));
+                jset(x, "after_bytes", ju(tot.after));
+                jset(x, "delta_bytes", ji(delta(tot.before, tot.after)));
+                ia_jw_kv(w, "total", x);
+        } else {
+                ia_jw_kv(w, "from_scan", NULL);
+                ia_jw_kv(w, "total", NULL);
+        }
+        ia_jw_key(w, "images");
+        ia_jw_open(w, '[');
+        for (size_t i = 0; r->has_prev && i < nimgs; i++)
+                trend_json(w, &imgs[i]);
+        ia_jw_close(w, ']');
+        ia_jw_key(w, "bases");
+        ia_jw_open(w, '[');
+        for (size_t b = 0; r->has_prev && w->out && b < r->nimg; b++) {
+                struct growth g;
+
+                if (r->img[b].nchildren == 0)
+                        continue;
+                if (base_growth(r, keys, b, &g) < 0)
+                        goto nomem;
+                trend_json(w, &g);
+        }
+        ia_jw_close(w, ']');
+        ia_jw_key(w, "directories");
+        ia_jw_open(w, '[');
+        for (size_t i = 0; r->has_prev && i < ndirs; i++)
+                trend_json(w, &dirs[i]);
+        ia_jw_close(w, ']');
+        ia_jw_key(w, "top_growers");
+        ia_jw_open(w, '[');
+        if (r->has_prev) {
+                /* the table: total, bases, directories, images */
+                trend_row(t, "total", &tot, NULL);
+                for (size_t b = 0; t && b < r->nimg; b++) {
+                        struct growth g;
 
                         if (r->img[b].nchildren == 0)
                                 continue;
-                        d = descendants(r, b, &nd);
-                        if (!d)
+                        if (base_growth(r, keys, b, &g) < 0)
                                 goto nomem;
-                        for (size_t k = 0; k <= nd; k++) {
-                                const struct ia_rpt_image *m = &r->img[k < nd ? d[k].img : b];
-                                struct pkey key = {m->path,       m->member, m->path_len,
-                                                   m->member_len, 0,         false};
-                                struct pkey *hit =
-                                    bsearch(&key, keys, r->nprev, sizeof(*keys), cmp_pkey);
-
-                                g.after += m->allocated;
-                                if (hit) {
-                                        g.has_before = true;
-                                        g.before += r->prev[hit->idx].allocated;
-                                }
-                        }
-                        free(d);
-                        trend_row(t, jb, "base", &g, &unchanged);
+                        trend_row(t, "base", &g, &unchanged);
                 }
                 for (size_t i = 0; i < ndirs; i++)
-                        trend_row(t, jd, "directory", &dirs[i], &unchanged);
+                        trend_row(t, "directory", &dirs[i], &unchanged);
                 for (size_t i = 0; i < nimgs; i++)
-                        trend_row(t, ji_, "image", &imgs[i], &unchanged);
+                        trend_row(t, "image", &imgs[i], &unchanged);
                 /* top growers: the ten largest positive deltas */
                 qsort(imgs, nimgs, sizeof(*imgs), cmp_growth_delta);
                 for (size_t i = 0; i < nimgs && i < 10; i++) {
@@ -1531,7 +1640,7 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
                         jset(e, "name", jstr(imgs[i].name));
                         jset(e, "delta_bytes", ji(dl));
                         jset(e, "after_bytes", ju(imgs[i].after));
-                        json_object_array_add(jtop, e);
+                        ia_jw_value(w, e);
                 }
                 snprintf(note, sizeof(note),
                          "from scan %" PRId64 " (%s) to scan %" PRId64
@@ -1542,7 +1651,10 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
                 snprintf(note, sizeof(note),
                          "no earlier complete scan to compare scan %" PRId64 " with", r->scan.id);
         }
+        ia_jw_close(w, ']');
         ia_table_note(t, note);
+        ia_jw_key(w, "history");
+        ia_jw_open(w, '[');
         for (size_t i = 0; i < r->nhist; i++) {
                 const struct ia_rpt_hist *h = &r->hist[i];
                 json_object *e = json_object_new_object();
@@ -1558,33 +1670,10 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
                 jset(e, "images", ju(h->images));
                 jset(e, "virtual_bytes", ju(h->virtual_size));
                 jset(e, "allocated_bytes", ju(h->allocated));
-                json_object_array_add(jh, e);
+                ia_jw_value(w, e);
         }
-        x = json_object_new_object();
-        jset(x, "id", ji(r->scan.id));
-        jset(x, "started_at", jstr(r->scan.started_at));
-        jset(jt, "to_scan", x);
-        if (r->has_prev) {
-                x = json_object_new_object();
-                jset(x, "id", ji(r->prev_scan.id));
-                jset(x, "started_at", jstr(r->prev_scan.started_at));
-                jset(jt, "from_scan", x);
-                x = json_object_new_object();
-                jset(x, "before_bytes", ju(tot.before));
-                jset(x, "after_bytes", ju(tot.after));
-                jset(x, "delta_bytes", ji(delta(tot.before, tot.after)));
-                jset(jt, "total", x);
-        } else {
-                jset(jt, "from_scan", NULL);
-                jset(jt, "total", NULL);
-        }
-        jset(jt, "images", ji_);
-        jset(jt, "bases", jb);
-        jset(jt, "directories", jd);
-        jset(jt, "top_growers", jtop);
-        jset(jt, "history", jh);
-        jset(o->doc, "trend", jt);
-        jt = ji_ = jb = jd = jtop = jh = NULL;
+        ia_jw_close(w, ']');
+        ia_jw_close(w, '}');
         o->have_trend = true;
         if (r->has_prev) {
                 prom_head(p, "imgaudit_trend_from_scan", "gauge",
@@ -1608,12 +1697,6 @@ static int sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *er
 nomem:
         NOMEM(err);
 out:
-        json_object_put(jt);
-        json_object_put(ji_);
-        json_object_put(jb);
-        json_object_put(jd);
-        json_object_put(jtop);
-        json_object_put(jh);
         for (size_t i = 0; imgs && i < nimgs; i++)
                 free(imgs[i].name);
         for (size_t i = 0; dirs && i < ndirs; i++)
@@ -1650,42 +1733,18 @@ static int run(enum ia_section s, struct ia_rpt *r, struct ia_rpt_out *o, struct
 int ia_section_run(enum ia_section s, struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
 {
         struct ia_table **before = o->tail;
-        int ret = run(s, r, o, err);
+        int ret;
 
+        ia_jw_key(&o->jw, ia_section_names[s]);
+        ret = run(s, r, o, err);
         o->sec_first[s] = *before;
         for (struct ia_table *t = *before; t; t = t->next) {
                 if (t->nomem && ret == 0)
                         ret = NOMEM(err);
                 o->sec_ntables[s]++;
         }
-        if (o->prom.nomem && ret == 0)
+        if ((o->prom.nomem || o->jw.nomem) && ret == 0)
                 ret = NOMEM(err);
-        if (!(o->want & IA_OUT_TABLES)) {
-                ia_table_free(*before);
-                *before = NULL;
-                o->tail = before;
-                o->sec_first[s] = NULL;
-                o->sec_ntables[s] = 0;
-        }
-        if (o->want & IA_OUT_JSON) {
-                /* serialized now, at the indentation it has in the document, and freed */
-                json_object *v = json_object_object_get(o->doc, ia_section_names[s]);
-                const char *text = v ? json_object_to_json_string_ext(v, IA_JSON_FLAGS) : NULL;
-
-                if (v && !text && ret == 0)
-                        ret = NOMEM(err);
-                if (text) {
-                        ia_rbuf_addf(&o->json_sections, ",\n  \"%s\": ", ia_section_names[s]);
-                        for (const char *p = text; *p; p++) {
-                                ia_rbuf_addc(&o->json_sections, *p);
-                                if (*p == '\n')
-                                        ia_rbuf_adds(&o->json_sections, "  ");
-                        }
-                        if (o->json_sections.nomem && ret == 0)
-                                ret = NOMEM(err);
-                }
-        }
-        json_object_object_del(o->doc, ia_section_names[s]);
         if (!(o->want & IA_OUT_PROM))
                 ia_rbuf_release(&o->prom);
         return ret;
