@@ -29,7 +29,6 @@
 #include "out.h"
 #include "rbuf.h"
 #include "rpt.h"
-#include "schema.h"
 #include "sections.h"
 
 const char ia_report_usage[] =
@@ -61,50 +60,22 @@ const char ia_report_usage[] =
     "\n"
     "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
 
-/* The schema version this build creates: that of its last migration. */
-static int latest_schema(void)
-{
-        int db = 0;
-
-        for (const struct ia_schema_file *s = ia_schema_files; s->name; s++)
-                db = atoi(s->name);
-        return db;
-}
-
 void ia_print_version(FILE *f)
 {
         fprintf(f, "imgaudit %s (database schema %d, report schema %d)\n", IMGAUDIT_VERSION,
-                latest_schema(), IA_REPORT_SCHEMA_VERSION);
+                ia_rpt_latest_schema(), IA_REPORT_SCHEMA_VERSION);
 }
 
 /*
  * Before the store is read: a path that cannot be a database is named with
- * its cause, and a store of a newer schema than this build's is refused as
- * scan refuses it (its tables may mean something else now).
+ * its cause (a store of a newer schema is refused by ia_rpt_open).
  */
 static int check_db(const char *path)
 {
-        sqlite3 *db = NULL;
-        sqlite3_stmt *st = NULL;
-        sqlite3_int64 version = 0;
         char why[512];
 
-        /* an SQLite URI (the fleet report's in-memory stores) names no file to diagnose */
-        if (strncmp(path, "file:", 5) != 0 && ia_db_problem(path, false, why, sizeof(why))) {
+        if (ia_db_problem(path, false, why, sizeof(why))) {
                 ia_diag("imgaudit report", "database '%s': %s", path, why);
-                return -1;
-        }
-        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-            sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-                version = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        if (version > latest_schema()) {
-                ia_diag("imgaudit report",
-                        "database '%s' has schema version %lld, newer than this imgaudit's %d; "
-                        "refusing to read it (use a newer imgaudit)",
-                        path, (long long)version, latest_schema());
                 return -1;
         }
         return 0;
@@ -432,7 +403,11 @@ static int report_to(enum fmt f, struct ia_rpt *r, const bool *sel, bool per_ima
         return ret < 0 ? 1 : 0;
 }
 
-int ia_cmd_report(int argc, char **argv)
+/*
+ * The command: options from argv; the store is given (db, called name in
+ * messages) or, db NULL, opened from --db / $IMGAUDIT_DB.
+ */
+static int report_main(int argc, char **argv, sqlite3 *given, const char *name)
 {
         static const struct option opts[] = {
             {"db", required_argument, NULL, 'd'},
@@ -453,8 +428,6 @@ int ia_cmd_report(int argc, char **argv)
         struct ia_error err = {0};
         int c, ret;
 
-        if (ia_report_wants_pg(argc, argv)) /* --db CONNINFO: the fleet (pg_report.c) */
-                return ia_cmd_report_pg(argc, argv);
         if (!db || !*db)
                 db = "imgaudit.db";
         optind = 1;
@@ -536,9 +509,9 @@ int ia_cmd_report(int argc, char **argv)
                 for (int k = 0; k < IA_SEC_COUNT; k++)
                         sel[k] = true;
 
-        if (check_db(db) < 0)
+        if (!given && check_db(db) < 0)
                 return 1;
-        if (ia_rpt_open(&r, db, &err) < 0 ||
+        if ((given ? ia_rpt_attach(&r, given, name, &err) : ia_rpt_open(&r, db, &err)) < 0 ||
             ia_rpt_load(&r, scan, since, sel[IA_SEC_TREND], &err) < 0) {
                 ia_diag("imgaudit report", "%s", err.msg);
                 ia_rpt_close(&r);
@@ -547,4 +520,16 @@ int ia_cmd_report(int argc, char **argv)
         ret = report_to(f, &r, sel, per_image, out);
         ia_rpt_close(&r);
         return ret;
+}
+
+int ia_cmd_report(int argc, char **argv)
+{
+        if (ia_report_wants_pg(argc, argv)) /* --db CONNINFO: the fleet (pg_report.c) */
+                return ia_cmd_report_pg(argc, argv);
+        return report_main(argc, argv, NULL, NULL);
+}
+
+int ia_cmd_report_db(sqlite3 *db, const char *name, int argc, char **argv)
+{
+        return report_main(argc, argv, db, name);
 }

@@ -19,8 +19,7 @@
 
 #include "escape.h"
 #include "rbuf.h"
-
-#define IA_APPLICATION_ID 0x49414454 /* "IADT", as the scanner's store sets it */
+#include "schema.h" /* read-only: the store's identity and the latest schema version */
 
 int ia_rpt_db_error(struct ia_rpt *r, struct ia_error *err, const char *what)
 {
@@ -53,25 +52,32 @@ static int query_i64(struct ia_rpt *r, const char *sql, int64_t *v, struct ia_er
         return 0;
 }
 
-int ia_rpt_open(struct ia_rpt *r, const char *path, struct ia_error *err)
+int ia_rpt_latest_schema(void)
 {
+        int v = 0;
+
+        for (const struct ia_schema_file *s = ia_schema_files; s->name; s++)
+                v = atoi(s->name);
+        return v;
+}
+
+/* The checks and the read transaction of an open connection (ia_rpt_open, ia_rpt_attach). */
+static int begin(struct ia_rpt *r, struct ia_error *err)
+{
+        const char *path = r->db_path;
         int64_t appid, nobj, ntables;
 
-        memset(r, 0, sizeof(*r));
-        r->now = (int64_t)time(NULL);
-        r->db_path = strdup(path);
-        if (!r->db_path)
-                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-        /* READONLY: never create, never migrate, never write; no scan lock is taken. */
-        if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-                ia_error_set(err, IA_ERR_IO, "cannot open database '%s': %s", path,
-                             r->db ? sqlite3_errmsg(r->db) : "out of memory");
-                return -1;
-        }
         sqlite3_busy_timeout(r->db, 10000);
+        if (query_i64(r, "PRAGMA user_version", &r->db_schema, err) < 0)
+                return -1;
+        /* a newer schema's tables may mean something else now: refused as scan refuses it */
+        if (r->db_schema > ia_rpt_latest_schema())
+                return ia_error_set(err, IA_ERR_CORRUPT,
+                                    "database '%s' has schema version %lld, newer than this "
+                                    "imgaudit's %d; refusing to read it (use a newer imgaudit)",
+                                    path, (long long)r->db_schema, ia_rpt_latest_schema());
         if (query_i64(r, "SELECT count(*) FROM sqlite_master", &nobj, err) < 0 ||
-            query_i64(r, "PRAGMA application_id", &appid, err) < 0 ||
-            query_i64(r, "PRAGMA user_version", &r->db_schema, err) < 0)
+            query_i64(r, "PRAGMA application_id", &appid, err) < 0)
                 return -1;
         if (nobj == 0 || appid != IA_APPLICATION_ID)
                 return ia_error_set(err, IA_ERR_CORRUPT,
@@ -92,6 +98,34 @@ int ia_rpt_open(struct ia_rpt *r, const char *path, struct ia_error *err)
         if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
                 return ia_rpt_db_error(r, err, "beginning a read transaction");
         return 0;
+}
+
+int ia_rpt_open(struct ia_rpt *r, const char *path, struct ia_error *err)
+{
+        memset(r, 0, sizeof(*r));
+        r->now = (int64_t)time(NULL);
+        r->db_path = strdup(path);
+        if (!r->db_path)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        /* READONLY: never create, never migrate, never write; no scan lock is taken. */
+        if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+                ia_error_set(err, IA_ERR_IO, "cannot open database '%s': %s", path,
+                             r->db ? sqlite3_errmsg(r->db) : "out of memory");
+                return -1;
+        }
+        return begin(r, err);
+}
+
+int ia_rpt_attach(struct ia_rpt *r, sqlite3 *db, const char *name, struct ia_error *err)
+{
+        memset(r, 0, sizeof(*r));
+        r->now = (int64_t)time(NULL);
+        r->borrowed = true;
+        r->db = db;
+        r->db_path = strdup(name);
+        if (!r->db_path)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        return begin(r, err);
 }
 
 static void scan_release(struct ia_rpt_scan *s)
@@ -158,7 +192,8 @@ void ia_rpt_close(struct ia_rpt *r)
         sqlite3_finalize(r->st_archive);
         if (r->db) {
                 sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
-                sqlite3_close(r->db);
+                if (!r->borrowed)
+                        sqlite3_close(r->db);
         }
         free(r->db_path);
         memset(r, 0, sizeof(*r));
