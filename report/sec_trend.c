@@ -148,6 +148,59 @@ static int base_growth(const struct ia_rpt *r, const struct pkey *keys, size_t b
         return 0;
 }
 
+/* The trend's JSON up to its top growers: the scans, the total, then images, bases,
+ * directories (-1: out of memory). */
+static int trend_doc(const struct ia_rpt *r, struct ia_jw *w, const struct growth *tot,
+                     const struct growth *imgs, size_t nimgs, const struct growth *dirs,
+                     size_t ndirs, const struct pkey *keys)
+{
+        json_object *x;
+
+        /* JSON: the scans and the total first, then images, bases, directories */
+        x = json_object_new_object();
+        jset(x, "id", ji(r->scan.id));
+        jset(x, "started_at", jstr(r->scan.started_at));
+        ia_jw_open(w, '{');
+        ia_jw_kv(w, "to_scan", x);
+        if (r->has_prev) {
+                x = json_object_new_object();
+                jset(x, "id", ji(r->prev_scan.id));
+                jset(x, "started_at", jstr(r->prev_scan.started_at));
+                ia_jw_kv(w, "from_scan", x);
+                x = json_object_new_object();
+                jset(x, "before_bytes", ju(tot->before));
+                jset(x, "after_bytes", ju(tot->after));
+                jset(x, "delta_bytes", ji(delta(tot->before, tot->after)));
+                ia_jw_kv(w, "total", x);
+        } else {
+                ia_jw_kv(w, "from_scan", NULL);
+                ia_jw_kv(w, "total", NULL);
+        }
+        ia_jw_key(w, "images");
+        ia_jw_open(w, '[');
+        for (size_t i = 0; r->has_prev && i < nimgs; i++)
+                trend_json(w, &imgs[i]);
+        ia_jw_close(w, ']');
+        ia_jw_key(w, "bases");
+        ia_jw_open(w, '[');
+        for (size_t b = 0; r->has_prev && w->out && b < r->nimg; b++) {
+                struct growth g;
+
+                if (r->img[b].nchildren == 0)
+                        continue;
+                if (base_growth(r, keys, b, &g) < 0)
+                        return -1;
+                trend_json(w, &g);
+        }
+        ia_jw_close(w, ']');
+        ia_jw_key(w, "directories");
+        ia_jw_open(w, '[');
+        for (size_t i = 0; r->has_prev && i < ndirs; i++)
+                trend_json(w, &dirs[i]);
+        ia_jw_close(w, ']');
+        return 0;
+}
+
 int ia_sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
 {
         static const struct ia_col cols[] = {
@@ -173,7 +226,6 @@ int ia_sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
         struct ia_table *tt = ia_sec_table(o, "top_growers", "Top growers", tcols, NCOLS(tcols));
         struct ia_table *th = ia_sec_table(o, "history", "Scan history", hcols, NCOLS(hcols));
         struct ia_jw *w = &o->jw;
-        json_object *x;
         struct pkey *keys = NULL;
         struct growth *imgs = NULL, *dirs = NULL, tot = {.name = (char *)"all"};
         size_t nimgs = 0, ndirs = 0, unchanged = 0;
@@ -246,48 +298,8 @@ int ia_sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
         }
         qsort(imgs, nimgs, sizeof(*imgs), cmp_growth_name);
         qsort(dirs, ndirs, sizeof(*dirs), cmp_growth_name);
-        /* JSON: the scans and the total first, then images, bases, directories */
-        x = json_object_new_object();
-        jset(x, "id", ji(r->scan.id));
-        jset(x, "started_at", jstr(r->scan.started_at));
-        ia_jw_open(w, '{');
-        ia_jw_kv(w, "to_scan", x);
-        if (r->has_prev) {
-                x = json_object_new_object();
-                jset(x, "id", ji(r->prev_scan.id));
-                jset(x, "started_at", jstr(r->prev_scan.started_at));
-                ia_jw_kv(w, "from_scan", x);
-                x = json_object_new_object();
-                jset(x, "before_bytes", ju(tot.before));
-                jset(x, "after_bytes", ju(tot.after));
-                jset(x, "delta_bytes", ji(delta(tot.before, tot.after)));
-                ia_jw_kv(w, "total", x);
-        } else {
-                ia_jw_kv(w, "from_scan", NULL);
-                ia_jw_kv(w, "total", NULL);
-        }
-        ia_jw_key(w, "images");
-        ia_jw_open(w, '[');
-        for (size_t i = 0; r->has_prev && i < nimgs; i++)
-                trend_json(w, &imgs[i]);
-        ia_jw_close(w, ']');
-        ia_jw_key(w, "bases");
-        ia_jw_open(w, '[');
-        for (size_t b = 0; r->has_prev && w->out && b < r->nimg; b++) {
-                struct growth g;
-
-                if (r->img[b].nchildren == 0)
-                        continue;
-                if (base_growth(r, keys, b, &g) < 0)
-                        goto nomem;
-                trend_json(w, &g);
-        }
-        ia_jw_close(w, ']');
-        ia_jw_key(w, "directories");
-        ia_jw_open(w, '[');
-        for (size_t i = 0; r->has_prev && i < ndirs; i++)
-                trend_json(w, &dirs[i]);
-        ia_jw_close(w, ']');
+        if (trend_doc(r, w, &tot, imgs, nimgs, dirs, ndirs, keys) < 0)
+                goto nomem;
         ia_jw_key(w, "top_growers");
         ia_jw_open(w, '[');
         if (r->has_prev) {
