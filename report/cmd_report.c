@@ -4,9 +4,10 @@
  * Reads one scan of the store (read-only; never blocks a running scan),
  * computes the sections (sections.c) and renders them as human tables,
  * JSON (schema/report.schema.json), CSV, one self-contained HTML page or a
- * node_exporter textfile.  The whole document is built in memory and
- * written only once complete: to stdout, or to -o FILE through a temporary
- * file renamed over it, so a reader never sees half a report.
+ * node_exporter textfile.  Each section is written as soon as it is made
+ * (and what it made is freed), into a temporary file: beside -o FILE and
+ * renamed over it, or in /tmp and copied to stdout once complete, so a
+ * reader never sees half a report and memory does not grow with its size.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,7 +29,6 @@
 #include "out.h"
 #include "rbuf.h"
 #include "rpt.h"
-#include "schema.h"
 #include "sections.h"
 #include "banned.h"
 
@@ -61,50 +61,22 @@ const char ia_report_usage[] =
     "\n"
     "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
 
-/* The schema version this build creates: that of its last migration. */
-static int latest_schema(void)
-{
-        int db = 0;
-
-        for (const struct ia_schema_file *s = ia_schema_files; s->name; s++)
-                db = atoi(s->name);
-        return db;
-}
-
 void ia_print_version(FILE *f)
 {
         fprintf(f, "imgaudit %s (database schema %d, report schema %d)\n", IMGAUDIT_VERSION,
-                latest_schema(), IA_REPORT_SCHEMA_VERSION);
+                ia_rpt_latest_schema(), IA_REPORT_SCHEMA_VERSION);
 }
 
 /*
  * Before the store is read: a path that cannot be a database is named with
- * its cause, and a store of a newer schema than this build's is refused as
- * scan refuses it (its tables may mean something else now).
+ * its cause (a store of a newer schema is refused by ia_rpt_open).
  */
 static int check_db(const char *path)
 {
-        sqlite3 *db = NULL;
-        sqlite3_stmt *st = NULL;
-        sqlite3_int64 version = 0;
         char why[512];
 
-        /* an SQLite URI (the fleet report's in-memory stores) names no file to diagnose */
-        if (strncmp(path, "file:", 5) != 0 && ia_db_problem(path, false, why, sizeof(why))) {
+        if (ia_db_problem(path, false, why, sizeof(why))) {
                 ia_diag("imgaudit report", "database '%s': %s", path, why);
-                return -1;
-        }
-        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-            sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-                version = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        if (version > latest_schema()) {
-                ia_diag("imgaudit report",
-                        "database '%s' has schema version %lld, newer than this imgaudit's %d; "
-                        "refusing to read it (use a newer imgaudit)",
-                        path, (long long)version, latest_schema());
                 return -1;
         }
         return 0;
@@ -263,71 +235,180 @@ static int write_csv_dir(const char *dir, const struct ia_rpt_out *o)
         return 0;
 }
 
-static void render(enum fmt f, const struct ia_rpt *r, struct ia_rpt_out *o, const bool *sel,
-                   struct ia_rbuf *b)
+static const char *const heads[IA_SEC_COUNT] = {
+    "SUMMARY", "CAPACITY", "SHARING", "CHAINS", "ORPHANS", "FINDINGS", "TREND",
+};
+
+/* What the layout shows of section k, made just now; its tables are dropped after. */
+static int render_section(enum fmt f, const struct ia_rpt *r, struct ia_rpt_out *o, int k,
+                          bool *first, const char *csv_dir, struct ia_sink *sink,
+                          struct ia_sink *body)
 {
-        static const char *const heads[IA_SEC_COUNT] = {
-            "SUMMARY", "CAPACITY", "SHARING", "CHAINS", "ORPHANS", "FINDINGS", "TREND",
-        };
-        bool first = true;
+        const struct ia_table *t = o->sec_first[k];
 
         switch (f) {
-        case FMT_JSON: {
-                /* the document's own keys, then the sections serialized as they were made */
-                const char *s = json_object_to_json_string_ext(o->doc, IA_JSON_FLAGS);
-                size_t n = s ? strlen(s) : 0;
-
-                if (!s || n < 2 || s[n - 1] != '}') {
-                        b->nomem = true;
-                        return;
+        case FMT_JSON: /* written by the section itself */
+                break;
+        case FMT_CSV:
+                if (csv_dir)
+                        return write_csv_dir(csv_dir, o);
+                /* to stdout: the one selected section's first table */
+                if (*first && t) {
+                        ia_table_csv(t, &sink->b);
+                        *first = false;
                 }
-                while (n > 1 && (s[n - 2] == '\n' || s[n - 2] == ' '))
-                        n--; /* the closing "\n}" */
-                ia_rbuf_add(b, s, n - 1);
-                ia_rbuf_add(b, o->json_sections.buf ? o->json_sections.buf : "",
-                            o->json_sections.len);
-                ia_rbuf_adds(b, "\n}\n");
-                if (o->json_sections.nomem)
-                        b->nomem = true;
-                return;
-        }
-        case FMT_CSV: /* to stdout: the one selected section's first table */
-                for (int k = 0; k < IA_SEC_COUNT && first; k++) {
-                        if (sel[k] && o->sec_first[k]) {
-                                ia_table_csv(o->sec_first[k], b);
-                                first = false;
-                        }
-                }
-                return;
+                break;
         case FMT_HTML:
-                ia_html_render(r, o, sel, b);
-                return;
+                ia_html_section(r, o, (enum ia_section)k, &body->b);
+                ia_sink_spill(body);
+                break;
         case FMT_PROM:
-                ia_rbuf_add(b, o->prom.buf ? o->prom.buf : "", o->prom.len);
-                ia_rbuf_adds(b, "# HELP imgaudit_report_scan_id The scan this report describes.\n"
-                                "# TYPE imgaudit_report_scan_id gauge\n");
-                ia_rbuf_addf(b, "imgaudit_report_scan_id %" PRId64 "\n", r->scan.id);
-                return;
+                ia_rbuf_add(&sink->b, o->prom.buf ? o->prom.buf : "", o->prom.len);
+                if (o->prom.nomem)
+                        sink->b.nomem = true;
+                ia_rbuf_release(&o->prom);
+                break;
         case FMT_HUMAN:
-                ia_rbuf_addf(b, "imgaudit report: scan %" PRId64 " (%s), started %s", r->scan.id,
-                             r->scan.status, r->scan.started_at);
-                if (r->scan.finished_at)
-                        ia_rbuf_addf(b, ", finished %s", r->scan.finished_at);
-                ia_rbuf_adds(b, "\n\n");
-                for (int k = 0; k < IA_SEC_COUNT; k++) {
-                        const struct ia_table *t = o->sec_first[k];
-
-                        if (!sel[k])
-                                continue;
-                        ia_rbuf_addf(b, "== %s ==\n\n", heads[k]);
-                        for (size_t i = 0; i < o->sec_ntables[k] && t; i++, t = t->next)
-                                ia_table_human(t, b);
+                ia_rbuf_addf(&sink->b, "== %s ==\n\n", heads[k]);
+                for (size_t i = 0; i < o->sec_ntables[k] && t; i++, t = t->next) {
+                        ia_table_human(t, &sink->b);
+                        ia_sink_spill(sink);
                 }
-                return;
+                break;
         }
+        ia_sink_spill(sink);
+        return 0;
 }
 
-int ia_cmd_report(int argc, char **argv)
+/* The whole report into sink (csv_dir: the files of a CSV directory instead). */
+static int write_report(enum fmt f, struct ia_rpt *r, const bool *sel, bool per_image,
+                        const char *csv_dir, struct ia_sink *sink, struct ia_error *err)
+{
+        struct ia_rpt_out o;
+        struct ia_sink body;
+        bool first = true;
+        int ret = -1;
+
+        ia_sink_init(&body, -1);
+        if (f == FMT_HTML) {
+                /* the sections first, into a file: the head's cards need their figures */
+                body.fd = ia_tmpfile();
+                if (body.fd < 0)
+                        return ia_error_errno(err, IA_ERR_IO, errno,
+                                              "cannot create a temporary file in /tmp");
+        }
+        if (ia_rpt_out_init(&o, r,
+                            f == FMT_JSON   ? IA_OUT_JSON
+                            : f == FMT_PROM ? IA_OUT_PROM
+                                            : IA_OUT_TABLES,
+                            sink) < 0) {
+                ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                goto out;
+        }
+        o.prom_per_image = per_image;
+        if (f == FMT_PROM && ia_prom_store(r, &o, err) < 0)
+                goto out;
+        if (f == FMT_HUMAN) {
+                ia_rbuf_addf(&sink->b, "imgaudit report: scan %" PRId64 " (%s), started %s",
+                             r->scan.id, r->scan.status, r->scan.started_at);
+                if (r->scan.finished_at)
+                        ia_rbuf_addf(&sink->b, ", finished %s", r->scan.finished_at);
+                ia_rbuf_adds(&sink->b, "\n\n");
+        }
+        for (int k = 0; k < IA_SEC_COUNT; k++) {
+                if (!sel[k])
+                        continue;
+                if (ia_section_run((enum ia_section)k, r, &o, err) < 0) {
+                        ia_error_prefix(err, "%s", ia_section_names[k]);
+                        goto out;
+                }
+                if (render_section(f, r, &o, k, &first, csv_dir, sink, &body) < 0) {
+                        err->msg[0] = '\0';
+                        goto out;
+                }
+                ia_rpt_out_drop_tables(&o);
+        }
+        ia_rpt_out_finish(&o);
+        if (f == FMT_PROM) {
+                ia_rbuf_adds(&sink->b, "# HELP imgaudit_report_scan_id The scan this report "
+                                       "describes.\n"
+                                       "# TYPE imgaudit_report_scan_id gauge\n");
+                ia_rbuf_addf(&sink->b, "imgaudit_report_scan_id %" PRId64 "\n", r->scan.id);
+        }
+        if (f == FMT_HTML) {
+                ia_html_head(r, &o, sel, &sink->b);
+                if (ia_sink_flush(&body) < 0 || ia_sink_copy_fd(sink, body.fd) < 0) {
+                        ia_error_errno(err, IA_ERR_IO, errno, "writing the report");
+                        goto out;
+                }
+                ia_html_foot(&sink->b);
+        }
+        ret = 0;
+out:
+        ia_rpt_out_release(&o);
+        if (body.fd >= 0)
+                close(body.fd);
+        ia_sink_release(&body);
+        return ret;
+}
+
+/* Write the report of the loaded store r to out (NULL or "-": standard output). */
+static int report_to(enum fmt f, struct ia_rpt *r, const bool *sel, bool per_image, const char *out)
+{
+        struct ia_error err = {0};
+        struct ia_outfile of;
+        struct ia_sink sink;
+        const char *csv_dir = f == FMT_CSV && out && strcmp(out, "-") != 0 ? out : NULL;
+        int ret;
+
+        if (csv_dir) {
+                ia_sink_init(&sink, -1);
+                ret = write_report(f, r, sel, per_image, csv_dir, &sink, &err);
+                ia_sink_release(&sink);
+                if (ret < 0 && err.msg[0])
+                        ia_diag("imgaudit report", "%s", err.msg);
+                return ret < 0 ? 1 : 0;
+        }
+        if (ia_outfile_open(&of, out) < 0) {
+                if (out && strcmp(out, "-") != 0)
+                        ia_diag("imgaudit report", "cannot write '%s': %s", out, strerror(errno));
+                else
+                        ia_diag("imgaudit report", "cannot create a temporary file in /tmp: %s",
+                                strerror(errno));
+                return 1;
+        }
+        ia_sink_init(&sink, of.fd);
+        ret = write_report(f, r, sel, per_image, NULL, &sink, &err);
+        if (ret < 0) {
+                if (err.msg[0])
+                        ia_diag("imgaudit report", "%s", err.msg);
+        } else if (ia_sink_flush(&sink) < 0) {
+                if (errno == ENOMEM)
+                        ia_diag("imgaudit report", "out of memory");
+                else if (out && strcmp(out, "-") != 0)
+                        ia_diag("imgaudit report", "cannot write '%s': %s", out, strerror(errno));
+                else
+                        ia_diag("imgaudit report", "writing the report: %s", strerror(errno));
+                ret = -1;
+        } else if (ia_outfile_commit(&of) < 0) {
+                if (out && strcmp(out, "-") != 0)
+                        ia_diag("imgaudit report", "cannot write '%s': %s", out, strerror(errno));
+                else
+                        ia_diag("imgaudit report", "writing the report: %s", strerror(errno));
+                ia_sink_release(&sink);
+                return 1;
+        }
+        if (ret < 0)
+                ia_outfile_abort(&of);
+        ia_sink_release(&sink);
+        return ret < 0 ? 1 : 0;
+}
+
+/*
+ * The command: options from argv; the store is given (db, called name in
+ * messages) or, db NULL, opened from --db / $IMGAUDIT_DB.
+ */
+static int report_main(int argc, char **argv, sqlite3 *given, const char *name)
 {
         static const struct option opts[] = {
             {"db", required_argument, NULL, 'd'},
@@ -345,13 +426,9 @@ int ia_cmd_report(int argc, char **argv)
         bool sel[IA_SEC_COUNT] = {false}, any = false, per_image = false;
         enum fmt f = FMT_HUMAN;
         struct ia_rpt r;
-        struct ia_rpt_out o;
         struct ia_error err = {0};
-        struct ia_rbuf doc;
-        int c, ret = 1;
+        int c, ret;
 
-        if (ia_report_wants_pg(argc, argv)) /* --db CONNINFO: the fleet (pg_report.c) */
-                return ia_cmd_report_pg(argc, argv);
         if (!db || !*db)
                 db = "imgaudit.db";
         optind = 1;
@@ -433,56 +510,27 @@ int ia_cmd_report(int argc, char **argv)
                 for (int k = 0; k < IA_SEC_COUNT; k++)
                         sel[k] = true;
 
-        if (check_db(db) < 0)
+        if (!given && check_db(db) < 0)
                 return 1;
-        ia_rbuf_init(&doc);
-        if (ia_rpt_open(&r, db, &err) < 0 ||
+        if ((given ? ia_rpt_attach(&r, given, name, &err) : ia_rpt_open(&r, db, &err)) < 0 ||
             ia_rpt_load(&r, scan, since, sel[IA_SEC_TREND], &err) < 0) {
                 ia_diag("imgaudit report", "%s", err.msg);
                 ia_rpt_close(&r);
                 return err.cat == IA_ERR_USAGE ? 2 : 1;
         }
-        if (ia_rpt_out_init(&o, &r) < 0) {
-                ia_diag("imgaudit report", "out of memory");
-                goto out;
-        }
-        o.prom_per_image = per_image;
-        o.want = f == FMT_JSON ? IA_OUT_JSON : f == FMT_PROM ? IA_OUT_PROM : IA_OUT_TABLES;
-        if (f == FMT_PROM && ia_prom_store(&r, &o, &err) < 0) {
-                ia_diag("imgaudit report", "%s", err.msg);
-                goto out_o;
-        }
-        for (int k = 0; k < IA_SEC_COUNT; k++) {
-                if (sel[k] && ia_section_run((enum ia_section)k, &r, &o, &err) < 0) {
-                        ia_diag("imgaudit report", "%s: %s", ia_section_names[k], err.msg);
-                        goto out_o;
-                }
-        }
-        if (f == FMT_CSV && out && strcmp(out, "-") != 0) {
-                if (write_csv_dir(out, &o) < 0)
-                        goto out_o;
-                ret = 0;
-                goto out_o;
-        }
-        render(f, &r, &o, sel, &doc);
-        if (doc.nomem) {
-                ia_diag("imgaudit report", "out of memory");
-                goto out_o;
-        }
-        if (out && strcmp(out, "-") != 0) {
-                if (ia_write_file(out, doc.buf ? doc.buf : "", doc.len) < 0) {
-                        ia_diag("imgaudit report", "cannot write '%s': %s", out, strerror(errno));
-                        goto out_o;
-                }
-        } else if (ia_write_all(STDOUT_FILENO, doc.buf ? doc.buf : "", doc.len) < 0) {
-                ia_diag("imgaudit report", "writing the report: %s", strerror(errno));
-                goto out_o;
-        }
-        ret = 0;
-out_o:
-        ia_rpt_out_release(&o);
-out:
-        ia_rbuf_release(&doc);
+        ret = report_to(f, &r, sel, per_image, out);
         ia_rpt_close(&r);
         return ret;
+}
+
+int ia_cmd_report(int argc, char **argv)
+{
+        if (ia_report_wants_pg(argc, argv)) /* --db CONNINFO: the fleet (pg_report.c) */
+                return ia_cmd_report_pg(argc, argv);
+        return report_main(argc, argv, NULL, NULL);
+}
+
+int ia_cmd_report_db(sqlite3 *db, const char *name, int argc, char **argv)
+{
+        return report_main(argc, argv, db, name);
 }

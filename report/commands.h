@@ -13,6 +13,14 @@ extern const char ia_map_usage[];
 
 int ia_cmd_report(int argc, char **argv);
 extern const char ia_report_usage[];
+/*
+ * The same command over a store the caller opened and keeps open (the fleet
+ * report's in-memory copy of a host's store): argv holds report's options
+ * (argv[0] the command name) without --db; name is what messages call the
+ * database.  Its exit status (0, 1, or 2 for a usage error).
+ */
+struct sqlite3;
+int ia_cmd_report_db(struct sqlite3 *db, const char *name, int argc, char **argv);
 /* "imgaudit VERSION (database schema N, report schema N)" for --version. */
 void ia_print_version(FILE *f);
 

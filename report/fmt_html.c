@@ -438,8 +438,8 @@ static char *common_base(const struct ia_rpt_scan *s)
         return base;
 }
 
-void ia_html_render(const struct ia_rpt *r, const struct ia_rpt_out *o,
-                    const bool sections[IA_SEC_COUNT], struct ia_rbuf *b)
+void ia_html_head(const struct ia_rpt *r, const struct ia_rpt_out *o,
+                  const bool sections[IA_SEC_COUNT], struct ia_rbuf *b)
 {
         const struct ia_rpt_scan *s = &r->scan;
         char buf[64], *base = common_base(s);
@@ -486,23 +486,30 @@ void ia_html_render(const struct ia_rpt *r, const struct ia_rpt_out *o,
                 ia_rbuf_addf(b, "</b>%s (the whole name shows when pointed at).</p>\n",
                              s->nroots > 1 ? ", the common directory of the scan roots" : "");
         }
-        for (int k = 0; k < IA_SEC_COUNT; k++) {
-                const struct ia_table *t = o->sec_first[k];
-
-                if (!sections[k])
-                        continue;
-                ia_rbuf_addf(b, "<section id=\"s-%s\"><h2><a href=\"#s-%s\">%s</a></h2>\n",
-                             ia_section_names[k], ia_section_names[k], titles[k]);
-                if (k == IA_SEC_CAPACITY && o->have_capacity)
-                        chart_dirs(o, b, base);
-                if (k == IA_SEC_SHARING && o->have_sharing)
-                        chart_bases(r, b, base);
-                if (k == IA_SEC_TREND && o->have_trend)
-                        chart_history(r, b);
-                for (size_t i = 0; i < o->sec_ntables[k] && t; i++, t = t->next)
-                        ia_table_html(t, b, base);
-                ia_rbuf_adds(b, "</section>\n");
-        }
         free(base);
+}
+
+void ia_html_section(const struct ia_rpt *r, const struct ia_rpt_out *o, enum ia_section k,
+                     struct ia_rbuf *b)
+{
+        const struct ia_table *t = o->sec_first[k];
+        char *base = common_base(&r->scan);
+
+        ia_rbuf_addf(b, "<section id=\"s-%s\"><h2><a href=\"#s-%s\">%s</a></h2>\n",
+                     ia_section_names[k], ia_section_names[k], titles[k]);
+        if (k == IA_SEC_CAPACITY && o->have_capacity)
+                chart_dirs(o, b, base);
+        if (k == IA_SEC_SHARING && o->have_sharing)
+                chart_bases(r, b, base);
+        if (k == IA_SEC_TREND && o->have_trend)
+                chart_history(r, b);
+        for (size_t i = 0; i < o->sec_ntables[k] && t; i++, t = t->next)
+                ia_table_html(t, b, base);
+        ia_rbuf_adds(b, "</section>\n");
+        free(base);
+}
+
+void ia_html_foot(struct ia_rbuf *b)
+{
         ia_rbuf_adds(b, "</body></html>\n");
 }

@@ -192,3 +192,189 @@ int ia_write_file(const char *path, const char *buf, size_t len)
         free(tmp);
         return 0;
 }
+
+void ia_sink_init(struct ia_sink *s, int fd)
+{
+        ia_rbuf_init(&s->b);
+        s->fd = fd;
+        s->errnum = 0;
+        s->failed = false;
+}
+
+static void sink_write(struct ia_sink *s)
+{
+        if (s->b.nomem && !s->failed) {
+                s->failed = true;
+                s->errnum = ENOMEM;
+        }
+        if (!s->failed && s->b.len && ia_write_all(s->fd, s->b.buf, s->b.len) < 0) {
+                s->failed = true;
+                s->errnum = errno;
+        }
+        s->b.len = 0;
+        if (s->b.buf)
+                s->b.buf[0] = '\0';
+}
+
+void ia_sink_spill(struct ia_sink *s)
+{
+        if (s && (s->b.len >= IA_OUT_BUFSZ || s->b.nomem))
+                sink_write(s);
+}
+
+int ia_sink_flush(struct ia_sink *s)
+{
+        sink_write(s);
+        if (s->failed) {
+                errno = s->errnum;
+                return -1;
+        }
+        return 0;
+}
+
+void ia_sink_release(struct ia_sink *s)
+{
+        ia_rbuf_release(&s->b);
+}
+
+int ia_sink_copy_fd(struct ia_sink *s, int fd)
+{
+        char *buf;
+        ssize_t n;
+
+        if (ia_sink_flush(s) < 0)
+                return -1;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return -1;
+        buf = malloc(IA_OUT_BUFSZ);
+        if (!buf) {
+                errno = ENOMEM;
+                return -1;
+        }
+        while ((n = read(fd, buf, IA_OUT_BUFSZ)) != 0) {
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 || ia_write_all(s->fd, buf, (size_t)n) < 0) {
+                        int e = errno;
+                        free(buf);
+                        errno = e;
+                        return -1;
+                }
+        }
+        free(buf);
+        return 0;
+}
+
+int ia_tmpfile(void)
+{
+        FILE *f;
+        int fd;
+
+#ifdef O_TMPFILE
+        fd = open("/tmp", O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+        if (fd >= 0)
+                return fd;
+#endif
+        f = tmpfile();
+        if (!f)
+                return -1;
+        fd = fcntl(fileno(f), F_DUPFD_CLOEXEC, 0);
+        fclose(f);
+        return fd;
+}
+
+int ia_outfile_open(struct ia_outfile *f, const char *path)
+{
+        struct stat st;
+        size_t n;
+        mode_t mask;
+        int e;
+
+        f->fd = -1;
+        f->tmp = NULL;
+        f->path = path && strcmp(path, "-") != 0 ? path : NULL;
+        if (!f->path) {
+                f->fd = ia_tmpfile();
+                return f->fd < 0 ? -1 : 0;
+        }
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+                /* a device or a FIFO (-o /dev/stdout, /dev/null): written in place */
+                f->fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+                return f->fd < 0 ? -1 : 0;
+        }
+        n = strlen(path);
+        f->tmp = malloc(n + 16);
+        if (!f->tmp) {
+                errno = ENOMEM;
+                return -1;
+        }
+        snprintf(f->tmp, n + 16, "%s.tmp.XXXXXX", path);
+        f->fd = mkstemp(f->tmp);
+        if (f->fd < 0) {
+                e = errno;
+                free(f->tmp);
+                f->tmp = NULL;
+                errno = e;
+                return -1;
+        }
+        mask = umask(0);
+        umask(mask);
+        if (fchmod(f->fd, 0666 & ~mask) < 0) {
+                e = errno;
+                ia_outfile_abort(f);
+                errno = e;
+                return -1;
+        }
+        return 0;
+}
+
+int ia_outfile_commit(struct ia_outfile *f)
+{
+        int e, ret = 0;
+
+        if (!f->path) {
+                struct ia_sink s;
+
+                ia_sink_init(&s, STDOUT_FILENO);
+                ret = ia_sink_copy_fd(&s, f->fd);
+                ia_sink_release(&s);
+        } else if (f->tmp) {
+                if (fsync(f->fd) < 0 || close(f->fd) < 0) {
+                        f->fd = -1;
+                        e = errno;
+                        ia_outfile_abort(f);
+                        errno = e;
+                        return -1;
+                }
+                f->fd = -1;
+                if (rename(f->tmp, f->path) < 0) {
+                        e = errno;
+                        ia_outfile_abort(f);
+                        errno = e;
+                        return -1;
+                }
+                free(f->tmp);
+                f->tmp = NULL;
+                return 0;
+        }
+        e = errno;
+        if (close(f->fd) < 0 && ret == 0) {
+                e = errno;
+                ret = -1;
+        }
+        f->fd = -1;
+        errno = e;
+        return ret;
+}
+
+void ia_outfile_abort(struct ia_outfile *f)
+{
+        if (f->fd >= 0)
+                close(f->fd);
+        f->fd = -1;
+        if (f->tmp) {
+                unlink(f->tmp);
+                free(f->tmp);
+                f->tmp = NULL;
+        }
+}

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rbuf.h"
+
 #define IA_OUT_BUFSZ (64 * 1024)
 
 struct ia_out {
@@ -41,5 +43,45 @@ int ia_write_all(int fd, const char *p, size_t n);
  * written into, never renamed over.  0, or -1 with errno set.
  */
 int ia_write_file(const char *path, const char *buf, size_t len);
+
+/*
+ * A report written as it is made: appended to b, which goes to fd as soon
+ * as it holds IA_OUT_BUFSZ bytes or more (ia_sink_spill), so a report never
+ * holds its whole text.  A failed write or allocation is sticky and
+ * reported by ia_sink_flush.
+ */
+struct ia_sink {
+        struct ia_rbuf b;
+        int fd;
+        int errnum;
+        bool failed;
+};
+
+void ia_sink_init(struct ia_sink *s, int fd);
+void ia_sink_spill(struct ia_sink *s);
+/* Write everything; 0, or -1 with errno set (ENOMEM after an allocation failure). */
+int ia_sink_flush(struct ia_sink *s);
+void ia_sink_release(struct ia_sink *s);
+/* Append the whole of file fd (read from its start) to s. */
+int ia_sink_copy_fd(struct ia_sink *s, int fd);
+
+/*
+ * Where a report goes, whole or not at all: -o FILE through a temporary file
+ * beside it, fsync'ed and renamed over FILE by commit (a device or a FIFO is
+ * written in place); standard output (path NULL or "-") through an unlinked
+ * temporary file in /tmp, copied to it by commit, so an error never leaves
+ * half a report on either.
+ */
+struct ia_outfile {
+        int fd;
+        char *tmp;        /* the temporary file beside path, or NULL */
+        const char *path; /* NULL: standard output */
+};
+
+int ia_outfile_open(struct ia_outfile *f, const char *path);
+int ia_outfile_commit(struct ia_outfile *f);
+void ia_outfile_abort(struct ia_outfile *f);
+/* An unlinked temporary file in /tmp (O_TMPFILE or tmpfile), read-write; -1 and errno. */
+int ia_tmpfile(void);
 
 #endif

@@ -631,12 +631,11 @@ int ia_cmd_report_pg(int argc, char **argv)
                                         stores[i].store_id);
                         goto fail;
                 }
-                pass[n++] = "--db";
-                pass[n++] = mem;
                 pass[n++] = "-o";
                 pass[n++] = outfile;
                 pass[n] = NULL;
-                rc = ia_cmd_report(n, pass);
+                /* the host's store as loaded, by the connection that loaded it */
+                rc = ia_cmd_report_db(db, mem, n, pass);
                 sqlite3_close(db);
                 if (rc != 0) {
                         ret = rc;

@@ -1,8 +1,9 @@
 /*
- * A growable byte buffer for whole documents.
+ * A growable byte buffer for documents and their parts.
  *
- * Reports are built in memory and written only when complete, so that an
- * error never leaves half a report on stdout or in the -o file (STYLE 9).
+ * A report goes through one (struct ia_sink, out.h) into a temporary file
+ * that becomes the output only when complete, so that an error never leaves
+ * half a report on stdout or in the -o file (STYLE 9).
  * Allocation failure is sticky: the buffer remembers it, further appends are
  * dropped, and the caller checks once at the end.
  */

@@ -105,6 +105,7 @@ struct ia_rpt_scan {
 
 struct ia_rpt {
         sqlite3 *db;
+        bool borrowed; /* db belongs to the caller (ia_rpt_attach): never closed here */
         char *db_path;
         int64_t db_schema; /* PRAGMA user_version */
         struct ia_rpt_scan scan;
@@ -132,6 +133,13 @@ struct ia_rpt {
  * store or has no scan tables.
  */
 int ia_rpt_open(struct ia_rpt *r, const char *path, struct ia_error *err);
+/*
+ * The same over a connection the caller opened and keeps (the fleet
+ * report's in-memory store): name is what messages call the database.
+ */
+int ia_rpt_attach(struct ia_rpt *r, sqlite3 *db, const char *name, struct ia_error *err);
+/* The schema version this build creates: that of its last migration. */
+int ia_rpt_latest_schema(void);
 void ia_rpt_close(struct ia_rpt *r);
 
 /*

@@ -15,6 +15,7 @@
 
 #include <json-c/json.h>
 
+#include "jsonw.h"
 #include "rbuf.h"
 #include "rpt.h"
 #include "table.h"
@@ -44,7 +45,9 @@ struct ia_rpt_agg {
 };
 
 struct ia_rpt_out {
-        json_object *doc;
+        /* with IA_OUT_JSON: the document, written as each section is made (the writer's out
+         * is NULL in the other layouts: nothing is written, nothing kept) */
+        struct ia_jw jw;
         struct ia_table *tables, **tail;
         struct ia_rbuf prom;
         /* for the HTML charts */
@@ -55,13 +58,9 @@ struct ia_rpt_out {
         size_t sec_ntables[IA_SEC_COUNT];
         size_t norphans, nbroken, nfindings;
         bool prom_per_image; /* series per image, directory and base (--prometheus-per-image) */
-        /* what the layout needs (IA_OUT_*): a section drops the rest as soon as it is made, so a
-         * report holds one layout of the store, not three */
+        /* what the layout needs (IA_OUT_*): a section makes only that (tables are
+         * rendered and dropped by the caller as soon as the section is made) */
         unsigned want;
-        /* with IA_OUT_JSON: each section's JSON, serialized as soon as it is made and freed
-         * from doc (",\n  \"name\": value" pieces), so the report never holds the JSON of
-         * every section at once */
-        struct ia_rbuf json_sections;
 };
 
 /* How the JSON report is laid out. */
@@ -73,7 +72,16 @@ struct ia_rpt_out {
 #define IA_OUT_PROM   0x4u
 #define IA_OUT_ALL    (IA_OUT_TABLES | IA_OUT_JSON | IA_OUT_PROM)
 
-int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r);
+/*
+ * Start a report that makes what want says (IA_OUT_*); with IA_OUT_JSON the
+ * document's first keys (tool, scan) are written to json at once.
+ */
+int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r, unsigned want,
+                    struct ia_sink *json);
+/* End the JSON document (after the last section). */
+void ia_rpt_out_finish(struct ia_rpt_out *o);
+/* Free the tables made so far (after they were rendered). */
+void ia_rpt_out_drop_tables(struct ia_rpt_out *o);
 void ia_rpt_out_release(struct ia_rpt_out *o);
 
 /*
@@ -88,8 +96,15 @@ int ia_prom_store(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err);
 /* Compute and emit one section. */
 int ia_section_run(enum ia_section s, struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err);
 
-/* The HTML document (fmt_html.c). */
-void ia_html_render(const struct ia_rpt *r, const struct ia_rpt_out *o,
-                    const bool sections[IA_SEC_COUNT], struct ia_rbuf *b);
+/*
+ * The HTML document (fmt_html.c), written in three parts: each section as
+ * soon as it is made, then the head (title, navigation, the cards, which
+ * need every section's figures) and the foot.
+ */
+void ia_html_section(const struct ia_rpt *r, const struct ia_rpt_out *o, enum ia_section k,
+                     struct ia_rbuf *b);
+void ia_html_head(const struct ia_rpt *r, const struct ia_rpt_out *o,
+                  const bool sections[IA_SEC_COUNT], struct ia_rbuf *b);
+void ia_html_foot(struct ia_rbuf *b);
 
 #endif

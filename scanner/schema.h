@@ -13,6 +13,9 @@ struct ia_schema_file {
 
 extern const struct ia_schema_file ia_schema_files[];
 
+/* PRAGMA application_id of every imgaudit store: "IADT". */
+#define IA_APPLICATION_ID 0x49414454
+
 /* The central PostgreSQL schema: schema/pg/NNN_*.sql, in name order, likewise. */
 extern const struct ia_schema_file ia_pg_schema_files[];
 

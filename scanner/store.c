@@ -26,9 +26,8 @@
 #include "schema.h"
 #include "banned.h"
 
-#define IA_APPLICATION_ID 0x49414454 /* "IADT" */
-#define IA_BATCH_ROWS     50000
-#define IA_IDLE_ROWS      20000 /* a commit when the queue runs dry: not for fewer rows */
+#define IA_BATCH_ROWS 50000
+#define IA_IDLE_ROWS  20000 /* a commit when the queue runs dry: not for fewer rows */
 
 enum {
         ST_FILE,
