@@ -198,17 +198,11 @@ static int cloop_block_status(struct ia_image *img, uint64_t off, uint64_t len,
         return 0;
 }
 
-static void cloop_close(struct ia_image *img)
-{
-        free(img->priv);
-        img->priv = NULL;
-}
-
 const struct ia_driver ia_drv_cloop = {
     .name = "cloop",
     .flags = 0,
     .probe = cloop_probe,
     .open = cloop_open,
     .block_status = cloop_block_status, /* qemu has none: its answer unless true_map */
-    .close = cloop_close,
+    .close = ia_close_priv,
 };

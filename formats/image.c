@@ -126,6 +126,12 @@ int ia_file_status(struct ia_file *f, uint64_t off, uint64_t len, struct ia_bsta
         return 0;
 }
 
+void ia_close_priv(struct ia_image *img)
+{
+        free(img->priv);
+        img->priv = NULL;
+}
+
 uint64_t ia_clock_ns(void)
 {
         struct timespec ts;

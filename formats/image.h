@@ -119,6 +119,11 @@ struct ia_open_ctx {
 #define IA_DEFAULT_MAX_DEPTH 256
 #define IA_DEFAULT_COMPAT    1002
 
+/* qemu releases whose map output changed (values of ia_open_ctx.compat). */
+#define IA_QEMU_7_2  702  /* the oldest imitated ("present" key since 6.1) */
+#define IA_QEMU_8_2  802  /* "compressed" key; entries merge only if it matches */
+#define IA_QEMU_10_1 1001 /* every --output is checked as it is parsed */
+
 /* Image flags (struct ia_image.flags): facts an audit wants to know. */
 #define IA_IMG_DIRTY         0x01u /* qcow2 dirty bit, vhdx log, ... */
 #define IA_IMG_CORRUPT       0x02u /* the format's own "corrupt" flag */
@@ -211,8 +216,13 @@ struct ia_driver {
          */
         int (*block_status)(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
                             struct ia_error *err);
-        void (*close)(struct ia_image *img); /* free img->priv and what it holds */
+        /* Free img->priv and what it holds.  ia_close_priv where priv is one
+           malloc'd block or NULL (most drivers). */
+        void (*close)(struct ia_image *img);
 };
+
+/* The default close: free(img->priv), img->priv = NULL. */
+void ia_close_priv(struct ia_image *img);
 
 /*
  * Open a file that img refers to (a VMDK extent, a qcow2 data file) through

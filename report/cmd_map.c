@@ -218,7 +218,7 @@ int ia_cmd_map(int argc, char **argv)
                                                       optarg);
                         /* Older releases print other layouts (no "present" key before
                          * 6.1): refuse them rather than print a layout they never had. */
-                        if (ctx.compat < 702)
+                        if (ctx.compat < IA_QEMU_7_2)
                                 return ia_usage_error("map", 1,
                                                       "--qemu-compat=%s: only qemu 7.2 and later "
                                                       "are imitated",
@@ -250,7 +250,7 @@ int ia_cmd_map(int argc, char **argv)
                 return ia_usage_error("map", 1, "expects exactly one image file name");
         /* qemu-img up to 10.0 checks only the last --output; from 10.1 on, each one
          * as it is parsed, so an invalid value anywhere is an error. */
-        if (bad_output && ctx.compat >= 1001)
+        if (bad_output && ctx.compat >= IA_QEMU_10_1)
                 output = bad_output;
         if (strcmp(output, "json") == 0) {
                 mo.mode = IA_MAPOUT_JSON;
@@ -261,7 +261,7 @@ int ia_cmd_map(int argc, char **argv)
                 return ia_usage_error("map", 1, "--output must be 'human' or 'json', not '%s'",
                                       output);
         }
-        if (ctx.compat >= 802)
+        if (ctx.compat >= IA_QEMU_8_2)
                 mopts.flags |= IA_MAP_MERGE_COMPRESSED;
 
         if (nroots) {
@@ -281,7 +281,7 @@ int ia_cmd_map(int argc, char **argv)
 
         ia_out_init(&out, STDOUT_FILENO);
         mo.out = &out;
-        mo.compressed_key = ctx.compat >= 802;
+        mo.compressed_key = ctx.compat >= IA_QEMU_8_2;
         mo.image = argv[optind];
         ia_mapout_begin(&mo);
         if (ia_map(top, &mopts, ia_mapout_entry, &mo, &err) == 0) {
