@@ -189,9 +189,7 @@ static int bochs_block_status(struct ia_image *img, uint64_t off, uint64_t len,
         bool set;
 
         if (!s) {
-                /* qemu's answer for a format without block status */
-                st->len = img->size - off;
-                st->flags = IA_BS_DATA;
+                ia_bs_coarse(img, off, st);
                 return 0;
         }
         idx = off / s->extent_size;

@@ -221,6 +221,13 @@ struct ia_driver {
         void (*close)(struct ia_image *img);
 };
 
+/*
+ * qemu's answer for a format without block status, from off to the end:
+ * data, no offset.  For block_status() of a driver whose true map is
+ * optional (ctx->true_map unset).
+ */
+void ia_bs_coarse(const struct ia_image *img, uint64_t off, struct ia_bstatus *st);
+
 /* The default close: free(img->priv), img->priv = NULL. */
 void ia_close_priv(struct ia_image *img);
 
