@@ -7,9 +7,21 @@
  * multiple of 512) at 128 and the block count N at 132; then N + 1 64-bit
  * file offsets at 136: block i is the zlib stream [offset[i], offset[i+1]).
  *
- * qemu has no block status for cloop: its map is one data entry without a
- * host offset for the whole disk (the human layout fails on it), and that is
- * what we print.  The driver checks what qemu's open checks (the offsets
+ * qemu has no block status for cloop (block/cloop.c has no
+ * bdrv_co_block_status; block/io.c then answers "data, allocated" without an
+ * offset): its map is one data entry without a host offset for the whole
+ * disk (the human layout fails on it), and that is what we print by default.
+ *
+ * The true map (ctx->true_map, `imgaudit map --true-map`): every block is
+ * data stored compressed (IA_BS_COMPRESSED, like qcow2's compressed
+ * clusters: no host offset, as qemu prints none for compressed data; the
+ * JSON of 8.2+ says "compressed": true).  V2.0 has no special blocks (the
+ * later cloop versions' uncompressed, zero and repeated blocks are not read
+ * by qemu), but a block whose compressed length is 0 (offset[i + 1] ==
+ * offset[i], as every offset past the end of the file reads) is one qemu
+ * cannot read (inflate has no input: an I/O error): the true map refuses
+ * it (`corrupt`), as dmg's refuses chunks it cannot tell.  The two offsets
+ * of a block are read for each answer.  The driver checks what qemu's open checks (the offsets
  * must not decrease, a block is at most 128 MiB compressed) reading the
  * table through a small window, and sets the size as qemu does: N times the
  * sectors per block, computed in 32 bits (qemu's product wraps).
@@ -27,6 +39,11 @@
 #define CLOOP_MAX_OFFSETS (512u * 1024 * 1024) /* bytes of offset table qemu accepts */
 #define CLOOP_TABLE_OFF   136u
 #define CLOOP_WINDOW      1024u /* offsets read at once */
+
+/* What the true map needs (ctx->true_map only). */
+struct cloop {
+        uint32_t block_size;
+};
 
 static const char cloop_magic[] = "#!/bin/sh\n"
                                   "#V2.0 Format\n"
@@ -139,12 +156,45 @@ static int cloop_open(struct ia_image *img, struct ia_error *err)
         img->size = (uint64_t)sectors * 512;
         img->cluster_size = 0;
         img->cow = false;
+        if (img->ctx && img->ctx->true_map) {
+                struct cloop *s = calloc(1, sizeof(*s));
+
+                if (!s)
+                        return ia_error_set(err, IA_ERR_NOMEM, "cloop: out of memory");
+                s->block_size = block_size;
+                img->priv = s;
+        }
         return 0;
 }
 
-static void cloop_close(struct ia_image *img)
+/* The true map: one block per answer, data stored compressed; the core merges. */
+static int cloop_block_status(struct ia_image *img, uint64_t off, uint64_t len,
+                              struct ia_bstatus *st, struct ia_error *err)
 {
-        (void)img;
+        struct cloop *s = img->priv;
+        uint8_t raw[16];
+        uint64_t block, lo, hi;
+
+        (void)len;
+        if (!s) {
+                ia_bs_coarse(img, off, st);
+                return 0;
+        }
+        block = off / s->block_size;
+        if (read_zfill(img->file, raw, sizeof(raw), CLOOP_TABLE_OFF + 8 * block, "offset table",
+                       err) < 0)
+                return -1;
+        lo = ia_be64(raw);
+        hi = ia_be64(raw + 8);
+        if (hi == lo)
+                return ia_error_set(err, IA_ERR_CORRUPT,
+                                    "cloop: block %llu of '%s' is 0 bytes compressed "
+                                    "(offset %llu): it cannot be read",
+                                    (unsigned long long)block, img->file->name,
+                                    (unsigned long long)lo);
+        st->len = (block + 1) * s->block_size - off;
+        st->flags = IA_BS_DATA | IA_BS_COMPRESSED;
+        return 0;
 }
 
 const struct ia_driver ia_drv_cloop = {
@@ -152,6 +202,6 @@ const struct ia_driver ia_drv_cloop = {
     .flags = 0,
     .probe = cloop_probe,
     .open = cloop_open,
-    .block_status = NULL, /* qemu has none: all data, no offset */
-    .close = cloop_close,
+    .block_status = cloop_block_status, /* qemu has none: its answer unless true_map */
+    .close = ia_close_priv,
 };

@@ -532,9 +532,7 @@ static int dmg_block_status(struct ia_image *img, uint64_t off, uint64_t len, st
 
         (void)len;
         if (!img->ctx || !img->ctx->true_map) {
-                /* qemu's answer for a format without block status */
-                st->len = img->size - off;
-                st->flags = IA_BS_DATA;
+                ia_bs_coarse(img, off, st);
                 return 0;
         }
         while (lo < hi) {

@@ -127,6 +127,18 @@ int ia_file_status(struct ia_file *f, uint64_t off, uint64_t len, struct ia_bsta
         return 0;
 }
 
+void ia_bs_coarse(const struct ia_image *img, uint64_t off, struct ia_bstatus *st)
+{
+        st->len = img->size - off;
+        st->flags = IA_BS_DATA;
+}
+
+void ia_close_priv(struct ia_image *img)
+{
+        free(img->priv);
+        img->priv = NULL;
+}
+
 uint64_t ia_clock_ns(void)
 {
         struct timespec ts;

@@ -127,6 +127,11 @@ struct ia_open_ctx {
 #define IA_DEFAULT_MAX_DEPTH 256
 #define IA_DEFAULT_COMPAT    1002
 
+/* qemu releases whose map output changed (values of ia_open_ctx.compat). */
+#define IA_QEMU_7_2  702  /* the oldest imitated ("present" key since 6.1) */
+#define IA_QEMU_8_2  802  /* "compressed" key; entries merge only if it matches */
+#define IA_QEMU_10_1 1001 /* every --output is checked as it is parsed */
+
 /* Image flags (struct ia_image.flags): facts an audit wants to know. */
 #define IA_IMG_DIRTY         0x01u /* qcow2 dirty bit, vhdx log, ... */
 #define IA_IMG_CORRUPT       0x02u /* the format's own "corrupt" flag */
@@ -221,8 +226,20 @@ struct ia_driver {
          */
         int (*block_status)(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
                             struct ia_error *err);
-        void (*close)(struct ia_image *img); /* free img->priv and what it holds */
+        /* Free img->priv and what it holds.  ia_close_priv where priv is one
+           malloc'd block or NULL (most drivers). */
+        void (*close)(struct ia_image *img);
 };
+
+/*
+ * qemu's answer for a format without block status, from off to the end:
+ * data, no offset.  For block_status() of a driver whose true map is
+ * optional (ctx->true_map unset).
+ */
+void ia_bs_coarse(const struct ia_image *img, uint64_t off, struct ia_bstatus *st);
+
+/* The default close: free(img->priv), img->priv = NULL. */
+void ia_close_priv(struct ia_image *img);
 
 /*
  * Open a file that img refers to (a VMDK extent, a qcow2 data file) through

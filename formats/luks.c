@@ -351,16 +351,11 @@ static int luks_open(struct ia_image *img, struct ia_error *err)
         return 0;
 }
 
-static void luks_close(struct ia_image *img)
-{
-        (void)img;
-}
-
 const struct ia_driver ia_drv_luks = {
     .name = "luks",
     .flags = 0,
     .probe = luks_probe,
     .open = luks_open,
     .block_status = NULL, /* qemu has none: all data, no offset */
-    .close = luks_close,
+    .close = ia_close_priv,
 };

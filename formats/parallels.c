@@ -214,17 +214,11 @@ static int parallels_block_status(struct ia_image *img, uint64_t off, uint64_t l
         return 0;
 }
 
-static void parallels_close(struct ia_image *img)
-{
-        free(img->priv);
-        img->priv = NULL;
-}
-
 const struct ia_driver ia_drv_parallels = {
     .name = "parallels",
     .flags = IA_DRV_BACKING,
     .probe = parallels_probe,
     .open = parallels_open,
     .block_status = parallels_block_status,
-    .close = parallels_close,
+    .close = ia_close_priv,
 };

@@ -53,6 +53,10 @@
 #define QCOW2_BM_MAX_TABLE     0x8000000u  /* bitmap table entries */
 #define QCOW2_BM_MAX_PHYS      0x20000000u /* bytes of bitmap data */
 #define QCOW2_BM_IN_USE        1u
+/* Not on disk: our mark, in a bitmap's flags, for a duplicate that qemu skips
+   (its table is never read).  Bit 31 is reserved on disk (qemu refuses a
+   bitmap with unknown flags before this is set). */
+#define QCOW2_BM_SKIPPED       (1u << 31)
 #define QCOW2_BM_FLAGS_KNOWN   3u /* in use, auto */
 #define QCOW2_BM_TABLE_RSVD    0xff000000000001feull
 #define QCOW2_BM_CHECK_BUDGET  (256ull << 20) /* bitmap table bytes read at open */
@@ -925,10 +929,10 @@ static int check_bitmaps(struct ia_source *src, const struct qcow2 *q, const str
                                              (const char *)name);
                                 goto out;
                         }
-                        flags |= 1u << 31; /* skipped: its table is never read */
+                        flags |= QCOW2_BM_SKIPPED;
                         break;
                 }
-                if (!(flags & (QCOW2_BM_IN_USE | 1u << 31)) &&
+                if (!(flags & (QCOW2_BM_IN_USE | QCOW2_BM_SKIPPED)) &&
                     check_bitmap_table(src, q, toff, tsize, &budget, err) < 0)
                         goto out;
                 pos += esize;

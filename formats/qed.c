@@ -297,17 +297,11 @@ static int qed_block_status(struct ia_image *img, uint64_t off, uint64_t len, st
         return 0;
 }
 
-static void qed_close(struct ia_image *img)
-{
-        free(img->priv);
-        img->priv = NULL;
-}
-
 const struct ia_driver ia_drv_qed = {
     .name = "qed",
     .flags = IA_DRV_BACKING,
     .probe = qed_probe,
     .open = qed_open,
     .block_status = qed_block_status,
-    .close = qed_close,
+    .close = ia_close_priv,
 };

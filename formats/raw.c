@@ -27,16 +27,11 @@ static int raw_block_status(struct ia_image *img, uint64_t off, uint64_t len, st
         return ia_file_status(img->file, off, len, st, err);
 }
 
-static void raw_close(struct ia_image *img)
-{
-        (void)img;
-}
-
 const struct ia_driver ia_drv_raw = {
     .name = "raw",
     .flags = 0,
     .probe = NULL,
     .open = raw_open,
     .block_status = raw_block_status,
-    .close = raw_close,
+    .close = ia_close_priv,
 };

@@ -279,17 +279,11 @@ static int vdi_block_status(struct ia_image *img, uint64_t off, uint64_t len, st
         return 0;
 }
 
-static void vdi_close(struct ia_image *img)
-{
-        free(img->priv);
-        img->priv = NULL;
-}
-
 const struct ia_driver ia_drv_vdi = {
     .name = "vdi",
     .flags = 0,
     .probe = vdi_probe,
     .open = vdi_open,
     .block_status = vdi_block_status,
-    .close = vdi_close,
+    .close = ia_close_priv,
 };

@@ -82,8 +82,25 @@
 #define VHDX_UNMAPPED    3
 #define VHDX_FULLY       6
 #define VHDX_PARTIALLY   7
+/* States 4 and 5 are reserved (neither the spec nor qemu defines them). */
+#define VHDX_RESERVED4 4
+#define VHDX_RESERVED5 5
 /* Sector bitmap block state. */
 #define VHDX_SB_PRESENT 6
+
+/* The metadata items found (the seen bits of vhdx_read_meta). */
+#define VHDX_M_PARAMS   0x01u /* file parameters */
+#define VHDX_M_SIZE     0x02u /* virtual disk size */
+#define VHDX_M_LSS      0x04u /* logical sector size */
+#define VHDX_M_PSS      0x08u /* physical sector size */
+#define VHDX_M_LOCATOR  0x10u /* parent locator */
+#define VHDX_M_DISKID   0x20u /* virtual disk id */
+#define VHDX_M_REQUIRED (VHDX_M_PARAMS | VHDX_M_SIZE | VHDX_M_LSS | VHDX_M_PSS)
+
+/* Flags of entries and items. */
+#define VHDX_REGION_REQUIRED 0x1u /* region table entry: must be understood */
+#define VHDX_META_REQUIRED   0x4u /* metadata table entry: IsRequired */
+#define VHDX_HAS_PARENT      0x2u /* file parameters: a differencing disk */
 
 struct vhdx_guid {
         uint32_t d1;
@@ -357,7 +374,7 @@ static int vhdx_read_regions(struct ia_source *src, uint64_t *bat_off, uint64_t 
         for (uint32_t i = 0; i < count; i++) {
                 const uint8_t *e = rt + 16 + 32 * i;
                 uint64_t off = ia_le64(e + 16), len = ia_le32(e + 24);
-                bool required = ia_le32(e + 28) & 1;
+                bool required = ia_le32(e + 28) & VHDX_REGION_REQUIRED;
 
                 if (vhdx_guid_eq(e, &vhdx_bat_guid) || vhdx_guid_eq(e, &vhdx_meta_guid)) {
                         bool bat = vhdx_guid_eq(e, &vhdx_bat_guid);
@@ -456,19 +473,19 @@ static int vhdx_read_metadata(struct ia_source *src, uint64_t meta_off, uint64_t
                 const char *what;
 
                 if (vhdx_guid_eq(e, &vhdx_params_guid)) {
-                        bit = 1, need = 8, what = "file parameters";
+                        bit = VHDX_M_PARAMS, need = 8, what = "file parameters";
                 } else if (vhdx_guid_eq(e, &vhdx_size_guid)) {
-                        bit = 2, need = 8, what = "virtual disk size";
+                        bit = VHDX_M_SIZE, need = 8, what = "virtual disk size";
                 } else if (vhdx_guid_eq(e, &vhdx_lss_guid)) {
-                        bit = 4, need = 4, what = "logical sector size";
+                        bit = VHDX_M_LSS, need = 4, what = "logical sector size";
                 } else if (vhdx_guid_eq(e, &vhdx_pss_guid)) {
-                        bit = 8, need = 4, what = "physical sector size";
+                        bit = VHDX_M_PSS, need = 4, what = "physical sector size";
                 } else if (vhdx_guid_eq(e, &vhdx_locator_guid)) {
-                        bit = 16, need = 0, what = "parent locator";
+                        bit = VHDX_M_LOCATOR, need = 0, what = "parent locator";
                 } else if (vhdx_guid_eq(e, &vhdx_diskid_guid)) {
-                        bit = 32, need = 16, what = "virtual disk id";
+                        bit = VHDX_M_DISKID, need = 16, what = "virtual disk id";
                 } else {
-                        if (fl & 4) {
+                        if (fl & VHDX_META_REQUIRED) {
                                 ia_error_set(err, IA_ERR_UNSUPPORTED,
                                              "vhdx: metadata entry %u is an unknown required item",
                                              i);
@@ -488,7 +505,7 @@ static int vhdx_read_metadata(struct ia_source *src, uint64_t meta_off, uint64_t
                                      need);
                         goto out;
                 }
-                if (bit == 16) {
+                if (bit == VHDX_M_LOCATOR) {
                         if (off < VHDX_META_TBL_SIZE || !ia_range_in(off, len, meta_len)) {
                                 ia_error_set(err, IA_ERR_CORRUPT,
                                              "vhdx: parent locator at %u (%u bytes) lies outside "
@@ -501,27 +518,27 @@ static int vhdx_read_metadata(struct ia_source *src, uint64_t meta_off, uint64_t
                         m->have_loc = true;
                         continue;
                 }
-                if (bit == 32)
+                if (bit == VHDX_M_DISKID)
                         continue;
                 if (vhdx_read_item(src, meta_off, meta_len, off, need, b, what, err) < 0)
                         goto out;
-                if (bit == 1) {
+                if (bit == VHDX_M_PARAMS) {
                         m->block_size = ia_le32(b);
                         m->flags = ia_le32(b + 4);
-                } else if (bit == 2) {
+                } else if (bit == VHDX_M_SIZE) {
                         m->size = ia_le64(b);
-                } else if (bit == 4) {
+                } else if (bit == VHDX_M_LSS) {
                         m->lss = ia_le32(b);
                 } else {
                         m->pss = ia_le32(b);
                 }
         }
-        if ((seen & 15) != 15) {
+        if ((seen & VHDX_M_REQUIRED) != VHDX_M_REQUIRED) {
                 ia_error_set(err, IA_ERR_CORRUPT, "vhdx: the metadata lacks the %s item",
-                             !(seen & 1)   ? "file parameters"
-                             : !(seen & 2) ? "virtual disk size"
-                             : !(seen & 4) ? "logical sector size"
-                                           : "physical sector size");
+                             !(seen & VHDX_M_PARAMS) ? "file parameters"
+                             : !(seen & VHDX_M_SIZE) ? "virtual disk size"
+                             : !(seen & VHDX_M_LSS)  ? "logical sector size"
+                                                     : "physical sector size");
                 goto out;
         }
         ret = 0;
@@ -573,7 +590,7 @@ static int vhdx_scan_bat(struct vhdx_state *s, struct ia_error *err)
                                         continue;
                                 need = MIB;
                         } else {
-                                if (state == 4 || state == 5 ||
+                                if (state == VHDX_RESERVED4 || state == VHDX_RESERVED5 ||
                                     (state == VHDX_PARTIALLY && !s->diff)) {
                                         ia_error_set(err, IA_ERR_CORRUPT,
                                                      "vhdx: payload BAT entry %llu has the "
@@ -639,7 +656,7 @@ static int vhdx_open_replayed(struct ia_image *img, struct ia_source *src, const
                                     "vhdx: virtual disk size %llu is not a multiple of %u between "
                                     "1 and 64 TiB",
                                     (unsigned long long)m.size, m.lss);
-        if ((m.flags & 2) && !m.have_loc)
+        if ((m.flags & VHDX_HAS_PARENT) && !m.have_loc)
                 return ia_error_set(err, IA_ERR_CORRUPT,
                                     "vhdx: HasParent is set but there is no parent locator");
 
@@ -649,7 +666,7 @@ static int vhdx_open_replayed(struct ia_image *img, struct ia_source *src, const
         s->block_size = m.block_size;
         s->lss = m.lss;
         s->disk_size = m.size;
-        s->diff = (m.flags & 2) != 0;
+        s->diff = (m.flags & VHDX_HAS_PARENT) != 0;
         s->chunk_ratio = ((uint64_t)1 << 23) * m.lss / m.block_size;
         s->bat_off = bat_off;
         s->src = ia_source_ref(src);

@@ -42,7 +42,8 @@ const char ia_map_usage[] =
     "      --qemu-compat=V    print the layout of qemu-img V (e.g. 7.2: no \"compressed\"\n"
     "                         key before 8.2); 7.2 or later, default 10.2\n"
     "      --true-map         where qemu-img prints one data entry for a whole disk\n"
-    "                         whose format records more (dmg), print what it records\n"
+    "                         whose format records more (dmg, bochs, cloop), print\n"
+    "                         what it records\n"
     "      --allow-root=DIR   confine every file the image refers to (backing files,\n"
     "                         data files, extents) beneath DIR, symlinks included;\n"
     "                         may be repeated (default: no confinement, as qemu-img)\n"
@@ -218,7 +219,7 @@ int ia_cmd_map(int argc, char **argv)
                                                       optarg);
                         /* Older releases print other layouts (no "present" key before
                          * 6.1): refuse them rather than print a layout they never had. */
-                        if (ctx.compat < 702)
+                        if (ctx.compat < IA_QEMU_7_2)
                                 return ia_usage_error("map", 1,
                                                       "--qemu-compat=%s: only qemu 7.2 and later "
                                                       "are imitated",
@@ -250,7 +251,7 @@ int ia_cmd_map(int argc, char **argv)
                 return ia_usage_error("map", 1, "expects exactly one image file name");
         /* qemu-img up to 10.0 checks only the last --output; from 10.1 on, each one
          * as it is parsed, so an invalid value anywhere is an error. */
-        if (bad_output && ctx.compat >= 1001)
+        if (bad_output && ctx.compat >= IA_QEMU_10_1)
                 output = bad_output;
         if (strcmp(output, "json") == 0) {
                 mo.mode = IA_MAPOUT_JSON;
@@ -261,7 +262,7 @@ int ia_cmd_map(int argc, char **argv)
                 return ia_usage_error("map", 1, "--output must be 'human' or 'json', not '%s'",
                                       output);
         }
-        if (ctx.compat >= 802)
+        if (ctx.compat >= IA_QEMU_8_2)
                 mopts.flags |= IA_MAP_MERGE_COMPRESSED;
 
         if (nroots) {
@@ -281,7 +282,7 @@ int ia_cmd_map(int argc, char **argv)
 
         ia_out_init(&out, STDOUT_FILENO);
         mo.out = &out;
-        mo.compressed_key = ctx.compat >= 802;
+        mo.compressed_key = ctx.compat >= IA_QEMU_8_2;
         mo.image = argv[optind];
         ia_mapout_begin(&mo);
         if (ia_map(top, &mopts, ia_mapout_entry, &mo, &err) == 0) {

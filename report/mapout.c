@@ -26,19 +26,6 @@ void ia_mapout_begin(struct ia_mapout *m)
 /* Appending to a line being built: literals have their length known at compile time. */
 #define PUT_LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
 
-static char *put_u64(char *p, uint64_t v)
-{
-        char tmp[20];
-        int i = sizeof(tmp);
-
-        do {
-                tmp[--i] = (char)('0' + v % 10);
-                v /= 10;
-        } while (v);
-        memcpy(p, tmp + i, sizeof(tmp) - (size_t)i);
-        return p + sizeof(tmp) - i;
-}
-
 static char *put_bool(char *p, bool v)
 {
         if (v)
@@ -78,11 +65,11 @@ int ia_mapout_entry(void *opaque, const struct ia_map_entry *e, bool last, struc
                 char *p = line;
 
                 PUT_LIT(p, "{ \"start\": ");
-                p = put_u64(p, e->start);
+                p = ia_put_u64(p, e->start);
                 PUT_LIT(p, ", \"length\": ");
-                p = put_u64(p, e->length);
+                p = ia_put_u64(p, e->length);
                 PUT_LIT(p, ", \"depth\": ");
-                p = put_u64(p, e->depth);
+                p = ia_put_u64(p, e->depth);
                 PUT_LIT(p, ", \"present\": ");
                 p = put_bool(p, e->present);
                 PUT_LIT(p, ", \"zero\": ");
@@ -95,7 +82,7 @@ int ia_mapout_entry(void *opaque, const struct ia_map_entry *e, bool last, struc
                 }
                 if (e->has_offset) {
                         PUT_LIT(p, ", \"offset\": ");
-                        p = put_u64(p, e->offset);
+                        p = ia_put_u64(p, e->offset);
                 }
                 *p++ = '}';
                 if (!last)

@@ -75,16 +75,24 @@ void ia_out_char(struct ia_out *o, char c)
         o->buf[o->len++] = c;
 }
 
-void ia_out_u64(struct ia_out *o, uint64_t v)
+char *ia_put_u64(char *p, uint64_t v)
 {
-        char tmp[20];
+        char tmp[IA_U64_DEC];
         int i = sizeof(tmp);
 
         do {
                 tmp[--i] = (char)('0' + v % 10);
                 v /= 10;
         } while (v);
-        ia_out_write(o, tmp + i, sizeof(tmp) - (size_t)i);
+        memcpy(p, tmp + i, sizeof(tmp) - (size_t)i);
+        return p + sizeof(tmp) - i;
+}
+
+void ia_out_u64(struct ia_out *o, uint64_t v)
+{
+        char tmp[IA_U64_DEC];
+
+        ia_out_write(o, tmp, (size_t)(ia_put_u64(tmp, v) - tmp));
 }
 
 void ia_out_hex_padded(struct ia_out *o, uint64_t v, int width)

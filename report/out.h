@@ -30,6 +30,9 @@ void ia_out_write(struct ia_out *o, const void *p, size_t n);
 void ia_out_str(struct ia_out *o, const char *s);
 void ia_out_char(struct ia_out *o, char c);
 void ia_out_u64(struct ia_out *o, uint64_t v);
+/* v in decimal at p (at most IA_U64_DEC bytes, no NUL); returns the end. */
+#define IA_U64_DEC 20
+char *ia_put_u64(char *p, uint64_t v);
 /* printf("%#-Ns") of v in hex: "0x..." (bare "0" for zero), left-justified in width. */
 void ia_out_hex_padded(struct ia_out *o, uint64_t v, int width);
 /* Flush; 0, or -1 with errno set if any write failed. */

@@ -8,6 +8,9 @@
 #                  exit status), JSON and human, with and without -f FORMAT;
 #   true           truth.py (beside the corpus) finds the map true against the
 #                  guest content, `qemu-img convert -O raw` of the image;
+#   identical+true-map  identical by default, and `map --true-map` true
+#                  against the guest content (truth.py through a wrapper that
+#                  adds --true-map): dmg, bochs, cloop, whose qemu map is coarse
 #   true-replayed  the same, the guest content read from a copy whose log
 #                  `qemu-img check -r all` replayed (a VHDX with a pending log:
 #                  qemu refuses it read-only; we replay the log in memory), and
@@ -123,6 +126,17 @@ check_true() { # IMG FMT REPLAY
 	[ $rc -eq 0 ] && [ "${out%% *}" = TRUE ]
 }
 
+check_true_map() { # IMG FMT: identical by default, true with --true-map
+	local wrap=$WORK/tmp/imgaudit-true-map
+	check_identical "$1" "$2" || return 1
+	printf '#!/bin/sh\ncmd=$1; shift; exec "%s" "$cmd" --true-map "$@"\n' "$IMGAUDIT" >"$wrap"
+	chmod +x "$wrap"
+	# the default map is one data entry: the true map must say more than that
+	"$wrap" map --output=json "$1" | grep -q '"zero": true\|"compressed": true' ||
+		{ echo "--true-map printed no zero or compressed range"; return 1; }
+	IMGAUDIT=$wrap check_true "$1" "$2" 0
+}
+
 check_refused() { # IMG FMT REGEX
 	local img=$1 fmt=$2 re=$3 fa=() out rc err
 	[ "$fmt" = - ] || fa=(-f "$fmt")
@@ -182,6 +196,7 @@ while IFS=$'\t' read -r path fmt expect message reason; do
 	identical) out=$(check_identical "$path" "$fmt") ;;
 	true) out=$(check_true "$path" "$fmt" 0) ;;
 	true-replayed) out=$(check_true "$path" "$fmt" 1) ;;
+	identical+true-map) out=$(check_true_map "$path" "$fmt") ;;
 	refused) out=$(check_refused "$path" "$fmt" "$message") ;;
 	diff-vhd) out=$(check_diff "$path" vhd) ;;
 	diff-vhdx) out=$(check_diff "$path" vhdx) ;;
@@ -199,7 +214,7 @@ while IFS=$'\t' read -r path fmt expect message reason; do
 done <"$TABLE"
 
 summary=""
-for k in identical true true-replayed refused diff-vhd diff-vhdx; do
+for k in identical identical+true-map true true-replayed refused diff-vhd diff-vhdx; do
 	summary="$summary $k=${COUNT[$k]:-0}"
 done
 echo "images:$summary ($((SECONDS - start)) s)"

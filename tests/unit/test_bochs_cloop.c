@@ -20,6 +20,8 @@
 #include "map.h"
 
 static const struct ia_open_ctx ctx = {.compat = 702};
+/* `imgaudit map --true-map` */
+static const struct ia_open_ctx true_ctx = {.compat = 1002, .true_map = true};
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
@@ -77,7 +79,36 @@ static void expect_one_data_entry(struct ia_image *img)
         assert_int_equal(c.e[0].depth, 0);
 }
 
-static void fault_sweep(const uint8_t *buf, size_t len, const char *fmt)
+/* The whole merged map of img under flags. */
+static void map_all(struct ia_image *img, unsigned flags, struct entries *c)
+{
+        struct ia_map_opts o = {.start = 0, .max_len = IA_MAP_NO_MAX, .flags = flags};
+        struct ia_error err;
+
+        c->n = 0;
+        if (ia_map(img, &o, collect, c, &err) < 0)
+                fail_msg("map failed: %s", err.msg);
+}
+
+/* Entry i is [start, start+len) with data/zero and, for data, the host offset (or none: -1). */
+static void expect_entry(const struct entries *c, size_t i, uint64_t start, uint64_t len, bool data,
+                         int64_t host)
+{
+        const struct ia_map_entry *e = &c->e[i];
+
+        assert_true(i < c->n);
+        if (e->start != start || e->length != len || e->data != data || e->zero == data ||
+            !e->present || e->has_offset != (host >= 0) ||
+            (host >= 0 && e->offset != (uint64_t)host))
+                fail_msg("entry %zu: got %llu+%llu data %d zero %d offset %d:%llu, expected "
+                         "%llu+%llu data %d offset %lld",
+                         i, (unsigned long long)e->start, (unsigned long long)e->length, e->data,
+                         e->zero, e->has_offset, (unsigned long long)e->offset,
+                         (unsigned long long)start, (unsigned long long)len, data, (long long)host);
+}
+
+static void fault_sweep_ctx(const struct ia_open_ctx *c, const uint8_t *buf, size_t len,
+                            const char *fmt)
 {
         for (uint64_t n = 1; n < 8; n++) {
                 struct ia_error err;
@@ -94,12 +125,25 @@ static void fault_sweep(const uint8_t *buf, size_t len, const char *fmt)
                 ia_source_unref(mem);
                 file = ia_file_new(bad, "faulty", &err);
                 assert_non_null(file);
-                if (ia_image_open(&ctx, file, fmt, &img, &err) < 0) {
+                if (ia_image_open(c, file, fmt, &img, &err) < 0) {
                         assert_int_equal(err.cat, IA_ERR_IO);
                         continue;
                 }
+                if (c->true_map) {
+                        struct ia_map_opts o = {.start = 0, .max_len = IA_MAP_NO_MAX};
+                        struct entries got = {.n = 0};
+
+                        if (ia_map(img, &o, collect, &got, &err) < 0)
+                                assert_true(err.cat == IA_ERR_IO || err.cat == IA_ERR_CORRUPT);
+                }
                 ia_image_free(img);
         }
+}
+
+static void fault_sweep(const uint8_t *buf, size_t len, const char *fmt)
+{
+        fault_sweep_ctx(&ctx, buf, len, fmt);
+        fault_sweep_ctx(&true_ctx, buf, len, fmt);
 }
 
 /* ---------------------------------------------------------------- bochs */
@@ -160,6 +204,101 @@ static void test_bochs_map(void **state)
         bochs_build(b, 0x20000);
         fault_sweep(b, sizeof(b), NULL);
         fault_sweep(b, sizeof(b), "bochs");
+}
+
+/*
+ * The true map.  Catalog {unallocated, 0, unallocated, 1}: the data start at
+ * 512 + 4 * 4 = 528, each extent is 1 sector of bitmap and 8 of data (4608
+ * bytes), so extent 0 of the file has its bitmap at 528 and its data at 1040,
+ * extent 1 at 5136 and 5648.  Guest extent 1 (file extent 0): sectors 0-2
+ * and 4-7 written; guest extent 3 (file extent 1, 7 sectors of disk):
+ * sectors 0-3.
+ */
+#define BOCHS_TRUE_LEN (528 + 2 * 4608)
+
+static void bochs_build_true(uint8_t *b)
+{
+        memset(b, 0, BOCHS_TRUE_LEN);
+        bochs_build(b, 0x20000);
+        put_le32(b + 512 + 4, 0);
+        put_le32(b + 512 + 12, 1);
+        b[528] = 0xf7; /* sectors 0-2, 4-7 */
+        b[5136] = 0x0f;
+        for (size_t i = 1040; i < 1040 + 4096; i++)
+                b[i] = (uint8_t)(i % 251 + 1);
+}
+
+static void test_bochs_true_map(void **state)
+{
+        uint8_t *b = calloc(1, BOCHS_TRUE_LEN);
+        struct entries c;
+        struct ia_image *img;
+        struct ia_error err;
+
+        (void)state;
+        assert_non_null(b);
+        bochs_build_true(b);
+        /* Without --true-map: qemu's answer, whatever the catalog says. */
+        assert_int_equal(imgtest_open(&ctx, b, BOCHS_TRUE_LEN, NULL, &img, &err), 0);
+        assert_null(img->priv);
+        expect_one_data_entry(img);
+        ia_image_free(img);
+
+        assert_int_equal(imgtest_open(&true_ctx, b, BOCHS_TRUE_LEN, NULL, &img, &err), 0);
+        assert_int_equal(img->size, 15872);
+        /* The driver alone: one run of equal bits, never past its extent. */
+        imgtest_expect_status(img, 0, 4096, IA_BS_ZERO, 0);
+        imgtest_expect_status(img, 4096, 1536, IA_BS_DATA | IA_BS_OFFSET, 1040);
+        imgtest_expect_status(img, 4096 + 512, 1024, IA_BS_DATA | IA_BS_OFFSET, 1040 + 512);
+        imgtest_expect_status(img, 5632, 512, IA_BS_ZERO, 0);
+        imgtest_expect_status(img, 6144, 2048, IA_BS_DATA | IA_BS_OFFSET, 1040 + 2048);
+        imgtest_expect_status(img, 12288, 2048, IA_BS_DATA | IA_BS_OFFSET, 5648);
+        imgtest_expect_status(img, 14336, 1536, IA_BS_ZERO, 0);
+        map_all(img, IA_MAP_MERGE_COMPRESSED, &c);
+        assert_int_equal(c.n, 7);
+        expect_entry(&c, 0, 0, 4096, false, -1);
+        expect_entry(&c, 1, 4096, 1536, true, 1040);
+        expect_entry(&c, 2, 5632, 512, false, -1);
+        expect_entry(&c, 3, 6144, 2048, true, 1040 + 2048);
+        expect_entry(&c, 4, 8192, 4096, false, -1);
+        expect_entry(&c, 5, 12288, 2048, true, 5648);
+        expect_entry(&c, 6, 14336, 1536, false, -1);
+        ia_image_free(img);
+
+        /* A bitmap past the end of the file reads as zero: unallocated. */
+        assert_int_equal(imgtest_open(&true_ctx, b, 5136, NULL, &img, &err), 0);
+        imgtest_expect_status(img, 12288, 3584, IA_BS_ZERO, 0);
+        ia_image_free(img);
+        /* A catalog past the end: entries read 0, extent 0 of the file, whose
+         * bitmap is past the end too: all zero. */
+        assert_int_equal(imgtest_open(&true_ctx, b, 516, NULL, &img, &err), 0);
+        map_all(img, 0, &c);
+        assert_int_equal(c.n, 1);
+        expect_entry(&c, 0, 0, 15872, false, -1);
+        ia_image_free(img);
+        /* Data past the end of the file (qemu reads zeroes there): still the
+         * sectors the bitmap names, found past EOF by the core. */
+        assert_int_equal(imgtest_open(&true_ctx, b, 5137, NULL, &img, &err), 0);
+        imgtest_expect_status(img, 12288, 2048, IA_BS_DATA | IA_BS_OFFSET, 5648);
+        ia_image_free(img);
+
+        /* An extent whose place overflows 2^63: a bitmap size of 0 is 2^23
+         * sectors in qemu, times entry 0xfffffffe. */
+        put_le32(b + 76, 0);
+        put_le32(b + 512 + 12, 0xfffffffeu);
+        assert_int_equal(imgtest_open(&true_ctx, b, BOCHS_TRUE_LEN, NULL, &img, &err), 0);
+        {
+                struct ia_map_opts o = {.start = 0, .max_len = IA_MAP_NO_MAX};
+                struct entries got = {.n = 0};
+
+                assert_int_equal(ia_map(img, &o, collect, &got, &err), -1);
+                assert_int_equal(err.cat, IA_ERR_CORRUPT);
+        }
+        ia_image_free(img);
+
+        bochs_build_true(b);
+        fault_sweep(b, BOCHS_TRUE_LEN, "bochs");
+        free(b);
 }
 
 static void test_bochs_malformed(void **state)
@@ -279,6 +418,45 @@ static void test_cloop_map(void **state)
         free(b);
 }
 
+/* The true map: every block compressed data without offset; an empty block is refused. */
+static void test_cloop_true_map(void **state)
+{
+        uint8_t *b = calloc(1, CLOOP_LEN);
+        struct entries c;
+        struct ia_image *img;
+        struct ia_error err;
+
+        (void)state;
+        assert_non_null(b);
+        cloop_build(b, 65536, 16);
+        assert_int_equal(imgtest_open(&true_ctx, b, CLOOP_LEN, NULL, &img, &err), 0);
+        imgtest_expect_status(img, 0, 65536, IA_BS_DATA | IA_BS_COMPRESSED, 0);
+        imgtest_expect_status(img, 3 * 65536 + 512, 65536 - 512, IA_BS_DATA | IA_BS_COMPRESSED, 0);
+        map_all(img, IA_MAP_MERGE_COMPRESSED, &c);
+        assert_int_equal(c.n, 1);
+        expect_entry(&c, 0, 0, 16 * 65536, true, -1);
+        assert_true(c.e[0].compressed);
+        ia_image_free(img);
+
+        /* Block 5 of 0 bytes: qemu cannot inflate it. */
+        put_be64(b + 136 + 8 * 6, 1024 + 500);
+        assert_int_equal(imgtest_open(&ctx, b, CLOOP_LEN, NULL, &img, &err), 0);
+        expect_one_data_entry(img);
+        ia_image_free(img);
+        assert_int_equal(imgtest_open(&true_ctx, b, CLOOP_LEN, NULL, &img, &err), 0);
+        imgtest_expect_status(img, 4 * 65536, 65536, IA_BS_DATA | IA_BS_COMPRESSED, 0);
+        {
+                struct ia_map_opts o = {.start = 0, .max_len = IA_MAP_NO_MAX};
+                struct entries got = {.n = 0};
+
+                assert_int_equal(ia_map(img, &o, collect, &got, &err), -1);
+                assert_int_equal(err.cat, IA_ERR_CORRUPT);
+                assert_non_null(strstr(err.msg, "block 5"));
+        }
+        ia_image_free(img);
+        free(b);
+}
+
 static void test_cloop_malformed(void **state)
 {
         uint8_t *b = calloc(1, CLOOP_LEN);
@@ -338,10 +516,9 @@ static void test_cloop_malformed(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_bochs_map),
-            cmocka_unit_test(test_bochs_malformed),
-            cmocka_unit_test(test_cloop_map),
-            cmocka_unit_test(test_cloop_malformed),
+            cmocka_unit_test(test_bochs_map),       cmocka_unit_test(test_bochs_true_map),
+            cmocka_unit_test(test_bochs_malformed), cmocka_unit_test(test_cloop_map),
+            cmocka_unit_test(test_cloop_true_map),  cmocka_unit_test(test_cloop_malformed),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
