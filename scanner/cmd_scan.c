@@ -1748,6 +1748,18 @@ static void vm_pass(struct scan *s)
         for (size_t i = 0; i < s->nvm_config; i++)
                 ia_vmscan_add_dir(&s->vms, s->vm_config[i]);
         ia_vmscan_resolve(&s->vms, vm_lookup, vm_layout, s);
+        /* a VirtualBox registry says which file each medium is: preferred for parents by uuid */
+        for (size_t i = 0; i < s->vms.ndefs; i++) {
+                const struct ia_vmscan_def *d = &s->vms.defs[i];
+
+                if (d->def.kind != IA_VM_VIRTUALBOX)
+                        continue;
+                /* a malformed uuid is passed over: the headers still decide */
+                for (size_t k = 0; k < d->def.nmedia; k++)
+                        if (d->media_file[k] > 0 && d->def.media[k].uuid && d->def.media[k].path)
+                                (void)ia_parent_index_register(&s->parents, d->def.media[k].uuid,
+                                                               d->def.media[k].path);
+        }
         for (size_t i = 0; i < s->vms.nerrors; i++) {
                 ia_diag("imgaudit scan", "VM definition '%s': %s", s->vms.errors[i].path,
                         s->vms.errors[i].msg);

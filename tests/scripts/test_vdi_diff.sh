@@ -153,5 +153,40 @@ $MKVDI make vm/base.vdi --size $((6 * M)) --uuid 99999999-2222-4333-8444-0000000
 "$IMGAUDIT" scan --db db.sqlite --quiet vm mm bad size 2>/dev/null
 eq "rescan: a parent whose uuid changed" "$(q "SELECT status FROM v_links WHERE path = 'vm/Snapshots/{$U_C1}.vdi'")" "missing"
 
+# Two files carry the parent's uuid (a copy kept in backup/, walked first):
+# without a registry the first found is taken; the VM's .vbox media registry
+# names the parent, and the scan prefers it.
+U_R=33333333-0000-4000-8000-000000000001
+U_RC=33333333-0000-4000-8000-000000000002
+for with in no yes; do
+	rm -rf reg && mkdir -p reg/vm/backup reg/vm/Snapshots
+	$MKVDI make reg/vm/base.vdi --size $((2 * M)) --uuid $U_R --write 0=real >/dev/null
+	$MKVDI make reg/vm/backup/base.vdi --size $((2 * M)) --uuid $U_R --write 0=copy >/dev/null
+	$MKVDI make "reg/vm/Snapshots/{$U_RC}.vdi" --type diff --size $((2 * M)) --uuid $U_RC \
+		--parent $U_R --write 1=snap >/dev/null
+	[ $with = yes ] && cat >reg/vm/vm.vbox <<VBOX
+<?xml version="1.0"?>
+<VirtualBox xmlns="http://www.virtualbox.org/" version="1.19-linux">
+  <Machine uuid="{33333333-0000-4000-8000-0000000000aa}" name="vm" snapshotFolder="Snapshots">
+    <MediaRegistry>
+      <HardDisks>
+        <HardDisk uuid="{$U_R}" location="base.vdi" format="VDI" type="Normal">
+          <HardDisk uuid="{$U_RC}" location="Snapshots/{$U_RC}.vdi" format="VDI"/>
+        </HardDisk>
+      </HardDisks>
+    </MediaRegistry>
+  </Machine>
+</VirtualBox>
+VBOX
+	rm -f reg.db
+	"$IMGAUDIT" scan --db reg.db --quiet reg 2>/dev/null
+	got=$(sqlite3 reg.db "SELECT target_path FROM v_links WHERE path = 'reg/vm/Snapshots/{$U_RC}.vdi'")
+	if [ $with = yes ]; then
+		eq "scan: the .vbox registry chooses the parent" "$got" "reg/vm/base.vdi"
+	else
+		eq "scan: without a registry, the first found" "$got" "reg/vm/backup/base.vdi"
+	fi
+done
+
 echo "test_vdi_diff: $PASS passed, $FAIL failed"
 [ $FAIL = 0 ]
