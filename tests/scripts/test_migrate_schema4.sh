@@ -7,18 +7,9 @@
 #   * `report --scan ID` of each older scan gives the same capacity figures;
 #   * the older scans have no VM rows, so their orphans are presumed in use;
 #   * the new scan records the VM and its disks, and its orphans know them.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-SOURCE_DIR=${SOURCE_DIR:?}
+. "$(dirname "$0")/lib.sh"
 OLD_COMMIT=4248024 # the last commit of schema 4
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-migrate4.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi; }
+lib_workdir migrate4
 
 if ! git -C "$SOURCE_DIR" cat-file -e "$OLD_COMMIT^{commit}" 2>/dev/null; then
 	echo "FAIL: commit $OLD_COMMIT (schema 4) is not in $SOURCE_DIR's history: a shallow clone?"
@@ -91,5 +82,4 @@ eq "new scan: the report's orphans" \
 # the overlay removed in scan 2 made no base: b.qcow2 still has children
 eq "a base with children is no orphan" "$(sqlite3 db.sqlite "SELECT count(*) FROM v_orphans WHERE class = 'base'")" "0"
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+lib_summary test_migrate_schema4

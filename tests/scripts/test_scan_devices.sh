@@ -7,22 +7,12 @@
 # a device node found by the walk is still recorded and never opened, a
 # detached loop device (0 bytes) is recorded, not read.  Loop devices stand
 # in for LVs (losetup, as root: CI runs the suite as root).
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-SOURCE_DIR=${SOURCE_DIR:?}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-dev.XXXXXX")
+. "$(dirname "$0")/lib.sh"
+lib_workdir dev
 LOOPS=()
-cleanup() {
+lib_on_exit() {
 	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
 }
-trap cleanup EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi; }
 if [ "$(id -u)" != 0 ] || ! command -v losetup >/dev/null; then
 	echo "test_scan_devices: needs root and losetup (CI runs as root)"
 	exit 1
@@ -94,5 +84,4 @@ eq "--devices '' is a usage error" "$?" "2"
 "$IMGAUDIT" scan --db x.sqlite 2>/dev/null
 eq "no ROOT, no --devices: usage error" "$?" "2"
 
-echo "test_scan_devices: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_scan_devices

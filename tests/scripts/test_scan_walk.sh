@@ -7,18 +7,9 @@
 # scanned; every directory's on-disk total in v_dir_usage is `du -B1` of it
 # (an archive by its own blocks, its members adding nothing); schema 6
 # migrates a schema-4 store with history.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-SOURCE_DIR=${SOURCE_DIR:?}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-walk.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
+. "$(dirname "$0")/lib.sh"
+lib_workdir walk
 export WORK
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi; }
 q() { sqlite3 "$DB" "$1"; }
 
 # ---- small files, hard links, a file root inside a directory root ----
@@ -114,5 +105,4 @@ eq "migrated: old scan as before" "$(q "SELECT path, kind, reason FROM entries W
 	SELECT path, kind, reason FROM v_not_images WHERE scan_id = 1 ORDER BY path")" "$before"
 eq "migrated: new scan" "$(q "SELECT path || ' ' || kind FROM v_entries")" "new/t.txt not-an-image"
 
-echo "test_scan_walk: $PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+lib_summary test_scan_walk

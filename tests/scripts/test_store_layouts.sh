@@ -10,16 +10,8 @@
 #   ovirt     file domain images/<img>/<vol> + <vol>.meta (FORMAT=RAW|COW, PUUID)
 #   vmware    datastore: .vmx, descriptor + -flat extent, a -000001 delta snapshot
 #   vbox      VirtualBox VM folder: .vbox (media registry), Snapshots/
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-layouts.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi; }
+. "$(dirname "$0")/lib.sh"
+lib_workdir layouts
 q() { sqlite3 -separator ' ' "$1" "$2" | tr '\n' ';'; }
 # path format recognised_by, of the latest scan, paths below the layout's root
 images() { q "$1/db.sqlite" "SELECT substr(f.path, length('$1') + 2), i.format, i.recognised_by FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = (SELECT max(id) FROM scans) ORDER BY f.path"; }
@@ -280,5 +272,4 @@ eq "vbox: users" "$(users $X)" "virtualbox deb12 SATA:0:0 ok VirtualBox VMs/deb1
 eq "vbox: registry" "$(q $X/db.sqlite "SELECT uuid, coalesce(parent_uuid, '-'), location, file_id IS NOT NULL FROM vm_media ORDER BY location")" "{$U2} {$U1} Snapshots/{$U2}.vdi 1;{$U1} - deb12.vdi 1;"
 eq "vbox: orphans" "$(orphans $X)" "VirtualBox VMs/lost.vdi standalone 1"
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+lib_summary test_store_layouts

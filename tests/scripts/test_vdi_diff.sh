@@ -11,18 +11,9 @@
 # mismatch, uuid loops (two images, one naming itself), a missing parent
 # (unknown ranges in the scan), a parent of another size, a parent whose
 # block size is not supported, a null parent uuid.
-set -u
-IMGAUDIT=${IMGAUDIT:?}
-SOURCE_DIR=${SOURCE_DIR:?}
+. "$(dirname "$0")/lib.sh"
 MKVDI="python3 $SOURCE_DIR/tests/tools/mkvdi.py"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-vdi.XXXXXX")
-trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-eq() { if [ "$2" == "$3" ]; then ok; else bad "$1"; echo "    expected: $3"; echo "    got:      $2"; fi; }
+lib_workdir vdi
 M=$((1 << 20))
 U_BASE=11111111-2222-4333-8444-000000000001
 U_C1=11111111-2222-4333-8444-000000000002
@@ -188,5 +179,4 @@ VBOX
 	fi
 done
 
-echo "test_vdi_diff: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ]
+lib_summary test_vdi_diff
