@@ -132,9 +132,9 @@ int ia_live_views(struct ia_image *top, struct ia_layer_view **out, size_t *n, s
 int ia_map(struct ia_image *top, const struct ia_map_opts *opts, ia_map_fn fn, void *opaque,
            struct ia_error *err)
 {
-        struct ia_layer_view *chain;
+        struct ia_layer_view *chain = NULL;
         uint64_t end = top->size;
-        size_t n;
+        size_t n = 0;
         int rc;
 
         if (opts->max_len != IA_MAP_NO_MAX) {
