@@ -54,7 +54,7 @@ struct ia_layer_view {
         ia_view_status_fn status;
         ia_view_undecided_fn undecided; /* NULL: from status */
         void *priv;
-        size_t hint; /* the view's cursor (cached views) */
+        size_t hint; /* the view's cursor (cached views: a run or span index, checked before use) */
 };
 
 /*

@@ -425,14 +425,29 @@ static size_t span_at(const struct ia_layer *l, uint64_t off)
         return lo;
 }
 
+/* Whether span k is the first of l that ends after off (span_at(l, off) == k). */
+static bool span_first_after(const struct ia_layer *l, size_t k, uint64_t off)
+{
+        return k <= l->nund && (k == l->nund || l->und[k].end > off) &&
+               (k == 0 || l->und[k - 1].end <= off);
+}
+
 /* The layer's undecided spans, kept when it was mapped (ia_view_undecided_fn). */
 static int cached_undecided(struct ia_layer_view *v, uint64_t off, uint64_t end, uint64_t *us,
                             uint64_t *ue, struct ia_error *err)
 {
         const struct ia_layer *l = v->priv;
-        size_t k = span_at(l, off);
+        size_t k = v->hint;
 
         (void)err;
+        /* the walk asks span after span: the last answer or the next, else a search */
+        if (!span_first_after(l, k, off)) {
+                if (span_first_after(l, k + 1, off))
+                        k++;
+                else
+                        k = span_at(l, off);
+        }
+        v->hint = k;
         *us = *ue = end;
         if (k < l->nund && l->und[k].start < end) {
                 *us = l->und[k].start > off ? l->und[k].start : off;
