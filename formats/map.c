@@ -1,14 +1,17 @@
 /*
- * The chain walk and the map loop, with qemu-img map's exact semantics:
- * qemu's generic block-status rules per layer (bdrv_co_block_status), the
- * walk down the chain (qemu-img's get_block_status), and the merge rule and
- * main loop of img_map.  See ../shared/reference/qemu-img-map.md §3–§4.
+ * One layer's status with qemu's generic block-status rules
+ * (bdrv_co_block_status), a live image as a layer view, and ia_map(): the
+ * chain walk and the merge rule over live views (layerwalk.c).  See
+ * ../shared/reference/qemu-img-map.md §3–§4.
  */
 #include "map.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "banned.h"
+
+#include "layerwalk.h"
 
 /*
  * Data that a layer places beyond the end of the file holding it cannot be
@@ -88,88 +91,52 @@ int ia_layer_status_own(struct ia_image *img, uint64_t off, uint64_t len, struct
         return 0;
 }
 
-void ia_layer_cow_zero(const struct ia_image *img, uint64_t off, struct ia_bstatus *st)
+/* A live image as a layer view: its own status from its driver. */
+static int live_status(struct ia_layer_view *v, uint64_t off, uint64_t len,
+                       struct ia_view_status *st, struct ia_error *err)
 {
-        /* Unallocated with no backing, or beyond the backing file's end, reads as zero. */
-        if (!(st->flags & (IA_BS_DATA | IA_BS_ZERO)) && img->cow &&
-            (!img->backing_img || off >= img->backing_img->size))
-                st->flags |= IA_BS_ZERO;
-}
+        struct ia_bstatus bs;
 
-int ia_layer_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
-                    struct ia_error *err)
-{
-        if (ia_layer_status_own(img, off, len, st, err) < 0)
+        if (ia_layer_status_own(v->priv, off, len, &bs, err) < 0)
                 return -1;
-        ia_layer_cow_zero(img, off, st);
+        st->len = bs.len;
+        st->flags = bs.flags;
+        st->host_off = (bs.flags & IA_BS_OFFSET) ? bs.host_off : 0;
+        st->file = (bs.flags & IA_BS_OFFSET) ? bs.file : NULL;
+        st->file_id = 0;
         return 0;
 }
 
-int ia_chain_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_map_entry *e,
-                    struct ia_error *err)
+int ia_live_views(struct ia_image *top, struct ia_layer_view **out, size_t *n, struct ia_error *err)
 {
-        struct ia_bstatus st;
-        uint32_t depth = 0;
+        struct ia_layer_view *v;
+        size_t k = 0;
 
-        memset(e, 0, sizeof(*e));
-        for (;;) {
-                if (off >= img->size) {
-                        /* Never reached from ia_map for the top; a layer shorter than the
-                         * overlay is caught by the backing-size rule above it. */
-                        memset(&st, 0, sizeof(st));
-                        st.len = len;
-                        break;
-                }
-                if (ia_layer_status(img, off, len, &st, err) < 0)
-                        return -1;
-                len = st.len;
-                if (st.flags & (IA_BS_ZERO | IA_BS_DATA))
-                        break;
-                if (!img->backing_img) {
-                        st.flags = 0;
-                        break;
-                }
-                img = img->backing_img;
-                depth++;
+        for (struct ia_image *img = top; img; img = img->backing_img)
+                k++;
+        v = calloc(k, sizeof(*v));
+        if (!v)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory for a chain of %zu layers",
+                                    k);
+        k = 0;
+        for (struct ia_image *img = top; img; img = img->backing_img, k++) {
+                v[k].size = img->size;
+                v[k].cow = img->cow;
+                v[k].status = live_status;
+                v[k].priv = img;
         }
-        e->start = off;
-        e->length = len;
-        e->depth = depth;
-        e->data = (st.flags & IA_BS_DATA) != 0;
-        e->zero = (st.flags & IA_BS_ZERO) != 0;
-        e->present = (st.flags & IA_BS_ALLOCATED) != 0;
-        e->compressed = (st.flags & IA_BS_COMPRESSED) != 0;
-        e->has_offset = (st.flags & IA_BS_OFFSET) != 0;
-        e->offset = e->has_offset ? st.host_off : 0;
-        e->file = e->has_offset ? st.file : NULL;
+        *out = v;
+        *n = k;
         return 0;
-}
-
-bool ia_map_mergeable(const struct ia_map_entry *curr, const struct ia_map_entry *next,
-                      unsigned flags)
-{
-        if (curr->length == 0)
-                return false;
-        if (curr->zero != next->zero || curr->data != next->data || curr->depth != next->depth ||
-            curr->present != next->present)
-                return false;
-        if ((flags & IA_MAP_MERGE_COMPRESSED) && curr->compressed != next->compressed)
-                return false;
-        if (curr->has_offset != next->has_offset)
-                return false;
-        if (!curr->has_offset)
-                return true;
-        /* Different files never merge, even where the offsets happen to line up. */
-        if (curr->file != next->file && strcmp(curr->file->name, next->file->name) != 0)
-                return false;
-        return curr->offset + curr->length == next->offset;
 }
 
 int ia_map(struct ia_image *top, const struct ia_map_opts *opts, ia_map_fn fn, void *opaque,
            struct ia_error *err)
 {
-        struct ia_map_entry curr, next;
+        struct ia_layer_view *chain = NULL;
         uint64_t end = top->size;
+        size_t n = 0;
+        int rc;
 
         if (opts->max_len != IA_MAP_NO_MAX) {
                 /* qemu adds two signed 64-bit values; a sum past INT64_MAX examines nothing. */
@@ -180,27 +147,9 @@ int ia_map(struct ia_image *top, const struct ia_map_opts *opts, ia_map_fn fn, v
                 else if (sum < end)
                         end = sum;
         }
-
-        memset(&curr, 0, sizeof(curr));
-        curr.start = opts->start;
-        while (curr.start + curr.length < end) {
-                uint64_t pos = curr.start + curr.length;
-
-                if (ia_chain_status(top, pos, end - pos, &next, err) < 0)
-                        return -1;
-                if (ia_map_mergeable(&curr, &next, opts->flags)) {
-                        curr.length += next.length;
-                        continue;
-                }
-                if (curr.length > 0) {
-                        if (fn(opaque, &curr, false, err) < 0)
-                                return -1;
-                        if ((opts->flags & IA_MAP_HUMAN_COALESCE) && (!next.data || next.zero)) {
-                                next.data = false;
-                                next.zero = true;
-                        }
-                }
-                curr = next;
-        }
-        return fn(opaque, &curr, true, err);
+        if (ia_live_views(top, &chain, &n, err) < 0)
+                return -1;
+        rc = ia_walk_map(chain, n, opts->start, end, opts->flags, fn, opaque, err);
+        free(chain);
+        return rc;
 }

@@ -8,6 +8,7 @@
 #define IA_MAP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "image.h"
@@ -22,7 +23,8 @@ struct ia_map_entry {
         bool compressed;
         bool has_offset;
         uint64_t offset;            /* with has_offset */
-        const struct ia_file *file; /* with has_offset: the file offset points into */
+        const struct ia_file *file; /* with has_offset: the file offset points into (live) */
+        int64_t file_id;            /* with has_offset: its store id (cached layers), else 0 */
 };
 
 /* ia_map() flags */
@@ -55,11 +57,6 @@ typedef int (*ia_map_fn)(void *opaque, const struct ia_map_entry *e, bool last,
 int ia_map(struct ia_image *top, const struct ia_map_opts *opts, ia_map_fn fn, void *opaque,
            struct ia_error *err);
 
-/* The status of [off, off+len) through the chain from img (one query, like qemu's
- * get_block_status); exposed for the scanner and for tests. */
-int ia_chain_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_map_entry *e,
-                    struct ia_error *err);
-
 /*
  * One layer's own status after the block layer's generic rules: ALLOCATED and
  * the RECURSE refinement, but not the zero that a layer with backing support
@@ -69,13 +66,11 @@ int ia_chain_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_
 int ia_layer_status_own(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
                         struct ia_error *err);
 
-/* Add that zero: unallocated in img, which supports backing files, and either
- * img has no backing image or off lies beyond the backing image's end. */
-void ia_layer_cow_zero(const struct ia_image *img, uint64_t off, struct ia_bstatus *st);
+struct ia_layer_view;
 
-/* ia_layer_status_own() followed by ia_layer_cow_zero(). */
-int ia_layer_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
-                    struct ia_error *err);
+/* The views of top's opened chain (top first), allocated: free() them. */
+int ia_live_views(struct ia_image *top, struct ia_layer_view **out, size_t *n,
+                  struct ia_error *err);
 
 /* qemu's entry_mergeable(). */
 bool ia_map_mergeable(const struct ia_map_entry *curr, const struct ia_map_entry *next,

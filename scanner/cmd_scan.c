@@ -538,7 +538,8 @@ struct img_job {
         size_t nlinks, cap_links;
         /* the map being stored: pieces, or the rows of a chain mapped live */
         struct ia_rec *pieces_rec, *runs_rec;
-        int64_t *layer_ids; /* per depth of the chain: its layers row */
+        int64_t *layer_ids;                       /* per depth of the chain: its layers row */
+        const struct ia_compose_layer *composing; /* the chain being composed, per depth */
         struct ia_chain_row *chain;
         size_t nchain;
         bool broken;             /* the last layer names a backing file that could not be opened */
@@ -710,13 +711,6 @@ static void count_row(struct img_job *j, const struct ia_map_row *row)
         }
 }
 
-static int piece_row_cb(void *opaque, const struct ia_map_row *row, struct ia_error *err)
-{
-        (void)err;
-        count_row(opaque, row);
-        return 0;
-}
-
 static const char *const piece_kind_name[] = {
     [IA_PIECE_LAYER] = "layer", [IA_PIECE_END] = "end", [IA_PIECE_UNKNOWN] = "unknown"};
 
@@ -739,6 +733,25 @@ static int put_piece(struct img_job *j, const struct ia_piece_row *p, struct ia_
 static int piece_cb(void *opaque, const struct ia_piece *p, struct ia_error *err)
 {
         struct img_job *j = opaque;
+        struct ia_space sp = {0};
+        uint64_t rows = 0;
+
+        /* count_row() for each of its rows, from the layer's prefix sums */
+        ia_piece_space(p->kind == IA_PIECE_LAYER ? j->composing[p->depth].layer : NULL, p, &sp,
+                       &rows);
+        j->rows += rows;
+        j->sp.own_data += sp.own_data;
+        j->sp.backing_data += sp.backing_data;
+        j->sp.zero += sp.zero;
+        j->sp.unallocated += sp.unallocated;
+        j->sp.compressed += sp.compressed;
+        j->sp.unknown += sp.unknown;
+        j->sp.mapped += sp.mapped;
+        if (p->depth < j->nchain && p->kind != IA_PIECE_UNKNOWN) {
+                j->chain[p->depth].data += sp.own_data + sp.backing_data;
+                if (p->kind == IA_PIECE_LAYER)
+                        j->chain[p->depth].zero += p->len - sp.own_data - sp.backing_data;
+        }
         struct ia_piece_row row = {
             .start = p->start,
             .len = p->len,
@@ -951,7 +964,9 @@ static int compose_chain(struct img_job *j, struct ia_image *top, struct ia_erro
                 }
                 j->chain[d].layer_id = j->layer_ids[d];
         }
-        rc = ia_compose_pieces(chain, j->nchain, piece_cb, piece_row_cb, j, err);
+        j->composing = chain;
+        rc = ia_compose_pieces(chain, j->nchain, piece_cb, NULL, j, err);
+        j->composing = NULL;
 out:
         for (size_t i = 0; i < got; i++)
                 ia_layer_cache_put(s->cache, held[i]);

@@ -1,10 +1,9 @@
 /*
  * Per-layer maps, their cache, and chain composition (see compose.h).
  *
- * The composition is a transcription of formats/map.c: chain_status() is
- * ia_chain_status() with the layer's cached runs standing in for
- * ia_layer_status_own(), and compose_mergeable() is ia_map_mergeable() with
- * files compared by store id instead of display name.  Keep them in step.
+ * A cached layer is a layer view (formats/layerwalk.h) whose status is a lookup in
+ * its runs: the composition is formats/layerwalk.c's chain walk, merge rule and
+ * extent sink over such views, the very code ia_map() runs over live images.
  */
 #include "compose.h"
 
@@ -13,33 +12,37 @@
 #include <string.h>
 
 #include "hmap.h"
+#include "layerwalk.h"
 #include "banned.h"
 
 #define RUN_FLAGS (IA_BS_DATA | IA_BS_ZERO | IA_BS_OFFSET | IA_BS_ALLOCATED | IA_BS_COMPRESSED)
 
-static int add_run(struct ia_layer *l, const struct ia_bstatus *st, uint64_t off, int64_t file_id,
-                   size_t max_bytes, struct ia_error *err)
-{
-        unsigned flags = st->flags & RUN_FLAGS;
-        struct ia_layer_run *last = l->n ? &l->runs[l->n - 1] : NULL;
+/* Where a layer's own status goes: its merged runs, at most max_runs of them. */
+struct run_sink {
+        struct ia_layer *l;
+        size_t max_bytes;
+};
 
-        if (last && last->flags == flags && last->start + last->len == off &&
-            (!(flags & IA_BS_OFFSET) ||
-             (last->file_id == file_id && last->host_off + last->len == st->host_off))) {
-                last->len += st->len;
+static int append_run(void *opaque, const struct ia_map_entry *e, bool last, struct ia_error *err)
+{
+        struct run_sink *rs = opaque;
+        struct ia_layer *l = rs->l;
+        struct ia_layer_run *r;
+
+        (void)last;
+        if (e->length == 0)
                 return 0;
-        }
         if (l->n == l->cap) {
                 size_t nc = l->cap ? l->cap * 2 : 16;
-                size_t max_runs = max_bytes / sizeof(struct ia_layer_run);
+                size_t max_runs = rs->max_bytes / sizeof(struct ia_layer_run);
                 struct ia_layer_run *nr;
 
                 /* in whole runs: a cap that is not a multiple of a run must not
                  * leave a full array "below the cap" and grow it by nothing */
-                if (max_bytes && nc > max_runs) {
+                if (rs->max_bytes && nc > max_runs) {
                         if (l->n >= max_runs) {
                                 l->too_big = true;
-                                return 1;
+                                return -1;
                         }
                         nc = max_runs;
                 }
@@ -51,12 +54,14 @@ static int add_run(struct ia_layer *l, const struct ia_bstatus *st, uint64_t off
                 l->runs = nr;
                 l->cap = nc;
         }
-        l->runs[l->n].start = off;
-        l->runs[l->n].len = st->len;
-        l->runs[l->n].flags = flags;
-        l->runs[l->n].host_off = (flags & IA_BS_OFFSET) ? st->host_off : 0;
-        l->runs[l->n].file_id = (flags & IA_BS_OFFSET) ? file_id : 0;
-        l->n++;
+        r = &l->runs[l->n++];
+        r->start = e->start;
+        r->len = e->length;
+        r->flags = (e->data ? IA_BS_DATA : 0) | (e->zero ? IA_BS_ZERO : 0) |
+                   (e->present ? IA_BS_ALLOCATED : 0) | (e->compressed ? IA_BS_COMPRESSED : 0) |
+                   (e->has_offset ? IA_BS_OFFSET : 0);
+        r->host_off = e->has_offset ? e->offset : 0;
+        r->file_id = e->has_offset ? e->file_id : 0;
         return 0;
 }
 
@@ -87,43 +92,82 @@ static int layer_spans(struct ia_layer *l, struct ia_error *err)
         return 0;
 }
 
+/* Prefix sums of the runs' bytes by kind (struct ia_layer.cum). */
+static int layer_sums(struct ia_layer *l, struct ia_error *err)
+{
+        l->cum = malloc((l->n + 1) * sizeof(*l->cum));
+        if (!l->cum)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory for the map of a layer");
+        memset(&l->cum[0], 0, sizeof(l->cum[0]));
+        for (size_t i = 0; i < l->n; i++) {
+                const struct ia_layer_run *r = &l->runs[i];
+                struct ia_run_sums *c = &l->cum[i + 1];
+
+                *c = l->cum[i];
+                if (r->flags & IA_BS_DATA) {
+                        c->data += r->len;
+                        if (r->flags & IA_BS_COMPRESSED)
+                                c->compressed += r->len;
+                } else if (r->flags & IA_BS_ALLOCATED) {
+                        c->zero += r->len;
+                }
+        }
+        return 0;
+}
+
 int ia_layer_map(struct ia_image *img, struct ia_layer *l, size_t max_bytes, ia_file_id_fn fid,
                  void *opaque, struct ia_error *err)
 {
         const struct ia_file *last_file = NULL;
         int64_t last_id = 0;
         uint64_t off = 0;
+        struct run_sink rs = {l, max_bytes};
+        struct ia_extent_sink sink;
+        int rc = 0;
 
         l->size = img->size;
-        while (off < img->size) {
+        ia_sink_init(&sink, 0, IA_MAP_MERGE_COMPRESSED, append_run, &rs);
+        while (off < img->size && rc == 0) {
                 struct ia_bstatus st;
-                int64_t id = 0;
-                int r;
+                struct ia_map_entry e;
 
                 ia_error_clear(&l->err);
                 if (ia_layer_status_own(img, off, img->size - off, &st, &l->err) < 0) {
                         l->failed = true;
                         l->fail_off = off;
-                        return 0;
+                        break;
                 }
-                if (st.flags & IA_BS_OFFSET) {
+                memset(&e, 0, sizeof(e));
+                e.start = off;
+                e.length = st.len;
+                e.data = (st.flags & IA_BS_DATA) != 0;
+                e.zero = (st.flags & IA_BS_ZERO) != 0;
+                e.present = (st.flags & IA_BS_ALLOCATED) != 0;
+                e.compressed = (st.flags & IA_BS_COMPRESSED) != 0;
+                e.has_offset = (st.flags & IA_BS_OFFSET) != 0;
+                if (e.has_offset) {
                         if (st.file != last_file) {
                                 last_file = st.file;
                                 last_id = fid(opaque, st.file);
                         }
-                        id = last_id;
+                        e.offset = st.host_off;
+                        e.file_id = last_id;
                 }
-                r = add_run(l, &st, off, id, max_bytes, err);
-                if (r < 0)
-                        return -1;
-                if (r > 0) {
-                        free(l->runs);
-                        l->runs = NULL;
-                        l->n = l->cap = 0;
-                        return 0;
-                }
+                rc = ia_sink_add(&sink, &e, err);
                 off += st.len;
         }
+        if (rc == 0)
+                rc = ia_sink_finish(&sink, err);
+        if (rc < 0 && !l->too_big)
+                return -1;
+        if (l->too_big) {
+                free(l->runs);
+                l->runs = NULL;
+                l->n = l->cap = 0;
+                return 0;
+        }
+        if (layer_sums(l, err) < 0)
+                return -1;
         return layer_spans(l, err);
 }
 
@@ -131,8 +175,10 @@ void ia_layer_release(struct ia_layer *l)
 {
         free(l->runs);
         free(l->und);
+        free(l->cum);
         l->runs = NULL;
         l->und = NULL;
+        l->cum = NULL;
         l->n = l->cap = l->nund = 0;
 }
 
@@ -208,7 +254,8 @@ static void lru_append(struct ia_layer_cache *c, struct ia_layer *l)
 
 static size_t layer_bytes(const struct ia_layer *l)
 {
-        return sizeof(*l) + l->cap * sizeof(struct ia_layer_run) + l->nund * sizeof(struct ia_span);
+        return sizeof(*l) + l->cap * sizeof(struct ia_layer_run) +
+               l->nund * sizeof(struct ia_span) + (l->cum ? (l->n + 1) * sizeof(*l->cum) : 0);
 }
 
 /* Drop unreferenced layers, oldest first, until the cache fits its budget. */
@@ -314,12 +361,6 @@ void ia_layer_cache_put(struct ia_layer_cache *c, struct ia_layer *l)
 
 /* ---- composition ---- */
 
-struct lstatus {
-        uint64_t len, host_off;
-        int64_t file_id;
-        unsigned flags;
-};
-
 /* The first run of l that ends after off (runs tile [0, l->size)). */
 static size_t run_at(const struct ia_layer *l, uint64_t off)
 {
@@ -336,131 +377,140 @@ static size_t run_at(const struct ia_layer *l, uint64_t off)
         return lo;
 }
 
-/* The cached own status of the layer at off, at most len long (ia_layer_status_own). */
-static int lookup(struct ia_compose_layer *cl, uint64_t off, uint64_t len, struct lstatus *st,
-                  struct ia_error *err)
+static bool run_covers(const struct ia_layer *l, size_t i, uint64_t off)
 {
-        const struct ia_layer *l = cl->layer;
-        const struct ia_layer_run *r = NULL;
-        size_t i = cl->hint;
+        return i < l->n && l->runs[i].start <= off && off - l->runs[i].start < l->runs[i].len;
+}
 
-        if (i < l->n && l->runs[i].start <= off && off - l->runs[i].start < l->runs[i].len) {
-                r = &l->runs[i];
-        } else if (i + 1 < l->n && l->runs[i + 1].start <= off &&
-                   off - l->runs[i + 1].start < l->runs[i + 1].len) {
-                r = &l->runs[++i];
-        } else {
-                size_t k = run_at(l, off);
+/* A cached layer's own status at off: its run there (ia_view_status_fn). */
+static int cached_status(struct ia_layer_view *v, uint64_t off, uint64_t len,
+                         struct ia_view_status *st, struct ia_error *err)
+{
+        const struct ia_layer *l = v->priv;
+        const struct ia_layer_run *r;
+        size_t i = v->hint;
 
-                if (k < l->n && l->runs[k].start <= off)
-                        r = &l->runs[i = k];
+        if (!run_covers(l, i, off)) {
+                if (run_covers(l, i + 1, off))
+                        i++;
+                else if (!run_covers(l, i = run_at(l, off), off))
+                        return ia_error_set(err, IA_ERR_INTERNAL,
+                                            "no cached run of a layer covers offset %llu",
+                                            (unsigned long long)off);
         }
-        if (!r)
-                return ia_error_set(err, IA_ERR_INTERNAL,
-                                    "no cached run of a layer covers offset %llu",
-                                    (unsigned long long)off);
-        cl->hint = i;
+        v->hint = i;
+        r = &l->runs[i];
         st->len = r->start + r->len - off;
         if (st->len > len)
                 st->len = len;
         st->flags = r->flags;
         st->host_off = (r->flags & IA_BS_OFFSET) ? r->host_off + (off - r->start) : 0;
+        st->file = NULL;
         st->file_id = r->file_id;
         return 0;
 }
 
-/* ia_chain_status() over cached layers. */
-static int chain_status(struct ia_compose_layer *chain, size_t n, uint64_t off, uint64_t len,
-                        struct ia_map_row *e, struct ia_error *err)
+/* The first undecided span of l that ends after off. */
+static size_t span_at(const struct ia_layer *l, uint64_t off)
 {
-        struct lstatus st;
-        size_t d = 0;
+        size_t lo = 0, hi = l->nund;
 
-        for (;;) {
-                const struct ia_layer *l = chain[d].layer;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
 
-                if (off >= l->size) {
-                        memset(&st, 0, sizeof(st));
-                        st.len = len;
-                        break;
-                }
-                if (lookup(&chain[d], off, len, &st, err) < 0)
-                        return -1;
-                /* ia_layer_cow_zero() */
-                if (!(st.flags & (IA_BS_DATA | IA_BS_ZERO)) && chain[d].cow &&
-                    (d + 1 >= n || off >= chain[d + 1].layer->size))
-                        st.flags |= IA_BS_ZERO;
-                len = st.len;
-                if (st.flags & (IA_BS_ZERO | IA_BS_DATA))
-                        break;
-                if (d + 1 >= n) {
-                        st.flags = 0;
-                        break;
-                }
-                d++;
+                if (l->und[mid].end <= off)
+                        lo = mid + 1;
+                else
+                        hi = mid;
         }
-        memset(e, 0, sizeof(*e));
-        e->start = off;
-        e->length = len;
-        e->depth = (uint32_t)d;
-        e->data = (st.flags & IA_BS_DATA) != 0;
-        e->zero = (st.flags & IA_BS_ZERO) != 0;
-        e->present = (st.flags & IA_BS_ALLOCATED) != 0;
-        e->compressed = (st.flags & IA_BS_COMPRESSED) != 0;
-        e->has_offset = (st.flags & IA_BS_OFFSET) != 0;
-        e->offset = e->has_offset ? st.host_off : 0;
-        e->file_id = e->has_offset ? st.file_id : 0;
+        return lo;
+}
+
+/* Whether span k is the first of l that ends after off (span_at(l, off) == k). */
+static bool span_first_after(const struct ia_layer *l, size_t k, uint64_t off)
+{
+        return k <= l->nund && (k == l->nund || l->und[k].end > off) &&
+               (k == 0 || l->und[k - 1].end <= off);
+}
+
+/* The layer's undecided spans, kept when it was mapped (ia_view_undecided_fn). */
+static int cached_undecided(struct ia_layer_view *v, uint64_t off, uint64_t end, uint64_t *us,
+                            uint64_t *ue, struct ia_error *err)
+{
+        const struct ia_layer *l = v->priv;
+        size_t k = v->hint;
+
+        (void)err;
+        /* the walk asks span after span: the last answer or the next, else a search */
+        if (!span_first_after(l, k, off)) {
+                if (span_first_after(l, k + 1, off))
+                        k++;
+                else
+                        k = span_at(l, off);
+        }
+        v->hint = k;
+        *us = *ue = end;
+        if (k < l->nund && l->und[k].start < end) {
+                *us = l->und[k].start > off ? l->und[k].start : off;
+                *ue = l->und[k].end < end ? l->und[k].end : end;
+        }
         return 0;
 }
 
-/* ia_map_mergeable() with IA_MAP_MERGE_COMPRESSED. */
-static bool compose_mergeable(const struct ia_map_row *curr, const struct ia_map_row *next)
+/* The views of a chain of cached layers; 1 when one failed or is too big. */
+static int cached_views(const struct ia_compose_layer *chain, size_t n, struct ia_layer_view **out,
+                        struct ia_error *err)
 {
-        if (curr->length == 0)
-                return false;
-        if (curr->zero != next->zero || curr->data != next->data || curr->depth != next->depth ||
-            curr->present != next->present)
-                return false;
-        if (curr->compressed != next->compressed)
-                return false;
-        if (curr->has_offset != next->has_offset)
-                return false;
-        if (!curr->has_offset)
-                return true;
-        if (curr->file_id != next->file_id)
-                return false;
-        return curr->offset + curr->length == next->offset;
+        struct ia_layer_view *v;
+
+        *out = NULL;
+        if (n == 0)
+                return ia_error_set(err, IA_ERR_INTERNAL, "composing an empty chain");
+        for (size_t i = 0; i < n; i++)
+                if (chain[i].layer->failed || chain[i].layer->too_big)
+                        return 1;
+        v = calloc(n, sizeof(*v));
+        if (!v)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                v[i].size = chain[i].layer->size;
+                v[i].cow = chain[i].cow;
+                v[i].broken = i + 1 == n && chain[i].broken;
+                v[i].status = cached_status;
+                v[i].undecided = cached_undecided;
+                v[i].priv = (void *)chain[i].layer;
+        }
+        *out = v;
+        return 0;
+}
+
+struct row_out {
+        ia_row_fn fn;
+        void *opaque;
+};
+
+static int entry_to_row(void *opaque, const struct ia_map_entry *e, bool last, struct ia_error *err)
+{
+        struct row_out *o = opaque;
+        struct ia_map_row row;
+
+        (void)last;
+        ia_map_row_from_entry(e, e->file_id, &row);
+        return o->fn(o->opaque, &row, err);
 }
 
 int ia_compose(struct ia_compose_layer *chain, size_t n, ia_row_fn fn, void *opaque,
                struct ia_error *err)
 {
-        struct ia_map_row curr, next;
-        uint64_t end;
+        struct ia_layer_view *v;
+        struct row_out o = {fn, opaque};
+        int rc = cached_views(chain, n, &v, err);
 
-        if (n == 0)
-                return ia_error_set(err, IA_ERR_INTERNAL, "composing an empty chain");
-        for (size_t i = 0; i < n; i++) {
-                if (chain[i].layer->failed || chain[i].layer->too_big)
-                        return 1;
-                chain[i].hint = 0;
-        }
-        end = chain[0].layer->size;
-        memset(&curr, 0, sizeof(curr));
-        while (curr.start + curr.length < end) {
-                uint64_t pos = curr.start + curr.length;
-
-                if (chain_status(chain, n, pos, end - pos, &next, err) < 0)
-                        return -1;
-                if (compose_mergeable(&curr, &next)) {
-                        curr.length += next.length;
-                        continue;
-                }
-                if (curr.length > 0 && fn(opaque, &curr, err) < 0)
-                        return -1;
-                curr = next;
-        }
-        return fn(opaque, &curr, err) < 0 ? -1 : 0;
+        if (rc != 0)
+                return rc;
+        rc = ia_walk_map(v, n, 0, v[0].size, IA_MAP_MERGE_COMPRESSED, entry_to_row, &o, err);
+        free(v);
+        return rc < 0 ? -1 : 0;
 }
 
 void ia_map_row_from_entry(const struct ia_map_entry *e, int64_t file_id, struct ia_map_row *row)
@@ -479,22 +529,6 @@ void ia_map_row_from_entry(const struct ia_map_entry *e, int64_t file_id, struct
 }
 
 /* ---- pieces ---- */
-
-/* The first undecided span of l that ends after off. */
-static size_t span_at(const struct ia_layer *l, uint64_t off)
-{
-        size_t lo = 0, hi = l->nund;
-
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (l->und[mid].end <= off)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo;
-}
 
 void ia_space_add_row(struct ia_space *sp, const struct ia_map_row *row)
 {
@@ -548,112 +582,86 @@ int ia_piece_rows(const struct ia_layer *l, const struct ia_piece *p, ia_row_fn 
         return 0;
 }
 
-struct piece_walk {
-        struct ia_compose_layer *chain;
-        size_t n;
+/* Add the bytes [a, b) of run r (which covers them) to the sums. */
+static void add_part(struct ia_run_sums *s, const struct ia_layer_run *r, uint64_t a, uint64_t b)
+{
+        if (r->flags & IA_BS_DATA) {
+                s->data += b - a;
+                if (r->flags & IA_BS_COMPRESSED)
+                        s->compressed += b - a;
+        } else if (r->flags & IA_BS_ALLOCATED) {
+                s->zero += b - a;
+        }
+}
+
+void ia_piece_space(const struct ia_layer *l, const struct ia_piece *p, struct ia_space *sp,
+                    uint64_t *rows)
+{
+        struct ia_run_sums s = {0, 0, 0};
+        uint64_t end = p->start + p->len;
+        size_t k0, k1;
+
+        if (p->kind != IA_PIECE_LAYER || p->len == 0) {
+                struct ia_map_row row = {.start = p->start, .length = p->len, .depth = p->depth};
+
+                row.unknown = p->kind == IA_PIECE_UNKNOWN;
+                ia_space_add_row(sp, &row);
+                (*rows)++;
+                return;
+        }
+        /* the runs k0..k1 overlap the piece: the first and last clipped, the
+         * ones between from the prefix sums */
+        k0 = run_at(l, p->start);
+        k1 = run_at(l, end - 1);
+        if (k0 == k1) {
+                add_part(&s, &l->runs[k0], p->start, end);
+        } else {
+                const struct ia_layer_run *r0 = &l->runs[k0], *r1 = &l->runs[k1];
+
+                add_part(&s, r0, p->start, r0->start + r0->len);
+                add_part(&s, r1, r1->start, end);
+                s.data += l->cum[k1].data - l->cum[k0 + 1].data;
+                s.zero += l->cum[k1].zero - l->cum[k0 + 1].zero;
+                s.compressed += l->cum[k1].compressed - l->cum[k0 + 1].compressed;
+        }
+        *rows += k1 - k0 + 1;
+        sp->mapped += p->len;
+        if (p->depth == 0)
+                sp->own_data += s.data;
+        else
+                sp->backing_data += s.data;
+        sp->zero += s.zero;
+        sp->unallocated += p->len - s.data - s.zero;
+        sp->compressed += s.compressed;
+}
+
+struct piece_out {
+        const struct ia_compose_layer *chain;
         ia_piece_fn fn;
         ia_row_fn row_fn;
         void *opaque;
-        struct ia_piece cur; /* being extended; len 0 with have == false: none yet */
-        bool have;
 };
 
-static int flush_piece(struct piece_walk *w, struct ia_error *err)
+static int piece_with_rows(void *opaque, const struct ia_piece *p, struct ia_error *err)
 {
-        if (!w->have)
-                return 0;
-        w->have = false;
-        if (w->row_fn &&
-            ia_piece_rows(w->cur.kind == IA_PIECE_LAYER ? w->chain[w->cur.depth].layer : NULL,
-                          &w->cur, w->row_fn, w->opaque, err) < 0)
+        struct piece_out *o = opaque;
+
+        if (o->row_fn && ia_piece_rows(p->kind == IA_PIECE_LAYER ? o->chain[p->depth].layer : NULL,
+                                       p, o->row_fn, o->opaque, err) < 0)
                 return -1;
-        return w->fn(w->opaque, &w->cur, err);
-}
-
-/* Append [a, b) decided at depth with kind, extending the current piece when it can. */
-static int emit(struct piece_walk *w, uint64_t a, uint64_t b, size_t depth, enum ia_piece_kind kind,
-                struct ia_error *err)
-{
-        if (a >= b)
-                return 0;
-        if (w->have && w->cur.depth == depth && w->cur.kind == kind &&
-            w->cur.start + w->cur.len == a) {
-                w->cur.len += b - a;
-                return 0;
-        }
-        if (flush_piece(w, err) < 0)
-                return -1;
-        w->cur = (struct ia_piece){a, b - a, (uint32_t)depth, kind};
-        w->have = true;
-        return 0;
-}
-
-/*
- * [a, b) as seen from depth d, where every layer above reads through: the
- * same decisions as chain_status() (ia_chain_status()), taken span by span.
- */
-static int walk(struct piece_walk *w, size_t d, uint64_t a, uint64_t b, struct ia_error *err)
-{
-        const struct ia_compose_layer *cl = &w->chain[d];
-        const struct ia_layer *l = cl->layer;
-        bool last = d + 1 >= w->n;
-        uint64_t below = last ? 0 : w->chain[d + 1].layer->size;
-
-        uint64_t tail = b; /* beyond this layer's end (below a layer without cow): nothing */
-
-        if (b > l->size)
-                b = a > l->size ? a : l->size;
-        for (size_t k = span_at(l, a); a < b; k++) {
-                uint64_t us = k < l->nund && l->und[k].start < b ? l->und[k].start : b;
-                uint64_t ue = k < l->nund && l->und[k].end < b ? l->und[k].end : b;
-
-                if (us < a)
-                        us = a;
-                if (emit(w, a, us, d, IA_PIECE_LAYER, err) < 0)
-                        return -1;
-                if (us >= b)
-                        break;
-                /* [us, ue): this layer says nothing there */
-                if (last) {
-                        enum ia_piece_kind kind = !cl->cow     ? IA_PIECE_END
-                                                  : cl->broken ? IA_PIECE_UNKNOWN
-                                                               : IA_PIECE_LAYER;
-
-                        if (emit(w, us, ue, kind == IA_PIECE_UNKNOWN ? d + 1 : d, kind, err) < 0)
-                                return -1;
-                } else if (cl->cow) {
-                        /* beyond the backing file's end it reads as zero here */
-                        uint64_t cut = ue < below ? ue : (us > below ? us : below);
-
-                        if (us < cut && walk(w, d + 1, us, cut, err) < 0)
-                                return -1;
-                        if (emit(w, cut, ue, d, IA_PIECE_LAYER, err) < 0)
-                                return -1;
-                } else if (walk(w, d + 1, us, ue, err) < 0) {
-                        return -1;
-                }
-                a = ue;
-        }
-        return emit(w, b, tail, d, IA_PIECE_END, err);
+        return o->fn(o->opaque, p, err);
 }
 
 int ia_compose_pieces(struct ia_compose_layer *chain, size_t n, ia_piece_fn piece_fn,
                       ia_row_fn row_fn, void *opaque, struct ia_error *err)
 {
-        struct piece_walk w = {
-            .chain = chain, .n = n, .fn = piece_fn, .row_fn = row_fn, .opaque = opaque};
+        struct ia_layer_view *v;
+        struct piece_out o = {chain, piece_fn, row_fn, opaque};
+        int rc = cached_views(chain, n, &v, err);
 
-        if (n == 0)
-                return ia_error_set(err, IA_ERR_INTERNAL, "composing an empty chain");
-        for (size_t i = 0; i < n; i++)
-                if (chain[i].layer->failed || chain[i].layer->too_big)
-                        return 1;
-        if (chain[0].layer->size == 0) {
-                /* the placeholder row qemu prints for an empty image */
-                w.cur = (struct ia_piece){0, 0, 0, IA_PIECE_END};
-                w.have = true;
-        } else if (walk(&w, 0, 0, chain[0].layer->size, err) < 0) {
-                return -1;
-        }
-        return flush_piece(&w, err) < 0 ? -1 : 0;
+        if (rc != 0)
+                return rc;
+        rc = ia_walk_pieces(v, n, piece_with_rows, &o, err);
+        free(v);
+        return rc < 0 ? -1 : 0;
 }

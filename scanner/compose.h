@@ -6,17 +6,18 @@
  * itself, holes of its host file included) does not depend on the chain it
  * sits in, so the scanner maps every distinct layer once per scan and
  * composes each chain's map from the cached runs: a hundred overlays on one
- * base read the base's tables once.  ia_compose() mirrors ia_chain_status()
- * (the walk down the chain, the zero of a layer without backing or beyond its
- * backing file's end) and ia_map()'s merge loop (ia_map_mergeable() with
- * IA_MAP_MERGE_COMPRESSED), so its rows equal `imgaudit map --output=json`.
+ * base read the base's tables once.  ia_compose() is ia_map()'s walk with
+ * IA_MAP_MERGE_COMPRESSED over the cached layers, so its rows equal
+ * `imgaudit map --output=json`.
  *
  * Memory is bounded: the cache evicts least-recently-used layers past its
  * byte budget (they are re-mapped if needed again), and a layer whose runs
  * alone exceed the per-layer cap is not cached at all: chains through it are
- * mapped live with ia_map(), which streams.  A layer whose own status fails
- * part-way keeps the runs before the failure and the error; chains that reach
- * it are mapped live too, so partial output and the error match ia_map().
+ * mapped live with ia_map(), which streams.  Cached layers are layer views
+ * (formats/layerwalk.h): ia_compose() and ia_compose_pieces() run the one chain
+ * walk of formats/layerwalk.c over them, as ia_map() does over live images.  A layer whose own
+ * status fails part-way keeps the runs before the failure and the error; chains that reach it are
+ * mapped live too, so partial output and the error match ia_map().
  */
 #ifndef IA_COMPOSE_H
 #define IA_COMPOSE_H
@@ -27,6 +28,7 @@
 
 #include "image.h"
 #include "map.h"
+#include "layerwalk.h"
 #include "store.h"
 
 /* One run of a layer's own status: [start, start+len) all alike. */
@@ -47,6 +49,13 @@ struct ia_layer {
                 uint64_t start, end;
         } * und;
         size_t nund;
+        /* prefix sums: cum[i] sums runs [0, i) (n + 1 of them), so a piece's
+         * space figures cost two binary searches (ia_piece_space()) */
+        struct ia_run_sums {
+                uint64_t data;       /* IA_BS_DATA */
+                uint64_t zero;       /* not data, IA_BS_ALLOCATED */
+                uint64_t compressed; /* data, IA_BS_COMPRESSED */
+        } * cum;
         bool failed;  /* own status failed at fail_off: err says why */
         bool too_big; /* runs exceeded the per-layer cap: not kept */
         uint64_t fail_off;
@@ -94,7 +103,6 @@ struct ia_compose_layer {
         const struct ia_layer *layer;
         bool cow;    /* the image reads unallocated ranges through to a backing file */
         bool broken; /* (last layer only) it names a backing file that could not be opened */
-        size_t hint; /* run cursor (compose.c) */
 };
 
 typedef int (*ia_row_fn)(void *opaque, const struct ia_map_row *row, struct ia_error *err);
@@ -109,26 +117,6 @@ int ia_compose(struct ia_compose_layer *chain, size_t n, ia_row_fn fn, void *opa
                struct ia_error *err);
 
 /*
- * A piece of an image's map: a maximal guest range decided at one depth of
- * its chain, by that layer's own runs (LAYER: the rows are chain[depth]'s
- * runs clipped to the piece, an unallocated run reading as zero), or by no
- * layer: END, unallocated through the whole chain (one row, all false; the
- * placeholder of an empty image is an END piece of length 0), or UNKNOWN,
- * reading through to a backing file that could not be opened (depth: the
- * missing layer's).  The rows of the pieces, in order, are exactly the rows
- * of ia_compose(); rows of two pieces never merge.
- */
-enum ia_piece_kind { IA_PIECE_LAYER, IA_PIECE_END, IA_PIECE_UNKNOWN };
-
-struct ia_piece {
-        uint64_t start, len;
-        uint32_t depth;
-        enum ia_piece_kind kind;
-};
-
-typedef int (*ia_piece_fn)(void *opaque, const struct ia_piece *p, struct ia_error *err);
-
-/*
  * The pieces of a chain's map, ascending, each once (adjacent pieces of the
  * same depth and kind are one): for each, row_fn (if not NULL) gets its rows,
  * then piece_fn the piece.  Costs a binary search per piece and layer, plus
@@ -141,6 +129,13 @@ int ia_compose_pieces(struct ia_compose_layer *chain, size_t n, ia_piece_fn piec
 /* The rows of piece p (of a chain whose layer at p->depth is l; NULL unless LAYER). */
 int ia_piece_rows(const struct ia_layer *l, const struct ia_piece *p, ia_row_fn fn, void *opaque,
                   struct ia_error *err);
+
+/*
+ * Add what ia_piece_rows() would pass to ia_space_add_row() for piece p to
+ * sp, and the number of those rows to *rows, without visiting the runs.
+ */
+void ia_piece_space(const struct ia_layer *l, const struct ia_piece *p, struct ia_space *sp,
+                    uint64_t *rows);
 
 /* Add row to the space figures (the definition the pieces follow). */
 void ia_space_add_row(struct ia_space *sp, const struct ia_map_row *row);

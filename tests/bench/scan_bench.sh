@@ -22,7 +22,11 @@
 # usage: scan_bench.sh [IMGAUDIT]   env: BENCH_DIR (default: a temp dir),
 #        BENCH_QEMU_SAMPLE=N to time qemu-img on every Nth image only and
 #        extrapolate (default 1: every image; the fragmented stores use
-#        BENCH_FRAG_SAMPLE, default 5), BENCH_ONLY=frag for part 3 alone.
+#        BENCH_FRAG_SAMPLE, default 5), BENCH_ONLY=frag for part 3 alone,
+#        BENCH_ONLY=small for part 1 alone, BENCH_OLD=/path/to/imgaudit to
+#        time another build's first scan of part 1 too, interleaved with
+#        ours (BENCH_RUNS runs each, default 3; medians), and
+#        BENCH_CALLGRIND=1 to add both builds' instruction counts (valgrind).
 set -eu
 IMGAUDIT=${1:-${IMGAUDIT:-imgaudit}}
 IMGAUDIT=$(command -v "$IMGAUDIT" || echo "$IMGAUDIT")
@@ -150,15 +154,22 @@ find store -type f -exec touch -m -d "@$(($(date +%s) - 86400))" {} +
 # Both tools run with the store in the page cache: read it once first.
 sync
 find store -type f -exec cat {} + >/dev/null
-runs=""
-for r in 1 2 3; do
-	rm -f scan.db scan.db-wal scan.db-shm
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# first_scan BINARY DB: a fresh scan of the store, its seconds on stdout
+first_scan() {
+	rm -f "$2" "$2-wal" "$2-shm" "$2.lock"
+	local t0 t1
 	t0=$(now)
-	"$IMGAUDIT" scan --db scan.db --quiet store
+	"$1" scan --db "$2" --quiet store
 	t1=$(now)
-	runs="$runs $(echo "$t1 - $t0" | bc)"
+	echo "$t1 - $t0" | bc
+}
+runs="" oldruns=""
+for r in $(seq 1 "${BENCH_RUNS:-3}"); do
+	[ -z "${BENCH_OLD:-}" ] || oldruns="$oldruns $(first_scan "$BENCH_OLD" old.db)"
+	runs="$runs $(first_scan "$IMGAUDIT" scan.db)"
 done
-ours=$(printf '%s\n' $runs | sort -n | sed -n 2p) # the median of three fresh scans
+ours=$(median $runs)
 read -r images rows layers <<<"$(sqlite3 -separator ' ' scan.db "SELECT images, map_rows, layers_mapped FROM scans ORDER BY id DESC LIMIT 1")"
 
 find store -name '*.qcow2' | sort >list.txt
@@ -181,12 +192,29 @@ printf 'imgaudit scan (-j %d):            %8.2f s (median of%s)\n' "$(nproc)" "$
 printf 'qemu-img info+map loop (%d of %d): %8.2f s%s\n' "$k" "$n" "$qemu" \
 	"$([ "$SAMPLE" = 1 ] || echo ' (extrapolated)')"
 printf 'ratio:                            %8.1fx (target >= 50x)\n' "$(echo "$qemu / $ours" | bc -l)"
+if [ -n "${BENCH_OLD:-}" ]; then
+	old=$(median $oldruns)
+	printf 'BENCH_OLD scan, same runs:        %8.2f s (median of%s): ours/old %.2f\n' "$old" \
+		"$oldruns" "$(echo "$ours / $old" | bc -l)"
+fi
+if [ -n "${BENCH_CALLGRIND:-}" ]; then
+	# instruction counts of a first scan (all threads), repeatable on a loaded machine
+	irs() {
+		rm -f cg.db cg.db-wal cg.db-shm cg.db.lock cg.out.*
+		valgrind --tool=callgrind --separate-threads=no --callgrind-out-file=cg.out.%p \
+			"$1" scan --db cg.db --quiet store 2>&1 | sed -n 's/.*Collected : *//p' | tail -1
+	}
+	printf 'callgrind, first scan:            %s instructions (ours)\n' "$(irs "$IMGAUDIT")"
+	[ -z "${BENCH_OLD:-}" ] ||
+		printf 'callgrind, first scan:            %s instructions (BENCH_OLD)\n' "$(irs "$BENCH_OLD")"
+fi
 
 t0=$(now)
 "$IMGAUDIT" scan --db scan.db --quiet store
 t1=$(now)
 printf 'rescan, nothing changed:          %8.2f s (%s files read, %s carried over)\n' "$(echo "$t1 - $t0" | bc)" \
 	$(sqlite3 -separator ' ' scan.db "SELECT files_read, files_reused FROM scans ORDER BY id DESC LIMIT 1")
+[ "${BENCH_ONLY:-}" != small ] || exit 0
 
 echo "building a store with large maps ..."
 mkdir -p big/vm

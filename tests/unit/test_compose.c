@@ -173,7 +173,8 @@ struct piece_sink {
         struct ia_compose_layer *chain;
         struct rows rows;
         size_t npieces, piece_first_row;
-        uint64_t next; /* pieces tile the image in order */
+        struct ia_piece pieces[64]; /* the first ones */
+        uint64_t next;              /* pieces tile the image in order */
 };
 
 /* The rows of a piece come before it, and cover exactly it. */
@@ -200,6 +201,19 @@ static int collect_piece(void *opaque, const struct ia_piece *p, struct ia_error
                 covered += ps->rows.r[i].length;
         }
         assert_int_equal(covered, p->len);
+
+        /* its space figures from the prefix sums are those of its rows */
+        struct ia_space want_sp = {0}, got_sp = {0};
+        uint64_t nrows = 0;
+
+        for (size_t i = ps->piece_first_row; i < ps->rows.n; i++)
+                ia_space_add_row(&want_sp, &ps->rows.r[i]);
+        ia_piece_space(p->kind == IA_PIECE_LAYER ? ps->chain[p->depth].layer : NULL, p, &got_sp,
+                       &nrows);
+        assert_memory_equal(&want_sp, &got_sp, sizeof(want_sp));
+        assert_int_equal(nrows, ps->rows.n - ps->piece_first_row);
+        if (ps->npieces <= 64)
+                ps->pieces[ps->npieces - 1] = *p;
         ps->piece_first_row = ps->rows.n;
         return 0;
 }
@@ -232,6 +246,22 @@ static void want_unknown(struct rows *r, size_t n, bool cow)
                 r->r[out++] = x;
         }
         r->n = out;
+}
+
+struct live_pieces {
+        struct ia_piece p[64];
+        size_t n;
+};
+
+static int collect_live_piece(void *opaque, const struct ia_piece *p, struct ia_error *err)
+{
+        struct live_pieces *lp = opaque;
+
+        (void)err;
+        if (lp->n < 64)
+                lp->p[lp->n] = *p;
+        lp->n++;
+        return 0;
 }
 
 static void setup_files(void)
@@ -294,6 +324,19 @@ static void one_chain(unsigned seed)
         assert_int_equal(ia_compose_pieces(chain, n, collect_piece, piece_row, &ps, &err), 0);
         same_rows(seed, "pieces", &want, &ps.rows);
         assert_true(ps.npieces <= want.n);
+
+        /* the same piece walk over the live images' views gives the same pieces */
+        struct ia_layer_view *live;
+        size_t nlive;
+        struct live_pieces lp = {0};
+
+        assert_int_equal(ia_live_views(&img[0], &live, &nlive, &err), 0);
+        assert_int_equal(nlive, n);
+        assert_int_equal(ia_walk_pieces(live, nlive, collect_live_piece, &lp, &err), 0);
+        free(live);
+        assert_int_equal(lp.n, ps.npieces);
+        for (size_t i = 0; i < lp.n && i < 64; i++)
+                assert_memory_equal(&lp.p[i], &ps.pieces[i], sizeof(lp.p[i]));
 
         /*
          * A broken chain: the last layer names a backing file that is missing.
