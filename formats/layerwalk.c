@@ -87,8 +87,8 @@ bool ia_map_mergeable(const struct ia_map_entry *curr, const struct ia_map_entry
         return curr->offset + curr->length == next->offset;
 }
 
-void ia_sink_init(struct ia_extent_sink *s, uint64_t start, unsigned flags, ia_map_fn fn,
-                  void *opaque)
+void ia_extent_sink_init(struct ia_extent_sink *s, uint64_t start, unsigned flags, ia_map_fn fn,
+                         void *opaque)
 {
         memset(s, 0, sizeof(*s));
         s->curr.start = start;
@@ -97,16 +97,16 @@ void ia_sink_init(struct ia_extent_sink *s, uint64_t start, unsigned flags, ia_m
         s->opaque = opaque;
 }
 
-int ia_sink_add(struct ia_extent_sink *s, const struct ia_map_entry *e, struct ia_error *err)
+int ia_extent_sink_add(struct ia_extent_sink *s, const struct ia_map_entry *e, struct ia_error *err)
 {
         struct ia_map_entry next = *e;
 
-        if (next.length == 0 || next.start != ia_sink_end(s))
+        if (next.length == 0 || next.start != ia_extent_sink_end(s))
                 return ia_error_set(err, IA_ERR_INTERNAL,
                                     "map entry at %llu (length %llu) does not follow the one "
                                     "ending at %llu",
                                     (unsigned long long)next.start, (unsigned long long)next.length,
-                                    (unsigned long long)ia_sink_end(s));
+                                    (unsigned long long)ia_extent_sink_end(s));
         if (ia_map_mergeable(&s->curr, &next, s->flags)) {
                 s->curr.length += next.length;
                 return 0;
@@ -124,7 +124,7 @@ int ia_sink_add(struct ia_extent_sink *s, const struct ia_map_entry *e, struct i
         return 0;
 }
 
-int ia_sink_finish(struct ia_extent_sink *s, struct ia_error *err)
+int ia_extent_sink_finish(struct ia_extent_sink *s, struct ia_error *err)
 {
         return s->fn(s->opaque, &s->curr, true, err);
 }
@@ -134,16 +134,16 @@ int ia_walk_map(struct ia_layer_view *chain, size_t n, uint64_t start, uint64_t 
 {
         struct ia_extent_sink sink;
 
-        ia_sink_init(&sink, start, flags, fn, opaque);
-        while (ia_sink_end(&sink) < end) {
+        ia_extent_sink_init(&sink, start, flags, fn, opaque);
+        while (ia_extent_sink_end(&sink) < end) {
                 struct ia_map_entry next;
-                uint64_t pos = ia_sink_end(&sink);
+                uint64_t pos = ia_extent_sink_end(&sink);
 
                 if (ia_walk_status(chain, n, pos, end - pos, &next, err) < 0 ||
-                    ia_sink_add(&sink, &next, err) < 0)
+                    ia_extent_sink_add(&sink, &next, err) < 0)
                         return -1;
         }
-        return ia_sink_finish(&sink, err);
+        return ia_extent_sink_finish(&sink, err);
 }
 
 /* ---- pieces ---- */

@@ -81,20 +81,21 @@ struct ia_extent_sink {
 };
 
 /* A sink whose output starts at start. */
-void ia_sink_init(struct ia_extent_sink *s, uint64_t start, unsigned flags, ia_map_fn fn,
-                  void *opaque);
+void ia_extent_sink_init(struct ia_extent_sink *s, uint64_t start, unsigned flags, ia_map_fn fn,
+                         void *opaque);
 
 /* The end of what the sink has been given. */
-static inline uint64_t ia_sink_end(const struct ia_extent_sink *s)
+static inline uint64_t ia_extent_sink_end(const struct ia_extent_sink *s)
 {
         return s->curr.start + s->curr.length;
 }
 
-/* Add e (non-empty, starting at ia_sink_end()); merged entries go to fn. */
-int ia_sink_add(struct ia_extent_sink *s, const struct ia_map_entry *e, struct ia_error *err);
+/* Add e (non-empty, starting at ia_extent_sink_end()); merged entries go to fn. */
+int ia_extent_sink_add(struct ia_extent_sink *s, const struct ia_map_entry *e,
+                       struct ia_error *err);
 
 /* Pass the pending entry on with last = true (the placeholder if none was added). */
-int ia_sink_finish(struct ia_extent_sink *s, struct ia_error *err);
+int ia_extent_sink_finish(struct ia_extent_sink *s, struct ia_error *err);
 
 /*
  * A piece of a chain's map: a maximal guest range decided at one depth, by

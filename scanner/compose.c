@@ -126,7 +126,7 @@ int ia_layer_map(struct ia_image *img, struct ia_layer *l, size_t max_bytes, ia_
         int rc = 0;
 
         l->size = img->size;
-        ia_sink_init(&sink, 0, IA_MAP_MERGE_COMPRESSED, append_run, &rs);
+        ia_extent_sink_init(&sink, 0, IA_MAP_MERGE_COMPRESSED, append_run, &rs);
         while (off < img->size && rc == 0) {
                 struct ia_bstatus st;
                 struct ia_map_entry e;
@@ -153,11 +153,11 @@ int ia_layer_map(struct ia_image *img, struct ia_layer *l, size_t max_bytes, ia_
                         e.offset = st.host_off;
                         e.file_id = last_id;
                 }
-                rc = ia_sink_add(&sink, &e, err);
+                rc = ia_extent_sink_add(&sink, &e, err);
                 off += st.len;
         }
         if (rc == 0)
-                rc = ia_sink_finish(&sink, err);
+                rc = ia_extent_sink_finish(&sink, err);
         if (rc < 0 && !l->too_big)
                 return -1;
         if (l->too_big) {
