@@ -1,0 +1,231 @@
+/* One walked file (or device): read, probed and dispatched; after the join, the files no driver
+ * recognised. */
+#define _GNU_SOURCE /* before any system header */
+#include "scan.h"
+#include "banned.h"
+
+/* ---- one walked file ---- */
+
+static void new_file_rec(struct scan *s, const struct job *jb)
+{
+        struct ia_rec *r = ia_rec_new(IA_REC_FILE);
+
+        if (r) {
+                r->u.file.id = jb->reg->id;
+                r->u.file.path = scan_xstrdup(jb->wf.path);
+                r->u.file.has_identity = true;
+                r->u.file.dev = jb->wf.id.dev;
+                r->u.file.ino = jb->wf.id.ino;
+                r->u.file.size = jb->wf.id.size;
+                r->u.file.allocated = jb->wf.id.allocated;
+                r->u.file.mtime_ns = jb->wf.id.mtime_ns;
+                r->u.file.ctime_ns = jb->wf.id.ctime_ns;
+        }
+        scan_put(s, r);
+}
+
+struct ia_source *scan_open_job(struct scan *s, struct job *jb)
+{
+        struct ia_error err;
+        struct ia_source *src;
+
+        ia_error_clear(&err);
+        src = jb->device ? ia_device_open(jb->wf.path, &jb->wf.id, &err)
+                         : ia_walk_open_file(&s->roots[jb->wf.root], &s->dirs, &jb->wf, &err);
+        if (!src) {
+                scan_put(s, scan_entry_rec(jb->wf.path, "unreadable",
+                                           err.reason ? err.reason : "io", err.msg, jb->reg->id));
+                s->problems++;
+        }
+        return src;
+}
+
+/* An image of the previous scan carried over: its rows copied by the writer, not read. */
+void scan_carry_image(struct scan *s, int64_t old_image_id)
+{
+        struct ia_rec *r = ia_rec_new(IA_REC_REUSE);
+
+        if (r) {
+                r->u.reuse.old_image_id = old_image_id;
+                r->u.reuse.new_image_id = atomic_fetch_add(&s->next_image_id, 1);
+        }
+        scan_put(s, r);
+        s->images++;
+}
+
+/* A file planned as unchanged plain data that must be read after all (it is an image now). */
+struct ia_source *scan_open_unplanned(struct scan *s, struct job *jb)
+{
+        if (jb->action == JOB_REUSE_PLAIN) {
+                s->files_reused--;
+                s->files_read++;
+        }
+        return scan_open_job(s, jb);
+}
+
+void scan_process(struct scan *s, struct job *jb)
+{
+        struct ia_source *src;
+        const struct ia_driver *drv;
+        struct ia_error err;
+        uint8_t head[IA_PROBE_HEAD];
+        size_t hl;
+
+        if (jb->new_file)
+                new_file_rec(s, jb);
+        if (jb->action == JOB_REUSE_PLAIN) {
+                s->files_reused++;
+                return; /* decided after the workers: not-an-image, data-file or raw backing */
+        }
+        if (jb->action == JOB_REUSE_IMAGE) {
+                scan_carry_image(s, jb->prev_image_id);
+                scan_put(s, scan_file_rec(jb->reg->id, "image", true));
+                jb->reg->kind = "image";
+                s->files_reused++;
+                return;
+        }
+        if (jb->action == JOB_REUSE_ARCHIVE) {
+                /* its members' other rows come with the IA_REC_REUSE_MEMBERS record */
+                for (size_t i = 0; i < jb->nprev_images; i++)
+                        scan_carry_image(s, jb->prev_images[i]);
+                scan_put(s, scan_file_rec(jb->reg->id, "archive", true));
+                jb->reg->kind = "archive";
+                s->files_reused++;
+                return;
+        }
+        s->files_read++;
+        src = scan_open_job(s, jb);
+        if (!src) {
+                jb->reg->kind = "unreadable";
+                return;
+        }
+        ia_error_clear(&err);
+        if (!scan_probe_source(src, jb->wf.path, head, &hl, &drv, &err)) {
+                scan_put(s, scan_entry_rec(jb->wf.path, "unreadable", "io", err.msg, jb->reg->id));
+                s->problems++;
+                jb->reg->kind = "unreadable";
+        } else if (scan_bare_vmdk_extent(drv, head, hl)) {
+                jb->reg->bare_extent = true; /* decided by settle_plain_files() */
+        } else if (drv != &ia_drv_raw) {
+                jb->reg->kind = "image";
+                scan_image(s, src, jb->wf.path, jb->reg->id, NULL, drv->name, NULL, "content");
+        } else if (s->no_archives && ia_archive_probe(head, hl)) {
+                jb->reg->skipped_archive = true; /* read by settle_plain_files() after the join */
+        } else if (ia_archive_probe(head, hl)) {
+                bool is_archive = false;
+
+                scan_archive(s, src, jb->wf.path, jb->reg->id, &is_archive);
+                if (is_archive)
+                        jb->reg->kind = "archive";
+        } else if (src->size > 0 &&
+                   (jb->device || ia_rawdisk_signature(src, head, hl) || jb->reg->raw_by ||
+                    ia_rawdisk_name_matches(jb->wf.path, s->raw_globs))) {
+                /* a raw disk: by content (a partition table, a file system, ...), because a
+                 * VM definition or the store's layout names it, by name, or a block device
+                 * asked for (--devices: a volume is a disk) */
+                const char *by = ia_rawdisk_signature(src, head, hl) ? "content"
+                                 : jb->device                        ? "option"
+                                 : jb->reg->raw_by                   ? jb->reg->raw_by
+                                                                     : "name";
+
+                jb->reg->kind = "image";
+                scan_image(s, src, jb->wf.path, jb->reg->id, "raw", "raw", NULL, by);
+        }
+        ia_source_unref(src);
+}
+
+/* A file that no image keeps its data in (any more): an image if a driver says so. */
+static void settle_unused_data(struct scan *s, struct job *jb)
+{
+        struct reg_file *r = jb->reg;
+        struct ia_source *src;
+        const struct ia_driver *drv;
+        uint8_t head[IA_PROBE_HEAD];
+        size_t hl;
+        struct ia_error err;
+
+        src = scan_open_unplanned(s, jb);
+        if (!src) {
+                r->kind = "unreadable";
+                return;
+        }
+        ia_error_clear(&err);
+        if (!scan_probe_source(src, jb->wf.path, head, &hl, &drv, &err)) {
+                scan_put(s, scan_entry_rec(jb->wf.path, "unreadable", "io", err.msg, r->id));
+                s->problems++;
+                r->kind = "unreadable";
+        } else if (drv != &ia_drv_raw) {
+                r->kind = "image";
+                scan_image(s, src, jb->wf.path, r->id, NULL, drv->name, NULL, "content");
+        } else {
+                scan_put(s, scan_file_rec(r->id, "not-an-image", false));
+        }
+        ia_source_unref(src);
+}
+
+/* Files no driver recognised: raw backing files become images, the rest are recorded. */
+void scan_settle_plain_files(struct scan *s)
+{
+        for (size_t i = 0; i < s->njobs; i++) {
+                struct job *jb = &s->jobs[i];
+                struct reg_file *r = jb->reg;
+
+                if (r->kind)
+                        continue;
+                if (atomic_load(&r->raw_backing) && jb->action == JOB_REUSE_PLAIN && r->prev_kind &&
+                    strcmp(r->prev_kind, "image") == 0) {
+                        /* an unchanged raw backing file still used as one: carried over */
+                        scan_carry_image(s, jb->prev_image_id);
+                        scan_put(s, scan_file_rec(r->id, "image", true));
+                        r->kind = "image";
+                } else if (atomic_load(&r->raw_backing)) {
+                        struct ia_source *src = scan_open_unplanned(s, jb);
+
+                        if (src) {
+                                const char *f = atomic_load(&r->backing_drv);
+
+                                r->kind = "image";
+                                scan_image(s, src, jb->wf.path, r->id, f, f, NULL, "reference");
+                                ia_source_unref(src);
+                        }
+                } else if (r->raw_by) {
+                        scan_vm_raw_disk(s, jb);
+                } else if (atomic_load(&r->data_file)) {
+                        scan_put(s,
+                                 scan_file_rec(r->id, "data-file", jb->action == JOB_REUSE_PLAIN));
+                } else if (r->bare_extent || (jb->action == JOB_REUSE_PLAIN && r->prev_kind &&
+                                              strcmp(r->prev_kind, "data-file") == 0)) {
+                        /* a data file no longer used (or an extent never used): read it */
+                        settle_unused_data(s, jb);
+                } else if (r->skipped_archive ||
+                           (r->prev_kind && strcmp(r->prev_kind, "archive-skipped") == 0)) {
+                        scan_put(s, scan_file_rec(r->id, "archive-skipped",
+                                                  jb->action == JOB_REUSE_PLAIN));
+                } else {
+                        scan_put(
+                            s, scan_file_rec(r->id, "not-an-image", jb->action == JOB_REUSE_PLAIN));
+                }
+        }
+}
+
+/*
+ * --devices: the block devices the globs name become files of the scan
+ * (after the walk, which never opens one), read like the walk's files but
+ * opened by ia_device_open(), never reused by an incremental scan.
+ */
+static void on_device(void *opaque, struct ia_walk_file *f)
+{
+        struct scan *s = opaque;
+        size_t before = s->njobs;
+
+        scan_on_walk_file(s, f);
+        if (s->njobs > before)
+                s->jobs[s->njobs - 1].device = true;
+}
+
+int scan_add_devices(struct scan *s)
+{
+        if (!s->ndevices)
+                return 0;
+        return ia_devices_expand(s->devices, on_device, scan_on_walk_entry, s);
+}

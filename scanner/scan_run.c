@@ -1,0 +1,285 @@
+/* One scan's life: lock, open, walk, plan, workers and writer, settle, summary. */
+#define _GNU_SOURCE /* before any system header */
+#include "scan.h"
+#include "banned.h"
+
+#define LAYER_CACHE_BUDGET ((size_t)256 << 20)
+#define LAYER_MAX_BYTES    ((size_t)64 << 20)
+#define QUEUE_CAP          1024
+
+static void *worker_main(void *arg)
+{
+        struct scan *s = arg;
+
+        for (;;) {
+                size_t i = atomic_fetch_add(&s->next_job, 1);
+
+                if (i >= s->njobs)
+                        break;
+                scan_process(s, &s->jobs[i]);
+                s->jobs_done++;
+        }
+        scan_flush(s);
+        return NULL;
+}
+
+/* ---- the command ---- */
+
+void scan_progress(struct scan *s, bool final)
+{
+        if (s->progress < 0 || (s->progress == 0 && !isatty(STDERR_FILENO)))
+                return;
+        fprintf(stderr, "\rimgaudit scan: %zu/%zu files, %llu images%s",
+                (size_t)atomic_load(&s->jobs_done), s->njobs,
+                (unsigned long long)atomic_load(&s->images), final ? "\n" : "");
+}
+
+/* seconds since t0 on the monotonic clock */
+static double elapsed(const struct timespec *t0)
+{
+        struct timespec t;
+
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/*
+ * The end of every scan: one line on stderr unless --quiet, and with --json
+ * the same figures as one JSON object on stdout.
+ */
+void scan_summary(const struct scan *s, const struct ia_scan_stats *st, bool complete, int rc,
+                  double secs)
+{
+        const char *status = complete ? "complete" : "aborted";
+
+        if (s->progress >= 0)
+                fprintf(stderr,
+                        "imgaudit scan: scan %lld %s: %llu images, %llu files (%llu read, %llu "
+                        "reused), %llu problems, %.1f s\n",
+                        (long long)s->scan_id, status, (unsigned long long)st->images,
+                        (unsigned long long)st->files_seen, (unsigned long long)st->files_read,
+                        (unsigned long long)st->files_reused, (unsigned long long)st->problems,
+                        secs);
+        if (s->json)
+                printf("{\"scan_id\": %lld, \"status\": \"%s\", \"exit_status\": %d, "
+                       "\"images\": %llu, \"files\": %llu, \"files_read\": %llu, "
+                       "\"files_reused\": %llu, \"layers_mapped\": %llu, \"map_rows\": %llu, "
+                       "\"problems\": %llu, \"duration_seconds\": %.3f}\n",
+                       (long long)s->scan_id, status, rc, (unsigned long long)st->images,
+                       (unsigned long long)st->files_seen, (unsigned long long)st->files_read,
+                       (unsigned long long)st->files_reused, (unsigned long long)st->layers_mapped,
+                       (unsigned long long)st->map_rows, (unsigned long long)st->problems, secs);
+}
+
+int scan_run(struct scan *s)
+{
+        struct ia_lock lock = {.fd = -1, .path = NULL};
+        struct ia_walk_opts wo;
+        struct ia_hmap visited;
+        struct ia_scan_stats stats;
+        struct ia_error err;
+        pthread_t *threads = NULL;
+        unsigned started = 0;
+        int dead = 0, rc = 3;
+        bool complete = false;
+        const char *abort_reason = NULL;
+        size_t nallowed = 0, nopen = 0;
+        struct timespec t0;
+        char why[512];
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ia_error_clear(&err);
+        ia_hmap_init(&visited);
+        ia_parent_index_init(&s->parents, scan_fill_parent_index, s);
+        memset(&stats, 0, sizeof(stats));
+
+        s->roots = calloc(s->nroots + 1, sizeof(*s->roots));
+        s->allowed = calloc(s->nroots + s->nallow + 1, sizeof(char *));
+        if (!s->roots || !s->allowed) {
+                ia_diag("imgaudit scan", "out of memory");
+                return 3;
+        }
+        /* A root that cannot be opened is a problem of this scan; the others are scanned. */
+        for (size_t i = 0; i < s->nroots; i++) {
+                if (ia_walk_root_open(&s->roots[i], s->root_args[i], &err) < 0) {
+                        if (err.cat == IA_ERR_NOMEM) {
+                                fprintf(stderr, "imgaudit scan: out of memory\n");
+                                rc = 3;
+                                goto close_roots;
+                        }
+                        ia_diag("imgaudit scan", "%s", err.msg);
+                        s->problems++;
+                        scan_pend(s, scan_entry_rec(s->root_args[i], "unreadable",
+                                                    err.cat == IA_ERR_MISSING ? "missing"
+                                                    : err.errnum == EACCES    ? "permission"
+                                                                              : "io",
+                                                    err.msg, 0));
+                        continue;
+                }
+                nopen++;
+                s->allowed[nallowed++] = s->roots[i].dirpath;
+        }
+        if (nopen == 0 && (s->nroots || !s->ndevices)) {
+                fprintf(stderr, "imgaudit scan: no ROOT could be opened; nothing recorded\n");
+                rc = 2;
+                goto close_roots;
+        }
+        for (size_t i = 0; i < s->nallow; i++)
+                s->allowed[nallowed++] = s->allow[i];
+        if (ia_db_problem(s->db_path, true, why, sizeof(why))) {
+                ia_diag("imgaudit scan", "database '%s': %s", s->db_path, why);
+                goto close_roots;
+        }
+
+        if (ia_lock_take(&lock, s->db_path, &err) < 0) {
+                ia_diag("imgaudit scan", "%s", err.msg);
+                goto close_roots;
+        }
+        s->db_path = lock.db; /* by its canonical name: one -wal, one -shm */
+        if (ia_store_open(s->db_path, &s->store, &err) < 0) {
+                ia_diag("imgaudit scan", "%s", err.msg);
+                goto unlock;
+        }
+        if (ia_store_mark_dead_scans(s->store, &dead, &err) < 0 ||
+            ia_store_begin_scan(s->store, (const char *const *)s->root_args, s->nroots, s->allow,
+                                s->nallow, &s->scan_id, &err) < 0) {
+                ia_diag("imgaudit scan", "%s", err.msg);
+                goto close_store;
+        }
+        if (dead && s->progress >= 0)
+                ia_diag("imgaudit scan", "marked %d unfinished earlier scan%s aborted", dead,
+                        dead == 1 ? "" : "s");
+
+        /* the walk */
+        scan_note_own_files(s);
+        if (scan_load_prev(s, &err) < 0) {
+                ia_diag("imgaudit scan", "%s", err.msg);
+                abort_reason = err.msg;
+                goto end_scan;
+        }
+        memset(&wo, 0, sizeof(wo));
+        wo.exclude = s->exclude;
+        wo.one_file_system = s->one_fs;
+        wo.visited = &visited;
+        {
+                /* half the descriptors this process may open, for directories */
+                struct rlimit rl;
+
+                s->dirs.max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                                  ? (size_t)rl.rlim_cur / 2
+                                  : 512;
+        }
+        wo.dirs = &s->dirs;
+        for (size_t i = 0; i < s->nroots; i++)
+                wo.remember_all_files |= s->roots[i].is_file;
+        wo.on_file = scan_on_walk_file;
+        wo.on_entry = scan_on_walk_entry;
+        wo.on_dir = scan_on_walk_dir;
+        wo.opaque = s;
+        for (size_t i = 0; i < s->nroots; i++) {
+                if (s->roots[i].dirfd < 0)
+                        continue;
+                if (ia_walk(s->roots, i, &wo, &err) < 0) {
+                        ia_diag("imgaudit scan", "%s", err.msg);
+                        abort_reason = "out of memory walking";
+                        goto end_scan;
+                }
+        }
+        if (scan_add_devices(s) < 0) {
+                abort_reason = "out of memory listing the devices";
+                goto end_scan;
+        }
+        if (scan_plan(s, &err) < 0) {
+                ia_diag("imgaudit scan", "%s", err.msg);
+                abort_reason = err.msg;
+                goto end_scan;
+        }
+
+        scan_vm_pass(s);
+
+        /* the workers and the writer */
+        {
+                /* IMGAUDIT_TEST_LAYER_CAP: a smaller per-layer cap, for tests of live chains */
+                const char *cap = getenv("IMGAUDIT_TEST_LAYER_CAP");
+
+                s->cache = ia_layer_cache_new(
+                    LAYER_CACHE_BUDGET, cap ? (size_t)strtoull(cap, NULL, 10) : LAYER_MAX_BYTES);
+        }
+        threads = calloc(s->nworkers, sizeof(*threads));
+        if (!s->cache || !threads) {
+                abort_reason = "out of memory";
+                goto end_scan;
+        }
+        if (ia_store_writer_start(s->store, s->scan_id, QUEUE_CAP, &err) < 0) {
+                ia_diag("imgaudit scan", "%s", err.msg);
+                abort_reason = err.msg;
+                goto end_scan;
+        }
+        while (s->pending) {
+                struct ia_rec *r = s->pending;
+
+                s->pending = r->next;
+                ia_store_put(s->store, r);
+        }
+        s->pending_tail = NULL;
+        for (started = 0; started < s->nworkers; started++)
+                if (pthread_create(&threads[started], NULL, worker_main, s) != 0)
+                        break;
+        if (started == 0)
+                worker_main(s);
+        while (s->progress >= 0 && (s->progress > 0 || isatty(STDERR_FILENO)) &&
+               atomic_load(&s->jobs_done) < s->njobs) {
+                scan_progress(s, false);
+                usleep(100000);
+        }
+        for (unsigned i = 0; i < started; i++)
+                pthread_join(threads[i], NULL);
+        scan_settle_plain_files(s);
+        scan_flush(s);
+        scan_progress(s, true);
+        if (ia_store_writer_stop(s->store, &stats.map_rows, &err) < 0) {
+                ia_diag("imgaudit scan", "%s", err.msg);
+                abort_reason = err.msg;
+                goto end_scan;
+        }
+        if (atomic_load(&s->nomem)) {
+                abort_reason = "out of memory";
+                goto end_scan;
+        }
+        if (ia_vmscan_store(&s->vms, s->store, s->scan_id, &err) < 0) {
+                ia_diag("imgaudit scan", "%s", err.msg);
+                abort_reason = err.msg;
+                goto end_scan;
+        }
+        complete = true;
+
+end_scan:
+        ia_store_writer_stop(s->store, NULL, NULL);
+        stats.files_seen = s->njobs;
+        stats.files_read = s->files_read;
+        stats.files_reused = s->files_reused;
+        stats.layers_mapped = s->layers_mapped;
+        stats.images = s->images;
+        stats.problems = s->problems;
+        rc = complete ? (s->problems ? 1 : 0) : 3;
+        if (ia_store_end_scan(s->store, s->scan_id, complete, abort_reason, rc, &stats, &err) < 0) {
+                ia_diag("imgaudit scan", "%s", err.msg);
+                rc = 3;
+                complete = false;
+        }
+        scan_summary(s, &stats, complete, rc, elapsed(&t0));
+close_store:
+        ia_store_close(s->store);
+        s->store = NULL;
+unlock:
+        ia_lock_release(&lock);
+close_roots:
+        for (size_t i = 0; i < s->nroots; i++)
+                ia_walk_root_close(&s->roots[i]);
+        ia_walk_dirs_close(&s->dirs);
+        ia_hmap_each(&visited, scan_free_prev, NULL);
+        ia_hmap_release(&visited);
+        ia_parent_index_free(&s->parents);
+        free(threads);
+        return rc;
+}
