@@ -240,11 +240,8 @@ int ia_cmd_map(int argc, char **argv)
                                               "%s is not supported: imgaudit maps plain files "
                                               "and never needs a key",
                                               argv[optind - 1]);
-                case ':':
-                        return ia_usage_error("map", 1, "option '%s' needs a value",
-                                              argv[optind - 1]);
                 default:
-                        return ia_usage_error("map", 1, "unknown option '%s'", argv[optind - 1]);
+                        return ia_getopt_error("map", 1, c, argv);
                 }
         }
         if (optind != argc - 1)

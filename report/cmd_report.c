@@ -487,11 +487,8 @@ static int report_main(int argc, char **argv, sqlite3 *given, const char *name)
                 case 'h':
                         fputs(ia_report_usage, stdout);
                         return 0;
-                case ':':
-                        return ia_usage_error("report", 2, "option '%s' needs a value",
-                                              argv[optind - 1]);
                 default:
-                        return ia_usage_error("report", 2, "unknown option '%s'", argv[optind - 1]);
+                        return ia_getopt_error("report", 2, c, argv);
                 }
         }
         if (optind < argc)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,19 @@ int ia_usage_error(const char *cmd, int status, const char *fmt, ...)
         va_end(ap);
         fprintf(stderr, "Try 'imgaudit help %s'.\n", cmd);
         return status;
+}
+
+int ia_getopt_error(const char *cmd, int status, int c, char **argv)
+{
+        const char *arg = argv[optind - 1];
+        char opt[3] = {'-', (char)optopt, 0};
+        /* a long option is the argument getopt_long just passed over; a short one (even
+         * inside a cluster such as -qx) is optopt */
+        const char *name = strncmp(arg, "--", 2) != 0 && optopt > ' ' && optopt < 127 ? opt : arg;
+
+        if (c == ':')
+                return ia_usage_error(cmd, status, "option '%s' needs a value", name);
+        return ia_usage_error(cmd, status, "unknown option '%s'", name);
 }
 
 static bool dir_writable(const char *dir)

@@ -19,6 +19,12 @@ int ia_usage_error(const char *cmd, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
+ * getopt_long's answer c, '?' (unknown option) or ':' (a value missing: the
+ * option string starts with ':'), as that usage error of cmd, named as typed.
+ */
+int ia_getopt_error(const char *cmd, int status, int c, char **argv);
+
+/*
  * Why the database at path cannot be used, when the file system says so:
  * a directory of the path that does not exist, a permission refused (to
  * read the file, to write it or to create it and its lock beside it when

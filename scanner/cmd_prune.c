@@ -254,11 +254,8 @@ int ia_cmd_prune(int argc, char **argv)
                 case 'h':
                         fputs(ia_prune_usage, stdout);
                         return 0;
-                case ':':
-                        return ia_usage_error("prune", 2, "option '%s' needs a value",
-                                              argv[optind - 1]);
                 default:
-                        return ia_usage_error("prune", 2, "unknown option '%s'", argv[optind - 1]);
+                        return ia_getopt_error("prune", 2, c, argv);
                 }
         }
         if (optind < argc)

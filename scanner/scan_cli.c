@@ -159,10 +159,8 @@ static int parse_args(struct scan *s, int argc, char **argv)
                 case 'h':
                         fputs(ia_scan_usage, stdout);
                         return 0;
-                case ':':
-                        return usage_error("option '%s' needs a value", argv[optind - 1]);
                 default:
-                        return usage_error("unknown option '%s'", argv[optind - 1]);
+                        return ia_getopt_error("scan", 2, c, argv);
                 }
         }
         if (quiet && forced)
