@@ -68,18 +68,31 @@
  * lock held, damaged database refused).
  */
 
+/* What a file of the scan turned out to be: its scan_files.kind (names in scan_kind_names). */
+enum file_kind {
+        FK_NONE, /* not decided yet */
+        FK_IMAGE,
+        FK_ARCHIVE,
+        FK_NOT_AN_IMAGE,
+        FK_DATA_FILE,       /* an image keeps its data (or an extent) in it */
+        FK_ARCHIVE_SKIPPED, /* looks like an archive, not opened (--no-archives) */
+        FK_EXTERNAL,        /* met as a reference beneath --allow-root, not walked */
+        FK_UNREADABLE,      /* recorded as an unreadable entry, no scan_files row */
+        FK_COUNT
+};
+extern const char *const scan_kind_names[FK_COUNT];
+
 /* A regular file this scan knows: walked, or met as a reference. */
 struct reg_file {
         int64_t id;
         char *path;
         bool walked;
-        /* what the file turned out to be ("image", "archive", ...); NULL: not decided yet */
-        const char *kind;
-        const char *prev_kind;             /* its kind in the previous scan, when unchanged */
-        bool skipped_archive;              /* looks like an archive, not opened (--no-archives) */
-        bool bare_extent;                  /* a VMDK sparse extent without a descriptor */
-        atomic_bool raw_backing;           /* an image uses it as a backing file of a format given,
-                                              not probed (raw, a fixed VHD parent: vpc) */
+        enum file_kind kind;      /* what the file turned out to be (FK_NONE: not decided yet) */
+        enum file_kind prev_kind; /* its kind in the previous scan, when unchanged */
+        bool skipped_archive;     /* looks like an archive, not opened (--no-archives) */
+        bool bare_extent;         /* a VMDK sparse extent without a descriptor */
+        atomic_bool raw_backing;  /* an image uses it as a backing file of a format given,
+                                     not probed (raw, a fixed VHD parent: vpc) */
         _Atomic(const char *) backing_drv; /* that format's driver name (static) */
         atomic_bool data_file;             /* an image keeps its data (or an extent) in it */
         /* a raw disk because a VM definition names it ("vm-config") or the store's
@@ -160,7 +173,7 @@ struct scan {
 struct prev_file {
         int64_t id;
         struct ia_identity ident;
-        const char *kind; /* static */
+        enum file_kind kind;
 };
 
 /* ---- one image (a chain) ---- */
@@ -238,7 +251,7 @@ void scan_put(struct scan *s, struct ia_rec *r);
 void scan_pend(struct scan *s, struct ia_rec *r);
 struct ia_rec *scan_entry_rec(const char *path, const char *kind, const char *reason,
                               const char *detail, int64_t file_id);
-struct ia_rec *scan_file_rec(int64_t file_id, const char *kind, bool reused);
+struct ia_rec *scan_file_rec(int64_t file_id, enum file_kind kind, bool reused);
 char *scan_join3(const char *a, char sep, const char *b);
 struct ia_rec *scan_chunk_rec(struct ia_rec **slot, enum ia_rec_type t, struct ia_error *err);
 void scan_put_chunk(struct scan *s, struct ia_rec **slot);

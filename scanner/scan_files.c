@@ -79,8 +79,8 @@ void scan_process(struct scan *s, struct job *jb)
         }
         if (jb->action == JOB_REUSE_IMAGE) {
                 scan_carry_image(s, jb->prev_image_id);
-                scan_put(s, scan_file_rec(jb->reg->id, "image", true));
-                jb->reg->kind = "image";
+                scan_put(s, scan_file_rec(jb->reg->id, FK_IMAGE, true));
+                jb->reg->kind = FK_IMAGE;
                 s->files_reused++;
                 return;
         }
@@ -88,26 +88,26 @@ void scan_process(struct scan *s, struct job *jb)
                 /* its members' other rows come with the IA_REC_REUSE_MEMBERS record */
                 for (size_t i = 0; i < jb->nprev_images; i++)
                         scan_carry_image(s, jb->prev_images[i]);
-                scan_put(s, scan_file_rec(jb->reg->id, "archive", true));
-                jb->reg->kind = "archive";
+                scan_put(s, scan_file_rec(jb->reg->id, FK_ARCHIVE, true));
+                jb->reg->kind = FK_ARCHIVE;
                 s->files_reused++;
                 return;
         }
         s->files_read++;
         src = scan_open_job(s, jb);
         if (!src) {
-                jb->reg->kind = "unreadable";
+                jb->reg->kind = FK_UNREADABLE;
                 return;
         }
         ia_error_clear(&err);
         if (!scan_probe_source(src, jb->wf.path, head, &hl, &drv, &err)) {
                 scan_put(s, scan_entry_rec(jb->wf.path, "unreadable", "io", err.msg, jb->reg->id));
                 s->problems++;
-                jb->reg->kind = "unreadable";
+                jb->reg->kind = FK_UNREADABLE;
         } else if (scan_bare_vmdk_extent(drv, head, hl)) {
                 jb->reg->bare_extent = true; /* decided by settle_plain_files() */
         } else if (drv != &ia_drv_raw) {
-                jb->reg->kind = "image";
+                jb->reg->kind = FK_IMAGE;
                 scan_image(s, src, jb->wf.path, jb->reg->id, NULL, drv->name, NULL, "content");
         } else if (s->no_archives && ia_archive_probe(head, hl)) {
                 jb->reg->skipped_archive = true; /* read by settle_plain_files() after the join */
@@ -116,7 +116,7 @@ void scan_process(struct scan *s, struct job *jb)
 
                 scan_archive(s, src, jb->wf.path, jb->reg->id, &is_archive);
                 if (is_archive)
-                        jb->reg->kind = "archive";
+                        jb->reg->kind = FK_ARCHIVE;
         } else if (src->size > 0 &&
                    (jb->device || ia_rawdisk_signature(src, head, hl) || jb->reg->raw_by ||
                     ia_rawdisk_name_matches(jb->wf.path, s->raw_globs))) {
@@ -128,7 +128,7 @@ void scan_process(struct scan *s, struct job *jb)
                                  : jb->reg->raw_by                   ? jb->reg->raw_by
                                                                      : "name";
 
-                jb->reg->kind = "image";
+                jb->reg->kind = FK_IMAGE;
                 scan_image(s, src, jb->wf.path, jb->reg->id, "raw", "raw", NULL, by);
         }
         ia_source_unref(src);
@@ -146,19 +146,19 @@ static void settle_unused_data(struct scan *s, struct job *jb)
 
         src = scan_open_unplanned(s, jb);
         if (!src) {
-                r->kind = "unreadable";
+                r->kind = FK_UNREADABLE;
                 return;
         }
         ia_error_clear(&err);
         if (!scan_probe_source(src, jb->wf.path, head, &hl, &drv, &err)) {
                 scan_put(s, scan_entry_rec(jb->wf.path, "unreadable", "io", err.msg, r->id));
                 s->problems++;
-                r->kind = "unreadable";
+                r->kind = FK_UNREADABLE;
         } else if (drv != &ia_drv_raw) {
-                r->kind = "image";
+                r->kind = FK_IMAGE;
                 scan_image(s, src, jb->wf.path, r->id, NULL, drv->name, NULL, "content");
         } else {
-                scan_put(s, scan_file_rec(r->id, "not-an-image", false));
+                scan_put(s, scan_file_rec(r->id, FK_NOT_AN_IMAGE, false));
         }
         ia_source_unref(src);
 }
@@ -173,18 +173,18 @@ void scan_settle_plain_files(struct scan *s)
                 if (r->kind)
                         continue;
                 if (atomic_load(&r->raw_backing) && jb->action == JOB_REUSE_PLAIN && r->prev_kind &&
-                    strcmp(r->prev_kind, "image") == 0) {
+                    r->prev_kind == FK_IMAGE) {
                         /* an unchanged raw backing file still used as one: carried over */
                         scan_carry_image(s, jb->prev_image_id);
-                        scan_put(s, scan_file_rec(r->id, "image", true));
-                        r->kind = "image";
+                        scan_put(s, scan_file_rec(r->id, FK_IMAGE, true));
+                        r->kind = FK_IMAGE;
                 } else if (atomic_load(&r->raw_backing)) {
                         struct ia_source *src = scan_open_unplanned(s, jb);
 
                         if (src) {
                                 const char *f = atomic_load(&r->backing_drv);
 
-                                r->kind = "image";
+                                r->kind = FK_IMAGE;
                                 scan_image(s, src, jb->wf.path, r->id, f, f, NULL, "reference");
                                 ia_source_unref(src);
                         }
@@ -192,18 +192,18 @@ void scan_settle_plain_files(struct scan *s)
                         scan_vm_raw_disk(s, jb);
                 } else if (atomic_load(&r->data_file)) {
                         scan_put(s,
-                                 scan_file_rec(r->id, "data-file", jb->action == JOB_REUSE_PLAIN));
+                                 scan_file_rec(r->id, FK_DATA_FILE, jb->action == JOB_REUSE_PLAIN));
                 } else if (r->bare_extent || (jb->action == JOB_REUSE_PLAIN && r->prev_kind &&
-                                              strcmp(r->prev_kind, "data-file") == 0)) {
+                                              r->prev_kind == FK_DATA_FILE)) {
                         /* a data file no longer used (or an extent never used): read it */
                         settle_unused_data(s, jb);
                 } else if (r->skipped_archive ||
-                           (r->prev_kind && strcmp(r->prev_kind, "archive-skipped") == 0)) {
-                        scan_put(s, scan_file_rec(r->id, "archive-skipped",
+                           (r->prev_kind && r->prev_kind == FK_ARCHIVE_SKIPPED)) {
+                        scan_put(s, scan_file_rec(r->id, FK_ARCHIVE_SKIPPED,
                                                   jb->action == JOB_REUSE_PLAIN));
                 } else {
-                        scan_put(
-                            s, scan_file_rec(r->id, "not-an-image", jb->action == JOB_REUSE_PLAIN));
+                        scan_put(s, scan_file_rec(r->id, FK_NOT_AN_IMAGE,
+                                                  jb->action == JOB_REUSE_PLAIN));
                 }
         }
 }

@@ -236,7 +236,7 @@ void scan_image(struct scan *s, struct ia_source *top_src, const char *path, int
                 s->problems++;
                 flush_links(&j, NULL);
                 scan_put(s, ir);
-                scan_put(s, scan_file_rec(file_id, "image", false));
+                scan_put(s, scan_file_rec(file_id, FK_IMAGE, false));
                 s->images++;
                 return;
         }
@@ -293,7 +293,7 @@ void scan_image(struct scan *s, struct ia_source *top_src, const char *path, int
         ir->u.image.status = scan_xstrdup(status);
         ir->u.image.error = errmsg;
         scan_put(s, ir);
-        scan_put(s, scan_file_rec(file_id, "image", false));
+        scan_put(s, scan_file_rec(file_id, FK_IMAGE, false));
         s->images++;
         ia_image_free(top);
 }

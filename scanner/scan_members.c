@@ -183,12 +183,12 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
 
                         scan_image(s, m->src, mi->path, mi->file_id, f, f, ac, "reference");
                 } else if (mi->data_file) {
-                        scan_put(s, scan_file_rec(mi->file_id, "data-file", false));
+                        scan_put(s, scan_file_rec(mi->file_id, FK_DATA_FILE, false));
                 } else if (mi->bare_extent) {
                         mi->is_image = true;
                         scan_image(s, m->src, mi->path, mi->file_id, NULL, "vmdk", ac, "content");
                 } else {
-                        scan_put(s, scan_file_rec(mi->file_id, "not-an-image", false));
+                        scan_put(s, scan_file_rec(mi->file_id, FK_NOT_AN_IMAGE, false));
                 }
         }
         for (size_t i = 0; i < ia_archive_ovf_count(ac->a); i++) {
@@ -225,7 +225,7 @@ void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64
                 if (err.cat == IA_ERR_LIMIT) {
                         /* an archive, but nested too deep: recorded, not opened */
                         *is_archive = true;
-                        scan_put(s, scan_file_rec(file_id, "archive", false));
+                        scan_put(s, scan_file_rec(file_id, FK_ARCHIVE, false));
                         member_finding(s, file_id, "archive-limit", err.msg);
                         s->problems++; /* its members could not be scanned */
                 }
@@ -235,7 +235,7 @@ void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64
         ac.path = path;
         ac.file_id = file_id;
         ia_hmap_init(&ac.members);
-        scan_put(s, scan_file_rec(file_id, "archive", false));
+        scan_put(s, scan_file_rec(file_id, FK_ARCHIVE, false));
         scan_members(s, &ac);
         ia_hmap_each(&ac.members, free_member_info, NULL);
         ia_hmap_release(&ac.members);

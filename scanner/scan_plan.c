@@ -15,15 +15,13 @@
 
 /* ---- planning: the previous scan ---- */
 
-static const char *static_kind(const unsigned char *k)
+/* A stored scan_files.kind as a file kind (FK_NONE: unknown). */
+static enum file_kind kind_of(const unsigned char *k)
 {
-        static const char *const kinds[] = {"image",     "archive",         "not-an-image",
-                                            "data-file", "archive-skipped", "external"};
-
-        for (size_t i = 0; k && i < sizeof(kinds) / sizeof(kinds[0]); i++)
-                if (strcmp((const char *)k, kinds[i]) == 0)
-                        return kinds[i];
-        return NULL;
+        for (int i = FK_NONE + 1; k && i < FK_COUNT; i++)
+                if (strcmp((const char *)k, scan_kind_names[i]) == 0)
+                        return (enum file_kind)i;
+        return FK_NONE;
 }
 
 static bool roots_unchanged(struct scan *s, sqlite3 *db)
@@ -373,7 +371,7 @@ static void plan_archives(struct scan *s, sqlite3 *db)
         ia_hmap_init(&ap.tops);
         ia_hmap_init(&ap.members);
         for (size_t i = 0; i < s->njobs; i++)
-                if (s->jobs[i].reg->prev_kind && strcmp(s->jobs[i].reg->prev_kind, "archive") == 0)
+                if (s->jobs[i].reg->prev_kind && s->jobs[i].reg->prev_kind == FK_ARCHIVE)
                         ncand++;
         if (!ncand)
                 return;
@@ -383,7 +381,7 @@ static void plan_archives(struct scan *s, sqlite3 *db)
         for (size_t i = 0; i < s->njobs; i++) {
                 struct job *jb = &s->jobs[i];
 
-                if (!jb->reg->prev_kind || strcmp(jb->reg->prev_kind, "archive") != 0)
+                if (!jb->reg->prev_kind || jb->reg->prev_kind != FK_ARCHIVE)
                         continue;
                 plans[n].jb = jb;
                 if (ia_hmap_put(&ap.tops, &jb->reg->id, sizeof(jb->reg->id), &plans[n]) < 0)
@@ -607,7 +605,7 @@ int scan_load_prev(struct scan *s, struct ia_error *err)
                         p->ident.size = (uint64_t)sqlite3_column_int64(st, 4);
                         p->ident.mtime_ns = sqlite3_column_int64(st, 5);
                         p->ident.ctime_ns = sqlite3_column_int64(st, 6);
-                        p->kind = static_kind(sqlite3_column_text(st, 7));
+                        p->kind = kind_of(sqlite3_column_text(st, 7));
                         if (ia_hmap_put(&s->prev, sqlite3_column_blob(st, 1),
                                         (size_t)sqlite3_column_bytes(st, 1), p) < 0)
                                 free(p);
@@ -656,18 +654,18 @@ int scan_plan(struct scan *s, struct ia_error *err)
                 /* a device's bytes change with no time of its node changing: always read */
                 if (!same || !p->kind || !scan_settled(s, &p->ident) || jb->device)
                         continue;
-                if (strcmp(p->kind, "not-an-image") == 0 || strcmp(p->kind, "data-file") == 0) {
+                if (p->kind == FK_NOT_AN_IMAGE || p->kind == FK_DATA_FILE) {
                         jb->action = JOB_REUSE_PLAIN;
                         jb->reg->prev_kind = p->kind;
-                } else if (strcmp(p->kind, "archive-skipped") == 0 && s->no_archives) {
+                } else if (p->kind == FK_ARCHIVE_SKIPPED && s->no_archives) {
                         jb->action = JOB_REUSE_PLAIN;
                         jb->reg->prev_kind = p->kind;
-                } else if (strcmp(p->kind, "image") == 0 &&
+                } else if (p->kind == FK_IMAGE &&
                            image_reusable(s, db, &walked, p->id, &jb->prev_image_id, &raw)) {
                         jb->action = raw ? JOB_REUSE_PLAIN : JOB_REUSE_IMAGE;
                         if (raw)
                                 jb->reg->prev_kind = p->kind;
-                } else if (strcmp(p->kind, "archive") == 0 && !s->no_archives) {
+                } else if (p->kind == FK_ARCHIVE && !s->no_archives) {
                         jb->reg->prev_kind = p->kind; /* decided by plan_archives() */
                 }
         }

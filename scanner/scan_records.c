@@ -72,13 +72,24 @@ struct ia_rec *scan_entry_rec(const char *path, const char *kind, const char *re
         return r;
 }
 
-struct ia_rec *scan_file_rec(int64_t file_id, const char *kind, bool reused)
+const char *const scan_kind_names[FK_COUNT] = {
+    [FK_NONE] = NULL,
+    [FK_IMAGE] = "image",
+    [FK_ARCHIVE] = "archive",
+    [FK_NOT_AN_IMAGE] = "not-an-image",
+    [FK_DATA_FILE] = "data-file",
+    [FK_ARCHIVE_SKIPPED] = "archive-skipped",
+    [FK_EXTERNAL] = "external",
+    [FK_UNREADABLE] = "unreadable",
+};
+
+struct ia_rec *scan_file_rec(int64_t file_id, enum file_kind kind, bool reused)
 {
         struct ia_rec *r = ia_rec_new(IA_REC_SCAN_FILE);
 
         if (r) {
                 r->u.scan_file.file_id = file_id;
-                r->u.scan_file.kind = kind;
+                r->u.scan_file.kind = scan_kind_names[kind];
                 r->u.scan_file.reused = reused;
         }
         return r;

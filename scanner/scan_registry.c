@@ -171,7 +171,7 @@ struct reg_file *scan_reg_lookup(struct scan *s, const struct ia_file *f)
                         return NULL;
                 }
                 s->externals[s->nexternals++] = r;
-                r->kind = "external";
+                r->kind = FK_EXTERNAL;
                 fr = ia_rec_new(IA_REC_FILE);
                 if (fr) {
                         fr->u.file.id = r->id;
@@ -189,7 +189,7 @@ struct reg_file *scan_reg_lookup(struct scan *s, const struct ia_file *f)
                          */
                         external_times(r->path, f->src, &fr->u.file.mtime_ns, &fr->u.file.ctime_ns);
                 }
-                sf = scan_file_rec(r->id, "external", false);
+                sf = scan_file_rec(r->id, FK_EXTERNAL, false);
         }
         pthread_mutex_unlock(&s->reg_lock);
         if (fr || sf) {

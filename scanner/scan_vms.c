@@ -9,18 +9,18 @@ void scan_vm_raw_disk(struct scan *s, struct job *jb)
         struct reg_file *r = jb->reg;
         struct ia_source *src;
 
-        if (jb->action == JOB_REUSE_PLAIN && r->prev_kind && strcmp(r->prev_kind, "image") == 0) {
+        if (jb->action == JOB_REUSE_PLAIN && r->prev_kind && r->prev_kind == FK_IMAGE) {
                 scan_carry_image(s, jb->prev_image_id); /* unchanged: carried over */
-                scan_put(s, scan_file_rec(r->id, "image", true));
-                r->kind = "image";
+                scan_put(s, scan_file_rec(r->id, FK_IMAGE, true));
+                r->kind = FK_IMAGE;
                 return;
         }
         src = scan_open_unplanned(s, jb);
         if (!src) {
-                r->kind = "unreadable";
+                r->kind = FK_UNREADABLE;
                 return;
         }
-        r->kind = "image";
+        r->kind = FK_IMAGE;
         scan_image(s, src, jb->wf.path, r->id, "raw", "raw", NULL, r->raw_by);
         ia_source_unref(src);
 }
