@@ -172,7 +172,7 @@ void scan_settle_plain_files(struct scan *s)
 
                 if (r->kind)
                         continue;
-                if (atomic_load(&r->raw_backing) && jb->action == JOB_REUSE_PLAIN && r->prev_kind &&
+                if (atomic_load(&r->raw_backing) && jb->action == JOB_REUSE_PLAIN &&
                     r->prev_kind == FK_IMAGE) {
                         /* an unchanged raw backing file still used as one: carried over */
                         scan_carry_image(s, jb->prev_image_id);
@@ -193,12 +193,11 @@ void scan_settle_plain_files(struct scan *s)
                 } else if (atomic_load(&r->data_file)) {
                         scan_put(s,
                                  scan_file_rec(r->id, FK_DATA_FILE, jb->action == JOB_REUSE_PLAIN));
-                } else if (r->bare_extent || (jb->action == JOB_REUSE_PLAIN && r->prev_kind &&
-                                              r->prev_kind == FK_DATA_FILE)) {
+                } else if (r->bare_extent ||
+                           (jb->action == JOB_REUSE_PLAIN && r->prev_kind == FK_DATA_FILE)) {
                         /* a data file no longer used (or an extent never used): read it */
                         settle_unused_data(s, jb);
-                } else if (r->skipped_archive ||
-                           (r->prev_kind && r->prev_kind == FK_ARCHIVE_SKIPPED)) {
+                } else if (r->skipped_archive || (r->prev_kind == FK_ARCHIVE_SKIPPED)) {
                         scan_put(s, scan_file_rec(r->id, FK_ARCHIVE_SKIPPED,
                                                   jb->action == JOB_REUSE_PLAIN));
                 } else {

@@ -371,7 +371,7 @@ static void plan_archives(struct scan *s, sqlite3 *db)
         ia_hmap_init(&ap.tops);
         ia_hmap_init(&ap.members);
         for (size_t i = 0; i < s->njobs; i++)
-                if (s->jobs[i].reg->prev_kind && s->jobs[i].reg->prev_kind == FK_ARCHIVE)
+                if (s->jobs[i].reg->prev_kind == FK_ARCHIVE)
                         ncand++;
         if (!ncand)
                 return;
@@ -381,7 +381,7 @@ static void plan_archives(struct scan *s, sqlite3 *db)
         for (size_t i = 0; i < s->njobs; i++) {
                 struct job *jb = &s->jobs[i];
 
-                if (!jb->reg->prev_kind || jb->reg->prev_kind != FK_ARCHIVE)
+                if (jb->reg->prev_kind != FK_ARCHIVE)
                         continue;
                 plans[n].jb = jb;
                 if (ia_hmap_put(&ap.tops, &jb->reg->id, sizeof(jb->reg->id), &plans[n]) < 0)

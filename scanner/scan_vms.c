@@ -9,7 +9,7 @@ void scan_vm_raw_disk(struct scan *s, struct job *jb)
         struct reg_file *r = jb->reg;
         struct ia_source *src;
 
-        if (jb->action == JOB_REUSE_PLAIN && r->prev_kind && r->prev_kind == FK_IMAGE) {
+        if (jb->action == JOB_REUSE_PLAIN && r->prev_kind == FK_IMAGE) {
                 scan_carry_image(s, jb->prev_image_id); /* unchanged: carried over */
                 scan_put(s, scan_file_rec(r->id, FK_IMAGE, true));
                 r->kind = FK_IMAGE;
