@@ -202,8 +202,7 @@ struct pending_link {
 
 struct img_job {
         struct scan *s;
-        int64_t image_id, file_id;
-        const char *path;
+        int64_t image_id;
         struct ia_scan_resolver sr;
         struct arch_ctx *arch;
         struct pending_link *links;

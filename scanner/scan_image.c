@@ -192,8 +192,6 @@ void scan_image(struct scan *s, struct ia_source *top_src, const char *path, int
         memset(&j, 0, sizeof(j));
         j.s = s;
         j.image_id = atomic_fetch_add(&s->next_image_id, 1);
-        j.file_id = file_id;
-        j.path = path;
         j.arch = arch;
         ia_scan_resolver_init(&j.sr, s->allowed);
         j.sr.parents = &s->parents;
