@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "banned.h"
 
 #include "layerwalk.h"
+#include "banned.h"
 
 /*
  * Data that a layer places beyond the end of the file holding it cannot be
