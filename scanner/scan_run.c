@@ -71,41 +71,22 @@ void scan_summary(const struct scan *s, const struct ia_scan_stats *st, bool com
                        (unsigned long long)st->map_rows, (unsigned long long)st->problems, secs);
 }
 
-int scan_run(struct scan *s)
+/*
+ * Open every root; a root that cannot be opened is a problem of this scan and
+ * the others are scanned.  The allowed roots for references are the opened
+ * ones and --allow-root's.  0, or the exit status to stop with.
+ */
+static int open_roots(struct scan *s)
 {
-        struct ia_lock lock = {.fd = -1, .path = NULL};
-        struct ia_walk_opts wo;
-        struct ia_hmap visited;
-        struct ia_scan_stats stats;
-        struct ia_error err;
-        pthread_t *threads = NULL;
-        unsigned started = 0;
-        int dead = 0, rc = 3;
-        bool complete = false;
-        const char *abort_reason = NULL;
         size_t nallowed = 0, nopen = 0;
-        struct timespec t0;
-        char why[512];
+        struct ia_error err;
 
-        clock_gettime(CLOCK_MONOTONIC, &t0);
         ia_error_clear(&err);
-        ia_hmap_init(&visited);
-        ia_parent_index_init(&s->parents, scan_fill_parent_index, s);
-        memset(&stats, 0, sizeof(stats));
-
-        s->roots = calloc(s->nroots + 1, sizeof(*s->roots));
-        s->allowed = calloc(s->nroots + s->nallow + 1, sizeof(char *));
-        if (!s->roots || !s->allowed) {
-                ia_diag("imgaudit scan", "out of memory");
-                return 3;
-        }
-        /* A root that cannot be opened is a problem of this scan; the others are scanned. */
         for (size_t i = 0; i < s->nroots; i++) {
                 if (ia_walk_root_open(&s->roots[i], s->root_args[i], &err) < 0) {
                         if (err.cat == IA_ERR_NOMEM) {
                                 fprintf(stderr, "imgaudit scan: out of memory\n");
-                                rc = 3;
-                                goto close_roots;
+                                return 3;
                         }
                         ia_diag("imgaudit scan", "%s", err.msg);
                         s->problems++;
@@ -121,11 +102,134 @@ int scan_run(struct scan *s)
         }
         if (nopen == 0 && (s->nroots || !s->ndevices)) {
                 fprintf(stderr, "imgaudit scan: no ROOT could be opened; nothing recorded\n");
-                rc = 2;
-                goto close_roots;
+                return 2;
         }
         for (size_t i = 0; i < s->nallow; i++)
                 s->allowed[nallowed++] = s->allow[i];
+        return 0;
+}
+
+/* Walk every opened root into the jobs, then add the devices asked for.  NULL, or why not. */
+static const char *walk_roots(struct scan *s, struct ia_hmap *visited, struct ia_error *err)
+{
+        struct ia_walk_opts wo;
+        struct rlimit rl;
+
+        memset(&wo, 0, sizeof(wo));
+        wo.exclude = s->exclude;
+        wo.one_file_system = s->one_fs;
+        wo.visited = visited;
+        /* half the descriptors this process may open, for directories */
+        s->dirs.max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                          ? (size_t)rl.rlim_cur / 2
+                          : 512;
+        wo.dirs = &s->dirs;
+        for (size_t i = 0; i < s->nroots; i++)
+                wo.remember_all_files |= s->roots[i].is_file;
+        wo.on_file = scan_on_walk_file;
+        wo.on_entry = scan_on_walk_entry;
+        wo.on_dir = scan_on_walk_dir;
+        wo.opaque = s;
+        for (size_t i = 0; i < s->nroots; i++) {
+                if (s->roots[i].dirfd < 0)
+                        continue;
+                if (ia_walk(s->roots, i, &wo, err) < 0) {
+                        ia_diag("imgaudit scan", "%s", err->msg);
+                        return "out of memory walking";
+                }
+        }
+        if (scan_add_devices(s) < 0)
+                return "out of memory listing the devices";
+        return NULL;
+}
+
+/*
+ * The workers and the one writer: the records made so far go first, the
+ * workers take the jobs in turn, then the files no driver recognised are
+ * settled and the writer drains.  NULL, or why the scan is aborted.
+ */
+static const char *run_workers(struct scan *s, struct ia_scan_stats *stats, struct ia_error *err)
+{
+        /* IMGAUDIT_TEST_LAYER_CAP: a smaller per-layer cap, for tests of live chains */
+        const char *cap = getenv("IMGAUDIT_TEST_LAYER_CAP");
+        pthread_t *threads = calloc(s->nworkers, sizeof(*threads));
+        unsigned started;
+
+        s->cache = ia_layer_cache_new(LAYER_CACHE_BUDGET,
+                                      cap ? (size_t)strtoull(cap, NULL, 10) : LAYER_MAX_BYTES);
+        if (!s->cache || !threads) {
+                free(threads);
+                return "out of memory";
+        }
+        if (ia_store_writer_start(s->store, s->scan_id, QUEUE_CAP, err) < 0) {
+                ia_diag("imgaudit scan", "%s", err->msg);
+                free(threads);
+                return err->msg;
+        }
+        while (s->pending) {
+                struct ia_rec *r = s->pending;
+
+                s->pending = r->next;
+                ia_store_put(s->store, r);
+        }
+        s->pending_tail = NULL;
+        for (started = 0; started < s->nworkers; started++)
+                if (pthread_create(&threads[started], NULL, worker_main, s) != 0)
+                        break;
+        if (started == 0)
+                worker_main(s);
+        while (s->progress >= 0 && (s->progress > 0 || isatty(STDERR_FILENO)) &&
+               atomic_load(&s->jobs_done) < s->njobs) {
+                scan_progress(s, false);
+                usleep(100000);
+        }
+        for (unsigned i = 0; i < started; i++)
+                pthread_join(threads[i], NULL);
+        free(threads);
+        scan_settle_plain_files(s);
+        scan_flush(s);
+        scan_progress(s, true);
+        if (ia_store_writer_stop(s->store, &stats->map_rows, err) < 0) {
+                ia_diag("imgaudit scan", "%s", err->msg);
+                return err->msg;
+        }
+        if (atomic_load(&s->nomem))
+                return "out of memory";
+        if (ia_vmscan_store(&s->vms, s->store, s->scan_id, err) < 0) {
+                ia_diag("imgaudit scan", "%s", err->msg);
+                return err->msg;
+        }
+        return NULL;
+}
+
+int scan_run(struct scan *s)
+{
+        struct ia_lock lock = {.fd = -1, .path = NULL};
+        struct ia_hmap visited;
+        struct ia_scan_stats stats;
+        struct ia_error err;
+        int dead = 0, rc = 3;
+        bool complete = false;
+        const char *abort_reason = NULL;
+        struct timespec t0;
+        char why[512];
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ia_error_clear(&err);
+        ia_hmap_init(&visited);
+        ia_parent_index_init(&s->parents, scan_fill_parent_index, s);
+        memset(&stats, 0, sizeof(stats));
+
+        s->roots = calloc(s->nroots + 1, sizeof(*s->roots));
+        s->allowed = calloc(s->nroots + s->nallow + 1, sizeof(char *));
+        if (!s->roots || !s->allowed) {
+                ia_diag("imgaudit scan", "out of memory");
+                return 3;
+        }
+        rc = open_roots(s);
+        if (rc != 0)
+                goto close_roots;
+        rc = 3;
         if (ia_db_problem(s->db_path, true, why, sizeof(why))) {
                 ia_diag("imgaudit scan", "database '%s': %s", s->db_path, why);
                 goto close_roots;
@@ -150,108 +254,23 @@ int scan_run(struct scan *s)
                 ia_diag("imgaudit scan", "marked %d unfinished earlier scan%s aborted", dead,
                         dead == 1 ? "" : "s");
 
-        /* the walk */
         scan_note_own_files(s);
         if (scan_load_prev(s, &err) < 0) {
                 ia_diag("imgaudit scan", "%s", err.msg);
                 abort_reason = err.msg;
                 goto end_scan;
         }
-        memset(&wo, 0, sizeof(wo));
-        wo.exclude = s->exclude;
-        wo.one_file_system = s->one_fs;
-        wo.visited = &visited;
-        {
-                /* half the descriptors this process may open, for directories */
-                struct rlimit rl;
-
-                s->dirs.max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-                                  ? (size_t)rl.rlim_cur / 2
-                                  : 512;
-        }
-        wo.dirs = &s->dirs;
-        for (size_t i = 0; i < s->nroots; i++)
-                wo.remember_all_files |= s->roots[i].is_file;
-        wo.on_file = scan_on_walk_file;
-        wo.on_entry = scan_on_walk_entry;
-        wo.on_dir = scan_on_walk_dir;
-        wo.opaque = s;
-        for (size_t i = 0; i < s->nroots; i++) {
-                if (s->roots[i].dirfd < 0)
-                        continue;
-                if (ia_walk(s->roots, i, &wo, &err) < 0) {
-                        ia_diag("imgaudit scan", "%s", err.msg);
-                        abort_reason = "out of memory walking";
-                        goto end_scan;
-                }
-        }
-        if (scan_add_devices(s) < 0) {
-                abort_reason = "out of memory listing the devices";
+        abort_reason = walk_roots(s, &visited, &err);
+        if (abort_reason)
                 goto end_scan;
-        }
         if (scan_plan(s, &err) < 0) {
                 ia_diag("imgaudit scan", "%s", err.msg);
                 abort_reason = err.msg;
                 goto end_scan;
         }
-
         scan_vm_pass(s);
-
-        /* the workers and the writer */
-        {
-                /* IMGAUDIT_TEST_LAYER_CAP: a smaller per-layer cap, for tests of live chains */
-                const char *cap = getenv("IMGAUDIT_TEST_LAYER_CAP");
-
-                s->cache = ia_layer_cache_new(
-                    LAYER_CACHE_BUDGET, cap ? (size_t)strtoull(cap, NULL, 10) : LAYER_MAX_BYTES);
-        }
-        threads = calloc(s->nworkers, sizeof(*threads));
-        if (!s->cache || !threads) {
-                abort_reason = "out of memory";
-                goto end_scan;
-        }
-        if (ia_store_writer_start(s->store, s->scan_id, QUEUE_CAP, &err) < 0) {
-                ia_diag("imgaudit scan", "%s", err.msg);
-                abort_reason = err.msg;
-                goto end_scan;
-        }
-        while (s->pending) {
-                struct ia_rec *r = s->pending;
-
-                s->pending = r->next;
-                ia_store_put(s->store, r);
-        }
-        s->pending_tail = NULL;
-        for (started = 0; started < s->nworkers; started++)
-                if (pthread_create(&threads[started], NULL, worker_main, s) != 0)
-                        break;
-        if (started == 0)
-                worker_main(s);
-        while (s->progress >= 0 && (s->progress > 0 || isatty(STDERR_FILENO)) &&
-               atomic_load(&s->jobs_done) < s->njobs) {
-                scan_progress(s, false);
-                usleep(100000);
-        }
-        for (unsigned i = 0; i < started; i++)
-                pthread_join(threads[i], NULL);
-        scan_settle_plain_files(s);
-        scan_flush(s);
-        scan_progress(s, true);
-        if (ia_store_writer_stop(s->store, &stats.map_rows, &err) < 0) {
-                ia_diag("imgaudit scan", "%s", err.msg);
-                abort_reason = err.msg;
-                goto end_scan;
-        }
-        if (atomic_load(&s->nomem)) {
-                abort_reason = "out of memory";
-                goto end_scan;
-        }
-        if (ia_vmscan_store(&s->vms, s->store, s->scan_id, &err) < 0) {
-                ia_diag("imgaudit scan", "%s", err.msg);
-                abort_reason = err.msg;
-                goto end_scan;
-        }
-        complete = true;
+        abort_reason = run_workers(s, &stats, &err);
+        complete = !abort_reason;
 
 end_scan:
         ia_store_writer_stop(s->store, NULL, NULL);
@@ -280,6 +299,5 @@ close_roots:
         ia_hmap_each(&visited, scan_free_prev, NULL);
         ia_hmap_release(&visited);
         ia_parent_index_free(&s->parents);
-        free(threads);
         return rc;
 }
