@@ -16,7 +16,9 @@
 # figures are imgaudit's and the server's CPU, not the disk's).
 #
 # usage: push_bench.sh [IMGAUDIT]   env: BENCH_DIR (default: a temp dir),
-#        BASES (10), CLUSTERS (20000), HOSTS (20)
+#        BASES (10), CLUSTERS (20000), HOSTS (20), KEEP_STORE=1 (with
+#        BENCH_DIR: reuse the store and store.db a previous run left there,
+#        to compare two builds on the same data; the server is always new)
 set -eu
 IMGAUDIT=${1:-${IMGAUDIT:-imgaudit}}
 IMGAUDIT=$(command -v "$IMGAUDIT" || echo "$IMGAUDIT")
@@ -40,6 +42,7 @@ chmod 711 "$WORK"
 cd "$WORK"
 now() { date +%s.%N; }
 
+rm -rf "$PGD" h[0-9]*.db
 mkdir -p "$PGD"
 [ "$(id -u)" = 0 ] && chown nobody:nogroup "$PGD"
 as_pg "$PGBIN/initdb" -D "$PGD/data" -U admin -A trust --locale=C.UTF-8 --encoding=UTF8 >/dev/null
@@ -48,8 +51,11 @@ as_pg "$PGBIN/pg_ctl" -D "$PGD/data" -l "$PGD/log" -w -s \
 psql "host=$PGD user=admin dbname=postgres" -X -q -c "CREATE DATABASE fleet"
 CONN="host=$PGD user=admin dbname=fleet"
 
+if [ "${KEEP_STORE:-}" = 1 ] && [ -n "${BENCH_DIR:-}" ] && [ -s store.db ] && [ -d store/bases ]; then
+	echo "reusing the store of a previous run in $WORK"
+else
 echo "building the store: $BASES bases x $CLUSTERS scattered clusters x 100 overlays ..."
-rm -rf store && mkdir -p store/bases
+rm -rf store store.db* && mkdir -p store/bases
 for b in $(seq -w 1 "$BASES"); do
 	python3 "$BENCH_SRC/fragbase.py" "store/bases/base$b.qcow2" "$CLUSTERS" "$((10#$b))"
 	mkdir -p "store/vm$b"
@@ -65,6 +71,7 @@ for b in $(seq -w 1 "$BASES"); do
 done
 find store -type f -exec touch -m -d "@$(($(date +%s) - 86400))" {} +
 "$IMGAUDIT" scan --db store.db --quiet store
+fi
 echo "  $(sqlite3 store.db 'SELECT count(*) FROM images') images; local rows: $(sqlite3 store.db \
 	"SELECT (SELECT count(*) FROM layer_runs) || ' layer_runs, ' || (SELECT count(*) FROM pieces) || ' pieces, ' || (SELECT count(*) FROM v_map) || ' v_map rows'")"
 "$IMGAUDIT" pg-migrate --to "$CONN" >/dev/null
