@@ -33,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -571,11 +573,70 @@ static int write_out(const char *path, const char *buf, size_t len)
         return ia_write_file(path, buf, len);
 }
 
-/* ---- the command ---- */
-
 struct store_ref {
         char *host, *store_id;
 };
+
+/*
+ * One host's report into outfile: its store loaded from PostgreSQL (pg, or
+ * a connection of its own to conninfo when pg is NULL: a worker process),
+ * then the local report on it.  Returns the exit status, the error printed.
+ */
+static int host_report(struct ia_pg *pg, const char *conninfo, const struct store_ref *sr,
+                       int index, int64_t scan_id, bool since, char **pass, int npass,
+                       const char *outfile)
+{
+        struct ia_pg own = {0};
+        struct ia_error err = {0};
+        sqlite3 *db = NULL;
+        char mem[96];
+        int rc, n = npass;
+
+        snprintf(mem, sizeof(mem), "file:/imgaudit-fleet-%d-%d?vfs=memdb", (int)getpid(), index);
+        if (!pg) {
+                if (ia_pg_connect(&own, conninfo, &err) < 0) {
+                        ia_diag("imgaudit report", "%s", err.msg);
+                        return 1;
+                }
+                pg = &own;
+        }
+        if (load_store(pg, mem, sr->store_id, scan_id, since, &db, &err) < 0) {
+                sqlite3_close(db);
+                ia_error_prefix(&err, "host '%s' (store %s)", sr->host, sr->store_id);
+                ia_diag("imgaudit report", "%s", err.msg);
+                if (pg == &own)
+                        ia_pg_close(&own);
+                return 1;
+        }
+        if (pg == &own)
+                ia_pg_close(&own);
+        pass[n++] = "--db";
+        pass[n++] = mem;
+        pass[n++] = "-o";
+        pass[n++] = (char *)outfile;
+        pass[n] = NULL;
+        rc = ia_cmd_report(n, pass);
+        sqlite3_close(db);
+        return rc;
+}
+
+/* A report file, or the directory of csv tables, in the temporary directory. */
+static void remove_out(const char *path)
+{
+        DIR *d;
+
+        if (unlink(path) == 0 || errno != EISDIR)
+                return;
+        d = opendir(path);
+        for (struct dirent *e; d && (e = readdir(d));)
+                if (e->d_name[0] != '.')
+                        unlinkat(dirfd(d), e->d_name, 0);
+        if (d)
+                closedir(d);
+        rmdir(path);
+}
+
+/* ---- the command ---- */
 
 int ia_cmd_report_pg(int argc, char **argv)
 {
@@ -603,7 +664,10 @@ int ia_cmd_report_pg(int argc, char **argv)
         struct ia_rbuf doc;
         struct prom prom = {0};
         bool since = false, have_tmp = false, single;
-        int npass = 0, c, ret = 1, nstores = 0, version;
+        int npass = 0, c, ret = 1, nstores = 0, version, jobs = 1, launched = 0;
+        int64_t scan_id = 0;
+        pid_t *pids = NULL;
+        char **outfiles = NULL;
         PGresult *res = NULL;
 
         ia_rbuf_init(&doc);
@@ -760,54 +824,86 @@ int ia_cmd_report_pg(int argc, char **argv)
                 ia_rbuf_adds(&doc, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
                                    "<title>imgaudit fleet report</title></head><body>\n"
                                    "<h1>imgaudit fleet report</h1>\n");
-        for (int i = 0; i < nstores; i++) {
-                char mem[96], outfile[4096];
-                int64_t scan_id = 0;
-                sqlite3 *db = NULL;
-                struct ia_rbuf part;
-                int rc, n = npass;
-
-                if (scan) {
-                        char *e;
-                        errno = 0;
-                        scan_id = strtoll(scan, &e, 10);
-                        if (errno || *e || scan_id <= 0) {
-                                ia_error_set(&err, IA_ERR_USAGE, "--scan: '%s' is not a scan id",
-                                             scan);
-                                goto fail;
-                        }
+        if (scan) {
+                char *e;
+                errno = 0;
+                scan_id = strtoll(scan, &e, 10);
+                if (errno || *e || scan_id <= 0) {
+                        ia_error_set(&err, IA_ERR_USAGE, "--scan: '%s' is not a scan id", scan);
+                        goto fail;
                 }
-                snprintf(mem, sizeof(mem), "file:/imgaudit-fleet-%d-%d?vfs=memdb", (int)getpid(),
-                         i);
-                snprintf(outfile, sizeof(outfile), "%s/%d.out", tmpdir, i);
+        }
+        /*
+         * Hosts are loaded and reported by worker processes, one per
+         * processor (at most 8), each with its own connection; their
+         * reports are gathered in host order.  One host: in this process.
+         */
+        {
+                long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+                jobs = nstores < 2 ? 1 : ncpu < 2 ? 2 : ncpu > 8 ? 8 : (int)ncpu;
+                if (jobs > nstores)
+                        jobs = nstores;
+        }
+        pids = calloc((size_t)nstores, sizeof(*pids));
+        outfiles = calloc((size_t)nstores, sizeof(*outfiles));
+        if (!pids || !outfiles)
+                goto nomem;
+        for (int i = 0; i < nstores; i++) {
+                char path[4096];
+
+                snprintf(path, sizeof(path), "%s/%d.out", tmpdir, i);
                 if (csv_dir && !single) {
                         /* -o DIR: a directory of tables per host, DIR/HOST/TABLE.csv */
                         size_t k = 0;
 
-                        k = (size_t)snprintf(outfile, sizeof(outfile), "%.*s/", 3800, out);
-                        for (const char *h = stores[i].host; *h && k + 2 < sizeof(outfile); h++)
-                                outfile[k++] = (*h == '/' || (unsigned char)*h < 0x20) ? '_' : *h;
-                        outfile[k] = '\0';
+                        k = (size_t)snprintf(path, sizeof(path), "%.*s/", 3800, out);
+                        for (const char *h = stores[i].host; *h && k + 2 < sizeof(path); h++)
+                                path[k++] = (*h == '/' || (unsigned char)*h < 0x20) ? '_' : *h;
+                        path[k] = '\0';
                 } else if (csv_dir) {
-                        snprintf(outfile, sizeof(outfile), "%s", out);
+                        snprintf(path, sizeof(path), "%s", out);
                 }
-                if (load_store(&pg, mem, stores[i].store_id, scan_id, since, &db, &err) < 0) {
-                        sqlite3_close(db);
-                        ia_error_prefix(&err, "host '%s' (store %s)", stores[i].host,
-                                        stores[i].store_id);
-                        goto fail;
+                outfiles[i] = strdup(path);
+                if (!outfiles[i])
+                        goto nomem;
+        }
+        for (int i = 0; i < nstores; i++) {
+                char outfile[4096];
+                struct ia_rbuf part;
+                int rc;
+
+                if (jobs > 1) {
+                        while (launched < nstores && launched < i + jobs) {
+                                pid_t pid;
+
+                                fflush(NULL);
+                                pid = fork();
+                                if (pid < 0) {
+                                        ia_error_errno(&err, IA_ERR_IO, errno,
+                                                       "cannot start a worker process");
+                                        goto fail;
+                                }
+                                if (pid == 0) /* never PQfinish the parent's connection */
+                                        _exit(host_report(NULL, conninfo, &stores[launched],
+                                                          launched, scan_id, since, pass, npass,
+                                                          outfiles[launched]));
+                                pids[launched++] = pid;
+                        }
+                        if (waitpid(pids[i], &rc, 0) < 0)
+                                rc = 1;
+                        else
+                                rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;
+                        pids[i] = 0;
+                } else {
+                        rc = host_report(&pg, conninfo, &stores[i], i, scan_id, since, pass, npass,
+                                         outfiles[i]);
                 }
-                pass[n++] = "--db";
-                pass[n++] = mem;
-                pass[n++] = "-o";
-                pass[n++] = outfile;
-                pass[n] = NULL;
-                rc = ia_cmd_report(n, pass);
-                sqlite3_close(db);
                 if (rc != 0) {
                         ret = rc;
                         goto out;
                 }
+                snprintf(outfile, sizeof(outfile), "%s", outfiles[i]);
                 if (csv_dir)
                         continue; /* written where it belongs */
                 ia_rbuf_init(&part);
@@ -911,6 +1007,17 @@ fail:
         ret = err.cat == IA_ERR_USAGE ? 2 : 1;
 out:
         PQclear(res);
+        for (int i = 0; pids && i < launched; i++) /* workers of a report that failed */
+                if (pids[i] > 0) {
+                        kill(pids[i], SIGTERM);
+                        waitpid(pids[i], NULL, 0);
+                        if (!csv_dir)
+                                remove_out(outfiles[i]);
+                }
+        for (int i = 0; outfiles && i < nstores; i++)
+                free(outfiles[i]);
+        free(outfiles);
+        free(pids);
         if (have_tmp)
                 rmdir(tmpdir);
         for (int i = 0; stores && i < nstores; i++) {

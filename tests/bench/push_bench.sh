@@ -41,6 +41,27 @@ trap cleanup EXIT
 chmod 711 "$WORK"
 cd "$WORK"
 now() { date +%s.%N; }
+# measure CMD...: W wall seconds, C its CPU seconds (with its children: a
+# report's workers), S the server's CPU seconds (the backends that ended
+# meanwhile, from the postmaster's children times).  On a loaded machine
+# the CPU seconds are the figures to compare: the wall time depends on the
+# other jobs.
+TCK=$(getconf CLK_TCK)
+srv_ticks() { awk '{print $16 + $17}' "/proc/$(head -1 "$PGD/data/postmaster.pid")/stat"; }
+measure() {
+	local s0 s1 t0 t1
+	s0=$(srv_ticks)
+	t0=$(now)
+	{ time "$@" 2>&3; } 3>&2 2>"$WORK/cpu.txt"
+	t1=$(now)
+	sleep 0.3
+	s1=$(srv_ticks)
+	W=$(echo "$t1 - $t0" | bc)
+	C=$(awk '{print $1 + $2}' "$WORK/cpu.txt")
+	S=$(echo "scale=2; ($s1 - $s0) / $TCK" | bc)
+}
+TIMEFORMAT='%3U %3S'
+cpu() { echo "CPU: imgaudit $C s, server $S s"; }
 
 rm -rf "$PGD" h[0-9]*.db
 mkdir -p "$PGD"
@@ -73,21 +94,20 @@ find store -type f -exec touch -m -d "@$(($(date +%s) - 86400))" {} +
 "$IMGAUDIT" scan --db store.db --quiet store
 fi
 echo "  $(sqlite3 store.db 'SELECT count(*) FROM images') images; local rows: $(sqlite3 store.db \
-	"SELECT (SELECT count(*) FROM layer_runs) || ' layer_runs, ' || (SELECT count(*) FROM pieces) || ' pieces, ' || (SELECT count(*) FROM v_map) || ' v_map rows'")"
+	"SELECT (SELECT count(*) FROM layer_runs) || ' layer_runs, ' || (SELECT count(*) FROM pieces) || ' pieces'")"
 "$IMGAUDIT" pg-migrate --to "$CONN" >/dev/null
 
 echo
 echo "== 1. push of one store =="
-t0=$(now)
-"$IMGAUDIT" push --db store.db --to "$CONN" --host h01 | tail -1
-t1=$(now)
-echo "  wall time $(echo "$t1 - $t0" | bc) s (connect, migrate check, read the ids, COPY, commit)"
-t0=$(now)
-"$IMGAUDIT" push --db store.db --to "$CONN" --host h01 | tail -1
-t1=$(now)
-echo "  again, nothing to send: $(echo "$t1 - $t0" | bc) s"
+measure "$IMGAUDIT" push --db store.db --to "$CONN" --host h01 >push.out
+tail -1 push.out
+rows=$(sed -n 's/.*; \([0-9]*\) rows,.*/\1/p' push.out | tail -1)
+echo "  wall time $W s (connect, migrate check, read the ids, COPY, commit); $(cpu)"
+echo "  CPU-bound rate (rows / the busier side's CPU seconds: client and server each on a core of an idle machine): $(echo "$rows / (if ($C > $S) $C else $S)" | bc) rows/s"
+measure "$IMGAUDIT" push --db store.db --to "$CONN" --host h01 >push.out
+tail -1 push.out
+echo "  again, nothing to send: $W s"
 
-echo
 echo "== 2. a fleet of $HOSTS hosts =="
 t0=$(now)
 for h in $(seq -w 2 "$HOSTS"); do
@@ -98,22 +118,14 @@ done
 t1=$(now)
 echo "  $((HOSTS - 1)) more hosts pushed in $(echo "$t1 - $t0" | bc) s"
 echo "  central database: $(psql "$CONN" -X -At -c "SELECT pg_size_pretty(pg_database_size('fleet'))"), $(psql "$CONN" -X -At -c "SELECT count(*) FROM images") images, $(psql "$CONN" -X -At -c "SELECT count(*) FROM layer_runs") layer_runs"
-t0=$(now)
-"$IMGAUDIT" report --db "$CONN" --format json -o fleet.json
-t1=$(now)
-echo "  fleet report (JSON, all sections, $HOSTS hosts): $(echo "$t1 - $t0" | bc) s, $(stat -c %s fleet.json) bytes"
-t0=$(now)
-"$IMGAUDIT" report --db "$CONN" --format human -o fleet.txt
-t1=$(now)
-echo "  fleet report (human): $(echo "$t1 - $t0" | bc) s"
-t0=$(now)
-"$IMGAUDIT" report --db "$CONN" --host h07 --format json -o one.json
-t1=$(now)
-echo "  one host's report from PostgreSQL: $(echo "$t1 - $t0" | bc) s"
-t0=$(now)
-"$IMGAUDIT" report --db store.db --format json -o local.json
-t1=$(now)
-echo "  the same report from the local SQLite store: $(echo "$t1 - $t0" | bc) s"
+measure "$IMGAUDIT" report --db "$CONN" --format json -o fleet.json
+echo "  fleet report (JSON, all sections, $HOSTS hosts): $W s, $(stat -c %s fleet.json) bytes; $(cpu)"
+measure "$IMGAUDIT" report --db "$CONN" --format human -o fleet.txt
+echo "  fleet report (human): $W s; $(cpu)"
+measure "$IMGAUDIT" report --db "$CONN" --host h07 --format json -o one.json
+echo "  one host's report from PostgreSQL: $W s; $(cpu)"
+measure "$IMGAUDIT" report --db store.db --format json -o local.json
+echo "  the same report from the local SQLite store: $W s; CPU: imgaudit $C s"
 t0=$(now)
 psql "$CONN" -X -At -c "SELECT host, images, allocated_bytes FROM v_fleet_hosts" >/dev/null
 psql "$CONN" -X -At -c "SELECT * FROM v_fleet_bases" >bases.txt
