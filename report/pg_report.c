@@ -15,7 +15,9 @@
  * further back), with, for those before S, the depth-0 data-file and extent
  * links the capacity history counts; every other row of S (links, findings,
  * entries, scan_files, ovf_disks); the pieces, chain_layers and schema-2 map
- * rows of S's images' maps, and the layers and layer_runs they name.
+ * rows of S's images' maps, and the layers they name with their data runs
+ * (layer_runs with data: the only runs the report reads; local v_map of the
+ * in-memory store is therefore not complete, and nothing reads it).
  *
  * The whole fleet is one report per host, in host order, each under its
  * host's heading: human (a heading line), csv (a host table first), json
@@ -89,7 +91,8 @@ static const char *const load_where[IA_PGT_COUNT] = {
     [IA_PGT_FINDINGS] = "scan_id = $2",
     [IA_PGT_OVF_DISKS] = "scan_id = $2",
     [IA_PGT_LAYERS] = "id IN " LAYERS,
-    [IA_PGT_LAYER_RUNS] = "layer_id IN " LAYERS,
+    /* the report reads the data runs only (rpt_share.c: clipped to each piece) */
+    [IA_PGT_LAYER_RUNS] = "data <> 0 AND layer_id IN " LAYERS,
     [IA_PGT_PIECES] = "image_id IN " MAPS,
     [IA_PGT_CHAIN_LAYERS] = "image_id IN " MAPS,
 };
@@ -328,7 +331,7 @@ static int drop_indexes(sqlite3 *db, struct ia_error *err)
 static int load_store(struct ia_pg *pg, const char *name, const char *store_id, int64_t scan_id,
                       bool all_history, sqlite3 **db, struct ia_error *err)
 {
-        char sid[24], pragma[96], lit[48];
+        char sid[24], pragma[128], lit[48];
         const char *params[3] = {lit, sid, all_history ? "ALL" : "60"};
         struct ia_rbuf idx;
         sqlite3_stmt *st;
@@ -364,7 +367,9 @@ static int load_store(struct ia_pg *pg, const char *name, const char *store_id, 
                         return mem_error(*db, f->name, err);
                 version = atoi(f->name);
         }
-        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d; PRAGMA application_id = %d",
+        /* no rollback journal: a store that fails to load is thrown away whole */
+        snprintf(pragma, sizeof(pragma),
+                 "PRAGMA user_version = %d; PRAGMA application_id = %d; PRAGMA journal_mode = OFF",
                  version, IA_APPLICATION_ID);
         if (sqlite3_exec(*db, pragma, NULL, NULL, NULL) != SQLITE_OK ||
             sqlite3_exec(*db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
