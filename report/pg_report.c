@@ -1016,11 +1016,13 @@ out:
                 if (pids[i] > 0) {
                         kill(pids[i], SIGTERM);
                         waitpid(pids[i], NULL, 0);
-                        if (!csv_dir)
-                                remove_out(outfiles[i]);
                 }
-        for (int i = 0; outfiles && i < nstores; i++)
+        for (int i = 0; outfiles && i < nstores; i++) {
+                /* what a failed report left (the gathered ones are gone already) */
+                if (outfiles[i] && !csv_dir)
+                        remove_out(outfiles[i]);
                 free(outfiles[i]);
+        }
         free(outfiles);
         free(pids);
         if (have_tmp)
