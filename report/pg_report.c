@@ -15,7 +15,9 @@
  * further back), with, for those before S, the depth-0 data-file and extent
  * links the capacity history counts; every other row of S (links, findings,
  * entries, scan_files, ovf_disks); the pieces, chain_layers and schema-2 map
- * rows of S's images' maps, and the layers and layer_runs they name.
+ * rows of S's images' maps, and the layers they name with their data runs
+ * (layer_runs with data: the only runs the report reads; local v_map of the
+ * in-memory store is therefore not complete, and nothing reads it).
  *
  * The whole fleet is one report per host, in host order, each under its
  * host's heading: human (a heading line), csv (a host table first), json
@@ -33,7 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -47,8 +51,6 @@
 #include "rbuf.h"
 #include "schema.h"
 #include "banned.h"
-
-#define IA_APPLICATION_ID 0x49414454
 
 bool ia_report_wants_pg(int argc, char **argv)
 {
@@ -88,7 +90,8 @@ static const char *const load_where[IA_PGT_COUNT] = {
     [IA_PGT_FINDINGS] = "scan_id = $2",
     [IA_PGT_OVF_DISKS] = "scan_id = $2",
     [IA_PGT_LAYERS] = "id IN " LAYERS,
-    [IA_PGT_LAYER_RUNS] = "layer_id IN " LAYERS,
+    /* the report reads the data runs only (rpt_share.c: clipped to each piece) */
+    [IA_PGT_LAYER_RUNS] = "data <> 0 AND layer_id IN " LAYERS,
     [IA_PGT_PIECES] = "image_id IN " MAPS,
     [IA_PGT_CHAIN_LAYERS] = "image_id IN " MAPS,
 };
@@ -99,28 +102,120 @@ static int mem_error(sqlite3 *db, const char *what, struct ia_error *err)
                             db ? sqlite3_errmsg(db) : "out of memory");
 }
 
-static int load_table(struct ia_pg *pg, sqlite3 *db, enum ia_pg_tbl t, const char *const *params,
+/* tmpl with $1..$3 replaced by vals[0..2] (already SQL: a literal, a number, ALL). */
+static void subst(struct ia_rbuf *b, const char *tmpl, const char *const *vals)
+{
+        for (const char *p = tmpl; *p; p++) {
+                if (p[0] == '$' && p[1] >= '1' && p[1] <= '3') {
+                        ia_rbuf_adds(b, vals[p[1] - '1']);
+                        p++;
+                } else {
+                        ia_rbuf_addc(b, *p);
+                }
+        }
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int bad_copy(struct ia_pg *pg, const char *table, struct ia_error *err)
+{
+        return ia_error_set(err, IA_ERR_CORRUPT,
+                            "PostgreSQL at '%s': %s: COPY data of an unexpected shape", pg->where,
+                            table);
+}
+
+/*
+ * One binary COPY row (its field count first) of table t into st; *used:
+ * the bytes it took.  Fields: the columns in order, a path column followed
+ * by its _raw bytes (bigint: 8 bytes big endian; text and bytea: bytes).
+ */
+static int load_row(struct ia_pg *pg, sqlite3 *db, const struct ia_pg_table *tb, sqlite3_stmt *st,
+                    const unsigned char *p, size_t n, size_t *used, struct ia_error *err)
+{
+        size_t at = 2, want = tb->ncols;
+        const unsigned char *v[2];
+        int32_t len[2];
+
+        for (size_t i = 0; i < tb->ncols; i++)
+                want += tb->cols[i].type == 'p';
+        if (n < 2 || ((size_t)p[0] << 8 | p[1]) != want)
+                return bad_copy(pg, tb->name, err);
+        sqlite3_reset(st);
+        for (size_t i = 0; i < tb->ncols; i++) {
+                int bi = (int)i + 1, nf = tb->cols[i].type == 'p' ? 2 : 1;
+
+                for (int f = 0; f < nf; f++) {
+                        if (n - at < 4)
+                                return bad_copy(pg, tb->name, err);
+                        len[f] = (int32_t)get32(p + at);
+                        at += 4;
+                        v[f] = p + at;
+                        if (len[f] > 0) {
+                                if ((size_t)len[f] > n - at)
+                                        return bad_copy(pg, tb->name, err);
+                                at += (size_t)len[f];
+                        }
+                }
+                if (len[0] < 0) {
+                        sqlite3_bind_null(st, bi);
+                } else if (tb->cols[i].type == 'i') {
+                        uint64_t u = 0;
+
+                        if (len[0] != 8)
+                                return bad_copy(pg, tb->name, err);
+                        for (int k = 0; k < 8; k++)
+                                u = u << 8 | v[0][k];
+                        sqlite3_bind_int64(st, bi, (int64_t)u);
+                } else if (nf == 2 && len[1] >= 0) { /* the exact bytes of a name */
+                        sqlite3_bind_blob(st, bi, v[1], len[1], SQLITE_STATIC);
+                } else {
+                        sqlite3_bind_text(st, bi, (const char *)v[0], len[0], SQLITE_STATIC);
+                }
+        }
+        if (at != n)
+                return bad_copy(pg, tb->name, err);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                return mem_error(db, tb->name, err);
+        *used = at;
+        return 0;
+}
+
+/*
+ * The rows of table t for the store into the in-memory store: COPY (SELECT
+ * ...) TO STDOUT in the binary format, so that the server formats no text,
+ * libpq keeps no result set, and each row goes to SQLite as it arrives
+ * (server and client work at the same time).
+ */
+static int load_table(struct ia_pg *pg, sqlite3 *db, enum ia_pg_tbl t, const char *const *vals,
                       struct ia_error *err)
 {
+        static const unsigned char header[11] = "PGCOPY\n\377\r\n";
         const struct ia_pg_table *tb = &ia_pg_tables[t];
         struct ia_rbuf q, ins;
         PGresult *res = NULL;
         sqlite3_stmt *st = NULL;
-        int ret = -1;
+        char *row = NULL;
+        int ret = -1, n;
+        bool head = false, trailer = false;
 
         ia_rbuf_init(&q);
         ia_rbuf_init(&ins);
-        ia_rbuf_adds(&q, "SELECT ");
+        ia_rbuf_adds(&q, "COPY (SELECT ");
         ia_rbuf_addf(&ins, "INSERT INTO %s (", tb->name);
         for (size_t i = 0; i < tb->ncols; i++) {
-                const char *n = tb->cols[i].pg ? tb->cols[i].pg : tb->cols[i].name;
+                const char *nm = tb->cols[i].pg ? tb->cols[i].pg : tb->cols[i].name;
 
-                ia_rbuf_addf(&q, "%s%s", i ? ", " : "", n);
+                ia_rbuf_addf(&q, "%s%s", i ? ", " : "", nm);
                 if (tb->cols[i].type == 'p')
-                        ia_rbuf_addf(&q, ", %s_raw", n);
+                        ia_rbuf_addf(&q, ", %s_raw", nm);
                 ia_rbuf_addf(&ins, "%s%s", i ? ", " : "", tb->cols[i].name);
         }
-        ia_rbuf_addf(&q, " FROM %s WHERE store_id = $1 AND %s", tb->name, load_where[t]);
+        ia_rbuf_addf(&q, " FROM %s WHERE store_id = %s AND ", tb->name, vals[0]);
+        subst(&q, load_where[t], vals);
+        ia_rbuf_adds(&q, ") TO STDOUT (FORMAT binary)");
         ia_rbuf_adds(&ins, ") VALUES (");
         for (size_t i = 0; i < tb->ncols; i++)
                 ia_rbuf_adds(&ins, i ? ", ?" : "?");
@@ -129,67 +224,102 @@ static int load_table(struct ia_pg *pg, sqlite3 *db, enum ia_pg_tbl t, const cha
                 ia_error_set(err, IA_ERR_NOMEM, "out of memory");
                 goto out;
         }
-        /* PostgreSQL wants exactly the parameters a statement names */
-        res = ia_pg_query(pg, q.buf,
-                          strstr(load_where[t], "$3")   ? 3
-                          : strstr(load_where[t], "$2") ? 2
-                                                        : 1,
-                          params, err);
-        if (!res)
-                goto out;
         if (sqlite3_prepare_v2(db, ins.buf, -1, &st, NULL) != SQLITE_OK) {
                 mem_error(db, tb->name, err);
                 goto out;
         }
-        for (int r = 0, nr = PQntuples(res); r < nr; r++) {
-                int k = 0;
+        res = PQexec(pg->conn, q.buf);
+        if (!res || PQresultStatus(res) != PGRES_COPY_OUT) {
+                ia_pg_error(pg, res, "query failed", err);
+                goto out;
+        }
+        PQclear(res);
+        res = NULL;
+        while ((n = PQgetCopyData(pg->conn, &row, 0)) > 0) {
+                const unsigned char *p = (const unsigned char *)row;
+                size_t len = (size_t)n, used = 0;
 
-                sqlite3_reset(st);
-                for (size_t i = 0; i < tb->ncols; i++, k++) {
-                        int bi = (int)i + 1;
-
-                        if (PQgetisnull(res, r, k)) {
-                                sqlite3_bind_null(st, bi);
-                                if (tb->cols[i].type == 'p')
-                                        k++;
-                                continue;
+                if (!head) { /* signature, flags, header extension */
+                        if (len < 19 || memcmp(p, header, sizeof(header)) != 0 ||
+                            len - 19 < get32(p + 15)) {
+                                bad_copy(pg, tb->name, err);
+                                goto drain;
                         }
-                        if (tb->cols[i].type == 'i') {
-                                sqlite3_bind_int64(st, bi,
-                                                   strtoll(PQgetvalue(res, r, k), NULL, 10));
-                        } else if (tb->cols[i].type == 't') {
-                                sqlite3_bind_text(st, bi, PQgetvalue(res, r, k),
-                                                  PQgetlength(res, r, k), SQLITE_STATIC);
-                        } else if (PQgetisnull(res, r, k + 1)) {
-                                sqlite3_bind_text(st, bi, PQgetvalue(res, r, k),
-                                                  PQgetlength(res, r, k), SQLITE_STATIC);
-                                k++;
-                        } else {
-                                size_t n = 0;
-                                unsigned char *raw = PQunescapeBytea(
-                                    (const unsigned char *)PQgetvalue(res, r, k + 1), &n);
-
-                                if (!raw) {
-                                        ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-                                        goto out;
-                                }
-                                sqlite3_bind_blob(st, bi, raw, (int)n, SQLITE_TRANSIENT);
-                                PQfreemem(raw);
-                                k++;
+                        used = 19 + get32(p + 15);
+                        p += used;
+                        len -= used;
+                        head = true;
+                }
+                while (len > 0) {
+                        if (trailer) {
+                                bad_copy(pg, tb->name, err);
+                                goto drain;
                         }
+                        if (len >= 2 && p[0] == 0xff && p[1] == 0xff) {
+                                trailer = true;
+                                used = 2;
+                        } else if (load_row(pg, db, tb, st, p, len, &used, err) < 0) {
+                                goto drain;
+                        }
+                        p += used;
+                        len -= used;
                 }
-                if (sqlite3_step(st) != SQLITE_DONE) {
-                        mem_error(db, tb->name, err);
-                        goto out;
-                }
+                PQfreemem(row);
+                row = NULL;
+        }
+        if (n == -2 || !trailer) {
+                ia_pg_error(pg, NULL, "COPY", err);
+                goto drain;
         }
         ret = 0;
+drain:
+        PQfreemem(row);
+        row = NULL;
+        if (ret < 0 && n > 0) /* stop reading: the connection is closed by the caller */
+                goto out;
+        while ((res = PQgetResult(pg->conn)) != NULL) {
+                if (PQresultStatus(res) != PGRES_COMMAND_OK && ret == 0)
+                        ret = ia_pg_error(pg, res, "COPY", err);
+                PQclear(res);
+        }
 out:
         sqlite3_finalize(st);
         PQclear(res);
         ia_rbuf_release(&q);
         ia_rbuf_release(&ins);
         return ret;
+}
+
+/* Drop every index that has its own CREATE INDEX statement. */
+static int drop_indexes(sqlite3 *db, struct ia_error *err)
+{
+        sqlite3_stmt *st;
+        struct ia_rbuf b;
+        int rc;
+
+        ia_rbuf_init(&b);
+        if (sqlite3_prepare_v2(db,
+                               "SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                               "sql IS NOT NULL",
+                               -1, &st, NULL) != SQLITE_OK)
+                return mem_error(db, "reading its indexes", err);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                const char *n = (const char *)sqlite3_column_text(st, 0);
+
+                ia_rbuf_adds(&b, "DROP INDEX \"");
+                for (; *n; n++) {
+                        if (*n == '"')
+                                ia_rbuf_addc(&b, '"');
+                        ia_rbuf_addc(&b, *n);
+                }
+                ia_rbuf_adds(&b, "\";\n");
+        }
+        sqlite3_finalize(st);
+        if (b.nomem)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        rc = b.len ? sqlite3_exec(db, b.buf, NULL, NULL, NULL) : SQLITE_OK;
+        ia_rbuf_release(&b);
+        return rc == SQLITE_OK ? 0 : mem_error(db, "dropping its indexes", err);
 }
 
 /*
@@ -200,8 +330,10 @@ out:
 static int load_store(struct ia_pg *pg, const char *name, const char *store_id, int64_t scan_id,
                       bool all_history, sqlite3 **db, struct ia_error *err)
 {
-        char sid[24], pragma[96];
-        const char *params[3] = {store_id, sid, all_history ? NULL : "60"};
+        char sid[24], pragma[128], lit[48];
+        const char *params[3] = {lit, sid, all_history ? "ALL" : "60"};
+        struct ia_rbuf idx;
+        sqlite3_stmt *st;
         int version = 0;
 
         *db = NULL;
@@ -217,6 +349,13 @@ static int load_store(struct ia_pg *pg, const char *name, const char *store_id, 
                 PQclear(res);
         }
         snprintf(sid, sizeof(sid), "%" PRId64, scan_id);
+        /* COPY takes no parameters: the store id (a uuid the server gave) as a literal */
+        for (size_t i = 0; store_id[i]; i++)
+                if (i >= 36 || !(store_id[i] == '-' || (store_id[i] >= '0' && store_id[i] <= '9') ||
+                                 (store_id[i] >= 'a' && store_id[i] <= 'f')))
+                        return ia_error_set(err, IA_ERR_CORRUPT, "store id '%s' is not a uuid",
+                                            store_id);
+        snprintf(lit, sizeof(lit), "'%s'::uuid", store_id);
         if (sqlite3_open_v2(name, db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI |
                                 SQLITE_OPEN_NOMUTEX,
@@ -227,11 +366,35 @@ static int load_store(struct ia_pg *pg, const char *name, const char *store_id, 
                         return mem_error(*db, f->name, err);
                 version = atoi(f->name);
         }
-        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d; PRAGMA application_id = %d",
+        /* no rollback journal: a store that fails to load is thrown away whole */
+        snprintf(pragma, sizeof(pragma),
+                 "PRAGMA user_version = %d; PRAGMA application_id = %d; PRAGMA journal_mode = OFF",
                  version, IA_APPLICATION_ID);
         if (sqlite3_exec(*db, pragma, NULL, NULL, NULL) != SQLITE_OK ||
             sqlite3_exec(*db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
                 return mem_error(*db, "setting up", err);
+        /*
+         * The secondary indexes are made after the load, each in one
+         * sorted pass, instead of being kept up to date row by row (the
+         * tables' own keys stay: WITHOUT ROWID tables are their keys).
+         */
+        ia_rbuf_init(&idx);
+        if (sqlite3_prepare_v2(*db,
+                               "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND "
+                               "sql IS NOT NULL",
+                               -1, &st, NULL) != SQLITE_OK)
+                return mem_error(*db, "reading its indexes", err);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                ia_rbuf_adds(&idx, (const char *)sqlite3_column_text(st, 1));
+                ia_rbuf_adds(&idx, ";\n");
+        }
+        sqlite3_finalize(st);
+        if (idx.nomem)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        if (drop_indexes(*db, err) < 0) {
+                ia_rbuf_release(&idx);
+                return -1;
+        }
         /* one snapshot of the central database for the whole store */
         /*
          * Every query reads one store's rows through an index led by
@@ -241,17 +404,26 @@ static int load_store(struct ia_pg *pg, const char *name, const char *store_id, 
          */
         if (ia_pg_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) < 0 ||
             ia_pg_exec(pg, "SET LOCAL enable_seqscan = off", err) < 0 ||
-            ia_pg_exec(pg, "SET LOCAL jit = off", err) < 0)
+            ia_pg_exec(pg, "SET LOCAL jit = off", err) < 0) {
+                ia_rbuf_release(&idx);
                 return -1;
+        }
         for (int t = 0; t < IA_PGT_COUNT; t++)
                 if (load_table(pg, *db, (enum ia_pg_tbl)t, params, err) < 0) {
                         PQclear(PQexec(pg->conn, "ROLLBACK"));
+                        ia_rbuf_release(&idx);
                         return -1;
                 }
-        if (ia_pg_exec(pg, "COMMIT", err) < 0)
+        if (ia_pg_exec(pg, "COMMIT", err) < 0) {
+                ia_rbuf_release(&idx);
                 return -1;
-        if (sqlite3_exec(*db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        }
+        if ((idx.len && sqlite3_exec(*db, idx.buf, NULL, NULL, NULL) != SQLITE_OK) ||
+            sqlite3_exec(*db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+                ia_rbuf_release(&idx);
                 return mem_error(*db, "committing", err);
+        }
+        ia_rbuf_release(&idx);
         return 0;
 }
 
@@ -405,11 +577,69 @@ static int write_out(const char *path, const char *buf, size_t len)
         return ia_write_file(path, buf, len);
 }
 
-/* ---- the command ---- */
-
 struct store_ref {
         char *host, *store_id;
 };
+
+/*
+ * One host's report into outfile: its store loaded from PostgreSQL (pg, or
+ * a connection of its own to conninfo when pg is NULL: a worker process),
+ * then the local report on it.  Returns the exit status, the error printed.
+ */
+static int host_report(struct ia_pg *pg, const char *conninfo, const struct store_ref *sr,
+                       int index, int64_t scan_id, bool since, char **pass, int npass,
+                       const char *outfile)
+{
+        struct ia_pg own = {0};
+        struct ia_error err = {0};
+        sqlite3 *db = NULL;
+        char mem[96];
+        int rc, n = npass;
+
+        snprintf(mem, sizeof(mem), "file:/imgaudit-fleet-%d-%d?vfs=memdb", (int)getpid(), index);
+        if (!pg) {
+                if (ia_pg_connect(&own, conninfo, &err) < 0) {
+                        ia_diag("imgaudit report", "%s", err.msg);
+                        return 1;
+                }
+                pg = &own;
+        }
+        if (load_store(pg, mem, sr->store_id, scan_id, since, &db, &err) < 0) {
+                sqlite3_close(db);
+                ia_error_prefix(&err, "host '%s' (store %s)", sr->host, sr->store_id);
+                ia_diag("imgaudit report", "%s", err.msg);
+                if (pg == &own)
+                        ia_pg_close(&own);
+                return 1;
+        }
+        if (pg == &own)
+                ia_pg_close(&own);
+        pass[n++] = "-o";
+        pass[n++] = (char *)outfile;
+        pass[n] = NULL;
+        /* the host's store as loaded, by the connection that loaded it */
+        rc = ia_cmd_report_db(db, mem, n, pass);
+        sqlite3_close(db);
+        return rc;
+}
+
+/* A report file, or the directory of csv tables, in the temporary directory. */
+static void remove_out(const char *path)
+{
+        DIR *d;
+
+        if (unlink(path) == 0 || errno != EISDIR)
+                return;
+        d = opendir(path);
+        for (struct dirent *e; d && (e = readdir(d));)
+                if (e->d_name[0] != '.')
+                        unlinkat(dirfd(d), e->d_name, 0);
+        if (d)
+                closedir(d);
+        rmdir(path);
+}
+
+/* ---- the command ---- */
 
 int ia_cmd_report_pg(int argc, char **argv)
 {
@@ -437,7 +667,10 @@ int ia_cmd_report_pg(int argc, char **argv)
         struct ia_rbuf doc;
         struct prom prom = {0};
         bool since = false, have_tmp = false, single;
-        int npass = 0, c, ret = 1, nstores = 0, version;
+        int npass = 0, c, ret = 1, nstores = 0, version, jobs = 1, launched = 0;
+        int64_t scan_id = 0;
+        pid_t *pids = NULL;
+        char **outfiles = NULL;
         PGresult *res = NULL;
 
         ia_rbuf_init(&doc);
@@ -594,53 +827,86 @@ int ia_cmd_report_pg(int argc, char **argv)
                 ia_rbuf_adds(&doc, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
                                    "<title>imgaudit fleet report</title></head><body>\n"
                                    "<h1>imgaudit fleet report</h1>\n");
-        for (int i = 0; i < nstores; i++) {
-                char mem[96], outfile[4096];
-                int64_t scan_id = 0;
-                sqlite3 *db = NULL;
-                struct ia_rbuf part;
-                int rc, n = npass;
-
-                if (scan) {
-                        char *e;
-                        errno = 0;
-                        scan_id = strtoll(scan, &e, 10);
-                        if (errno || *e || scan_id <= 0) {
-                                ia_error_set(&err, IA_ERR_USAGE, "--scan: '%s' is not a scan id",
-                                             scan);
-                                goto fail;
-                        }
+        if (scan) {
+                char *e;
+                errno = 0;
+                scan_id = strtoll(scan, &e, 10);
+                if (errno || *e || scan_id <= 0) {
+                        ia_error_set(&err, IA_ERR_USAGE, "--scan: '%s' is not a scan id", scan);
+                        goto fail;
                 }
-                snprintf(mem, sizeof(mem), "file:/imgaudit-fleet-%d-%d?vfs=memdb", (int)getpid(),
-                         i);
-                snprintf(outfile, sizeof(outfile), "%s/%d.out", tmpdir, i);
+        }
+        /*
+         * Hosts are loaded and reported by worker processes, one per
+         * processor (at most 8), each with its own connection; their
+         * reports are gathered in host order.  One host: in this process.
+         */
+        {
+                long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+                jobs = nstores < 2 ? 1 : ncpu < 2 ? 2 : ncpu > 8 ? 8 : (int)ncpu;
+                if (jobs > nstores)
+                        jobs = nstores;
+        }
+        pids = calloc((size_t)nstores, sizeof(*pids));
+        outfiles = calloc((size_t)nstores, sizeof(*outfiles));
+        if (!pids || !outfiles)
+                goto nomem;
+        for (int i = 0; i < nstores; i++) {
+                char path[4096];
+
+                snprintf(path, sizeof(path), "%s/%d.out", tmpdir, i);
                 if (csv_dir && !single) {
                         /* -o DIR: a directory of tables per host, DIR/HOST/TABLE.csv */
                         size_t k = 0;
 
-                        k = (size_t)snprintf(outfile, sizeof(outfile), "%.*s/", 3800, out);
-                        for (const char *h = stores[i].host; *h && k + 2 < sizeof(outfile); h++)
-                                outfile[k++] = (*h == '/' || (unsigned char)*h < 0x20) ? '_' : *h;
-                        outfile[k] = '\0';
+                        k = (size_t)snprintf(path, sizeof(path), "%.*s/", 3800, out);
+                        for (const char *h = stores[i].host; *h && k + 2 < sizeof(path); h++)
+                                path[k++] = (*h == '/' || (unsigned char)*h < 0x20) ? '_' : *h;
+                        path[k] = '\0';
                 } else if (csv_dir) {
-                        snprintf(outfile, sizeof(outfile), "%s", out);
+                        snprintf(path, sizeof(path), "%s", out);
                 }
-                if (load_store(&pg, mem, stores[i].store_id, scan_id, since, &db, &err) < 0) {
-                        sqlite3_close(db);
-                        ia_error_prefix(&err, "host '%s' (store %s)", stores[i].host,
-                                        stores[i].store_id);
-                        goto fail;
+                outfiles[i] = strdup(path);
+                if (!outfiles[i])
+                        goto nomem;
+        }
+        for (int i = 0; i < nstores; i++) {
+                char outfile[4096];
+                struct ia_rbuf part;
+                int rc;
+
+                if (jobs > 1) {
+                        while (launched < nstores && launched < i + jobs) {
+                                pid_t pid;
+
+                                fflush(NULL);
+                                pid = fork();
+                                if (pid < 0) {
+                                        ia_error_errno(&err, IA_ERR_IO, errno,
+                                                       "cannot start a worker process");
+                                        goto fail;
+                                }
+                                if (pid == 0) /* never PQfinish the parent's connection */
+                                        _exit(host_report(NULL, conninfo, &stores[launched],
+                                                          launched, scan_id, since, pass, npass,
+                                                          outfiles[launched]));
+                                pids[launched++] = pid;
+                        }
+                        if (waitpid(pids[i], &rc, 0) < 0)
+                                rc = 1;
+                        else
+                                rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;
+                        pids[i] = 0;
+                } else {
+                        rc = host_report(&pg, conninfo, &stores[i], i, scan_id, since, pass, npass,
+                                         outfiles[i]);
                 }
-                pass[n++] = "-o";
-                pass[n++] = outfile;
-                pass[n] = NULL;
-                /* the host's store as loaded, by the connection that loaded it */
-                rc = ia_cmd_report_db(db, mem, n, pass);
-                sqlite3_close(db);
                 if (rc != 0) {
                         ret = rc;
                         goto out;
                 }
+                snprintf(outfile, sizeof(outfile), "%s", outfiles[i]);
                 if (csv_dir)
                         continue; /* written where it belongs */
                 ia_rbuf_init(&part);
@@ -744,6 +1010,19 @@ fail:
         ret = err.cat == IA_ERR_USAGE ? 2 : 1;
 out:
         PQclear(res);
+        for (int i = 0; pids && i < launched; i++) /* workers of a report that failed */
+                if (pids[i] > 0) {
+                        kill(pids[i], SIGTERM);
+                        waitpid(pids[i], NULL, 0);
+                }
+        for (int i = 0; outfiles && i < nstores; i++) {
+                /* what a failed report left (the gathered ones are gone already) */
+                if (outfiles[i] && !csv_dir)
+                        remove_out(outfiles[i]);
+                free(outfiles[i]);
+        }
+        free(outfiles);
+        free(pids);
         if (have_tmp)
                 rmdir(tmpdir);
         for (int i = 0; stores && i < nstores; i++) {

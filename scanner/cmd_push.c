@@ -35,8 +35,7 @@
 #include "schema.h"
 #include "banned.h"
 
-#define IA_APPLICATION_ID 0x49414454 /* "IADT", as the store sets it */
-#define IA_PG_LOCK_CLASS  1229014100
+#define IA_PG_LOCK_CLASS 1229014100
 
 const char ia_push_usage[] =
     "usage: imgaudit push [--db FILE] [--to CONNINFO] [--host NAME] [--quiet]\n"
@@ -192,6 +191,18 @@ static int open_local(struct push *p, struct ia_error *err)
                 ia_error_set(err, IA_ERR_CORRUPT, "store '%s' has no identity row", p->db_path);
                 goto local;
         }
+        for (int i = 0; i < 36; i++) {
+                char ch = p->store_id[i];
+                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+                if (dash ? ch != '-'
+                         : !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+                             (ch >= 'A' && ch <= 'F'))) {
+                        ia_error_set(err, IA_ERR_CORRUPT, "store '%s': its identity is not a UUID",
+                                     p->db_path);
+                        goto local;
+                }
+        }
         return 0;
 local:
         if (err)
@@ -217,7 +228,8 @@ static char *select_sql(enum ia_pg_tbl t, const char *where)
         return b.buf;
 }
 
-/* "COPY table (store_id, [pre,] cols... [, post]) FROM STDIN" for the central side. */
+/* "COPY table (store_id, [pre,] cols... [, post]) FROM STDIN (FORMAT binary)" for the central side.
+ */
 static char *copy_sql(enum ia_pg_tbl t, const char *pre, const char *post)
 {
         const struct ia_pg_table *tb = &ia_pg_tables[t];
@@ -236,7 +248,7 @@ static char *copy_sql(enum ia_pg_tbl t, const char *pre, const char *post)
         }
         if (post)
                 ia_rbuf_addf(&b, ", %s", post);
-        ia_rbuf_adds(&b, ") FROM STDIN");
+        ia_rbuf_adds(&b, ") FROM STDIN (FORMAT binary)");
         if (b.nomem) {
                 ia_rbuf_release(&b);
                 return NULL;
@@ -303,7 +315,6 @@ static int copy_table(struct push *p, enum ia_pg_tbl t, const char *where, int64
         struct ia_pg_copy c;
         sqlite3_stmt *st = NULL;
         int rc, ret = -1;
-        size_t sid = strlen(p->store_id);
 
         if (!sel || !cp) {
                 ia_error_set(err, IA_ERR_NOMEM, "out of memory");
@@ -320,7 +331,7 @@ static int copy_table(struct push *p, enum ia_pg_tbl t, const char *where, int64
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 if (skip && idset_has(skip, sqlite3_column_int64(st, 0)))
                         continue;
-                ia_pg_copy_text(&c, p->store_id, sid);
+                ia_pg_copy_uuid(&c, p->store_id);
                 if (pre)
                         ia_pg_copy_text(&c, pre_val, strlen(pre_val));
                 emit_cols(&c, t, st);
@@ -371,7 +382,6 @@ static int copy_layers(struct push *p, int64_t scan_id, struct idset *fresh, str
              *lcp = copy_sql(IA_PGT_LAYERS, NULL, "fingerprint"),
              *rcp = copy_sql(IA_PGT_LAYER_RUNS, NULL, NULL);
         struct ia_pg_copy c;
-        size_t sid = strlen(p->store_id);
         uint64_t *fp = NULL;
         int rc, ret = -1;
 
@@ -438,7 +448,7 @@ static int copy_layers(struct push *p, int64_t scan_id, struct idset *fresh, str
                         copy_finish(p, &c, false, NULL);
                         goto out;
                 }
-                ia_pg_copy_text(&c, p->store_id, sid);
+                ia_pg_copy_uuid(&c, p->store_id);
                 emit_cols(&c, IA_PGT_LAYERS, lst);
                 snprintf(hex, sizeof(hex), "%016" PRIx64, fp[k]);
                 ia_pg_copy_text(&c, hex, 16);
@@ -455,7 +465,7 @@ static int copy_layers(struct push *p, int64_t scan_id, struct idset *fresh, str
                 sqlite3_reset(rst);
                 sqlite3_bind_int64(rst, 1, fresh->v[k]);
                 while ((rc = sqlite3_step(rst)) == SQLITE_ROW) {
-                        ia_pg_copy_text(&c, p->store_id, sid);
+                        ia_pg_copy_uuid(&c, p->store_id);
                         emit_cols(&c, IA_PGT_LAYER_RUNS, rst);
                         if (ia_pg_copy_end_row(&c, err) < 0) {
                                 copy_finish(p, &c, false, NULL);
@@ -608,9 +618,19 @@ static int run_push(struct push *p, const char *conninfo, struct ia_error *err)
                         return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
                 p->host = host_buf;
         }
-        /* the queries of a push are small: JIT compiling them costs more than running them */
+        /*
+         * The queries of a push are small: JIT compiling them costs more
+         * than running them.  synchronous_commit off: a push's COMMIT
+         * returns before the server flushed its WAL, so a server crash
+         * may lose the last scans pushed (never part of one: the server
+         * recovers to a consistent state, each scan whole or absent).
+         * That is safe because a push asks the server which scans it has
+         * and sends every one it lacks: the next push sends a lost scan
+         * again.  A push is not a durable receipt; the local store is.
+         */
         if (ia_pg_connect(&p->pg, conninfo, err) < 0 ||
             ia_pg_exec(&p->pg, "SET jit = off", err) < 0 ||
+            ia_pg_exec(&p->pg, "SET synchronous_commit = off", err) < 0 ||
             ia_pg_migrate(&p->pg, true, &version, err) < 0)
                 goto out;
         res = ia_pg_query(&p->pg, "SELECT pg_try_advisory_lock(1229014100, hashtext($1))", 1,

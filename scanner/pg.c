@@ -269,7 +269,30 @@ rollback:
         return -1;
 }
 
-/* ---- COPY ---- */
+/* ---- COPY ... FROM STDIN (FORMAT binary) ---- */
+
+/*
+ * The binary format: a header, then per row a 16-bit field count and per
+ * field a 32-bit length (-1: NULL) and its bytes (bigint: 8 bytes big
+ * endian; uuid: 16 bytes; text: UTF-8; bytea: the bytes), then a trailer.
+ * The server neither parses digits nor unescapes text: the COPY of the
+ * layer runs costs it less than the text format did.
+ */
+static const char copy_header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+
+static void put16(char *p, unsigned v)
+{
+        p[0] = (char)(v >> 8);
+        p[1] = (char)v;
+}
+
+static void put32(char *p, uint32_t v)
+{
+        p[0] = (char)(v >> 24);
+        p[1] = (char)(v >> 16);
+        p[2] = (char)(v >> 8);
+        p[3] = (char)v;
+}
 
 int ia_pg_copy_begin(struct ia_pg_copy *c, struct ia_pg *pg, const char *sql, struct ia_error *err)
 {
@@ -298,6 +321,8 @@ int ia_pg_copy_begin(struct ia_pg_copy *c, struct ia_pg *pg, const char *sql, st
                 PQclear(PQgetResult(pg->conn));
                 return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
         }
+        memcpy(c->buf, copy_header, sizeof(copy_header));
+        c->len = sizeof(copy_header);
         return 0;
 }
 
@@ -306,6 +331,9 @@ static bool reserve(struct ia_pg_copy *c, size_t n)
         char *b;
         size_t nc;
 
+        if (c->nomem)
+                return false;
+        n += 8; /* a row's field count, a field's length */
         if (c->len + n <= c->cap)
                 return true;
         nc = (c->len + n) * 2;
@@ -319,39 +347,72 @@ static bool reserve(struct ia_pg_copy *c, size_t n)
         return true;
 }
 
-static void sep(struct ia_pg_copy *c)
+/* Start a field (after reserve): the row's field count first, then the field's length. */
+static void field(struct ia_pg_copy *c, int32_t len)
 {
-        if (!c->first_col)
-                c->buf[c->len++] = '\t';
-        c->first_col = false;
+        if (c->first_col) {
+                c->row_at = c->len;
+                c->len += 2;
+                c->nfields = 0;
+                c->first_col = false;
+        }
+        c->nfields++;
+        put32(c->buf + c->len, (uint32_t)len);
+        c->len += 4;
 }
 
 void ia_pg_copy_int(struct ia_pg_copy *c, int64_t v)
 {
-        char tmp[24];
-        size_t n = 0;
-        uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        uint64_t u = (uint64_t)v;
 
-        if (!reserve(c, 24))
+        if (!reserve(c, 8))
                 return;
-        sep(c);
-        do {
-                tmp[n++] = (char)('0' + u % 10);
-                u /= 10;
-        } while (u);
-        if (v < 0)
-                c->buf[c->len++] = '-';
-        while (n)
-                c->buf[c->len++] = tmp[--n];
+        field(c, 8);
+        for (int i = 7; i >= 0; i--)
+                c->buf[c->len++] = (char)(u >> (8 * i));
 }
 
 void ia_pg_copy_null(struct ia_pg_copy *c)
 {
-        if (!reserve(c, 3))
+        if (!reserve(c, 0))
                 return;
-        sep(c);
-        c->buf[c->len++] = '\\';
-        c->buf[c->len++] = 'N';
+        field(c, -1);
+}
+
+static int hexval(char ch)
+{
+        return ch >= '0' && ch <= '9'   ? ch - '0'
+               : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+               : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                        : -1;
+}
+
+int ia_pg_copy_uuid(struct ia_pg_copy *c, const char *s)
+{
+        unsigned char u[16];
+        size_t k = 0;
+
+        for (const char *p = s; *p && k < 32; p++) {
+                int h = hexval(*p);
+
+                if (*p == '-')
+                        continue;
+                if (h < 0)
+                        return -1;
+                if (k % 2 == 0)
+                        u[k / 2] = (unsigned char)(h << 4);
+                else
+                        u[k / 2] |= (unsigned char)h;
+                k++;
+        }
+        if (k != 32)
+                return -1;
+        if (!reserve(c, 16))
+                return 0;
+        field(c, 16);
+        memcpy(c->buf + c->len, u, 16);
+        c->len += 16;
+        return 0;
 }
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
@@ -372,15 +433,20 @@ void ia_pg_copy_text(struct ia_pg_copy *c, const char *s, size_t n)
 {
         static const char hex[] = "0123456789abcdef";
         const unsigned char *p = (const unsigned char *)s;
+        size_t at;
 
-        if (!reserve(c, 5 * n + 1))
+        if (n > (size_t)INT32_MAX / 4 - 16) {
+                c->nomem = true;
                 return;
-        sep(c);
+        }
+        if (!reserve(c, 4 * n))
+                return;
+        field(c, 0);
+        at = c->len;
         for (size_t i = 0; i < n;) {
                 size_t k = utf8_len(p + i, n - i);
 
-                if (k == 0) { /* \xNN, its backslash escaped for COPY */
-                        c->buf[c->len++] = '\\';
+                if (k == 0) { /* the byte as the four characters \xNN */
                         c->buf[c->len++] = '\\';
                         c->buf[c->len++] = 'x';
                         c->buf[c->len++] = hex[p[i] >> 4];
@@ -388,36 +454,24 @@ void ia_pg_copy_text(struct ia_pg_copy *c, const char *s, size_t n)
                         i++;
                         continue;
                 }
-                if (k == 1 && (p[i] == '\\' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) {
-                        c->buf[c->len++] = '\\';
-                        c->buf[c->len++] = p[i] == '\\'   ? '\\'
-                                           : p[i] == '\t' ? 't'
-                                           : p[i] == '\n' ? 'n'
-                                                          : 'r';
-                        i++;
-                        continue;
-                }
                 memcpy(c->buf + c->len, p + i, k);
                 c->len += k;
                 i += k;
         }
+        put32(c->buf + at - 4, (uint32_t)(c->len - at));
 }
 
 void ia_pg_copy_bytea(struct ia_pg_copy *c, const void *p, size_t n)
 {
-        static const char hex[] = "0123456789abcdef";
-        const unsigned char *b = p;
-
-        if (!reserve(c, 2 * n + 4))
+        if (n > (size_t)INT32_MAX - 16) {
+                c->nomem = true;
                 return;
-        sep(c);
-        c->buf[c->len++] = '\\';
-        c->buf[c->len++] = '\\';
-        c->buf[c->len++] = 'x';
-        for (size_t i = 0; i < n; i++) {
-                c->buf[c->len++] = hex[b[i] >> 4];
-                c->buf[c->len++] = hex[b[i] & 15];
         }
+        if (!reserve(c, n))
+                return;
+        field(c, (int32_t)n);
+        memcpy(c->buf + c->len, p, n);
+        c->len += n;
 }
 
 static int flush(struct ia_pg_copy *c, struct ia_error *err)
@@ -439,9 +493,11 @@ static int flush(struct ia_pg_copy *c, struct ia_error *err)
 
 int ia_pg_copy_end_row(struct ia_pg_copy *c, struct ia_error *err)
 {
-        if (!reserve(c, 1) || c->nomem)
+        if (c->nomem)
                 return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-        c->buf[c->len++] = '\n';
+        if (c->first_col) /* a row without fields: none is ever sent */
+                return 0;
+        put16(c->buf + c->row_at, c->nfields);
         c->first_col = true;
         c->rows++;
         if (c->len >= c->flush_at)
@@ -454,6 +510,12 @@ int ia_pg_copy_end(struct ia_pg_copy *c, bool ok, struct ia_error *err)
         PGresult *res;
         int ret = 0;
 
+        if (ok && !c->failed && reserve(c, 2)) {
+                put16(c->buf + c->len, 0xffff); /* the trailer */
+                c->len += 2;
+        } else {
+                ok = false;
+        }
         if (ok && !c->failed && flush(c, err) < 0)
                 ok = false;
         if (PQputCopyEnd(c->pg->conn, ok && !c->failed ? NULL : "imgaudit push stopped") != 1 &&

@@ -58,12 +58,13 @@ int ia_pg_schema_latest(void);
  */
 int ia_pg_migrate(struct ia_pg *pg, bool apply, int *version, struct ia_error *err);
 
-/* ---- COPY ... FROM STDIN, text format ---- */
+/* ---- COPY ... FROM STDIN (FORMAT binary): the statement must say so ---- */
 
 struct ia_pg_copy {
         struct ia_pg *pg;
         char *buf;
-        size_t len, cap, flush_at;
+        size_t len, cap, flush_at, row_at; /* row_at: the current row's field count */
+        unsigned nfields;
         unsigned delay_ms; /* IMGAUDIT_TEST_PUSH_DELAY_MS: sleep after each flush (tests) */
         uint64_t rows, bytes;
         bool first_col, nomem, failed;
@@ -72,7 +73,9 @@ struct ia_pg_copy {
 int ia_pg_copy_begin(struct ia_pg_copy *c, struct ia_pg *pg, const char *sql, struct ia_error *err);
 void ia_pg_copy_int(struct ia_pg_copy *c, int64_t v);
 void ia_pg_copy_null(struct ia_pg_copy *c);
-/* Text: bytes that are not UTF-8 (and NUL) are written \xNN, as display names are. */
+/* A uuid column from its text form (36 characters); -1: not a uuid (nothing written). */
+int ia_pg_copy_uuid(struct ia_pg_copy *c, const char *s);
+/* Text: bytes that are not UTF-8 (and NUL) are written as the 4 characters \xNN. */
 void ia_pg_copy_text(struct ia_pg_copy *c, const char *s, size_t n);
 void ia_pg_copy_bytea(struct ia_pg_copy *c, const void *p, size_t n);
 int ia_pg_copy_end_row(struct ia_pg_copy *c, struct ia_error *err);
