@@ -729,13 +729,9 @@ int ia_cmd_report_pg(int argc, char **argv)
                         fputs(ia_report_usage, stdout);
                         free(pass);
                         return 0;
-                case ':':
-                        free(pass);
-                        return ia_usage_error("report", 2, "option '%s' needs a value",
-                                              argv[optind - 1]);
                 default:
                         free(pass);
-                        return ia_usage_error("report", 2, "unknown option '%s'", argv[optind - 1]);
+                        return ia_getopt_error("report", 2, c, argv);
                 }
         }
         if (optind < argc) {

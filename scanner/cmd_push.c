@@ -32,6 +32,7 @@
 #include "pg.h"
 #include "pg_tables.h"
 #include "rbuf.h"
+#include "cli.h"
 #include "schema.h"
 #include "banned.h"
 
@@ -741,7 +742,8 @@ int ia_cmd_push(int argc, char **argv)
         if (!db || !*db)
                 db = "imgaudit.db";
         optind = 1;
-        while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
                 switch (c) {
                 case 'd':
                         db = optarg;
@@ -759,8 +761,7 @@ int ia_cmd_push(int argc, char **argv)
                         fputs(ia_push_usage, stdout);
                         return 0;
                 default:
-                        fputs(ia_push_usage, stderr);
-                        return 2;
+                        return ia_getopt_error("push", 2, c, argv);
                 }
         }
         if (optind < argc) {
@@ -810,7 +811,8 @@ int ia_cmd_pg_migrate(int argc, char **argv)
         int c, before = 0, after = 0, ret = 0;
 
         optind = 1;
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
                 switch (c) {
                 case 't':
                         to = optarg;
@@ -822,8 +824,7 @@ int ia_cmd_pg_migrate(int argc, char **argv)
                         fputs(ia_pg_migrate_usage, stdout);
                         return 0;
                 default:
-                        fputs(ia_pg_migrate_usage, stderr);
-                        return 2;
+                        return ia_getopt_error("pg-migrate", 2, c, argv);
                 }
         }
         if (optind < argc || !to || !*to) {

@@ -48,6 +48,11 @@ usage report 2 "unknown option '--bogus'" --db p.db --bogus
 usage report 2 "option '--since' needs a value" --db p.db --since
 usage report 2 "no format 'xml'" --db p.db --format=xml
 usage report 2 "unexpected argument 'extra'" --db p.db extra
+usage prune 2 "unknown option '-z'" --db p.db -z
+usage prune 2 "option '--keep' needs a value" --db p.db --keep
+usage push 2 "unknown option '--bogus'" --db p.db --bogus
+usage push 2 "option '--to' needs a value" --db p.db --to
+usage pg-migrate 2 "unknown option '-x'" -x
 [ ! -e p.db ] && ok || bad "a usage error created the database"
 
 # ---- report: --format for the layout, -o for the file; --output refused ----
