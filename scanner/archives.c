@@ -296,18 +296,17 @@ static unsigned name_flags(const char *name)
         return flags;
 }
 
-/* "./a//b/" -> "a/b": drop empty and "." components; keep a leading '/'. */
-static char *name_normalise(const char *name)
+char *ia_name_normalise(const char *name, bool resolve_dotdot)
 {
-        size_t len = strlen(name);
-        char *out = malloc(len + 1);
-        size_t o = 0;
+        size_t o = 0, base;
+        char *out = malloc(strlen(name) + 1);
         const char *p = name;
 
         if (!out)
                 return NULL;
-        if (name[0] == '/')
+        if (!resolve_dotdot && name[0] == '/')
                 out[o++] = '/';
+        base = o;
         while (*p) {
                 const char *q = p;
                 size_t n;
@@ -315,8 +314,17 @@ static char *name_normalise(const char *name)
                 while (*q && *q != '/')
                         q++;
                 n = (size_t)(q - p);
-                if (n > 0 && !(n == 1 && p[0] == '.')) {
-                        if (o > 0 && out[o - 1] != '/')
+                if (n == 2 && p[0] == '.' && p[1] == '.' && resolve_dotdot) {
+                        if (o == base) { /* above the top */
+                                free(out);
+                                return NULL;
+                        }
+                        while (o > base && out[o - 1] != '/')
+                                o--;
+                        if (o > base)
+                                o--; /* the slash */
+                } else if (n > 0 && !(n == 1 && p[0] == '.')) {
+                        if (o > base)
                                 out[o++] = '/';
                         memcpy(out + o, p, n);
                         o += n;
@@ -861,7 +869,7 @@ static int add_member(struct walk *w, struct archive_entry *entry, struct ia_arc
         m = &a->members[a->count];
         memset(m, 0, sizeof(*m));
         m->name = strdup(entry_name(entry));
-        norm = m->name ? name_normalise(m->name) : NULL;
+        norm = m->name ? ia_name_normalise(m->name, false) : NULL;
         if (!norm) {
                 free(m->name);
                 goto nomem;
@@ -1510,7 +1518,7 @@ const struct ia_archive_member *ia_archive_find(const struct ia_archive *a, cons
 
         if (!a->index_cap)
                 return NULL;
-        norm = name_normalise(name);
+        norm = ia_name_normalise(name, false);
         if (!norm)
                 return NULL;
         slot = index_slot(a, norm);

@@ -146,4 +146,13 @@ const struct ia_error *ia_archive_error(const struct ia_archive *a);
  */
 void ia_archive_free(struct ia_archive *a);
 
+/*
+ * A member name made lexical ("./a//b/" -> "a/b": empty and "." components
+ * dropped), the one rule for the archive's index and for names that
+ * resolve to members.  The index keeps ".." (a traversal member is flagged,
+ * never resolved) and a leading '/'; a name to resolve (resolve_dotdot) has
+ * ".." applied and no leading '/', and is NULL when it leaves the top.
+ */
+char *ia_name_normalise(const char *name, bool resolve_dotdot);
+
 #endif

@@ -15,47 +15,6 @@
 #include "vdi.h"
 #include "banned.h"
 
-char *ia_member_normalise(const char *name)
-{
-        size_t n = strlen(name), len = 0;
-        char *out = malloc(n + 1);
-        const char *p = name;
-
-        if (!out)
-                return NULL;
-        while (*p) {
-                const char *e;
-                size_t cl;
-
-                while (*p == '/')
-                        p++;
-                if (!*p)
-                        break;
-                e = strchr(p, '/');
-                cl = e ? (size_t)(e - p) : strlen(p);
-                if (cl == 1 && p[0] == '.') {
-                        /* nothing */
-                } else if (cl == 2 && p[0] == '.' && p[1] == '.') {
-                        if (len == 0) {
-                                free(out);
-                                return NULL;
-                        }
-                        while (len > 0 && out[len - 1] != '/')
-                                len--;
-                        if (len > 0)
-                                len--; /* the slash */
-                } else {
-                        if (len > 0)
-                                out[len++] = '/';
-                        memcpy(out + len, p, cl);
-                        len += cl;
-                }
-                p += cl;
-        }
-        out[len] = '\0';
-        return out;
-}
-
 const char *ia_scan_resolver_member(const struct ia_scan_resolver *sr, const struct ia_file *f)
 {
         size_t n;
@@ -100,7 +59,7 @@ static int open_member(const struct ia_scan_resolver *sr, const struct ia_file *
         combined = ia_path_combine(base ? base : "", name);
         if (!combined)
                 return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-        norm = ia_member_normalise(combined);
+        norm = ia_name_normalise(combined, true);
         free(combined);
         if (!norm)
                 return refuse(err, "outside-archive", IA_ERR_REFUSED,

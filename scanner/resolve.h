@@ -91,7 +91,4 @@ void ia_scan_resolver_init(struct ia_scan_resolver *sr, const char *const *roots
 /* The member name of a file opened in archive mode (after "ARCHIVE!"), or NULL. */
 const char *ia_scan_resolver_member(const struct ia_scan_resolver *sr, const struct ia_file *f);
 
-/* Normalise an archive member name lexically ("./", "//", ".."); NULL if it leaves the top. */
-char *ia_member_normalise(const char *name);
-
 #endif

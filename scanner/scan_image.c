@@ -71,7 +71,7 @@ static void on_link(void *opaque, const struct ia_image *from, const char *name,
                         if (j->arch) {
                                 const char *base = ia_scan_resolver_member(&j->sr, from->file);
                                 char *c = ia_path_combine(base ? base : "", name);
-                                char *n = c ? ia_member_normalise(c) : NULL;
+                                char *n = c ? ia_name_normalise(c, true) : NULL;
 
                                 l->target_path = n ? scan_join3(j->arch->path, '!', n) : NULL;
                                 free(c);

@@ -1076,9 +1076,41 @@ static void test_faults(void **state)
         }
 }
 
+/* The one member-name rule, in its two uses: the archive's index and names to resolve. */
+static void norm_is(const char *name, bool resolve, const char *want)
+{
+        char *got = ia_name_normalise(name, resolve);
+
+        if (!want) {
+                assert_null(got);
+                return;
+        }
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(got);
+}
+
+static void test_name_normalise(void **state)
+{
+        (void)state;
+        norm_is("./a//b/", false, "a/b");
+        norm_is("/a/./b", false, "/a/b");
+        norm_is("a/../b", false, "a/../b"); /* the index keeps "..": a traversal is flagged */
+        norm_is("../x", false, "../x");
+        norm_is("", false, "");
+        norm_is("./a//b/", true, "a/b");
+        norm_is("/a/./b", true, "a/b");
+        norm_is("a/../b", true, "b");
+        norm_is("a/b/../../c", true, "c");
+        norm_is("a/..", true, "");
+        norm_is("../x", true, NULL);
+        norm_is("a/../../x", true, NULL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_name_normalise),
             cmocka_unit_test(test_tar_windows),
             cmocka_unit_test(test_compressed_spool),
             cmocka_unit_test(test_spool_holes),
