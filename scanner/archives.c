@@ -144,46 +144,25 @@ static unsigned source_depth(const struct ia_source *src)
 
 /* ---- sparse sources: a GNU sparse member of an uncompressed tar, mapped in place ---- */
 
-struct sparse_extent {
-        uint64_t lo, len; /* in the member */
-        uint64_t phys;    /* in the archive */
-};
-
 struct sparse_source {
         struct ia_source base;
         struct ia_source *under;
-        struct sparse_extent *ext;
+        struct ia_extent *ext;
         size_t n;
 };
-
-/* The first extent that ends after off, or n. */
-static size_t sparse_find(const struct sparse_source *s, uint64_t off)
-{
-        size_t lo = 0, hi = s->n;
-
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (s->ext[mid].lo + s->ext[mid].len <= off)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo;
-}
 
 static int64_t sparse_pread(struct ia_source *src, void *buf, size_t len, uint64_t off,
                             struct ia_error *err)
 {
         struct sparse_source *s = (struct sparse_source *)src;
         size_t i;
-        const struct sparse_extent *e;
+        const struct ia_extent *e;
 
         if (off >= src->size)
                 return 0;
         if (len > src->size - off)
                 len = (size_t)(src->size - off);
-        i = sparse_find(s, off);
+        i = ia_extents_find(s->ext, s->n, off);
         if (i == s->n || s->ext[i].lo > off) {
                 uint64_t hole_end = i == s->n ? src->size : s->ext[i].lo;
 
@@ -192,7 +171,7 @@ static int64_t sparse_pread(struct ia_source *src, void *buf, size_t len, uint64
                 return (int64_t)len;
         }
         e = &s->ext[i];
-        len = (size_t)ia_min_u64(len, e->lo + e->len - off);
+        len = (size_t)ia_min_u64(len, e->hi - off);
         return s->under->ops->pread(s->under, buf, len, e->phys + (off - e->lo), err);
 }
 
@@ -205,8 +184,8 @@ static int sparse_seek(struct ia_source *src, uint64_t off, enum ia_seek what, u
                 *errnum = ENXIO;
                 return -1;
         }
-        for (size_t i = sparse_find(s, off);; i++) {
-                const struct sparse_extent *e;
+        for (size_t i = ia_extents_find(s->ext, s->n, off);; i++) {
+                const struct ia_extent *e;
                 uint64_t r, in;
                 int en;
 
@@ -226,9 +205,9 @@ static int sparse_seek(struct ia_source *src, uint64_t off, enum ia_seek what, u
                 /* Inside an extent: the archive file's own holes show through. */
                 if (ia_source_seek(s->under, in, what, &r, &en) < 0) {
                         if (en == EOPNOTSUPP) {
-                                r = what == IA_SEEK_DATA ? in : e->phys + e->len;
+                                r = what == IA_SEEK_DATA ? in : e->phys + (e->hi - e->lo);
                         } else if (en == ENXIO) {
-                                r = what == IA_SEEK_DATA ? UINT64_MAX : e->phys + e->len;
+                                r = what == IA_SEEK_DATA ? UINT64_MAX : e->phys + (e->hi - e->lo);
                         } else {
                                 *errnum = en;
                                 return -1;
@@ -238,12 +217,12 @@ static int sparse_seek(struct ia_source *src, uint64_t off, enum ia_seek what, u
                         *errnum = EIO;
                         return -1;
                 }
-                if (r < e->phys + e->len) {
+                if (r < e->phys + (e->hi - e->lo)) {
                         *res = e->lo + (r - e->phys);
                         return 0;
                 }
                 /* Nothing of the kind in this extent: go on from its end. */
-                off = e->lo + e->len;
+                off = e->hi;
                 if (off >= src->size) {
                         if (what == IA_SEEK_HOLE) {
                                 *res = src->size;
@@ -675,11 +654,11 @@ static bool verify_block(struct walk *w, uint64_t phys, const void *buf, size_t 
 }
 
 /* The member's sparse map, checked: ascending, inside the member, no empty extents. */
-static int sparse_map(struct archive_entry *entry, uint64_t size, struct sparse_extent **out,
+static int sparse_map(struct archive_entry *entry, uint64_t size, struct ia_extent **out,
                       size_t *n_out, uint64_t *stored)
 {
         int count = archive_entry_sparse_reset(entry);
-        struct sparse_extent *ext;
+        struct ia_extent *ext;
         la_int64_t o, l;
         size_t n = 0;
         uint64_t end = 0, phys = 0;
@@ -696,7 +675,7 @@ static int sparse_map(struct archive_entry *entry, uint64_t size, struct sparse_
                 if (l == 0)
                         continue;
                 ext[n].lo = (uint64_t)o;
-                ext[n].len = (uint64_t)l;
+                ext[n].hi = (uint64_t)o + (uint64_t)l;
                 ext[n].phys = phys;
                 phys += (uint64_t)l;
                 end = (uint64_t)o + (uint64_t)l;
@@ -723,7 +702,7 @@ static int map_in_place(struct walk *w, struct ia_archive_member *m, struct arch
 {
         uint64_t start = (uint64_t)archive_filter_bytes(w->ar, 0);
         struct ia_source *under;
-        struct sparse_extent *ext = NULL;
+        struct ia_extent *ext = NULL;
         size_t n = 0;
         uint64_t stored = m->size;
         bool sparse = archive_entry_sparse_count(entry) > 0;
@@ -739,7 +718,8 @@ static int map_in_place(struct walk *w, struct ia_archive_member *m, struct arch
                 /* No data block: an empty member or one that is all holes. */
                 if (stored != 0)
                         goto spool;
-        } else if (off < 0 || (uint64_t)off != (n ? ext[0].lo : 0) || (n && len > ext[0].len)) {
+        } else if (off < 0 || (uint64_t)off != (n ? ext[0].lo : 0) ||
+                   (n && len > ext[0].hi - ext[0].lo)) {
                 goto spool;
         } else if (!ia_range_in(start, stored, w->a->src->size)) {
                 /* The archive ends inside this member: what libarchive reads next fails. */

@@ -28,11 +28,6 @@
 /* Extents kept per member; past this, gaps are counted as data (no hole is lost by more). */
 #define SPOOL_MAX_EXTENTS (1u << 20)
 
-/* A range of a member that was written: data, even where it is all zeros. */
-struct spool_extent {
-        uint64_t lo, hi;
-};
-
 /* The temporary file, shared by every member spilled to it. */
 struct spool_file {
         int fd;
@@ -56,7 +51,7 @@ struct ia_spool {
         uint64_t file_start;
         uint8_t *mbuf; /* while in memory */
         size_t mcap;
-        struct spool_extent *ext; /* the ranges written, ascending, coalesced */
+        struct ia_extent *ext; /* the ranges written, ascending, coalesced */
         size_t next, ext_cap;
 };
 
@@ -73,7 +68,7 @@ static int spool_add_extent(struct ia_spool *sp, uint64_t lo, uint64_t hi, struc
         }
         if (sp->next == sp->ext_cap) {
                 size_t nc = sp->ext_cap ? sp->ext_cap * 2 : 8;
-                struct spool_extent *ne = realloc(sp->ext, nc * sizeof(*ne));
+                struct ia_extent *ne = realloc(sp->ext, nc * sizeof(*ne));
 
                 if (!ne)
                         return ia_error_set(err, IA_ERR_NOMEM,
@@ -83,21 +78,16 @@ static int spool_add_extent(struct ia_spool *sp, uint64_t lo, uint64_t hi, struc
         }
         sp->ext[sp->next].lo = lo;
         sp->ext[sp->next].hi = hi;
+        sp->ext[sp->next].phys = 0;
         sp->next++;
         return 0;
 }
 
-/* SEEK_DATA/SEEK_HOLE over the written extents of a member of size bytes. */
-static int extents_seek(const struct spool_extent *e, size_t n, uint64_t size, uint64_t off,
-                        enum ia_seek what, uint64_t *res, int *errnum)
+size_t ia_extents_find(const struct ia_extent *e, size_t n, uint64_t off)
 {
         size_t lo = 0, hi = n;
 
-        if (off >= size) {
-                *errnum = ENXIO;
-                return -1;
-        }
-        while (lo < hi) { /* the first extent ending after off */
+        while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
 
                 if (e[mid].hi <= off)
@@ -105,24 +95,37 @@ static int extents_seek(const struct spool_extent *e, size_t n, uint64_t size, u
                 else
                         hi = mid;
         }
-        if (lo < n && e[lo].lo <= off) { /* in data */
-                *res = what == IA_SEEK_DATA ? off : e[lo].hi;
+        return lo;
+}
+
+int ia_extents_seek(const struct ia_extent *e, size_t n, uint64_t size, uint64_t off,
+                    enum ia_seek what, uint64_t *res, int *errnum)
+{
+        size_t i;
+
+        if (off >= size) {
+                *errnum = ENXIO;
+                return -1;
+        }
+        i = ia_extents_find(e, n, off);
+        if (i < n && e[i].lo <= off) { /* in data */
+                *res = what == IA_SEEK_DATA ? off : e[i].hi;
                 return 0;
         }
         if (what == IA_SEEK_HOLE) {
                 *res = off;
                 return 0;
         }
-        if (lo == n) {
+        if (i == n) {
                 *errnum = ENXIO;
                 return -1;
         }
-        *res = e[lo].lo;
+        *res = e[i].lo;
         return 0;
 }
 
 /* The current member's extents, for its source (NULL with *n 0 when none). */
-static int spool_take_extents(struct ia_spool *sp, struct spool_extent **out, size_t *n,
+static int spool_take_extents(struct ia_spool *sp, struct ia_extent **out, size_t *n,
                               struct ia_error *err)
 {
         *out = NULL;
@@ -366,7 +369,7 @@ struct member {
         uint8_t *buf;
         struct spool_file *file;
         uint64_t off;
-        struct spool_extent *ext;
+        struct ia_extent *ext;
         size_t n;
 };
 
@@ -401,7 +404,7 @@ static int member_seek(struct ia_source *src, uint64_t off, enum ia_seek what, u
 {
         struct member *m = (struct member *)src;
 
-        return extents_seek(m->ext, m->n, src->size, off, what, res, errnum);
+        return ia_extents_seek(m->ext, m->n, src->size, off, what, res, errnum);
 }
 
 static void member_destroy(struct ia_source *src)

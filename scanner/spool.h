@@ -31,6 +31,24 @@
 struct ia_spool;
 
 /*
+ * A member's data as a list of extents, ascending and disjoint: what a
+ * source answers SEEK_DATA/SEEK_HOLE from when its bytes are not a file of
+ * their own (a spooled member: the ranges written; a sparse tar member: its
+ * sparse map, phys telling where each extent lies in the archive).
+ */
+struct ia_extent {
+        uint64_t lo, hi; /* [lo, hi) in the member */
+        uint64_t phys;   /* in-place members: where lo lies in the archive */
+};
+
+/* The first of e[0..n) that ends after off, or n. */
+size_t ia_extents_find(const struct ia_extent *e, size_t n, uint64_t off);
+
+/* SEEK_DATA/SEEK_HOLE in a member of size bytes whose data is e[0..n). */
+int ia_extents_seek(const struct ia_extent *e, size_t n, uint64_t size, uint64_t off,
+                    enum ia_seek what, uint64_t *res, int *errnum);
+
+/*
  * A new spool.  tmpdir: where the temporary file is created when memory runs
  * out (NULL: $TMPDIR, else /tmp); no file is created until it is needed.
  */
