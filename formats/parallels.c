@@ -100,7 +100,7 @@ static int parallels_open(struct ia_image *img, struct ia_error *err)
         s = calloc(1, sizeof(*s));
         if (!s)
                 return ia_error_set(err, IA_ERR_NOMEM, "parallels: out of memory");
-        ia_window_init(&s->bat, src, PRL_HEADER_LEN, bat_entries, 4, PRL_SLICE_ENTRIES,
+        ia_window_init(&s->bat, src, PRL_HEADER_LEN, bat_entries, 4, PRL_SLICE_ENTRIES, 0,
                        "parallels BAT");
         if (!ia_window_fits(&s->bat)) {
                 ia_error_set(err, IA_ERR_TRUNCATED,

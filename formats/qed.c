@@ -144,7 +144,7 @@ static int qed_open(struct ia_image *img, struct ia_error *err)
         s->file_size = img->file->len & ~(uint64_t)(cluster_size - 1);
         s->l1_off = ia_le64(h + 40);
         /* Offset 0 is never a valid table: the first lookup moves the window. */
-        ia_window_init(&s->l2, src, 0, s->nelems, 8, QED_SLICE_ENTRIES, "qed L2 table");
+        ia_window_init(&s->l2, src, 0, s->nelems, 8, QED_SLICE_ENTRIES, 0, "qed L2 table");
 
         /* nelems * nelems * cluster_size, saturated: at most 2^80. */
         l2_reach = (uint64_t)1 << s->l1_shift;

@@ -187,7 +187,7 @@ static int vdi_open(struct ia_image *img, struct ia_error *err)
         if (!s)
                 return ia_error_set(err, IA_ERR_NOMEM, "vdi: out of memory");
         /* The count is checked before the map is touched; the map is read in slices. */
-        ia_window_init(&s->bmap, src, bmap_off, blocks, 4, VDI_SLICE_ENTRIES, "vdi block map");
+        ia_window_init(&s->bmap, src, bmap_off, blocks, 4, VDI_SLICE_ENTRIES, 0, "vdi block map");
         if (!ia_window_fits(&s->bmap)) {
                 ia_error_set(err, IA_ERR_TRUNCATED,
                              "vdi: block map at %u (%llu bytes) lies past the end of the file "

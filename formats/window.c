@@ -8,7 +8,7 @@
 #include "banned.h"
 
 void ia_window_init(struct ia_window *w, struct ia_source *src, uint64_t off, uint64_t count,
-                    uint32_t entry_size, uint32_t cap, const char *what)
+                    uint32_t entry_size, uint32_t cap, unsigned flags, const char *what)
 {
         w->src = src;
         w->what = what;
@@ -18,6 +18,7 @@ void ia_window_init(struct ia_window *w, struct ia_source *src, uint64_t off, ui
         if (cap == 0 || cap > IA_WINDOW_BYTES / w->entry_size)
                 cap = IA_WINDOW_BYTES / w->entry_size;
         w->cap = cap;
+        w->flags = flags;
         w->first = 0;
         w->n = 0;
 }
@@ -56,19 +57,20 @@ const uint8_t *ia_window_entry(struct ia_window *w, uint64_t index, struct ia_er
                 return NULL;
         }
         if (index < w->first || index - w->first >= w->n) {
-                uint64_t n = ia_min_u64(w->count - index, w->cap), at;
+                uint64_t first = w->flags & IA_WINDOW_ALIGNED ? index / w->cap * w->cap : index;
+                uint64_t n = ia_min_u64(w->count - first, w->cap), at;
 
                 w->n = 0;
                 /* An offset that overflows lies past the end of any file. */
-                if (!ia_mul_ok(index, w->entry_size, &at) || !ia_add_ok(w->off, at, &at)) {
+                if (!ia_mul_ok(first, w->entry_size, &at) || !ia_add_ok(w->off, at, &at)) {
                         ia_error_set(err, IA_ERR_TRUNCATED,
                                      "%s: entry %llu lies past the end of the file", w->what,
-                                     (unsigned long long)index);
+                                     (unsigned long long)first);
                         return NULL;
                 }
                 if (ia_read(w->src, w->buf, (size_t)n * w->entry_size, at, w->what, err) < 0)
                         return NULL;
-                w->first = index;
+                w->first = first;
                 w->n = n;
         }
         return w->buf + (size_t)(index - w->first) * w->entry_size;

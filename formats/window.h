@@ -25,6 +25,9 @@
 
 #define IA_WINDOW_BYTES 8192u /* the most one window caches */
 
+/* ia_window_init() flags */
+#define IA_WINDOW_ALIGNED 1u /* runs start at multiples of cap, not at the entry asked for */
+
 struct ia_window {
         struct ia_source *src; /* not referenced: the image's file owns it */
         const char *what;      /* the table in read errors: "vdi block map" */
@@ -32,6 +35,7 @@ struct ia_window {
         uint64_t count;        /* entries in the table */
         uint32_t entry_size;   /* bytes an entry */
         uint32_t cap;          /* entries one read brings in */
+        unsigned flags;        /* IA_WINDOW_* */
         uint64_t first, n;     /* cached: entries [first, first + n) */
         uint8_t buf[IA_WINDOW_BYTES];
 };
@@ -39,10 +43,11 @@ struct ia_window {
 /*
  * Set w up over count entries of entry_size bytes at off in src, caching
  * up to cap entries at a time (cap * entry_size <= IA_WINDOW_BYTES; a
- * larger cap is cut to fit).  Reads nothing.
+ * larger cap is cut to fit).  A run read starts at the entry looked up, or
+ * with IA_WINDOW_ALIGNED at the multiple of cap below it.  Reads nothing.
  */
 void ia_window_init(struct ia_window *w, struct ia_source *src, uint64_t off, uint64_t count,
-                    uint32_t entry_size, uint32_t cap, const char *what);
+                    uint32_t entry_size, uint32_t cap, unsigned flags, const char *what);
 
 /* Whether the whole table lies within the source (overflow-checked). */
 bool ia_window_fits(const struct ia_window *w);
