@@ -229,29 +229,21 @@ static int vdi_open(struct ia_image *img, struct ia_error *err)
         return 0;
 }
 
-static int vdi_entry(struct ia_image *img, uint32_t index, uint32_t *entry, struct ia_error *err)
-{
-        struct vdi *s = img->priv;
-        const uint8_t *p = ia_window_entry(&s->bmap, index, err);
-
-        if (!p)
-                return -1;
-        *entry = ia_le32(p);
-        return 0;
-}
-
 static int vdi_block_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
                             struct ia_error *err)
 {
         struct vdi *s = img->priv;
         uint64_t index = off / s->block_size, in_block = off % s->block_size;
+        const uint8_t *p;
         uint32_t entry;
 
         if (index >= s->blocks)
                 return ia_error_set(err, IA_ERR_INTERNAL, "vdi: block %llu beyond the block map",
                                     (unsigned long long)index);
-        if (vdi_entry(img, (uint32_t)index, &entry, err) < 0)
+        p = ia_window_entry(&s->bmap, index, err);
+        if (!p)
                 return -1;
+        entry = ia_le32(p);
         st->len = ia_min_u64(s->block_size - in_block, len);
         if (entry == VDI_UNALLOCATED && s->type == VDI_TYPE_DIFF) {
                 st->flags = 0; /* not written here: read through to the parent */
