@@ -26,6 +26,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "window.h"
 #include "banned.h"
 
 #define PRL_MAGIC_V1   "WithoutFreeSpace"
@@ -42,9 +43,8 @@ struct parallels {
         uint64_t cluster;    /* bytes */
         uint64_t multiplier; /* sectors per BAT unit */
         uint32_t bat_entries;
-        bool reported; /* a BAT entry past EOF was reported */
-        uint32_t slice_first, slice_n;
-        uint8_t slice[PRL_SLICE_ENTRIES * 4];
+        bool reported;        /* a BAT entry past EOF was reported */
+        struct ia_window bat; /* the BAT at byte 64, read in slices */
 };
 
 static int parallels_probe(const struct ia_probe *p)
@@ -61,7 +61,7 @@ static int parallels_open(struct ia_image *img, struct ia_error *err)
 {
         struct ia_source *src = img->file->src;
         uint8_t h[PRL_HEADER_LEN];
-        uint64_t sectors, bat_bytes, ext_off;
+        uint64_t sectors, ext_off;
         uint32_t tracks, bat_entries;
         struct parallels *s;
         bool v1;
@@ -96,16 +96,19 @@ static int parallels_open(struct ia_image *img, struct ia_error *err)
                 return ia_error_set(err, IA_ERR_LIMIT,
                                     "parallels: BAT of %u entries exceeds the limit of %u",
                                     bat_entries, PRL_BAT_MAX);
-        bat_bytes = (uint64_t)bat_entries * 4;
-        if (!ia_range_in(PRL_HEADER_LEN, bat_bytes, src->size))
-                return ia_error_set(err, IA_ERR_TRUNCATED,
-                                    "parallels: BAT of %u entries lies past the end of the file "
-                                    "(%llu bytes)",
-                                    bat_entries, (unsigned long long)src->size);
 
         s = calloc(1, sizeof(*s));
         if (!s)
                 return ia_error_set(err, IA_ERR_NOMEM, "parallels: out of memory");
+        ia_window_init(&s->bat, src, PRL_HEADER_LEN, bat_entries, 4, PRL_SLICE_ENTRIES, 0,
+                       "parallels BAT");
+        if (!ia_window_fits(&s->bat)) {
+                ia_error_set(err, IA_ERR_TRUNCATED,
+                             "parallels: BAT of %u entries lies past the end of the file "
+                             "(%llu bytes)",
+                             bat_entries, (unsigned long long)src->size);
+                goto free_s;
+        }
         s->cluster = (uint64_t)tracks * 512;
         s->multiplier = v1 ? 1 : tracks;
         s->bat_entries = bat_entries;
@@ -150,24 +153,16 @@ static int parallels_host(struct ia_image *img, uint64_t index, uint64_t *host,
                           struct ia_error *err)
 {
         struct parallels *s = img->priv;
+        const uint8_t *p;
         uint32_t e;
 
         *host = 0;
         if (index >= s->bat_entries)
                 return 0;
-        if (index < s->slice_first || index - s->slice_first >= s->slice_n) {
-                uint32_t n = s->bat_entries - (uint32_t)index;
-
-                if (n > PRL_SLICE_ENTRIES)
-                        n = PRL_SLICE_ENTRIES;
-                s->slice_n = 0;
-                if (ia_read(img->file->src, s->slice, (size_t)n * 4, PRL_HEADER_LEN + index * 4,
-                            "parallels BAT", err) < 0)
-                        return -1;
-                s->slice_first = (uint32_t)index;
-                s->slice_n = n;
-        }
-        e = ia_le32(s->slice + (size_t)(index - s->slice_first) * 4);
+        p = ia_window_entry(&s->bat, index, err);
+        if (!p)
+                return -1;
+        e = ia_le32(p);
         /* At most 2^32 * (2^31 / 513) sectors: no overflow in 64 bits. */
         *host = (uint64_t)e * s->multiplier * 512;
         if (e && *host >= img->file->len && !s->reported) {

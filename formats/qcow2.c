@@ -35,6 +35,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "window.h"
 #include "banned.h"
 
 #define QCOW2_MAGIC 0x514649fbu /* "QFI\xfb" */
@@ -131,10 +132,7 @@ struct qcow2 {
         bool encrypted;
         struct ia_file *data_file; /* external data file, or NULL */
 
-        /* A window of the L1 table. */
-        uint64_t l1_win[QCOW2_WINDOW];
-        uint64_t l1_win_start;
-        uint32_t l1_win_count;
+        struct ia_window l1; /* a window of the L1 table */
 
         /*
          * One cached slice of an L2 table: a chain of 2 MiB-cluster layers
@@ -149,9 +147,7 @@ struct qcow2 {
         uint64_t rt_offset;
         uint64_t rt_entries;
         unsigned refcount_order;
-        uint64_t rt_win[QCOW2_WINDOW];
-        uint64_t rt_win_start;
-        uint32_t rt_win_count;
+        struct ia_window rt; /* a window of the refcount table */
         uint8_t rb[QCOW2_RB_CHUNK];
         uint64_t rb_off; /* file offset of the cached chunk; 0: none */
 
@@ -178,26 +174,13 @@ static int qcow2_probe(const struct ia_probe *p)
 }
 
 /* Read an L1 entry through the window. */
-static int l1_entry(struct ia_image *img, struct qcow2 *q, uint64_t idx, uint64_t *out,
-                    struct ia_error *err)
+static int l1_entry(struct qcow2 *q, uint64_t idx, uint64_t *out, struct ia_error *err)
 {
-        uint8_t buf[QCOW2_WINDOW * 8];
+        const uint8_t *p = ia_window_entry(&q->l1, idx, err);
 
-        if (q->l1_win_count == 0 || idx < q->l1_win_start ||
-            idx >= q->l1_win_start + q->l1_win_count) {
-                uint64_t start = idx / QCOW2_WINDOW * QCOW2_WINDOW;
-                uint32_t n = (uint32_t)ia_min_u64(QCOW2_WINDOW, q->l1_size - start);
-
-                q->l1_win_count = 0;
-                if (ia_read(img->file->src, buf, (size_t)n * 8, q->l1_offset + start * 8,
-                            "qcow2 L1 table", err) < 0)
-                        return -1;
-                for (uint32_t i = 0; i < n; i++)
-                        q->l1_win[i] = ia_be64(buf + (size_t)i * 8);
-                q->l1_win_start = start;
-                q->l1_win_count = n;
-        }
-        *out = q->l1_win[idx - q->l1_win_start];
+        if (!p)
+                return -1;
+        *out = ia_be64(p);
         return 0;
 }
 
@@ -314,25 +297,14 @@ static int refcount_nonzero(struct ia_image *img, struct qcow2 *q, uint64_t idx,
         uint64_t rt_idx = idx >> rb_bits, in_block = idx & ((1ull << rb_bits) - 1);
         uint64_t rb, bit, byte, chunk;
         unsigned width = 1u << q->refcount_order;
-        uint8_t buf[QCOW2_WINDOW * 8];
+        const uint8_t *p;
 
         if (rt_idx >= q->rt_entries)
                 return 0;
-        if (q->rt_win_count == 0 || rt_idx < q->rt_win_start ||
-            rt_idx >= q->rt_win_start + q->rt_win_count) {
-                uint64_t start = rt_idx / QCOW2_WINDOW * QCOW2_WINDOW;
-                uint32_t n = (uint32_t)ia_min_u64(QCOW2_WINDOW, q->rt_entries - start);
-
-                q->rt_win_count = 0;
-                if (ia_read(img->file->src, buf, (size_t)n * 8, q->rt_offset + start * 8,
-                            "qcow2 refcount table", err) < 0)
-                        return -1;
-                for (uint32_t i = 0; i < n; i++)
-                        q->rt_win[i] = ia_be64(buf + (size_t)i * 8);
-                q->rt_win_start = start;
-                q->rt_win_count = n;
-        }
-        rb = q->rt_win[rt_idx - q->rt_win_start] & QCOW2_RT_OFFSET_MASK;
+        p = ia_window_entry(&q->rt, rt_idx, err);
+        if (!p)
+                return -1;
+        rb = ia_be64(p) & QCOW2_RT_OFFSET_MASK;
         if (!rb)
                 return 0;
         if (rb & (q->cluster_size - 1)) {
@@ -477,7 +449,7 @@ static int qcow2_block_status(struct ia_image *img, uint64_t off, uint64_t len,
         type = QT_UNALLOC_PLAIN;
         if (l1_idx >= q->l1_size)
                 goto out;
-        if (l1_entry(img, q, l1_idx, &l1e, err) < 0)
+        if (l1_entry(q, l1_idx, &l1e, err) < 0)
                 return -1;
         l2_off = l1e & QCOW2_L1_OFFSET_MASK;
         if ((l1e & QCOW2_L1_RESERVED) && !q->found_reserved) {
@@ -965,7 +937,7 @@ static int check_l1(struct ia_image *img, struct qcow2 *q, struct ia_error *err)
         for (uint64_t i = 0; i < q->l1_size; i++) {
                 uint64_t e, l2;
 
-                if (l1_entry(img, q, i, &e, err) < 0)
+                if (l1_entry(q, i, &e, err) < 0)
                         return -1;
                 l2 = e & QCOW2_L1_OFFSET_MASK;
                 if (!l2 || (l2 & (q->cluster_size - 1)))
@@ -1168,7 +1140,9 @@ static int qcow2_open(struct ia_image *img, struct ia_error *err)
                              (unsigned long long)q->rt_offset);
                 goto fail;
         }
-        if (!ia_range_in(q->rt_offset, rt_clusters << cbits, src->size)) {
+        ia_window_init(&q->rt, src, q->rt_offset, q->rt_entries, 8, QCOW2_WINDOW, IA_WINDOW_ALIGNED,
+                       "qcow2 refcount table");
+        if (!ia_window_fits(&q->rt)) {
                 ia_error_set(err, IA_ERR_CORRUPT,
                              "qcow2: refcount table at offset %llu (%llu bytes) lies past the end "
                              "of the file (%llu bytes)",
@@ -1219,7 +1193,9 @@ static int qcow2_open(struct ia_image *img, struct ia_error *err)
                              (unsigned long long)q->l1_offset);
                 goto fail;
         }
-        if (q->l1_size && !ia_range_in(q->l1_offset, (uint64_t)q->l1_size * 8, src->size)) {
+        ia_window_init(&q->l1, src, q->l1_offset, q->l1_size, 8, QCOW2_WINDOW, IA_WINDOW_ALIGNED,
+                       "qcow2 L1 table");
+        if (q->l1_size && !ia_window_fits(&q->l1)) {
                 ia_error_set(err, IA_ERR_CORRUPT,
                              "qcow2: L1 table at offset %llu (%u entries) lies past the end of the "
                              "file (%llu bytes)",

@@ -24,6 +24,7 @@
 
 #include "bytes.h"
 #include "image.h"
+#include "window.h"
 #include "banned.h"
 
 #define QED_MAGIC            0x00444551u /* "QED\0" */
@@ -48,10 +49,7 @@ struct qed {
         uint64_t file_size;    /* qemu's view: file length rounded down to a cluster */
         uint64_t table_bytes;
         uint64_t l1_off;
-        /* A slice of one L2 table: entries [slice_first, slice_first + slice_n) of slice_table. */
-        uint64_t slice_table;
-        uint64_t slice_first, slice_n;
-        uint8_t slice[QED_SLICE_ENTRIES * 8];
+        struct ia_window l2; /* a slice of one L2 table (moved from table to table) */
 };
 
 static bool is_pow2(uint64_t v)
@@ -145,6 +143,8 @@ static int qed_open(struct ia_image *img, struct ia_error *err)
         s->header_bytes = (uint64_t)header_size * cluster_size;
         s->file_size = img->file->len & ~(uint64_t)(cluster_size - 1);
         s->l1_off = ia_le64(h + 40);
+        /* Offset 0 is never a valid table: the first lookup moves the window. */
+        ia_window_init(&s->l2, src, 0, s->nelems, 8, QED_SLICE_ENTRIES, 0, "qed L2 table");
 
         /* nelems * nelems * cluster_size, saturated: at most 2^80. */
         l2_reach = (uint64_t)1 << s->l1_shift;
@@ -213,20 +213,13 @@ static int qed_l2_entry(struct ia_image *img, uint64_t table, uint64_t index, ui
                         struct ia_error *err)
 {
         struct qed *s = img->priv;
+        const uint8_t *p;
 
-        if (table != s->slice_table || index < s->slice_first ||
-            index - s->slice_first >= s->slice_n) {
-                uint64_t n = ia_min_u64(s->nelems - index, QED_SLICE_ENTRIES);
-
-                s->slice_n = 0;
-                if (ia_read(img->file->src, s->slice, (size_t)n * 8, table + index * 8,
-                            "qed L2 table", err) < 0)
-                        return -1;
-                s->slice_table = table;
-                s->slice_first = index;
-                s->slice_n = n;
-        }
-        *entry = ia_le64(s->slice + (size_t)(index - s->slice_first) * 8);
+        ia_window_move(&s->l2, table);
+        p = ia_window_entry(&s->l2, index, err);
+        if (!p)
+                return -1;
+        *entry = ia_le64(p);
         return 0;
 }
 

@@ -39,6 +39,7 @@
 #include "bytes.h"
 #include "image.h"
 #include "vdi.h"
+#include "window.h"
 #include "banned.h"
 
 #define VDI_SIGNATURE       0xbeda107fu
@@ -64,11 +65,8 @@ struct vdi {
         uint32_t type;
         uint32_t blocks;
         uint32_t block_size;
-        uint64_t bmap_off;
         uint64_t data_off;
-        /* A slice of the block map: entries [slice_first, slice_first + slice_n). */
-        uint32_t slice_first, slice_n;
-        uint8_t slice[VDI_SLICE_ENTRIES * 4];
+        struct ia_window bmap; /* the block map, read in slices */
 };
 
 static bool uuid_is_null(const uint8_t *p)
@@ -124,7 +122,7 @@ static int vdi_open(struct ia_image *img, struct ia_error *err)
 {
         struct ia_source *src = img->file->src;
         uint8_t h[VDI_HEADER_LEN];
-        uint64_t disk_size, bmap_bytes;
+        uint64_t disk_size;
         uint32_t version, bmap_off, data_off, sector_size, block_size, blocks, type;
         struct vdi *s;
         char u[IA_VDI_UUID_LEN];
@@ -185,22 +183,23 @@ static int vdi_open(struct ia_image *img, struct ia_error *err)
         if (blocks > VDI_BLOCKS_MAX)
                 return ia_error_set(err, IA_ERR_CORRUPT, "vdi: block count %u exceeds %u", blocks,
                                     VDI_BLOCKS_MAX);
-        /* The count is checked before the map is touched; the map is read in slices. */
-        bmap_bytes = (uint64_t)blocks * 4;
-        if (!ia_range_in(bmap_off, bmap_bytes, src->size))
-                return ia_error_set(
-                    err, IA_ERR_TRUNCATED,
-                    "vdi: block map at %u (%llu bytes) lies past the end of the file "
-                    "(%llu bytes)",
-                    bmap_off, (unsigned long long)bmap_bytes, (unsigned long long)src->size);
-
         s = calloc(1, sizeof(*s));
         if (!s)
                 return ia_error_set(err, IA_ERR_NOMEM, "vdi: out of memory");
+        /* The count is checked before the map is touched; the map is read in slices. */
+        ia_window_init(&s->bmap, src, bmap_off, blocks, 4, VDI_SLICE_ENTRIES, 0, "vdi block map");
+        if (!ia_window_fits(&s->bmap)) {
+                ia_error_set(err, IA_ERR_TRUNCATED,
+                             "vdi: block map at %u (%llu bytes) lies past the end of the file "
+                             "(%llu bytes)",
+                             bmap_off, (unsigned long long)ia_window_bytes(&s->bmap),
+                             (unsigned long long)src->size);
+                free(s);
+                return -1;
+        }
         s->type = type;
         s->blocks = blocks;
         s->block_size = block_size;
-        s->bmap_off = bmap_off;
         s->data_off = data_off;
         img->priv = s;
         img->size = disk_size;
@@ -230,38 +229,21 @@ static int vdi_open(struct ia_image *img, struct ia_error *err)
         return 0;
 }
 
-static int vdi_entry(struct ia_image *img, uint32_t index, uint32_t *entry, struct ia_error *err)
-{
-        struct vdi *s = img->priv;
-
-        if (index < s->slice_first || index - s->slice_first >= s->slice_n) {
-                uint32_t n = s->blocks - index;
-
-                if (n > VDI_SLICE_ENTRIES)
-                        n = VDI_SLICE_ENTRIES;
-                s->slice_n = 0;
-                if (ia_read(img->file->src, s->slice, (size_t)n * 4,
-                            s->bmap_off + (uint64_t)index * 4, "vdi block map", err) < 0)
-                        return -1;
-                s->slice_first = index;
-                s->slice_n = n;
-        }
-        *entry = ia_le32(s->slice + (size_t)(index - s->slice_first) * 4);
-        return 0;
-}
-
 static int vdi_block_status(struct ia_image *img, uint64_t off, uint64_t len, struct ia_bstatus *st,
                             struct ia_error *err)
 {
         struct vdi *s = img->priv;
         uint64_t index = off / s->block_size, in_block = off % s->block_size;
+        const uint8_t *p;
         uint32_t entry;
 
         if (index >= s->blocks)
                 return ia_error_set(err, IA_ERR_INTERNAL, "vdi: block %llu beyond the block map",
                                     (unsigned long long)index);
-        if (vdi_entry(img, (uint32_t)index, &entry, err) < 0)
+        p = ia_window_entry(&s->bmap, index, err);
+        if (!p)
                 return -1;
+        entry = ia_le32(p);
         st->len = ia_min_u64(s->block_size - in_block, len);
         if (entry == VDI_UNALLOCATED && s->type == VDI_TYPE_DIFF) {
                 st->flags = 0; /* not written here: read through to the parent */

@@ -54,6 +54,7 @@
 #include "bytes.h"
 #include "text.h"
 #include "image.h"
+#include "window.h"
 #include "vhdxlog.h"
 #include "banned.h"
 
@@ -138,10 +139,7 @@ struct vhdx_state {
         /* What the driver reads: the file, or the file as the log replay leaves it. */
         struct ia_source *src;
         bool replayed;
-        /* Cached BAT slice: entries [slice_first, slice_first + slice_n). */
-        uint64_t slice[VHDX_BAT_SLICE];
-        uint64_t slice_first, slice_n;
-        bool slice_valid;
+        struct ia_window bat; /* the BAT, read in aligned slices */
         /* Cached sector bitmap bytes. */
         uint8_t bmp[VHDX_BITMAP_SLICE];
         uint64_t bmp_host;
@@ -632,7 +630,7 @@ out:
 static int vhdx_open_replayed(struct ia_image *img, struct ia_source *src, const uint8_t *hdr,
                               const struct ia_vhdx_log_info *log, struct ia_error *err)
 {
-        uint64_t bat_off = 0, bat_len = 0, meta_off = 0, meta_len = 0, blocks, chunks, end;
+        uint64_t bat_off = 0, bat_len = 0, meta_off = 0, meta_len = 0, blocks, chunks;
         struct vhdx_meta m = {0};
         struct vhdx_state *s;
 
@@ -681,7 +679,9 @@ static int vhdx_open_replayed(struct ia_image *img, struct ia_source *src, const
                              (unsigned long long)bat_len, (unsigned long long)s->bat_entries);
                 goto fail;
         }
-        if (!ia_add_ok(bat_off, s->bat_entries * 8, &end) || end > src->size) {
+        ia_window_init(&s->bat, s->src, bat_off, s->bat_entries, 8, VHDX_BAT_SLICE,
+                       IA_WINDOW_ALIGNED, "vhdx block allocation table");
+        if (!ia_window_fits(&s->bat)) {
                 ia_error_set(err, IA_ERR_CORRUPT,
                              "vhdx: BAT at %llu (%llu bytes) lies past the end of the file "
                              "(%llu bytes)",
@@ -781,22 +781,11 @@ static int vhdx_open(struct ia_image *img, struct ia_error *err)
 static int vhdx_bat(struct ia_image *img, uint64_t idx, uint64_t *val, struct ia_error *err)
 {
         struct vhdx_state *s = img->priv;
-        uint8_t buf[VHDX_BAT_SLICE * 8];
+        const uint8_t *p = ia_window_entry(&s->bat, idx, err);
 
-        if (!s->slice_valid || idx < s->slice_first || idx - s->slice_first >= s->slice_n) {
-                uint64_t first = idx - idx % VHDX_BAT_SLICE;
-                uint64_t n = ia_min_u64(VHDX_BAT_SLICE, s->bat_entries - first);
-
-                if (ia_read(s->src, buf, n * 8, s->bat_off + first * 8,
-                            "vhdx block allocation table", err) < 0)
-                        return -1;
-                for (uint64_t i = 0; i < n; i++)
-                        s->slice[i] = ia_le64(buf + 8 * i);
-                s->slice_first = first;
-                s->slice_n = n;
-                s->slice_valid = true;
-        }
-        *val = s->slice[idx - s->slice_first];
+        if (!p)
+                return -1;
+        *val = ia_le64(p);
         return 0;
 }
 

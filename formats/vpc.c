@@ -41,6 +41,7 @@
 #include "bytes.h"
 #include "text.h"
 #include "image.h"
+#include "window.h"
 #include "banned.h"
 
 #define VPC_FOOTER_SIZE  512
@@ -65,10 +66,7 @@ struct vpc_state {
         uint32_t diff_bitmap; /* as the specification says: at least one sector */
         uint32_t entries;
         uint64_t bat_off;
-        /* The cached BAT slice: entries [slice_first, slice_first + slice_n). */
-        uint32_t slice[VPC_BAT_SLICE];
-        uint32_t slice_first, slice_n;
-        bool slice_valid;
+        struct ia_window bat; /* the BAT, read in aligned slices */
         /* The cached bitmap slice of a differencing disk. */
         uint8_t bmp[VPC_BITMAP_SLICE];
         uint64_t bmp_host; /* file offset of bmp[0] */
@@ -186,22 +184,11 @@ out:
 static int vpc_bat(struct ia_image *img, uint32_t idx, uint32_t *val, struct ia_error *err)
 {
         struct vpc_state *s = img->priv;
-        uint8_t buf[VPC_BAT_SLICE * 4];
+        const uint8_t *p = ia_window_entry(&s->bat, idx, err);
 
-        if (!s->slice_valid || idx < s->slice_first || idx - s->slice_first >= s->slice_n) {
-                uint32_t first = idx - idx % VPC_BAT_SLICE;
-                uint32_t n = ia_min_u64(VPC_BAT_SLICE, s->entries - first);
-
-                if (ia_read(img->file->src, buf, (size_t)n * 4, s->bat_off + (uint64_t)first * 4,
-                            "vpc block allocation table", err) < 0)
-                        return -1;
-                for (uint32_t i = 0; i < n; i++)
-                        s->slice[i] = ia_be32(buf + 4 * i);
-                s->slice_first = first;
-                s->slice_n = n;
-                s->slice_valid = true;
-        }
-        *val = s->slice[idx - s->slice_first];
+        if (!p)
+                return -1;
+        *val = ia_be32(p);
         return 0;
 }
 
@@ -290,6 +277,9 @@ static int vpc_open_dynamic(struct ia_image *img, struct vpc_state *s, const uin
                                     "the end of the file (%llu bytes)",
                                     (unsigned long long)s->bat_off, (unsigned long long)bat_bytes,
                                     (unsigned long long)flen);
+        /* Not ia_window_fits: qemu's test above lets the BAT end in the last partial sector. */
+        ia_window_init(&s->bat, img->file->src, s->bat_off, s->entries, 4, VPC_BAT_SLICE,
+                       IA_WINDOW_ALIGNED, "vpc block allocation table");
         buf = malloc(VPC_SCAN_CHUNK * 4);
         if (!buf)
                 return ia_error_set(err, IA_ERR_NOMEM, "vpc: out of memory for the BAT");
