@@ -28,6 +28,8 @@
  * Stricter than qemu: an L1, L2 or refcount table that lies past the end of
  * the file is an error (qemu reads zeroes there), and a header extension
  * running past the end of the header area is an error.
+ *
+ * The driver is split in files named after what they own: see qcow2_int.h.
  */
 #include <stdio.h>
 #include <stdlib.h>
