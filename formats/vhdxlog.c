@@ -445,30 +445,20 @@ static bool find_active(const struct log *l, const struct entry *ents, uint32_t 
         return found;
 }
 
-int ia_vhdx_log_replay(struct ia_source *src, const uint8_t *hdr, struct ia_source **out,
-                       struct ia_vhdx_log_info *info, struct ia_error *err)
+/*
+ * Where the header says the log lies: version 0, 1 MiB-aligned, within the
+ * replay limit and inside the file.  1 when there is no log (length 0).
+ */
+static int check_log_place(const struct ia_source *src, const uint8_t *hdr,
+                           struct ia_vhdx_log_info *info, struct ia_error *err)
 {
-        struct log l = {0};
-        struct entry *ents = NULL;
-        struct patch *patches = NULL;
-        struct overlay *ov = NULL;
-        uint8_t *buf = NULL;
-        uint64_t npatch = 0, maxpatch = 0, nsectors = 0, size, end;
-        uint32_t tail = 0, count = 0, pos;
-        int ret = -1;
-
-        memset(info, 0, sizeof(*info));
         info->log_off = ia_le64(hdr + 72);
         info->log_len = ia_le32(hdr + 68);
-        l.guid = hdr + 48;
-        l.len = info->log_len;
         if (ia_le16(hdr + 64) != 0)
                 return ia_error_set(err, IA_ERR_UNSUPPORTED, "vhdx: log version %u is not 0",
                                     ia_le16(hdr + 64));
-        if (info->log_len == 0) {
-                *out = ia_source_ref(src);
-                return 0;
-        }
+        if (info->log_len == 0)
+                return 1;
         if (info->log_off < MIB || info->log_off % MIB || info->log_len % MIB)
                 return ia_error_set(
                     err, IA_ERR_CORRUPT, "vhdx: log at %llu (%llu bytes) is not aligned to 1 MiB",
@@ -484,6 +474,121 @@ int ia_vhdx_log_replay(struct ia_source *src, const uint8_t *hdr, struct ia_sour
                                     (unsigned long long)info->log_off,
                                     (unsigned long long)info->log_len,
                                     (unsigned long long)src->size);
+        return 0;
+}
+
+/*
+ * The count entries of the active sequence from sector tail on: the file
+ * must be as long as each one's FlushedFileOffset; *maxpatch: how many
+ * descriptors (writes) they hold in all.
+ */
+static int count_writes(const struct log *l, const struct entry *ents, uint32_t tail,
+                        uint32_t count, const struct ia_source *src, uint64_t *maxpatch,
+                        struct ia_error *err)
+{
+        uint32_t pos = tail;
+
+        for (uint32_t n = 0; n < count; n++) {
+                const struct entry *e = &ents[pos];
+
+                if (e->flushed > src->size)
+                        return ia_error_set(err, IA_ERR_CORRUPT,
+                                            "vhdx: log entry %llu needs a file of at least %llu "
+                                            "bytes (FlushedFileOffset), the file has %llu",
+                                            (unsigned long long)e->seq,
+                                            (unsigned long long)e->flushed,
+                                            (unsigned long long)src->size);
+                *maxpatch += e->ndesc;
+                pos = (uint32_t)((pos + e->sectors) % l->nsec);
+        }
+        return 0;
+}
+
+/*
+ * The writes of the active sequence, in log order, into patches[*npatch..]:
+ * a zero range, or a data sector rebuilt into ov->sectors (its first and
+ * last bytes are kept in the descriptor).  *size grows to what the file's
+ * size is after the replay; info counts what was found.
+ */
+static int collect_patches(const struct log *l, const struct entry *ents, uint32_t tail,
+                           uint32_t count, struct overlay *ov, struct patch *patches,
+                           uint64_t *npatch, uint64_t *size, struct ia_vhdx_log_info *info,
+                           struct ia_error *err)
+{
+        uint64_t nsectors = 0;
+        uint32_t pos = tail;
+
+        for (uint32_t n = 0; n < count; n++) {
+                const struct entry *e = &ents[pos];
+                uint32_t ds = desc_sectors(e->ndesc), ndata = 0;
+
+                for (uint32_t d = 0; d < e->ndesc; d++) {
+                        const uint8_t *p = log_desc(l, pos, d);
+                        struct patch *w = &patches[*npatch];
+
+                        w->off = ia_le64(p + 16);
+                        if (memcmp(p, "zero", 4) == 0) {
+                                if (ia_le64(p + 8) == 0)
+                                        continue;
+                                w->bytes = NULL;
+                                if (!ia_add_ok(w->off, ia_le64(p + 8), &w->end))
+                                        w->end = UINT64_MAX;
+                                info->zero_ranges++;
+                        } else {
+                                uint8_t *s = ov->sectors + nsectors * SECTOR;
+
+                                memcpy(s, p + 8, 8);
+                                memcpy(s + 8, log_sector(l, pos, ds + ndata) + 8, 4084);
+                                memcpy(s + 4092, p + 4, 4);
+                                w->bytes = s;
+                                w->end = w->off + SECTOR;
+                                nsectors++;
+                                ndata++;
+                                info->data_sectors++;
+                        }
+                        if (w->end > MAX_FILEOFF)
+                                return ia_error_set(err, IA_ERR_CORRUPT,
+                                                    "vhdx: log entry %llu writes file bytes up to "
+                                                    "%llu, past the limit of %llu",
+                                                    (unsigned long long)e->seq,
+                                                    (unsigned long long)w->end, MAX_FILEOFF);
+                        if (w->end > *size)
+                                *size = w->end;
+                        (*npatch)++;
+                }
+                /* The file grows to LastFileOffset, rounded up to 1 MiB. */
+                if (e->last > *size && e->last <= MAX_FILEOFF)
+                        *size = ia_round_up(e->last, MIB);
+                if (n == 0)
+                        info->first_seq = e->seq;
+                info->last_seq = e->seq;
+                pos = (uint32_t)((pos + e->sectors) % l->nsec);
+        }
+        return 0;
+}
+
+int ia_vhdx_log_replay(struct ia_source *src, const uint8_t *hdr, struct ia_source **out,
+                       struct ia_vhdx_log_info *info, struct ia_error *err)
+{
+        struct log l = {0};
+        struct entry *ents = NULL;
+        struct patch *patches = NULL;
+        struct overlay *ov = NULL;
+        uint8_t *buf = NULL;
+        uint64_t npatch = 0, maxpatch = 0, size;
+        uint32_t tail = 0, count = 0;
+        int ret = -1, r;
+
+        memset(info, 0, sizeof(*info));
+        l.guid = hdr + 48;
+        r = check_log_place(src, hdr, info, err);
+        if (r < 0)
+                return -1;
+        if (r > 0) {
+                *out = ia_source_ref(src);
+                return 0;
+        }
+        l.len = info->log_len;
         l.nsec = (uint32_t)(info->log_len / SECTOR);
         buf = malloc(info->log_len);
         ents = calloc(l.nsec, sizeof(*ents));
@@ -510,22 +615,8 @@ int ia_vhdx_log_replay(struct ia_source *src, const uint8_t *hdr, struct ia_sour
                 ret = 0;
                 goto out;
         }
-        /* Count the writes, check the file is long enough for each entry. */
-        pos = tail;
-        for (uint32_t n = 0; n < count; n++) {
-                const struct entry *e = &ents[pos];
-
-                if (e->flushed > src->size) {
-                        ia_error_set(err, IA_ERR_CORRUPT,
-                                     "vhdx: log entry %llu needs a file of at least %llu bytes "
-                                     "(FlushedFileOffset), the file has %llu",
-                                     (unsigned long long)e->seq, (unsigned long long)e->flushed,
-                                     (unsigned long long)src->size);
-                        goto out;
-                }
-                maxpatch += e->ndesc;
-                pos = (uint32_t)((pos + e->sectors) % l.nsec);
-        }
+        if (count_writes(&l, ents, tail, count, src, &maxpatch, err) < 0)
+                goto out;
         ov = calloc(1, sizeof(*ov));
         patches = malloc((maxpatch ? maxpatch : 1) * sizeof(*patches));
         if (!ov || !patches) {
@@ -538,57 +629,8 @@ int ia_vhdx_log_replay(struct ia_source *src, const uint8_t *hdr, struct ia_sour
                 goto out;
         }
         size = src->size;
-        pos = tail;
-        for (uint32_t n = 0; n < count; n++) {
-                const struct entry *e = &ents[pos];
-                uint32_t ds = desc_sectors(e->ndesc), ndata = 0;
-
-                for (uint32_t d = 0; d < e->ndesc; d++) {
-                        const uint8_t *p = log_desc(&l, pos, d);
-                        struct patch *w = &patches[npatch];
-
-                        w->off = ia_le64(p + 16);
-                        if (memcmp(p, "zero", 4) == 0) {
-                                if (ia_le64(p + 8) == 0)
-                                        continue;
-                                w->bytes = NULL;
-                                if (!ia_add_ok(w->off, ia_le64(p + 8), &w->end))
-                                        w->end = UINT64_MAX;
-                                info->zero_ranges++;
-                        } else {
-                                uint8_t *s = ov->sectors + nsectors * SECTOR;
-
-                                memcpy(s, p + 8, 8);
-                                memcpy(s + 8, log_sector(&l, pos, ds + ndata) + 8, 4084);
-                                memcpy(s + 4092, p + 4, 4);
-                                w->bytes = s;
-                                w->end = w->off + SECTOR;
-                                nsectors++;
-                                ndata++;
-                                info->data_sectors++;
-                        }
-                        if (w->end > MAX_FILEOFF) {
-                                ia_error_set(err, IA_ERR_CORRUPT,
-                                             "vhdx: log entry %llu writes file bytes up to %llu, "
-                                             "past the limit of %llu",
-                                             (unsigned long long)e->seq, (unsigned long long)w->end,
-                                             MAX_FILEOFF);
-                                goto out;
-                        }
-                        if (w->end > size)
-                                size = w->end;
-                        npatch++;
-                }
-                /* The file grows to LastFileOffset, rounded up to 1 MiB. */
-                if (e->last > size && e->last <= MAX_FILEOFF) {
-                        end = ia_round_up(e->last, MIB);
-                        size = end;
-                }
-                if (n == 0)
-                        info->first_seq = e->seq;
-                info->last_seq = e->seq;
-                pos = (uint32_t)((pos + e->sectors) % l.nsec);
-        }
+        if (collect_patches(&l, ents, tail, count, ov, patches, &npatch, &size, info, err) < 0)
+                goto out;
         info->entries = count;
         info->replayed = true;
         ia_source_init(&ov->base, &overlay_ops, size);

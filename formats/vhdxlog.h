@@ -1,5 +1,5 @@
 /*
- * VHDX log replay in memory, for the vhdx driver (vhdx.c, vhdx_map.c) only.
+ * VHDX log replay in memory, for the vhdx driver (formats/vhdx*.c) only.
  *
  * A VHDX file whose current header names a log must have that log replayed
  * before anything else is read: the log holds metadata, BAT and payload
