@@ -21,9 +21,10 @@ formats=$(ls "$src"/formats/*.c)
 status=0
 for target in image probe archive; do
 	extra=""
-	# archives.c reads OVF descriptors through vmdefs.c (libxml2)
+	# archives.c reads OVF descriptors through vmdefs_ovf.c (libxml2), which
+	# shares vmdefs.c's XML reading: every scanner/vmdefs*.c
 	[ "$target" = archive ] && extra="$src/scanner/archives.c $src/scanner/spool.c
-		$src/scanner/vmdefs.c $(pkg-config --cflags --libs libxml-2.0) -larchive"
+		$(ls "$src"/scanner/vmdefs*.c) $(pkg-config --cflags --libs libxml-2.0) -larchive"
 	clang $cflags -o "$out/fuzz_$target" "$src/contrib/fuzz/fuzz_$target.c" $formats $extra -lz -lzstd
 	rm -rf "$out/corpus-$target" && cp -r "$src/contrib/fuzz/corpus/$target" "$out/corpus-$target"
 	rm -rf "$out/crashes/$target" && mkdir -p "$out/crashes/$target"
