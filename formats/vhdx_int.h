@@ -52,7 +52,7 @@
 /* Sector bitmap block state. */
 #define VHDX_SB_PRESENT 6
 
-/* The metadata items found (the seen bits of vhdx_read_meta). */
+/* The metadata items found (the seen bits of vhdx_read_metadata, vhdx_meta.c). */
 #define VHDX_M_PARAMS   0x01u /* file parameters */
 #define VHDX_M_SIZE     0x02u /* virtual disk size */
 #define VHDX_M_LSS      0x04u /* logical sector size */

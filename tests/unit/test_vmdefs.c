@@ -1,5 +1,5 @@
 /*
- * VM definitions (scanner/vmdefs.c): what each format names, and hostile
+ * VM definitions (scanner/vmdefs*.c): what each format names, and hostile
  * inputs (entities, external DTDs, huge or binary files, deep nesting, long
  * lines, names leaving the storage) refused or read safely, never a crash.
  */
