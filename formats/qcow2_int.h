@@ -21,9 +21,9 @@
 
 #define QCOW2_MAGIC 0x514649fbu /* "QFI\xfb" */
 
-#define QCOW2_L2_SLICE     (64u * 1024) /* bytes of an L2 table cached at a time */
-#define QCOW2_SNAPSHOT_HDR 40u
-#define QCOW2_INT_MAX      2147483647ull
+#define QCOW2_L2_SLICE     (64u * 1024)  /* bytes of an L2 table cached at a time */
+#define QCOW2_SNAPSHOT_HDR 40u           /* bytes of a snapshot table entry before its extra data */
+#define QCOW2_INT_MAX      2147483647ull /* qemu's INT_MAX: bytes per query, L1 entries needed */
 
 /* Table entries. */
 #define QCOW2_L1_OFFSET_MASK 0x00fffffffffffe00ull
