@@ -39,7 +39,7 @@ static int cmp_pkey(const void *a, const void *b)
 }
 
 struct growth {
-        char *name;
+        const char *name; /* borrowed from the loaded report */
         bool has_before, has_after;
         uint64_t before, after;
 };
@@ -113,15 +113,25 @@ static int cmp_growth_delta(const void *a, const void *b)
         return strcmp(x->name, y->name);
 }
 
-static struct growth *dir_slot(struct growth *v, size_t *n, const char *name)
+/* Sort v by name and fold entries of one name into one (n: its new length). */
+static size_t fold_by_name(struct growth *v, size_t n)
 {
-        for (size_t i = 0; i < *n; i++)
-                if (strcmp(v[i].name, name) == 0)
-                        return &v[i];
-        v[*n].name = strdup(name);
-        if (!v[*n].name)
-                return NULL;
-        return &v[(*n)++];
+        size_t out = 0;
+
+        qsort(v, n, sizeof(*v), cmp_growth_name);
+        for (size_t i = 0; i < n; i++) {
+                struct growth *d = out ? &v[out - 1] : NULL;
+
+                if (d && strcmp(d->name, v[i].name) == 0) {
+                        d->has_before |= v[i].has_before;
+                        d->has_after |= v[i].has_after;
+                        d->before += v[i].before;
+                        d->after += v[i].after;
+                } else {
+                        v[out++] = v[i];
+                }
+        }
+        return out;
 }
 
 /* The growth of base b and all its descendants (keys: the earlier scan, sorted). */
@@ -146,6 +156,68 @@ static int base_growth(const struct ia_rpt *r, const struct pkey *keys, size_t b
                 }
         }
         free(d);
+        return 0;
+}
+
+/* What the trend compares: every image and directory now and in the earlier
+ * scan, and the total. */
+struct trend {
+        struct pkey *keys; /* the earlier scan's images, sorted */
+        struct growth *imgs, *dirs, tot;
+        size_t nimgs, ndirs;
+};
+
+/* Match every image with the earlier scan and add up directories and the total
+ * (-1: out of memory). */
+static int trend_collect(const struct ia_rpt *r, struct trend *tr)
+{
+        size_t cap = r->nimg + r->nprev + 1;
+
+        tr->tot = (struct growth){.name = "all", .has_before = r->has_prev, .has_after = true};
+        tr->keys = calloc(r->nprev + 1, sizeof(*tr->keys));
+        tr->imgs = calloc(cap, sizeof(*tr->imgs));
+        tr->dirs = calloc(cap, sizeof(*tr->dirs));
+        if (!tr->keys || !tr->imgs || !tr->dirs)
+                return -1;
+        for (size_t i = 0; i < r->nprev; i++)
+                tr->keys[i] = (struct pkey){r->prev[i].path,
+                                            r->prev[i].member,
+                                            r->prev[i].path_len,
+                                            r->prev[i].member_len,
+                                            i,
+                                            false};
+        qsort(tr->keys, r->nprev, sizeof(*tr->keys), cmp_pkey);
+        for (size_t i = 0; i < r->nimg; i++) {
+                const struct ia_rpt_image *m = &r->img[i];
+                struct pkey k = {m->path, m->member, m->path_len, m->member_len, 0, false};
+                struct pkey *hit = bsearch(&k, tr->keys, r->nprev, sizeof(*tr->keys), cmp_pkey);
+                struct growth *g = &tr->imgs[tr->nimgs++];
+
+                *g = (struct growth){.name = m->name, .has_after = true, .after = m->allocated};
+                if (hit) {
+                        hit->matched = true;
+                        g->has_before = true;
+                        g->before = r->prev[hit->idx].allocated;
+                }
+                tr->dirs[tr->ndirs] = *g;
+                tr->dirs[tr->ndirs++].name = m->dir;
+                tr->tot.after += m->allocated;
+        }
+        for (size_t k = 0; k < r->nprev; k++) {
+                const struct ia_rpt_prev *pv = &r->prev[tr->keys[k].idx];
+
+                tr->tot.before += pv->allocated;
+                if (tr->keys[k].matched) {
+                        /* its directory was counted with the image now */
+                        continue;
+                }
+                tr->imgs[tr->nimgs++] =
+                    (struct growth){.name = pv->name, .has_before = true, .before = pv->allocated};
+                tr->dirs[tr->ndirs++] =
+                    (struct growth){.name = pv->dir, .has_before = true, .before = pv->allocated};
+        }
+        qsort(tr->imgs, tr->nimgs, sizeof(*tr->imgs), cmp_growth_name);
+        tr->ndirs = fold_by_name(tr->dirs, tr->ndirs);
         return 0;
 }
 
@@ -202,6 +274,98 @@ static int trend_doc(const struct ia_rpt *r, struct ia_jw *w, const struct growt
         return 0;
 }
 
+/* The table's rows (total, bases, directories, images: changed ones only) and
+ * the ten largest positive growths, in the table and the JSON (-1: out of memory). */
+static int trend_rows(const struct ia_rpt *r, struct ia_rpt_out *o, struct trend *tr,
+                      struct ia_table *t, struct ia_table *tt, size_t *unchanged)
+{
+        trend_row(t, "total", &tr->tot, NULL);
+        for (size_t b = 0; t && b < r->nimg; b++) {
+                struct growth g;
+
+                if (r->img[b].nchildren == 0)
+                        continue;
+                if (base_growth(r, tr->keys, b, &g) < 0)
+                        return -1;
+                trend_row(t, "base", &g, unchanged);
+        }
+        for (size_t i = 0; i < tr->ndirs; i++)
+                trend_row(t, "directory", &tr->dirs[i], unchanged);
+        for (size_t i = 0; i < tr->nimgs; i++)
+                trend_row(t, "image", &tr->imgs[i], unchanged);
+        qsort(tr->imgs, tr->nimgs, sizeof(*tr->imgs), cmp_growth_delta);
+        for (size_t i = 0; i < tr->nimgs && i < 10; i++) {
+                const struct growth *g = &tr->imgs[i];
+                int64_t dl = delta(g->before, g->after);
+                json_object *e;
+
+                if (dl <= 0)
+                        break;
+                ia_table_row(tt, 0);
+                ia_table_int(tt, (int64_t)i + 1);
+                ia_table_text(tt, g->name);
+                ia_table_delta(tt, dl);
+                ia_table_bytes(tt, g->after);
+                e = json_object_new_object();
+                jset(e, "name", jstr(g->name));
+                jset(e, "delta_bytes", ji(dl));
+                jset(e, "after_bytes", ju(g->after));
+                ia_jw_value(&o->jw, e);
+        }
+        return 0;
+}
+
+/* Every scan's figures, oldest first. */
+static void trend_history(const struct ia_rpt *r, struct ia_rpt_out *o, struct ia_table *th)
+{
+        struct ia_jw *w = &o->jw;
+
+        ia_jw_key(w, "history");
+        ia_jw_open(w, '[');
+        for (size_t i = 0; i < r->nhist; i++) {
+                const struct ia_rpt_hist *h = &r->hist[i];
+                json_object *e = json_object_new_object();
+
+                ia_table_row(th, 0);
+                ia_table_int(th, h->id);
+                ia_table_text(th, h->started_at);
+                ia_table_int(th, (int64_t)h->images);
+                ia_table_bytes(th, h->virtual_size);
+                ia_table_bytes(th, h->allocated);
+                jset(e, "scan", ji(h->id));
+                jset(e, "started_at", jstr(h->started_at));
+                jset(e, "images", ju(h->images));
+                jset(e, "virtual_bytes", ju(h->virtual_size));
+                jset(e, "allocated_bytes", ju(h->allocated));
+                ia_jw_value(w, e);
+        }
+        ia_jw_close(w, ']');
+}
+
+static void trend_prom(const struct ia_rpt *r, struct ia_rpt_out *o, const struct trend *tr)
+{
+        struct ia_rbuf *p = &o->prom;
+
+        if (!r->has_prev)
+                return;
+        ia_prom_head(p, "imgaudit_trend_from_scan", "gauge",
+                     "The earlier scan growth is measured from.");
+        ia_rbuf_addf(p, "imgaudit_trend_from_scan %" PRId64 "\n", r->prev_scan.id);
+        ia_prom_head(p, "imgaudit_store_growth_bytes", "gauge",
+                     "Growth of bytes allocated on disk since the earlier scan.");
+        ia_rbuf_addf(p, "imgaudit_store_growth_bytes %" PRId64 "\n",
+                     delta(tr->tot.before, tr->tot.after));
+        if (!o->prom_per_image)
+                return;
+        ia_prom_head(p, "imgaudit_directory_growth_bytes", "gauge",
+                     "Growth of bytes allocated on disk per directory.");
+        for (size_t i = 0; i < tr->ndirs; i++) {
+                ia_rbuf_adds(p, "imgaudit_directory_growth_bytes{directory=\"");
+                ia_prom_label(p, tr->dirs[i].name);
+                ia_rbuf_addf(p, "\"} %" PRId64 "\n", delta(tr->dirs[i].before, tr->dirs[i].after));
+        }
+}
+
 int ia_sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
 {
         static const struct ia_col cols[] = {
@@ -227,117 +391,20 @@ int ia_sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
         struct ia_table *tt = ia_sec_table(o, "top_growers", "Top growers", tcols, NCOLS(tcols));
         struct ia_table *th = ia_sec_table(o, "history", "Scan history", hcols, NCOLS(hcols));
         struct ia_jw *w = &o->jw;
-        struct pkey *keys = NULL;
-        struct growth *imgs = NULL, *dirs = NULL, tot = {.name = (char *)"all"};
-        size_t nimgs = 0, ndirs = 0, unchanged = 0;
-        struct ia_rbuf *p = &o->prom;
+        struct trend tr = {0};
+        size_t unchanged = 0;
         int ret = -1;
         char note[192];
 
-        if (NO_TABLE(o, t) || NO_TABLE(o, tt) || NO_TABLE(o, th))
+        if (NO_TABLE(o, t) || NO_TABLE(o, tt) || NO_TABLE(o, th) || trend_collect(r, &tr) < 0)
                 goto nomem;
-        keys = calloc(r->nprev + 1, sizeof(*keys));
-        imgs = calloc(r->nimg + r->nprev + 1, sizeof(*imgs));
-        dirs = calloc(r->nimg + r->nprev + 1, sizeof(*dirs));
-        if (!keys || !imgs || !dirs)
-                goto nomem;
-        for (size_t i = 0; i < r->nprev; i++)
-                keys[i] = (struct pkey){r->prev[i].path,
-                                        r->prev[i].member,
-                                        r->prev[i].path_len,
-                                        r->prev[i].member_len,
-                                        i,
-                                        false};
-        qsort(keys, r->nprev, sizeof(*keys), cmp_pkey);
-        tot.has_before = r->has_prev;
-        tot.has_after = true;
-        for (size_t i = 0; i < r->nimg; i++) {
-                const struct ia_rpt_image *m = &r->img[i];
-                struct pkey k = {m->path, m->member, m->path_len, m->member_len, 0, false};
-                struct pkey *hit = bsearch(&k, keys, r->nprev, sizeof(*keys), cmp_pkey);
-                struct growth *g = &imgs[nimgs++], *d;
-
-                g->name = strdup(m->name);
-                if (!g->name)
-                        goto nomem;
-                g->has_after = true;
-                g->after = m->allocated;
-                if (hit) {
-                        hit->matched = true;
-                        g->has_before = true;
-                        g->before = r->prev[hit->idx].allocated;
-                }
-                d = dir_slot(dirs, &ndirs, m->dir);
-                if (!d)
-                        goto nomem;
-                d->has_after = true;
-                d->after += m->allocated;
-                if (hit) {
-                        d->has_before = true;
-                        d->before += g->before;
-                }
-                tot.after += m->allocated;
-        }
-        for (size_t k = 0; k < r->nprev; k++) {
-                const struct ia_rpt_prev *pv = &r->prev[keys[k].idx];
-                struct growth *g, *d;
-
-                tot.before += pv->allocated;
-                d = dir_slot(dirs, &ndirs, pv->dir);
-                if (!d)
-                        goto nomem;
-                if (keys[k].matched)
-                        continue;
-                d->has_before = true;
-                d->before += pv->allocated;
-                g = &imgs[nimgs++];
-                g->name = strdup(pv->name);
-                if (!g->name)
-                        goto nomem;
-                g->has_before = true;
-                g->before = pv->allocated;
-        }
-        qsort(imgs, nimgs, sizeof(*imgs), cmp_growth_name);
-        qsort(dirs, ndirs, sizeof(*dirs), cmp_growth_name);
-        if (trend_doc(r, w, &tot, imgs, nimgs, dirs, ndirs, keys) < 0)
+        if (trend_doc(r, w, &tr.tot, tr.imgs, tr.nimgs, tr.dirs, tr.ndirs, tr.keys) < 0)
                 goto nomem;
         ia_jw_key(w, "top_growers");
         ia_jw_open(w, '[');
         if (r->has_prev) {
-                /* the table: total, bases, directories, images */
-                trend_row(t, "total", &tot, NULL);
-                for (size_t b = 0; t && b < r->nimg; b++) {
-                        struct growth g;
-
-                        if (r->img[b].nchildren == 0)
-                                continue;
-                        if (base_growth(r, keys, b, &g) < 0)
-                                goto nomem;
-                        trend_row(t, "base", &g, &unchanged);
-                }
-                for (size_t i = 0; i < ndirs; i++)
-                        trend_row(t, "directory", &dirs[i], &unchanged);
-                for (size_t i = 0; i < nimgs; i++)
-                        trend_row(t, "image", &imgs[i], &unchanged);
-                /* top growers: the ten largest positive deltas */
-                qsort(imgs, nimgs, sizeof(*imgs), cmp_growth_delta);
-                for (size_t i = 0; i < nimgs && i < 10; i++) {
-                        int64_t dl = delta(imgs[i].before, imgs[i].after);
-                        json_object *e;
-
-                        if (dl <= 0)
-                                break;
-                        ia_table_row(tt, 0);
-                        ia_table_int(tt, (int64_t)i + 1);
-                        ia_table_text(tt, imgs[i].name);
-                        ia_table_delta(tt, dl);
-                        ia_table_bytes(tt, imgs[i].after);
-                        e = json_object_new_object();
-                        jset(e, "name", jstr(imgs[i].name));
-                        jset(e, "delta_bytes", ji(dl));
-                        jset(e, "after_bytes", ju(imgs[i].after));
-                        ia_jw_value(w, e);
-                }
+                if (trend_rows(r, o, &tr, t, tt, &unchanged) < 0)
+                        goto nomem;
                 snprintf(note, sizeof(note),
                          "from scan %" PRId64 " (%s) to scan %" PRId64
                          " (%s); %zu unchanged rows not listed",
@@ -349,56 +416,17 @@ int ia_sec_trend(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
         }
         ia_jw_close(w, ']');
         ia_table_note(t, note);
-        ia_jw_key(w, "history");
-        ia_jw_open(w, '[');
-        for (size_t i = 0; i < r->nhist; i++) {
-                const struct ia_rpt_hist *h = &r->hist[i];
-                json_object *e = json_object_new_object();
-
-                ia_table_row(th, 0);
-                ia_table_int(th, h->id);
-                ia_table_text(th, h->started_at);
-                ia_table_int(th, (int64_t)h->images);
-                ia_table_bytes(th, h->virtual_size);
-                ia_table_bytes(th, h->allocated);
-                jset(e, "scan", ji(h->id));
-                jset(e, "started_at", jstr(h->started_at));
-                jset(e, "images", ju(h->images));
-                jset(e, "virtual_bytes", ju(h->virtual_size));
-                jset(e, "allocated_bytes", ju(h->allocated));
-                ia_jw_value(w, e);
-        }
-        ia_jw_close(w, ']');
+        trend_history(r, o, th);
         ia_jw_close(w, '}');
         o->have_trend = true;
-        if (r->has_prev) {
-                ia_prom_head(p, "imgaudit_trend_from_scan", "gauge",
-                             "The earlier scan growth is measured from.");
-                ia_rbuf_addf(p, "imgaudit_trend_from_scan %" PRId64 "\n", r->prev_scan.id);
-                ia_prom_head(p, "imgaudit_store_growth_bytes", "gauge",
-                             "Growth of bytes allocated on disk since the earlier scan.");
-                ia_rbuf_addf(p, "imgaudit_store_growth_bytes %" PRId64 "\n",
-                             delta(tot.before, tot.after));
-                if (o->prom_per_image)
-                        ia_prom_head(p, "imgaudit_directory_growth_bytes", "gauge",
-                                     "Growth of bytes allocated on disk per directory.");
-                for (size_t i = 0; o->prom_per_image && i < ndirs; i++) {
-                        ia_rbuf_adds(p, "imgaudit_directory_growth_bytes{directory=\"");
-                        ia_prom_label(p, dirs[i].name);
-                        ia_rbuf_addf(p, "\"} %" PRId64 "\n", delta(dirs[i].before, dirs[i].after));
-                }
-        }
+        trend_prom(r, o, &tr);
         ret = 0;
         goto out;
 nomem:
         NOMEM(err);
 out:
-        for (size_t i = 0; imgs && i < nimgs; i++)
-                free(imgs[i].name);
-        for (size_t i = 0; dirs && i < ndirs; i++)
-                free(dirs[i].name);
-        free(imgs);
-        free(dirs);
-        free(keys);
+        free(tr.imgs);
+        free(tr.dirs);
+        free(tr.keys);
         return ret;
 }

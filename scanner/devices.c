@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "banned.h"
@@ -59,6 +60,53 @@ static int open_dev(const char *path, struct stat *st, uint64_t *size, struct ia
                 return -1;
         }
         return fd;
+}
+
+/* Read a small sysfs attribute of the block device dev into buf (trailing
+ * newline removed); -1 when it is missing. */
+static int sysfs_attr(dev_t dev, const char *attr, char *buf, size_t cap)
+{
+        char path[96];
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", major(dev), minor(dev), attr);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        n = read(fd, buf, cap - 1);
+        close(fd);
+        if (n <= 0)
+                return -1;
+        buf[n] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        return 0;
+}
+
+static bool sysfs_zero(dev_t dev, const char *attr)
+{
+        char v[32];
+
+        return sysfs_attr(dev, attr, v, sizeof(v)) == 0 && strcmp(v, "0") == 0;
+}
+
+/* What the device spends on the host where the kernel tells it: a loop device
+ * over a whole file (no offset, no size limit) spends that file's blocks
+ * (stat(2) of the kernel's backing_file, never opened). Anything else (an LV,
+ * dm-thin, a zvol, a partition): its size, an upper bound. */
+static uint64_t dev_allocated(dev_t rdev, uint64_t size)
+{
+        char backing[4096];
+        struct stat st;
+
+        if (sysfs_attr(rdev, "loop/backing_file", backing, sizeof(backing)) < 0 ||
+            backing[0] != '/' || !sysfs_zero(rdev, "loop/offset") ||
+            !sysfs_zero(rdev, "loop/sizelimit"))
+                return size;
+        /* a deleted backing file reads "/path (deleted)": stat fails or finds another file */
+        if (stat(backing, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+                return size;
+        return (uint64_t)st.st_blocks * 512;
 }
 
 int ia_devices_expand(const char *const *globs,
@@ -159,7 +207,7 @@ int ia_devices_expand(const char *const *globs,
                         f.id.dev = (uint64_t)st.st_dev;
                         f.id.ino = (uint64_t)st.st_ino;
                         f.id.size = size;
-                        f.id.allocated = size;
+                        f.id.allocated = dev_allocated(st.st_rdev, size);
                         f.id.mtime_ns =
                             (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
                         f.id.ctime_ns =
@@ -178,6 +226,7 @@ struct ia_source *ia_device_open(const char *path, const struct ia_identity *id,
         struct stat st;
         uint64_t size = 0;
         int fd = open_dev(path, &st, &size, err);
+        struct ia_source *src;
 
         if (fd < 0)
                 return NULL;
@@ -189,5 +238,8 @@ struct ia_source *ia_device_open(const char *path, const struct ia_identity *id,
                 close(fd);
                 return NULL;
         }
-        return ia_source_from_blockdev(fd, path, size, err);
+        src = ia_source_from_blockdev(fd, path, size, err);
+        if (src)
+                src->allocated = id->allocated; /* what the listing found the device spends */
+        return src;
 }

@@ -305,6 +305,7 @@ eq "trend total" "$(pj r2.json 'd["trend"]["total"]["delta_bytes"]')" "$((A_OV2B
 eq "trend ov2" "$(pj r2.json '[(x["change"],x["delta_bytes"]) for x in d["trend"]["images"] if x["name"]=="store/ov2.qcow2"]')" "[('grown', $((A_OV2B - A_OV2)))]"
 eq "trend new" "$(pj r2.json '[(x["change"],x["before_bytes"]) for x in d["trend"]["images"] if x["name"]=="store/new.qcow2"]')" "[('new', None)]"
 eq "trend base family" "$(pj r2.json '[x["delta_bytes"] for x in d["trend"]["bases"] if x["name"]=="store/base.qcow2"]')" "[$((A_OV2B - A_OV2))]"
+eq "trend directories" "$(pj r2.json '[(x["name"],x["change"],x["delta_bytes"]) for x in d["trend"]["directories"]]')" "[('store', 'grown', $((A_OV2B - A_OV2 + A_NEW))), ('store/sub', 'same', 0)]"
 eq "top grower" "$(pj r2.json 'd["trend"]["top_growers"][0]["name"]')" "store/ov2.qcow2"
 eq "history" "$(pj r2.json '[h["scan"] for h in d["trend"]["history"]]')" "[1, 2]"
 "$IMGAUDIT" report --db db.sqlite --format=html --section=trend -o r2.html

@@ -28,6 +28,12 @@ printf 'guest bytes' | dd of=lvr.img bs=1 seek=4096 conv=notrunc status=none
 LQ=$(losetup -f --show lvq.img) && LOOPS+=("$LQ") || { echo "losetup failed"; exit 1; }
 LR=$(losetup -f --show lvr.img) && LOOPS+=("$LR") || { echo "losetup failed"; exit 1; }
 sum_before=$(sha256sum lvq.img lvr.img)
+# a loop device over a whole file spends that file's blocks (the kernel names it in sysfs)
+A_LQ=$(($(stat -c %b lvq.img) * 512)) A_LR=$(($(stat -c %b lvr.img) * 512))
+[ "$A_LR" -lt 33554432 ] && ok || bad "the raw volume's file is sparse"
+# a loop device with an offset: its size is the upper bound
+truncate -s 8M off.img
+LO=$(losetup -f --show -o 1048576 off.img) && LOOPS+=("$LO") || { echo "losetup failed"; exit 1; }
 # a volume group's directory: symlinks to the devices, as /dev/vg0/* are
 mkdir -p vg0 store
 ln -s "$LQ" vg0/vm-100-disk-0
@@ -53,7 +59,7 @@ wait "$HOLDER" 2>/dev/null
 q() { sqlite3 db.sqlite "$1"; }
 eq "the volumes: format, size, allocation, status" \
 	"$(q "SELECT path, format, virtual_size, allocated_bytes, status FROM v_images WHERE path LIKE 'vg0/%' ORDER BY path")" \
-	"$(printf 'vg0/vm-100-disk-0|qcow2|67108864|134217728|ok\nvg0/vm-101-disk-0|raw|33554432|33554432|ok')"
+	"$(printf 'vg0/vm-100-disk-0|qcow2|67108864|%s|ok\nvg0/vm-101-disk-0|raw|33554432|%s|ok' "$A_LQ" "$A_LR")"
 eq "one file per device (a glob and its name)" "$(q "SELECT count(*) FROM files WHERE path = '$LQ'")" "0"
 eq "recognised by" "$(q "SELECT f.path, i.recognised_by FROM images i JOIN files f ON f.id = i.file_id
         WHERE f.path LIKE 'vg0/%' ORDER BY f.path")" "$(printf 'vg0/vm-100-disk-0|content\nvg0/vm-101-disk-0|option')"
@@ -63,6 +69,8 @@ eq "qcow2 on a volume: its own map" "$(q "SELECT start, length, data FROM v_map 
 eq "a glob match that is not a device" "$(q "SELECT kind, reason FROM v_entries WHERE path = 'vg0/README'")" "unreadable|not-a-device"
 eq "a device under a ROOT: recorded, not opened" "$(q "SELECT kind FROM v_entries WHERE path = 'store/blk'")" "device"
 eq "the ROOT's files are scanned too" "$(q "SELECT format FROM v_images WHERE path = 'store/plain.qcow2'")" "qcow2"
+"$IMGAUDIT" scan --db off.sqlite --quiet --devices "$LO"
+eq "a loop device with an offset: allocation is its size" "$(sqlite3 off.sqlite "SELECT size, allocated FROM files WHERE path = '$LO'")" "7340032|7340032"
 eq "never written" "$(sha256sum lvq.img lvr.img)" "$sum_before"
 
 # devices only, no ROOT; a glob that matches nothing; a detached loop device
