@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "commands.h"
+#include "scanner.h"
 #include "escape.h"
 #include "lock.h"
 #include "store.h"

@@ -22,7 +22,7 @@
 #include "archives.h"
 #include "chain.h"
 #include "cli.h"
-#include "commands.h"
+#include "scanner.h"
 #include "compose.h"
 #include "devices.h"
 #include "drivers.h"
