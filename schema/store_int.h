@@ -13,7 +13,7 @@
 
 #include <pthread.h>
 
-#include "store.h"
+#include "store_sql.h"
 
 enum {
         ST_FILE,

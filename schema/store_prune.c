@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include <sqlite3.h>
+#include "store_sql.h"
 
 #include "banned.h"
 

@@ -5,7 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
-#include <sqlite3.h>
+#include "store_sql.h"
 
 #include "banned.h"
 

@@ -61,11 +61,32 @@ eq "crossings found in the made tree" "$(sort found.txt | sed 's/ .*//' | tr '\n
 	"formats/a.c: report/rpt.h: scanner/scan.h: "
 grep -q 'formats/a.c: includes schema/store.h' found.txt && ok || bad "upward crossing not named: $(cat found.txt)"
 
+# check_sql ROOT: the scan issues no SQL.  No file of scanner/ includes
+# <sqlite3.h> or store_sql.h (the store's SQLite connection) but cmd_push.c,
+# which reads a store through a connection of its own (its queries are not
+# yet in schema/); formats/ knows nothing of SQLite.
+check_sql() {
+	local f
+	for f in "$1"/scanner/*.[ch] "$1"/formats/*.[ch]; do
+		[ -f "$f" ] || continue
+		case $f in */scanner/cmd_push.c) continue ;; esac
+		grep -qE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](sqlite3|store_sql)\.h[>"]' "$f" &&
+			echo "${f#"$1"/}: includes SQLite"
+	done
+}
+echo '#include <sqlite3.h>' >t/scanner/scan_x.c
+echo '#include "store_sql.h"' >t/scanner/scan_y.c
+eq "SQL in the made tree" "$(check_sql "$WORK/t" | sort | tr '\n' ' ')" \
+	"scanner/scan_x.c: includes SQLite scanner/scan_y.c: includes SQLite "
+
 # the sources
 [ -f "$SOURCE_DIR/scanner/scan.h" ] && [ -f "$SOURCE_DIR/schema/store.h" ] && ok ||
 	bad "no sources at $SOURCE_DIR"
 check_tree "$SOURCE_DIR" >crossings.txt
 [ ! -s crossings.txt ] && ok || bad "boundary crossings:
 $(cat crossings.txt)"
+check_sql "$SOURCE_DIR" >sql.txt
+[ ! -s sql.txt ] && ok || bad "SQL outside the store:
+$(cat sql.txt)"
 
 lib_summary test_layering
