@@ -115,12 +115,6 @@ static bool image_reusable(struct scan *s, struct ia_plan *plan, const struct ia
 }
 
 /*
- * What the carried-over images say about the files they use: a raw backing
- * file stays an image, a data file or extent stays a data file (a scanned
- * image says the same through on_link() and scan_image()); and the findings
- * they carry are known, so none is recorded twice.
- */
-/*
  * Its findings are copied with it: an image read again that meets the same
  * (file, code, message), in a shared base, adds no second.
  */
@@ -160,6 +154,12 @@ static int on_reused_link(const struct ia_plan_link *l, void *opaque)
         return 0;
 }
 
+/*
+ * What the carried-over images say about the files they use: a raw backing
+ * file stays an image, a data file or extent stays a data file (a scanned
+ * image says the same through on_link() and scan_image()); and the findings
+ * they carry are known, so none is recorded twice.
+ */
 static int mark_reused_refs(struct scan *s, struct ia_plan *plan, const struct ia_hmap *walked)
 {
         struct walked_files w = {walked};
@@ -426,7 +426,6 @@ out:
         ia_hmap_release(&ap.tops);
 }
 
-/* Give every walked file its id and decide what to do with it. */
 /*
  * The layers the previous scan's files have, stored already: a layer read
  * again with the same file, format and data files is not written again.
@@ -537,6 +536,7 @@ out:
         return rc;
 }
 
+/* Give every walked file its id and decide what to do with it. */
 int scan_plan(struct scan *s, struct ia_error *err)
 {
         struct ia_plan *plan = NULL;
