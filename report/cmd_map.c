@@ -18,7 +18,7 @@
 
 #include "chain.h"
 #include "cli.h"
-#include "commands.h"
+#include "report.h"
 #include "escape.h"
 #include "map.h"
 #include "mapout.h"

@@ -24,7 +24,7 @@
 #include <sqlite3.h>
 
 #include "cli.h"
-#include "commands.h"
+#include "report.h"
 #include "escape.h"
 #include "out.h"
 #include "rbuf.h"

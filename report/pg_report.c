@@ -43,7 +43,7 @@
 #include <sqlite3.h>
 
 #include "cli.h"
-#include "commands.h"
+#include "report.h"
 #include "escape.h"
 #include "out.h"
 #include "pg.h"

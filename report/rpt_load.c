@@ -19,7 +19,7 @@
 
 #include "escape.h"
 #include "rbuf.h"
-#include "schema.h" /* read-only: the store's identity and the latest schema version */
+#include "store_read.h" /* the store's identity, the latest schema version */
 #include "banned.h"
 
 int ia_rpt_db_error(struct ia_rpt *r, struct ia_error *err, const char *what)
@@ -38,67 +38,15 @@ int ia_rpt_prepare(struct ia_rpt *r, const char *sql, sqlite3_stmt **st, struct 
         return 0;
 }
 
-static int query_i64(struct ia_rpt *r, const char *sql, int64_t *v, struct ia_error *err)
-{
-        sqlite3_stmt *st;
-        int rc;
-
-        if (ia_rpt_prepare(r, sql, &st, err) < 0)
-                return -1;
-        rc = sqlite3_step(st);
-        *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-        sqlite3_finalize(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                return ia_rpt_db_error(r, err, sql);
-        return 0;
-}
-
 int ia_rpt_latest_schema(void)
 {
-        int v = 0;
-
-        for (const struct ia_schema_file *s = ia_schema_files; s->name; s++)
-                v = atoi(s->name);
-        return v;
+        return ia_store_schema_latest();
 }
 
 /* The checks and the read transaction of an open connection (ia_rpt_open, ia_rpt_attach). */
 static int begin(struct ia_rpt *r, struct ia_error *err)
 {
-        const char *path = r->db_path;
-        int64_t appid, nobj, ntables;
-
-        sqlite3_busy_timeout(r->db, 10000);
-        if (query_i64(r, "PRAGMA user_version", &r->db_schema, err) < 0)
-                return -1;
-        /* a newer schema's tables may mean something else now: refused as scan refuses it */
-        if (r->db_schema > ia_rpt_latest_schema())
-                return ia_error_set(err, IA_ERR_CORRUPT,
-                                    "database '%s' has schema version %lld, newer than this "
-                                    "imgaudit's %d; refusing to read it (use a newer imgaudit)",
-                                    path, (long long)r->db_schema, ia_rpt_latest_schema());
-        if (query_i64(r, "SELECT count(*) FROM sqlite_master", &nobj, err) < 0 ||
-            query_i64(r, "PRAGMA application_id", &appid, err) < 0)
-                return -1;
-        if (nobj == 0 || appid != IA_APPLICATION_ID)
-                return ia_error_set(err, IA_ERR_CORRUPT,
-                                    "database '%s' is not an imgaudit store (run 'imgaudit scan' "
-                                    "first)",
-                                    path);
-        if (query_i64(r,
-                      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                      "('scans', 'images', 'links', 'map', 'files', 'findings')",
-                      &ntables, err) < 0)
-                return -1;
-        if (ntables != 6)
-                return ia_error_set(err, IA_ERR_CORRUPT,
-                                    "database '%s' lacks the scan tables (schema version %" PRId64
-                                    ")",
-                                    path, r->db_schema);
-        /* One snapshot for the whole report; in WAL mode this never blocks the writer. */
-        if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-                return ia_rpt_db_error(r, err, "beginning a read transaction");
-        return 0;
+        return ia_store_read_begin(r->db, r->db_path, &r->db_schema, err);
 }
 
 int ia_rpt_open(struct ia_rpt *r, const char *path, struct ia_error *err)
@@ -389,8 +337,7 @@ int ia_rpt_load(struct ia_rpt *r, const char *scan_arg, const char *since, bool 
                 if (parse_id(scan_arg, &id, "--scan", err) < 0)
                         return -1;
         } else {
-                if (query_i64(r, "SELECT coalesce(max(id), 0) FROM scans WHERE status = 'complete'",
-                              &id, err) < 0)
+                if (ia_store_read_latest_complete(r->db, r->db_path, &id, err) < 0)
                         return -1;
                 if (id == 0)
                         return ia_error_set(err, IA_ERR_MISSING,

@@ -7,7 +7,7 @@
  * names as its map (map_image_id), the layers and runs kept pieces use, the
  * files kept rows name.  All in one transaction, under the scan lock; the
  * latest complete scan is never removed.  --dry-run counts in the same
- * transaction and rolls it back.
+ * transaction and rolls it back.  The statements are in schema/store_prune.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,13 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "cli.h"
-#include "commands.h"
+#include "scanner.h"
 #include "escape.h"
 #include "lock.h"
 #include "store.h"
+#include "store_prune.h"
 #include "banned.h"
 
 const char ia_prune_usage[] =
@@ -79,117 +79,16 @@ static int64_t parse_age(const char *s)
         return (int64_t)v * unit;
 }
 
-/* The statements, in order: what goes, then what no kept row uses any more. */
-static const struct {
-        const char *what, *sql;
-} steps[] = {
-    {"scans", "DELETE FROM scans WHERE id IN temp.ia_prune"},
-    {"scan_roots", "DELETE FROM scan_roots WHERE scan_id IN temp.ia_prune"},
-    {"scan_files", "DELETE FROM scan_files WHERE scan_id IN temp.ia_prune"},
-    {"entries", "DELETE FROM entries WHERE scan_id IN temp.ia_prune"},
-    {"dirs", "DELETE FROM dirs WHERE scan_id IN temp.ia_prune"},
-    {"links", "DELETE FROM links WHERE scan_id IN temp.ia_prune"},
-    {"findings", "DELETE FROM findings WHERE scan_id IN temp.ia_prune"},
-    {"ovf_disks", "DELETE FROM ovf_disks WHERE scan_id IN temp.ia_prune"},
-    {"images", "DELETE FROM images WHERE scan_id IN temp.ia_prune"},
-    /* the maps kept images still name (their own, or the one they share) */
-    {NULL, "CREATE TEMP TABLE ia_keep_maps AS SELECT DISTINCT coalesce(map_image_id, id) AS id "
-           "FROM images"},
-    {NULL, "CREATE UNIQUE INDEX temp.ia_keep_maps_id ON ia_keep_maps (id)"},
-    {"pieces", "DELETE FROM pieces WHERE image_id NOT IN temp.ia_keep_maps"},
-    {"map", "DELETE FROM map WHERE image_id NOT IN temp.ia_keep_maps"},
-    {"chain_layers", "DELETE FROM chain_layers WHERE image_id NOT IN temp.ia_keep_maps"},
-    /* layers no kept piece uses */
-    {NULL, "CREATE TEMP TABLE ia_keep_layers AS SELECT DISTINCT layer_id AS id FROM pieces "
-           "WHERE layer_id IS NOT NULL UNION SELECT layer_id FROM chain_layers "
-           "WHERE layer_id IS NOT NULL"},
-    {NULL, "CREATE UNIQUE INDEX temp.ia_keep_layers_id ON ia_keep_layers (id)"},
-    {"layers", "DELETE FROM layers WHERE id NOT IN temp.ia_keep_layers"},
-    {"layer_runs", "DELETE FROM layer_runs WHERE layer_id NOT IN (SELECT id FROM layers)"},
-    /* files no kept row names (archives of kept members stay) */
-    {NULL, "CREATE TEMP TABLE ia_keep_files (id INTEGER PRIMARY KEY)"},
-    /* (a NULL into an INTEGER PRIMARY KEY would be given a rowid: keep them out) */
-    {NULL, "INSERT OR IGNORE INTO ia_keep_files SELECT id FROM (SELECT file_id AS id FROM "
-           "scan_files UNION SELECT file_id FROM images UNION SELECT from_file_id FROM links "
-           "UNION SELECT target_file_id FROM links UNION SELECT file_id FROM entries UNION "
-           "SELECT file_id FROM findings UNION SELECT archive_file_id FROM ovf_disks UNION "
-           "SELECT member_file_id FROM ovf_disks UNION SELECT file_id FROM layers UNION "
-           "SELECT file_id FROM layer_runs UNION SELECT file_id FROM chain_layers UNION "
-           "SELECT file_id FROM map) WHERE id IS NOT NULL"},
-    {NULL, "INSERT OR IGNORE INTO ia_keep_files WITH RECURSIVE up(id) AS ("
-           "SELECT archive_id FROM files WHERE id IN ia_keep_files AND archive_id IS NOT NULL "
-           "UNION SELECT f.archive_id FROM files f JOIN up ON f.id = up.id "
-           "WHERE f.archive_id IS NOT NULL) SELECT id FROM up"},
-    {"files", "DELETE FROM files WHERE id NOT IN temp.ia_keep_files"},
-};
-
-#define NSTEPS (sizeof(steps) / sizeof(steps[0]))
-
-static int fail(sqlite3 *db, const char *what)
+static void print_scan(int64_t id, const char *started_at, const char *status, void *opaque)
 {
-        ia_diag("imgaudit prune", "database error %s: %s", what, sqlite3_errmsg(db));
-        return 3;
+        (void)opaque;
+        printf("  scan %lld  %s  %s\n", (long long)id, started_at, status);
 }
 
-/* Choose the scans to remove into temp.ia_prune; their number in *n. */
-static int choose(sqlite3 *db, long keep, int64_t older, int64_t *n)
+static void print_rows(const char *table, int rows, void *opaque)
 {
-        sqlite3_stmt *st;
-        int rc;
-
-        if (sqlite3_exec(db, "CREATE TEMP TABLE ia_prune (id INTEGER PRIMARY KEY)", NULL, NULL,
-                         NULL) != SQLITE_OK)
-                return -1;
-        if (keep > 0)
-                rc = sqlite3_prepare_v2(
-                    db,
-                    "INSERT INTO ia_prune SELECT id FROM scans WHERE status <> 'running' AND id < "
-                    "(SELECT min(id) FROM (SELECT id FROM scans WHERE status = 'complete' "
-                    "ORDER BY id DESC LIMIT ?1))",
-                    -1, &st, NULL);
-        else
-                rc = sqlite3_prepare_v2(
-                    db,
-                    "INSERT INTO ia_prune SELECT id FROM scans WHERE status <> 'running' AND "
-                    "coalesce(started_ns, CAST(strftime('%s', started_at) AS INTEGER) * "
-                    "1000000000) < ?2 AND id <> (SELECT max(id) FROM scans WHERE status = "
-                    "'complete')",
-                    -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return -1;
-        sqlite3_bind_int64(st, 1, keep);
-        {
-                struct timespec now;
-
-                clock_gettime(CLOCK_REALTIME, &now);
-                /* in nanoseconds, as scans.started_ns (older: at most INT64_MAX / 1e9 s) */
-                sqlite3_bind_int64(
-                    st, 2,
-                    (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec -
-                        (older > INT64_MAX / 1000000000LL ? INT64_MAX : older * 1000000000LL));
-        }
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return -1;
-        *n = sqlite3_changes(db);
-        return 0;
-}
-
-static void list_scans(sqlite3 *db)
-{
-        sqlite3_stmt *st;
-
-        if (sqlite3_prepare_v2(db,
-                               "SELECT s.id, s.started_at, s.status FROM scans s "
-                               "JOIN temp.ia_prune p ON p.id = s.id ORDER BY s.id",
-                               -1, &st, NULL) != SQLITE_OK)
-                return;
-        while (sqlite3_step(st) == SQLITE_ROW)
-                printf("  scan %lld  %s  %s\n", (long long)sqlite3_column_int64(st, 0),
-                       (const char *)sqlite3_column_text(st, 1),
-                       (const char *)sqlite3_column_text(st, 2));
-        sqlite3_finalize(st);
+        (void)opaque;
+        printf("  %-13s %d rows\n", table, rows);
 }
 
 int ia_cmd_prune(int argc, char **argv)
@@ -210,7 +109,6 @@ int ia_cmd_prune(int argc, char **argv)
         struct ia_lock lock;
         struct ia_store *store = NULL;
         struct ia_error err;
-        sqlite3 *db;
         int c, rc = 3;
 
         if (!db_path || !*db_path)
@@ -282,47 +180,35 @@ int ia_cmd_prune(int argc, char **argv)
                 ia_diag("imgaudit prune", "%s", err.msg);
                 goto unlock;
         }
-        db = ia_store_db(store);
-        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-                rc = fail(db, "starting the transaction");
+        if (ia_prune_begin(store, &err) < 0) {
+                ia_diag("imgaudit prune", "%s", err.msg);
                 goto close;
         }
-        if (choose(db, keep, older, &nscans) < 0) {
-                rc = fail(db, "choosing the scans");
+        if (ia_prune_choose(store, keep, older, &nscans, &err) < 0)
                 goto rollback;
-        }
         printf("%s %lld scan%s%s\n", dry ? "would remove" : "removing", (long long)nscans,
                nscans == 1 ? "" : "s", nscans ? ":" : "");
-        list_scans(db);
-        for (size_t i = 0; i < NSTEPS; i++) {
-                if (sqlite3_exec(db, steps[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
-                        rc = fail(db, steps[i].what ? steps[i].what : "pruning");
-                        goto rollback;
-                }
-                if (steps[i].what && sqlite3_changes(db) > 0)
-                        printf("  %-13s %d rows\n", steps[i].what, sqlite3_changes(db));
-        }
-        sqlite3_exec(db,
-                     "DROP TABLE temp.ia_prune; DROP TABLE temp.ia_keep_maps; "
-                     "DROP TABLE temp.ia_keep_files",
-                     NULL, NULL, NULL);
+        ia_prune_each_chosen(store, print_scan, NULL);
+        if (ia_prune_remove(store, print_rows, NULL, &err) < 0)
+                goto rollback;
         if (dry) {
-                sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+                ia_prune_end(store, false, NULL);
                 rc = 0;
                 goto close;
         }
-        if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-                rc = fail(db, "committing");
-                goto rollback;
+        if (ia_prune_end(store, true, &err) < 0) {
+                ia_diag("imgaudit prune", "%s", err.msg);
+                goto close;
         }
-        if (vacuum && sqlite3_exec(db, "VACUUM", NULL, NULL, NULL) != SQLITE_OK) {
-                rc = fail(db, "vacuuming (the scans are removed)");
+        if (vacuum && ia_prune_vacuum(store, &err) < 0) {
+                ia_diag("imgaudit prune", "%s", err.msg);
                 goto close;
         }
         rc = 0;
         goto close;
 rollback:
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        ia_diag("imgaudit prune", "%s", err.msg);
+        ia_prune_rollback(store);
 close:
         ia_store_close(store);
 unlock:

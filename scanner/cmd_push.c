@@ -28,7 +28,7 @@
 
 #include <sqlite3.h>
 
-#include "commands.h"
+#include "scanner.h"
 #include "pg.h"
 #include "pg_tables.h"
 #include "rbuf.h"

@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "commands.h"
+#include "report.h"
+#include "scanner.h"
 #include "drivers.h"
 #include "escape.h"
 #include "banned.h"

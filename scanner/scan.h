@@ -22,7 +22,7 @@
 #include "archives.h"
 #include "chain.h"
 #include "cli.h"
-#include "commands.h"
+#include "scanner.h"
 #include "compose.h"
 #include "devices.h"
 #include "drivers.h"
@@ -40,7 +40,8 @@
  * `imgaudit scan`: crawl directories and archives, map every chain, store it.
  *
  * The flow of one scan:
- *   1. lock the database (lock.c), open it (store.c: refuse damage, migrate),
+ *   1. lock the database (lock.c), open it (schema/store_open.c: refuse
+ *      damage, migrate),
  *      mark scans left 'running' by a dead process 'aborted', insert our own
  *      'running' scan row;
  *   2. walk every root (walk.c) into a list of regular files and a list of
@@ -49,11 +50,12 @@
  *      are those of the previous complete scan, and whose whole recorded
  *      chain is unchanged and was fine, is not read: its rows are copied in
  *      SQL (an IA_REC_REUSE record); an unchanged archive whose results only
- *      its bytes decide is carried over whole (plan_archives());
+ *      its bytes decide is carried over whole (plan_archives(); the
+ *      previous scan is read through schema/store_plan.h);
  *   4. workers (-j) take files in turn: probe the head; an image is opened
  *      with its chain through the scan resolver (resolve.c), each layer is
  *      mapped once into the layer cache and the chain map composed
- *      (compose.c); an archive is opened with archive.c and its members
+ *      (compose.c); an archive is opened with archives.c and its members
  *      handled the same way; results go to the one writer thread;
  *   5. a file no driver recognises is an image only if some image uses it as
  *      a raw backing file (then it is mapped as raw); otherwise it is recorded

@@ -1,6 +1,7 @@
 /* Planning from the previous complete scan: what is unchanged and carried over, not read. */
 #define _GNU_SOURCE /* before any system header */
 #include "scan.h"
+#include "store_plan.h"
 #include "banned.h"
 
 /*
@@ -16,51 +17,12 @@
 /* ---- planning: the previous scan ---- */
 
 /* A stored scan_files.kind as a file kind (FK_NONE: unknown). */
-static enum file_kind kind_of(const unsigned char *k)
+static enum file_kind kind_of(const char *k)
 {
         for (int i = FK_NONE + 1; k && i < FK_COUNT; i++)
-                if (strcmp((const char *)k, scan_kind_names[i]) == 0)
+                if (strcmp(k, scan_kind_names[i]) == 0)
                         return (enum file_kind)i;
         return FK_NONE;
-}
-
-static bool roots_unchanged(struct scan *s, sqlite3 *db)
-{
-        sqlite3_stmt *st;
-        int64_t count = -1;
-        bool ok = true;
-
-        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM scan_roots WHERE scan_id = ?1", -1, &st,
-                               NULL) != SQLITE_OK)
-                return false;
-        sqlite3_bind_int64(st, 1, s->prev_scan);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                count = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        if (count != (int64_t)(s->nroots + s->nallow))
-                return false;
-        if (sqlite3_prepare_v2(db,
-                               "SELECT count(*) FROM scan_roots WHERE scan_id = ?1 AND role = ?2 "
-                               "AND path = ?3",
-                               -1, &st, NULL) != SQLITE_OK)
-                return false;
-        for (size_t i = 0; ok && i < s->nroots + s->nallow; i++) {
-                const char *arg = i < s->nroots ? s->root_args[i] : s->allow[i - s->nroots];
-                int64_t times = 0; /* a root may be given more than once */
-
-                for (size_t k = i < s->nroots ? 0 : s->nroots;
-                     k < (i < s->nroots ? s->nroots : s->nroots + s->nallow); k++)
-                        if (strcmp(k < s->nroots ? s->root_args[k] : s->allow[k - s->nroots],
-                                   arg) == 0)
-                                times++;
-                sqlite3_reset(st);
-                sqlite3_bind_int64(st, 1, s->prev_scan);
-                sqlite3_bind_text(st, 2, i < s->nroots ? "scan" : "allow", -1, SQLITE_STATIC);
-                ia_store_bind_path(st, 3, arg);
-                ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == times;
-        }
-        sqlite3_finalize(st);
-        return ok;
 }
 
 /* The current identity of path: from this walk, or lstat for files outside it. */
@@ -83,74 +45,113 @@ static bool current_identity(const struct ia_hmap *walked, const char *path, str
         return true;
 }
 
+struct reusable {
+        struct scan *s;
+        const struct ia_hmap *walked;
+        int64_t image_id;
+        bool found, ok, raw;
+};
+
+static int on_prev_image(const struct ia_plan_image *im, void *opaque)
+{
+        struct reusable *r = opaque;
+        const char *by = im->recognised_by;
+
+        r->found = true;
+        r->image_id = im->id;
+        r->ok = im->status && strcmp(im->status, "ok") == 0;
+        /* a raw backing file is an image only while an image uses it; a raw disk
+         * by content or by name stays one by itself */
+        r->raw = im->format && strcmp(im->format, "raw") == 0 &&
+                 (!by || strcmp(by, "reference") == 0 || strcmp(by, "vm-config") == 0 ||
+                  strcmp(by, "layout") == 0);
+        return 0;
+}
+
+/* Every file of the chain must be unchanged, and every link must have been fine. */
+static int on_chain_link(const struct ia_plan_link *l, void *opaque)
+{
+        struct reusable *r = opaque;
+        struct ia_identity was = {0}, now;
+        char *path;
+
+        if (!l->status || strcmp(l->status, "ok") != 0 || !l->has_target || l->target_in_archive) {
+                r->ok = false;
+                return 1;
+        }
+        path = strndup(l->path, l->path_len);
+        was.dev = l->dev;
+        was.ino = l->ino;
+        was.size = l->size;
+        was.mtime_ns = l->mtime_ns;
+        was.ctime_ns = l->ctime_ns;
+        r->ok = path && current_identity(r->walked, path, &now) && scan_same_identity(&was, &now) &&
+                scan_settled(r->s, &was);
+        free(path);
+        return !r->ok;
+}
+
 /*
  * Can the previous scan's image of file_id be carried over?  Its id in
  * *image_id; *raw tells that it was a raw file (an image only while some
  * image uses it as a raw backing file, so settle_plain_files() decides).
+ * A previous scan that cannot be read carries nothing over.
  */
-static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *walked,
+static bool image_reusable(struct scan *s, struct ia_plan *plan, const struct ia_hmap *walked,
                            int64_t file_id, int64_t *image_id, bool *raw)
 {
-        sqlite3_stmt *st;
-        bool ok = false;
+        struct reusable r = {.s = s, .walked = walked};
 
         *raw = false;
-        if (sqlite3_prepare_v2(db,
-                               "SELECT id, status, format, recognised_by FROM images "
-                               "WHERE scan_id = ?1 AND file_id = ?2",
-                               -1, &st, NULL) != SQLITE_OK)
+        if (ia_plan_image_of(plan, file_id, on_prev_image, &r) < 0 || !r.found)
                 return false;
-        sqlite3_bind_int64(st, 1, s->prev_scan);
-        sqlite3_bind_int64(st, 2, file_id);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-                const unsigned char *status = sqlite3_column_text(st, 1);
-                const unsigned char *format = sqlite3_column_text(st, 2);
+        *image_id = r.image_id;
+        *raw = r.raw;
+        if (!r.ok)
+                return false;
+        if (ia_plan_each_link(plan, r.image_id, on_chain_link, &r) < 0)
+                return false;
+        return r.ok;
+}
 
-                *image_id = sqlite3_column_int64(st, 0);
-                ok = status && strcmp((const char *)status, "ok") == 0;
-                const unsigned char *by = sqlite3_column_text(st, 3);
+/*
+ * Its findings are copied with it: an image read again that meets the same
+ * (file, code, message), in a shared base, adds no second.
+ */
+static int on_reused_finding(int64_t file_id, const char *code, const char *msg, void *opaque)
+{
+        struct scan *s = opaque;
+        size_t n = 24 + (code ? strlen(code) : 0) + (msg ? strlen(msg) : 0) + 3;
+        char *key = malloc(n);
 
-                /* a raw backing file is an image only while an image uses it; a raw disk
-                 * by content or by name stays one by itself */
-                *raw = format && strcmp((const char *)format, "raw") == 0 &&
-                       (!by || strcmp((const char *)by, "reference") == 0 ||
-                        strcmp((const char *)by, "vm-config") == 0 ||
-                        strcmp((const char *)by, "layout") == 0);
+        if (!key)
+                return 0;
+        snprintf(key, n, "%lld %s %s", (long long)file_id, code ? code : "", msg ? msg : "");
+        if (!ia_hmap_get(&s->findings, key, strlen(key)))
+                ia_hmap_put(&s->findings, key, strlen(key), (void *)1);
+        free(key);
+        return 0;
+}
+
+struct walked_files {
+        const struct ia_hmap *walked;
+};
+
+static int on_reused_link(const struct ia_plan_link *l, void *opaque)
+{
+        const struct walked_files *w = opaque;
+        const struct job *t = ia_hmap_get(w->walked, l->path, l->path_len);
+
+        if (!t || !l->kind)
+                return 0;
+        if (strcmp(l->kind, "backing") != 0)
+                atomic_store(&t->reg->data_file, true);
+        else if (l->target_format &&
+                 (strcmp(l->target_format, "raw") == 0 || strcmp(l->target_format, "vpc") == 0)) {
+                atomic_store(&t->reg->backing_drv, ia_driver_find(l->target_format)->name);
+                atomic_store(&t->reg->raw_backing, true);
         }
-        sqlite3_finalize(st);
-        if (!ok)
-                return false;
-        /* Every file of the chain must be unchanged, and every link must have been fine. */
-        if (sqlite3_prepare_v2(db,
-                               "SELECT l.status, f.path, f.dev, f.ino, f.size, f.mtime_ns, "
-                               "f.ctime_ns, f.archive_id FROM links l LEFT JOIN files f "
-                               "ON f.id = l.target_file_id WHERE l.image_id = ?1",
-                               -1, &st, NULL) != SQLITE_OK)
-                return false;
-        sqlite3_bind_int64(st, 1, *image_id);
-        while (ok && sqlite3_step(st) == SQLITE_ROW) {
-                const unsigned char *status = sqlite3_column_text(st, 0);
-                struct ia_identity was, now;
-                char *path;
-
-                if (!status || strcmp((const char *)status, "ok") != 0 ||
-                    sqlite3_column_type(st, 1) == SQLITE_NULL ||
-                    sqlite3_column_type(st, 7) != SQLITE_NULL) {
-                        ok = false;
-                        break;
-                }
-                path = strndup(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
-                was.dev = (uint64_t)sqlite3_column_int64(st, 2);
-                was.ino = (uint64_t)sqlite3_column_int64(st, 3);
-                was.size = (uint64_t)sqlite3_column_int64(st, 4);
-                was.mtime_ns = sqlite3_column_int64(st, 5);
-                was.ctime_ns = sqlite3_column_int64(st, 6);
-                ok = path && current_identity(walked, path, &now) &&
-                     scan_same_identity(&was, &now) && scan_settled(s, &was);
-                free(path);
-        }
-        sqlite3_finalize(st);
-        return ok;
+        return 0;
 }
 
 /*
@@ -159,89 +160,19 @@ static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *wa
  * image says the same through on_link() and scan_image()); and the findings
  * they carry are known, so none is recorded twice.
  */
-static int mark_reused_refs(struct scan *s, sqlite3 *db, const struct ia_hmap *walked)
+static int mark_reused_refs(struct scan *s, struct ia_plan *plan, const struct ia_hmap *walked)
 {
-        sqlite3_stmt *st, *fst;
+        struct walked_files w = {walked};
 
-        if (sqlite3_prepare_v2(db,
-                               "SELECT l.kind, f.path, ti.format FROM links l "
-                               "JOIN files f ON f.id = l.target_file_id "
-                               "LEFT JOIN images ti ON ti.scan_id = l.scan_id "
-                               "AND ti.file_id = l.target_file_id "
-                               "WHERE l.image_id = ?1 AND l.status = 'ok'",
-                               -1, &st, NULL) != SQLITE_OK)
-                return -1;
-        if (sqlite3_prepare_v2(db,
-                               "SELECT file_id, code, message FROM findings WHERE image_id = ?1",
-                               -1, &fst, NULL) != SQLITE_OK) {
-                sqlite3_finalize(st);
-                return -1;
-        }
         for (size_t i = 0; i < s->njobs; i++) {
                 if (s->jobs[i].action != JOB_REUSE_IMAGE)
                         continue;
-                /*
-                 * Its findings are copied with it: an image read again that meets
-                 * the same (file, code, message), in a shared base, adds no second.
-                 */
-                sqlite3_reset(fst);
-                sqlite3_bind_int64(fst, 1, s->jobs[i].prev_image_id);
-                while (sqlite3_step(fst) == SQLITE_ROW) {
-                        const char *code = (const char *)sqlite3_column_text(fst, 1);
-                        const char *msg = (const char *)sqlite3_column_text(fst, 2);
-                        size_t n = 24 + (code ? strlen(code) : 0) + (msg ? strlen(msg) : 0) + 3;
-                        char *key = malloc(n);
-
-                        if (!key)
-                                continue;
-                        snprintf(key, n, "%lld %s %s", (long long)sqlite3_column_int64(fst, 0),
-                                 code ? code : "", msg ? msg : "");
-                        if (!ia_hmap_get(&s->findings, key, strlen(key)))
-                                ia_hmap_put(&s->findings, key, strlen(key), (void *)1);
-                        free(key);
-                }
-                sqlite3_reset(st);
-                sqlite3_bind_int64(st, 1, s->jobs[i].prev_image_id);
-                while (sqlite3_step(st) == SQLITE_ROW) {
-                        const unsigned char *kind = sqlite3_column_text(st, 0);
-                        const unsigned char *format = sqlite3_column_text(st, 2);
-                        const struct job *t = ia_hmap_get(walked, sqlite3_column_blob(st, 1),
-                                                          (size_t)sqlite3_column_bytes(st, 1));
-
-                        if (!t || !kind)
-                                continue;
-                        if (strcmp((const char *)kind, "backing") != 0)
-                                atomic_store(&t->reg->data_file, true);
-                        else if (format && (strcmp((const char *)format, "raw") == 0 ||
-                                            strcmp((const char *)format, "vpc") == 0)) {
-                                atomic_store(&t->reg->backing_drv,
-                                             ia_driver_find((const char *)format)->name);
-                                atomic_store(&t->reg->raw_backing, true);
-                        }
-                }
+                if (ia_plan_each_finding(plan, s->jobs[i].prev_image_id, on_reused_finding, s) <
+                        0 ||
+                    ia_plan_each_ok_link(plan, s->jobs[i].prev_image_id, on_reused_link, &w) < 0)
+                        return -1;
         }
-        sqlite3_finalize(st);
-        sqlite3_finalize(fst);
         return 0;
-}
-
-/* Was the previous complete scan made by this very version of imgaudit? */
-static bool same_tool_version(struct scan *s, sqlite3 *db)
-{
-        sqlite3_stmt *st;
-        bool same = false;
-
-        if (sqlite3_prepare_v2(db, "SELECT tool_version FROM scans WHERE id = ?1", -1, &st, NULL) !=
-            SQLITE_OK)
-                return false;
-        sqlite3_bind_int64(st, 1, s->prev_scan);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-                const unsigned char *v = sqlite3_column_text(st, 0);
-
-                same = v && strcmp((const char *)v, IMGAUDIT_VERSION) == 0;
-        }
-        sqlite3_finalize(st);
-        return same;
 }
 
 void scan_free_prev(void *value, void *opaque)
@@ -311,12 +242,12 @@ static bool push_id(int64_t **v, size_t *n, size_t *cap, int64_t id)
 }
 
 /* A status an unchanged archive gives again (see above). */
-static bool archive_decides(const unsigned char *status)
+static bool archive_decides(const char *status)
 {
         static const char *const fine[] = {"ok", "missing", "loop", "too-deep", "empty-name"};
 
         for (size_t i = 0; status && i < sizeof(fine) / sizeof(fine[0]); i++)
-                if (strcmp((const char *)status, fine[i]) == 0)
+                if (strcmp(status, fine[i]) == 0)
                         return true;
         return false;
 }
@@ -348,23 +279,81 @@ static void collect_member(void *value, void *opaque)
                 ap->failed = true;
 }
 
-static bool prev_query(struct scan *s, sqlite3 *db, const char *sql, sqlite3_stmt **st)
+/* The members the previous scan recorded rows for, with their archive. */
+static int on_prev_member(int64_t id, int64_t archive_id, void *opaque)
 {
-        if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
-                return false;
-        sqlite3_bind_int64(*st, 1, s->prev_scan);
-        return true;
+        struct arch_planning *ap = opaque;
+        struct prev_member *m = malloc(sizeof(*m));
+
+        if (!m) {
+                ap->failed = true;
+                return 1;
+        }
+        m->id = id;
+        m->parent = archive_id;
+        if (ia_hmap_put(&ap->members, &m->id, sizeof(m->id), m) < 0) {
+                free(m);
+                ap->failed = true;
+                return 1;
+        }
+        return 0;
+}
+
+/* An unreadable member, an archive error or cap. */
+static int on_archive_problem(int64_t file_id, void *opaque)
+{
+        struct arch_plan *p = top_of(opaque, file_id);
+
+        if (p)
+                p->bad = true;
+        return 0;
+}
+
+/* An image of the previous scan: one inside a candidate archive must be fine. */
+static int on_prev_arch_image(int64_t id, int64_t file_id, const char *status, bool opened,
+                              void *opaque)
+{
+        struct arch_planning *ap = opaque;
+        struct arch_plan *p = top_of(ap, file_id);
+
+        if (!p || p->bad)
+                return 0;
+        if (!opened || !archive_decides(status))
+                p->bad = true;
+        else if (!push_id(&p->images, &p->nimages, &p->cap_images, id)) {
+                ap->failed = true;
+                return 1;
+        }
+        return 0;
+}
+
+struct arch_link_check {
+        struct arch_planning *ap;
+        struct arch_plan *plan;
+};
+
+/* A link of such an image: inside the same outermost archive, or a status it decides. */
+static int on_arch_link(const struct ia_plan_link *l, void *opaque)
+{
+        struct arch_link_check *c = opaque;
+        int64_t target = l->target_file_id;
+
+        if (!archive_decides(l->status))
+                c->plan->bad = true;
+        else if (strcmp(l->status, "ok") == 0 &&
+                 (!ia_hmap_get(&c->ap->members, &target, sizeof(target)) ||
+                  top_of(c->ap, target) != c->plan))
+                c->plan->bad = true;
+        return c->plan->bad;
 }
 
 /* Decide which of the walked archives unchanged since the previous scan are carried over. */
-static void plan_archives(struct scan *s, sqlite3 *db)
+static void plan_archives(struct scan *s, struct ia_plan *plan)
 {
         struct arch_planning ap;
         struct arch_plan *plans = NULL;
         struct ia_rec *rec = NULL;
-        sqlite3_stmt *st = NULL;
         size_t ncand = 0, n = 0;
-        int rc;
 
         memset(&ap, 0, sizeof(ap));
         ap.s = s;
@@ -388,92 +377,24 @@ static void plan_archives(struct scan *s, sqlite3 *db)
                         goto out;
                 n++;
         }
-        /* the members the previous scan recorded rows for, with their archive */
-        if (!prev_query(s, db,
-                        "SELECT f.id, f.archive_id FROM (SELECT file_id FROM scan_files "
-                        "WHERE scan_id = ?1 UNION SELECT file_id FROM entries WHERE scan_id = ?1 "
-                        "AND file_id IS NOT NULL UNION SELECT file_id FROM findings "
-                        "WHERE scan_id = ?1 AND file_id IS NOT NULL) x "
-                        "JOIN files f ON f.id = x.file_id WHERE f.archive_id IS NOT NULL",
-                        &st))
+        if (ia_plan_each_member(plan, on_prev_member, &ap) < 0 || ap.failed)
                 goto out;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct prev_member *m = malloc(sizeof(*m));
-
-                if (!m)
-                        goto out;
-                m->id = sqlite3_column_int64(st, 0);
-                m->parent = sqlite3_column_int64(st, 1);
-                if (ia_hmap_put(&ap.members, &m->id, sizeof(m->id), m) < 0) {
-                        free(m);
-                        goto out;
-                }
-        }
-        if (rc != SQLITE_DONE)
-                goto out;
-        sqlite3_finalize(st);
         /* unreadable members, archive errors and caps */
-        if (!prev_query(s, db,
-                        "SELECT file_id FROM entries WHERE scan_id = ?1 AND kind = 'unreadable' "
-                        "AND file_id IS NOT NULL UNION ALL SELECT file_id FROM findings "
-                        "WHERE scan_id = ?1 AND code IN ('archive-error', 'archive-limit')",
-                        &st))
+        if (ia_plan_each_archive_problem(plan, on_archive_problem, &ap) < 0)
                 goto out;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct arch_plan *p = top_of(&ap, sqlite3_column_int64(st, 0));
-
-                if (p)
-                        p->bad = true;
-        }
-        if (rc != SQLITE_DONE)
-                goto out;
-        sqlite3_finalize(st);
         /* the images inside, in the order they were numbered */
-        if (!prev_query(s, db,
-                        "SELECT id, file_id, status, virtual_size IS NOT NULL FROM images "
-                        "WHERE scan_id = ?1 ORDER BY id",
-                        &st))
+        if (ia_plan_each_image(plan, on_prev_arch_image, &ap) < 0 || ap.failed)
                 goto out;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct arch_plan *p = top_of(&ap, sqlite3_column_int64(st, 1));
-
-                if (!p || p->bad)
-                        continue;
-                if (!sqlite3_column_int(st, 3) || !archive_decides(sqlite3_column_text(st, 2)))
-                        p->bad = true;
-                else if (!push_id(&p->images, &p->nimages, &p->cap_images,
-                                  sqlite3_column_int64(st, 0)))
-                        goto out;
-        }
-        if (rc != SQLITE_DONE)
-                goto out;
-        sqlite3_finalize(st);
         /* their links: inside the same outermost archive, or statuses it decides */
-        st = NULL;
-        if (sqlite3_prepare_v2(db, "SELECT status, target_file_id FROM links WHERE image_id = ?1",
-                               -1, &st, NULL) != SQLITE_OK)
-                goto out;
         for (size_t i = 0; i < n; i++) {
-                for (size_t k = 0; k < plans[i].nimages && !plans[i].bad; k++) {
-                        sqlite3_reset(st);
-                        sqlite3_bind_int64(st, 1, plans[i].images[k]);
-                        while (!plans[i].bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-                                const unsigned char *status = sqlite3_column_text(st, 0);
-                                int64_t target = sqlite3_column_int64(st, 1);
+                struct arch_link_check c = {&ap, &plans[i]};
 
-                                if (!archive_decides(status))
-                                        plans[i].bad = true;
-                                else if (strcmp((const char *)status, "ok") == 0 &&
-                                         (!ia_hmap_get(&ap.members, &target, sizeof(target)) ||
-                                          top_of(&ap, target) != &plans[i]))
-                                        plans[i].bad = true;
-                        }
-                        if (!plans[i].bad && rc != SQLITE_DONE)
+                for (size_t k = 0; k < plans[i].nimages && !plans[i].bad; k++)
+                        if (ia_plan_each_link_target(plan, plans[i].images[k], on_arch_link, &c) <
+                                0 &&
+                            !plans[i].bad)
                                 goto out;
-                }
         }
-        sqlite3_finalize(st);
-        st = NULL;
         /* the files whose rows are carried over: the archives and their members */
         ia_hmap_each(&ap.members, collect_member, &ap);
         for (size_t i = 0; i < n && !ap.failed; i++)
@@ -496,7 +417,6 @@ static void plan_archives(struct scan *s, sqlite3 *db)
         }
 out:
         /* on any failure nothing is carried over: the archives are read */
-        sqlite3_finalize(st);
         for (size_t i = 0; plans && i < n; i++)
                 free(plans[i].images);
         free(plans);
@@ -506,121 +426,120 @@ out:
         ia_hmap_release(&ap.tops);
 }
 
-/* Give every walked file its id and decide what to do with it. */
 /*
  * The layers the previous scan's files have, stored already: a layer read
  * again with the same file, format and data files is not written again.
  * Only files this scan keeps (unchanged, same files row) can match.
  */
-static int load_layers(struct scan *s, sqlite3 *db)
+struct layer_load {
+        struct scan *s;
+        bool failed;
+};
+
+static int on_prev_layer(int64_t id, int64_t file_id, const char *format, const char *deps,
+                         void *opaque)
 {
-        sqlite3_stmt *st;
-        int rc;
+        struct layer_load *ll = opaque;
+        char key[512];
+        int n = snprintf(key, sizeof(key), "%lld %s %s", (long long)file_id, format, deps);
 
-        if (sqlite3_prepare_v2(db,
-                               "SELECT id, file_id, format, deps FROM layers "
-                               "WHERE kind = 'layer' AND tool_version = ?2 AND file_id IN "
-                               "(SELECT file_id FROM scan_files WHERE scan_id = ?1)",
-                               -1, &st, NULL) != SQLITE_OK)
-                return -1;
-        sqlite3_bind_int64(st, 1, s->prev_scan);
-        sqlite3_bind_text(st, 2, IMGAUDIT_VERSION, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                char key[512];
-                int n =
-                    snprintf(key, sizeof(key), "%lld %s %s", (long long)sqlite3_column_int64(st, 1),
-                             (const char *)sqlite3_column_text(st, 2),
-                             (const char *)sqlite3_column_text(st, 3));
-
-                if (n > 0 && (size_t)n < sizeof(key) &&
-                    ia_hmap_put(&s->layer_ids, key, (size_t)n,
-                                (void *)(intptr_t)sqlite3_column_int64(st, 0)) < 0)
-                        break;
+        if (n > 0 && (size_t)n < sizeof(key) &&
+            ia_hmap_put(&ll->s->layer_ids, key, (size_t)n, (void *)(intptr_t)id) < 0) {
+                ll->failed = true;
+                return 1;
         }
-        sqlite3_finalize(st);
-        return rc == SQLITE_DONE ? 0 : -1;
+        return 0;
+}
+
+static int load_layers(struct scan *s, struct ia_plan *plan)
+{
+        struct layer_load ll = {s, false};
+
+        if (ia_plan_each_layer(plan, IMGAUDIT_VERSION, on_prev_layer, &ll) < 0 || ll.failed)
+                return -1;
+        return 0;
 }
 
 /*
  * Before the walk: the previous complete scan, whether its results may be
  * reused, and its walked files (so that the walk reads only what changed).
  */
+/* A walked file of the previous scan, by path. */
+static int on_prev_file(const struct ia_plan_file *f, void *opaque)
+{
+        struct scan *s = opaque;
+        struct prev_file *p = calloc(1, sizeof(*p));
+
+        if (!p)
+                return 1;
+        p->id = f->id;
+        p->ident.dev = f->dev;
+        p->ident.ino = f->ino;
+        p->ident.size = f->size;
+        p->ident.mtime_ns = f->mtime_ns;
+        p->ident.ctime_ns = f->ctime_ns;
+        p->kind = kind_of(f->kind);
+        if (ia_hmap_put(&s->prev, f->path, f->path_len, p) < 0)
+                free(p);
+        return 0;
+}
+
 int scan_load_prev(struct scan *s, struct ia_error *err)
 {
-        sqlite3 *db = ia_store_db(s->store);
-        sqlite3_stmt *st;
+        struct ia_plan_scan last;
+        struct ia_plan *plan = NULL;
         bool reuse = false;
         int rc = -1;
 
-        s->prev_scan = 0;
         /*
          * That scan's walk began after its start, known to the nanosecond
          * (started_ns, schema 3; before it, started_at: whole seconds, so a
          * second later at most).
          */
-        if (sqlite3_prepare_v2(db,
-                               "SELECT id, started_ns, CAST(strftime('%s', started_at) AS INTEGER) "
-                               "FROM scans WHERE status = 'complete' ORDER BY id DESC LIMIT 1",
-                               -1, &st, NULL) == SQLITE_OK) {
-                if (sqlite3_step(st) == SQLITE_ROW) {
-                        int64_t sec = sqlite3_column_int64(st, 2); /* 0 if not a date */
+        ia_plan_last_complete(s->store, &last);
+        s->prev_scan = last.id;
+        if (last.id) {
+                int64_t sec = last.started_sec; /* 0 if not a date */
 
-                        s->prev_scan = sqlite3_column_int64(st, 0);
-                        /* a start we cannot read trusts no file */
-                        if (sqlite3_column_type(st, 1) == SQLITE_INTEGER &&
-                            sqlite3_column_int64(st, 1) > IA_RACY_NS)
-                                s->trusted_before_ns = sqlite3_column_int64(st, 1) - IA_RACY_NS;
-                        else if (sec > 0 && sec < INT64_MAX / 1000000000 - 1)
-                                s->trusted_before_ns = sec * 1000000000LL - IA_RACY_NS;
-                        else
-                                s->trusted_before_ns = INT64_MIN;
-                }
-                sqlite3_finalize(st);
+                /* a start we cannot read trusts no file */
+                if (last.has_started_ns && last.started_ns > IA_RACY_NS)
+                        s->trusted_before_ns = last.started_ns - IA_RACY_NS;
+                else if (sec > 0 && sec < INT64_MAX / 1000000000 - 1)
+                        s->trusted_before_ns = sec * 1000000000LL - IA_RACY_NS;
+                else
+                        s->trusted_before_ns = INT64_MIN;
         }
         if (s->full || getenv("IMGAUDIT_NO_INCREMENTAL"))
                 s->prev_scan = 0;
         /* another version's results may differ: read everything again */
-        if (s->prev_scan && roots_unchanged(s, db) && same_tool_version(s, db))
+        if (s->prev_scan &&
+            ia_plan_same_roots(s->store, s->prev_scan, s->root_args, s->nroots, s->allow,
+                               s->nallow) &&
+            ia_plan_same_version(s->store, s->prev_scan, IMGAUDIT_VERSION))
                 reuse = true;
         if (reuse) {
-                if (sqlite3_prepare_v2(db,
-                                       "SELECT f.id, f.path, f.dev, f.ino, f.size, f.mtime_ns, "
-                                       "f.ctime_ns, sf.kind FROM scan_files sf JOIN files f "
-                                       "ON f.id = sf.file_id WHERE sf.scan_id = ?1 "
-                                       "AND f.archive_id IS NULL AND f.mtime_ns IS NOT NULL",
-                                       -1, &st, NULL) != SQLITE_OK) {
-                        ia_error_set(err, IA_ERR_IO, "reading the previous scan: %s",
-                                     sqlite3_errmsg(db));
+                plan = ia_plan_new(s->store, s->prev_scan);
+                if (!plan) {
+                        ia_error_set(err, IA_ERR_NOMEM, "out of memory planning the scan");
                         goto out;
                 }
-                sqlite3_bind_int64(st, 1, s->prev_scan);
-                while (sqlite3_step(st) == SQLITE_ROW) {
-                        struct prev_file *p = calloc(1, sizeof(*p));
-
-                        if (!p)
-                                break;
-                        p->id = sqlite3_column_int64(st, 0);
-                        p->ident.dev = (uint64_t)sqlite3_column_int64(st, 2);
-                        p->ident.ino = (uint64_t)sqlite3_column_int64(st, 3);
-                        p->ident.size = (uint64_t)sqlite3_column_int64(st, 4);
-                        p->ident.mtime_ns = sqlite3_column_int64(st, 5);
-                        p->ident.ctime_ns = sqlite3_column_int64(st, 6);
-                        p->kind = kind_of(sqlite3_column_text(st, 7));
-                        if (ia_hmap_put(&s->prev, sqlite3_column_blob(st, 1),
-                                        (size_t)sqlite3_column_bytes(st, 1), p) < 0)
-                                free(p);
+                if (ia_plan_each_file(plan, on_prev_file, s) < 0) {
+                        ia_error_set(err, IA_ERR_IO, "reading the previous scan: %s",
+                                     ia_store_errmsg(s->store));
+                        goto out;
                 }
-                sqlite3_finalize(st);
         }
         s->reuse = reuse;
         rc = 0;
 out:
+        ia_plan_free(plan);
         return rc;
 }
 
+/* Give every walked file its id and decide what to do with it. */
 int scan_plan(struct scan *s, struct ia_error *err)
 {
-        sqlite3 *db = ia_store_db(s->store);
+        struct ia_plan *plan = NULL;
         struct ia_hmap walked;
         int64_t max_file, max_image, max_layer;
         bool reuse = s->reuse;
@@ -632,6 +551,8 @@ int scan_plan(struct scan *s, struct ia_error *err)
         atomic_store(&s->next_file_id, max_file + 1);
         atomic_store(&s->next_image_id, max_image + 1);
         atomic_store(&s->next_layer_id, max_layer + 1);
+        if (reuse && !(plan = ia_plan_new(s->store, s->prev_scan)))
+                goto nomem;
         /* the walked files by path: only what reuse consults */
         for (size_t i = 0; reuse && i < s->njobs; i++)
                 if (ia_hmap_put(&walked, s->jobs[i].wf.path, strlen(s->jobs[i].wf.path),
@@ -661,7 +582,7 @@ int scan_plan(struct scan *s, struct ia_error *err)
                         jb->action = JOB_REUSE_PLAIN;
                         jb->reg->prev_kind = p->kind;
                 } else if (p->kind == FK_IMAGE &&
-                           image_reusable(s, db, &walked, p->id, &jb->prev_image_id, &raw)) {
+                           image_reusable(s, plan, &walked, p->id, &jb->prev_image_id, &raw)) {
                         jb->action = raw ? JOB_REUSE_PLAIN : JOB_REUSE_IMAGE;
                         if (raw)
                                 jb->reg->prev_kind = p->kind;
@@ -669,14 +590,16 @@ int scan_plan(struct scan *s, struct ia_error *err)
                         jb->reg->prev_kind = p->kind; /* decided by plan_archives() */
                 }
         }
-        if (reuse && mark_reused_refs(s, db, &walked) < 0) {
-                ia_error_set(err, IA_ERR_IO, "reading the previous scan: %s", sqlite3_errmsg(db));
+        if (reuse && mark_reused_refs(s, plan, &walked) < 0) {
+                ia_error_set(err, IA_ERR_IO, "reading the previous scan: %s",
+                             ia_store_errmsg(s->store));
                 goto out;
         }
         if (reuse)
-                plan_archives(s, db);
-        if (reuse && load_layers(s, db) < 0) {
-                ia_error_set(err, IA_ERR_IO, "reading the previous scan: %s", sqlite3_errmsg(db));
+                plan_archives(s, plan);
+        if (reuse && load_layers(s, plan) < 0) {
+                ia_error_set(err, IA_ERR_IO, "reading the previous scan: %s",
+                             ia_store_errmsg(s->store));
                 goto out;
         }
         rc = 0;
@@ -688,5 +611,6 @@ out:
         ia_hmap_release(&s->prev);
         ia_hmap_init(&s->prev);
         ia_hmap_release(&walked);
+        ia_plan_free(plan);
         return rc;
 }

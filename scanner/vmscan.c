@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
+#include "store_vms.h"
 #include "banned.h"
 
 #define MAX_CONFIG_FILES 100000u
@@ -298,148 +298,66 @@ void ia_vmscan_resolve(struct ia_vmscan *vs,
         }
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-        if (s)
-                sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-        else
-                sqlite3_bind_null(st, i);
-}
-
-static void bind_id(sqlite3_stmt *st, int i, int64_t id)
-{
-        if (id > 0)
-                sqlite3_bind_int64(st, i, id);
-        else
-                sqlite3_bind_null(st, i);
-}
-
-static int finding(sqlite3_stmt *st, int64_t scan_id, int64_t file_id, const char *code,
-                   const char *msg)
-{
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, scan_id);
-        bind_id(st, 2, file_id);
-        bind_text(st, 3, code);
-        bind_text(st, 4, msg);
-        return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-}
-
 int ia_vmscan_store(struct ia_vmscan *vs, struct ia_store *store, int64_t scan_id,
                     struct ia_error *err)
 {
-        sqlite3 *db = ia_store_db(store);
-        sqlite3_stmt *sv = NULL, *sd = NULL, *sm = NULL, *sf = NULL;
-        int rc = -1;
+        struct ia_vm_rows *w = ia_vm_rows_begin(store, scan_id, err);
 
-        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-                goto fail;
-        if (sqlite3_prepare_v2(db,
-                               "INSERT INTO vms (scan_id, kind, name, uuid, config_path, "
-                               "config_file_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                               -1, &sv, NULL) != SQLITE_OK ||
-            sqlite3_prepare_v2(db,
-                               "INSERT INTO vm_disks (scan_id, vm_id, target, bus, device, "
-                               "source, format, uuid, path, file_id, status) VALUES "
-                               "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                               -1, &sd, NULL) != SQLITE_OK ||
-            sqlite3_prepare_v2(db,
-                               "INSERT INTO vm_media (scan_id, vm_id, uuid, parent_uuid, "
-                               "location, format, type, path, file_id) VALUES "
-                               "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                               -1, &sm, NULL) != SQLITE_OK ||
-            sqlite3_prepare_v2(db,
-                               "INSERT INTO findings (scan_id, image_id, file_id, code, message) "
-                               "VALUES (?1, NULL, ?2, ?3, ?4)",
-                               -1, &sf, NULL) != SQLITE_OK)
-                goto fail;
+        if (!w)
+                return -1;
         for (size_t i = 0; i < vs->ndefs; i++) {
                 struct ia_vmscan_def *d = &vs->defs[i];
                 int64_t vm_id;
 
-                sqlite3_reset(sv);
-                sqlite3_bind_int64(sv, 1, scan_id);
-                bind_text(sv, 2, ia_vm_kind_name(d->def.kind));
-                bind_text(sv, 3, d->def.name);
-                bind_text(sv, 4, d->def.uuid);
-                bind_text(sv, 5, d->config_path);
-                bind_id(sv, 6, d->config_file_id);
-                if (sqlite3_step(sv) != SQLITE_DONE)
-                        goto fail;
-                vm_id = sqlite3_last_insert_rowid(db);
+                if (ia_vm_rows_vm(w, ia_vm_kind_name(d->def.kind), d->def.name, d->def.uuid,
+                                  d->config_path, d->config_file_id, &vm_id) < 0)
+                        return ia_vm_rows_abort(w, err);
                 for (size_t k = 0; k < d->def.ndisks; k++) {
                         struct ia_vm_disk *v = &d->def.disks[k];
                         const char *status = d->disk_status[k] ? d->disk_status[k] : "empty";
+                        struct ia_vm_disk_row row = {
+                            .target = v->target,
+                            .bus = v->bus,
+                            .device = v->device,
+                            .source = v->source,
+                            .format = v->format,
+                            .uuid = v->uuid,
+                            .path = v->path,
+                            .status = status,
+                            .file_id = d->disk_file[k],
+                        };
 
-                        sqlite3_reset(sd);
-                        sqlite3_bind_int64(sd, 1, scan_id);
-                        sqlite3_bind_int64(sd, 2, vm_id);
-                        bind_text(sd, 3, v->target);
-                        bind_text(sd, 4, v->bus);
-                        bind_text(sd, 5, v->device);
-                        bind_text(sd, 6, v->source);
-                        bind_text(sd, 7, v->format);
-                        bind_text(sd, 8, v->uuid);
-                        bind_text(sd, 9, v->path);
-                        bind_id(sd, 10, d->disk_file[k]);
-                        bind_text(sd, 11, status);
-                        if (sqlite3_step(sd) != SQLITE_DONE)
-                                goto fail;
-                        if (strcmp(status, "missing") == 0) {
-                                char *msg =
-                                    sqlite3_mprintf("VM '%s' (%s): disk %s '%s' is missing",
-                                                    d->def.name ? d->def.name : "?", d->config_path,
-                                                    v->target ? v->target : "?", v->source);
-
-                                if (!msg || finding(sf, scan_id, d->config_file_id,
-                                                    "vm-disk-missing", msg) < 0) {
-                                        sqlite3_free(msg);
-                                        goto fail;
-                                }
-                                sqlite3_free(msg);
-                        }
+                        if (ia_vm_rows_disk(w, vm_id, &row) < 0)
+                                return ia_vm_rows_abort(w, err);
+                        if (strcmp(status, "missing") == 0 &&
+                            ia_vm_rows_finding(w, d->config_file_id, "vm-disk-missing",
+                                               "VM '%s' (%s): disk %s '%s' is missing",
+                                               d->def.name ? d->def.name : "?", d->config_path,
+                                               v->target ? v->target : "?", v->source) < 0)
+                                return ia_vm_rows_abort(w, err);
                 }
                 for (size_t k = 0; k < d->def.nmedia; k++) {
                         struct ia_vm_medium *m = &d->def.media[k];
+                        struct ia_vm_medium_row row = {
+                            .uuid = m->uuid,
+                            .parent_uuid = m->parent_uuid,
+                            .location = m->location,
+                            .format = m->format,
+                            .type = m->type,
+                            .path = m->path,
+                            .file_id = d->media_file[k],
+                        };
 
-                        sqlite3_reset(sm);
-                        sqlite3_bind_int64(sm, 1, scan_id);
-                        sqlite3_bind_int64(sm, 2, vm_id);
-                        bind_text(sm, 3, m->uuid);
-                        bind_text(sm, 4, m->parent_uuid);
-                        bind_text(sm, 5, m->location);
-                        bind_text(sm, 6, m->format);
-                        bind_text(sm, 7, m->type);
-                        bind_text(sm, 8, m->path);
-                        bind_id(sm, 9, d->media_file[k]);
-                        if (sqlite3_step(sm) != SQLITE_DONE)
-                                goto fail;
+                        if (ia_vm_rows_medium(w, vm_id, &row) < 0)
+                                return ia_vm_rows_abort(w, err);
                 }
         }
-        for (size_t i = 0; i < vs->nerrors; i++) {
-                char *msg = sqlite3_mprintf("VM definition '%s': %s", vs->errors[i].path,
-                                            vs->errors[i].msg);
-
-                if (!msg ||
-                    finding(sf, scan_id, vs->errors[i].file_id, "vm-config-invalid", msg) < 0) {
-                        sqlite3_free(msg);
-                        goto fail;
-                }
-                sqlite3_free(msg);
-        }
-        if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-                goto fail;
-        rc = 0;
-        goto out;
-fail:
-        ia_error_set(err, IA_ERR_IO, "recording VM definitions: %s", sqlite3_errmsg(db));
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-out:
-        sqlite3_finalize(sv);
-        sqlite3_finalize(sd);
-        sqlite3_finalize(sm);
-        sqlite3_finalize(sf);
-        return rc;
+        for (size_t i = 0; i < vs->nerrors; i++)
+                if (ia_vm_rows_finding(w, vs->errors[i].file_id, "vm-config-invalid",
+                                       "VM definition '%s': %s", vs->errors[i].path,
+                                       vs->errors[i].msg) < 0)
+                        return ia_vm_rows_abort(w, err);
+        return ia_vm_rows_commit(w, err);
 }
 
 void ia_vmscan_free(struct ia_vmscan *vs)

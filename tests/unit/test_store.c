@@ -18,6 +18,7 @@
 
 #include "schema.h"
 #include "store.h"
+#include "store_sql.h"
 
 /* The version the store migrates to: its last embedded schema file. */
 static int latest_schema(void)

@@ -1,9 +1,11 @@
 /*
- * The subcommands of the one binary, each in its own cmd_<name>.c in the
- * folder of the module it drives.  main() (scanner/main.c) holds the table.
+ * What the report library (report/) offers the binary: its subcommands,
+ * each in its own cmd_<name>.c.  main() (scanner/main.c, built as the
+ * executable on top of the libraries) holds the command table; the scanner
+ * library's commands are in scanner/scanner.h.
  */
-#ifndef IA_COMMANDS_H
-#define IA_COMMANDS_H
+#ifndef IA_REPORT_H
+#define IA_REPORT_H
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,16 +26,6 @@ int ia_cmd_report_db(struct sqlite3 *db, const char *name, int argc, char **argv
 /* "imgaudit VERSION (database schema N, report schema N)" for --version. */
 void ia_print_version(FILE *f);
 
-int ia_cmd_scan(int argc, char **argv);
-extern const char ia_scan_usage[];
-
-int ia_cmd_prune(int argc, char **argv);
-extern const char ia_prune_usage[];
-
-int ia_cmd_push(int argc, char **argv);
-extern const char ia_push_usage[];
-int ia_cmd_pg_migrate(int argc, char **argv);
-extern const char ia_pg_migrate_usage[];
 /* imgaudit report --db CONNINFO (report/pg_report.c): the fleet's PostgreSQL */
 bool ia_report_wants_pg(int argc, char **argv);
 int ia_cmd_report_pg(int argc, char **argv);

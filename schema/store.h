@@ -10,6 +10,10 @@
  * mid-way stays 'running' until the next run (holding the lock) marks it
  * 'aborted'.  Schema: schema/ (embedded, applied in order, PRAGMA
  * user_version), documented in schema/README.md.
+ *
+ * No SQLite here: the layers above the store ask it typed questions
+ * (store_plan.h, store_prune.h, store_vms.h) and never issue SQL through
+ * it; the store's own files and the tests reach SQLite through store_sql.h.
  */
 #ifndef IA_STORE_H
 #define IA_STORE_H
@@ -17,8 +21,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <sqlite3.h>
 
 #include "error.h"
 
@@ -187,7 +189,6 @@ struct ia_store;
 int ia_store_open(const char *path, struct ia_store **out, struct ia_error *err);
 /* Checkpoint the WAL (truncate) and close; NULL-safe. */
 void ia_store_close(struct ia_store *s);
-sqlite3 *ia_store_db(struct ia_store *s);
 
 /* Mark every 'running' scan aborted (call with the lock held); the count in *n. */
 int ia_store_mark_dead_scans(struct ia_store *s, int *n, struct ia_error *err);
@@ -214,8 +215,6 @@ int ia_store_put_list(struct ia_store *s, struct ia_rec *head);
 /* Drain the queue, commit, stop the thread; the writer's error, if any.  Map rows in *map_rows. */
 int ia_store_writer_stop(struct ia_store *s, uint64_t *map_rows, struct ia_error *err);
 
-/* Bind a path: TEXT when it is valid UTF-8, else a BLOB of the same bytes. */
-int ia_store_bind_path(sqlite3_stmt *st, int idx, const char *path);
 /* Is [s, s+n) valid UTF-8? */
 bool ia_utf8_valid(const char *s, size_t n);
 

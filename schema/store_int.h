@@ -1,0 +1,106 @@
+/*
+ * Private to the store (schema/store_open.c, schema/store_write.c): the
+ * store's structure, its prepared statements' numbers, and the few helpers
+ * both halves use (static inline, so that each file reads as before the
+ * split).  The layers above see only store.h.
+ */
+#ifndef IA_STORE_INT_H
+#define IA_STORE_INT_H
+
+#ifndef IA_STORE_INTERNAL
+#error "store_int.h is private to the store library (schema/): include store.h"
+#endif
+
+#include <pthread.h>
+
+#include "store_sql.h"
+
+enum {
+        ST_FILE,
+        ST_SCAN_FILE,
+        ST_ENTRY,
+        ST_DIR,
+        ST_IMAGE,
+        ST_LINK,
+        ST_FINDING,
+        ST_OVF,
+        ST_LAYER,
+        ST_REUSE_IMAGE,
+        ST_REUSE_LINKS,
+        ST_REUSE_FINDINGS,
+        ST_COUNT,
+};
+
+/*
+ * Rows of layer_runs, pieces and chain_layers go in multi-row INSERTs of 16,
+ * 8, 4, 2 and 1 rows: a layer of 7 runs is three statement steps, not seven
+ * (the one writer is what bounds a scan of many small images).
+ */
+#define NMULTI 5 /* statements of 1, 2, 4, 8 and 16 rows */
+
+struct multi {
+        const char *head; /* "INSERT INTO t (cols) VALUES " */
+        int cols;
+        sqlite3_stmt *st[NMULTI];
+};
+
+struct ia_store {
+        sqlite3 *db;
+        char *path;
+        sqlite3_stmt *st[ST_COUNT];
+        struct multi runs, pieces, chain;
+
+        /* the writer */
+        pthread_t thread;
+        bool running;
+        int64_t scan_id;
+        pthread_mutex_t lock;
+        pthread_cond_t not_empty, not_full;
+        struct ia_rec *head, *tail;
+        size_t len, cap;
+        bool stopping;
+        bool failed; /* the writer hit an error: records are dropped */
+        struct ia_error werr;
+        uint64_t map_rows;
+        unsigned delay_ms; /* IMGAUDIT_TEST_WRITER_DELAY_MS: slow writer, for crash tests */
+};
+
+static inline int bind_text(sqlite3_stmt *st, int idx, const char *s)
+{
+        return s ? sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, idx);
+}
+
+static inline int bind_id(sqlite3_stmt *st, int idx, int64_t id)
+{
+        return id ? sqlite3_bind_int64(st, idx, id) : sqlite3_bind_null(st, idx);
+}
+
+static inline int db_error(struct ia_store *s, struct ia_error *err, const char *what)
+{
+        int code = sqlite3_extended_errcode(s->db);
+        int prim = code & 0xff;
+        enum ia_errcat cat = IA_ERR_IO;
+
+        if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB)
+                cat = IA_ERR_CORRUPT;
+        else if (prim == SQLITE_NOMEM)
+                cat = IA_ERR_NOMEM;
+        ia_error_set(err, cat, "database '%s': %s: %s", s->path, what, sqlite3_errmsg(s->db));
+        if (err) {
+                err->errnum = code;
+                err->reason = prim == SQLITE_FULL ? "disk-full" : "database";
+        }
+        return -1;
+}
+
+static inline int exec(struct ia_store *s, const char *sql, struct ia_error *err)
+{
+        if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                return db_error(s, err, sql);
+        return 0;
+}
+
+/* Finalize every prepared statement of the writer (store_write.c); for ia_store_close(). */
+void ia_store_finalize_statements(struct ia_store *s);
+
+#endif

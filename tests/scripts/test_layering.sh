@@ -1,0 +1,93 @@
+#!/bin/bash
+# The layering of the libraries (README, "Source code layout"), checked on
+# every #include "..." line of the sources:
+#
+#   formats/ <- schema/ <- scanner/, report/ (siblings) <- the binary
+#
+# A file includes headers of its own folder or of the folders beneath it,
+# by bare name (never a path such as "../scanner/scan.h", which would get
+# round the include directories).  scanner/main.c is the binary, on top.
+# The build enforces the same with private include directories
+# (tests/boundaries/: a crossing does not compile); this check also sees
+# the headers no probe names.  It first proves that it finds a crossing in
+# a small tree made here.
+. "$(dirname "$0")/lib.sh"
+lib_workdir layering
+
+declare -A beneath=([formats]="" [schema]="formats" [scanner]="schema formats"
+	[report]="schema formats")
+folders="formats schema scanner report"
+
+# check_tree ROOT: print one line per crossing under ROOT
+check_tree() {
+	local root=$1 dir f h d found line
+	for dir in $folders; do
+		for f in "$root/$dir"/*.[ch]; do
+			[ -f "$f" ] || continue
+			[ "$dir/${f##*/}" = scanner/main.c ] && continue
+			grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" |
+				sed -E 's/^[^"]*"([^"]*)".*/\1/' | while read -r h; do
+				case $h in
+				*/*)
+					echo "$dir/${f##*/}: includes \"$h\" by a path"
+					continue
+					;;
+				esac
+				[ -f "$root/$dir/$h" ] && continue
+				found=
+				for d in ${beneath[$dir]}; do
+					[ -f "$root/$d/$h" ] && found=$d && break
+				done
+				[ -n "$found" ] && continue
+				line="$dir/${f##*/}: includes \"$h\", which is in no folder beneath $dir/"
+				for d in $folders; do
+					[ -f "$root/$d/$h" ] && line="$dir/${f##*/}: includes $d/$h (${dir}/ may include ${beneath[$dir]:-nothing but itself})"
+				done
+				echo "$line"
+			done
+		done
+	done
+}
+
+# the checker finds crossings: upwards, sideways, by a path
+mkdir -p t/formats t/schema t/scanner t/report
+echo '#include "store.h"' >t/formats/a.c
+echo '#include "error.h"' >t/schema/store.h
+echo '#include "rpt.h"' >t/scanner/scan.h
+printf '#include "store.h"\n#include "error.h"\n#include "../scanner/scan.h"\n' >t/report/rpt.h
+touch t/formats/error.h
+check_tree "$WORK/t" >found.txt
+eq "crossings found in the made tree" "$(sort found.txt | sed 's/ .*//' | tr '\n' ' ')" \
+	"formats/a.c: report/rpt.h: scanner/scan.h: "
+grep -q 'formats/a.c: includes schema/store.h' found.txt && ok || bad "upward crossing not named: $(cat found.txt)"
+
+# check_sql ROOT: the scan issues no SQL.  No file of scanner/ includes
+# <sqlite3.h> or store_sql.h (the store's SQLite connection) but push's
+# (cmd_push.c, push.h, push_*.c), which read a store through a connection of
+# their own (their queries are not yet in schema/); formats/ knows nothing
+# of SQLite.
+check_sql() {
+	local f
+	for f in "$1"/scanner/*.[ch] "$1"/formats/*.[ch]; do
+		[ -f "$f" ] || continue
+		case $f in */scanner/cmd_push.c | */scanner/push.h | */scanner/push_*.c) continue ;; esac
+		grep -qE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](sqlite3|store_sql)\.h[>"]' "$f" &&
+			echo "${f#"$1"/}: includes SQLite"
+	done
+}
+echo '#include <sqlite3.h>' >t/scanner/scan_x.c
+echo '#include "store_sql.h"' >t/scanner/scan_y.c
+eq "SQL in the made tree" "$(check_sql "$WORK/t" | sort | tr '\n' ' ')" \
+	"scanner/scan_x.c: includes SQLite scanner/scan_y.c: includes SQLite "
+
+# the sources
+[ -f "$SOURCE_DIR/scanner/scan.h" ] && [ -f "$SOURCE_DIR/schema/store.h" ] && ok ||
+	bad "no sources at $SOURCE_DIR"
+check_tree "$SOURCE_DIR" >crossings.txt
+[ ! -s crossings.txt ] && ok || bad "boundary crossings:
+$(cat crossings.txt)"
+check_sql "$SOURCE_DIR" >sql.txt
+[ ! -s sql.txt ] && ok || bad "SQL outside the store:
+$(cat sql.txt)"
+
+lib_summary test_layering
