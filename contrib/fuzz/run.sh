@@ -21,8 +21,8 @@ formats=$(ls "$src"/formats/*.c)
 status=0
 for target in image probe archive; do
 	extra=""
-	# archives.c reads OVF descriptors through vmdefs.c (libxml2)
-	[ "$target" = archive ] && extra="$src/scanner/archives.c $src/scanner/spool.c
+	# the archive reader (scanner/archive*.c) reads OVF descriptors through vmdefs.c (libxml2)
+	[ "$target" = archive ] && extra="$(ls "$src"/scanner/archive*.c) $src/scanner/spool.c
 		$src/scanner/vmdefs.c $(pkg-config --cflags --libs libxml-2.0) -larchive"
 	clang $cflags -o "$out/fuzz_$target" "$src/contrib/fuzz/fuzz_$target.c" $formats $extra -lz -lzstd
 	rm -rf "$out/corpus-$target" && cp -r "$src/contrib/fuzz/corpus/$target" "$out/corpus-$target"
