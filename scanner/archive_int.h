@@ -74,7 +74,13 @@ struct walk {
         size_t check_member;   /* a tar member mapped in place whose end is checked, + 1 */
         uint64_t check_end;    /* where the next header must start after it */
         struct ia_error io_err;
-        uint8_t *verify; /* VERIFY_MAX bytes */
+        uint8_t *verify;        /* VERIFY_MAX bytes */
+        size_t target;          /* a second pass: the member to spool, + 1 (0: every member) */
+        struct arc_refetch *rf; /* made at the first deferred member */
+        uint64_t kept;          /* bytes of deferred members' heads held */
+        bool ovf_read;          /* the OVF descriptor's names are in ovf_names */
+        char **ovf_names;       /* normalised hrefs of its <File>s */
+        size_t n_ovf_names;
 };
 
 /* ---- archive_io.c ---- */
@@ -119,6 +125,40 @@ unsigned arc_source_depth(const struct ia_source *src);
 struct ia_source *arc_sparse_new(struct ia_source *under, struct ia_extent *ext, size_t n,
                                  uint64_t size, uint64_t stored);
 
+/*
+ * Deferred members (archives.h, wanted): what a second pass needs, shared by
+ * the deferred members of one archive, and the members' sources.
+ */
+struct arc_refetch;
+
+/* lim: resolved; its wanted callback is dropped, its tmpdir copied. */
+struct arc_refetch *arc_refetch_new(struct ia_source *src, const char *name,
+                                    const struct ia_archive_limits *lim);
+void arc_refetch_unref(struct arc_refetch *rf); /* NULL-safe */
+
+/* The spool bytes the first walk kept (what is left of the budget is for fetches). */
+void arc_refetch_set_used(struct arc_refetch *rf, uint64_t used);
+
+/*
+ * A member of size bytes (ordinal in the walk) whose first head_len bytes
+ * are head, borrowed: reads past them fail, until arc_deferred_keep() copies
+ * the first IA_ARCHIVE_KEPT of them and lets a read past them fetch the member.
+ */
+struct ia_source *arc_deferred_new(struct arc_refetch *rf, size_t ordinal, const char *member,
+                                   uint64_t size, const uint8_t *head, size_t head_len);
+int arc_deferred_keep(struct ia_source *src);
+
+/* ---- archives.c ---- */
+
+/*
+ * The second pass: walk src again (lim resolved, no wanted callback) up to
+ * member ordinal, spool it and hand back its source, checked to be the
+ * member called member of size bytes.
+ */
+struct ia_source *arc_fetch_member(struct ia_source *src, const char *name,
+                                   const struct ia_archive_limits *lim, size_t ordinal,
+                                   const char *member, uint64_t size, struct ia_error *err);
+
 /* ---- archive_walk.c ---- */
 
 /* Record a problem that stops the walk (the first one wins). */
@@ -131,5 +171,14 @@ void arc_walk_members(struct walk *w);
 
 /* Parse the first .ovf member that could be read, into a->ovf. */
 void arc_ovf_read(struct ia_archive *a);
+
+bool arc_ends_with_ovf(const char *name);
+
+/*
+ * During the walk: does the OVF descriptor, when one of the members before
+ * the last is one, name the last member (by normalised name)?
+ */
+bool arc_ovf_names_member(struct walk *w);
+void arc_ovf_names_free(struct walk *w);
 
 #endif

@@ -168,11 +168,75 @@ static void ovf_parse(struct ia_archive *a, const char *desc, const char *text, 
         ia_ovf_desc_free(&od);
 }
 
-static bool ends_with_ovf(const char *name)
+bool arc_ends_with_ovf(const char *name)
 {
         size_t n = strlen(name);
 
         return n > 4 && strcasecmp(name + n - 4, ".ovf") == 0;
+}
+
+/* The descriptor's text (at most OVF_MAX bytes), or NULL. */
+static char *ovf_text(const struct ia_archive_member *m, struct ia_error *err)
+{
+        char *text;
+
+        if (m->src->size > OVF_MAX)
+                return NULL;
+        text = malloc((size_t)m->src->size + 1);
+        if (!text)
+                return NULL;
+        if (ia_read(m->src, text, (size_t)m->src->size, 0, "OVF descriptor", err) < 0) {
+                free(text);
+                return NULL;
+        }
+        text[m->src->size] = '\0';
+        return text;
+}
+
+/* The normalised hrefs of the descriptor m, for the walk's decisions (problems are ovf_read's). */
+static void ovf_names(struct walk *w, const struct ia_archive_member *m)
+{
+        struct ia_ovf_desc od;
+        struct ia_error e;
+        char *text;
+
+        w->ovf_read = true;
+        ia_error_clear(&e);
+        text = ovf_text(m, &e);
+        if (!text || ia_ovf_descriptor_parse(text, (size_t)m->src->size, &od, &e) < 0) {
+                free(text);
+                return;
+        }
+        free(text);
+        w->ovf_names = od.nfiles ? calloc(od.nfiles, sizeof(char *)) : NULL;
+        for (size_t i = 0; w->ovf_names && i < od.nfiles; i++)
+                if (od.files[i].href &&
+                    (w->ovf_names[w->n_ovf_names] = ia_name_normalise(od.files[i].href, false)))
+                        w->n_ovf_names++;
+        ia_ovf_desc_free(&od);
+}
+
+bool arc_ovf_names_member(struct walk *w)
+{
+        const struct ia_archive *a = w->a;
+
+        for (size_t i = 0; !w->ovf_read && i + 1 < a->count; i++)
+                if (a->members[i].type == IA_MEMBER_FILE && a->members[i].src &&
+                    arc_ends_with_ovf(a->members[i].name))
+                        ovf_names(w, &a->members[i]);
+        for (size_t i = 0; a->count && i < w->n_ovf_names; i++)
+                if (strcmp(w->ovf_names[i], a->norms[a->count - 1]) == 0)
+                        return true;
+        return false;
+}
+
+void arc_ovf_names_free(struct walk *w)
+{
+        for (size_t i = 0; i < w->n_ovf_names; i++)
+                free(w->ovf_names[i]);
+        free(w->ovf_names);
+        w->ovf_names = NULL;
+        w->n_ovf_names = 0;
 }
 
 void arc_ovf_read(struct ia_archive *a)
@@ -182,7 +246,7 @@ void arc_ovf_read(struct ia_archive *a)
                 struct ia_error e;
                 char *text;
 
-                if (m->type != IA_MEMBER_FILE || !m->src || !ends_with_ovf(m->name))
+                if (m->type != IA_MEMBER_FILE || !m->src || !arc_ends_with_ovf(m->name))
                         continue;
                 if (m->src->size > OVF_MAX) {
                         if (a->error.cat == IA_ERR_NONE)

@@ -74,13 +74,213 @@ static int skip_data(struct walk *w, struct ia_archive_member *m)
         return 0;
 }
 
-/* Spool the member's data, starting with a block already read (buf may be NULL). */
+/* The next data block of m, the caps checked: 1 a block, 0 the end, -1 the walk stops. */
+static int next_block(struct walk *w, struct ia_archive_member *m, const void **buf, size_t *len,
+                      la_int64_t *off)
+{
+        struct ia_error e;
+        int r = archive_read_data_block(w->ar, buf, len, off);
+
+        if (r == ARCHIVE_EOF)
+                return 0;
+        if (arc_la_failed(r))
+                return data_failed(w, m);
+        w->produced += *len;
+        if (arc_check_bomb(w, m, &e) < 0) {
+                m->error = e;
+                arc_walk_fail(w, &e);
+                return -1;
+        }
+        return 1;
+}
+
+/* Does block [off, +len) lie inside the member?  If not, m->error says so. */
+static bool block_inside(struct ia_archive_member *m, bool sized, size_t len, la_int64_t off)
+{
+        if (off >= 0 && (!sized || ia_range_in((uint64_t)off, len, m->size)))
+                return true;
+        ia_error_set(&m->error, IA_ERR_CORRUPT,
+                     "member '%s': data at offset %lld lies beyond its size of %llu bytes", m->name,
+                     (long long)off, (unsigned long long)m->size);
+        return false;
+}
+
+/*
+ * A member's first data blocks, read before it is spooled so that the caller
+ * can say whether it may be an image (limits.wanted): a copy of each block as
+ * read (replayed into the spool when it is wanted) and its first
+ * IA_ARCHIVE_HEAD bytes with holes as zeros (what the probes see).
+ */
+struct head {
+        uint8_t *bytes;
+        uint8_t *data;
+        size_t data_len, data_cap;
+        struct head_block {
+                uint64_t off;
+                size_t len;
+        } * blk;
+        size_t nblk, blk_cap;
+        uint64_t covered; /* where the last block ends */
+        bool whole;       /* the member's data ended inside the head */
+};
+
+static void head_release(struct head *hd)
+{
+        free(hd->bytes);
+        free(hd->data);
+        free(hd->blk);
+}
+
+static int head_add(struct head *hd, const void *buf, size_t len, uint64_t off)
+{
+        if (hd->nblk == hd->blk_cap) {
+                size_t cap = hd->blk_cap ? hd->blk_cap * 2 : 8;
+                struct head_block *b = realloc(hd->blk, cap * sizeof(*b));
+
+                if (!b)
+                        return -1;
+                hd->blk = b;
+                hd->blk_cap = cap;
+        }
+        if (len > hd->data_cap - hd->data_len) {
+                size_t cap =
+                    hd->data_cap * 2 > hd->data_len + len ? hd->data_cap * 2 : hd->data_len + len;
+                uint8_t *d = realloc(hd->data, cap ? cap : 1);
+
+                if (!d)
+                        return -1;
+                hd->data = d;
+                hd->data_cap = cap;
+        }
+        memcpy(hd->data + hd->data_len, buf, len);
+        hd->data_len += len;
+        hd->blk[hd->nblk].off = off;
+        hd->blk[hd->nblk++].len = len;
+        if (off < IA_ARCHIVE_HEAD)
+                memcpy(hd->bytes + off, buf, (size_t)ia_min_u64(len, IA_ARCHIVE_HEAD - off));
+        hd->covered = off + len;
+        return 0;
+}
+
+/*
+ * Read blocks (starting with one already read, buf may be NULL) until the
+ * head is covered or the member ends.  0: done; 1: a problem recorded on m
+ * (skip the rest); -1: the walk stops.
+ */
+static int read_head(struct walk *w, struct ia_archive_member *m, struct head *hd, const void *buf,
+                     size_t len, la_int64_t off)
+{
+        for (;;) {
+                int r;
+
+                if (buf) {
+                        if (!block_inside(m, true, len, off))
+                                return 1;
+                        if (head_add(hd, buf, len, (uint64_t)off) < 0) {
+                                ia_error_set(&m->error, IA_ERR_NOMEM, "member '%s': out of memory",
+                                             m->name);
+                                return 1;
+                        }
+                        if (hd->covered >= IA_ARCHIVE_HEAD)
+                                return 0;
+                }
+                r = next_block(w, m, &buf, &len, &off);
+                if (r < 0)
+                        return -1;
+                if (r == 0) {
+                        hd->whole = true;
+                        return 0;
+                }
+        }
+}
+
+/*
+ * Must the member be spooled whole (1), or can it be left with its head
+ * only (0: m->src is a deferred source, the rest of its data is skipped)?
+ * The OVF descriptor and what it names are always spooled; anything that
+ * fails here is spooled too, as without a wanted callback.
+ */
+static int defer_member(struct walk *w, struct ia_archive_member *m, const struct head *hd)
+{
+        struct ia_source *d;
+
+        if (arc_ends_with_ovf(m->name) || arc_ovf_names_member(w))
+                return 1;
+        if (!w->rf && !(w->rf = arc_refetch_new(w->a->src, w->a->name, &w->lim)))
+                return 1;
+        d = arc_deferred_new(w->rf, (size_t)(m - w->a->members), m->name, m->size, hd->bytes,
+                             IA_ARCHIVE_HEAD);
+        if (!d)
+                return 1;
+        if (w->lim.wanted(w->lim.wanted_opaque, m->name, d) || arc_deferred_keep(d) < 0) {
+                ia_source_unref(d);
+                return 1;
+        }
+        w->kept += IA_ARCHIVE_KEPT;
+        m->src = arc_member_new(d, w->a->depth + 1, &m->error);
+        if (m->src)
+                m->flags |= IA_MEMBER_DEFERRED;
+        return 0;
+}
+
+/* Into the spool: the blocks of hd, then the rest of the member from [buf, +len) at off. */
+static int spool_blocks(struct walk *w, struct ia_archive_member *m, bool sized,
+                        const struct head *hd, const void *buf, size_t len, la_int64_t off)
+{
+        struct ia_source *s;
+        uint64_t end = 0;
+        size_t at = 0;
+        int r;
+
+        if (ia_spool_begin(w->spool, m->name, &m->error) < 0)
+                return skip_data(w, m);
+        for (size_t i = 0; i < hd->nblk; i++) {
+                if (ia_spool_write(w->spool, hd->blk[i].off, hd->data + at, hd->blk[i].len,
+                                   &m->error) < 0) {
+                        ia_spool_abort(w->spool);
+                        return skip_data(w, m);
+                }
+                at += hd->blk[i].len;
+                end = hd->blk[i].off + hd->blk[i].len;
+        }
+        while (!hd->whole) {
+                if (buf) {
+                        if (!block_inside(m, sized, len, off) ||
+                            ia_spool_write(w->spool, (uint64_t)off, buf, len, &m->error) < 0) {
+                                ia_spool_abort(w->spool);
+                                return skip_data(w, m);
+                        }
+                        end = (uint64_t)off + len;
+                }
+                r = next_block(w, m, &buf, &len, &off);
+                if (r < 0) {
+                        ia_spool_abort(w->spool);
+                        return -1;
+                }
+                if (r == 0)
+                        break;
+        }
+        if (!sized)
+                m->size = end;
+        s = ia_spool_end(w->spool, m->size, &m->error);
+        if (!s)
+                return 0;
+        m->src = arc_member_new(s, w->a->depth + 1, &m->error);
+        if (m->src)
+                m->flags |= IA_MEMBER_SPOOLED;
+        return 0;
+}
+
+/*
+ * Spool the member's data, starting with a block already read (buf may be
+ * NULL).  With a wanted callback, a member longer than its head is probed
+ * first, and spooled only if it may be an image (or the kept heads are over
+ * their allowance, spool_memory).
+ */
 static int spool_member(struct walk *w, struct ia_archive_member *m, bool sized, const void *buf,
                         size_t len, la_int64_t off)
 {
-        struct ia_error e;
-        struct ia_source *s;
-        uint64_t end = 0;
+        struct head hd;
         int r;
 
         if (sized && ia_spool_used(w->spool) + m->size > w->lim.spool_budget) {
@@ -92,48 +292,21 @@ static int spool_member(struct walk *w, struct ia_archive_member *m, bool sized,
                              (unsigned long long)ia_spool_used(w->spool));
                 return skip_data(w, m);
         }
-        if (ia_spool_begin(w->spool, m->name, &m->error) < 0)
-                return skip_data(w, m);
-        for (;;) {
-                if (buf) {
-                        if (off < 0 || (sized && !ia_range_in((uint64_t)off, len, m->size))) {
-                                ia_error_set(&m->error, IA_ERR_CORRUPT,
-                                             "member '%s': data at offset %lld lies beyond its "
-                                             "size of %llu bytes",
-                                             m->name, (long long)off, (unsigned long long)m->size);
-                                ia_spool_abort(w->spool);
-                                return skip_data(w, m);
-                        }
-                        if (ia_spool_write(w->spool, (uint64_t)off, buf, len, &m->error) < 0) {
-                                ia_spool_abort(w->spool);
-                                return skip_data(w, m);
-                        }
-                        end = (uint64_t)off + len;
+        memset(&hd, 0, sizeof(hd));
+        if (sized && w->lim.wanted && m->size > IA_ARCHIVE_HEAD && w->kept < w->lim.spool_memory &&
+            (hd.bytes = calloc(1, IA_ARCHIVE_HEAD))) {
+                r = read_head(w, m, &hd, buf, len, off);
+                if (r == 0 && !hd.whole && defer_member(w, m, &hd) == 0)
+                        r = 1;
+                if (r != 0) {
+                        head_release(&hd);
+                        return r < 0 ? -1 : skip_data(w, m);
                 }
-                r = archive_read_data_block(w->ar, &buf, &len, &off);
-                if (r == ARCHIVE_EOF)
-                        break;
-                if (arc_la_failed(r)) {
-                        ia_spool_abort(w->spool);
-                        return data_failed(w, m);
-                }
-                w->produced += len;
-                if (arc_check_bomb(w, m, &e) < 0) {
-                        ia_spool_abort(w->spool);
-                        m->error = e;
-                        arc_walk_fail(w, &e);
-                        return -1;
-                }
+                buf = NULL; /* the blocks read are in hd */
         }
-        if (!sized)
-                m->size = end;
-        s = ia_spool_end(w->spool, m->size, &m->error);
-        if (!s)
-                return 0;
-        m->src = arc_member_new(s, w->a->depth + 1, &m->error);
-        if (m->src)
-                m->flags |= IA_MEMBER_SPOOLED;
-        return 0;
+        r = spool_blocks(w, m, sized, &hd, buf, len, off);
+        head_release(&hd);
+        return r;
 }
 
 /* Is block [buf, +len) what the archive holds at phys?  Compares at most VERIFY_MAX bytes. */
@@ -475,18 +648,24 @@ void arc_walk_members(struct walk *w)
                         return;
                 if (add_member(w, entry, &m) < 0)
                         return;
+                if (w->target && a->count != w->target) {
+                        /* a second pass, for another member: only skipped */
+                        if (skip_data(w, m) < 0)
+                                return;
+                        continue;
+                }
                 if (r == ARCHIVE_FAILED) {
                         ia_error_set(&m->error, IA_ERR_CORRUPT, "member '%s': %s", m->name,
                                      arc_la_msg(w));
                         if (skip_data(w, m) < 0)
                                 return;
-                        continue;
-                }
-                if (m->type == IA_MEMBER_FILE) {
+                } else if (m->type == IA_MEMBER_FILE) {
                         if (read_regular(w, m, entry) < 0)
                                 return;
                 } else if (skip_data(w, m) < 0) {
                         return;
                 }
+                if (w->target)
+                        return; /* the member the second pass is for */
         }
 }

@@ -15,19 +15,20 @@
 
 #include "banned.h"
 
-int ia_archive_open(struct ia_source *src, const char *name, const struct ia_archive_limits *lim,
-                    struct ia_archive **out, struct ia_error *err)
+/*
+ * One walk over src (lim resolved): every member, or (target) the members up
+ * to number target - 1, which alone is read (a second pass, arc_fetch_member).
+ */
+static int open_walk(struct ia_source *src, const char *name, const struct ia_archive_limits *lim,
+                     size_t target, struct ia_archive **out, struct ia_error *err)
 {
         struct walk w;
         struct ia_archive *a;
         int r;
 
         memset(&w, 0, sizeof(w));
-        arc_limits_resolve(lim, &w.lim);
-        if (arc_source_depth(src) > w.lim.max_nesting)
-                return ia_error_set(err, IA_ERR_LIMIT,
-                                    "archive '%s' is nested %u archives deep (cap %u)", name,
-                                    arc_source_depth(src), w.lim.max_nesting);
+        w.lim = *lim;
+        w.target = target;
         a = calloc(1, sizeof(*a));
         if (!a)
                 goto nomem;
@@ -72,6 +73,11 @@ int ia_archive_open(struct ia_source *src, const char *name, const struct ia_arc
                 goto free_ar_err;
         }
         arc_walk_members(&w);
+        arc_ovf_names_free(&w);
+        if (w.rf) { /* the deferred members' second passes have what is left of the budget */
+                arc_refetch_set_used(w.rf, ia_spool_used(w.spool));
+                arc_refetch_unref(w.rf);
+        }
         if (a->count == 0 && a->error.cat != IA_ERR_NONE) {
                 *err = a->error;
                 goto free_ar_err;
@@ -80,7 +86,6 @@ int ia_archive_open(struct ia_source *src, const char *name, const struct ia_arc
         ia_spool_free(w.spool);
         free(w.verify);
         free(w.buf);
-        arc_ovf_read(a);
         *out = a;
         return 0;
 
@@ -107,6 +112,52 @@ free_a:
         free(a);
 nomem:
         return ia_error_set(err, IA_ERR_NOMEM, "archive '%s': out of memory", name);
+}
+
+int ia_archive_open(struct ia_source *src, const char *name, const struct ia_archive_limits *lim,
+                    struct ia_archive **out, struct ia_error *err)
+{
+        struct ia_archive_limits l;
+
+        arc_limits_resolve(lim, &l);
+        if (arc_source_depth(src) > l.max_nesting)
+                return ia_error_set(err, IA_ERR_LIMIT,
+                                    "archive '%s' is nested %u archives deep (cap %u)", name,
+                                    arc_source_depth(src), l.max_nesting);
+        if (open_walk(src, name, &l, 0, out, err) < 0)
+                return -1;
+        arc_ovf_read(*out);
+        return 0;
+}
+
+struct ia_source *arc_fetch_member(struct ia_source *src, const char *name,
+                                   const struct ia_archive_limits *lim, size_t ordinal,
+                                   const char *member, uint64_t size, struct ia_error *err)
+{
+        struct ia_archive *t;
+        const struct ia_archive_member *m;
+        struct ia_source *s = NULL;
+        struct ia_error e;
+
+        ia_error_clear(&e);
+        if (open_walk(src, name, lim, ordinal + 1, &t, &e) < 0) {
+                ia_error_set(err, e.cat, "member '%s': reading it again: %s", member, e.msg);
+                return NULL;
+        }
+        m = ia_archive_member(t, ordinal);
+        if (!m || strcmp(m->name, member) != 0 || m->size != size)
+                ia_error_set(err, IA_ERR_CORRUPT,
+                             "member '%s': the archive changed since it was read", member);
+        else if (m->src)
+                s = ia_source_ref(m->src);
+        else if (m->error.cat != IA_ERR_NONE)
+                *err = m->error;
+        else if (t->error.cat != IA_ERR_NONE)
+                *err = t->error;
+        else
+                ia_error_set(err, IA_ERR_INTERNAL, "member '%s': not read again", member);
+        ia_archive_free(t);
+        return s;
 }
 
 size_t ia_archive_count(const struct ia_archive *a)

@@ -63,6 +63,30 @@ bool scan_probe_source(struct ia_source *src, const char *name, uint8_t *head, s
         return true;
 }
 
+/*
+ * The archive walk's question before it spools a big member (archives.h,
+ * wanted): may it be an image?  The same tests as the scan makes of it below,
+ * and of a walked file: a format recognised by content (a bare VMDK extent
+ * too), a nested archive, a raw disk by content or by name.  A member that
+ * another image names (a raw backing file, a data file, an extent) is not
+ * known yet: its source reads the rest of it again when it is used.
+ */
+static bool member_may_be_image(void *opaque, const char *name, struct ia_source *head)
+{
+        struct scan *s = opaque;
+        uint8_t buf[IA_PROBE_HEAD];
+        const struct ia_driver *drv;
+        struct ia_error err;
+        size_t hl;
+
+        ia_error_clear(&err);
+        if (!scan_probe_source(head, name, buf, &hl, &drv, &err))
+                return true; /* spooled, and its problem reported as without a probe */
+        return drv != &ia_drv_raw || scan_bare_vmdk_extent(drv, buf, hl) ||
+               ia_archive_probe(buf, hl) || ia_rawdisk_signature(head, buf, hl) ||
+               ia_rawdisk_name_matches(name, s->raw_globs);
+}
+
 /* Everything inside an open archive. */
 static void scan_members(struct scan *s, struct arch_ctx *ac)
 {
@@ -217,11 +241,15 @@ void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64
 {
         struct arch_ctx ac;
         struct ia_error err;
+        struct ia_archive_limits lim;
 
         *is_archive = false;
         memset(&ac, 0, sizeof(ac));
+        memset(&lim, 0, sizeof(lim)); /* the defaults */
+        lim.wanted = member_may_be_image;
+        lim.wanted_opaque = s;
         ia_error_clear(&err);
-        if (ia_archive_open(src, path, NULL, &ac.a, &err) < 0) {
+        if (ia_archive_open(src, path, &lim, &ac.a, &err) < 0) {
                 if (err.cat == IA_ERR_LIMIT) {
                         /* an archive, but nested too deep: recorded, not opened */
                         *is_archive = true;
