@@ -7,8 +7,10 @@
  *                      caps on what one walk may decompress and how
  *   archive_names.c    member names: flags, normalisation, the name index, name caps
  *   archive_walk.c     the member walk: one header after another, each regular member
- *                      given a window in place or a spool
- *   archive_sources.c  the byte sources members get (depth-carrying, sparse in place)
+ *                      given a window in place or a spool, or (probed first, wanted)
+ *                      left with its head
+ *   archive_sources.c  the byte sources members get (depth-carrying, sparse in place,
+ *                      deferred: the head kept, the rest read by a second pass)
  *   archive_ovf.c      the OVF descriptor of an OVA
  *
  * Nothing here is for use outside those files.

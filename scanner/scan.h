@@ -53,7 +53,7 @@
  *   4. workers (-j) take files in turn: probe the head; an image is opened
  *      with its chain through the scan resolver (resolve.c), each layer is
  *      mapped once into the layer cache and the chain map composed
- *      (compose.c); an archive is opened with archive.c and its members
+ *      (compose.c); an archive is opened with archives.c and its members
  *      handled the same way; results go to the one writer thread;
  *   5. a file no driver recognises is an image only if some image uses it as
  *      a raw backing file (then it is mapped as raw); otherwise it is recorded

@@ -67,10 +67,13 @@ bool scan_probe_source(struct ia_source *src, const char *name, uint8_t *head, s
  * The archive walk's question before it spools a big member (archives.h,
  * wanted): may it be an image?  The same tests as the scan makes of it below,
  * and of a walked file: a format recognised by content (a bare VMDK extent
- * too), a nested archive, a raw disk by content or by name.  A member that
- * another image names (a raw backing file, a data file, an extent) is not
+ * too), a nested archive, a raw disk by content or by name; and a name
+ * ending in ".vmdk", what a VMDK descriptor calls its flat extents.  Any other
+ * member that another image names (a raw backing file, a data file) is not
  * known yet: its source reads the rest of it again when it is used.
  */
+static const char *const vmdk_extent_glob[] = {"*.vmdk", "*.VMDK", NULL};
+
 static bool member_may_be_image(void *opaque, const char *name, struct ia_source *head)
 {
         struct scan *s = opaque;
@@ -84,7 +87,8 @@ static bool member_may_be_image(void *opaque, const char *name, struct ia_source
                 return true; /* spooled, and its problem reported as without a probe */
         return drv != &ia_drv_raw || scan_bare_vmdk_extent(drv, buf, hl) ||
                ia_archive_probe(buf, hl) || ia_rawdisk_signature(head, buf, hl) ||
-               ia_rawdisk_name_matches(name, s->raw_globs);
+               ia_rawdisk_name_matches(name, s->raw_globs) ||
+               ia_rawdisk_name_matches(name, vmdk_extent_glob);
 }
 
 /* Every member but directories gets a files row first, so that references can name it. */
