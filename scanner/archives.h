@@ -61,6 +61,17 @@ enum ia_member_type {
 #define IA_MEMBER_SPOOLED   0x8u  /* bytes were decompressed into a spool */
 #define IA_MEMBER_SPARSE    0x10u /* a sparse tar member */
 #define IA_MEMBER_TRUNCATED 0x20u /* the archive ended inside this member */
+#define IA_MEMBER_DEFERRED  0x40u /* only its head was kept: the rest is read again on demand */
+
+/*
+ * The bytes of a member's head read before it is spooled, for the wanted
+ * callback: enough for every probe (a driver's IA_PROBE_HEAD, a tar header,
+ * the signatures of raw disks up to btrfs's at 64 KiB + 64).
+ */
+#define IA_ARCHIVE_HEAD (72u << 10)
+
+/* The bytes of a deferred member's head that are kept (IA_PROBE_HEAD). */
+#define IA_ARCHIVE_KEPT 4096u
 
 struct ia_archive_member {
         char *name; /* as stored, byte-exact (NUL-terminated) */
@@ -85,6 +96,22 @@ struct ia_archive_limits {
         uint64_t name_budget;      /* bytes of all member and link names, default 32 MiB */
         uint64_t max_header;       /* bytes of one member's headers (pax, GNU sparse map),
                                       default 4 MiB */
+        /*
+         * Probe before spooling: for a member that would be spooled and is
+         * longer than IA_ARCHIVE_HEAD, called with its name and a source over
+         * it whose first IA_ARCHIVE_HEAD bytes can be read (reads past them
+         * fail while the walk runs).  true: spool it whole, as without a
+         * callback; false: it cannot be an image, so only its first
+         * IA_ARCHIVE_KEPT bytes are kept and the rest is decompressed no
+         * further than skipping it takes (IA_MEMBER_DEFERRED).  Its source
+         * stays complete all the same: a read past those bytes walks the
+         * archive again to spool it (one pass per member, under the same caps
+         * and spool budget).  A member named by the OVF descriptor, or whose
+         * name ends in ".ovf", is always spooled; so is every member once the
+         * kept heads pass spool_memory.  NULL: every member is spooled.
+         */
+        bool (*wanted)(void *opaque, const char *name, struct ia_source *head);
+        void *wanted_opaque;
 };
 /* A zero field (or a NULL limits pointer) takes the default. */
 

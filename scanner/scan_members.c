@@ -63,27 +63,38 @@ bool scan_probe_source(struct ia_source *src, const char *name, uint8_t *head, s
         return true;
 }
 
-/* Everything inside an open archive. */
-static void scan_members(struct scan *s, struct arch_ctx *ac)
-{
-        size_t n = ia_archive_count(ac->a);
-        const struct ia_error *aerr = ia_archive_error(ac->a);
-        uint8_t *head = malloc(IA_PROBE_HEAD);
-        bool *todo = calloc(n ? n : 1, sizeof(bool));
+/*
+ * The archive walk's question before it spools a big member (archives.h,
+ * wanted): may it be an image?  The same tests as the scan makes of it below,
+ * and of a walked file: a format recognised by content (a bare VMDK extent
+ * too), a nested archive, a raw disk by content or by name; and a name
+ * ending in ".vmdk", what a VMDK descriptor calls its flat extents.  Any other
+ * member that another image names (a raw backing file, a data file) is not
+ * known yet: its source reads the rest of it again when it is used.
+ */
+static const char *const vmdk_extent_glob[] = {"*.vmdk", "*.VMDK", NULL};
 
-        if (!head || !todo) {
-                atomic_store(&s->nomem, true);
-                goto out;
-        }
-        if (aerr && aerr->cat != IA_ERR_NONE) {
-                /* a cap that stopped the walk (a bomb, too many members) is a limit */
-                member_finding(s, ac->file_id,
-                               aerr->cat == IA_ERR_LIMIT ? "archive-limit" : "archive-error",
-                               aerr->msg);
-                s->problems++;
-        }
-        /* Every member gets a files row first, so references can name it. */
-        for (size_t i = 0; i < n; i++) {
+static bool member_may_be_image(void *opaque, const char *name, struct ia_source *head)
+{
+        struct scan *s = opaque;
+        uint8_t buf[IA_PROBE_HEAD];
+        const struct ia_driver *drv;
+        struct ia_error err;
+        size_t hl;
+
+        ia_error_clear(&err);
+        if (!scan_probe_source(head, name, buf, &hl, &drv, &err))
+                return true; /* spooled, and its problem reported as without a probe */
+        return drv != &ia_drv_raw || scan_bare_vmdk_extent(drv, buf, hl) ||
+               ia_archive_probe(buf, hl) || ia_rawdisk_signature(head, buf, hl) ||
+               ia_rawdisk_name_matches(name, s->raw_globs) ||
+               ia_rawdisk_name_matches(name, vmdk_extent_glob);
+}
+
+/* Every member but directories gets a files row first, so that references can name it. */
+static int member_rows(struct scan *s, struct arch_ctx *ac)
+{
+        for (size_t i = 0; i < ia_archive_count(ac->a); i++) {
                 const struct ia_archive_member *m = ia_archive_member(ac->a, i);
                 struct member_info *mi;
                 struct ia_rec *fr;
@@ -94,7 +105,7 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                 if (!mi || !(mi->path = scan_join3(ac->path, '!', m->name))) {
                         free(mi);
                         atomic_store(&s->nomem, true);
-                        goto out;
+                        return -1;
                 }
                 mi->file_id = atomic_fetch_add(&s->next_file_id, 1);
                 free_member_info(ia_hmap_get(&ac->members, m->name, strlen(m->name)), NULL);
@@ -123,74 +134,78 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                         member_finding(s, mi->file_id, "member-truncated",
                                        "the archive ends inside this member");
         }
-        /* Images first (they decide which plain members are raw backing or data files). */
-        for (size_t i = 0; i < n; i++) {
-                const struct ia_archive_member *m = ia_archive_member(ac->a, i);
-                struct member_info *mi = ia_hmap_get(&ac->members, m->name, strlen(m->name));
-                const struct ia_driver *drv;
-                struct ia_error err;
-                size_t hl;
+        return 0;
+}
 
-                if (m->type == IA_MEMBER_DIR || !mi || ia_archive_find(ac->a, m->name) != m)
-                        continue; /* an overwritten duplicate is only recorded */
-                if (m->type != IA_MEMBER_FILE) {
-                        scan_put(s, scan_entry_rec(mi->path, member_kind(m->type), "not followed",
-                                                   m->link_target, mi->file_id));
-                        continue;
-                }
-                if (!m->src) {
-                        scan_put(s, scan_entry_rec(mi->path, "unreadable",
-                                                   ia_errcat_name(m->error.cat), m->error.msg,
-                                                   mi->file_id));
-                        s->problems++;
-                        continue;
-                }
-                ia_error_clear(&err);
-                if (!scan_probe_source(m->src, mi->path, head, &hl, &drv, &err)) {
-                        scan_put(s, scan_entry_rec(mi->path, "unreadable", ia_errcat_name(err.cat),
-                                                   err.msg, mi->file_id));
-                        s->problems++;
-                        continue;
-                }
-                if (scan_bare_vmdk_extent(drv, head, hl)) {
-                        mi->bare_extent = true; /* decided below, as for a walked file */
-                        todo[i] = true;
-                        continue;
-                }
-                if (drv != &ia_drv_raw) {
-                        mi->is_image = true;
-                        scan_image(s, m->src, mi->path, mi->file_id, NULL, drv->name, ac,
-                                   "content");
-                        continue;
-                }
-                if (ia_archive_probe(head, hl)) {
-                        bool nested = false;
+/*
+ * One member, probed: an image or a nested archive is scanned now; a member
+ * only the images can decide about (raw backing, data file, bare extent,
+ * nothing) is left for member_settle() (true).
+ */
+static bool member_probe(struct scan *s, struct arch_ctx *ac, const struct ia_archive_member *m,
+                         struct member_info *mi, uint8_t *head)
+{
+        const struct ia_driver *drv;
+        struct ia_error err;
+        size_t hl;
 
-                        scan_archive(s, m->src, mi->path, mi->file_id, &nested);
-                        if (nested)
-                                continue;
-                }
-                todo[i] = true;
+        if (m->type != IA_MEMBER_FILE) {
+                scan_put(s, scan_entry_rec(mi->path, member_kind(m->type), "not followed",
+                                           m->link_target, mi->file_id));
+                return false;
         }
-        for (size_t i = 0; i < n; i++) {
-                const struct ia_archive_member *m = ia_archive_member(ac->a, i);
-                struct member_info *mi = ia_hmap_get(&ac->members, m->name, strlen(m->name));
-
-                if (!todo[i] || !mi)
-                        continue;
-                if (mi->raw_backing) {
-                        const char *f = mi->backing_drv ? mi->backing_drv : "raw";
-
-                        scan_image(s, m->src, mi->path, mi->file_id, f, f, ac, "reference");
-                } else if (mi->data_file) {
-                        scan_put(s, scan_file_rec(mi->file_id, FK_DATA_FILE, false));
-                } else if (mi->bare_extent) {
-                        mi->is_image = true;
-                        scan_image(s, m->src, mi->path, mi->file_id, NULL, "vmdk", ac, "content");
-                } else {
-                        scan_put(s, scan_file_rec(mi->file_id, FK_NOT_AN_IMAGE, false));
-                }
+        if (!m->src) {
+                scan_put(s, scan_entry_rec(mi->path, "unreadable", ia_errcat_name(m->error.cat),
+                                           m->error.msg, mi->file_id));
+                s->problems++;
+                return false;
         }
+        ia_error_clear(&err);
+        if (!scan_probe_source(m->src, mi->path, head, &hl, &drv, &err)) {
+                scan_put(s, scan_entry_rec(mi->path, "unreadable", ia_errcat_name(err.cat), err.msg,
+                                           mi->file_id));
+                s->problems++;
+                return false;
+        }
+        if (scan_bare_vmdk_extent(drv, head, hl)) {
+                mi->bare_extent = true; /* decided later, as for a walked file */
+                return true;
+        }
+        if (drv != &ia_drv_raw) {
+                mi->is_image = true;
+                scan_image(s, m->src, mi->path, mi->file_id, NULL, drv->name, ac, "content");
+                return false;
+        }
+        if (ia_archive_probe(head, hl)) {
+                bool nested = false;
+
+                scan_archive(s, m->src, mi->path, mi->file_id, &nested);
+                if (nested)
+                        return false;
+        }
+        return true;
+}
+
+/* After the images: a member left undecided is a raw backing file, a data file, or nothing. */
+static void member_settle(struct scan *s, struct arch_ctx *ac, const struct ia_archive_member *m,
+                          struct member_info *mi)
+{
+        if (mi->raw_backing) {
+                const char *f = mi->backing_drv ? mi->backing_drv : "raw";
+
+                scan_image(s, m->src, mi->path, mi->file_id, f, f, ac, "reference");
+        } else if (mi->data_file) {
+                scan_put(s, scan_file_rec(mi->file_id, FK_DATA_FILE, false));
+        } else if (mi->bare_extent) {
+                mi->is_image = true;
+                scan_image(s, m->src, mi->path, mi->file_id, NULL, "vmdk", ac, "content");
+        } else {
+                scan_put(s, scan_file_rec(mi->file_id, FK_NOT_AN_IMAGE, false));
+        }
+}
+
+static void ovf_rows(struct scan *s, struct arch_ctx *ac)
+{
         for (size_t i = 0; i < ia_archive_ovf_count(ac->a); i++) {
                 const struct ia_ovf_disk *d = ia_archive_ovf_disk(ac->a, i);
                 struct ia_rec *r = ia_rec_new(IA_REC_OVF);
@@ -207,6 +222,46 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                 }
                 scan_put(s, r);
         }
+}
+
+/* Everything inside an open archive. */
+static void scan_members(struct scan *s, struct arch_ctx *ac)
+{
+        size_t n = ia_archive_count(ac->a);
+        const struct ia_error *aerr = ia_archive_error(ac->a);
+        uint8_t *head = malloc(IA_PROBE_HEAD);
+        bool *todo = calloc(n ? n : 1, sizeof(bool));
+
+        if (!head || !todo) {
+                atomic_store(&s->nomem, true);
+                goto out;
+        }
+        if (aerr && aerr->cat != IA_ERR_NONE) {
+                /* a cap that stopped the walk (a bomb, too many members) is a limit */
+                member_finding(s, ac->file_id,
+                               aerr->cat == IA_ERR_LIMIT ? "archive-limit" : "archive-error",
+                               aerr->msg);
+                s->problems++;
+        }
+        if (member_rows(s, ac) < 0)
+                goto out;
+        /* Images first (they decide which plain members are raw backing or data files). */
+        for (size_t i = 0; i < n; i++) {
+                const struct ia_archive_member *m = ia_archive_member(ac->a, i);
+                struct member_info *mi = ia_hmap_get(&ac->members, m->name, strlen(m->name));
+
+                if (m->type == IA_MEMBER_DIR || !mi || ia_archive_find(ac->a, m->name) != m)
+                        continue; /* an overwritten duplicate is only recorded */
+                todo[i] = member_probe(s, ac, m, mi, head);
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct ia_archive_member *m = ia_archive_member(ac->a, i);
+                struct member_info *mi = ia_hmap_get(&ac->members, m->name, strlen(m->name));
+
+                if (todo[i] && mi)
+                        member_settle(s, ac, m, mi);
+        }
+        ovf_rows(s, ac);
 out:
         free(head);
         free(todo);
@@ -217,11 +272,15 @@ void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64
 {
         struct arch_ctx ac;
         struct ia_error err;
+        struct ia_archive_limits lim;
 
         *is_archive = false;
         memset(&ac, 0, sizeof(ac));
+        memset(&lim, 0, sizeof(lim)); /* the defaults */
+        lim.wanted = member_may_be_image;
+        lim.wanted_opaque = s;
         ia_error_clear(&err);
-        if (ia_archive_open(src, path, NULL, &ac.a, &err) < 0) {
+        if (ia_archive_open(src, path, &lim, &ac.a, &err) < 0) {
                 if (err.cat == IA_ERR_LIMIT) {
                         /* an archive, but nested too deep: recorded, not opened */
                         *is_archive = true;

@@ -21,9 +21,9 @@ formats=$(ls "$src"/formats/*.c)
 status=0
 for target in image probe archive; do
 	extra=""
-	# archives.c reads OVF descriptors through vmdefs_ovf.c (libxml2), which
-	# shares vmdefs.c's XML reading: every scanner/vmdefs*.c
-	[ "$target" = archive ] && extra="$src/scanner/archives.c $src/scanner/spool.c
+	# the archive reader (scanner/archive*.c) reads OVF descriptors through
+	# vmdefs_ovf.c (libxml2), which shares vmdefs.c's XML reading
+	[ "$target" = archive ] && extra="$(ls "$src"/scanner/archive*.c) $src/scanner/spool.c
 		$(ls "$src"/scanner/vmdefs*.c) $(pkg-config --cflags --libs libxml-2.0) -larchive"
 	clang $cflags -o "$out/fuzz_$target" "$src/contrib/fuzz/fuzz_$target.c" $formats $extra -lz -lzstd
 	rm -rf "$out/corpus-$target" && cp -r "$src/contrib/fuzz/corpus/$target" "$out/corpus-$target"

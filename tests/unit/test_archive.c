@@ -1,9 +1,8 @@
 /*
- * Tests of scanner/archive.c: archives built at test time (tar, gzip, xz,
- * zstd, bzip2, zip command-line tools, and libarchive's write API for hostile
- * names and special members), read back through member sources and compared
- * with the bytes that went in.  Missing tools fail the test with the package
- * to install; nothing is skipped silently.
+ * Tests of the archive reader (scanner/archives.h, scanner/archive*.c): archives built at test time
+ * (tar, gzip, xz, zstd, bzip2, zip command-line tools, and libarchive's write API for hostile names
+ * and special members), read back through member sources and compared with the bytes that went in.
+ * Missing tools fail the test with the package to install; nothing is skipped silently.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -537,6 +536,102 @@ static void test_zip(void **state)
         }
         ia_archive_free(a);
         free(big);
+}
+
+/* Probe before spooling (limits.wanted): which members the walk asked about. */
+static int wanted_calls;
+
+static bool wanted_keep_only(void *opaque, const char *name, struct ia_source *head)
+{
+        uint8_t *buf = malloc(IA_ARCHIVE_HEAD);
+        struct ia_error err = {0};
+
+        (void)opaque;
+        assert_non_null(buf);
+        wanted_calls++;
+        /* the whole head can be read, nothing past it while the walk runs */
+        assert_int_equal(ia_read(head, buf, IA_ARCHIVE_HEAD, 0, "head", &err), 0);
+        assert_true(ia_read(head, buf, 16, IA_ARCHIVE_HEAD, "past", &err) < 0);
+        free(buf);
+        return strncmp(name, "keep", 4) == 0;
+}
+
+/*
+ * A member the caller does not want is left with its head: not spooled, yet
+ * its source reads all of it (a second pass), even after the archive is
+ * freed, within what is left of the spool budget.
+ */
+static void test_deferred(void **state)
+{
+        const size_t len = 300000;
+        uint8_t *big = pattern(len, 21), *keep = pattern(len, 22);
+        const char *names[] = {"d.tar.gz", "d.zip"};
+
+        (void)state;
+        need_tool("tar", "tar");
+        need_tool("zip", "zip");
+        sh("rm -rf '%s' && mkdir '%s'", path("de"), path("de"));
+        write_file("de/big.bin", big, len);
+        write_file("de/keep.bin", keep, len);
+        write_file("de/small.txt", "small", 5);
+        sh("tar -czf '%s' -C '%s' big.bin keep.bin small.txt", path("d.tar.gz"), path("de"));
+        sh("cd '%s' && rm -f ../d.zip && zip -q -6 ../d.zip big.bin keep.bin small.txt",
+           path("de"));
+        for (size_t i = 0; i < 2; i++) {
+                struct ia_archive_limits lim = {.wanted = wanted_keep_only};
+                struct ia_archive *a;
+                const struct ia_archive_member *m;
+                struct ia_source *src;
+                struct ia_error err = {0};
+                uint8_t *buf = malloc(len);
+                uint64_t r = 0;
+                int en = 0;
+
+                wanted_calls = 0;
+                a = open_archive(names[i], &lim);
+                assert_null(ia_archive_error(a));
+                assert_int_equal(wanted_calls, 2); /* small.txt is shorter than a head */
+                m = must_find(a, "keep.bin");
+                assert_true(m->flags & IA_MEMBER_SPOOLED);
+                check_bytes(m, keep, len);
+                m = must_find(a, "small.txt");
+                assert_false(m->flags & IA_MEMBER_DEFERRED);
+                check_bytes(m, (const uint8_t *)"small", 5);
+                m = must_find(a, "big.bin");
+                assert_false(m->flags & IA_MEMBER_SPOOLED);
+                assert_true(m->flags & IA_MEMBER_DEFERRED);
+                assert_non_null(m->src);
+                assert_int_equal(m->src->size, len);
+                src = ia_source_ref(m->src);
+                ia_archive_free(a);
+                assert_int_equal(ia_read(src, buf, 4096, 0, "head", &err), 0);
+                assert_memory_equal(buf, big, 4096);
+                assert_int_equal(ia_read(src, buf, len, 0, "all", &err), 0); /* second pass */
+                assert_memory_equal(buf, big, len);
+                assert_int_equal(ia_source_seek(src, 0, IA_SEEK_DATA, &r, &en), 0);
+                assert_int_equal(r, 0);
+                ia_source_unref(src);
+
+                /* The second pass has what the first left of the spool budget. */
+                lim.spool_budget = len + len / 2;
+                a = open_archive(names[i], &lim);
+                m = must_find(a, "big.bin");
+                assert_true(m->flags & IA_MEMBER_DEFERRED);
+                assert_int_equal(ia_read(m->src, buf, 4096, 0, "head", &err), 0);
+                assert_true(ia_read(m->src, buf, len, 0, "all", &err) < 0);
+                assert_int_equal(err.cat, IA_ERR_LIMIT);
+                assert_non_null(strstr(err.msg, "spool budget"));
+                ia_archive_free(a);
+
+                /* Without the callback every member is spooled. */
+                a = open_archive(names[i], NULL);
+                assert_true(must_find(a, "big.bin")->flags & IA_MEMBER_SPOOLED);
+                check_bytes(must_find(a, "big.bin"), big, len);
+                ia_archive_free(a);
+                free(buf);
+        }
+        free(big);
+        free(keep);
 }
 
 static void test_truncated(void **state)
@@ -1119,6 +1214,7 @@ int main(void)
             cmocka_unit_test(test_window_seek_data),
             cmocka_unit_test(test_flags),
             cmocka_unit_test(test_zip),
+            cmocka_unit_test(test_deferred),
             cmocka_unit_test(test_truncated),
             cmocka_unit_test(test_bomb),
             cmocka_unit_test(test_spool_budget),
