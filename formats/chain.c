@@ -554,7 +554,7 @@ static int open_backing(const struct ia_open_ctx *ctx, struct ia_image *top, str
         child->depth = img->depth + 1;
         img->backing_img = child;
         if (parent_mismatch(img, child, &mm))
-                ia_image_finding(img, "parent-mismatch", "%s", mm.msg);
+                ia_image_finding(img, "parent-mismatch", "%s", ia_error_msg(&mm));
 report:
         if (ctx->on_link)
                 ctx->on_link(ctx->opaque, img, img->backing, IA_REF_BACKING,

@@ -412,7 +412,7 @@ static la_ssize_t cb_read(struct archive *ar, void *data, const void **out)
         n = ia_read_upto(w->a->src, w->buf, want, w->pos, &w->io_err);
         if (n < 0) {
                 w->io_failed = true;
-                archive_set_error(ar, EIO, "%s", w->io_err.msg);
+                archive_set_error(ar, EIO, "%s", ia_error_msg(&w->io_err));
                 return ARCHIVE_FATAL;
         }
         if ((size_t)n < want)
@@ -538,7 +538,7 @@ static int data_failed(struct walk *w, struct ia_archive_member *m)
 
         ia_error_set(&e, la_cat(w), "member '%s': %s", m->name, la_msg(w));
         if (e.cat == IA_ERR_IO && w->io_failed)
-                ia_error_set(&e, IA_ERR_IO, "member '%s': %s", m->name, w->io_err.msg);
+                ia_error_set(&e, IA_ERR_IO, "member '%s': %s", m->name, ia_error_msg(&w->io_err));
         if (e.cat == IA_ERR_TRUNCATED)
                 m->flags |= IA_MEMBER_TRUNCATED;
         if (m->error.cat == IA_ERR_NONE)
@@ -1011,7 +1011,7 @@ static void walk_members(struct walk *w)
                                              (unsigned long long)w->lim.max_header);
                         else if (w->io_failed)
                                 ia_error_set(&e, IA_ERR_IO, "archive '%s': after %zu members: %s",
-                                             a->name, a->count, w->io_err.msg);
+                                             a->name, a->count, ia_error_msg(&w->io_err));
                         else
                                 ia_error_set(&e, la_cat(w), "archive '%s': after %zu members: %s",
                                              a->name, a->count, la_msg(w));
@@ -1138,7 +1138,7 @@ static void ovf_parse(struct ia_archive *a, const char *desc, const char *text, 
 
         ia_error_clear(&e);
         if (ia_ovf_descriptor_parse(text, len, &od, &e) < 0) {
-                ovf_problem(a, e.cat, "archive '%s': descriptor '%s': %s", desc, e.msg);
+                ovf_problem(a, e.cat, "archive '%s': descriptor '%s': %s", desc, ia_error_msg(&e));
                 return;
         }
         for (size_t i = 0; i < od.nfiles; i++) {
@@ -1422,7 +1422,8 @@ int ia_archive_open(struct ia_source *src, const char *name, const struct ia_arc
         /* Opening chooses the filters and the format. */
         if (archive_read_open1(w.ar) != ARCHIVE_OK) {
                 if (w.io_failed)
-                        ia_error_set(err, IA_ERR_IO, "archive '%s': %s", name, w.io_err.msg);
+                        ia_error_set(err, IA_ERR_IO, "archive '%s': %s", name,
+                                     ia_error_msg(&w.io_err));
                 else
                         ia_error_set(err, IA_ERR_UNSUPPORTED,
                                      "'%s' is not a tar or zip archive (or a compressed tar): %s",
@@ -1437,7 +1438,8 @@ int ia_archive_open(struct ia_source *src, const char *name, const struct ia_arc
                 if (r == -2)
                         ia_error_set(err, IA_ERR_NOMEM, "archive '%s': out of memory", name);
                 else if (w.io_failed)
-                        ia_error_set(err, IA_ERR_IO, "archive '%s': %s", name, w.io_err.msg);
+                        ia_error_set(err, IA_ERR_IO, "archive '%s': %s", name,
+                                     ia_error_msg(&w.io_err));
                 else
                         ia_error_set(err, la_cat(&w), "archive '%s': %s", name,
                                      m ? m : "unknown libarchive error");
