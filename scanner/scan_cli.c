@@ -1,6 +1,7 @@
 /* `imgaudit scan`'s command line: the usage text, the options, the entry point. */
 #define _GNU_SOURCE /* before any system header */
 #include "scan.h"
+#include "path.h"
 #include "banned.h"
 
 const char ia_scan_usage[] =
@@ -175,6 +176,63 @@ static int parse_args(struct scan *s, int argc, char **argv)
         return -1;
 }
 
+/*
+ * Every path the scan is given, spelled one way (see README, "Paths"): the
+ * ROOTs, --allow-root and --vm-config directories canonical (absolute,
+ * symlinks in them followed, "." and ".." resolved, no trailing slash), as
+ * realpath(3) gives them, or, where a path cannot be resolved (it does not
+ * exist), its absolute textual form; --devices globs absolute and textually
+ * normalised (a glob is not a path to resolve).  So `scan /srv/images`,
+ * `scan /srv/images/`, `scan /srv/./images`, `scan images` from /srv and a
+ * symlink to it store the same paths, and a rescan reuses them all.  The
+ * strings made are added to *owned (freed by the caller).  0, or -1 (ENOMEM).
+ */
+static int canonical_args(struct scan *s, char ***owned, size_t *nowned)
+{
+        size_t n = s->nroots + s->nallow + s->nvm_config + s->ndevices;
+        char **roots = calloc(s->nroots + 1, sizeof(*roots));
+
+        *owned = calloc(n + 1, sizeof(**owned));
+        *nowned = 0;
+        if (!roots || !*owned) {
+                free(roots);
+                return -1;
+        }
+        (*owned)[(*nowned)++] = (char *)roots; /* the array itself */
+        for (size_t i = 0; i < s->nroots; i++) {
+                roots[i] = ia_path_canonical(s->root_args[i]);
+                if (!roots[i])
+                        return -1;
+                (*owned)[(*nowned)++] = roots[i];
+        }
+        s->root_args = roots;
+        for (size_t i = 0; i < s->nallow; i++) {
+                char *c = ia_path_canonical(s->allow[i]);
+
+                if (!c)
+                        return -1;
+                (*owned)[(*nowned)++] = c;
+                s->allow[i] = c;
+        }
+        for (size_t i = 0; i < s->nvm_config; i++) {
+                char *c = ia_path_canonical(s->vm_config[i]);
+
+                if (!c)
+                        return -1;
+                (*owned)[(*nowned)++] = c;
+                s->vm_config[i] = c;
+        }
+        for (size_t i = 0; i < s->ndevices; i++) {
+                char *c = ia_path_lexical(s->devices[i]);
+
+                if (!c)
+                        return -1;
+                (*owned)[(*nowned)++] = c;
+                s->devices[i] = c;
+        }
+        return 0;
+}
+
 /* The CPUs this process may run on (taskset, cgroup cpusets), else those online. */
 static long usable_cpus(void)
 {
@@ -188,6 +246,8 @@ static long usable_cpus(void)
 int ia_cmd_scan(int argc, char **argv)
 {
         struct scan s;
+        char **owned = NULL;
+        size_t nowned = 0;
         int rc;
         long ncpu;
 
@@ -204,6 +264,10 @@ int ia_cmd_scan(int argc, char **argv)
         ia_hmap_init(&s.layer_ids);
         ia_hmap_init(&s.prev);
         rc = parse_args(&s, argc, argv);
+        if (rc < 0 && canonical_args(&s, &owned, &nowned) < 0) {
+                fprintf(stderr, "imgaudit scan: out of memory\n");
+                rc = 3;
+        }
         if (rc < 0)
                 rc = scan_run(&s);
 
@@ -242,6 +306,9 @@ int ia_cmd_scan(int argc, char **argv)
         ia_vmscan_free(&s.vms);
         free(s.allow);
         free(s.devices);
+        for (size_t i = 0; i < nowned; i++)
+                free(owned[i]);
+        free(owned);
         pthread_mutex_destroy(&s.reg_lock);
         return rc;
 }

@@ -1,6 +1,7 @@
 /* One image job: its chain opened through the scan resolver, its links and findings. */
 #define _GNU_SOURCE /* before any system header */
 #include "scan.h"
+#include "path.h"
 #include "banned.h"
 
 /* The store id of a host file (and its path), for map rows and links. */
@@ -77,7 +78,11 @@ static void on_link(void *opaque, const struct ia_image *from, const char *name,
                                 free(c);
                                 free(n);
                         } else {
-                                l->target_path = ia_path_combine(from->file->name, name);
+                                /* where it would be, spelled as the scan spells paths */
+                                char *c = ia_path_combine(from->file->name, name);
+
+                                l->target_path = c ? ia_path_canonical(c) : NULL;
+                                free(c);
                         }
                 }
                 l->status =

@@ -12,7 +12,7 @@ need_qemu
 need python3 sqlite3
 lib_workdir deep
 export WORK
-q() { sqlite3 "$DB" "$1"; }
+q() { command sqlite3 "$DB" "$1"; } # the absolute paths themselves
 
 python3 - <<'PY'
 import os, subprocess
@@ -72,7 +72,7 @@ DB=$WORK/deep.db
 "$IMGAUDIT" scan --db "$DB" --quiet deep
 eq "scan: exit status (the malformed image)" "$?" "1"
 eq "scan: links" "$(q "SELECT substr(path, -12) || ' ' || backing || ' ' || status || ' ' || length(target_path) FROM v_links ORDER BY path")" \
-	"$(printf '%s\n%s\n%s' "escape.qcow2 $(printf '../%.0s' $(seq 41))secret.raw outside-roots $(q "SELECT length(path) + 41 * 3 + length('secret.raw') - length('escape.qcow2') FROM files WHERE path LIKE '%/escape.qcow2'")" \
+	"$(printf '%s\n%s\n%s' "escape.qcow2 $(printf '../%.0s' $(seq 41))secret.raw outside-roots $((${#WORK} + 11))" \
 		"bbb/ov.qcow2 ../../base.qcow2 ok $(q "SELECT length(path) FROM files WHERE path LIKE '%/base.qcow2'")" \
 		"bb/ov2.qcow2 side.raw ok $(q "SELECT length(path) FROM files WHERE path LIKE '%/side.raw'")")"
 eq "scan: the base two levels up" "$(q "SELECT length(path) FROM files WHERE path LIKE '%/base.qcow2'")" \
@@ -84,6 +84,7 @@ eq "scan: ov2 maps its raw backing file" \
 	"$(q "SELECT chain_depth || ' ' || own_data_bytes || ' ' || backing_data_bytes || ' ' || unknown_bytes FROM images i JOIN files f ON f.id = i.file_id WHERE f.path LIKE '%/ov2.qcow2'")" \
 	"1 0 69632 0"
 
+eq "scan: where the escape would lead, canonical" "$(q "SELECT target_path FROM links WHERE status = 'outside-roots'")" "$WORK/secret.raw"
 eq "scan: the escape's whole message" \
 	"$(q "SELECT length(error) > 10000, instr(error, '$DEEP/$(printf '../%.0s' $(seq 41))secret.raw') > 0, substr(error, -34) FROM links WHERE status = 'outside-roots'")" \
 	"1|1|resolves outside the allowed roots"
