@@ -177,6 +177,50 @@ static int parse_args(struct scan *s, int argc, char **argv)
 }
 
 /*
+ * --exclude globs are matched on the name, the path below the ROOT and the
+ * full path, which is absolute now: a relative glob holding a '/' (`--exclude
+ * store/vms` with ROOT store) is also tried made absolute against the
+ * current directory, so that it still names what it named when paths were
+ * stored as typed.  The new array replaces s->exclude (freed by the caller,
+ * as the old one was); the absolute globs are added to *owned.
+ */
+static int exclude_absolute(struct scan *s, char ***owned, size_t *nowned)
+{
+        size_t n = 0, k = 0;
+        const char **ex;
+        char **grown;
+
+        while (s->exclude[n])
+                n++;
+        ex = calloc(2 * n + 1, sizeof(*ex));
+        grown = realloc(*owned, (*nowned + n + 2) * sizeof(**owned));
+        if (!ex || !grown) {
+                free(ex);
+                if (grown)
+                        *owned = grown;
+                return -1;
+        }
+        *owned = grown;
+        for (size_t i = 0; i < n; i++) {
+                const char *g = s->exclude[i];
+
+                ex[k++] = g;
+                if (g[0] != '/' && strchr(g, '/')) {
+                        char *a = ia_path_lexical(g);
+
+                        if (!a)
+                                return -1;
+                        (*owned)[(*nowned)++] = a;
+                        ex[k++] = a;
+                }
+        }
+        ex[k] = NULL;
+        free(s->exclude);
+        s->exclude = ex;
+        return 0;
+}
+
+/*
  * Every path the scan is given, spelled one way (see README, "Paths"): the
  * ROOTs, --allow-root and --vm-config directories canonical (absolute,
  * symlinks in them followed, "." and ".." resolved, no trailing slash), as
@@ -230,7 +274,7 @@ static int canonical_args(struct scan *s, char ***owned, size_t *nowned)
                 (*owned)[(*nowned)++] = c;
                 s->devices[i] = c;
         }
-        return 0;
+        return exclude_absolute(s, owned, nowned);
 }
 
 /* The CPUs this process may run on (taskset, cgroup cpusets), else those online. */

@@ -109,7 +109,7 @@ qemu-io -c 'write -P 1 0 64k' ar/lib/base.qcow2 >/dev/null
 qemu-img create -q -f qcow2 -b ../lib/base.qcow2 -F qcow2 ar/s/o.qcow2
 ars() { age ar && (cd ar && "$IMGAUDIT" scan --db ar.sqlite --quiet --allow-root lib s); }
 ars; [ $? = 0 ] && ok || bad "allow-root scan"
-qa() { local got; got=$(sqlite3 ar/ar.sqlite "$1" 2>&1 | sed "s|$WORK/ar/||g"); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got:      $got"; }; }
+qa() { local got; got=$(command sqlite3 ar/ar.sqlite "$1" 2>&1 | sed "s|$WORK/ar/||g"); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got:      $got"; }; }
 qa "SELECT status FROM v_images" "ok"
 qa "SELECT mtime_ns > 0 AND ctime_ns > 0 FROM files WHERE path = '$WORK/ar/lib/base.qcow2'" "1"
 ars
