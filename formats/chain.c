@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "drivers.h"
+#include "path.h"
 #include "vdi.h"
 #include "banned.h"
 
@@ -94,82 +95,102 @@ static const char *beneath(const char *root, const char *path)
 static char *canonical_dir(const char *abs)
 {
         const char *slash = strrchr(abs, '/');
-        char dir[PATH_MAX], real[PATH_MAX];
         size_t dn = slash ? (size_t)(slash - abs) : 0, rn;
-        char *out;
+        char *dir, *real, *out;
 
-        if (!slash || dn >= sizeof(dir))
+        if (!slash)
                 return NULL;
-        memcpy(dir, abs, dn);
-        dir[dn] = '\0';
-        if (!realpath(dn ? dir : "/", real))
+        dir = strndup(abs, dn);
+        if (!dir)
+                return NULL;
+        real = realpath(dn ? dir : "/", NULL); /* no PATH_MAX buffer; NULL when too long */
+        free(dir);
+        if (!real)
                 return NULL;
         rn = strlen(real);
         out = malloc(rn + strlen(slash) + 1);
-        if (!out)
-                return NULL;
-        memcpy(out, real, rn);
-        memcpy(out + (rn == 1 ? 0 : rn), slash, strlen(slash) + 1);
+        if (out) {
+                memcpy(out, real, rn);
+                memcpy(out + (rn == 1 ? 0 : rn), slash, strlen(slash) + 1);
+        }
+        free(real);
         return out;
+}
+
+/*
+ * path made absolute against the current directory, without a length limit;
+ * NULL with *err filled.
+ */
+static char *absolute_name(const char *path, struct ia_error *err)
+{
+        char *cwd, *abs;
+
+        if (path[0] == '/') {
+                abs = strdup(path);
+                if (!abs)
+                        ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                return abs;
+        }
+        cwd = getcwd(NULL, 0);
+        if (!cwd) {
+                ia_error_errno(err, IA_ERR_IO, errno, "cannot get the current directory");
+                return NULL;
+        }
+        abs = ia_path_join_dir(cwd, path);
+        free(cwd);
+        if (!abs)
+                ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        return abs;
 }
 
 static struct ia_source *open_confined(const struct ia_fs_policy *pol, const char *path,
                                        struct ia_error *err)
 {
-        char cwd[PATH_MAX];
-        char *abs = NULL, *canon;
+        char *abs, *canon, *lexical = NULL;
         struct ia_source *src = NULL;
         bool any = false;
 
-        if (path[0] != '/') {
-                if (!getcwd(cwd, sizeof(cwd))) {
-                        ia_error_errno(err, IA_ERR_IO, errno, "cannot get the current directory");
-                        return NULL;
-                }
-                size_t n = strlen(cwd);
-
-                if (n + 1 < sizeof(cwd)) {
-                        cwd[n] = '/';
-                        cwd[n + 1] = '\0';
-                }
-                abs = ia_path_combine(cwd, path);
-        } else {
-                abs = strdup(path);
-        }
-        if (!abs) {
-                ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        abs = absolute_name(path, err);
+        if (!abs)
                 return NULL;
-        }
         canon = canonical_dir(abs);
-        for (size_t i = 0; pol->roots[i]; i++) {
-                char rootabs[PATH_MAX];
-                const char *rest;
-                int rootfd;
+        if (!canon) /* too long for realpath, or missing: decide by the name itself */
+                lexical = ia_path_lexical(abs);
+        for (int pass = 0; pass < 2 && !any; pass++) {
+                for (size_t i = 0; pol->roots[i]; i++) {
+                        char *rootabs = realpath(pol->roots[i], NULL);
+                        const char *rest;
+                        int rootfd;
 
-                if (!realpath(pol->roots[i], rootabs))
-                        continue;
-                if (canon) {
-                        rest = beneath(rootabs, canon);
-                } else {
-                        rest = beneath(pol->roots[i], abs);
-                        if (!rest)
-                                rest = beneath(rootabs, abs);
+                        if (!rootabs)
+                                continue;
+                        if (canon)
+                                rest = pass == 0 ? beneath(rootabs, canon) : NULL;
+                        else if (pass == 0)
+                                rest = beneath(pol->roots[i], abs) ? beneath(pol->roots[i], abs)
+                                                                   : beneath(rootabs, abs);
+                        else
+                                rest = lexical ? beneath(rootabs, lexical) : NULL;
+                        if (!rest) {
+                                free(rootabs);
+                                continue;
+                        }
+                        any = true;
+                        rootfd = open(rootabs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                        free(rootabs);
+                        if (rootfd < 0)
+                                continue;
+                        src = ia_source_open_beneath(rootfd, rest, path, err);
+                        close(rootfd);
+                        break;
                 }
-                if (!rest)
-                        continue;
-                any = true;
-                rootfd = open(rootabs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (rootfd < 0)
-                        continue;
-                src = ia_source_open_beneath(rootfd, rest, path, err);
-                close(rootfd);
-                break;
         }
         if (!any) {
                 ia_error_set(err, IA_ERR_REFUSED, "'%s' lies outside the allowed roots", path);
                 if (err)
                         err->reason = "outside-roots";
         }
+        free(lexical);
         free(canon);
         free(abs);
         return src;
@@ -533,7 +554,7 @@ static int open_backing(const struct ia_open_ctx *ctx, struct ia_image *top, str
         child->depth = img->depth + 1;
         img->backing_img = child;
         if (parent_mismatch(img, child, &mm))
-                ia_image_finding(img, "parent-mismatch", "%s", mm.msg);
+                ia_image_finding(img, "parent-mismatch", "%s", ia_error_msg(&mm));
 report:
         if (ctx->on_link)
                 ctx->on_link(ctx->opaque, img, img->backing, IA_REF_BACKING,

@@ -29,14 +29,33 @@ enum ia_errcat {
         IA_ERR_USAGE,       /* the caller asked for something meaningless */
 };
 
+/*
+ * Messages are never cut.  A message that fits (most do) lives in msg; a
+ * longer one (a name from a deep directory tree, several such names) is
+ * kept whole in an append-only table of the process (one copy of each
+ * distinct text, never freed, so a struct ia_error stays a plain value that
+ * may be copied and dropped freely) and full points at it, while msg holds
+ * its first IA_ERROR_MSG_MAX - 1 bytes.  Read messages with ia_error_msg().
+ */
 #define IA_ERROR_MSG_MAX 512
 
 struct ia_error {
         enum ia_errcat cat;
         int errnum;         /* errno where the cause was a system call, else 0 */
         const char *reason; /* optional finer code for links: "loop", "outside-roots", ... */
+        const char *full;   /* the whole message when it is longer than msg, else NULL */
         char msg[IA_ERROR_MSG_MAX];
 };
+
+/* The whole message of err ("" for none). */
+const char *ia_error_msg(const struct ia_error *err);
+
+/*
+ * A copy of the text of s (len bytes) that lives as long as the process, from
+ * the table above: the same pointer for the same text.  NULL only when out of
+ * memory.
+ */
+const char *ia_error_keep(const char *s, size_t len);
 
 /* Fill *err (if not NULL) and return -1. */
 int ia_error_set(struct ia_error *err, enum ia_errcat cat, const char *fmt, ...)

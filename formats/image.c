@@ -184,15 +184,29 @@ int ia_image_open_ref(struct ia_image *img, const char *name, enum ia_ref_kind k
 
 void ia_image_finding(const struct ia_image *img, const char *code, const char *fmt, ...)
 {
-        char msg[IA_ERROR_MSG_MAX];
+        char small[IA_ERROR_MSG_MAX], *msg = small;
         va_list ap;
+        int n;
 
         if (!img->ctx || !img->ctx->on_finding)
                 return;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
+        n = vsnprintf(small, sizeof(small), fmt, ap);
         va_end(ap);
+        if (n >= (int)sizeof(small)) {
+                /* never cut: a finding names files, and names can be long */
+                char *big = malloc((size_t)n + 1);
+
+                if (big) {
+                        va_start(ap, fmt);
+                        vsnprintf(big, (size_t)n + 1, fmt, ap);
+                        va_end(ap);
+                        msg = big;
+                }
+        }
         img->ctx->on_finding(img->ctx->opaque, img, code, msg);
+        if (msg != small)
+                free(msg);
 }
 
 int ia_image_set_backing(struct ia_image *img, const char *name, size_t len, const char *fmt,

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "path.h"
 #include "banned.h"
 
 void ia_source_init(struct ia_source *src, const struct ia_source_ops *ops, uint64_t size)
@@ -328,8 +329,9 @@ struct ia_source *ia_source_open_beneath(int rootfd, const char *path, const cha
         how.flags = O_PATH | O_CLOEXEC;
         how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
         pfd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
-        if (pfd < 0 && errno == ENOSYS)
-                pfd = ia_open_beneath_by_components(rootfd, path);
+        if (pfd < 0 && (errno == ENOSYS || errno == ENAMETOOLONG))
+                /* the same walk one component at a time: no limit on the whole name */
+                pfd = ia_open_beneath_walk(rootfd, path, 0);
         if (pfd < 0) {
                 open_error(errno, name, 0, err);
                 return NULL;
@@ -345,7 +347,7 @@ struct ia_source *ia_source_open_file(int dirfd, const char *path, unsigned flag
 
         if (flags & IA_OPEN_NOFOLLOW)
                 oflags |= O_NOFOLLOW;
-        pfd = openat(dirfd, path, oflags);
+        pfd = ia_openat_long(dirfd, path, oflags);
         if (pfd < 0) {
                 open_error(errno, path, flags, err);
                 return NULL;

@@ -94,9 +94,10 @@ struct ia_source *ia_source_open_file(int dirfd, const char *path, unsigned flag
 /*
  * Like ia_source_open_file(), but path (relative) must resolve beneath the
  * directory rootfd, symlinks included (openat2 RESOLVE_BENEATH; on kernels
- * without it, every symlink and ".." is refused): a name or a link that
- * leaves it is refused with reason "outside-roots".  name (or path when
- * NULL) is what messages call the file.
+ * without it, and for names longer than the kernel takes in one call, the
+ * same walk one component at a time: ia_open_beneath_walk() in path.h): a
+ * name or a link that leaves it is refused with reason "outside-roots".
+ * name (or path when NULL) is what messages call the file.
  */
 struct ia_source *ia_source_open_beneath(int rootfd, const char *path, const char *name,
                                          struct ia_error *err);

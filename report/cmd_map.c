@@ -271,7 +271,7 @@ int ia_cmd_map(int argc, char **argv)
         if (top_path(argv[optind], &path) < 0)
                 return 1;
         if (ia_chain_open(&ctx, path, fmt, &top, &err) < 0) {
-                ia_diag("imgaudit map", "cannot open '%s': %s", argv[optind], err.msg);
+                ia_diag("imgaudit map", "cannot open '%s': %s", argv[optind], ia_error_msg(&err));
                 free(path);
                 return 1;
         }
@@ -290,7 +290,7 @@ int ia_cmd_map(int argc, char **argv)
                 ia_diag("imgaudit map", "writing the map failed: %s", strerror(errno));
                 rc = 1;
         } else if (rc != 0) {
-                ia_diag("imgaudit map", "%s", err.msg);
+                ia_diag("imgaudit map", "%s", ia_error_msg(&err));
         }
         ia_image_free(top);
         return rc;

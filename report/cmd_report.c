@@ -324,6 +324,7 @@ static int write_report(enum fmt f, struct ia_rpt *r, const bool *sel, bool per_
                 }
                 if (render_section(f, r, &o, k, &first, csv_dir, sink, &body) < 0) {
                         err->msg[0] = '\0';
+                        err->full = NULL;
                         goto out;
                 }
                 ia_rpt_out_drop_tables(&o);
@@ -366,7 +367,7 @@ static int report_to(enum fmt f, struct ia_rpt *r, const bool *sel, bool per_ima
                 ret = write_report(f, r, sel, per_image, csv_dir, &sink, &err);
                 ia_sink_release(&sink);
                 if (ret < 0 && err.msg[0])
-                        ia_diag("imgaudit report", "%s", err.msg);
+                        ia_diag("imgaudit report", "%s", ia_error_msg(&err));
                 return ret < 0 ? 1 : 0;
         }
         if (ia_outfile_open(&of, out) < 0) {
@@ -381,7 +382,7 @@ static int report_to(enum fmt f, struct ia_rpt *r, const bool *sel, bool per_ima
         ret = write_report(f, r, sel, per_image, NULL, &sink, &err);
         if (ret < 0) {
                 if (err.msg[0])
-                        ia_diag("imgaudit report", "%s", err.msg);
+                        ia_diag("imgaudit report", "%s", ia_error_msg(&err));
         } else if (ia_sink_flush(&sink) < 0) {
                 if (errno == ENOMEM)
                         ia_diag("imgaudit report", "out of memory");
@@ -511,7 +512,7 @@ static int report_main(int argc, char **argv, sqlite3 *given, const char *name)
                 return 1;
         if ((given ? ia_rpt_attach(&r, given, name, &err) : ia_rpt_open(&r, db, &err)) < 0 ||
             ia_rpt_load(&r, scan, since, sel[IA_SEC_TREND], &err) < 0) {
-                ia_diag("imgaudit report", "%s", err.msg);
+                ia_diag("imgaudit report", "%s", ia_error_msg(&err));
                 ia_rpt_close(&r);
                 return err.cat == IA_ERR_USAGE ? 2 : 1;
         }

@@ -599,7 +599,7 @@ static int host_report(struct ia_pg *pg, const char *conninfo, const struct stor
         snprintf(mem, sizeof(mem), "file:/imgaudit-fleet-%d-%d?vfs=memdb", (int)getpid(), index);
         if (!pg) {
                 if (ia_pg_connect(&own, conninfo, &err) < 0) {
-                        ia_diag("imgaudit report", "%s", err.msg);
+                        ia_diag("imgaudit report", "%s", ia_error_msg(&err));
                         return 1;
                 }
                 pg = &own;
@@ -607,7 +607,7 @@ static int host_report(struct ia_pg *pg, const char *conninfo, const struct stor
         if (load_store(pg, mem, sr->store_id, scan_id, since, &db, &err) < 0) {
                 sqlite3_close(db);
                 ia_error_prefix(&err, "host '%s' (store %s)", sr->host, sr->store_id);
-                ia_diag("imgaudit report", "%s", err.msg);
+                ia_diag("imgaudit report", "%s", ia_error_msg(&err));
                 if (pg == &own)
                         ia_pg_close(&own);
                 return 1;
@@ -1002,7 +1002,7 @@ int ia_cmd_report_pg(int argc, char **argv)
 nomem:
         ia_error_set(&err, IA_ERR_NOMEM, "out of memory");
 fail:
-        ia_diag("imgaudit report", "%s", err.msg);
+        ia_diag("imgaudit report", "%s", ia_error_msg(&err));
         ret = err.cat == IA_ERR_USAGE ? 2 : 1;
 out:
         PQclear(res);

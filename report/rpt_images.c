@@ -504,8 +504,58 @@ static int cmp_finding(const void *a, const void *b)
 }
 
 /*
+ * Entries the scan could not read (a file it could not open, a directory it
+ * could not list), unless an image row of the scan already tells: category
+ * "unreadable-REASON", the whole path and the whole message.
+ */
+static int load_unreadable(struct ia_rpt *r, size_t *cap, struct ia_error *err)
+{
+        sqlite3_stmt *st;
+        bool nomem = false;
+        int rc;
+
+        if (ia_rpt_prepare(
+                r,
+                "SELECT e.path, e.reason, e.detail, coalesce(e.file_id, 0) FROM entries e "
+                "WHERE e.scan_id = ?1 AND e.kind = 'unreadable' AND NOT EXISTS "
+                "(SELECT 1 FROM images i WHERE i.scan_id = e.scan_id "
+                "AND i.file_id = e.file_id)",
+                &st, err) < 0)
+                return -1;
+        sqlite3_bind_int64(st, 1, r->scan.id);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                char *reason = col_escaped(st, 1, &nomem);
+                char *detail = col_escaped(st, 2, &nomem);
+                char *name = display_name(r, sqlite3_column_int64(st, 3),
+                                          (const char *)sqlite3_column_blob(st, 0),
+                                          (size_t)sqlite3_column_bytes(st, 0), false, false);
+                struct ia_rbuf cat;
+
+                ia_rbuf_init(&cat);
+                ia_rbuf_addf(&cat, "unreadable-%s", reason ? reason : "io");
+                if (!name || cat.nomem ||
+                    add_finding(r, cap, cat.buf, "entry", name,
+                                detail ? detail : (reason ? reason : "unreadable")) < 0)
+                        nomem = true;
+                ia_rbuf_release(&cat);
+                free(reason);
+                free(detail);
+                free(name);
+                if (nomem)
+                        break;
+        }
+        sqlite3_finalize(st);
+        if (nomem)
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        if (rc != SQLITE_DONE)
+                return ia_rpt_db_error(r, err, "reading unreadable entries");
+        return 0;
+}
+
+/*
  * Findings: the findings table, every image whose status is not ok and every
- * link that is not ok (deduplicated), each under a category.
+ * link that is not ok (deduplicated), every entry that could not be read,
+ * each under a category.
  */
 int ia_rpt_load_findings(struct ia_rpt *r, struct ia_error *err)
 {
@@ -573,6 +623,8 @@ int ia_rpt_load_findings(struct ia_rpt *r, struct ia_error *err)
                 if (bad)
                         return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
         }
+        if (load_unreadable(r, &cap, err) < 0)
+                return -1;
         if (r->nfindings > 1)
                 qsort(r->findings, r->nfindings, sizeof(*r->findings), cmp_finding);
         return 0;

@@ -64,7 +64,7 @@ static la_ssize_t cb_read(struct archive *ar, void *data, const void **out)
         n = ia_read_upto(w->a->src, w->buf, want, w->pos, &w->io_err);
         if (n < 0) {
                 w->io_failed = true;
-                archive_set_error(ar, EIO, "%s", w->io_err.msg);
+                archive_set_error(ar, EIO, "%s", ia_error_msg(&w->io_err));
                 return ARCHIVE_FATAL;
         }
         if ((size_t)n < want)

@@ -105,7 +105,7 @@ static void ovf_parse(struct ia_archive *a, const char *desc, const char *text, 
 
         ia_error_clear(&e);
         if (ia_ovf_descriptor_parse(text, len, &od, &e) < 0) {
-                ovf_problem(a, e.cat, "archive '%s': descriptor '%s': %s", desc, e.msg);
+                ovf_problem(a, e.cat, "archive '%s': descriptor '%s': %s", desc, ia_error_msg(&e));
                 return;
         }
         for (size_t i = 0; i < od.nfiles; i++) {

@@ -34,7 +34,7 @@ static int data_failed(struct walk *w, struct ia_archive_member *m)
 
         ia_error_set(&e, arc_la_cat(w), "member '%s': %s", m->name, arc_la_msg(w));
         if (e.cat == IA_ERR_IO && w->io_failed)
-                ia_error_set(&e, IA_ERR_IO, "member '%s': %s", m->name, w->io_err.msg);
+                ia_error_set(&e, IA_ERR_IO, "member '%s': %s", m->name, ia_error_msg(&w->io_err));
         if (e.cat == IA_ERR_TRUNCATED)
                 m->flags |= IA_MEMBER_TRUNCATED;
         if (m->error.cat == IA_ERR_NONE)
@@ -627,7 +627,7 @@ void arc_walk_members(struct walk *w)
                                              (unsigned long long)w->lim.max_header);
                         else if (w->io_failed)
                                 ia_error_set(&e, IA_ERR_IO, "archive '%s': after %zu members: %s",
-                                             a->name, a->count, w->io_err.msg);
+                                             a->name, a->count, ia_error_msg(&w->io_err));
                         else
                                 ia_error_set(&e, arc_la_cat(w),
                                              "archive '%s': after %zu members: %s", a->name,

@@ -51,7 +51,8 @@ static int open_walk(struct ia_source *src, const char *name, const struct ia_ar
         /* Opening chooses the filters and the format. */
         if (archive_read_open1(w.ar) != ARCHIVE_OK) {
                 if (w.io_failed)
-                        ia_error_set(err, IA_ERR_IO, "archive '%s': %s", name, w.io_err.msg);
+                        ia_error_set(err, IA_ERR_IO, "archive '%s': %s", name,
+                                     ia_error_msg(&w.io_err));
                 else
                         ia_error_set(err, IA_ERR_UNSUPPORTED,
                                      "'%s' is not a tar or zip archive (or a compressed tar): %s",
@@ -66,7 +67,8 @@ static int open_walk(struct ia_source *src, const char *name, const struct ia_ar
                 if (r == -2)
                         ia_error_set(err, IA_ERR_NOMEM, "archive '%s': out of memory", name);
                 else if (w.io_failed)
-                        ia_error_set(err, IA_ERR_IO, "archive '%s': %s", name, w.io_err.msg);
+                        ia_error_set(err, IA_ERR_IO, "archive '%s': %s", name,
+                                     ia_error_msg(&w.io_err));
                 else
                         ia_error_set(err, arc_la_cat(&w), "archive '%s': %s", name,
                                      m ? m : "unknown libarchive error");
@@ -141,7 +143,8 @@ struct ia_source *arc_fetch_member(struct ia_source *src, const char *name,
 
         ia_error_clear(&e);
         if (open_walk(src, name, lim, ordinal + 1, &t, &e) < 0) {
-                ia_error_set(err, e.cat, "member '%s': reading it again: %s", member, e.msg);
+                ia_error_set(err, e.cat, "member '%s': reading it again: %s", member,
+                             ia_error_msg(&e));
                 return NULL;
         }
         m = ia_archive_member(t, ordinal);

@@ -173,11 +173,11 @@ int ia_cmd_prune(int argc, char **argv)
                 }
         }
         if (ia_lock_take(&lock, db_path, &err) < 0) {
-                ia_diag("imgaudit prune", "%s", err.msg);
+                ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
                 return 3;
         }
         if (ia_store_open(lock.db, &store, &err) < 0) {
-                ia_diag("imgaudit prune", "%s", err.msg);
+                ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
                 goto unlock;
         }
         if (ia_prune_begin(store, &err) < 0) {

@@ -164,7 +164,7 @@ int ia_devices_expand(const char *const *globs,
                         fd = open_dev(p, &st, &size, &err);
                         if (fd < 0) {
                                 on_entry(opaque, p, "unreadable", err.reason ? err.reason : "io",
-                                         err.msg);
+                                         ia_error_msg(&err));
                                 continue;
                         }
                         close(fd);

@@ -68,7 +68,7 @@ int main(int argc, char **argv)
         struct ia_error err;
 
         if (ia_drivers_check(&err) < 0) {
-                ia_diag("imgaudit", "internal error: %s", err.msg);
+                ia_diag("imgaudit", "internal error: %s", ia_error_msg(&err));
                 return 70;
         }
         if (argc < 2) {

@@ -1,6 +1,7 @@
 /* `imgaudit scan`'s command line: the usage text, the options, the entry point. */
 #define _GNU_SOURCE /* before any system header */
 #include "scan.h"
+#include "path.h"
 #include "banned.h"
 
 const char ia_scan_usage[] =
@@ -175,6 +176,107 @@ static int parse_args(struct scan *s, int argc, char **argv)
         return -1;
 }
 
+/*
+ * --exclude globs are matched on the name, the path below the ROOT and the
+ * full path, which is absolute now: a relative glob holding a '/' (`--exclude
+ * store/vms` with ROOT store) is also tried made absolute against the
+ * current directory, so that it still names what it named when paths were
+ * stored as typed.  The new array replaces s->exclude (freed by the caller,
+ * as the old one was); the absolute globs are added to *owned.
+ */
+static int exclude_absolute(struct scan *s, char ***owned, size_t *nowned)
+{
+        size_t n = 0, k = 0;
+        const char **ex;
+        char **grown;
+
+        while (s->exclude[n])
+                n++;
+        ex = calloc(2 * n + 1, sizeof(*ex));
+        grown = realloc(*owned, (*nowned + n + 2) * sizeof(**owned));
+        if (!ex || !grown) {
+                free(ex);
+                if (grown)
+                        *owned = grown;
+                return -1;
+        }
+        *owned = grown;
+        for (size_t i = 0; i < n; i++) {
+                const char *g = s->exclude[i];
+
+                ex[k++] = g;
+                if (g[0] != '/' && strchr(g, '/')) {
+                        char *a = ia_path_lexical(g);
+
+                        if (!a)
+                                return -1;
+                        (*owned)[(*nowned)++] = a;
+                        ex[k++] = a;
+                }
+        }
+        ex[k] = NULL;
+        free(s->exclude);
+        s->exclude = ex;
+        return 0;
+}
+
+/*
+ * Every path the scan is given, spelled one way (see README, "Paths"): the
+ * ROOTs, --allow-root and --vm-config directories canonical (absolute,
+ * symlinks in them followed, "." and ".." resolved, no trailing slash), as
+ * realpath(3) gives them, or, where a path cannot be resolved (it does not
+ * exist), its absolute textual form; --devices globs absolute and textually
+ * normalised (a glob is not a path to resolve).  So `scan /srv/images`,
+ * `scan /srv/images/`, `scan /srv/./images`, `scan images` from /srv and a
+ * symlink to it store the same paths, and a rescan reuses them all.  The
+ * strings made are added to *owned (freed by the caller).  0, or -1 (ENOMEM).
+ */
+static int canonical_args(struct scan *s, char ***owned, size_t *nowned)
+{
+        size_t n = s->nroots + s->nallow + s->nvm_config + s->ndevices;
+        char **roots = calloc(s->nroots + 1, sizeof(*roots));
+
+        *owned = calloc(n + 1, sizeof(**owned));
+        *nowned = 0;
+        if (!roots || !*owned) {
+                free(roots);
+                return -1;
+        }
+        (*owned)[(*nowned)++] = (char *)roots; /* the array itself */
+        for (size_t i = 0; i < s->nroots; i++) {
+                roots[i] = ia_path_canonical(s->root_args[i]);
+                if (!roots[i])
+                        return -1;
+                (*owned)[(*nowned)++] = roots[i];
+        }
+        s->root_args = roots;
+        for (size_t i = 0; i < s->nallow; i++) {
+                char *c = ia_path_canonical(s->allow[i]);
+
+                if (!c)
+                        return -1;
+                (*owned)[(*nowned)++] = c;
+                s->allow[i] = c;
+        }
+        for (size_t i = 0; i < s->nvm_config; i++) {
+                char *c = ia_path_canonical(s->vm_config[i]);
+
+                if (!c)
+                        return -1;
+                (*owned)[(*nowned)++] = c;
+                s->vm_config[i] = c;
+        }
+        for (size_t i = 0; i < s->ndevices; i++) {
+                char *c = ia_path_lexical(s->devices[i]);
+
+                if (!c)
+                        return -1;
+                (*owned)[(*nowned)++] = c;
+                s->devices[i] = c;
+        }
+        return exclude_absolute(s, owned, nowned);
+}
+
 /* The CPUs this process may run on (taskset, cgroup cpusets), else those online. */
 static long usable_cpus(void)
 {
@@ -188,6 +290,8 @@ static long usable_cpus(void)
 int ia_cmd_scan(int argc, char **argv)
 {
         struct scan s;
+        char **owned = NULL;
+        size_t nowned = 0;
         int rc;
         long ncpu;
 
@@ -204,6 +308,10 @@ int ia_cmd_scan(int argc, char **argv)
         ia_hmap_init(&s.layer_ids);
         ia_hmap_init(&s.prev);
         rc = parse_args(&s, argc, argv);
+        if (rc < 0 && canonical_args(&s, &owned, &nowned) < 0) {
+                fprintf(stderr, "imgaudit scan: out of memory\n");
+                rc = 3;
+        }
         if (rc < 0)
                 rc = scan_run(&s);
 
@@ -242,6 +350,9 @@ int ia_cmd_scan(int argc, char **argv)
         ia_vmscan_free(&s.vms);
         free(s.allow);
         free(s.devices);
+        for (size_t i = 0; i < nowned; i++)
+                free(owned[i]);
+        free(owned);
         pthread_mutex_destroy(&s.reg_lock);
         return rc;
 }

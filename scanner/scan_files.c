@@ -33,8 +33,9 @@ struct ia_source *scan_open_job(struct scan *s, struct job *jb)
         src = jb->device ? ia_device_open(jb->wf.path, &jb->wf.id, &err)
                          : ia_walk_open_file(&s->roots[jb->wf.root], &s->dirs, &jb->wf, &err);
         if (!src) {
-                scan_put(s, scan_entry_rec(jb->wf.path, "unreadable",
-                                           err.reason ? err.reason : "io", err.msg, jb->reg->id));
+                scan_put(s,
+                         scan_entry_rec(jb->wf.path, "unreadable", err.reason ? err.reason : "io",
+                                        ia_error_msg(&err), jb->reg->id));
                 s->problems++;
         }
         return src;
@@ -101,7 +102,8 @@ void scan_process(struct scan *s, struct job *jb)
         }
         ia_error_clear(&err);
         if (!scan_probe_source(src, jb->wf.path, head, &hl, &drv, &err)) {
-                scan_put(s, scan_entry_rec(jb->wf.path, "unreadable", "io", err.msg, jb->reg->id));
+                scan_put(s, scan_entry_rec(jb->wf.path, "unreadable", "io", ia_error_msg(&err),
+                                           jb->reg->id));
                 s->problems++;
                 jb->reg->kind = FK_UNREADABLE;
         } else if (scan_bare_vmdk_extent(drv, head, hl)) {
@@ -151,7 +153,8 @@ static void settle_unused_data(struct scan *s, struct job *jb)
         }
         ia_error_clear(&err);
         if (!scan_probe_source(src, jb->wf.path, head, &hl, &drv, &err)) {
-                scan_put(s, scan_entry_rec(jb->wf.path, "unreadable", "io", err.msg, r->id));
+                scan_put(
+                    s, scan_entry_rec(jb->wf.path, "unreadable", "io", ia_error_msg(&err), r->id));
                 s->problems++;
                 r->kind = FK_UNREADABLE;
         } else if (drv != &ia_drv_raw) {

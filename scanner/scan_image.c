@@ -1,6 +1,7 @@
 /* One image job: its chain opened through the scan resolver, its links and findings. */
 #define _GNU_SOURCE /* before any system header */
 #include "scan.h"
+#include "path.h"
 #include "banned.h"
 
 /* The store id of a host file (and its path), for map rows and links. */
@@ -64,7 +65,7 @@ static void on_link(void *opaque, const struct ia_image *from, const char *name,
                 l->target_path = scan_xstrdup(tpath);
                 /* Followed, but perhaps not the parent it should be (parent-mismatch). */
                 l->status = strdup(status && status->reason ? status->reason : "ok");
-                l->error = scan_xstrdup(status ? status->msg : NULL);
+                l->error = scan_xstrdup(status ? ia_error_msg(status) : NULL);
         } else {
                 if (name && name[0] && !ia_name_is_protocol(name) &&
                     strncmp(name, "json:", 5) != 0) {
@@ -77,14 +78,18 @@ static void on_link(void *opaque, const struct ia_image *from, const char *name,
                                 free(c);
                                 free(n);
                         } else {
-                                l->target_path = ia_path_combine(from->file->name, name);
+                                /* where it would be, spelled as the scan spells paths */
+                                char *c = ia_path_combine(from->file->name, name);
+
+                                l->target_path = c ? ia_path_canonical(c) : NULL;
+                                free(c);
                         }
                 }
                 l->status =
                     scan_xstrdup(status && status->reason
                                      ? status->reason
                                      : ia_errcat_name(status ? status->cat : IA_ERR_INTERNAL));
-                l->error = scan_xstrdup(status ? status->msg : NULL);
+                l->error = scan_xstrdup(status ? ia_error_msg(status) : NULL);
         }
         /* A data file or extent is part of the image, not a file of its own. */
         if (target && kind != IA_REF_BACKING) {
@@ -230,7 +235,7 @@ void scan_image(struct scan *s, struct ia_source *top_src, const char *path, int
                 ir->u.image.status = scan_xstrdup(
                     err.reason && strcmp(err.reason, "unreadable") != 0 ? err.reason
                                                                         : ia_errcat_name(err.cat));
-                ir->u.image.error = scan_xstrdup(err.msg);
+                ir->u.image.error = scan_xstrdup(ia_error_msg(&err));
                 s->problems++;
                 flush_links(&j, NULL);
                 scan_put(s, ir);
@@ -274,14 +279,14 @@ void scan_image(struct scan *s, struct ia_source *top_src, const char *path, int
                 if (i->backing && i->backing[0] && !i->backing_img && !errmsg) {
                         status = i->backing_err.reason ? i->backing_err.reason
                                                        : ia_errcat_name(i->backing_err.cat);
-                        errmsg = scan_xstrdup(i->backing_err.msg);
+                        errmsg = scan_xstrdup(ia_error_msg(&i->backing_err));
                 }
         }
         ir->u.image.chain_depth = depth;
         if (scan_map_chain(&j, top, &err) < 0) {
                 status = ia_errcat_name(err.cat);
                 free(errmsg);
-                errmsg = scan_xstrdup(err.msg);
+                errmsg = scan_xstrdup(ia_error_msg(&err));
                 s->problems++;
         }
         ir->u.image.has_space = true;

@@ -156,14 +156,14 @@ static bool member_probe(struct scan *s, struct arch_ctx *ac, const struct ia_ar
         }
         if (!m->src) {
                 scan_put(s, scan_entry_rec(mi->path, "unreadable", ia_errcat_name(m->error.cat),
-                                           m->error.msg, mi->file_id));
+                                           ia_error_msg(&m->error), mi->file_id));
                 s->problems++;
                 return false;
         }
         ia_error_clear(&err);
         if (!scan_probe_source(m->src, mi->path, head, &hl, &drv, &err)) {
-                scan_put(s, scan_entry_rec(mi->path, "unreadable", ia_errcat_name(err.cat), err.msg,
-                                           mi->file_id));
+                scan_put(s, scan_entry_rec(mi->path, "unreadable", ia_errcat_name(err.cat),
+                                           ia_error_msg(&err), mi->file_id));
                 s->problems++;
                 return false;
         }
@@ -240,7 +240,7 @@ static void scan_members(struct scan *s, struct arch_ctx *ac)
                 /* a cap that stopped the walk (a bomb, too many members) is a limit */
                 member_finding(s, ac->file_id,
                                aerr->cat == IA_ERR_LIMIT ? "archive-limit" : "archive-error",
-                               aerr->msg);
+                               ia_error_msg(aerr));
                 s->problems++;
         }
         if (member_rows(s, ac) < 0)
@@ -285,7 +285,7 @@ void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64
                         /* an archive, but nested too deep: recorded, not opened */
                         *is_archive = true;
                         scan_put(s, scan_file_rec(file_id, FK_ARCHIVE, false));
-                        member_finding(s, file_id, "archive-limit", err.msg);
+                        member_finding(s, file_id, "archive-limit", ia_error_msg(&err));
                         s->problems++; /* its members could not be scanned */
                 }
                 return;

@@ -1,6 +1,7 @@
 /* The walk's callbacks and the registry of the files this scan knows (walked or referenced). */
 #define _GNU_SOURCE /* before any system header */
 #include "scan.h"
+#include "path.h"
 #include "banned.h"
 
 bool scan_same_identity(const struct ia_identity *a, const struct ia_identity *b)
@@ -151,7 +152,11 @@ struct reg_file *scan_reg_lookup(struct scan *s, const struct ia_file *f)
         pthread_mutex_lock(&s->reg_lock);
         r = ia_hmap_get(&s->by_fid, &k, sizeof(k));
         if (!r) {
-                r = scan_reg_new(atomic_fetch_add(&s->next_file_id, 1), f->name);
+                /* outside the walk: by its canonical name, however it was reached */
+                char *canon = ia_path_canonical(f->name);
+
+                r = canon ? scan_reg_new(atomic_fetch_add(&s->next_file_id, 1), canon) : NULL;
+                free(canon);
                 if (r && s->nexternals == s->cap_externals) {
                         size_t nc = s->cap_externals ? s->cap_externals * 2 : 16;
                         struct reg_file **ne = realloc(s->externals, nc * sizeof(*ne));

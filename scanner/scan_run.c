@@ -88,13 +88,13 @@ static int open_roots(struct scan *s)
                                 fprintf(stderr, "imgaudit scan: out of memory\n");
                                 return 3;
                         }
-                        ia_diag("imgaudit scan", "%s", err.msg);
+                        ia_diag("imgaudit scan", "%s", ia_error_msg(&err));
                         s->problems++;
                         scan_pend(s, scan_entry_rec(s->root_args[i], "unreadable",
                                                     err.cat == IA_ERR_MISSING ? "missing"
                                                     : err.errnum == EACCES    ? "permission"
                                                                               : "io",
-                                                    err.msg, 0));
+                                                    ia_error_msg(&err), 0));
                         continue;
                 }
                 nopen++;
@@ -134,7 +134,7 @@ static const char *walk_roots(struct scan *s, struct ia_hmap *visited, struct ia
                 if (s->roots[i].dirfd < 0)
                         continue;
                 if (ia_walk(s->roots, i, &wo, err) < 0) {
-                        ia_diag("imgaudit scan", "%s", err->msg);
+                        ia_diag("imgaudit scan", "%s", ia_error_msg(err));
                         return "out of memory walking";
                 }
         }
@@ -162,9 +162,9 @@ static const char *run_workers(struct scan *s, struct ia_scan_stats *stats, stru
                 return "out of memory";
         }
         if (ia_store_writer_start(s->store, s->scan_id, QUEUE_CAP, err) < 0) {
-                ia_diag("imgaudit scan", "%s", err->msg);
+                ia_diag("imgaudit scan", "%s", ia_error_msg(err));
                 free(threads);
-                return err->msg;
+                return ia_error_msg(err);
         }
         while (s->pending) {
                 struct ia_rec *r = s->pending;
@@ -190,14 +190,14 @@ static const char *run_workers(struct scan *s, struct ia_scan_stats *stats, stru
         scan_flush(s);
         scan_progress(s, true);
         if (ia_store_writer_stop(s->store, &stats->map_rows, err) < 0) {
-                ia_diag("imgaudit scan", "%s", err->msg);
-                return err->msg;
+                ia_diag("imgaudit scan", "%s", ia_error_msg(err));
+                return ia_error_msg(err);
         }
         if (atomic_load(&s->nomem))
                 return "out of memory";
         if (ia_vmscan_store(&s->vms, s->store, s->scan_id, err) < 0) {
-                ia_diag("imgaudit scan", "%s", err->msg);
-                return err->msg;
+                ia_diag("imgaudit scan", "%s", ia_error_msg(err));
+                return ia_error_msg(err);
         }
         return NULL;
 }
@@ -236,18 +236,18 @@ int scan_run(struct scan *s)
         }
 
         if (ia_lock_take(&lock, s->db_path, &err) < 0) {
-                ia_diag("imgaudit scan", "%s", err.msg);
+                ia_diag("imgaudit scan", "%s", ia_error_msg(&err));
                 goto close_roots;
         }
         s->db_path = lock.db; /* by its canonical name: one -wal, one -shm */
         if (ia_store_open(s->db_path, &s->store, &err) < 0) {
-                ia_diag("imgaudit scan", "%s", err.msg);
+                ia_diag("imgaudit scan", "%s", ia_error_msg(&err));
                 goto unlock;
         }
         if (ia_store_mark_dead_scans(s->store, &dead, &err) < 0 ||
             ia_store_begin_scan(s->store, (const char *const *)s->root_args, s->nroots, s->allow,
                                 s->nallow, &s->scan_id, &err) < 0) {
-                ia_diag("imgaudit scan", "%s", err.msg);
+                ia_diag("imgaudit scan", "%s", ia_error_msg(&err));
                 goto close_store;
         }
         if (dead && s->progress >= 0)
@@ -256,16 +256,16 @@ int scan_run(struct scan *s)
 
         scan_note_own_files(s);
         if (scan_load_prev(s, &err) < 0) {
-                ia_diag("imgaudit scan", "%s", err.msg);
-                abort_reason = err.msg;
+                ia_diag("imgaudit scan", "%s", ia_error_msg(&err));
+                abort_reason = ia_error_msg(&err);
                 goto end_scan;
         }
         abort_reason = walk_roots(s, &visited, &err);
         if (abort_reason)
                 goto end_scan;
         if (scan_plan(s, &err) < 0) {
-                ia_diag("imgaudit scan", "%s", err.msg);
-                abort_reason = err.msg;
+                ia_diag("imgaudit scan", "%s", ia_error_msg(&err));
+                abort_reason = ia_error_msg(&err);
                 goto end_scan;
         }
         scan_vm_pass(s);
@@ -282,7 +282,7 @@ end_scan:
         stats.problems = s->problems;
         rc = complete ? (s->problems ? 1 : 0) : 3;
         if (ia_store_end_scan(s->store, s->scan_id, complete, abort_reason, rc, &stats, &err) < 0) {
-                ia_diag("imgaudit scan", "%s", err.msg);
+                ia_diag("imgaudit scan", "%s", ia_error_msg(&err));
                 rc = 3;
                 complete = false;
         }

@@ -43,14 +43,14 @@ static void vm_read_walked(struct scan *s, struct job *jb, enum ia_vmdef_file k)
         ia_error_clear(&err);
         src = ia_walk_open(&s->roots[jb->wf.root], jb->wf.rel, &jb->wf.id, &err);
         if (!src) {
-                ia_vmscan_add_error(&s->vms, jb->wf.path, jb->reg->id, err.msg);
+                ia_vmscan_add_error(&s->vms, jb->wf.path, jb->reg->id, ia_error_msg(&err));
                 return;
         }
         text = malloc((size_t)src->size + 1);
         if (!text) {
                 s->vms.nomem = true;
         } else if (ia_read(src, text, (size_t)src->size, 0, "VM definition", &err) < 0) {
-                ia_vmscan_add_error(&s->vms, jb->wf.path, jb->reg->id, err.msg);
+                ia_vmscan_add_error(&s->vms, jb->wf.path, jb->reg->id, ia_error_msg(&err));
                 free(text);
         } else {
                 text[src->size] = 0;

@@ -207,7 +207,7 @@ static void parse_all(struct ia_vmscan *vs)
                         continue;
                 ia_error_clear(&err);
                 if (ia_pve_storage_parse(t->text, t->len, &vs->pve, &err) < 0)
-                        ia_vmscan_add_error(vs, t->path, t->file_id, err.msg);
+                        ia_vmscan_add_error(vs, t->path, t->file_id, ia_error_msg(&err));
         }
         for (size_t i = 0; i < vs->ntexts; i++) {
                 struct ia_vmscan_text *t = &vs->texts[i];
@@ -220,7 +220,7 @@ static void parse_all(struct ia_vmscan *vs)
                 ia_error_clear(&err);
                 rc = ia_vmdef_parse(t->kind, t->path, t->text, t->len, &vs->pve, &def, &err);
                 if (rc < 0) {
-                        ia_vmscan_add_error(vs, t->path, t->file_id, err.msg);
+                        ia_vmscan_add_error(vs, t->path, t->file_id, ia_error_msg(&err));
                         continue;
                 }
                 if (rc == 0)
@@ -286,7 +286,7 @@ void ia_vmscan_resolve(struct ia_vmscan *vs,
                 ia_error_clear(&err);
                 rc = ia_ovirt_meta_parse(t->text, t->len, &m, &err);
                 if (rc < 0) {
-                        ia_vmscan_add_error(vs, t->path, t->file_id, err.msg);
+                        ia_vmscan_add_error(vs, t->path, t->file_id, ia_error_msg(&err));
                         continue;
                 }
                 if (rc == 0)

@@ -3,6 +3,7 @@
 #   . "$(dirname "$0")/lib.sh"
 #
 # Sets:  HERE        tests/scripts (for the Python and JS helpers beside it)
+#        WORK        (lib_workdir) the test's directory, canonical (pwd -P)
 #        SOURCE_DIR  the checkout (from CTest, else two folders up)
 #        IMGAUDIT    the binary under test (from CTest, else imgaudit on PATH)
 #        PASS, FAIL  the counters of ok/bad/eq
@@ -18,7 +19,11 @@
 #                           tests registered with SKIP_RETURN_CODE 77)
 #        ok, bad MESSAGE    count a passed / failed check
 #        eq WHAT GOT EXPECTED   ok if GOT equals EXPECTED, else bad and both
-#        sql_eq DB SQL EXPECTED   sqlite3 DB SQL prints EXPECTED
+#        sql_eq DB SQL EXPECTED   sqlite3 DB SQL prints EXPECTED (with "$WORK/"
+#                           taken out of its rows, see rel)
+#        rel                stdin with "$WORK/" taken out (stored paths are
+#                           absolute; WHERE clauses name them as '$WORK/s/a')
+#        sqlite3            wraps the real one: its rows go through rel
 #        check NAME EXPR    ok if the shell expression EXPR (eval) succeeds
 #        lib_summary [NAME] print "NAME: N passed, N failed"; status 0 if none
 #                           failed (use it as the script's last command)
@@ -40,6 +45,19 @@ lib_workdir() {
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgaudit-$1.XXXXXX") || exit 1
 	trap lib_cleanup EXIT
 	cd "$WORK" || exit 1
+	WORK=$(pwd -P) # canonical, as the scan stores paths (a $TMPDIR may hold a symlink)
+}
+
+# rel: stdin with "$WORK/" taken out of every path, for comparing stored
+# paths (absolute: scan roots are canonical) with short expected ones
+rel() { if [ -n "$WORK" ]; then sed "s|$WORK/||g"; else cat; fi; }
+# Every sqlite3 a test runs prints its rows through rel, its exit status
+# kept: a scan of "s" from $WORK stores "$WORK/s/a.qcow2" and a test sees
+# "s/a.qcow2" (its WHERE clauses still name the stored path: '$WORK/s/a.qcow2').
+# A test that checks the absolute paths themselves runs `command sqlite3`.
+sqlite3() {
+	command sqlite3 "$@" | rel
+	return "${PIPESTATUS[0]}"
 }
 
 lib_builddir() { (cd "$(dirname "$(command -v "$IMGAUDIT")")" && pwd); }
@@ -71,7 +89,8 @@ lib_summary() {
 	[ "$FAIL" -eq 0 ]
 }
 
-# sql_eq DB SQL EXPECTED: the rows sqlite3 prints for SQL (errors included) equal EXPECTED
+# sql_eq DB SQL EXPECTED: the rows sqlite3 prints for SQL (errors included),
+# "$WORK/" taken out of them (see rel), equal EXPECTED
 sql_eq() {
 	local got
 	got=$(sqlite3 "$1" "$2" 2>&1)

@@ -105,10 +105,10 @@ excl 'iso/c.img' 'store/base.qcow2 store/vms/a.img store/vms/b.qcow2 '
 rm -f mr.db*
 "$IMGAUDIT" scan --db mr.db store gone other >mr.out 2>mr.err
 eq "missing root: exit status" "$?" "1"
-grep -q "^imgaudit scan: cannot scan 'gone': No such file or directory" mr.err && ok || bad "missing root: message: $(cat mr.err)"
+grep -q "^imgaudit scan: cannot scan '$WORK/gone': No such file or directory" mr.err && ok || bad "missing root: message: $(cat mr.err)"
 grep -q "^imgaudit scan: scan 1 complete: 5 images, .* 1 problems" mr.err && ok || bad "missing root: summary: $(cat mr.err)"
 eq "missing root: the other roots scanned" "$(sqlite3 mr.db 'SELECT count(*) FROM v_images')" "5"
-eq "missing root: recorded" "$(sqlite3 mr.db "SELECT kind, reason FROM v_entries WHERE path = 'gone'")" "unreadable|missing"
+eq "missing root: recorded" "$(sqlite3 mr.db "SELECT kind, reason FROM v_entries WHERE path = '$WORK/gone'")" "unreadable|missing"
 eq "missing root: the scan is complete" "$(sqlite3 mr.db 'SELECT status, exit_status FROM scans')" "complete|1"
 "$IMGAUDIT" scan --db nr.db gone also-gone >/dev/null 2>nr.err
 eq "no root at all: exit status" "$?" "2"

@@ -210,7 +210,7 @@ eq "scan without a fault" "$?" "0"
 reads=$(grep -c '^read' fault_preload.log 2>/dev/null)
 [ "${reads:-0}" -gt 0 ] && ok || bad "the preload library saw no read of bad.qcow2"
 "$IMGAUDIT" map --output=json store/bad.qcow2 >ref.map
-others=$(rows ref.db "path <> 'store/bad.qcow2'")
+others=$(rows ref.db "path <> '$WORK/pre/store/bad.qcow2'")
 errors=0
 for k in $(seq 1 "${reads:-0}"); do
 	rm -f fault_preload.log k.db k.db-*
@@ -218,18 +218,18 @@ for k in $(seq 1 "${reads:-0}"); do
 	env "${preload_env[@]}" "$IMGAUDIT" scan --quiet --db k.db store 2>k.err
 	rc=$?
 	eq "scan, read $k of bad.qcow2 fails: the fault fired once" "$(grep -c 'failed$' fault_preload.log)" "1"
-	eq "scan, read $k fails: the other images' rows" "$(rows k.db "path <> 'store/bad.qcow2'")" "$others"
-	flagged=$(sqlite3 k.db "SELECT (SELECT count(*) FROM v_images WHERE path = 'store/bad.qcow2'
+	eq "scan, read $k fails: the other images' rows" "$(rows k.db "path <> '$WORK/pre/store/bad.qcow2'")" "$others"
+	flagged=$(sqlite3 k.db "SELECT (SELECT count(*) FROM v_images WHERE path = '$WORK/pre/store/bad.qcow2'
 		AND status <> 'ok' AND error <> '') + (SELECT count(*) FROM v_entries
-		WHERE path = 'store/bad.qcow2' AND kind = 'unreadable' AND detail <> '')")
+		WHERE path = '$WORK/pre/store/bad.qcow2' AND kind = 'unreadable' AND detail <> '')")
 	if [ "$flagged" -gt 0 ]; then
 		errors=$((errors + 1))
 		eq "scan, read $k fails: an error row, exit 1" "$rc" "1"
-		eq "scan, read $k fails: no map rows" "$(sqlite3 k.db "SELECT count(*) FROM v_map WHERE path = 'store/bad.qcow2'")" "0"
+		eq "scan, read $k fails: no map rows" "$(sqlite3 k.db "SELECT count(*) FROM v_map WHERE path = '$WORK/pre/store/bad.qcow2'")" "0"
 	else
 		eq "scan, read $k fails without an error: exit 0" "$rc" "0"
-		eq "scan, read $k fails without an error: the same rows" "$(rows k.db "path = 'store/bad.qcow2'")" \
-			"$(rows ref.db "path = 'store/bad.qcow2'")"
+		eq "scan, read $k fails without an error: the same rows" "$(rows k.db "path = '$WORK/pre/store/bad.qcow2'")" \
+			"$(rows ref.db "path = '$WORK/pre/store/bad.qcow2'")"
 	fi
 	rm -f fault_preload.log
 	env "${preload_env[@]}" "$IMGAUDIT" map --output=json store/bad.qcow2 >k.map 2>k.err

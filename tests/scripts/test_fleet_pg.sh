@@ -120,7 +120,7 @@ declare -A VIEWS=(
 view_pg() { psql "$READ" -X -At -F'|' -c "SELECT $2 FROM $1 WHERE host = '$3'" | LC_ALL=C sort; }
 # (a name that is not UTF-8 is shown with \xNN in the central views, as in reports)
 view_sq() {
-	sqlite3 "$3.db" "SELECT $2 FROM $1" |
+	command sqlite3 "$3.db" "SELECT $2 FROM $1" |
 		python3 -c 'import sys; sys.stdout.write(sys.stdin.buffer.read().decode("utf-8", "backslashreplace"))' |
 		LC_ALL=C sort
 }
@@ -135,7 +135,7 @@ eq "v_map rows of hA" "$(psql "$READ" -X -At -c "SELECT count(*) FROM v_map WHER
 eq "unknown kept unknown" "$(psql "$READ" -X -At -c "SELECT count(*) FROM v_map WHERE host = 'hA' AND zero IS NULL")" "$(sqlite3 hA.db 'SELECT count(*) FROM v_map WHERE zero IS NULL')"
 # the name that is not UTF-8: \xNN in path, its exact bytes in path_raw
 eq "raw name" "$(adm "SELECT path || ' ' || encode(path_raw, 'hex') FROM files WHERE path_raw IS NOT NULL LIMIT 1")" \
-	"hA/s/vm/caf\\xe9.qcow2 $(printf 'hA/s/vm/caf\xe9.qcow2' | od -An -tx1 | tr -d ' \n')"
+	"$WORK/hA/s/vm/caf\\xe9.qcow2 $(printf '%s/hA/s/vm/caf\xe9.qcow2' "$WORK" | od -An -tx1 | tr -d ' \n')"
 
 # ---- fleet views ----
 eq "fleet hosts" "$(adm "SELECT host, images, allocated_bytes FROM v_fleet_hosts ORDER BY host" | tr '\n' ' ')" \

@@ -62,7 +62,7 @@ begin() {
 	cd "$work/c/$name" || exit 1
 }
 # scan WANT_RC [OPTION...]: scan the case's root (as NAME, from $work/c, so
-# display paths are NAME/...) under strace; --allow-root options widen the
+# display paths are $work/c/NAME/..., expect shows them as NAME/...) under strace; --allow-root options widen the
 # roots the judge accepts too.
 scan() {
 	local want=$1 a roots=("$work/c/$name") log=$work/db/$name.strace
@@ -89,7 +89,7 @@ scan() {
 # expect SQL WANT: the query's output (sqlite3 list mode) on the case's database
 expect() {
 	local got
-	got=$(sqlite3 "$db" "$1" 2>&1)
+	got=$(command sqlite3 "$db" "$1" 2>&1 | sed "s|$work/c/||g") # display paths NAME/... (stored absolute)
 	[ "$got" == "$2" ] || problems+="
     $1
       wanted: $(printf '%s' "$2" | tr '\n' ' ')
@@ -112,8 +112,8 @@ end() {
 	cd "$work" || exit 1
 }
 # link NAME: status of the image's own backing reference, as "status|kind"
-linkq() { echo "SELECT status, kind FROM v_links WHERE path = '$name/$1' AND kind = '${2:-backing}'"; }
-imgq() { echo "SELECT status FROM v_images WHERE path = '$name/$1'"; }
+linkq() { echo "SELECT status, kind FROM v_links WHERE path = '$work/c/$name/$1' AND kind = '${2:-backing}'"; }
+imgq() { echo "SELECT status FROM v_images WHERE path = '$work/c/$name/$1'"; }
 
 # The judge itself: a program that reads a file outside the root, opens a
 # FIFO, creates a socket, writes or renames a file in the root or takes a
@@ -147,7 +147,7 @@ base a/b/c/in.qcow2
 rebase a/b/c/in.qcow2 ../../ok.qcow2 # ../ that stays inside the root is fine
 scan 0
 expect "$(imgq a/b/c/t.qcow2)" "outside-roots"
-expect "SELECT status, chain_depth, backing_path FROM v_images WHERE path = '$name/a/b/c/in.qcow2'" \
+expect "SELECT status, chain_depth, backing_path FROM v_images WHERE path = '$work/c/$name/a/b/c/in.qcow2'" \
 	"ok|1|$name/a/ok.qcow2"
 end
 
@@ -158,7 +158,7 @@ rebase t.qcow2 "$work/c/abs-inside/ok.qcow2" # absolute, but beneath the root
 base out.qcow2
 rebase out.qcow2 "$work/c/abs-inside/../../outside/secret.qcow2" # absolute, leaves by ../
 scan 0
-expect "SELECT status, chain_depth FROM v_images WHERE path = '$name/t.qcow2'" "ok|1"
+expect "SELECT status, chain_depth FROM v_images WHERE path = '$work/c/$name/t.qcow2'" "ok|1"
 expect "$(imgq out.qcow2)" "outside-roots"
 end
 
@@ -173,9 +173,9 @@ base u.qcow2
 rebase u.qcow2 alias/b.qcow2
 scan 0
 expect "$(imgq t.qcow2)" "outside-roots"
-expect "SELECT kind, detail FROM v_entries WHERE path = '$name/linkdir'" "symlink|$outside"
+expect "SELECT kind, detail FROM v_entries WHERE path = '$work/c/$name/linkdir'" "symlink|$outside"
 expect "SELECT count(*) FROM v_images WHERE path LIKE '%secret%'" "0"
-expect "SELECT status, chain_depth FROM v_images WHERE path = '$name/u.qcow2'" "ok|1"
+expect "SELECT status, chain_depth FROM v_images WHERE path = '$work/c/$name/u.qcow2'" "ok|1"
 end
 
 begin symlink-chain-out
@@ -196,7 +196,7 @@ for p in 'http://127.0.0.1/disk.img' 'nbd://127.0.0.1:10809/x' 'nbd:unix:/tmp/so
 	rebase "p$i.qcow2" "$p" raw
 done
 scan 0
-expect "SELECT count(*), min(status), max(status), count(target_path) FROM v_links WHERE path LIKE '$name/p%'" \
+expect "SELECT count(*), min(status), max(status), count(target_path) FROM v_links WHERE path LIKE '$work/c/$name/p%'" \
 	"6|protocol|protocol|0"
 expect "SELECT count(*) FROM v_images WHERE status = 'protocol'" "6"
 end
@@ -223,7 +223,7 @@ expect "$(linkq fifo.qcow2 data-file)" "not-regular|data-file"
 expect "$(linkq link.qcow2 data-file)" "outside-roots|data-file"
 # guest data that cannot be reached: the image could not be scanned
 expect "SELECT count(*) FROM v_images WHERE status = 'ok'" "0"
-expect "SELECT kind FROM v_entries WHERE path = '$name/pipe.raw'" "fifo"
+expect "SELECT kind FROM v_entries WHERE path = '$work/c/$name/pipe.raw'" "fifo"
 end
 
 vmdk_desc() { # vmdk_desc FILE PARENT-CID PARENT-HINT EXTENT-LINE...
@@ -253,13 +253,13 @@ scan 1
 expect "$(linkq ext-abs.vmdk extent)" "outside-roots|extent"
 expect "$(linkq ext-dotdot.vmdk extent)" "outside-roots|extent"
 expect "$(linkq ext-dev.vmdk extent)" "outside-roots|extent"
-expect "SELECT status FROM v_links WHERE path = '$name/ext-second.vmdk' ORDER BY status" "$(printf 'ok\noutside-roots')"
-expect "SELECT status <> 'ok' FROM v_images WHERE path = '$name/ext-self.vmdk'" "1"
+expect "SELECT status FROM v_links WHERE path = '$work/c/$name/ext-second.vmdk' ORDER BY status" "$(printf 'ok\noutside-roots')"
+expect "SELECT status <> 'ok' FROM v_images WHERE path = '$work/c/$name/ext-self.vmdk'" "1"
 expect "$(linkq hint-abs.vmdk)" "outside-roots|backing"
 expect "$(linkq hint-dotdot.vmdk)" "outside-roots|backing"
 # a quoted value ends at the next quote, as in qemu: the name is 'json:{'
 expect "$(linkq hint-json.vmdk)" "protocol|backing"
-expect "SELECT status, virtual_size FROM v_images WHERE path = '$name/ok.vmdk'" "ok|65536"
+expect "SELECT status, virtual_size FROM v_images WHERE path = '$work/c/$name/ok.vmdk'" "ok|65536"
 end
 
 # A differencing VHD (type 4) written by hand over a dynamic one made by
@@ -306,7 +306,7 @@ expect "$(linkq rel.vhd)" "outside-roots|backing"
 expect "$(linkq abs.vhd)" "outside-roots|backing"
 expect "$(linkq mac.vhd)" "outside-roots|backing"
 expect "$(linkq dev.vhd)" "outside-roots|backing"
-expect "SELECT status, chain_depth, backing_path FROM v_images WHERE path = '$name/good.vhd'" \
+expect "SELECT status, chain_depth, backing_path FROM v_images WHERE path = '$work/c/$name/good.vhd'" \
 	"ok|1|$name/parent.vhd"
 end
 
@@ -322,7 +322,7 @@ scan 0
 expect "$(linkq dotdot.vhdx)" "outside-roots|backing"
 expect "$(linkq abs.vhdx)" "outside-roots|backing"
 expect "$(linkq dev.vhdx)" "outside-roots|backing"
-expect "SELECT status, chain_depth, backing_path FROM v_images WHERE path = '$name/good.vhdx'" \
+expect "SELECT status, chain_depth, backing_path FROM v_images WHERE path = '$work/c/$name/good.vhdx'" \
 	"ok|1|$name/parent.vhdx"
 end
 
@@ -334,9 +334,9 @@ rebase evil.qcow2 "$outside/secret.qcow2"
 base t.qcow2
 rebase t.qcow2 evil.qcow2 raw
 scan 0
-expect "SELECT status, chain_depth FROM v_images WHERE path = '$name/t.qcow2'" "ok|1"
+expect "SELECT status, chain_depth FROM v_images WHERE path = '$work/c/$name/t.qcow2'" "ok|1"
 expect "SELECT count(*) FROM links l JOIN images i ON i.id = l.image_id JOIN files f ON f.id = i.file_id
-	WHERE f.path = '$name/t.qcow2' AND l.depth > 0" "0"
+	WHERE f.path = '$work/c/$name/t.qcow2' AND l.depth > 0" "0"
 expect "$(imgq evil.qcow2)" "outside-roots"
 end
 
@@ -363,7 +363,7 @@ base s.qcow2
 rebase s.qcow2 s-alias.qcow2 # itself, through a symlink
 ln -s s.qcow2 s-alias.qcow2
 scan 0
-expect "SELECT group_concat(status) FROM v_images WHERE path IN ('$name/a.qcow2', '$name/b.qcow2', '$name/c.qcow2', '$name/s.qcow2')" \
+expect "SELECT group_concat(status) FROM v_images WHERE path IN ('$work/c/$name/a.qcow2', '$work/c/$name/b.qcow2', '$work/c/$name/c.qcow2', '$work/c/$name/s.qcow2')" \
 	"loop,loop,loop,loop"
 end
 
@@ -392,10 +392,10 @@ layer('top300.qcow2', b'../too-deep-layers/l299.qcow2')
 PY
 rm tmpl.qcow2
 scan 0 --allow-root="$work/c/too-deep-layers"
-expect "SELECT status, chain_depth FROM v_images WHERE path = '$name/top256.qcow2'" "ok|256"
-expect "SELECT status FROM v_images WHERE path IN ('$name/top257.qcow2', '$name/top300.qcow2')" \
+expect "SELECT status, chain_depth FROM v_images WHERE path = '$work/c/$name/top256.qcow2'" "ok|256"
+expect "SELECT status FROM v_images WHERE path IN ('$work/c/$name/top257.qcow2', '$work/c/$name/top300.qcow2')" \
 	"$(printf 'too-deep\ntoo-deep')"
-check "error names the cap" grep -q 256 <<<"$(sqlite3 "$db" "SELECT error FROM v_images WHERE path = '$name/top300.qcow2'")"
+check "error names the cap" grep -q 256 <<<"$(sqlite3 "$db" "SELECT error FROM v_images WHERE path = '$work/c/$name/top300.qcow2'")"
 end
 
 begin special-backing
@@ -410,9 +410,9 @@ for t in sock adir fifo-link /dev/zero; do
 	rebase "b$i.qcow2" "$t" raw
 done
 scan 0
-expect "SELECT status FROM v_links WHERE path LIKE '$name/b%' ORDER BY path" \
+expect "SELECT status FROM v_links WHERE path LIKE '$work/c/$name/b%' ORDER BY path" \
 	"$(printf 'not-regular\nnot-regular\nnot-regular\noutside-roots')"
-expect "SELECT kind FROM v_entries WHERE path = '$name/sock'" "socket"
+expect "SELECT kind FROM v_entries WHERE path = '$work/c/$name/sock'" "socket"
 end
 
 begin device-allowed
@@ -508,7 +508,7 @@ for fmt in qcow2 vmdk vpc vhdx vdi qed qcow parallels; do
 done
 base good.qcow2
 scan 1
-expect "SELECT status FROM v_images WHERE path = '$name/good.qcow2'" "ok"
+expect "SELECT status FROM v_images WHERE path = '$work/c/$name/good.qcow2'" "ok"
 end
 # each edge image: recorded as an image with a non-ok status and an error,
 # or (where qemu maps it too: tables or data past the end read as zeros) ok
@@ -518,11 +518,11 @@ for e in "${EDGES[@]}"; do
 	problems=""
 	got=$(sqlite3 "$db" "SELECT status, error IS NOT NULL,
 		(SELECT count(*) FROM v_findings f WHERE f.path = v_images.path) > 0
-		FROM v_images WHERE path = 'edges/$e'")
+		FROM v_images WHERE path = '$work/c/edges/$e'")
 	ok_re='^((corrupt|truncated|io|limit|unsupported)\|1\|[01]|ok\|0\|1)$'
 	if [ "$e" = e-qcow2-version-0.img ]; then
 		# not recognised as qcow2 at all (as qemu's probe): a raw disk by its name
-		got=$(sqlite3 "$db" "SELECT format, status FROM v_images WHERE path = 'edges/$e'")
+		got=$(sqlite3 "$db" "SELECT format, status FROM v_images WHERE path = '$work/c/edges/$e'")
 		ok_re='^raw\|ok$'
 	fi
 	[[ $got =~ $ok_re ]] || problems+=" recorded as '$got';"
@@ -566,8 +566,8 @@ expect "SELECT path, kind FROM v_entries ORDER BY path" "$(printf '%s\n' \
 	"$name/h.tar!sda|member-device" "$name/h.tar!sym.qcow2|member-symlink" \
 	"$name/h.tar!zero|member-device" "$name/h.tar!a/../../up.txt|not-an-image" | sort)"
 # with duplicates, the member extraction would leave (the last) is the image
-expect "SELECT count(*), virtual_size FROM v_images WHERE path = '$name/h.tar!disk.qcow2'" "1|2097152"
-expect "SELECT count(*) FROM v_images WHERE path IN ('$name/h.tar!../escape.qcow2', '$name/h.tar!/abs/evil.qcow2') AND status = 'ok'" "2"
+expect "SELECT count(*), virtual_size FROM v_images WHERE path = '$work/c/$name/h.tar!disk.qcow2'" "1|2097152"
+expect "SELECT count(*) FROM v_images WHERE path IN ('$work/c/$name/h.tar!../escape.qcow2', '$work/c/$name/h.tar!/abs/evil.qcow2') AND status = 'ok'" "2"
 check "files were written outside the database" [ -z "$(find "$work" -newer "$work/marker" -not -type d \
 	-not -path "$work/db/*" -not -path "$work/tmp/*" -not -path "$work/c/$name/h.tar")" ]
 check "an extracted name exists" [ ! -e "$work/c/escape.qcow2" ] && [ ! -e /abs/evil.qcow2 ]
@@ -597,8 +597,8 @@ with tarfile.open('b.tar', 'w') as t:
 PY
 cp "$work/m.qcow2" sibling.qcow2 # next to the archive, in the root: still not a member
 scan 0
-expect "SELECT status, backing_path FROM v_images WHERE path = '$name/b.tar!sub/ok.qcow2'" "ok|$name/b.tar!base.qcow2"
-expect "SELECT path, status FROM v_links WHERE path LIKE '$name/b.tar!%' ORDER BY path" "$(printf '%s\n' \
+expect "SELECT status, backing_path FROM v_images WHERE path = '$work/c/$name/b.tar!sub/ok.qcow2'" "ok|$name/b.tar!base.qcow2"
+expect "SELECT path, status FROM v_links WHERE path LIKE '$work/c/$name/b.tar!%' ORDER BY path" "$(printf '%s\n' \
 	"$name/b.tar!abs.qcow2|outside-archive" "$name/b.tar!deep.qcow2|outside-archive" \
 	"$name/b.tar!link.qcow2|not-regular" "$name/b.tar!proto.qcow2|protocol" \
 	"$name/b.tar!sibling.qcow2|outside-archive" "$name/b.tar!sub/ok.qcow2|ok")"
@@ -628,14 +628,14 @@ PY
 begin bomb-gzip
 mkbomb bomb.tar.gz gzip
 scan 0
-expect "SELECT kind FROM v_entries WHERE path = '$name/bomb.tar.gz!zeros.img'" "not-an-image"
+expect "SELECT kind FROM v_entries WHERE path = '$work/c/$name/bomb.tar.gz!zeros.img'" "not-an-image"
 check "the spool reached the disk" [ "$(du -s "$work/tmp" | cut -f1)" -lt 1024 ]
 end
 
 begin bomb-zstd
 mkbomb bomb.tar.zst zstd
 scan 0
-expect "SELECT count(*) FROM v_entries WHERE path = '$name/bomb.tar.zst!zeros.img'" "1"
+expect "SELECT count(*) FROM v_entries WHERE path = '$work/c/$name/bomb.tar.zst!zeros.img'" "1"
 end
 
 begin bomb-double
@@ -643,7 +643,7 @@ begin bomb-double
 mkbomb "$work/b.tar.gz" gzip
 zstd -q -19 -c "$work/b.tar.gz" >bomb.tar.gz.zst
 scan 1
-expect "SELECT code FROM v_findings WHERE path = '$name/bomb.tar.gz.zst'" "archive-limit"
+expect "SELECT code FROM v_findings WHERE path = '$work/c/$name/bomb.tar.gz.zst'" "archive-limit"
 end
 
 begin sparse-member
@@ -654,9 +654,9 @@ qi create -f qcow2 -b big.raw -F raw over.qcow2
 tar --sparse -cf s.tar big.raw over.qcow2
 rm big.raw over.qcow2
 scan 0
-expect "SELECT format, virtual_size, status FROM v_images WHERE path = '$name/s.tar!big.raw'" "raw|107374182400|ok"
-expect "SELECT status, chain_depth FROM v_images WHERE path = '$name/s.tar!over.qcow2'" "ok|1"
-expect "SELECT count(*), sum(length) FROM v_map WHERE path = '$name/s.tar!big.raw' AND data = 1" "2|8192"
+expect "SELECT format, virtual_size, status FROM v_images WHERE path = '$work/c/$name/s.tar!big.raw'" "raw|107374182400|ok"
+expect "SELECT status, chain_depth FROM v_images WHERE path = '$work/c/$name/s.tar!over.qcow2'" "ok|1"
+expect "SELECT count(*), sum(length) FROM v_map WHERE path = '$work/c/$name/s.tar!big.raw' AND data = 1" "2|8192"
 check "the sparse member was expanded" [ "$(du -s "$work/tmp" | cut -f1)" -lt 1024 ]
 end
 
@@ -686,8 +686,8 @@ PY
 rm ok.qcow2
 scan 1
 for f in map.tar.gz map.tar.zst; do
-	expect "SELECT status FROM v_images WHERE path = '$name/$f!ok.qcow2'" "ok"
-	expect "SELECT code, message LIKE '%headers (pax, GNU sparse map) take more than 4194304 bytes%' FROM v_findings WHERE path = '$name/$f'" "archive-limit|1"
+	expect "SELECT status FROM v_images WHERE path = '$work/c/$name/$f!ok.qcow2'" "ok"
+	expect "SELECT code, message LIKE '%headers (pax, GNU sparse map) take more than 4194304 bytes%' FROM v_findings WHERE path = '$work/c/$name/$f'" "archive-limit|1"
 done
 if ! ldd "$IMGAUDIT" 2>/dev/null | grep -q 'lib[at]san'; then # RSS means nothing under the sanitizers
 	rm -f "$db"*
@@ -706,9 +706,9 @@ done
 tar -C "$work" -czf cut.tar.gz t1.qcow2 t2.qcow2 t3.qcow2 t4.qcow2
 truncate -s $(($(stat -c %s cut.tar.gz) / 2)) cut.tar.gz
 scan 1
-expect "SELECT status FROM v_images WHERE path = '$name/cut.tar.gz!t1.qcow2'" "ok"
-expect "SELECT count(*) FROM v_images WHERE path = '$name/cut.tar.gz!t4.qcow2'" "0"
-expect "SELECT count(*) > 0 FROM v_findings WHERE path LIKE '$name/cut.tar.gz%' AND code IN ('archive-error', 'member-truncated')" "1"
+expect "SELECT status FROM v_images WHERE path = '$work/c/$name/cut.tar.gz!t1.qcow2'" "ok"
+expect "SELECT count(*) FROM v_images WHERE path = '$work/c/$name/cut.tar.gz!t4.qcow2'" "0"
+expect "SELECT count(*) > 0 FROM v_findings WHERE path LIKE '$work/c/$name/cut.tar.gz%' AND code IN ('archive-error', 'member-truncated')" "1"
 end
 
 begin zip-encrypted
@@ -718,12 +718,12 @@ zip -q -0 z.zip plain.qcow2
 zip -q -P hunter2 z.zip secret.qcow2
 rm plain.qcow2 secret.qcow2
 scan 1
-expect "SELECT status FROM v_images WHERE path = '$name/z.zip!plain.qcow2'" "ok"
-expect "SELECT count(*) FROM v_images WHERE path = '$name/z.zip!secret.qcow2' AND status = 'ok'" "0"
+expect "SELECT status FROM v_images WHERE path = '$work/c/$name/z.zip!plain.qcow2'" "ok"
+expect "SELECT count(*) FROM v_images WHERE path = '$work/c/$name/z.zip!secret.qcow2' AND status = 'ok'" "0"
 check "the encrypted member is not recorded with a reason" [ -n "$(sqlite3 "$db" "
-	SELECT reason FROM v_entries WHERE path = '$name/z.zip!secret.qcow2' UNION ALL
-	SELECT status FROM v_images WHERE path = '$name/z.zip!secret.qcow2' UNION ALL
-	SELECT code FROM v_findings WHERE path LIKE '$name/z.zip%'")" ]
+	SELECT reason FROM v_entries WHERE path = '$work/c/$name/z.zip!secret.qcow2' UNION ALL
+	SELECT status FROM v_images WHERE path = '$work/c/$name/z.zip!secret.qcow2' UNION ALL
+	SELECT code FROM v_findings WHERE path LIKE '$work/c/$name/z.zip%'")" ]
 end
 
 begin nested
@@ -737,11 +737,11 @@ rm d.qcow2 l1.tar l2.tar
 mv l3.tar keep.tar
 scan 1
 # nested twice: fine; three times: recorded as an archive, not opened
-expect "SELECT status FROM v_images WHERE path = '$name/keep.tar!l2.tar!l1.tar!d.qcow2'" "ok"
-expect "SELECT count(*) FROM v_images WHERE path LIKE '$name/l4.tar.gz!%'" "0"
+expect "SELECT status FROM v_images WHERE path = '$work/c/$name/keep.tar!l2.tar!l1.tar!d.qcow2'" "ok"
+expect "SELECT count(*) FROM v_images WHERE path LIKE '$work/c/$name/l4.tar.gz!%'" "0"
 check "too deep a nesting is not recorded" [ -n "$(sqlite3 "$db" "
-	SELECT 1 FROM v_findings WHERE path LIKE '$name/l4.tar.gz%' AND code = 'archive-limit' UNION ALL
-	SELECT 1 FROM v_entries WHERE path LIKE '$name/l4.tar.gz%' AND reason LIKE '%deep%'")" ]
+	SELECT 1 FROM v_findings WHERE path LIKE '$work/c/$name/l4.tar.gz%' AND code = 'archive-limit' UNION ALL
+	SELECT 1 FROM v_entries WHERE path LIKE '$work/c/$name/l4.tar.gz%' AND reason LIKE '%deep%'")" ]
 end
 
 begin long-names
@@ -754,8 +754,8 @@ with tarfile.open('n.tar.gz', 'w:gz', compresslevel=1) as t:
         t.addfile(tarfile.TarInfo('d%d/' % n + 'a' * 200000))
 PY
 scan 1
-expect "SELECT code, message LIKE '%member 2 has a name of 200003 bytes, over the cap of 4096 bytes%' FROM v_findings WHERE path = '$name/n.tar.gz'" "archive-limit|1"
-expect "SELECT count(*) FROM v_entries WHERE path LIKE '$name/n.tar.gz!%'" "1"
+expect "SELECT code, message LIKE '%member 2 has a name of 200003 bytes, over the cap of 4096 bytes%' FROM v_findings WHERE path = '$work/c/$name/n.tar.gz'" "archive-limit|1"
+expect "SELECT count(*) FROM v_entries WHERE path LIKE '$work/c/$name/n.tar.gz!%'" "1"
 check "the database holds the long names" [ "$(stat -c %s "$db")" -lt 4000000 ]
 end
 
@@ -787,7 +787,7 @@ scan 0
 expect "SELECT disk_id, href, member_file_id IS NOT NULL FROM ovf_disks ORDER BY disk_id" "$(printf '%s\n' \
 	"d1|disk1.qcow2|1" "d2|missing.vmdk|0" "d3|../../../outside/secret.qcow2|0" "d4|/etc/passwd|0" \
 	"d5|http://127.0.0.1/disk.vmdk|0")"
-expect "SELECT status FROM v_images WHERE path = '$name/vm.ova!disk1.qcow2'" "ok"
+expect "SELECT status FROM v_images WHERE path = '$work/c/$name/vm.ova!disk1.qcow2'" "ok"
 end
 
 begin ova-capacity
@@ -805,8 +805,8 @@ OVF
 tar -cf vm.ova vm.ovf disk1.qcow2
 rm vm.ovf disk1.qcow2
 scan 1
-expect "SELECT code, message LIKE '%capacity%' FROM v_findings WHERE path = '$name/vm.ova'" "archive-error|1"
-expect "SELECT status FROM v_images WHERE path = '$name/vm.ova!disk1.qcow2'" "ok"
+expect "SELECT code, message LIKE '%capacity%' FROM v_findings WHERE path = '$work/c/$name/vm.ova'" "archive-error|1"
+expect "SELECT status FROM v_images WHERE path = '$work/c/$name/vm.ova!disk1.qcow2'" "ok"
 end
 
 # ---------------------------------------------------------------- the database

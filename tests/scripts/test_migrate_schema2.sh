@@ -98,10 +98,10 @@ eq "old scan: broken chain read as zero" \
 	   WHERE i.scan_id = 3 AND f.path = 's/broken/orphan.qcow2'")" "0|1"
 eq "new scan: what the missing base held is unknown" \
 	"$(sqlite3 db.sqlite "SELECT unknown_bytes, unallocated_bytes FROM images i JOIN files f ON f.id = i.file_id
-	   WHERE i.scan_id = 4 AND f.path = 's/broken/orphan.qcow2'")" "$((8 * 1048576 - 65536))|0"
+	   WHERE i.scan_id = 4 AND f.path = '$WORK/s/broken/orphan.qcow2'")" "$((8 * 1048576 - 65536))|0"
 eq "v_map: unknown rows have zero and data NULL, the missing layer's depth" \
 	"$(sqlite3 db.sqlite "SELECT count(*), min(depth), max(zero IS NULL AND data IS NULL) FROM v_map
-	   WHERE path = 's/broken/orphan.qcow2' AND zero IS NULL")" "2|1|1"
+	   WHERE path = '$WORK/s/broken/orphan.qcow2' AND zero IS NULL")" "2|1|1"
 [ "$old_vmap" != "" ] && ok || bad "the old v_map was empty"
 
 lib_summary

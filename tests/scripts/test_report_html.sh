@@ -49,7 +49,7 @@ sqlite3 db.sqlite "UPDATE scans SET started_at = '2026-11-2' || id || 'T02:30:00
 eq "html exit status" "$?" "0"
 
 # ---- the page, statically ----
-python3 - r.html "$R" <<'PY' && ok || bad "html structure"
+python3 - r.html "$WORK/$R" <<'PY' && ok || bad "html structure" # the root as stored: canonical
 import html, re, sys
 page, root = open(sys.argv[1]).read(), sys.argv[2]
 secs = ["summary", "capacity", "sharing", "chains", "orphans", "findings", "trend"]

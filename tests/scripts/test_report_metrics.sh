@@ -48,7 +48,7 @@ eq "series bounded as images grow" "$(series m50.prom)" "$(series m5.prom)"
 # per image: 10 capacity figures + freed if deleted; directories and bases do not change here
 eq "--prometheus-per-image: 12 series per image" "$(($(series p50.prom) - $(series p5.prom)))" "$((12 * 45))"
 eq "no per-image series by default" "$(grep -cE '\{(image|directory|base)=' m50.prom)" "0"
-grep -qE '^imgaudit_image_allocated_bytes\{image="store50/vms/vm7.qcow2"\} [0-9]+$' p50.prom && ok || bad "per-image series with the flag"
+rel <p50.prom | grep -qE '^imgaudit_image_allocated_bytes\{image="store50/vms/vm7.qcow2"\} [0-9]+$' && ok || bad "per-image series with the flag"
 
 # no label whose value changes every night, no host (that is `instance`)
 grep -E 'scan_id=|host=' m5.prom && bad "a scan_id or host label" || ok
@@ -64,7 +64,7 @@ for s in summary chains orphans findings trend sharing capacity; do
 	eq "store allocated bytes with --section=$s" "$(val s-$s.prom imgaudit_store_allocated_bytes)" "$A5"
 	eq "last scan success with --section=$s" "$(val s-$s.prom imgaudit_last_scan_success)" "1"
 done
-eq "per root" "$(grep '^imgaudit_root_images{' m5.prom | tr '\n' ' ')" 'imgaudit_root_images{root="store5/bases"} 1 imgaudit_root_images{root="store5/vms"} 4 '
+eq "per root" "$(rel <m5.prom | grep '^imgaudit_root_images{' | tr '\n' ' ')" 'imgaudit_root_images{root="store5/bases"} 1 imgaudit_root_images{root="store5/vms"} 4 '
 eq "per root allocated sums to the store" \
 	"$(($(grep '^imgaudit_root_allocated_bytes{' m5.prom | sed 's/.* //' | paste -sd+)))" "$A5"
 eq "per format and status allocated sums to the store" \

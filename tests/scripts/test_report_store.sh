@@ -17,7 +17,10 @@ lib_on_exit() {
 need qemu-img qemu-io sqlite3 python3
 python3 -c 'import jsonschema' 2>/dev/null || { echo "python3-jsonschema is not installed (run tests/setup.sh)"; exit 1; }
 # pj FILE EXPR: evaluate a Python expression over the JSON document d
-pj() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" 2>&1 | tail -1; }
+# pj FILE EXPR: EXPR over the JSON report d, its paths made relative to $WORK (as rel does)
+pj() { python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().replace(sys.argv[3] + "/", "")); print(eval(sys.argv[2]))' "$1" "$2" "$WORK" 2>&1 | tail -1; }
+# relfile FILE...: the report's paths made relative to $WORK in place (stored paths are absolute)
+relfile() { sed -i "s|$WORK/||g" "$@"; }
 alloc() { echo $(($(stat -c %b "$1") * 512)); }
 validate() {
 	python3 - "$SCHEMA" "$1" <<'PY'
@@ -100,7 +103,7 @@ for f in base.qcow2 ov1.qcow2 ov2.qcow2 ov3.qcow2 sub/broken.qcow2 sub/packed.qc
 		coalesce(sum(CASE WHEN depth > 0 AND data THEN length END), 0) || ', ' ||
 		coalesce(sum(CASE WHEN NOT data AND present THEN length END), 0) || ', ' ||
 		coalesce(sum(CASE WHEN NOT data AND NOT present THEN length END), 0) || ', ' ||
-		coalesce(sum(CASE WHEN data AND compressed THEN length END), 0) || ']' FROM v_map WHERE path = 'store/$f'")
+		coalesce(sum(CASE WHEN data AND compressed THEN length END), 0) || ']' FROM v_map WHERE path = '$WORK/store/$f'")
 	eq "v_map cross-check $f" "$(pj r1.json "[$(img $f)[k] for k in ('own_data_bytes','backing_data_bytes','zero_bytes','unallocated_bytes','compressed_bytes')]")" "$want"
 done
 eq "v_map total own data" "$(pj r1.json 'd["capacity"]["totals"]["own_data_bytes"]')" \
@@ -123,7 +126,7 @@ eq "freed if ov3 deleted (ov1 left orphaned)" "$(del ov3.qcow2)" "($((A_OV3 + A_
 eq "freed if ov2 deleted" "$(del ov2.qcow2)" "($A_OV2, 0, 0)"
 eq "freed if base deleted" "$(del base.qcow2)" "($A_BASE, 0, 3)"
 # cross-check visible bytes of the base with v_map: union of base-depth data ranges of its descendants
-vis=$(sqlite3 db.sqlite "SELECT start, length FROM v_map WHERE data AND ((path IN ('store/ov1.qcow2','store/ov2.qcow2') AND depth = 1) OR (path = 'store/ov3.qcow2' AND depth = 2))" |
+vis=$(sqlite3 db.sqlite "SELECT start, length FROM v_map WHERE data AND ((path IN ('$WORK/store/ov1.qcow2','$WORK/store/ov2.qcow2') AND depth = 1) OR (path = '$WORK/store/ov3.qcow2' AND depth = 2))" |
 	python3 -c '
 import sys
 iv = sorted((int(a), int(a) + int(b)) for a, b in (l.strip().split("|") for l in sys.stdin))
@@ -159,6 +162,7 @@ eq "trend without an earlier scan" "$(pj r1.json '(d["trend"]["from_scan"], d["t
 
 # ---- human ----
 "$IMGAUDIT" report --db db.sqlite >r1.txt
+relfile r1.txt
 eq "human exit status" "$?" "0"
 grep -q '^  overcommit ratio ' r1.txt && ok || bad "human overcommit line"
 grep -q '^name\.qcow2' r1.txt && bad "a newline in a name forged a line" || ok
@@ -168,6 +172,7 @@ grep -Eq '^    └─ store/ov3\.qcow2 ' r1.txt && ok || bad "human chain tree"
 
 # ---- CSV: one file per table, plain column names, values without units ----
 "$IMGAUDIT" report --db db.sqlite --format=csv --section=capacity >cap.csv
+relfile cap.csv
 python3 - cap.csv "$A_BASE" <<'PY' && ok || bad "csv capacity"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline="")))
@@ -181,6 +186,7 @@ eq "csv to stdout without one --section exit status" "$?" "2"
 eq "csv to stdout without one --section: nothing written" "$(wc -c <all.csv)" "0"
 "$IMGAUDIT" report --db db.sqlite --format=csv -o csv
 eq "csv -o DIR exit status" "$?" "0"
+relfile csv/*.csv
 # summary: scan + summary; chains: chains + depths + broken links; trend: trend + top + history
 eq "csv files" "$(cd csv && ls | tr '\n' ' ')" \
 	"broken_links.csv capacity.csv chain_depths.csv chains.csv findings.csv history.csv orphans.csv scan.csv sharing.csv summary.csv top_growers.csv trend.csv "
@@ -233,6 +239,7 @@ command -v promtool >/dev/null || bad "promtool is not installed (run tests/setu
 "$IMGAUDIT" report --db db.sqlite --format=prometheus >r.prom
 promcheck r.prom
 "$IMGAUDIT" report --db db.sqlite --format=prometheus --prometheus-per-image >rp.prom
+relfile rp.prom
 promcheck rp.prom
 grep -qxF "imgaudit_store_allocated_bytes $A_ALL" r.prom && ok || bad "prom store allocated"
 grep -qxF "imgaudit_base_dead_bytes{base=\"store/base.qcow2\"} $M" rp.prom && ok || bad "prom dead bytes"
@@ -274,6 +281,7 @@ render() {
 		--disable-component-update --disable-sync --no-first-run --user-data-dir="$WORK/chrome" \
 		--enable-logging=stderr --dump-dom "file://$WORK/$1" >"$2" 2>chrome.err
 	eq "chromium exit status ($1)" "$?" "0"
+	relfile "$2"
 	grep -E 'CONSOLE|Refused to|Uncaught' chrome.err && bad "chromium reported errors ($1)" || ok
 }
 if command -v chromium >/dev/null; then

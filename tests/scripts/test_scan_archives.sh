@@ -47,20 +47,20 @@ cd ..
 "$IMGAUDIT" scan --db db.sqlite --quiet st
 rc=$?
 [ $rc = 0 ] && ok || bad "scan exit status $rc (expected 0)"
-q "SELECT kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE f.path = 'st/a.tar'" "archive"
-q "SELECT format, status, chain_depth, backing_path FROM v_images WHERE path = 'st/a.tar!over.qcow2'" \
+q "SELECT kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE f.path = '$WORK/st/a.tar'" "archive"
+q "SELECT format, status, chain_depth, backing_path FROM v_images WHERE path = '$WORK/st/a.tar!over.qcow2'" \
 	"qcow2|ok|1|st/a.tar!base.qcow2"
-q "SELECT status, chain_depth, backing_path FROM v_images WHERE path = 'st/a.tar!sub/over2.qcow2'" \
+q "SELECT status, chain_depth, backing_path FROM v_images WHERE path = '$WORK/st/a.tar!sub/over2.qcow2'" \
 	"ok|2|st/a.tar!over.qcow2"
-q "SELECT status FROM v_images WHERE path = 'st/a.tar!lost.qcow2'" "missing"
-q "SELECT status FROM v_images WHERE path = 'st/a.tar!escape.qcow2'" "outside-archive"
-q "SELECT kind FROM v_entries WHERE path = 'st/a.tar!notes.txt'" "not-an-image"
-q "SELECT kind, detail FROM v_entries WHERE path = 'st/a.tar!link.qcow2'" "member-symlink|base.qcow2"
+q "SELECT status FROM v_images WHERE path = '$WORK/st/a.tar!lost.qcow2'" "missing"
+q "SELECT status FROM v_images WHERE path = '$WORK/st/a.tar!escape.qcow2'" "outside-archive"
+q "SELECT kind FROM v_entries WHERE path = '$WORK/st/a.tar!notes.txt'" "not-an-image"
+q "SELECT kind, detail FROM v_entries WHERE path = '$WORK/st/a.tar!link.qcow2'" "member-symlink|base.qcow2"
 q "SELECT disk_id, href, capacity, format FROM ovf_disks" "vmdisk1|over.qcow2|4194304|http://www.qemu.org/qcow2"
-q "SELECT status, chain_depth FROM v_images WHERE path = 'st/vm.ova!over.qcow2'" "ok|1"
-q "SELECT status, chain_depth FROM v_images WHERE path = 'st/c.tar.gz!sub/over2.qcow2'" "ok|2"
-q "SELECT status, chain_depth FROM v_images WHERE path = 'st/d.zip!sub/over2.qcow2'" "ok|2"
-q "SELECT count(*) FROM v_images WHERE path LIKE 'st/%!%'" "13"
+q "SELECT status, chain_depth FROM v_images WHERE path = '$WORK/st/vm.ova!over.qcow2'" "ok|1"
+q "SELECT status, chain_depth FROM v_images WHERE path = '$WORK/st/c.tar.gz!sub/over2.qcow2'" "ok|2"
+q "SELECT status, chain_depth FROM v_images WHERE path = '$WORK/st/d.zip!sub/over2.qcow2'" "ok|2"
+q "SELECT count(*) FROM v_images WHERE path LIKE '$WORK/st/%!%'" "13"
 q "SELECT count(*) FROM files WHERE path LIKE '%passwd%'" "0"
 # member maps equal the maps of the extracted files (qcow2: no host holes involved)
 for a in a.tar c.tar.gz d.zip vm.ova; do
@@ -71,7 +71,7 @@ for a in a.tar c.tar.gz d.zip vm.ova; do
 import json, sys
 for e in json.load(sys.stdin):
     print(e["start"], e["length"], e["depth"], int(e["present"]), int(e["zero"]), int(e["data"]), int(e["compressed"]), e.get("offset") is not None)')
-		got=$(sqlite3 -separator ' ' db.sqlite "SELECT start, length, depth, present, zero, data, compressed, offset IS NOT NULL FROM v_map WHERE path = 'st/$a!$m' ORDER BY start" | sed 's/ 1$/ True/; s/ 0$/ False/')
+		got=$(sqlite3 -separator ' ' db.sqlite "SELECT start, length, depth, present, zero, data, compressed, offset IS NOT NULL FROM v_map WHERE path = '$WORK/st/$a!$m' ORDER BY start" | sed 's/ 1$/ True/; s/ 0$/ False/')
 		[ "$got" == "$want" ] && ok || { bad "v_map of $a!$m"; diff <(echo "$want") <(echo "$got") | head -5; }
 	done
 done
@@ -79,7 +79,7 @@ done
 want=$(cd src && "$IMGAUDIT" map --output=json over.qcow2 | python3 -c '
 import json, sys
 print(" ".join(str(e.get("offset")) for e in json.load(sys.stdin) if e["depth"] == 0))')
-got=$(sqlite3 db.sqlite "SELECT group_concat(coalesce(offset, 'None'), ' ') FROM (SELECT offset FROM v_map WHERE path = 'st/a.tar!over.qcow2' AND depth = 0 ORDER BY start)")
+got=$(sqlite3 db.sqlite "SELECT group_concat(coalesce(offset, 'None'), ' ') FROM (SELECT offset FROM v_map WHERE path = '$WORK/st/a.tar!over.qcow2' AND depth = 0 ORDER BY start)")
 [ "$got" == "$want" ] && ok || bad "member offsets: want $want got $got"
 # --no-archives leaves them alone
 "$IMGAUDIT" scan --db na.sqlite --quiet --no-archives st
@@ -118,7 +118,7 @@ tar -cf st2/big.tar big.raw onbig.qcow2
 "$IMGAUDIT" scan --db db2.sqlite --quiet st2; rc=$?
 [ $rc = 0 ] && ok || bad "scan of st2: exit $rc"
 rows() { # rows DB PATH: v_map rows as "start length depth present zero data compressed offset file"
-	sqlite3 -separator ' ' "$1" "SELECT start, length, depth, present, zero, data, compressed, coalesce(offset, 'None'), coalesce(file, 'None') FROM v_map WHERE path = '$2' ORDER BY start"
+	sqlite3 -separator ' ' "$1" "SELECT start, length, depth, present, zero, data, compressed, coalesce(offset, 'None'), coalesce(file, 'None') FROM v_map WHERE path = '$WORK/$2' ORDER BY start" | rel
 }
 want_rows() { # want_rows DIR FILE ARCHIVE: imgaudit map of the extracted file, in the same form
 	(cd "$1" && "$IMGAUDIT" map --output=json "$2") | python3 -c '
@@ -148,13 +148,13 @@ for a in c.tar.xz c.tar.zst c.tar.bz2 nested.tar.gz!inner.tar; do
 	member_rows "$a" over.qcow2 over.qcow2 base.qcow2
 done
 [ $n = 16 ] && ok || bad "compared $n members"
-q2() { local got; got=$(sqlite3 db2.sqlite "$1" 2>&1); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got:      $got"; }; }
-q2 "SELECT status, chain_depth, backing_path FROM v_images WHERE path = 'st2/nested.tar.gz!inner.tar!over.qcow2'" \
+q2() { local got; got=$(sqlite3 db2.sqlite "$1" 2>&1 | rel); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got:      $got"; }; }
+q2 "SELECT status, chain_depth, backing_path FROM v_images WHERE path = '$WORK/st2/nested.tar.gz!inner.tar!over.qcow2'" \
 	"ok|1|st2/nested.tar.gz!inner.tar!base.qcow2"
 # the same member, whole in memory, spilled to the spool file, or in place: one map
 for a in big.tar big.tar.gz; do
-	q2 "SELECT start, length, depth, zero, data FROM v_map WHERE path = 'st2/$a!big.raw'" "0|83886080|0|0|1"
-	q2 "SELECT count(*) FROM v_map WHERE path = 'st2/$a!onbig.qcow2'" "1"
+	q2 "SELECT start, length, depth, zero, data FROM v_map WHERE path = '$WORK/st2/$a!big.raw'" "0|83886080|0|0|1"
+	q2 "SELECT count(*) FROM v_map WHERE path = '$WORK/st2/$a!onbig.qcow2'" "1"
 done
 
 lib_summary test_scan_archives

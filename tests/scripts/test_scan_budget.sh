@@ -14,7 +14,7 @@ truncate -s 1M store/plain.bin
 rc=$?
 check "over budget exits 1" '[ $rc -eq 1 ]'
 check "over budget is recorded as limit" \
-	'[ "$(sqlite3 tight.db "SELECT status FROM v_images WHERE path = '"'"'store/a.qcow2'"'"'")" = limit ]'
+	'[ "$(sqlite3 tight.db "SELECT status FROM v_images WHERE path = '"'"'$work/store/a.qcow2'"'"'")" = limit ]'
 check "the error names the budget" \
 	'sqlite3 tight.db "SELECT error FROM v_images" | grep -q "time budget"'
 
@@ -22,7 +22,7 @@ check "the error names the budget" \
 rc=$?
 check "default budget exits 0" '[ $rc -eq 0 ]'
 check "default budget maps the image" \
-	'[ "$(sqlite3 ok.db "SELECT status FROM v_images WHERE path = '"'"'store/a.qcow2'"'"'")" = ok ]'
+	'[ "$(sqlite3 ok.db "SELECT status FROM v_images WHERE path = '"'"'$work/store/a.qcow2'"'"'")" = ok ]'
 "$IMGAUDIT" scan --quiet --db bad.db --budget -1 store 2>/dev/null
 check "a negative budget is a usage error" '[ $? -eq 2 ]'
 

@@ -58,17 +58,17 @@ kill "$HOLDER" 2>/dev/null
 wait "$HOLDER" 2>/dev/null
 q() { sqlite3 db.sqlite "$1"; }
 eq "the volumes: format, size, allocation, status" \
-	"$(q "SELECT path, format, virtual_size, allocated_bytes, status FROM v_images WHERE path LIKE 'vg0/%' ORDER BY path")" \
+	"$(q "SELECT path, format, virtual_size, allocated_bytes, status FROM v_images WHERE path LIKE '$WORK/vg0/%' ORDER BY path")" \
 	"$(printf 'vg0/vm-100-disk-0|qcow2|67108864|%s|ok\nvg0/vm-101-disk-0|raw|33554432|%s|ok' "$A_LQ" "$A_LR")"
 eq "one file per device (a glob and its name)" "$(q "SELECT count(*) FROM files WHERE path = '$LQ'")" "0"
 eq "recognised by" "$(q "SELECT f.path, i.recognised_by FROM images i JOIN files f ON f.id = i.file_id
-        WHERE f.path LIKE 'vg0/%' ORDER BY f.path")" "$(printf 'vg0/vm-100-disk-0|content\nvg0/vm-101-disk-0|option')"
-eq "the file size is the device's" "$(q "SELECT size FROM files WHERE path = 'vg0/vm-101-disk-0'")" "33554432"
-eq "qcow2 on a volume: its own map" "$(q "SELECT start, length, data FROM v_map WHERE path = 'vg0/vm-100-disk-0' ORDER BY start")" \
+        WHERE f.path LIKE '$WORK/vg0/%' ORDER BY f.path")" "$(printf 'vg0/vm-100-disk-0|content\nvg0/vm-101-disk-0|option')"
+eq "the file size is the device's" "$(q "SELECT size FROM files WHERE path = '$WORK/vg0/vm-101-disk-0'")" "33554432"
+eq "qcow2 on a volume: its own map" "$(q "SELECT start, length, data FROM v_map WHERE path = '$WORK/vg0/vm-100-disk-0' ORDER BY start")" \
 	"$(printf '0|1048576|0\n1048576|2097152|1\n3145728|63963136|0')"
-eq "a glob match that is not a device" "$(q "SELECT kind, reason FROM v_entries WHERE path = 'vg0/README'")" "unreadable|not-a-device"
-eq "a device under a ROOT: recorded, not opened" "$(q "SELECT kind FROM v_entries WHERE path = 'store/blk'")" "device"
-eq "the ROOT's files are scanned too" "$(q "SELECT format FROM v_images WHERE path = 'store/plain.qcow2'")" "qcow2"
+eq "a glob match that is not a device" "$(q "SELECT kind, reason FROM v_entries WHERE path = '$WORK/vg0/README'")" "unreadable|not-a-device"
+eq "a device under a ROOT: recorded, not opened" "$(q "SELECT kind FROM v_entries WHERE path = '$WORK/store/blk'")" "device"
+eq "the ROOT's files are scanned too" "$(q "SELECT format FROM v_images WHERE path = '$WORK/store/plain.qcow2'")" "qcow2"
 "$IMGAUDIT" scan --db off.sqlite --quiet --devices "$LO"
 eq "a loop device with an offset: allocation is its size" "$(sqlite3 off.sqlite "SELECT size, allocated FROM files WHERE path = '$LO'")" "7340032|7340032"
 eq "never written" "$(sha256sum lvq.img lvr.img)" "$sum_before"
@@ -80,7 +80,7 @@ FREE=$(losetup -f)
 eq "devices only: exit 1 (the glob matching nothing)" "$?" "1"
 eq "devices only: the raw volume" "$(sqlite3 only.sqlite "SELECT path, format FROM v_images")" "$LR|raw"
 eq "a detached loop device: recorded, not read" "$(sqlite3 only.sqlite "SELECT kind, reason FROM v_entries WHERE path = '$FREE'")" "device|empty"
-eq "a glob that matches nothing" "$(sqlite3 only.sqlite "SELECT kind, reason FROM v_entries WHERE path = 'vg9/*'")" "unreadable|missing"
+eq "a glob that matches nothing" "$(sqlite3 only.sqlite "SELECT kind, reason FROM v_entries WHERE path = '$WORK/vg9/*'")" "unreadable|missing"
 # detached after a scan: the next scan records it empty, and keeps nothing stale
 losetup -d "$LR"
 "$IMGAUDIT" scan --db only.sqlite --quiet --devices "$LR" 2>/dev/null

@@ -42,8 +42,8 @@ dump db.sqlite > full.txt
 qemu-io -c 'write -P 9 3M 64k' s/vm/o2.qcow2 >/dev/null
 scan; [ $? = 0 ] && ok || bad "third scan"
 q "SELECT files_read, files_reused FROM scans WHERE id = 3" "1|7"
-q "SELECT reused_from IS NULL FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = 3 AND f.path = 's/vm/o2.qcow2'" "1"
-q "SELECT count(*) FROM v_map WHERE path = 's/vm/o2.qcow2' AND start <= 3145728 AND start + length > 3145728 AND depth = 0 AND data = 1" "1"
+q "SELECT reused_from IS NULL FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = 3 AND f.path = '$WORK/s/vm/o2.qcow2'" "1"
+q "SELECT count(*) FROM v_map WHERE path = '$WORK/s/vm/o2.qcow2' AND start <= 3145728 AND start + length > 3145728 AND depth = 0 AND data = 1" "1"
 
 # the base changes: every image above it is re-read, the raw chain is not
 qemu-io -c 'write -P 8 2M 64k' s/base/b.qcow2 >/dev/null
@@ -70,15 +70,15 @@ q "SELECT count(*), sum(status = 'complete') FROM scans" "5|5"
 # data file may be a VMDK extent that is an image of its own)
 (cd s/vm && qemu-img create -q -f qcow2 -o data_file=d.data,data_file_raw=on ext.qcow2 1M)
 scan; [ $? = 0 ] && ok || bad "scan with ext.qcow2"
-q "SELECT sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 6 AND f.path = 's/vm/d.data'" "data-file"
+q "SELECT sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 6 AND f.path = '$WORK/s/vm/d.data'" "data-file"
 scan
 q "SELECT files_read FROM scans WHERE id = 7" "0"
-q "SELECT sf.kind, sf.reused FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 7 AND f.path IN ('s/vm/d.data', 's/base/r.bin') ORDER BY f.path" "$(printf 'image|1\ndata-file|1')"
+q "SELECT sf.kind, sf.reused FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 7 AND f.path IN ('$WORK/s/vm/d.data', '$WORK/s/base/r.bin') ORDER BY f.path" "$(printf 'image|1\ndata-file|1')"
 rm s/vm/onraw.qcow2 s/vm/ext.qcow2
 scan; [ $? = 0 ] && ok || bad "scan after removals"
 q "SELECT files_read FROM scans WHERE id = 8" "1" # d.data, no longer a data file, is probed again
-q "SELECT count(*) FROM v_images WHERE path = 's/base/r.bin'" "0"
-q "SELECT path, kind FROM v_entries WHERE path IN ('s/base/r.bin', 's/vm/d.data') ORDER BY path" \
+q "SELECT count(*) FROM v_images WHERE path = '$WORK/s/base/r.bin'" "0"
+q "SELECT path, kind FROM v_entries WHERE path IN ('$WORK/s/base/r.bin', '$WORK/s/vm/d.data') ORDER BY path" \
 	"$(printf 's/base/r.bin|not-an-image\ns/vm/d.data|not-an-image')"
 dump db.sqlite > incremental.txt
 rm -f full.sqlite; "$IMGAUDIT" scan --db full.sqlite --quiet s
@@ -89,12 +89,12 @@ diff incremental.txt fresh.txt >/dev/null && ok || { bad "views after removals d
 tar cf s/vm.tar -C s/vm o1.qcow2
 age s
 "$IMGAUDIT" scan --db db.sqlite --quiet --no-archives s
-q "SELECT reason FROM v_entries WHERE path = 's/vm.tar'" "an archive, not opened (--no-archives)"
+q "SELECT reason FROM v_entries WHERE path = '$WORK/s/vm.tar'" "an archive, not opened (--no-archives)"
 "$IMGAUDIT" scan --db db.sqlite --quiet --no-archives s
 q "SELECT files_read FROM scans WHERE id = 10" "0"
 scan
-q "SELECT count(*) FROM v_images WHERE path = 's/vm.tar!o1.qcow2'" "1"
-q "SELECT count(*) FROM v_entries WHERE path = 's/vm.tar'" "0"
+q "SELECT count(*) FROM v_images WHERE path = '$WORK/s/vm.tar!o1.qcow2'" "1"
+q "SELECT count(*) FROM v_entries WHERE path = '$WORK/s/vm.tar'" "0"
 
 # results of another imgaudit version are not carried over
 sqlite3 db.sqlite "UPDATE scans SET tool_version = '0.0.1-old' WHERE id = 11"
@@ -109,21 +109,21 @@ qemu-io -c 'write -P 1 0 64k' ar/lib/base.qcow2 >/dev/null
 qemu-img create -q -f qcow2 -b ../lib/base.qcow2 -F qcow2 ar/s/o.qcow2
 ars() { age ar && (cd ar && "$IMGAUDIT" scan --db ar.sqlite --quiet --allow-root lib s); }
 ars; [ $? = 0 ] && ok || bad "allow-root scan"
-qa() { local got; got=$(sqlite3 ar/ar.sqlite "$1" 2>&1); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got:      $got"; }; }
+qa() { local got; got=$(command sqlite3 ar/ar.sqlite "$1" 2>&1 | sed "s|$WORK/ar/||g"); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got:      $got"; }; }
 qa "SELECT status FROM v_images" "ok"
-qa "SELECT mtime_ns > 0 AND ctime_ns > 0 FROM files WHERE path = 's/../lib/base.qcow2'" "1"
+qa "SELECT mtime_ns > 0 AND ctime_ns > 0 FROM files WHERE path = '$WORK/ar/lib/base.qcow2'" "1"
 ars
 qa "SELECT files_read, files_reused FROM scans WHERE id = 2" "0|1"
 qemu-io -c 'write -P 2 64k 64k' ar/lib/base.qcow2 >/dev/null
 ars
 qa "SELECT files_read, files_reused FROM scans WHERE id = 3" "1|0"
-qa "SELECT count(*) FROM v_map WHERE path = 's/o.qcow2' AND depth = 1 AND data = 1 AND start = 0 AND length = 131072" "1"
+qa "SELECT count(*) FROM v_map WHERE path = '$WORK/ar/s/o.qcow2' AND depth = 1 AND data = 1 AND start = 0 AND length = 131072" "1"
 # v_links shows the references of a layer beneath --allow-root, once, under its own path
 qemu-img create -q -f qcow2 -u -b gone.qcow2 -F qcow2 ar/lib/b2.qcow2 1M
 qemu-img create -q -f qcow2 -u -b ../lib/b2.qcow2 -F qcow2 ar/s/p.qcow2 1M
 qemu-img create -q -f qcow2 -u -b ../lib/b2.qcow2 -F qcow2 ar/s/q.qcow2 1M
 ars
-qa "SELECT path, backing, status FROM v_links ORDER BY path" "$(printf '%s\n' 's/../lib/b2.qcow2|gone.qcow2|missing' 's/o.qcow2|../lib/base.qcow2|ok' 's/p.qcow2|../lib/b2.qcow2|ok' 's/q.qcow2|../lib/b2.qcow2|ok')"
+qa "SELECT path, backing, status FROM v_links ORDER BY path" "$(printf '%s\n' 'lib/b2.qcow2|gone.qcow2|missing' 's/o.qcow2|../lib/base.qcow2|ok' 's/p.qcow2|../lib/b2.qcow2|ok' 's/q.qcow2|../lib/b2.qcow2|ok')"
 qa "SELECT path, status FROM v_images ORDER BY path" "$(printf '%s\n' 's/o.qcow2|ok' 's/p.qcow2|missing' 's/q.qcow2|missing')"
 rm ar/lib/b2.qcow2 ar/s/p.qcow2 ar/s/q.qcow2
 
@@ -142,18 +142,18 @@ qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse vm2/split.vmdk 4M
 qemu-io -c 'write -P 1 0 64k' vm2/split.vmdk >/dev/null
 tar -cf vm2/split.tar -C vm2 split.vmdk split-s001.vmdk
 age vm2
-qv() { local got; got=$(sqlite3 vm2.sqlite "$1" 2>&1); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got:      $got"; }; }
+qv() { local got; got=$(sqlite3 vm2.sqlite "$1" 2>&1 | rel); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got:      $got"; }; }
 "$IMGAUDIT" scan --db vm2.sqlite --quiet vm2; rc=$?
 [ $rc = 0 ] && ok || bad "split VMDK scan: exit $rc"
 qv "SELECT path, status FROM v_images ORDER BY path" "$(printf 'vm2/split.tar!split.vmdk|ok\nvm2/split.vmdk|ok')"
-qv "SELECT sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE f.path IN ('vm2/split-s001.vmdk', 'vm2/split.tar!split-s001.vmdk')" "$(printf 'data-file\ndata-file')"
-qv "SELECT count(*) FROM v_map WHERE path = 'vm2/split.vmdk' AND file = 'vm2/split-s001.vmdk' AND data = 1" "1"
+qv "SELECT sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE f.path IN ('$WORK/vm2/split-s001.vmdk', '$WORK/vm2/split.tar!split-s001.vmdk')" "$(printf 'data-file\ndata-file')"
+qv "SELECT count(*) FROM v_map WHERE path = '$WORK/vm2/split.vmdk' AND file = '$WORK/vm2/split-s001.vmdk' AND data = 1" "1"
 "$IMGAUDIT" scan --db vm2.sqlite --quiet vm2
 qv "SELECT files_read FROM scans WHERE id = 2" "0"
 rm vm2/split.vmdk
 "$IMGAUDIT" scan --db vm2.sqlite --quiet vm2; rc=$?
 [ $rc = 1 ] && ok || bad "a lone VMDK extent: exit $rc (expected 1)"
-qv "SELECT status FROM v_images WHERE path = 'vm2/split-s001.vmdk'" "corrupt"
+qv "SELECT status FROM v_images WHERE path = '$WORK/vm2/split-s001.vmdk'" "corrupt"
 
 # a root given twice still lets the next identical scan carry files over
 mkdir -p dup
@@ -187,7 +187,7 @@ touch fnd/o2.qcow2
 age fnd
 "$IMGAUDIT" scan --db fnd.sqlite --quiet fnd
 [ "$(sqlite3 fnd.sqlite "SELECT files_read, files_reused FROM scans WHERE id = 2")" = "1|3" ] && ok || bad "findings store: $(sqlite3 fnd.sqlite "SELECT files_read, files_reused FROM scans")"
-[ "$(sqlite3 fnd.sqlite "SELECT path, code FROM v_findings")" = "fnd/b.qcow2|reserved-bits" ] && ok || bad "findings after an incremental scan: $(sqlite3 fnd.sqlite "SELECT * FROM v_findings")"
+[ "$(sqlite3 fnd.sqlite "SELECT path, code FROM v_findings" | rel)" = "fnd/b.qcow2|reserved-bits" ] && ok || bad "findings after an incremental scan: $(sqlite3 fnd.sqlite "SELECT * FROM v_findings")"
 
 # Racily clean: a write landing within the file system's timestamp
 # granularity after the scan's stat leaves the identity as it was.  A file
@@ -200,7 +200,7 @@ qemu-img create -q -f qcow2 racy/new.qcow2 1M
 rs() { "$IMGAUDIT" scan --db racy.sqlite --quiet racy; sqlite3 racy.sqlite "SELECT files_read || '|' || files_reused FROM scans ORDER BY id DESC LIMIT 1"; }
 [ "$(rs)" = "2|0" ] && ok || bad "racy: first scan"
 [ "$(rs)" = "1|1" ] && ok || bad "racy: the fresh file must be read again"
-[ "$(sqlite3 racy.sqlite "SELECT count(DISTINCT file_id) FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE f.path = 'racy/new.qcow2'")" = 1 ] && ok || bad "racy: an unchanged identity keeps its files row"
+[ "$(sqlite3 racy.sqlite "SELECT count(DISTINCT file_id) FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE f.path = '$WORK/racy/new.qcow2'")" = 1 ] && ok || bad "racy: an unchanged identity keeps its files row"
 sleep 3
 rs >/dev/null
 [ "$(rs)" = "0|2" ] && ok || bad "racy: a settled file is carried over"
@@ -225,6 +225,6 @@ touch -m -d "@$t.300000000" racy2/b.qcow2
 sqlite3 racy2.sqlite "UPDATE scans SET started_ns = ${t}000000000 + 2100000000"
 "$IMGAUDIT" scan --db racy2.sqlite --quiet racy2
 [ "$(sqlite3 racy2.sqlite "SELECT files_read || '|' || files_reused FROM scans ORDER BY id DESC LIMIT 1")" = "1|1" ] && ok || bad "racy: the window is not measured to the nanosecond"
-[ "$(sqlite3 racy2.sqlite "SELECT f.path FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 2 AND sf.reused = 0")" = "racy2/b.qcow2" ] && ok || bad "racy: the file 1.8 s before the start is the one read again"
+[ "$(sqlite3 racy2.sqlite "SELECT f.path FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE sf.scan_id = 2 AND sf.reused = 0" | rel)" = "racy2/b.qcow2" ] && ok || bad "racy: the file 1.8 s before the start is the one read again"
 
 lib_summary test_scan_incremental

@@ -40,7 +40,7 @@ last() { sqlite3 db.sqlite "SELECT $1 FROM scans ORDER BY id DESC LIMIT 1"; }
 # "path reused" for the top-level files of the latest scan
 tops() {
 	sqlite3 db.sqlite "SELECT f.path, sf.reused FROM scan_files sf JOIN files f ON f.id = sf.file_id
- WHERE sf.scan_id = (SELECT max(id) FROM scans) AND f.archive_id IS NULL ORDER BY 1" | tr '\n' ' '
+ WHERE sf.scan_id = (SELECT max(id) FROM scans) AND f.archive_id IS NULL ORDER BY 1" | rel | tr '\n' ' '
 }
 # v_map of a member equals `imgaudit map` of the extracted file
 member_map() { # ARCHIVE MEMBER EXTRACTED
@@ -49,7 +49,7 @@ member_map() { # ARCHIVE MEMBER EXTRACTED
 import json, sys
 for e in json.load(sys.stdin):
     print(e["start"], e["length"], e["depth"], int(e["present"]), int(e["zero"]), int(e["data"]), int(e["compressed"]), e.get("offset") is not None)')
-	got=$(sqlite3 -separator ' ' db.sqlite "SELECT start, length, depth, present, zero, data, compressed, offset IS NOT NULL FROM v_map WHERE path = 's/$1!$2' ORDER BY start" | sed 's/ 1$/ True/; s/ 0$/ False/')
+	got=$(sqlite3 -separator ' ' db.sqlite "SELECT start, length, depth, present, zero, data, compressed, offset IS NOT NULL FROM v_map WHERE path = '$WORK/s/$1!$2' ORDER BY start" | sed 's/ 1$/ True/; s/ 0$/ False/')
 	[ -n "$want" ] && [ "$got" == "$want" ] && ok || { bad "v_map of $1!$2"; diff <(echo "$want") <(echo "$got") | head -5; }
 }
 
@@ -102,11 +102,11 @@ scan
 rc1=$?
 [ $rc1 = 1 ] && ok || bad "first scan exit status $rc1 (expected 1: bad.tar!broken.qcow2)"
 q "SELECT files_read, files_reused FROM scans WHERE id = 1" "8|0"
-q "SELECT status FROM v_images WHERE path = 's/bad.tar!broken.qcow2'" "corrupt"
-q "SELECT status FROM v_images WHERE path = 's/esc.tar!escape.qcow2'" "outside-archive"
-q "SELECT status FROM v_images WHERE path = 's/t.tar!lost.qcow2'" "missing"
-q "SELECT status, chain_depth FROM v_images WHERE path = 's/outer.tar!inner.tar!over.qcow2'" "ok|1"
-q "SELECT code FROM v_findings WHERE path = 's/t.tar!notes.txt'" "member-duplicate"
+q "SELECT status FROM v_images WHERE path = '$WORK/s/bad.tar!broken.qcow2'" "corrupt"
+q "SELECT status FROM v_images WHERE path = '$WORK/s/esc.tar!escape.qcow2'" "outside-archive"
+q "SELECT status FROM v_images WHERE path = '$WORK/s/t.tar!lost.qcow2'" "missing"
+q "SELECT status, chain_depth FROM v_images WHERE path = '$WORK/s/outer.tar!inner.tar!over.qcow2'" "ok|1"
+q "SELECT code FROM v_findings WHERE path = '$WORK/s/t.tar!notes.txt'" "member-duplicate"
 dump db.sqlite > first.txt
 imgs1=$(last images)
 maprows1=$(last map_rows)
@@ -118,10 +118,10 @@ rc=$?
 q "SELECT files_read, files_reused, status FROM scans WHERE id = 2" "2|6|complete"
 [ "$(tops)" == "s/bad.tar|0 s/c.tar.gz|1 s/d.zip|1 s/esc.tar|0 s/outer.tar|1 s/plain.qcow2|1 s/t.tar|1 s/vm.ova|1 " ] && ok ||
 	bad "reused flags after an unchanged rescan: $(tops)"
-q "SELECT count(*) FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = 2 AND f.path LIKE 's/t.tar!%' AND i.reused_from IS NULL" "0"
-q "SELECT count(*) FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = 2 AND f.path LIKE 's/outer.tar!inner.tar!%' AND i.reused_from IS NOT NULL" "2"
-q "SELECT count(*) FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = 2 AND f.path LIKE 's/bad.tar!%' AND i.reused_from IS NOT NULL" "0"
-q "SELECT count(*) FROM files WHERE path = 's/t.tar!over.qcow2'" "1"
+q "SELECT count(*) FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = 2 AND f.path LIKE '$WORK/s/t.tar!%' AND i.reused_from IS NULL" "0"
+q "SELECT count(*) FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = 2 AND f.path LIKE '$WORK/s/outer.tar!inner.tar!%' AND i.reused_from IS NOT NULL" "2"
+q "SELECT count(*) FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = 2 AND f.path LIKE '$WORK/s/bad.tar!%' AND i.reused_from IS NOT NULL" "0"
+q "SELECT count(*) FROM files WHERE path = '$WORK/s/t.tar!over.qcow2'" "1"
 [ "$(last images)" = "$imgs1" ] && ok || bad "images counter $(last images), expected $imgs1"
 [ "$(last map_rows)" = "$maprows1" ] && ok || bad "map_rows counter $(last map_rows), expected $maprows1"
 dump db.sqlite > second.txt
@@ -138,7 +138,7 @@ scan
 q "SELECT files_read, files_reused FROM scans WHERE id = 4" "3|5"
 [ "$(tops)" == "s/bad.tar|0 s/c.tar.gz|1 s/d.zip|1 s/esc.tar|0 s/outer.tar|1 s/plain.qcow2|1 s/t.tar|0 s/vm.ova|1 " ] && ok ||
 	bad "reused flags after touching t.tar: $(tops)"
-q "SELECT count(*) FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = 4 AND f.path LIKE 's/t.tar!%' AND i.reused_from IS NOT NULL" "0"
+q "SELECT count(*) FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = 4 AND f.path LIKE '$WORK/s/t.tar!%' AND i.reused_from IS NOT NULL" "0"
 dump db.sqlite > touched.txt
 diff first.txt touched.txt >/dev/null && ok || { bad "views after touching t.tar differ"; diff first.txt touched.txt | head -20; }
 
@@ -147,18 +147,18 @@ qemu-io -c 'write -P 7 3M 64k' src/over.qcow2 >/dev/null
 (cd src && mk_t)
 scan
 q "SELECT files_read, files_reused FROM scans WHERE id = 5" "3|5"
-q "SELECT count(*) FROM v_map WHERE path = 's/t.tar!over.qcow2' AND start <= 3145728 AND start + length > 3145728 AND depth = 0 AND data = 1" "1"
-q "SELECT count(*) FROM v_map WHERE path = 's/c.tar.gz!over.qcow2' AND start <= 3145728 AND start + length > 3145728 AND depth = 0 AND data = 1" "0"
+q "SELECT count(*) FROM v_map WHERE path = '$WORK/s/t.tar!over.qcow2' AND start <= 3145728 AND start + length > 3145728 AND depth = 0 AND data = 1" "1"
+q "SELECT count(*) FROM v_map WHERE path = '$WORK/s/c.tar.gz!over.qcow2' AND start <= 3145728 AND start + length > 3145728 AND depth = 0 AND data = 1" "0"
 for m in base.qcow2 over.qcow2 sub/over2.qcow2; do member_map t.tar "$m" "src/$m"; done
 
 # 5. unchanged again: t.tar carried over with its new rows; members still equal `imgaudit map`
 scan
 q "SELECT files_read, files_reused FROM scans WHERE id = 6" "2|6"
-q "SELECT count(*) FROM v_map WHERE path = 's/t.tar!over.qcow2' AND start <= 3145728 AND start + length > 3145728 AND depth = 0 AND data = 1" "1"
+q "SELECT count(*) FROM v_map WHERE path = '$WORK/s/t.tar!over.qcow2' AND start <= 3145728 AND start + length > 3145728 AND depth = 0 AND data = 1" "1"
 for m in base.qcow2 over.qcow2 sub/over2.qcow2; do member_map t.tar "$m" "src/$m"; done
 mkdir -p x && (cd x && tar -xf ../src/inner.tar)
 for m in base.qcow2 over.qcow2; do member_map outer.tar "inner.tar!$m" "x/$m"; done
-q "SELECT count(*) FROM v_findings WHERE path LIKE 's/bad.tar!%'" "$(sqlite3 db.sqlite "SELECT count(*) FROM findings x JOIN files f ON f.id = x.file_id WHERE x.scan_id = 1 AND f.path LIKE 's/bad.tar!%'")"
+q "SELECT count(*) FROM v_findings WHERE path LIKE '$WORK/s/bad.tar!%'" "$(sqlite3 db.sqlite "SELECT count(*) FROM findings x JOIN files f ON f.id = x.file_id WHERE x.scan_id = 1 AND f.path LIKE '$WORK/s/bad.tar!%'")"
 
 # 6. the incremental views equal a fresh full scan's
 dump db.sqlite > incremental.txt

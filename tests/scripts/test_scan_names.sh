@@ -68,6 +68,6 @@ mv db.sqlite moved.sqlite
 rm -f hard.sqlite sym.sqlite db.sqlite-wal db.sqlite-shm
 "$IMGAUDIT" scan --quiet --db moved.sqlite store
 check "a moved database is scanned by its new name" '[ $? -eq 0 ]'
-check "and records it" '[ "$(sqlite3 moved.sqlite "SELECT db_path FROM scans ORDER BY id DESC LIMIT 1")" = "$work/moved.sqlite" ]'
+check "and records it" '[ "$(command sqlite3 moved.sqlite "SELECT db_path FROM scans ORDER BY id DESC LIMIT 1")" = "$work/moved.sqlite" ]'
 
 lib_summary

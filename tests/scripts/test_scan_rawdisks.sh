@@ -70,10 +70,10 @@ eq "images and why" "$(q "SELECT v.path, v.format, i.recognised_by FROM v_images
 eq "not images" "$(q "SELECT path FROM v_entries WHERE kind = 'not-an-image' ORDER BY path")" "$(printf '%s\n' \
 	pool/misc/app.log pool/misc/app.sqlite pool/misc/notes.txt pool/misc/zeros.bin)"
 eq "a preallocated raw disk counts its blocks" \
-	"$(q "SELECT virtual_size, allocated_bytes FROM v_images WHERE path = 'pool/vms/prealloc-db.img'")" \
+	"$(q "SELECT virtual_size, allocated_bytes FROM v_images WHERE path = '$WORK/pool/vms/prealloc-db.img'")" \
 	"16777216|16777216"
 eq "a sparse raw disk is mapped as holes" \
-	"$(q "SELECT sum(length) FROM v_map WHERE path = 'pool/vms/scratch-01.img' AND NOT data")" "67108864"
+	"$(q "SELECT sum(length) FROM v_map WHERE path = '$WORK/pool/vms/scratch-01.img' AND NOT data")" "67108864"
 python3 "$SOURCE_DIR/tests/scripts/scan_vmap_check.py" db.sqlite "$IMGAUDIT" --min 10 >/dev/null && ok ||
 	bad "v_map of the raw disks differs from imgaudit map"
 
@@ -86,11 +86,11 @@ eq "rescan keeps the raw disks" "$(q "SELECT count(*) FROM v_images WHERE format
 "$IMGAUDIT" scan --db none.sqlite --quiet --raw-glob= pool
 eq "--raw-glob= : by content only" "$(sqlite3 none.sqlite "SELECT count(*) FROM v_images WHERE format = 'raw'")" "6"
 eq "--raw-glob= : the named ones are not images" \
-	"$(sqlite3 none.sqlite "SELECT count(*) FROM v_entries WHERE path LIKE 'pool/vms/%' AND kind = 'not-an-image'")" "3"
+	"$(sqlite3 none.sqlite "SELECT count(*) FROM v_entries WHERE path LIKE '$WORK/pool/vms/%' AND kind = 'not-an-image'")" "3"
 # --raw-glob GLOB replaces the defaults
 "$IMGAUDIT" scan --db glob.sqlite --quiet --raw-glob '*.bin' pool
 eq "--raw-glob '*.bin'" "$(sqlite3 glob.sqlite "SELECT path FROM v_images WHERE format = 'raw' AND path NOT IN
-        (SELECT path FROM v_images WHERE path LIKE 'pool/misc/%.bin' AND path <> 'pool/misc/zeros.bin')
+        (SELECT path FROM v_images WHERE path LIKE '$WORK/pool/misc/%.bin' AND path <> '$WORK/pool/misc/zeros.bin')
         ORDER BY path")" "$(printf '%s\n' pool/_base/8d9c1c2a0f6e4b7d pool/misc/install.iso pool/misc/zeros.bin)"
 
 lib_summary test_scan_rawdisks

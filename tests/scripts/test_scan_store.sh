@@ -90,42 +90,43 @@ rc=$?
 
 q "SELECT status, files_seen > 25, files_reused FROM scans" "complete|1|0"
 q "SELECT count(*) FROM v_images" "27"
-q "SELECT format, status, chain_depth, backing_path FROM v_images WHERE path = 's/vms/web/web1-snap.qcow2'" \
+q "SELECT format, status, chain_depth, backing_path FROM v_images WHERE path = '$WORK/s/vms/web/web1-snap.qcow2'" \
 	"qcow2|ok|2|s/vms/web/web1.qcow2"
-q "SELECT backing_path FROM v_images WHERE path = 's/vms/db/deep/er/db.qcow2'" "s/base/debian.qcow2"
-q "SELECT format, status, chain_depth FROM v_images WHERE path = 's/base/plain.raw'" "raw|ok|0"
-q "SELECT format FROM v_images WHERE path LIKE 's/fmt/disk.%' ORDER BY 1" \
+q "SELECT backing_path FROM v_images WHERE path = '$WORK/s/vms/db/deep/er/db.qcow2'" "s/base/debian.qcow2"
+q "SELECT format, status, chain_depth FROM v_images WHERE path = '$WORK/s/base/plain.raw'" "raw|ok|0"
+q "SELECT format FROM v_images WHERE path LIKE '$WORK/s/fmt/disk.%' ORDER BY 1" \
 	"$(printf 'parallels\nqcow\nqed\nvdi\nvhdx\nvpc')"
-q "SELECT status FROM v_images WHERE path = 's/broken/missing.qcow2'" "missing"
-q "SELECT status FROM v_images WHERE path IN ('s/broken/loop-a.qcow2', 's/broken/loop-b.qcow2', 's/broken/self.qcow2')" \
+q "SELECT status FROM v_images WHERE path = '$WORK/s/broken/missing.qcow2'" "missing"
+q "SELECT status FROM v_images WHERE path IN ('$WORK/s/broken/loop-a.qcow2', '$WORK/s/broken/loop-b.qcow2', '$WORK/s/broken/self.qcow2')" \
 	"$(printf 'loop\nloop\nloop')"
-q "SELECT status FROM v_images WHERE path = 's/broken/absolute.qcow2'" "outside-roots"
-q "SELECT status FROM v_images WHERE path = 's/broken/dotdot.qcow2'" "outside-roots"
-q "SELECT status FROM v_images WHERE path = 's/broken/json.qcow2'" "protocol"
-q "SELECT status FROM v_images WHERE path = 's/broken/via-link.qcow2'" "outside-roots"
-q "SELECT status FROM v_images WHERE path = 's/broken/fifo-backing.qcow2'" "not-regular"
-q "SELECT status, target_path FROM v_links WHERE path = 's/broken/missing.qcow2'" "missing|s/broken/ghost.qcow2"
+q "SELECT status FROM v_images WHERE path = '$WORK/s/broken/absolute.qcow2'" "outside-roots"
+q "SELECT status FROM v_images WHERE path = '$WORK/s/broken/dotdot.qcow2'" "outside-roots"
+q "SELECT status FROM v_images WHERE path = '$WORK/s/broken/json.qcow2'" "protocol"
+q "SELECT status FROM v_images WHERE path = '$WORK/s/broken/via-link.qcow2'" "outside-roots"
+q "SELECT status FROM v_images WHERE path = '$WORK/s/broken/fifo-backing.qcow2'" "not-regular"
+q "SELECT status, target_path FROM v_links WHERE path = '$WORK/s/broken/missing.qcow2'" "missing|s/broken/ghost.qcow2"
 q "SELECT count(*) FROM v_images WHERE path LIKE '%secret%'" "0"
-q "SELECT kind, detail FROM v_entries WHERE path = 's/misc/loop1'" "symlink|loop2"
-q "SELECT kind FROM v_entries WHERE path IN ('s/misc/fifo', 's/broken/pipe.qcow2') ORDER BY 1" \
+q "SELECT kind, detail FROM v_entries WHERE path = '$WORK/s/misc/loop1'" "symlink|loop2"
+q "SELECT kind FROM v_entries WHERE path IN ('$WORK/s/misc/fifo', '$WORK/s/broken/pipe.qcow2') ORDER BY 1" \
 	"$(printf 'fifo\nfifo')"
-q "SELECT kind, detail FROM v_entries WHERE path = 's/misc/readme.txt'" "hardlink|s/misc/hardlink.txt"
-q "SELECT kind FROM v_entries WHERE path = 's/misc/hardlink.txt'" "not-an-image"
-q "SELECT count(*) FROM v_entries WHERE path = 's/fmt/disk.data'" "0"
-q "SELECT sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE f.path = 's/fmt/disk.data'" "data-file"
-q "SELECT count(*) FROM v_map WHERE path = 's/fmt/external.qcow2' AND file = 's/fmt/disk.data'" "1"
-q "SELECT count(*) FROM v_map WHERE path = 's/fmt/compressed.qcow2' AND compressed = 1" "1"
-q "SELECT max(depth) FROM v_map WHERE path = 's/vms/web/web1-snap.qcow2'" "2"
-q "SELECT file FROM v_map WHERE path = 's/vms/web/web1-snap.qcow2' AND depth = 2 AND data = 1 LIMIT 1" \
+q "SELECT kind, detail FROM v_entries WHERE path = '$WORK/s/misc/readme.txt'" "hardlink|s/misc/hardlink.txt"
+q "SELECT kind FROM v_entries WHERE path = '$WORK/s/misc/hardlink.txt'" "not-an-image"
+q "SELECT count(*) FROM v_entries WHERE path = '$WORK/s/fmt/disk.data'" "0"
+q "SELECT sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id WHERE f.path = '$WORK/s/fmt/disk.data'" "data-file"
+q "SELECT count(*) FROM v_map WHERE path = '$WORK/s/fmt/external.qcow2' AND file = '$WORK/s/fmt/disk.data'" "1"
+q "SELECT count(*) FROM v_map WHERE path = '$WORK/s/fmt/compressed.qcow2' AND compressed = 1" "1"
+q "SELECT max(depth) FROM v_map WHERE path = '$WORK/s/vms/web/web1-snap.qcow2'" "2"
+q "SELECT file FROM v_map WHERE path = '$WORK/s/vms/web/web1-snap.qcow2' AND depth = 2 AND data = 1 LIMIT 1" \
 	"s/base/debian.qcow2"
 # names round-trip byte for byte (newline, invalid UTF-8)
-python3 - db.sqlite <<'PY' && ok || bad "byte-exact names"
+python3 - db.sqlite "$WORK/" <<'PY' && ok || bad "byte-exact names"
 import sqlite3, sys
 con = sqlite3.connect(sys.argv[1]); con.text_factory = bytes
+w = sys.argv[2].encode()
 paths = {r[0] for r in con.execute("SELECT path FROM v_images")}
-assert b"s/misc/new\nline.qcow2" in paths, paths
-assert b"s/misc/bad\xffname.qcow2" in paths, paths
-row = con.execute("SELECT typeof(path) FROM v_images WHERE path = ?", (b"s/misc/bad\xffname.qcow2",)).fetchone()
+assert w + b"s/misc/new\nline.qcow2" in paths, paths
+assert w + b"s/misc/bad\xffname.qcow2" in paths, paths
+row = con.execute("SELECT typeof(path) FROM v_images WHERE path = ?", (w + b"s/misc/bad\xffname.qcow2",)).fetchone()
 assert row == (b"blob",), row
 PY
 # the map of every image equals imgaudit map's
@@ -144,9 +145,9 @@ python3 "$SOURCE_DIR/tests/scripts/scan_vmap_check.py" db.sqlite "$IMGAUDIT" --m
 
 # --exclude and --no-archives
 "$IMGAUDIT" scan --db ex.sqlite --quiet --exclude '*.qcow2' --exclude 'fmt' s
-q2() { local got; got=$(sqlite3 ex.sqlite "$1"); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got: $got"; }; }
+q2() { local got; got=$(sqlite3 ex.sqlite "$1" | rel); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got: $got"; }; }
 q2 "SELECT count(*) FROM v_images WHERE format = 'qcow2'" "0"
-q2 "SELECT count(*) FROM v_images WHERE path LIKE 's/fmt/%'" "0"
+q2 "SELECT count(*) FROM v_images WHERE path LIKE '$WORK/s/fmt/%'" "0"
 
 # progress goes to stderr only on a terminal or with --progress; stdout stays
 # empty; without a terminal only the one-line summary is printed
@@ -167,9 +168,9 @@ qemu-img create -q -f qcow2 ofs/top.qcow2 1M
 if mount -t tmpfs -o size=4m tmpfs ofs/mnt 2>/dev/null; then
 	qemu-img create -q -f qcow2 ofs/mnt/inner.qcow2 1M
 	"$IMGAUDIT" scan --db ofs.sqlite --quiet --one-file-system ofs
-	q3() { local got; got=$(sqlite3 ofs.sqlite "$1"); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got: $got"; }; }
+	q3() { local got; got=$(sqlite3 ofs.sqlite "$1" | rel); [ "$got" == "$2" ] && ok || { bad "$1"; echo "    expected: $2"; echo "    got: $got"; }; }
 	q3 "SELECT path FROM v_images" "ofs/top.qcow2"
-	q3 "SELECT kind FROM v_entries WHERE path = 'ofs/mnt'" "other-filesystem"
+	q3 "SELECT kind FROM v_entries WHERE path = '$WORK/ofs/mnt'" "other-filesystem"
 	"$IMGAUDIT" scan --db ofs2.sqlite --quiet ofs
 	[ "$(sqlite3 ofs2.sqlite "SELECT count(*) FROM v_images")" = 2 ] && ok || bad "without --one-file-system the mount is entered"
 	umount ofs/mnt
@@ -237,15 +238,15 @@ open(sys.argv[2], 'wb').write(d)
 PY
 qv() { # like q, on vhd.sqlite
 	local got
-	got=$(sqlite3 vhd.sqlite "$1" 2>&1)
+	got=$(sqlite3 vhd.sqlite "$1" 2>&1 | rel)
 	if [ "$got" == "$2" ]; then ok; else bad "$1"; echo "    expected: $2"; echo "    got:      $got"; fi
 }
 "$IMGAUDIT" scan --db vhd.sqlite --quiet vhd
 qv "SELECT path, format, status FROM v_images ORDER BY path" "vhd/base.vhd|vpc|ok
 vhd/child.vhd|vpc|ok"
-qv "SELECT count(*) FROM v_entries WHERE path = 'vhd/base.vhd'" "0"
+qv "SELECT count(*) FROM v_entries WHERE path = '$WORK/vhd/base.vhd'" "0"
 qv "SELECT backing, target_path, status FROM v_links" "base.vhd|vhd/base.vhd|ok"
-qv "SELECT min(depth), max(depth), count(DISTINCT file) FROM v_map WHERE path = 'vhd/child.vhd'" "1|1|1"
+qv "SELECT min(depth), max(depth), count(DISTINCT file) FROM v_map WHERE path = '$WORK/vhd/child.vhd'" "1|1|1"
 "$IMGAUDIT" report --db vhd.sqlite --section=chains >chains.txt 2>&1
 grep -q 'outside the scan' chains.txt && bad "a fixed VHD parent is reported outside the scan" || ok
 python3 - vhd/base.vhd <<'PY'
@@ -262,7 +263,7 @@ PY
 qv "SELECT status, error LIKE '%records uuid%the parent has uuid 00010203-0405-0607-0809-0a0b0c0d0e0f%' FROM links WHERE scan_id = (SELECT id FROM v_latest_scan)" "parent-mismatch|1"
 qv "SELECT path, status FROM v_images ORDER BY path" "vhd/base.vhd|ok
 vhd/child.vhd|ok"
-qv "SELECT code FROM v_findings WHERE path = 'vhd/child.vhd'" "parent-mismatch"
+qv "SELECT code FROM v_findings WHERE path = '$WORK/vhd/child.vhd'" "parent-mismatch"
 
 # the default number of workers is the CPUs the process may run on (taskset,
 # cpusets), not every CPU online: one thread is the writer, the rest workers

@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 lib_workdir walk
 export WORK
-q() { sqlite3 "$DB" "$1"; }
+q() { sqlite3 "$DB" "$1" | rel; } # stored paths are absolute: "$WORK/" taken out
 
 # ---- small files, hard links, a file root inside a directory root ----
 mkdir -p s/a/b s/c
@@ -29,11 +29,11 @@ eq "not images in v_entries" "$(q "SELECT count(*) FROM v_entries WHERE kind = '
 eq "no entries rows for them" "$(q "SELECT count(*) FROM entries WHERE kind = 'not-an-image'")" "0"
 eq "scan_files rows" "$(q "SELECT kind || ' ' || count(*) FROM scan_files GROUP BY kind ORDER BY kind")" \
 	"$(printf 'image 1\nnot-an-image 52')"
-eq "hard link met once" "$(q "SELECT kind || ' ' || detail FROM v_entries WHERE path = 's/c/link.txt'")" \
+eq "hard link met once" "$(q "SELECT kind || ' ' || detail FROM v_entries WHERE path = '$WORK/s/c/link.txt'")" \
 	"hardlink s/a/b/f1.txt"
-eq "file root met once" "$(q "SELECT kind || ' ' || detail FROM v_entries WHERE path = 's/c/disk.qcow2'")" \
+eq "file root met once" "$(q "SELECT kind || ' ' || detail FROM v_entries WHERE path = '$WORK/s/c/disk.qcow2'")" \
 	"hardlink s/c/disk.qcow2"
-eq "v_not_images" "$(q "SELECT reason FROM v_not_images WHERE path = 's/c/empty'")" "no driver recognises it"
+eq "v_not_images" "$(q "SELECT reason FROM v_not_images WHERE path = '$WORK/s/c/empty'")" "no driver recognises it"
 "$IMGAUDIT" scan --db "$DB" --quiet --json s s/c/disk.qcow2 >second.json
 eq "rescan reads nothing" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["files_read"], d["files_reused"])' second.json)" "0 53"
 eq "rescan's not images" "$(q "SELECT count(*) FROM v_entries WHERE kind = 'not-an-image'")" "52"
@@ -49,12 +49,12 @@ printf 'small\n' >t/backup/readme
 DB=$WORK/t.db
 "$IMGAUDIT" scan --db "$DB" --quiet t
 eq "totals: exit status" "$?" "0"
-eq "totals: the member's image" "$(q "SELECT allocated_bytes FROM v_images WHERE path = 't/backup/disk.tar.gz!member.qcow2'")" "0"
+eq "totals: the member's image" "$(q "SELECT allocated_bytes FROM v_images WHERE path = '$WORK/t/backup/disk.tar.gz!member.qcow2'")" "0"
 eq "totals: directories" "$(q "SELECT count(*) FROM v_dir_usage")" "$(find t -type d | wc -l)"
 while IFS='|' read -r d a; do
 	eq "du -B1 $d" "$a" "$(du -B1 -s "$d" | cut -f1)"
 done < <(q "SELECT path, allocated_bytes FROM v_dir_usage ORDER BY path")
-eq "totals: files of t" "$(q "SELECT files FROM v_dir_usage WHERE path = 't'")" "5"
+eq "totals: files of t" "$(q "SELECT files FROM v_dir_usage WHERE path = '$WORK/t'")" "5"
 
 # ---- 40 levels of 255-byte names ----
 python3 - <<'PY'
@@ -79,7 +79,7 @@ DB=$WORK/deep.db
 "$IMGAUDIT" scan --db "$DB" --quiet deep
 eq "deep: exit status" "$?" "0"
 eq "deep: images" "$(q "SELECT format || ' ' || status || ' ' || length(path) FROM v_images ORDER BY path")" \
-	"$(printf 'qcow2 ok %d\nraw ok %d' $((${#DEEP} + 8)) $((${#DEEP} + 6)))"
+	"$(printf 'qcow2 ok %d\nraw ok %d' $((${#WORK} + 1 + ${#DEEP} + 8)) $((${#WORK} + 1 + ${#DEEP} + 6)))"
 eq "deep: mapped" "$(q "SELECT own_data_bytes FROM images i JOIN files f ON f.id = i.file_id WHERE f.path LIKE '%/d.qcow2'")" "65536"
 
 # ---- schema 6 from schema 4, with history ----
@@ -99,7 +99,7 @@ before=$(q "SELECT path, kind, reason FROM v_entries ORDER BY path")
 mkdir -p new && echo hi >new/t.txt
 "$IMGAUDIT" scan --db "$DB" --quiet new
 eq "migrated: exit status" "$?" "0"
-eq "migrated: version" "$(q "PRAGMA user_version")" "6"
+eq "migrated: version" "$(q "PRAGMA user_version")" "7"
 eq "migrated: old scan's entries rows" "$(q "SELECT path FROM entries WHERE scan_id = 1 ORDER BY path")" "old/l"
 eq "migrated: old scan as before" "$(q "SELECT path, kind, reason FROM entries WHERE scan_id = 1 UNION ALL
 	SELECT path, kind, reason FROM v_not_images WHERE scan_id = 1 ORDER BY path")" "$before"

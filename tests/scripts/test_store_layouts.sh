@@ -12,17 +12,18 @@
 #   vbox      VirtualBox VM folder: .vbox (media registry), Snapshots/
 . "$(dirname "$0")/lib.sh"
 lib_workdir layouts
-q() { sqlite3 -separator ' ' "$1" "$2" | tr '\n' ';'; }
+q() { command sqlite3 -separator ' ' "$1" "$2" | tr '\n' ';'; } # paths cut below the root below
 # path format recognised_by, of the latest scan, paths below the layout's root
-images() { q "$1/db.sqlite" "SELECT substr(f.path, length('$1') + 2), i.format, i.recognised_by FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = (SELECT max(id) FROM scans) ORDER BY f.path"; }
+# (stored absolute: the root is $WORK/LAYOUT)
+images() { q "$1/db.sqlite" "SELECT substr(f.path, length('$WORK/$1') + 2), i.format, i.recognised_by FROM images i JOIN files f ON f.id = i.file_id WHERE i.scan_id = (SELECT max(id) FROM scans) ORDER BY f.path"; }
 # image -> its backing file (the resolved target), ok links only
-chains() { q "$1/db.sqlite" "SELECT substr(f.path, length('$1') + 2), substr(t.path, length('$1') + 2) FROM links l JOIN images i ON i.id = l.image_id JOIN files f ON f.id = i.file_id JOIN files t ON t.id = l.target_file_id WHERE l.scan_id = (SELECT max(id) FROM scans) AND l.depth = 0 AND l.kind = 'backing' AND l.status = 'ok' ORDER BY f.path"; }
+chains() { q "$1/db.sqlite" "SELECT substr(f.path, length('$WORK/$1') + 2), substr(t.path, length('$WORK/$1') + 2) FROM links l JOIN images i ON i.id = l.image_id JOIN files f ON f.id = i.file_id JOIN files t ON t.id = l.target_file_id WHERE l.scan_id = (SELECT max(id) FROM scans) AND l.depth = 0 AND l.kind = 'backing' AND l.status = 'ok' ORDER BY f.path"; }
 # VM target -> disk status and the file it resolves to
-users() { q "$1/db.sqlite" "SELECT kind, vm, target, status, coalesce(substr((SELECT path FROM files WHERE id = file_id), length('$1') + 2), '-') FROM v_vm_disks ORDER BY vm, target"; }
+users() { q "$1/db.sqlite" "SELECT kind, vm, target, status, coalesce(substr((SELECT path FROM files WHERE id = file_id), length('$WORK/$1') + 2), '-') FROM v_vm_disks ORDER BY vm, target"; }
 # the reclaimable orphans the report names, with their class
 orphans() {
 	"$IMGAUDIT" report --db "$1/db.sqlite" --section=orphans --format=json -o "$1/r.json" &&
-		python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['orphans']; print(';'.join(o['name'][len(sys.argv[2])+1:] + ' ' + o['class'] for o in d['images'] if o['reclaimable']), d['count'])" "$1/r.json" "$1"
+		python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['orphans']; print(';'.join(o['name'][len(sys.argv[2])+1:] + ' ' + o['class'] for o in d['images'] if o['reclaimable']), d['count'])" "$1/r.json" "$WORK/$1"
 }
 scan() { d=$1; shift; "$IMGAUDIT" scan --db "$d/db.sqlite" --quiet "$@" "$d"; }
 

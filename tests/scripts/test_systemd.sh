@@ -95,7 +95,7 @@ run_unit() {
 }
 run_unit "$caps" >run.out 2>&1
 eq "the unit's command line, with its capability: exit status" "$?" "0"
-eq "all images read" "$(sqlite3 state/store.db "SELECT group_concat(path || ':' || status, ' ') FROM (SELECT * FROM v_images ORDER BY path)")" \
+eq "all images read" "$(command sqlite3 state/store.db "SELECT group_concat(path || ':' || status, ' ') FROM (SELECT * FROM v_images ORDER BY path)")" \
 	"$WORK/store/base.qcow2:ok $WORK/store/secret/disk.qcow2:ok $WORK/store/vms/vm1.qcow2:ok"
 eq "the chain resolved" "$(sqlite3 state/store.db "SELECT status FROM v_links")" "ok"
 eq "nothing unreadable" "$(sqlite3 state/store.db "SELECT count(*) FROM v_entries WHERE kind = 'unreadable'")" "0"

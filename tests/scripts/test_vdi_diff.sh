@@ -58,10 +58,10 @@ grep -q "no vdi image whose uuid is 22222222-0000-4000-8000-000000000001" err.tx
 # the scan too looks at the top of each --allow-root directory
 "$IMGAUDIT" scan --db allow.sqlite --quiet --allow-root store other 2>/dev/null
 eq "scan: parent in --allow-root" "$(sqlite3 allow.sqlite "SELECT target_path, status FROM v_links
-        WHERE path = 'other/child.vdi'")" "store/gold.vdi|ok"
+        WHERE path = '$WORK/other/child.vdi'")" "store/gold.vdi|ok"
 "$IMGAUDIT" scan --db noallow.sqlite --quiet other 2>/dev/null
 eq "scan: parent outside the roots" "$(sqlite3 noallow.sqlite "SELECT status FROM v_links
-        WHERE path = 'other/child.vdi'")" "missing"
+        WHERE path = '$WORK/other/child.vdi'")" "missing"
 
 # parent-mismatch: the parent was modified after the child was made
 mkdir -p mm
@@ -118,31 +118,31 @@ find vm mm bad size -type f -exec touch -d '-1 hour' {} + # settled: an unchange
 "$IMGAUDIT" scan --db db.sqlite --quiet vm mm bad size 2>/dev/null
 q() { sqlite3 db.sqlite "$1"; }
 eq "scan: the chain's links" "$(q "SELECT path, backing, target_path, status FROM v_links
-        WHERE path LIKE 'vm/%' ORDER BY path")" \
+        WHERE path LIKE '$WORK/vm/%' ORDER BY path")" \
 	"$(printf 'vm/Snapshots/{%s}.vdi|uuid:%s|vm/base.vdi|ok\nvm/Snapshots/{%s}.vdi|uuid:%s|vm/Snapshots/{%s}.vdi|ok' \
 		$U_C1 $U_BASE $U_C2 $U_C1 $U_C1)"
-eq "scan: the chain's depth" "$(q "SELECT chain_depth, status FROM v_images WHERE path = '$C2'")" "2|ok"
-eq "scan: mismatch" "$(q "SELECT status FROM v_links WHERE path = 'mm/child.vdi'")" "parent-mismatch"
-eq "scan: mismatch finding" "$(q "SELECT count(*) FROM v_findings WHERE path = 'mm/child.vdi'
+eq "scan: the chain's depth" "$(q "SELECT chain_depth, status FROM v_images WHERE path = '$WORK/$C2'")" "2|ok"
+eq "scan: mismatch" "$(q "SELECT status FROM v_links WHERE path = '$WORK/mm/child.vdi'")" "parent-mismatch"
+eq "scan: mismatch finding" "$(q "SELECT count(*) FROM v_findings WHERE path = '$WORK/mm/child.vdi'
         AND code = 'parent-mismatch'")" "1"
-eq "scan: missing parent" "$(q "SELECT status, target_path IS NULL FROM v_links WHERE path = 'bad/orphan.vdi'")" "missing|1"
-eq "scan: missing parent: unknown, not zero" "$(q "SELECT unknown_bytes FROM v_space WHERE path = 'bad/orphan.vdi'")" \
+eq "scan: missing parent" "$(q "SELECT status, target_path IS NULL FROM v_links WHERE path = '$WORK/bad/orphan.vdi'")" "missing|1"
+eq "scan: missing parent: unknown, not zero" "$(q "SELECT unknown_bytes FROM v_space WHERE path = '$WORK/bad/orphan.vdi'")" \
 	"$((1 * M))"
-eq "scan: the child's own block is known" "$(q "SELECT data FROM v_map WHERE path = 'bad/orphan.vdi'
+eq "scan: the child's own block is known" "$(q "SELECT data FROM v_map WHERE path = '$WORK/bad/orphan.vdi'
         AND start = $M")" "1"
-eq "scan: loops and broken parents" "$(q "SELECT path, status FROM v_images WHERE path LIKE 'bad/%' ORDER BY path")" \
+eq "scan: loops and broken parents" "$(q "SELECT path, status FROM v_images WHERE path LIKE '$WORK/bad/%' ORDER BY path")" \
 	"$(printf 'bad/a.vdi|loop\nbad/b.vdi|loop\nbad/bigblock.vdi|unsupported\nbad/nolink.vdi|corrupt\nbad/orphan.vdi|missing\nbad/overbig.vdi|unreadable\nbad/self.vdi|loop')"
 python3 "$SOURCE_DIR/tests/scripts/scan_vmap_check.py" db.sqlite "$IMGAUDIT" --min 8 >vmap.txt &&
 	ok || bad "v_map differs from imgaudit map: $(head -5 vmap.txt)"
 # unchanged: the consistent chains are carried over, not read
 "$IMGAUDIT" scan --db db.sqlite --quiet vm mm bad size 2>/dev/null
-eq "rescan: the chain carried over" "$(q "SELECT status FROM v_links WHERE path = '$C2'")" "ok"
+eq "rescan: the chain carried over" "$(q "SELECT status FROM v_links WHERE path = '$WORK/$C2'")" "ok"
 eq "rescan: only the broken ones and the mismatch read" \
 	"$(q "SELECT files_read FROM scans ORDER BY id DESC LIMIT 1")" "8"
 # the parent rewritten with another uuid: the child's link breaks (missing), nothing stale
 $MKVDI make vm/base.vdi --size $((6 * M)) --uuid 99999999-2222-4333-8444-000000000001 --write 0=new >/dev/null
 "$IMGAUDIT" scan --db db.sqlite --quiet vm mm bad size 2>/dev/null
-eq "rescan: a parent whose uuid changed" "$(q "SELECT status FROM v_links WHERE path = 'vm/Snapshots/{$U_C1}.vdi'")" "missing"
+eq "rescan: a parent whose uuid changed" "$(q "SELECT status FROM v_links WHERE path = '$WORK/vm/Snapshots/{$U_C1}.vdi'")" "missing"
 
 # Two files carry the parent's uuid (a copy kept in backup/, walked first):
 # without a registry the first found is taken; the VM's .vbox media registry
@@ -171,7 +171,7 @@ for with in no yes; do
 VBOX
 	rm -f reg.db
 	"$IMGAUDIT" scan --db reg.db --quiet reg 2>/dev/null
-	got=$(sqlite3 reg.db "SELECT target_path FROM v_links WHERE path = 'reg/vm/Snapshots/{$U_RC}.vdi'")
+	got=$(sqlite3 reg.db "SELECT target_path FROM v_links WHERE path = '$WORK/reg/vm/Snapshots/{$U_RC}.vdi'")
 	if [ $with = yes ]; then
 		eq "scan: the .vbox registry chooses the parent" "$got" "reg/vm/base.vdi"
 	else

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "path.h"
 #include "source.h"
 
 static uint8_t pattern[8192];
@@ -208,6 +209,135 @@ static void test_refuses_non_regular(void **state)
         assert_int_equal(err.cat, IA_ERR_REFUSED);
 }
 
+/* The component walk behind ia_source_open_beneath() for long names: RESOLVE_BENEATH's rules. */
+static void test_beneath_walk(void **state)
+{
+        char p[200];
+        struct stat a, b;
+        int rootfd, fd;
+
+        (void)state;
+        snprintf(p, sizeof(p), "%s/w", tmpdir);
+        assert_int_equal(mkdir(p, 0700), 0);
+        snprintf(p, sizeof(p), "%s/w/sub", tmpdir);
+        assert_int_equal(mkdir(p, 0700), 0);
+        snprintf(p, sizeof(p), "%s/w/in.raw", tmpdir);
+        fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(stat(p, &a), 0);
+        snprintf(p, sizeof(p), "%s/w/sub/up", tmpdir);
+        assert_int_equal(symlink("../in.raw", p), 0);
+        snprintf(p, sizeof(p), "%s/w/abs", tmpdir);
+        assert_int_equal(symlink("/etc/hostname", p), 0);
+        snprintf(p, sizeof(p), "%s/w/loop", tmpdir);
+        assert_int_equal(symlink("loop", p), 0);
+        snprintf(p, sizeof(p), "%s/w", tmpdir);
+        rootfd = open(p, O_PATH | O_DIRECTORY);
+        assert_true(rootfd >= 0);
+
+        const char *same[] = {"in.raw", "./in.raw", "sub/../in.raw", "sub//up", "sub/./../sub/up"};
+        for (size_t i = 0; i < sizeof(same) / sizeof(*same); i++) {
+                fd = ia_open_beneath_walk(rootfd, same[i], 0);
+                assert_true(fd >= 0);
+                assert_int_equal(fstat(fd, &b), 0);
+                assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+                close(fd);
+        }
+        fd = ia_open_beneath_walk(rootfd, "sub/..", 0);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(ia_open_beneath_walk(rootfd, "..", 0), -1);
+        assert_int_equal(errno, EXDEV);
+        assert_int_equal(ia_open_beneath_walk(rootfd, "sub/../../w/in.raw", 0), -1);
+        assert_int_equal(errno, EXDEV);
+        assert_int_equal(ia_open_beneath_walk(rootfd, "abs", 0), -1);
+        assert_int_equal(errno, EXDEV);
+        assert_int_equal(ia_open_beneath_walk(rootfd, "/etc/hostname", 0), -1);
+        assert_int_equal(errno, EXDEV);
+        assert_int_equal(ia_open_beneath_walk(rootfd, "loop", 0), -1);
+        assert_int_equal(errno, ELOOP);
+        assert_int_equal(ia_open_beneath_walk(rootfd, "in.raw/x", 0), -1);
+        assert_int_equal(errno, ENOTDIR);
+        assert_int_equal(ia_open_beneath_walk(rootfd, "nothing", 0), -1);
+        assert_int_equal(errno, ENOENT);
+        /* nofollow: no symlink, no ".." */
+        assert_int_equal(ia_open_beneath_walk(rootfd, "sub/up", 1), -1);
+        assert_int_equal(errno, ELOOP);
+        assert_int_equal(ia_open_beneath_walk(rootfd, "sub/../in.raw", 1), -1);
+        assert_int_equal(errno, EXDEV);
+        close(rootfd);
+        for (const char *n = "w/sub/up\0w/abs\0w/loop\0w/in.raw\0"; *n; n += strlen(n) + 1) {
+                snprintf(p, sizeof(p), "%s/%s", tmpdir, n);
+                unlink(p);
+        }
+        snprintf(p, sizeof(p), "%s/w/sub", tmpdir);
+        rmdir(p);
+        snprintf(p, sizeof(p), "%s/w", tmpdir);
+        rmdir(p);
+}
+
+static void test_path_lexical(void **state)
+{
+        const char *cases[][2] = {
+            {"/a/b/../c/./d//", "/a/c/d"}, {"/", "/"}, {"/..", "/"}, {"//x/", "/x"}, {"/a/..", "/"},
+            {"/a/b/c/../../..", "/"},
+        };
+        char *r, *cwd;
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+                r = ia_path_lexical(cases[i][0]);
+                assert_non_null(r);
+                assert_string_equal(r, cases[i][1]);
+                free(r);
+        }
+        cwd = getcwd(NULL, 0);
+        r = ia_path_lexical("./x/../y/");
+        assert_non_null(r);
+        assert_int_equal(strncmp(r, cwd, strlen(cwd)), 0);
+        assert_string_equal(r + strlen(cwd), strcmp(cwd, "/") == 0 ? "y" : "/y");
+        free(r);
+        free(cwd);
+}
+
+/* Messages are never cut; a struct ia_error stays a value. */
+static void test_error_whole(void **state)
+{
+        char *name = malloc(20001);
+        struct ia_error err, copy;
+        const char *m;
+
+        (void)state;
+        memset(name, 'n', 20000);
+        name[20000] = '\0';
+        ia_error_errno(&err, IA_ERR_IO, EACCES, "cannot open '%s'", name);
+        m = ia_error_msg(&err);
+        assert_int_equal(strlen(m),
+                         strlen("cannot open ''") + 20000 + strlen(": Permission denied"));
+        assert_non_null(strstr(m, "': Permission denied"));
+        assert_int_equal(strlen(err.msg), IA_ERROR_MSG_MAX - 1);
+        copy = err;
+        ia_error_prefix(&copy, "backing file of '%s'", name);
+        assert_int_equal(strlen(ia_error_msg(&copy)),
+                         strlen(m) + 20000 + strlen("backing file of '': "));
+        assert_string_equal(ia_error_msg(&err), m); /* the original is unchanged */
+        assert_string_equal(ia_error_msg(&copy) + 20000 + strlen("backing file of '': "), m);
+        ia_error_set(&copy, IA_ERR_IO, "short");
+        assert_string_equal(ia_error_msg(&copy), "short");
+        assert_null(copy.full);
+        ia_error_set(&err, IA_ERR_IO, "'%s'", name);
+        assert_ptr_equal(ia_error_msg(&err), ia_error_keep(ia_error_msg(&err), 20002));
+        ia_error_clear(&err);
+        assert_string_equal(ia_error_msg(&err), "");
+        /* a prefix on a short message stays inline */
+        ia_error_set(&err, IA_ERR_IO, "cause");
+        ia_error_prefix(&err, "%s", "what");
+        assert_string_equal(err.msg, "what: cause");
+        assert_null(err.full);
+        free(name);
+}
+
 static void test_beneath(void **state)
 {
         char path[160], link[160];
@@ -257,10 +387,11 @@ static void test_beneath(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_read_bounds), cmocka_unit_test(test_short_reads_loop),
-            cmocka_unit_test(test_window),      cmocka_unit_test(test_faulty),
-            cmocka_unit_test(test_file_holes),  cmocka_unit_test(test_refuses_non_regular),
-            cmocka_unit_test(test_beneath),
+            cmocka_unit_test(test_read_bounds),  cmocka_unit_test(test_short_reads_loop),
+            cmocka_unit_test(test_window),       cmocka_unit_test(test_faulty),
+            cmocka_unit_test(test_file_holes),   cmocka_unit_test(test_refuses_non_regular),
+            cmocka_unit_test(test_beneath_walk), cmocka_unit_test(test_path_lexical),
+            cmocka_unit_test(test_error_whole),  cmocka_unit_test(test_beneath),
         };
         return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -71,10 +71,11 @@ mkdir -p store/mac
 cp "$ORACLE_WORK/generated/g.dmg" store/mac/plist.dmg
 cp "$ORACLE_WORK/generated/grsrc.dmg" store/mac/rsrc.dmg
 truncate -s 64k store/mac/broken.dmg
+here=$(pwd -P) # stored paths are absolute (canonical roots): compared below it
 "$IMGAUDIT" scan --quiet --db db.sqlite store >scan.out 2>&1
 check "scan exits 1 (one .dmg is not readable)" test $? -eq 1
 check "scan files the .dmg images as dmg" \
-	test "$(sqlite3 db.sqlite "SELECT path, format, status FROM v_images ORDER BY path")" == \
+	test "$(sqlite3 db.sqlite "SELECT replace(path, '$here/', ''), format, status FROM v_images ORDER BY path")" == \
 	"$(printf '%s\n' 'store/mac/broken.dmg|dmg|corrupt' 'store/mac/plist.dmg|dmg|ok' 'store/mac/rsrc.dmg|dmg|ok')"
 check "scan: v_map equals imgaudit map" python3 "$SRC_ROOT/tests/scripts/scan_vmap_check.py" db.sqlite "$IMGAUDIT" --min 2
 # and inside an archive, by the member's name
@@ -82,7 +83,7 @@ mkdir -p arch
 tar -C store -cf arch/mac.tar mac/plist.dmg
 "$IMGAUDIT" scan --quiet --db arch.sqlite arch >/dev/null 2>&1
 check "scan files a .dmg member of a tar as dmg" \
-	test "$(sqlite3 arch.sqlite "SELECT path, format, status FROM v_images")" == 'arch/mac.tar!mac/plist.dmg|dmg|ok'
+	test "$(sqlite3 arch.sqlite "SELECT replace(path, '$here/', ''), format, status FROM v_images")" == 'arch/mac.tar!mac/plist.dmg|dmg|ok'
 
 if [ ! -r "$CORPUS/corpus.tar.zst" ] || [ ! -r "$CORPUS/truth.py" ]; then
 	echo "dmg: the real-world corpus is absent (looked for $CORPUS/corpus.tar.zst" \
