@@ -93,9 +93,8 @@ void *ia_hmap_get(const struct ia_hmap *m, const void *key, size_t klen)
         return sl->hash ? sl->item->value : NULL;
 }
 
-static int grow(struct ia_hmap *m)
+static int grow_to(struct ia_hmap *m, size_t n)
 {
-        size_t n = m->nslots ? m->nslots * 2 : 64;
         struct ia_hmap_slot *s = calloc(n, sizeof(*s));
 
         if (!s)
@@ -113,6 +112,23 @@ static int grow(struct ia_hmap *m)
         m->slots = s;
         m->nslots = n;
         return 0;
+}
+
+static int grow(struct ia_hmap *m)
+{
+        return grow_to(m, m->nslots ? m->nslots * 2 : 64);
+}
+
+int ia_hmap_reserve(struct ia_hmap *m, size_t n)
+{
+        size_t want = m->nslots ? m->nslots : 64;
+
+        while (want / 2 < n) {
+                if (want > SIZE_MAX / 4)
+                        return -1;
+                want *= 2;
+        }
+        return want > m->nslots ? grow_to(m, want) : 0;
 }
 
 static struct ia_hmap_item *new_item(struct ia_hmap *m, size_t klen)

@@ -40,6 +40,8 @@ void ia_hmap_release(struct ia_hmap *m);
 void *ia_hmap_get(const struct ia_hmap *m, const void *key, size_t klen);
 /* Set key to value (replacing); 0, or -1 on ENOMEM. */
 int ia_hmap_put(struct ia_hmap *m, const void *key, size_t klen, void *value);
+/* Make room for n keys in all without growing again; 0, or -1 on ENOMEM. */
+int ia_hmap_reserve(struct ia_hmap *m, size_t n);
 /* Call fn on every value. */
 void ia_hmap_each(const struct ia_hmap *m, void (*fn)(void *value, void *opaque), void *opaque);
 

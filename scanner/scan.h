@@ -174,6 +174,7 @@ struct prev_file {
         int64_t id;
         struct ia_identity ident;
         enum file_kind kind;
+        struct job *job; /* the walked file at the same path, set by scan_plan() */
 };
 
 /* ---- one image (a chain) ---- */

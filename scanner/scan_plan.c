@@ -63,10 +63,21 @@ static bool roots_unchanged(struct scan *s, sqlite3 *db)
         return ok;
 }
 
-/* The current identity of path: from this walk, or lstat for files outside it. */
-static bool current_identity(const struct ia_hmap *walked, const char *path, struct ia_identity *id)
+/*
+ * The job of a walked file the previous scan had too (reuse consults no
+ * other): the previous scan's file by path, which scan_plan() points at it.
+ */
+static const struct job *walked_job(const struct scan *s, const void *path, size_t n)
 {
-        const struct job *jb = ia_hmap_get(walked, path, strlen(path));
+        const struct prev_file *p = ia_hmap_get(&s->prev, path, n);
+
+        return p ? p->job : NULL;
+}
+
+/* The current identity of path: from this walk, or lstat for files outside it. */
+static bool current_identity(const struct scan *s, const char *path, struct ia_identity *id)
+{
+        const struct job *jb = walked_job(s, path, strlen(path));
         struct stat st;
 
         if (jb) {
@@ -88,8 +99,8 @@ static bool current_identity(const struct ia_hmap *walked, const char *path, str
  * *image_id; *raw tells that it was a raw file (an image only while some
  * image uses it as a raw backing file, so settle_plain_files() decides).
  */
-static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *walked,
-                           int64_t file_id, int64_t *image_id, bool *raw)
+static bool image_reusable(struct scan *s, sqlite3 *db, int64_t file_id, int64_t *image_id,
+                           bool *raw)
 {
         sqlite3_stmt *st;
         bool ok = false;
@@ -145,8 +156,8 @@ static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *wa
                 was.size = (uint64_t)sqlite3_column_int64(st, 4);
                 was.mtime_ns = sqlite3_column_int64(st, 5);
                 was.ctime_ns = sqlite3_column_int64(st, 6);
-                ok = path && current_identity(walked, path, &now) &&
-                     scan_same_identity(&was, &now) && scan_settled(s, &was);
+                ok = path && current_identity(s, path, &now) && scan_same_identity(&was, &now) &&
+                     scan_settled(s, &was);
                 free(path);
         }
         sqlite3_finalize(st);
@@ -159,7 +170,7 @@ static bool image_reusable(struct scan *s, sqlite3 *db, const struct ia_hmap *wa
  * image says the same through on_link() and scan_image()); and the findings
  * they carry are known, so none is recorded twice.
  */
-static int mark_reused_refs(struct scan *s, sqlite3 *db, const struct ia_hmap *walked)
+static int mark_reused_refs(struct scan *s, sqlite3 *db)
 {
         sqlite3_stmt *st, *fst;
 
@@ -205,8 +216,8 @@ static int mark_reused_refs(struct scan *s, sqlite3 *db, const struct ia_hmap *w
                 while (sqlite3_step(st) == SQLITE_ROW) {
                         const unsigned char *kind = sqlite3_column_text(st, 0);
                         const unsigned char *format = sqlite3_column_text(st, 2);
-                        const struct job *t = ia_hmap_get(walked, sqlite3_column_blob(st, 1),
-                                                          (size_t)sqlite3_column_bytes(st, 1));
+                        const struct job *t = walked_job(s, sqlite3_column_blob(st, 1),
+                                                         (size_t)sqlite3_column_bytes(st, 1));
 
                         if (!t || !kind)
                                 continue;
@@ -510,7 +521,9 @@ out:
 /*
  * The layers the previous scan's files have, stored already: a layer read
  * again with the same file, format and data files is not written again.
- * Only files this scan keeps (unchanged, same files row) can match.
+ * Only files this scan keeps (unchanged, same files row) can match.  Driven
+ * by the layers (one key lookup in scan_files each), not by the previous
+ * scan's files, which are many more in a store of small files.
  */
 static int load_layers(struct scan *s, sqlite3 *db)
 {
@@ -518,9 +531,10 @@ static int load_layers(struct scan *s, sqlite3 *db)
         int rc;
 
         if (sqlite3_prepare_v2(db,
-                               "SELECT id, file_id, format, deps FROM layers "
-                               "WHERE kind = 'layer' AND tool_version = ?2 AND file_id IN "
-                               "(SELECT file_id FROM scan_files WHERE scan_id = ?1)",
+                               "SELECT id, file_id, format, deps FROM layers l "
+                               "WHERE kind = 'layer' AND tool_version = ?2 AND EXISTS "
+                               "(SELECT 1 FROM scan_files sf WHERE sf.scan_id = ?1 "
+                               "AND sf.file_id = l.file_id)",
                                -1, &st, NULL) != SQLITE_OK)
                 return -1;
         sqlite3_bind_int64(st, 1, s->prev_scan);
@@ -621,25 +635,30 @@ out:
 int scan_plan(struct scan *s, struct ia_error *err)
 {
         sqlite3 *db = ia_store_db(s->store);
-        struct ia_hmap walked;
+        struct prev_file **prevs = NULL;
         int64_t max_file, max_image, max_layer;
         bool reuse = s->reuse;
         int rc = -1;
 
-        ia_hmap_init(&walked);
         if (ia_store_max_ids(s->store, &max_file, &max_image, &max_layer, err) < 0)
                 return -1;
         atomic_store(&s->next_file_id, max_file + 1);
         atomic_store(&s->next_image_id, max_image + 1);
         atomic_store(&s->next_layer_id, max_layer + 1);
-        /* the walked files by path: only what reuse consults */
-        for (size_t i = 0; reuse && i < s->njobs; i++)
-                if (ia_hmap_put(&walked, s->jobs[i].wf.path, strlen(s->jobs[i].wf.path),
-                                &s->jobs[i]) < 0)
-                        goto nomem;
+        /* each walked file's previous scan's file, which points back at its job */
+        prevs = s->njobs ? calloc(s->njobs, sizeof(*prevs)) : NULL;
+        if (s->njobs && !prevs)
+                goto nomem;
+        for (size_t i = 0; reuse && i < s->njobs; i++) {
+                prevs[i] = ia_hmap_get(&s->prev, s->jobs[i].wf.path, strlen(s->jobs[i].wf.path));
+                if (prevs[i])
+                        prevs[i]->job = &s->jobs[i];
+        }
+        if (ia_hmap_reserve(&s->by_fid, s->by_fid.count + s->njobs) < 0)
+                goto nomem;
         for (size_t i = 0; i < s->njobs; i++) {
                 struct job *jb = &s->jobs[i];
-                struct prev_file *p = ia_hmap_get(&s->prev, jb->wf.path, strlen(jb->wf.path));
+                struct prev_file *p = prevs[i];
                 struct ia_fid_key k = {jb->wf.id.dev, jb->wf.id.ino};
                 bool same = p && scan_same_identity(&p->ident, &jb->wf.id);
                 bool raw = false;
@@ -661,7 +680,7 @@ int scan_plan(struct scan *s, struct ia_error *err)
                         jb->action = JOB_REUSE_PLAIN;
                         jb->reg->prev_kind = p->kind;
                 } else if (p->kind == FK_IMAGE &&
-                           image_reusable(s, db, &walked, p->id, &jb->prev_image_id, &raw)) {
+                           image_reusable(s, db, p->id, &jb->prev_image_id, &raw)) {
                         jb->action = raw ? JOB_REUSE_PLAIN : JOB_REUSE_IMAGE;
                         if (raw)
                                 jb->reg->prev_kind = p->kind;
@@ -669,7 +688,7 @@ int scan_plan(struct scan *s, struct ia_error *err)
                         jb->reg->prev_kind = p->kind; /* decided by plan_archives() */
                 }
         }
-        if (reuse && mark_reused_refs(s, db, &walked) < 0) {
+        if (reuse && mark_reused_refs(s, db) < 0) {
                 ia_error_set(err, IA_ERR_IO, "reading the previous scan: %s", sqlite3_errmsg(db));
                 goto out;
         }
@@ -687,6 +706,6 @@ out:
         ia_hmap_each(&s->prev, scan_free_prev, NULL);
         ia_hmap_release(&s->prev);
         ia_hmap_init(&s->prev);
-        ia_hmap_release(&walked);
+        free(prevs);
         return rc;
 }

@@ -1,6 +1,6 @@
 /*
  * scanner/hmap.c: keys of any length (empty, long, sharing prefixes),
- * replacement, growth through many keys, iteration over every value once,
+ * replacement, growth through many keys (beyond a reserved size), iteration over every value once,
  * and keys bigger than a block.
  */
 #include <stdarg.h>
@@ -33,6 +33,7 @@ static void test_many_keys(void **state)
         assert_non_null(seen);
         ia_hmap_init(&m);
         assert_null(ia_hmap_get(&m, "x", 1));
+        assert_int_equal(ia_hmap_reserve(&m, N / 2), 0); /* half: it still grows past it */
         for (uintptr_t i = 1; i <= N; i++) {
                 int n = snprintf(key, sizeof(key), "store/d%04u/f%06u.txt", (unsigned)(i % 2052),
                                  (unsigned)i);
