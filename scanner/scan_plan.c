@@ -656,6 +656,9 @@ int scan_plan(struct scan *s, struct ia_error *err)
         }
         if (ia_hmap_reserve(&s->by_fid, s->by_fid.count + s->njobs) < 0)
                 goto nomem;
+        s->regs = s->njobs ? calloc(s->njobs, sizeof(*s->regs)) : NULL;
+        if (s->njobs && !s->regs)
+                goto nomem;
         for (size_t i = 0; i < s->njobs; i++) {
                 struct job *jb = &s->jobs[i];
                 struct prev_file *p = prevs[i];
@@ -663,9 +666,10 @@ int scan_plan(struct scan *s, struct ia_error *err)
                 bool same = p && scan_same_identity(&p->ident, &jb->wf.id);
                 bool raw = false;
 
-                jb->reg =
-                    scan_reg_new(same ? p->id : atomic_fetch_add(&s->next_file_id, 1), jb->wf.path);
-                if (!jb->reg || ia_hmap_put(&s->by_fid, &k, sizeof(k), jb->reg) < 0)
+                jb->reg = &s->regs[i];
+                scan_reg_init(jb->reg, same ? p->id : atomic_fetch_add(&s->next_file_id, 1),
+                              jb->wf.path);
+                if (ia_hmap_put(&s->by_fid, &k, sizeof(k), jb->reg) < 0)
                         goto nomem;
                 jb->reg->walked = true;
                 jb->new_file = !same;
