@@ -733,7 +733,8 @@ void ia_rec_free(struct ia_rec *r)
                 return;
         switch (r->type) {
         case IA_REC_FILE:
-                free(r->u.file.path);
+                if (!r->u.file.path_borrowed)
+                        free(r->u.file.path);
                 free(r->u.file.member);
                 break;
         case IA_REC_ENTRY:
