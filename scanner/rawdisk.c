@@ -75,13 +75,34 @@ const char *ia_rawdisk_signature(struct ia_source *src, const uint8_t *head, siz
         return NULL;
 }
 
+/*
+ * A glob "*SUFFIX" whose suffix holds no other special character (the
+ * defaults *.img *.raw *.iso) matches exactly the names ending in SUFFIX
+ * (fnmatch without flags: '*' takes a leading dot too, and a base name has no
+ * '/'): compared as bytes, which costs a store of small files far less than
+ * fnmatch on every name.  Other globs go to fnmatch.
+ */
+static bool plain_suffix(const char *glob)
+{
+        return glob[0] == '*' && !strpbrk(glob + 1, "*?[\\");
+}
+
 int ia_rawdisk_name_matches(const char *path, const char *const *globs)
 {
         const char *base = strrchr(path, '/');
+        size_t n;
 
         base = base ? base + 1 : path;
-        for (size_t i = 0; globs && globs[i]; i++)
-                if (fnmatch(globs[i], base, 0) == 0)
+        n = strlen(base);
+        for (size_t i = 0; globs && globs[i]; i++) {
+                if (plain_suffix(globs[i])) {
+                        size_t k = strlen(globs[i] + 1);
+
+                        if (k <= n && memcmp(base + n - k, globs[i] + 1, k) == 0)
+                                return 1;
+                } else if (fnmatch(globs[i], base, 0) == 0) {
                         return 1;
+                }
+        }
         return 0;
 }

@@ -154,6 +154,7 @@ struct scan {
         struct ia_hmap layer_ids;
 
         struct job *jobs;
+        struct reg_file *regs; /* the walked files' entries, one array (jobs[i].reg) */
         struct {
                 uint64_t dev, ino;
         } own[4]; /* the database, its -wal, -shm and .lock files: not scanned */
@@ -176,6 +177,7 @@ struct prev_file {
         int64_t id;
         struct ia_identity ident;
         enum file_kind kind;
+        struct job *job; /* the walked file at the same path, set by scan_plan() */
 };
 
 /* ---- one image (a chain) ---- */
@@ -266,7 +268,10 @@ void scan_on_walk_file(void *opaque, struct ia_walk_file *f);
 void scan_on_walk_entry(void *opaque, const char *path, const char *kind, const char *reason,
                         const char *detail);
 void scan_on_walk_dir(void *opaque, const char *path, uint64_t allocated);
+/* An external file's registry entry (its own copy of path). */
 struct reg_file *scan_reg_new(int64_t id, const char *path);
+/* A walked file's, in scan.regs: path is its job's wf.path, not copied. */
+void scan_reg_init(struct reg_file *r, int64_t id, char *path);
 struct reg_file *scan_reg_lookup(struct scan *s, const struct ia_file *f);
 
 /* scan_image.c */

@@ -325,11 +325,8 @@ int ia_cmd_scan(int argc, char **argv)
                 free(s.jobs[i].wf.rel);
                 free(s.jobs[i].wf.path);
                 free(s.jobs[i].prev_images);
-                if (s.jobs[i].reg) {
-                        free(s.jobs[i].reg->path);
-                        free(s.jobs[i].reg);
-                }
         }
+        free(s.regs); /* the jobs' registry entries: their paths are the jobs' */
         for (size_t i = 0; i < s.nexternals; i++) {
                 free(s.externals[i]->path);
                 free(s.externals[i]);

@@ -12,7 +12,9 @@ static void new_file_rec(struct scan *s, const struct job *jb)
 
         if (r) {
                 r->u.file.id = jb->reg->id;
-                r->u.file.path = scan_xstrdup(jb->wf.path);
+                /* the job's path lives until the scan's end, after the writer's */
+                r->u.file.path = jb->wf.path;
+                r->u.file.path_borrowed = true;
                 r->u.file.has_identity = true;
                 r->u.file.dev = jb->wf.id.dev;
                 r->u.file.ino = jb->wf.id.ino;

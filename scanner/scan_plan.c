@@ -25,10 +25,21 @@ static enum file_kind kind_of(const char *k)
         return FK_NONE;
 }
 
-/* The current identity of path: from this walk, or lstat for files outside it. */
-static bool current_identity(const struct ia_hmap *walked, const char *path, struct ia_identity *id)
+/*
+ * The job of a walked file the previous scan had too (reuse consults no
+ * other): the previous scan's file by path, which scan_plan() points at it.
+ */
+static const struct job *walked_job(const struct scan *s, const void *path, size_t n)
 {
-        const struct job *jb = ia_hmap_get(walked, path, strlen(path));
+        const struct prev_file *p = ia_hmap_get(&s->prev, path, n);
+
+        return p ? p->job : NULL;
+}
+
+/* The current identity of path: from this walk, or lstat for files outside it. */
+static bool current_identity(const struct scan *s, const char *path, struct ia_identity *id)
+{
+        const struct job *jb = walked_job(s, path, strlen(path));
         struct stat st;
 
         if (jb) {
@@ -47,7 +58,6 @@ static bool current_identity(const struct ia_hmap *walked, const char *path, str
 
 struct reusable {
         struct scan *s;
-        const struct ia_hmap *walked;
         int64_t image_id;
         bool found, ok, raw;
 };
@@ -85,7 +95,7 @@ static int on_chain_link(const struct ia_plan_link *l, void *opaque)
         was.size = l->size;
         was.mtime_ns = l->mtime_ns;
         was.ctime_ns = l->ctime_ns;
-        r->ok = path && current_identity(r->walked, path, &now) && scan_same_identity(&was, &now) &&
+        r->ok = path && current_identity(r->s, path, &now) && scan_same_identity(&was, &now) &&
                 scan_settled(r->s, &was);
         free(path);
         return !r->ok;
@@ -97,10 +107,10 @@ static int on_chain_link(const struct ia_plan_link *l, void *opaque)
  * image uses it as a raw backing file, so settle_plain_files() decides).
  * A previous scan that cannot be read carries nothing over.
  */
-static bool image_reusable(struct scan *s, struct ia_plan *plan, const struct ia_hmap *walked,
-                           int64_t file_id, int64_t *image_id, bool *raw)
+static bool image_reusable(struct scan *s, struct ia_plan *plan, int64_t file_id,
+                           int64_t *image_id, bool *raw)
 {
-        struct reusable r = {.s = s, .walked = walked};
+        struct reusable r = {.s = s};
 
         *raw = false;
         if (ia_plan_image_of(plan, file_id, on_prev_image, &r) < 0 || !r.found)
@@ -133,14 +143,10 @@ static int on_reused_finding(int64_t file_id, const char *code, const char *msg,
         return 0;
 }
 
-struct walked_files {
-        const struct ia_hmap *walked;
-};
-
 static int on_reused_link(const struct ia_plan_link *l, void *opaque)
 {
-        const struct walked_files *w = opaque;
-        const struct job *t = ia_hmap_get(w->walked, l->path, l->path_len);
+        const struct scan *s = opaque;
+        const struct job *t = walked_job(s, l->path, l->path_len);
 
         if (!t || !l->kind)
                 return 0;
@@ -160,16 +166,14 @@ static int on_reused_link(const struct ia_plan_link *l, void *opaque)
  * image says the same through on_link() and scan_image()); and the findings
  * they carry are known, so none is recorded twice.
  */
-static int mark_reused_refs(struct scan *s, struct ia_plan *plan, const struct ia_hmap *walked)
+static int mark_reused_refs(struct scan *s, struct ia_plan *plan)
 {
-        struct walked_files w = {walked};
-
         for (size_t i = 0; i < s->njobs; i++) {
                 if (s->jobs[i].action != JOB_REUSE_IMAGE)
                         continue;
                 if (ia_plan_each_finding(plan, s->jobs[i].prev_image_id, on_reused_finding, s) <
                         0 ||
-                    ia_plan_each_ok_link(plan, s->jobs[i].prev_image_id, on_reused_link, &w) < 0)
+                    ia_plan_each_ok_link(plan, s->jobs[i].prev_image_id, on_reused_link, s) < 0)
                         return -1;
         }
         return 0;
@@ -540,12 +544,11 @@ out:
 int scan_plan(struct scan *s, struct ia_error *err)
 {
         struct ia_plan *plan = NULL;
-        struct ia_hmap walked;
+        struct prev_file **prevs = NULL;
         int64_t max_file, max_image, max_layer;
         bool reuse = s->reuse;
         int rc = -1;
 
-        ia_hmap_init(&walked);
         if (ia_store_max_ids(s->store, &max_file, &max_image, &max_layer, err) < 0)
                 return -1;
         atomic_store(&s->next_file_id, max_file + 1);
@@ -553,21 +556,31 @@ int scan_plan(struct scan *s, struct ia_error *err)
         atomic_store(&s->next_layer_id, max_layer + 1);
         if (reuse && !(plan = ia_plan_new(s->store, s->prev_scan)))
                 goto nomem;
-        /* the walked files by path: only what reuse consults */
-        for (size_t i = 0; reuse && i < s->njobs; i++)
-                if (ia_hmap_put(&walked, s->jobs[i].wf.path, strlen(s->jobs[i].wf.path),
-                                &s->jobs[i]) < 0)
-                        goto nomem;
+        /* each walked file's previous scan's file, which points back at its job */
+        prevs = s->njobs ? calloc(s->njobs, sizeof(*prevs)) : NULL;
+        if (s->njobs && !prevs)
+                goto nomem;
+        for (size_t i = 0; reuse && i < s->njobs; i++) {
+                prevs[i] = ia_hmap_get(&s->prev, s->jobs[i].wf.path, strlen(s->jobs[i].wf.path));
+                if (prevs[i])
+                        prevs[i]->job = &s->jobs[i];
+        }
+        if (ia_hmap_reserve(&s->by_fid, s->by_fid.count + s->njobs) < 0)
+                goto nomem;
+        s->regs = s->njobs ? calloc(s->njobs, sizeof(*s->regs)) : NULL;
+        if (s->njobs && !s->regs)
+                goto nomem;
         for (size_t i = 0; i < s->njobs; i++) {
                 struct job *jb = &s->jobs[i];
-                struct prev_file *p = ia_hmap_get(&s->prev, jb->wf.path, strlen(jb->wf.path));
+                struct prev_file *p = prevs[i];
                 struct ia_fid_key k = {jb->wf.id.dev, jb->wf.id.ino};
                 bool same = p && scan_same_identity(&p->ident, &jb->wf.id);
                 bool raw = false;
 
-                jb->reg =
-                    scan_reg_new(same ? p->id : atomic_fetch_add(&s->next_file_id, 1), jb->wf.path);
-                if (!jb->reg || ia_hmap_put(&s->by_fid, &k, sizeof(k), jb->reg) < 0)
+                jb->reg = &s->regs[i];
+                scan_reg_init(jb->reg, same ? p->id : atomic_fetch_add(&s->next_file_id, 1),
+                              jb->wf.path);
+                if (ia_hmap_put(&s->by_fid, &k, sizeof(k), jb->reg) < 0)
                         goto nomem;
                 jb->reg->walked = true;
                 jb->new_file = !same;
@@ -582,7 +595,7 @@ int scan_plan(struct scan *s, struct ia_error *err)
                         jb->action = JOB_REUSE_PLAIN;
                         jb->reg->prev_kind = p->kind;
                 } else if (p->kind == FK_IMAGE &&
-                           image_reusable(s, plan, &walked, p->id, &jb->prev_image_id, &raw)) {
+                           image_reusable(s, plan, p->id, &jb->prev_image_id, &raw)) {
                         jb->action = raw ? JOB_REUSE_PLAIN : JOB_REUSE_IMAGE;
                         if (raw)
                                 jb->reg->prev_kind = p->kind;
@@ -590,7 +603,7 @@ int scan_plan(struct scan *s, struct ia_error *err)
                         jb->reg->prev_kind = p->kind; /* decided by plan_archives() */
                 }
         }
-        if (reuse && mark_reused_refs(s, plan, &walked) < 0) {
+        if (reuse && mark_reused_refs(s, plan) < 0) {
                 ia_error_set(err, IA_ERR_IO, "reading the previous scan: %s",
                              ia_store_errmsg(s->store));
                 goto out;
@@ -610,7 +623,7 @@ out:
         ia_hmap_each(&s->prev, scan_free_prev, NULL);
         ia_hmap_release(&s->prev);
         ia_hmap_init(&s->prev);
-        ia_hmap_release(&walked);
+        free(prevs);
         ia_plan_free(plan);
         return rc;
 }

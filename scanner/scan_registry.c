@@ -111,21 +111,27 @@ void scan_on_walk_dir(void *opaque, const char *path, uint64_t allocated)
 
 /* ---- the registry of files ---- */
 
-struct reg_file *scan_reg_new(int64_t id, const char *path)
+void scan_reg_init(struct reg_file *r, int64_t id, char *path)
 {
-        struct reg_file *r = calloc(1, sizeof(*r));
-
-        if (!r)
-                return NULL;
+        memset(r, 0, sizeof(*r));
         r->id = id;
-        r->path = strdup(path);
-        if (!r->path) {
-                free(r);
-                return NULL;
-        }
+        r->path = path;
         atomic_init(&r->raw_backing, false);
         atomic_init(&r->backing_drv, "raw");
         atomic_init(&r->data_file, false);
+}
+
+struct reg_file *scan_reg_new(int64_t id, const char *path)
+{
+        struct reg_file *r = calloc(1, sizeof(*r));
+        char *copy = strdup(path);
+
+        if (!r || !copy) {
+                free(r);
+                free(copy);
+                return NULL;
+        }
+        scan_reg_init(r, id, copy);
         return r;
 }
 

@@ -149,10 +149,14 @@ static int cmp_names(const void *a, const void *b)
 static int walk_dir(const struct walker *w, int dirfd, const char *rel, const char *path,
                     unsigned depth, struct ia_error *err);
 
-/* One directory entry; rel and path are its own, dir its directory's kept descriptor. */
-static int visit(const struct walker *w, int dirfd, int dir, const char *name, const char *rel,
-                 const char *path, unsigned depth, struct ia_error *err)
+/*
+ * One directory entry; *relp and *pathp are its own (malloc'd: a regular file
+ * takes them over and leaves NULL), dir its directory's kept descriptor.
+ */
+static int visit(const struct walker *w, int dirfd, int dir, const char *name, char **relp,
+                 char **pathp, unsigned depth, struct ia_error *err)
 {
+        const char *rel = *relp, *path = *pathp;
         const struct ia_walk_opts *o = w->o;
         const char *first;
         struct stat st;
@@ -223,13 +227,9 @@ static int visit(const struct walker *w, int dirfd, int dir, const char *name, c
                 struct ia_walk_file f;
 
                 f.root = w->root;
-                f.rel = strdup(rel);
-                f.path = strdup(path);
-                if (!f.rel || !f.path) {
-                        free(f.rel);
-                        free(f.path);
-                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-                }
+                f.rel = *relp;
+                f.path = *pathp;
+                *relp = *pathp = NULL;
                 identity_of(&st, &f.id);
                 f.dir = dir;
                 o->on_file(o->opaque, &f);
@@ -243,8 +243,9 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
 {
         DIR *d = fdopendir(dirfd);
         struct dirent *de;
-        char **names = NULL;
-        size_t n = 0, cap = 0;
+        char **names = NULL, *pool = NULL;
+        size_t *offs = NULL; /* each name's offset in pool, while reading */
+        size_t n = 0, cap = 0, used = 0, pcap = 0;
         int rc = 0, dir = -1;
         struct ia_walk_dirs *kd = w->o->dirs;
 
@@ -255,25 +256,49 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
         }
         errno = 0;
         while ((de = readdir(d))) {
+                size_t len;
+
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
                 if (n == cap) {
                         size_t nc = cap ? cap * 2 : 32;
-                        char **nn = realloc(names, nc * sizeof(*nn));
+                        size_t *no = realloc(offs, nc * sizeof(*no));
 
-                        if (!nn)
+                        if (!no)
                                 goto nomem;
-                        names = nn;
+                        offs = no;
                         cap = nc;
                 }
-                names[n] = strdup(de->d_name);
-                if (!names[n])
-                        goto nomem;
-                n++;
+                /* the names in one block, not one allocation each */
+                len = strlen(de->d_name) + 1;
+                if (pcap - used < len) {
+                        size_t nc = pcap ? pcap * 2 : 4096;
+                        char *np;
+
+                        while (nc - used < len)
+                                nc *= 2;
+                        np = realloc(pool, nc);
+                        if (!np)
+                                goto nomem;
+                        pool = np;
+                        pcap = nc;
+                }
+                memcpy(pool + used, de->d_name, len);
+                offs[n++] = used;
+                used += len;
                 errno = 0;
         }
         if (errno)
                 entry_errno(w, path, "reading directory", errno);
+        if (n > 0) {
+                names = malloc(n * sizeof(*names));
+                if (!names)
+                        goto nomem;
+                for (size_t i = 0; i < n; i++)
+                        names[i] = pool + offs[i];
+        }
+        free(offs);
+        offs = NULL;
         if (kd && n > 0 && kd->n < kd->max) {
                 /* kept for the files' later opens (a directory without files needs none) */
                 if (kd->n == kd->cap) {
@@ -303,7 +328,7 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
                         goto nomem;
                 }
                 if (!excluded(w->o, names[i], crel, cpath))
-                        rc = visit(w, dirfd, dir, names[i], crel, cpath, depth, err);
+                        rc = visit(w, dirfd, dir, names[i], &crel, &cpath, depth, err);
                 free(crel);
                 free(cpath);
         }
@@ -311,9 +336,9 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
 nomem:
         rc = ia_error_set(err, IA_ERR_NOMEM, "out of memory walking '%s'", path);
 out:
-        for (size_t i = 0; i < n; i++)
-                free(names[i]);
+        free(offs);
         free(names);
+        free(pool);
         closedir(d);
         return rc;
 }
@@ -330,13 +355,18 @@ int ia_walk(const struct ia_walk_root *roots, size_t idx, const struct ia_walk_o
         int fd;
 
         if (r->is_file) {
-                char *copy = strdup(r->arg), *base;
+                char *copy = strdup(r->arg), *base, *rel, *path;
                 int rc;
 
                 if (!copy)
                         return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
                 base = basename(copy);
-                rc = visit(&w, r->dirfd, -1, base, base, r->arg, 0, err);
+                rel = strdup(base);
+                path = strdup(r->arg);
+                rc = rel && path ? visit(&w, r->dirfd, -1, base, &rel, &path, 0, err)
+                                 : ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                free(rel);
+                free(path);
                 free(copy);
                 return rc;
         }

@@ -77,7 +77,8 @@ enum ia_rec_type {
 
 #define IA_MAP_CHUNK 512
 
-/* A record for the writer.  Every char * is owned by the record (freed with it). */
+/* A record for the writer.  Every char * is owned by the record (freed with it), but
+ * a file's path marked path_borrowed. */
 struct ia_rec {
         enum ia_rec_type type;
         struct ia_rec *next;
@@ -85,6 +86,7 @@ struct ia_rec {
                 struct {
                         int64_t id, archive_id; /* archive_id 0: none */
                         char *path, *member;
+                        bool path_borrowed; /* path is not the record's: it outlives it */
                         bool has_identity;
                         uint64_t dev, ino, size, allocated;
                         int64_t mtime_ns, ctime_ns;

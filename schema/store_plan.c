@@ -55,9 +55,12 @@ static const char *const plan_sql[Q_COUNT] = {
                    "WHERE scan_id = ?1 AND code IN ('archive-error', 'archive-limit')",
     [Q_IMAGES] = "SELECT id, file_id, status, virtual_size IS NOT NULL FROM images "
                  "WHERE scan_id = ?1 ORDER BY id",
-    [Q_LAYERS] = "SELECT id, file_id, format, deps FROM layers "
-                 "WHERE kind = 'layer' AND tool_version = ?2 AND file_id IN "
-                 "(SELECT file_id FROM scan_files WHERE scan_id = ?1)",
+    /* driven by the layers (one key lookup in scan_files each), not by the
+     * previous scan's files, which are many more in a store of small files */
+    [Q_LAYERS] = "SELECT id, file_id, format, deps FROM layers l "
+                 "WHERE kind = 'layer' AND tool_version = ?2 AND EXISTS "
+                 "(SELECT 1 FROM scan_files sf WHERE sf.scan_id = ?1 "
+                 "AND sf.file_id = l.file_id)",
 };
 
 struct ia_plan {

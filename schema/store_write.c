@@ -92,9 +92,17 @@ bool ia_utf8_valid(const char *str, size_t n)
         size_t i = 0;
 
         while (i < n) {
-                unsigned c = s[i];
+                unsigned c;
                 size_t k;
                 uint32_t cp;
+                uint64_t w;
+
+                /* ASCII (nearly every path) eight bytes at a time */
+                while (n - i >= 8 && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull)))
+                        i += 8;
+                if (i == n)
+                        break;
+                c = s[i];
 
                 if (c < 0x80) {
                         i++;
@@ -215,7 +223,8 @@ void ia_rec_free(struct ia_rec *r)
                 return;
         switch (r->type) {
         case IA_REC_FILE:
-                free(r->u.file.path);
+                if (!r->u.file.path_borrowed)
+                        free(r->u.file.path);
                 free(r->u.file.member);
                 break;
         case IA_REC_ENTRY:
