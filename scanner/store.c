@@ -47,15 +47,34 @@ enum {
 
 /*
  * Rows of layer_runs, pieces and chain_layers go in multi-row INSERTs of 16,
- * 8, 4, 2 and 1 rows: a layer of 7 runs is three statement steps, not seven
- * (the one writer is what bounds a scan of many small images).
+ * 8, 4, 2 and 1 rows, gathered across records: the rows wait in the
+ * statement's pending array until 16 are there (or the transaction
+ * commits), so the runs of many small layers share statement steps (the one
+ * writer is what bounds a scan of many small images, and a statement step
+ * costs about what a row does).  Nothing the writer reads is in these tables.
  */
-#define NMULTI 5 /* statements of 1, 2, 4, 8 and 16 rows */
+#define NMULTI    5 /* statements of 1, 2, 4, 8 and 16 rows */
+#define MULTI_MAX (1 << (NMULTI - 1))
+
+/* A pending row: the layer (runs) or image (pieces, chain) it belongs to, and the row. */
+struct pend_row {
+        int64_t owner;
+        union {
+                struct ia_map_row run;
+                struct ia_piece_row piece;
+                struct ia_chain_row chain;
+        } u;
+};
+
+typedef void (*bind_row_fn)(sqlite3_stmt *st, int base, const struct pend_row *p);
 
 struct multi {
-        const char *head; /* "INSERT INTO t (cols) VALUES " */
         int cols;
+        bind_row_fn bind;
+        const char *what; /* for an error message: "recording the runs of a layer" */
         sqlite3_stmt *st[NMULTI];
+        struct pend_row pend[MULTI_MAX];
+        size_t n;
 };
 
 static void multi_finalize(struct multi *m)
@@ -847,13 +866,13 @@ fail:
         return -1;
 }
 
-typedef void (*bind_row_fn)(sqlite3_stmt *st, int base, const struct ia_rec *r, size_t i);
-
 static int multi_prepare(struct ia_store *s, struct multi *m, const char *head, int cols,
-                         struct ia_error *err)
+                         bind_row_fn bind, const char *what, struct ia_error *err)
 {
-        m->head = head;
         m->cols = cols;
+        m->bind = bind;
+        m->what = what;
+        m->n = 0;
         for (int k = 0; k < NMULTI; k++) {
                 size_t rows = (size_t)1 << k, n = strlen(head) + rows * ((size_t)cols * 2 + 3) + 1;
                 char *sql = malloc(n), *p;
@@ -882,33 +901,64 @@ static int multi_prepare(struct ia_store *s, struct multi *m, const char *head, 
         return 0;
 }
 
-/* n rows of r, bound by bind, in as few statement steps as the sizes allow. */
-static int multi_insert(struct ia_store *s, struct multi *m, const struct ia_rec *r, size_t n,
-                        bind_row_fn bind, const char *what, struct ia_error *err)
+/*
+ * The rows pending in m, in as few statement steps as the sizes allow.  Every
+ * parameter is bound at each step: no bindings to clear.
+ */
+static int multi_flush(struct ia_store *s, struct multi *m, struct ia_error *err)
 {
-        size_t i = 0;
+        size_t i = 0, n = m->n;
 
+        m->n = 0;
         for (int k = NMULTI - 1; k >= 0; k--) {
                 size_t rows = (size_t)1 << k;
 
                 while (n - i >= rows) {
                         sqlite3_stmt *st = m->st[k];
+                        int rc;
 
                         for (size_t j = 0; j < rows; j++)
-                                bind(st, (int)j * m->cols, r, i + j);
-                        if (step(s, st, what, err) < 0)
-                                return -1;
+                                m->bind(st, (int)j * m->cols, &m->pend[i + j]);
+                        rc = sqlite3_step(st);
+                        sqlite3_reset(st);
+                        if (rc != SQLITE_DONE)
+                                return db_error(s, err, m->what);
                         i += rows;
                 }
         }
         return 0;
 }
 
-static void bind_piece(sqlite3_stmt *st, int base, const struct ia_rec *r, size_t i)
+/* The next pending row of m, for owner; NULL after an error (in err). */
+static struct pend_row *multi_add(struct ia_store *s, struct multi *m, int64_t owner,
+                                  struct ia_error *err)
 {
-        const struct ia_piece_row *p = &r->u.pieces.pieces[i];
+        if (m->n == MULTI_MAX && multi_flush(s, m, err) < 0)
+                return NULL;
+        m->pend[m->n].owner = owner;
+        return &m->pend[m->n++];
+}
 
-        sqlite3_bind_int64(st, base + 1, r->u.pieces.image_id);
+/* Before a commit: every pending row. */
+static int flush_pending(struct ia_store *s, struct ia_error *err)
+{
+        if (multi_flush(s, &s->runs, err) < 0 || multi_flush(s, &s->pieces, err) < 0 ||
+            multi_flush(s, &s->chain, err) < 0)
+                return -1;
+        return 0;
+}
+
+/* After a rollback: the pending rows are gone with the transaction. */
+static void drop_pending(struct ia_store *s)
+{
+        s->runs.n = s->pieces.n = s->chain.n = 0;
+}
+
+static void bind_piece(sqlite3_stmt *st, int base, const struct pend_row *r)
+{
+        const struct ia_piece_row *p = &r->u.piece;
+
+        sqlite3_bind_int64(st, base + 1, r->owner);
         sqlite3_bind_int64(st, base + 2, (int64_t)p->start);
         sqlite3_bind_int64(st, base + 3, (int64_t)p->len);
         sqlite3_bind_int(st, base + 4, (int)p->depth);
@@ -916,11 +966,11 @@ static void bind_piece(sqlite3_stmt *st, int base, const struct ia_rec *r, size_
         bind_id(st, base + 6, p->layer_id);
 }
 
-static void bind_chain(sqlite3_stmt *st, int base, const struct ia_rec *r, size_t i)
+static void bind_chain(sqlite3_stmt *st, int base, const struct pend_row *r)
 {
-        const struct ia_chain_row *c = &r->u.chain.rows[i];
+        const struct ia_chain_row *c = &r->u.chain;
 
-        sqlite3_bind_int64(st, base + 1, r->u.chain.image_id);
+        sqlite3_bind_int64(st, base + 1, r->owner);
         sqlite3_bind_int(st, base + 2, (int)c->depth);
         bind_id(st, base + 3, c->file_id);
         bind_id(st, base + 4, c->layer_id);
@@ -928,17 +978,12 @@ static void bind_chain(sqlite3_stmt *st, int base, const struct ia_rec *r, size_
         sqlite3_bind_int64(st, base + 6, (int64_t)c->zero);
 }
 
-/* Bind one layer run to parameters base + 1 .. base + 9 of st. */
-static void bind_run_row(sqlite3_stmt *st, int base, int64_t layer_id, const struct ia_map_row *m);
-
-static void bind_run(sqlite3_stmt *st, int base, const struct ia_rec *r, size_t i)
+/* One layer run to parameters base + 1 .. base + 9 of st. */
+static void bind_run(sqlite3_stmt *st, int base, const struct pend_row *r)
 {
-        bind_run_row(st, base, r->u.runs.layer_id, &r->u.runs.rows[i]);
-}
+        const struct ia_map_row *m = &r->u.run;
 
-static void bind_run_row(sqlite3_stmt *st, int base, int64_t layer_id, const struct ia_map_row *m)
-{
-        sqlite3_bind_int64(st, base + 1, layer_id);
+        sqlite3_bind_int64(st, base + 1, r->owner);
         sqlite3_bind_int64(st, base + 2, (int64_t)m->start);
         sqlite3_bind_int64(st, base + 3, (int64_t)m->length);
         sqlite3_bind_int(st, base + 4, m->present);
@@ -1054,16 +1099,34 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                 return step(s, st, "recording a layer", err);
         case IA_REC_RUNS:
                 *rows = r->u.runs.n;
-                return multi_insert(s, &s->runs, r, r->u.runs.n, bind_run,
-                                    "recording the runs of a layer", err);
+                for (size_t i = 0; i < r->u.runs.n; i++) {
+                        struct pend_row *p = multi_add(s, &s->runs, r->u.runs.layer_id, err);
+
+                        if (!p)
+                                return -1;
+                        p->u.run = r->u.runs.rows[i];
+                }
+                return 0;
         case IA_REC_PIECES:
                 *rows = r->u.pieces.n;
-                return multi_insert(s, &s->pieces, r, r->u.pieces.n, bind_piece,
-                                    "recording the pieces of a map", err);
+                for (size_t i = 0; i < r->u.pieces.n; i++) {
+                        struct pend_row *p = multi_add(s, &s->pieces, r->u.pieces.image_id, err);
+
+                        if (!p)
+                                return -1;
+                        p->u.piece = r->u.pieces.pieces[i];
+                }
+                return 0;
         case IA_REC_CHAIN:
                 *rows = r->u.chain.n;
-                return multi_insert(s, &s->chain, r, r->u.chain.n, bind_chain,
-                                    "recording the chain of an image", err);
+                for (size_t i = 0; i < r->u.chain.n; i++) {
+                        struct pend_row *p = multi_add(s, &s->chain, r->u.chain.image_id, err);
+
+                        if (!p)
+                                return -1;
+                        p->u.chain = r->u.chain.rows[i];
+                }
+                return 0;
         case IA_REC_LINK:
                 st = s->st[ST_LINK];
                 sqlite3_bind_int64(st, 1, sid);
@@ -1178,7 +1241,7 @@ static void *writer_main(void *arg)
                 ia_rec_free(r);
                 batch += rows;
                 if (batch >= IA_BATCH_ROWS || (idle && batch >= IA_IDLE_ROWS) || s->delay_ms) {
-                        if (exec(s, "COMMIT", &s->werr) < 0)
+                        if (flush_pending(s, &s->werr) < 0 || exec(s, "COMMIT", &s->werr) < 0)
                                 goto fail_norec;
                         in_tx = false;
                         batch = 0;
@@ -1189,11 +1252,13 @@ static void *writer_main(void *arg)
         fail_norec:
                 if (in_tx)
                         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                drop_pending(s);
                 in_tx = false;
                 set_failed(s);
         }
-        if (in_tx && exec(s, "COMMIT", &s->werr) < 0) {
+        if (in_tx && (flush_pending(s, &s->werr) < 0 || exec(s, "COMMIT", &s->werr) < 0)) {
                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                drop_pending(s);
                 set_failed(s);
         }
         return NULL;
@@ -1210,21 +1275,22 @@ int ia_store_writer_start(struct ia_store *s, int64_t scan_id, size_t cap, struc
             (multi_prepare(s, &s->runs,
                            "INSERT INTO layer_runs (layer_id, start, length, present, zero, data, "
                            "compressed, offset, file_id) VALUES",
-                           9, err) < 0 ||
+                           9, bind_run, "recording the runs of a layer", err) < 0 ||
              multi_prepare(s, &s->pieces,
                            "INSERT INTO pieces (image_id, start, length, depth, kind, layer_id) "
                            "VALUES",
-                           6, err) < 0 ||
+                           6, bind_piece, "recording the pieces of a map", err) < 0 ||
              multi_prepare(s, &s->chain,
                            "INSERT INTO chain_layers (image_id, depth, file_id, layer_id, "
                            "data_bytes, zero_bytes) VALUES",
-                           6, err) < 0))
+                           6, bind_chain, "recording the chain of an image", err) < 0))
                 return -1;
         s->scan_id = scan_id;
         s->cap = cap ? cap : 1024;
         s->stopping = false;
         s->failed = false;
         s->map_rows = 0;
+        drop_pending(s);
         ia_error_clear(&s->werr);
         if (pthread_create(&s->thread, NULL, writer_main, s) != 0)
                 return ia_error_set(err, IA_ERR_NOMEM, "cannot start the writer thread");
