@@ -42,14 +42,14 @@ enum {
 
 /*
  * The rows of files, scan_files, images, layers, links, layer_runs, pieces
- * and chain_layers go in multi-row INSERTs of 16, 8, 4, 2 and 1 rows,
+ * and chain_layers go in multi-row INSERTs of 32, 16, 8, 4, 2 and 1 rows,
  * gathered across records: they wait in their statement's pending array
- * until 16 are there (or the transaction commits, or a statement reads what
+ * until 32 are there (or the transaction commits, or a statement reads what
  * they would change), so the rows of many small images share statement
  * steps (the one writer is what bounds a scan of many small images, and a
  * statement step costs about what a row does).
  */
-#define NMULTI    7 /* statements of 1, 2, 4, ... 64 rows */
+#define NMULTI    6 /* statements of 1, 2, 4, 8, 16 and 32 rows */
 #define MULTI_MAX (1 << (NMULTI - 1))
 
 /*
