@@ -16,15 +16,10 @@
 #include "store_sql.h"
 
 enum {
-        ST_FILE,
-        ST_SCAN_FILE,
         ST_ENTRY,
         ST_DIR,
-        ST_IMAGE,
-        ST_LINK,
         ST_FINDING,
         ST_OVF,
-        ST_LAYER,
         ST_REUSE_IMAGE,
         ST_REUSE_LINKS,
         ST_REUSE_FINDINGS,
@@ -32,23 +27,52 @@ enum {
 };
 
 /*
- * Rows of layer_runs, pieces and chain_layers go in multi-row INSERTs of 16,
- * 8, 4, 2 and 1 rows: a layer of 7 runs is three statement steps, not seven
- * (the one writer is what bounds a scan of many small images).
+ * The rows of files, scan_files, images, layers, links, layer_runs, pieces
+ * and chain_layers go in multi-row INSERTs of 32, 16, 8, 4, 2 and 1 rows,
+ * gathered across records: they wait in their statement's pending array
+ * until 32 are there (or the transaction commits, or a statement reads what
+ * they would change), so the rows of many small images share statement
+ * steps (the one writer is what bounds a scan of many small images, and a
+ * statement step costs about what a row does).
  */
-#define NMULTI 5 /* statements of 1, 2, 4, 8 and 16 rows */
+#define NMULTI    6 /* statements of 1, 2, 4, 8, 16 and 32 rows */
+#define MULTI_MAX (1 << (NMULTI - 1))
+
+/*
+ * A pending row: the layer (runs) or image (pieces, chain) it belongs to and
+ * the row, or the scan and the record (the record's strings are bound as
+ * they are: it is freed once its row is written).
+ */
+struct pend_row {
+        int64_t owner;
+        union {
+                struct ia_map_row run;
+                struct ia_piece_row piece;
+                struct ia_chain_row chain;
+                struct ia_rec *rec;
+        } u;
+};
+
+typedef void (*bind_row_fn)(sqlite3_stmt *st, int base, const struct pend_row *p);
+
+enum { M_FILES, M_SCAN_FILES, M_IMAGES, M_LAYERS, M_LINKS, M_RUNS, M_PIECES, M_CHAIN, M_COUNT };
 
 struct multi {
-        const char *head; /* "INSERT INTO t (cols) VALUES " */
+        const char *head, *row; /* of its statements (multi_stmt()) */
         int cols;
+        bind_row_fn bind;
+        const char *what; /* for an error message: "recording the runs of a layer" */
+        bool recs;        /* the pending rows are records, to free when written */
         sqlite3_stmt *st[NMULTI];
+        struct pend_row pend[MULTI_MAX];
+        size_t n;
 };
 
 struct ia_store {
         sqlite3 *db;
         char *path;
         sqlite3_stmt *st[ST_COUNT];
-        struct multi runs, pieces, chain;
+        struct multi m[M_COUNT];
 
         /* the writer */
         pthread_t thread;

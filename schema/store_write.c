@@ -46,25 +46,13 @@ static void multi_finalize(struct multi *m)
         "recognised_by"
 
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_FILE] = "INSERT INTO files (id, path, archive_id, member, dev, ino, size, allocated, "
-                "mtime_ns, ctime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    [ST_SCAN_FILE] = "INSERT OR IGNORE INTO scan_files (scan_id, file_id, kind, reused) "
-                     "VALUES (?1, ?2, ?3, ?4)",
     [ST_DIR] = "INSERT INTO dirs (scan_id, path, allocated) VALUES (?1, ?2, ?3)",
     [ST_ENTRY] = "INSERT INTO entries (scan_id, path, kind, reason, detail, file_id) "
                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_IMAGE] = "INSERT INTO images (" IMAGE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                 "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
-                 "?25, ?26, ?27, ?28, ?29)",
-    [ST_LINK] = "INSERT INTO links (scan_id, image_id, depth, from_file_id, kind, name, "
-                "target_file_id, target_path, status, error) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_FINDING] = "INSERT INTO findings (scan_id, image_id, file_id, code, message) "
                    "VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_OVF] = "INSERT INTO ovf_disks (scan_id, archive_file_id, disk_id, href, capacity, format, "
                "member_file_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [ST_LAYER] = "INSERT INTO layers (id, kind, file_id, format, deps, tool_version, size, runs, "
-                 "scan_id) VALUES (?1, ?2, ?3, ?4, ?5, '" IMGAUDIT_VERSION "', ?6, ?7, ?8)",
     /* the carried-over image shares its pieces (or map rows) and chain_layers rows */
     [ST_REUSE_IMAGE] =
         "INSERT INTO images (" IMAGE_COLUMNS ", reused_from, map_image_id) "
@@ -151,9 +139,8 @@ void ia_store_finalize_statements(struct ia_store *s)
 {
         for (int i = 0; i < ST_COUNT; i++)
                 sqlite3_finalize(s->st[i]);
-        multi_finalize(&s->runs);
-        multi_finalize(&s->pieces);
-        multi_finalize(&s->chain);
+        for (int k = 0; k < M_COUNT; k++)
+                multi_finalize(&s->m[k]);
 }
 
 /* ---- records ---- */
@@ -348,68 +335,257 @@ fail:
         return -1;
 }
 
-typedef void (*bind_row_fn)(sqlite3_stmt *st, int base, const struct ia_rec *r, size_t i);
-
-static int multi_prepare(struct ia_store *s, struct multi *m, const char *head, int cols,
-                         struct ia_error *err)
+/*
+ * m's statements are head ("INSERT INTO t (cols) VALUES") and 1, 2, 4, 8 or
+ * 16 copies of row ("(?,?,...)": its parameters are numbered in order, row
+ * j's from j * cols + 1), each prepared when first needed.
+ */
+static void multi_init(struct multi *m, const char *head, const char *row, bind_row_fn bind,
+                       const char *what, bool recs)
 {
         m->head = head;
-        m->cols = cols;
-        for (int k = 0; k < NMULTI; k++) {
-                size_t rows = (size_t)1 << k, n = strlen(head) + rows * ((size_t)cols * 2 + 3) + 1;
-                char *sql = malloc(n), *p;
-
-                if (!sql)
-                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-                p = sql + snprintf(sql, n, "%s", head);
-                for (size_t r = 0; r < rows; r++) {
-                        *p++ = r ? ',' : ' ';
-                        *p++ = '(';
-                        for (int c = 0; c < cols; c++) {
-                                if (c)
-                                        *p++ = ',';
-                                *p++ = '?';
-                        }
-                        *p++ = ')';
-                }
-                *p = '\0';
-                if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &m->st[k],
-                                       NULL) != SQLITE_OK) {
-                        free(sql);
-                        return db_error(s, err, "preparing statements");
-                }
-                free(sql);
-        }
-        return 0;
+        m->row = row;
+        m->cols = 0;
+        for (const char *c = row; *c; c++)
+                m->cols += *c == '?';
+        m->bind = bind;
+        m->what = what;
+        m->recs = recs;
+        m->n = 0;
 }
 
-/* n rows of r, bound by bind, in as few statement steps as the sizes allow. */
-static int multi_insert(struct ia_store *s, struct multi *m, const struct ia_rec *r, size_t n,
-                        bind_row_fn bind, const char *what, struct ia_error *err)
+/* m's statement of 2^k rows. */
+static sqlite3_stmt *multi_stmt(struct ia_store *s, struct multi *m, int k, struct ia_error *err)
 {
-        size_t i = 0;
+        size_t hn = strlen(m->head), rn = strlen(m->row), rows = (size_t)1 << k;
+        size_t n = hn + rows * (rn + 1) + 1;
+        char *sql, *p;
 
+        if (m->st[k])
+                return m->st[k];
+        sql = malloc(n);
+        if (!sql) {
+                ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                return NULL;
+        }
+        memcpy(sql, m->head, hn);
+        p = sql + hn;
+        for (size_t r = 0; r < rows; r++) {
+                *p++ = r ? ',' : ' ';
+                memcpy(p, m->row, rn);
+                p += rn;
+        }
+        *p = '\0';
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &m->st[k], NULL) !=
+            SQLITE_OK) {
+                m->st[k] = NULL;
+                db_error(s, err, "preparing statements");
+        }
+        free(sql);
+        return m->st[k];
+}
+
+/* The records pending in m are written (or failed): they go. */
+static void multi_release(struct multi *m, size_t n)
+{
+        if (m->recs)
+                for (size_t i = 0; i < n; i++)
+                        ia_rec_free(m->pend[i].u.rec);
+}
+
+/*
+ * The rows pending in m, in as few statement steps as the sizes allow.  Every
+ * parameter is bound at each step: no bindings to clear.
+ */
+static int multi_flush(struct ia_store *s, struct multi *m, struct ia_error *err)
+{
+        size_t i = 0, n = m->n;
+
+        m->n = 0;
         for (int k = NMULTI - 1; k >= 0; k--) {
                 size_t rows = (size_t)1 << k;
 
                 while (n - i >= rows) {
-                        sqlite3_stmt *st = m->st[k];
+                        sqlite3_stmt *st = multi_stmt(s, m, k, err);
+                        int rc;
 
-                        for (size_t j = 0; j < rows; j++)
-                                bind(st, (int)j * m->cols, r, i + j);
-                        if (step(s, st, what, err) < 0)
+                        if (!st) {
+                                multi_release(m, n);
                                 return -1;
+                        }
+                        for (size_t j = 0; j < rows; j++)
+                                m->bind(st, (int)j * m->cols, &m->pend[i + j]);
+                        rc = sqlite3_step(st);
+                        sqlite3_reset(st);
+                        if (rc != SQLITE_DONE) {
+                                db_error(s, err, m->what);
+                                multi_release(m, n);
+                                return -1;
+                        }
                         i += rows;
                 }
         }
+        multi_release(m, n);
         return 0;
 }
 
-static void bind_piece(sqlite3_stmt *st, int base, const struct ia_rec *r, size_t i)
+/* The next pending row of m, for owner; NULL after an error (in err). */
+static struct pend_row *multi_add(struct ia_store *s, struct multi *m, int64_t owner,
+                                  struct ia_error *err)
 {
-        const struct ia_piece_row *p = &r->u.pieces.pieces[i];
+        if (m->n == MULTI_MAX && multi_flush(s, m, err) < 0)
+                return NULL;
+        m->pend[m->n].owner = owner;
+        return &m->pend[m->n++];
+}
 
-        sqlite3_bind_int64(st, base + 1, r->u.pieces.image_id);
+/* Before a commit: every pending row. */
+static int flush_pending(struct ia_store *s, struct ia_error *err)
+{
+        for (int k = 0; k < M_COUNT; k++)
+                if (multi_flush(s, &s->m[k], err) < 0)
+                        return -1;
+        return 0;
+}
+
+/* After a rollback: the pending rows are gone with the transaction. */
+static void drop_pending(struct ia_store *s)
+{
+        for (int k = 0; k < M_COUNT; k++) {
+                multi_release(&s->m[k], s->m[k].n);
+                s->m[k].n = 0;
+        }
+}
+
+/* Record r becomes a pending row of m (of this scan); it is freed once written. */
+static int multi_add_rec(struct ia_store *s, struct multi *m, struct ia_rec *r,
+                         struct ia_error *err)
+{
+        struct pend_row *p = multi_add(s, m, s->scan_id, err);
+
+        if (!p)
+                return -1;
+        p->u.rec = r;
+        return 1;
+}
+
+static void bind_file(sqlite3_stmt *st, int base, const struct pend_row *p)
+{
+        const struct ia_rec *r = p->u.rec;
+        bool times = r->u.file.has_identity && (r->u.file.mtime_ns || r->u.file.ctime_ns);
+
+        sqlite3_bind_int64(st, base + 1, r->u.file.id);
+        ia_store_bind_path(st, base + 2, r->u.file.path);
+        bind_id(st, base + 3, r->u.file.archive_id);
+        ia_store_bind_path(st, base + 4, r->u.file.member);
+        if (r->u.file.has_identity) {
+                sqlite3_bind_int64(st, base + 5, (int64_t)r->u.file.dev);
+                sqlite3_bind_int64(st, base + 6, (int64_t)r->u.file.ino);
+        } else {
+                sqlite3_bind_null(st, base + 5);
+                sqlite3_bind_null(st, base + 6);
+        }
+        sqlite3_bind_int64(st, base + 7, (int64_t)r->u.file.size);
+        sqlite3_bind_int64(st, base + 8, (int64_t)r->u.file.allocated);
+        if (times) {
+                sqlite3_bind_int64(st, base + 9, r->u.file.mtime_ns);
+                sqlite3_bind_int64(st, base + 10, r->u.file.ctime_ns);
+        } else { /* unknown */
+                sqlite3_bind_null(st, base + 9);
+                sqlite3_bind_null(st, base + 10);
+        }
+}
+
+static void bind_scan_file(sqlite3_stmt *st, int base, const struct pend_row *p)
+{
+        const struct ia_rec *r = p->u.rec;
+
+        sqlite3_bind_int64(st, base + 1, p->owner);
+        sqlite3_bind_int64(st, base + 2, r->u.scan_file.file_id);
+        sqlite3_bind_text(st, base + 3, r->u.scan_file.kind, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, base + 4, r->u.scan_file.reused);
+}
+
+static void bind_opt64(sqlite3_stmt *st, int idx, bool has, int64_t v)
+{
+        if (has)
+                sqlite3_bind_int64(st, idx, v);
+        else
+                sqlite3_bind_null(st, idx);
+}
+
+static void bind_image(sqlite3_stmt *st, int base, const struct pend_row *p)
+{
+        const struct ia_rec *r = p->u.rec;
+        const struct ia_space *sp = &r->u.image.sp;
+        bool space = r->u.image.has_space;
+
+        sqlite3_bind_int64(st, base + 1, r->u.image.id);
+        sqlite3_bind_int64(st, base + 2, p->owner);
+        sqlite3_bind_int64(st, base + 3, r->u.image.file_id);
+        bind_text(st, base + 4, r->u.image.format);
+        sqlite3_bind_int(st, base + 5, r->u.image.probed);
+        bind_opt64(st, base + 6, r->u.image.has_vsize, (int64_t)r->u.image.virtual_size);
+        sqlite3_bind_int64(st, base + 7, (int64_t)r->u.image.file_size);
+        sqlite3_bind_int64(st, base + 8, (int64_t)r->u.image.allocated);
+        bind_opt64(st, base + 9, r->u.image.cluster_size != 0, r->u.image.cluster_size);
+        sqlite3_bind_int(st, base + 10, (r->u.image.flags & IA_IMG_DIRTY) != 0);
+        sqlite3_bind_int(st, base + 11, (r->u.image.flags & IA_IMG_CORRUPT) != 0);
+        sqlite3_bind_int(st, base + 12, (r->u.image.flags & IA_IMG_ENCRYPTED) != 0);
+        sqlite3_bind_int(st, base + 13, (r->u.image.flags & IA_IMG_SNAPSHOTS) != 0);
+        sqlite3_bind_int(st, base + 14, (r->u.image.flags & IA_IMG_EXTERNAL_DATA) != 0);
+        sqlite3_bind_int(st, base + 15, (r->u.image.flags & IA_IMG_PENDING_LOG) != 0);
+        ia_store_bind_path(st, base + 16, r->u.image.backing);
+        bind_text(st, base + 17, r->u.image.backing_fmt);
+        sqlite3_bind_int(st, base + 18, (int)r->u.image.chain_depth);
+        bind_text(st, base + 19, r->u.image.status);
+        bind_text(st, base + 20, r->u.image.error);
+        bind_opt64(st, base + 21, space, (int64_t)sp->own_data);
+        bind_opt64(st, base + 22, space, (int64_t)sp->backing_data);
+        bind_opt64(st, base + 23, space, (int64_t)sp->zero);
+        bind_opt64(st, base + 24, space, (int64_t)sp->unallocated);
+        bind_opt64(st, base + 25, space, (int64_t)sp->compressed);
+        bind_opt64(st, base + 26, space, (int64_t)sp->unknown);
+        bind_opt64(st, base + 27, space, (int64_t)sp->mapped);
+        bind_opt64(st, base + 28, space, (int64_t)r->u.image.map_rows);
+        bind_text(st, base + 29, r->u.image.recognised_by);
+}
+
+static void bind_layer(sqlite3_stmt *st, int base, const struct pend_row *p)
+{
+        const struct ia_rec *r = p->u.rec;
+
+        sqlite3_bind_int64(st, base + 1, r->u.layer.id);
+        sqlite3_bind_text(st, base + 2, r->u.layer.kind, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, base + 3, r->u.layer.file_id);
+        bind_text(st, base + 4, r->u.layer.format);
+        sqlite3_bind_text(st, base + 5, r->u.layer.deps ? r->u.layer.deps : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, base + 6, (int64_t)r->u.layer.size);
+        sqlite3_bind_int64(st, base + 7, (int64_t)r->u.layer.runs);
+        sqlite3_bind_int64(st, base + 8, p->owner);
+}
+
+static void bind_link(sqlite3_stmt *st, int base, const struct pend_row *p)
+{
+        const struct ia_rec *r = p->u.rec;
+
+        sqlite3_bind_int64(st, base + 1, p->owner);
+        sqlite3_bind_int64(st, base + 2, r->u.link.image_id);
+        sqlite3_bind_int(st, base + 3, r->u.link.depth);
+        bind_id(st, base + 4, r->u.link.from_file_id);
+        sqlite3_bind_text(st, base + 5, r->u.link.kind, -1, SQLITE_STATIC);
+        ia_store_bind_path(st, base + 6, r->u.link.name);
+        bind_id(st, base + 7, r->u.link.target_file_id);
+        ia_store_bind_path(st, base + 8, r->u.link.target_path);
+        bind_text(st, base + 9, r->u.link.status);
+        bind_text(st, base + 10, r->u.link.error);
+}
+
+static void bind_piece(sqlite3_stmt *st, int base, const struct pend_row *r)
+{
+        const struct ia_piece_row *p = &r->u.piece;
+
+        sqlite3_bind_int64(st, base + 1, r->owner);
         sqlite3_bind_int64(st, base + 2, (int64_t)p->start);
         sqlite3_bind_int64(st, base + 3, (int64_t)p->len);
         sqlite3_bind_int(st, base + 4, (int)p->depth);
@@ -417,11 +593,11 @@ static void bind_piece(sqlite3_stmt *st, int base, const struct ia_rec *r, size_
         bind_id(st, base + 6, p->layer_id);
 }
 
-static void bind_chain(sqlite3_stmt *st, int base, const struct ia_rec *r, size_t i)
+static void bind_chain(sqlite3_stmt *st, int base, const struct pend_row *r)
 {
-        const struct ia_chain_row *c = &r->u.chain.rows[i];
+        const struct ia_chain_row *c = &r->u.chain;
 
-        sqlite3_bind_int64(st, base + 1, r->u.chain.image_id);
+        sqlite3_bind_int64(st, base + 1, r->owner);
         sqlite3_bind_int(st, base + 2, (int)c->depth);
         bind_id(st, base + 3, c->file_id);
         bind_id(st, base + 4, c->layer_id);
@@ -429,17 +605,12 @@ static void bind_chain(sqlite3_stmt *st, int base, const struct ia_rec *r, size_
         sqlite3_bind_int64(st, base + 6, (int64_t)c->zero);
 }
 
-/* Bind one layer run to parameters base + 1 .. base + 9 of st. */
-static void bind_run_row(sqlite3_stmt *st, int base, int64_t layer_id, const struct ia_map_row *m);
-
-static void bind_run(sqlite3_stmt *st, int base, const struct ia_rec *r, size_t i)
+/* One layer run to parameters base + 1 .. base + 9 of st. */
+static void bind_run(sqlite3_stmt *st, int base, const struct pend_row *r)
 {
-        bind_run_row(st, base, r->u.runs.layer_id, &r->u.runs.rows[i]);
-}
+        const struct ia_map_row *m = &r->u.run;
 
-static void bind_run_row(sqlite3_stmt *st, int base, int64_t layer_id, const struct ia_map_row *m)
-{
-        sqlite3_bind_int64(st, base + 1, layer_id);
+        sqlite3_bind_int64(st, base + 1, r->owner);
         sqlite3_bind_int64(st, base + 2, (int64_t)m->start);
         sqlite3_bind_int64(st, base + 3, (int64_t)m->length);
         sqlite3_bind_int(st, base + 4, m->present);
@@ -455,8 +626,12 @@ static void bind_run_row(sqlite3_stmt *st, int base, int64_t layer_id, const str
         }
 }
 
-/* Execute one record; the number of rows it wrote in *rows. */
-static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, struct ia_error *err)
+/*
+ * Execute one record; the number of rows it wrote in *rows.  1: the record
+ * is pending (its row is not written yet, the writer frees it then), 0:
+ * done, -1: failed.
+ */
+static int apply(struct ia_store *s, struct ia_rec *r, uint64_t *rows, struct ia_error *err)
 {
         sqlite3_stmt *st;
         int64_t sid = s->scan_id;
@@ -464,29 +639,9 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
         *rows = 1;
         switch (r->type) {
         case IA_REC_FILE:
-                st = s->st[ST_FILE];
-                sqlite3_bind_int64(st, 1, r->u.file.id);
-                ia_store_bind_path(st, 2, r->u.file.path);
-                bind_id(st, 3, r->u.file.archive_id);
-                ia_store_bind_path(st, 4, r->u.file.member);
-                if (r->u.file.has_identity) {
-                        sqlite3_bind_int64(st, 5, (int64_t)r->u.file.dev);
-                        sqlite3_bind_int64(st, 6, (int64_t)r->u.file.ino);
-                        if (r->u.file.mtime_ns || r->u.file.ctime_ns) { /* else unknown */
-                                sqlite3_bind_int64(st, 9, r->u.file.mtime_ns);
-                                sqlite3_bind_int64(st, 10, r->u.file.ctime_ns);
-                        }
-                }
-                sqlite3_bind_int64(st, 7, (int64_t)r->u.file.size);
-                sqlite3_bind_int64(st, 8, (int64_t)r->u.file.allocated);
-                return step(s, st, "recording a file", err);
+                return multi_add_rec(s, &s->m[M_FILES], r, err);
         case IA_REC_SCAN_FILE:
-                st = s->st[ST_SCAN_FILE];
-                sqlite3_bind_int64(st, 1, sid);
-                sqlite3_bind_int64(st, 2, r->u.scan_file.file_id);
-                sqlite3_bind_text(st, 3, r->u.scan_file.kind, -1, SQLITE_STATIC);
-                sqlite3_bind_int(st, 4, r->u.scan_file.reused);
-                return step(s, st, "recording a file of the scan", err);
+                return multi_add_rec(s, &s->m[M_SCAN_FILES], r, err);
         case IA_REC_ENTRY:
                 if (strcmp(r->u.entry.kind, "directory") == 0) {
                         st = s->st[ST_DIR];
@@ -504,80 +659,44 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                 bind_id(st, 6, r->u.entry.file_id);
                 return step(s, st, "recording an entry", err);
         case IA_REC_IMAGE:
-                st = s->st[ST_IMAGE];
-                sqlite3_bind_int64(st, 1, r->u.image.id);
-                sqlite3_bind_int64(st, 2, sid);
-                sqlite3_bind_int64(st, 3, r->u.image.file_id);
-                bind_text(st, 4, r->u.image.format);
-                sqlite3_bind_int(st, 5, r->u.image.probed);
-                if (r->u.image.has_vsize)
-                        sqlite3_bind_int64(st, 6, (int64_t)r->u.image.virtual_size);
-                sqlite3_bind_int64(st, 7, (int64_t)r->u.image.file_size);
-                sqlite3_bind_int64(st, 8, (int64_t)r->u.image.allocated);
-                if (r->u.image.cluster_size)
-                        sqlite3_bind_int64(st, 9, r->u.image.cluster_size);
-                sqlite3_bind_int(st, 10, (r->u.image.flags & IA_IMG_DIRTY) != 0);
-                sqlite3_bind_int(st, 11, (r->u.image.flags & IA_IMG_CORRUPT) != 0);
-                sqlite3_bind_int(st, 12, (r->u.image.flags & IA_IMG_ENCRYPTED) != 0);
-                sqlite3_bind_int(st, 13, (r->u.image.flags & IA_IMG_SNAPSHOTS) != 0);
-                sqlite3_bind_int(st, 14, (r->u.image.flags & IA_IMG_EXTERNAL_DATA) != 0);
-                sqlite3_bind_int(st, 15, (r->u.image.flags & IA_IMG_PENDING_LOG) != 0);
-                ia_store_bind_path(st, 16, r->u.image.backing);
-                bind_text(st, 17, r->u.image.backing_fmt);
-                sqlite3_bind_int(st, 18, (int)r->u.image.chain_depth);
-                bind_text(st, 19, r->u.image.status);
-                bind_text(st, 20, r->u.image.error);
-                if (r->u.image.has_space) {
-                        const struct ia_space *sp = &r->u.image.sp;
-
-                        sqlite3_bind_int64(st, 21, (int64_t)sp->own_data);
-                        sqlite3_bind_int64(st, 22, (int64_t)sp->backing_data);
-                        sqlite3_bind_int64(st, 23, (int64_t)sp->zero);
-                        sqlite3_bind_int64(st, 24, (int64_t)sp->unallocated);
-                        sqlite3_bind_int64(st, 25, (int64_t)sp->compressed);
-                        sqlite3_bind_int64(st, 26, (int64_t)sp->unknown);
-                        sqlite3_bind_int64(st, 27, (int64_t)sp->mapped);
-                        sqlite3_bind_int64(st, 28, (int64_t)r->u.image.map_rows);
+                if (r->u.image.has_space)
                         s->map_rows += r->u.image.map_rows;
-                }
-                bind_text(st, 29, r->u.image.recognised_by);
-                return step(s, st, "recording an image", err);
+                return multi_add_rec(s, &s->m[M_IMAGES], r, err);
         case IA_REC_LAYER:
-                st = s->st[ST_LAYER];
-                sqlite3_bind_int64(st, 1, r->u.layer.id);
-                sqlite3_bind_text(st, 2, r->u.layer.kind, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 3, r->u.layer.file_id);
-                bind_text(st, 4, r->u.layer.format);
-                sqlite3_bind_text(st, 5, r->u.layer.deps ? r->u.layer.deps : "", -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 6, (int64_t)r->u.layer.size);
-                sqlite3_bind_int64(st, 7, (int64_t)r->u.layer.runs);
-                sqlite3_bind_int64(st, 8, sid);
-                return step(s, st, "recording a layer", err);
+                return multi_add_rec(s, &s->m[M_LAYERS], r, err);
         case IA_REC_RUNS:
                 *rows = r->u.runs.n;
-                return multi_insert(s, &s->runs, r, r->u.runs.n, bind_run,
-                                    "recording the runs of a layer", err);
+                for (size_t i = 0; i < r->u.runs.n; i++) {
+                        struct pend_row *p = multi_add(s, &s->m[M_RUNS], r->u.runs.layer_id, err);
+
+                        if (!p)
+                                return -1;
+                        p->u.run = r->u.runs.rows[i];
+                }
+                return 0;
         case IA_REC_PIECES:
                 *rows = r->u.pieces.n;
-                return multi_insert(s, &s->pieces, r, r->u.pieces.n, bind_piece,
-                                    "recording the pieces of a map", err);
+                for (size_t i = 0; i < r->u.pieces.n; i++) {
+                        struct pend_row *p =
+                            multi_add(s, &s->m[M_PIECES], r->u.pieces.image_id, err);
+
+                        if (!p)
+                                return -1;
+                        p->u.piece = r->u.pieces.pieces[i];
+                }
+                return 0;
         case IA_REC_CHAIN:
                 *rows = r->u.chain.n;
-                return multi_insert(s, &s->chain, r, r->u.chain.n, bind_chain,
-                                    "recording the chain of an image", err);
+                for (size_t i = 0; i < r->u.chain.n; i++) {
+                        struct pend_row *p = multi_add(s, &s->m[M_CHAIN], r->u.chain.image_id, err);
+
+                        if (!p)
+                                return -1;
+                        p->u.chain = r->u.chain.rows[i];
+                }
+                return 0;
         case IA_REC_LINK:
-                st = s->st[ST_LINK];
-                sqlite3_bind_int64(st, 1, sid);
-                sqlite3_bind_int64(st, 2, r->u.link.image_id);
-                sqlite3_bind_int(st, 3, r->u.link.depth);
-                bind_id(st, 4, r->u.link.from_file_id);
-                sqlite3_bind_text(st, 5, r->u.link.kind, -1, SQLITE_STATIC);
-                ia_store_bind_path(st, 6, r->u.link.name);
-                bind_id(st, 7, r->u.link.target_file_id);
-                ia_store_bind_path(st, 8, r->u.link.target_path);
-                bind_text(st, 9, r->u.link.status);
-                bind_text(st, 10, r->u.link.error);
-                return step(s, st, "recording a link", err);
+                return multi_add_rec(s, &s->m[M_LINKS], r, err);
         case IA_REC_FINDING:
                 st = s->st[ST_FINDING];
                 sqlite3_bind_int64(st, 1, sid);
@@ -616,6 +735,9 @@ static int apply(struct ia_store *s, const struct ia_rec *r, uint64_t *rows, str
                 }
                 return 0;
         case IA_REC_REUSE_MEMBERS:
+                /* its INSERT OR IGNORE into scan_files must come after this scan's own rows */
+                if (flush_pending(s, err) < 0)
+                        return -1;
                 return reuse_members(s, r, rows, err);
         }
         return ia_error_set(err, IA_ERR_INTERNAL, "unknown record type %d", (int)r->type);
@@ -641,6 +763,7 @@ static void *writer_main(void *arg)
                 struct ia_rec *r;
                 uint64_t rows;
                 bool idle, failed;
+                int rc;
 
                 if (!batch_head) {
                         /* Take everything queued in one go: producers rarely wait. */
@@ -674,12 +797,14 @@ static void *writer_main(void *arg)
                                 goto fail;
                         in_tx = true;
                 }
-                if (apply(s, r, &rows, &s->werr) < 0)
+                rc = apply(s, r, &rows, &s->werr);
+                if (rc < 0)
                         goto fail;
-                ia_rec_free(r);
+                if (rc == 0)
+                        ia_rec_free(r);
                 batch += rows;
                 if (batch >= IA_BATCH_ROWS || (idle && batch >= IA_IDLE_ROWS) || s->delay_ms) {
-                        if (exec(s, "COMMIT", &s->werr) < 0)
+                        if (flush_pending(s, &s->werr) < 0 || exec(s, "COMMIT", &s->werr) < 0)
                                 goto fail_norec;
                         in_tx = false;
                         batch = 0;
@@ -690,11 +815,13 @@ static void *writer_main(void *arg)
         fail_norec:
                 if (in_tx)
                         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                drop_pending(s);
                 in_tx = false;
                 set_failed(s);
         }
-        if (in_tx && exec(s, "COMMIT", &s->werr) < 0) {
+        if (in_tx && (flush_pending(s, &s->werr) < 0 || exec(s, "COMMIT", &s->werr) < 0)) {
                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                drop_pending(s);
                 set_failed(s);
         }
         return NULL;
@@ -707,25 +834,53 @@ int ia_store_writer_start(struct ia_store *s, int64_t scan_id, size_t cap, struc
                     sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
                                        NULL) != SQLITE_OK)
                         return db_error(s, err, "preparing statements");
-        if (!s->runs.st[0] &&
-            (multi_prepare(s, &s->runs,
-                           "INSERT INTO layer_runs (layer_id, start, length, present, zero, data, "
-                           "compressed, offset, file_id) VALUES",
-                           9, err) < 0 ||
-             multi_prepare(s, &s->pieces,
-                           "INSERT INTO pieces (image_id, start, length, depth, kind, layer_id) "
-                           "VALUES",
-                           6, err) < 0 ||
-             multi_prepare(s, &s->chain,
-                           "INSERT INTO chain_layers (image_id, depth, file_id, layer_id, "
-                           "data_bytes, zero_bytes) VALUES",
-                           6, err) < 0))
-                return -1;
+        if (!s->m[0].head) {
+                static const struct {
+                        const char *head, *row, *what;
+                        bind_row_fn bind;
+                        bool recs;
+                } ms[M_COUNT] = {
+                    [M_FILES] = {"INSERT INTO files (id, path, archive_id, member, dev, ino, size, "
+                                 "allocated, mtime_ns, ctime_ns) VALUES",
+                                 "(?,?,?,?,?,?,?,?,?,?)", "recording a file", bind_file, true},
+                    [M_SCAN_FILES] = {"INSERT OR IGNORE INTO scan_files (scan_id, file_id, kind, "
+                                      "reused) VALUES",
+                                      "(?,?,?,?)", "recording a file of the scan", bind_scan_file,
+                                      true},
+                    [M_IMAGES] = {"INSERT INTO images (" IMAGE_COLUMNS ") VALUES",
+                                  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                  "recording an image", bind_image, true},
+                    [M_LAYERS] = {"INSERT INTO layers (id, kind, file_id, format, deps, "
+                                  "tool_version, size, runs, scan_id) VALUES",
+                                  "(?,?,?,?,?,'" IMGAUDIT_VERSION "',?,?,?)", "recording a layer",
+                                  bind_layer, true},
+                    [M_LINKS] = {"INSERT INTO links (scan_id, image_id, depth, from_file_id, kind, "
+                                 "name, target_file_id, target_path, status, error) VALUES",
+                                 "(?,?,?,?,?,?,?,?,?,?)", "recording a link", bind_link, true},
+                    [M_RUNS] = {"INSERT INTO layer_runs (layer_id, start, length, present, zero, "
+                                "data, compressed, offset, file_id) VALUES",
+                                "(?,?,?,?,?,?,?,?,?)", "recording the runs of a layer", bind_run,
+                                false},
+                    [M_PIECES] = {"INSERT INTO pieces (image_id, start, length, depth, kind, "
+                                  "layer_id) VALUES",
+                                  "(?,?,?,?,?,?)", "recording the pieces of a map", bind_piece,
+                                  false},
+                    [M_CHAIN] = {"INSERT INTO chain_layers (image_id, depth, file_id, layer_id, "
+                                 "data_bytes, zero_bytes) VALUES",
+                                 "(?,?,?,?,?,?)", "recording the chain of an image", bind_chain,
+                                 false},
+                };
+
+                for (int k = 0; k < M_COUNT; k++)
+                        multi_init(&s->m[k], ms[k].head, ms[k].row, ms[k].bind, ms[k].what,
+                                   ms[k].recs);
+        }
         s->scan_id = scan_id;
         s->cap = cap ? cap : 1024;
         s->stopping = false;
         s->failed = false;
         s->map_rows = 0;
+        drop_pending(s);
         ia_error_clear(&s->werr);
         if (pthread_create(&s->thread, NULL, writer_main, s) != 0)
                 return ia_error_set(err, IA_ERR_NOMEM, "cannot start the writer thread");

@@ -99,7 +99,7 @@ before=$(q "SELECT path, kind, reason FROM v_entries ORDER BY path")
 mkdir -p new && echo hi >new/t.txt
 "$IMGAUDIT" scan --db "$DB" --quiet new
 eq "migrated: exit status" "$?" "0"
-eq "migrated: version" "$(q "PRAGMA user_version")" "7"
+eq "migrated: version" "$(q "PRAGMA user_version")" "$(schema_latest)"
 eq "migrated: old scan's entries rows" "$(q "SELECT path FROM entries WHERE scan_id = 1 ORDER BY path")" "old/l"
 eq "migrated: old scan as before" "$(q "SELECT path, kind, reason FROM entries WHERE scan_id = 1 UNION ALL
 	SELECT path, kind, reason FROM v_not_images WHERE scan_id = 1 ORDER BY path")" "$before"
