@@ -52,11 +52,11 @@ psql "host=$PGD user=admin dbname=postgres" -X -q -c "CREATE DATABASE fleet" || 
 
 # ---- the schema: pg-migrate, then the documented roles ----
 out=$("$IMGAUDIT" pg-migrate --to "$ADMIN" --check)
-eq "pg-migrate --check on an empty database" "$?|$out" "0|central schema version 0 at user=admin dbname=fleet host=$PGD (this imgaudit: 1)"
+eq "pg-migrate --check on an empty database" "$?|$out" "0|central schema version 0 at user=admin dbname=fleet host=$PGD (this imgaudit: 2)"
 "$IMGAUDIT" pg-migrate --to "$ADMIN" >/dev/null; eq "pg-migrate" "$?" "0"
-eq "schema version" "$(adm 'SELECT max(version) FROM imgaudit_schema')" "1"
+eq "schema version" "$(adm 'SELECT max(version) FROM imgaudit_schema')" "2"
 "$IMGAUDIT" pg-migrate --to "$ADMIN" >/dev/null; eq "pg-migrate again" "$?" "0"
-eq "applied once" "$(adm 'SELECT count(*) FROM imgaudit_schema')" "1"
+eq "applied once" "$(adm 'SELECT count(*) FROM imgaudit_schema')" "2"
 psql "$ADMIN" -X -q -v ON_ERROR_STOP=1 -f "$SOURCE_DIR/contrib/fleet/roles.sql" || bad "roles.sql"
 adm "ALTER ROLE imgaudit_push PASSWORD 'pushpw'; ALTER ROLE imgaudit_read PASSWORD 'readpw'" >/dev/null
 
@@ -383,7 +383,7 @@ IMGAUDIT_PUSH_TO="$PUSH" "$IMGAUDIT" push --db hC.db --host hC --quiet; eq "IMGA
 # ---- a server schema newer than this imgaudit: refused, exit 6 ----
 adm "INSERT INTO imgaudit_schema (version) VALUES (99)" >/dev/null
 "$IMGAUDIT" push --db hC.db --to "$PUSH" 2>new.err; eq "newer server schema: exit status" "$?" "6"
-grep -q "has central schema version 99, newer than this imgaudit's 1; refusing to touch it" new.err && ok || { bad "newer schema message"; cat new.err; }
+grep -q "has central schema version 99, newer than this imgaudit's 2; refusing to touch it" new.err && ok || { bad "newer schema message"; cat new.err; }
 "$IMGAUDIT" report --db "$READ" 2>/dev/null >/dev/null; eq "report refuses it too" "$?" "1"
 "$IMGAUDIT" pg-migrate --to "$ADMIN" 2>/dev/null; eq "pg-migrate refuses it" "$?" "6"
 adm "DELETE FROM imgaudit_schema WHERE version = 99" >/dev/null
