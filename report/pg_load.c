@@ -40,8 +40,8 @@ static const char *const load_where[IA_PGT_COUNT] = {
     [IA_PGT_FINDINGS] = "scan_id = $2",
     [IA_PGT_OVF_DISKS] = "scan_id = $2",
     [IA_PGT_LAYERS] = "id IN " LAYERS,
-    /* the report reads the data runs only (rpt_share.c: clipped to each piece) */
-    [IA_PGT_LAYER_RUNS] = "data <> 0 AND layer_id IN " LAYERS,
+    /* from layer_runs_packed, the data runs only: see load_runs */
+    [IA_PGT_LAYER_RUNS] = "layer_id IN " LAYERS,
     [IA_PGT_PIECES] = "image_id IN " MAPS,
     [IA_PGT_CHAIN_LAYERS] = "image_id IN " MAPS,
 };
@@ -134,22 +134,103 @@ static int load_row(struct ia_pg *pg, sqlite3 *db, const struct ia_pg_table *tb,
 }
 
 /*
- * The rows of table t for the store into the in-memory store: COPY (SELECT
- * ...) TO STDOUT in the binary format, so that the server formats no text,
- * libpq keeps no result set, and each row goes to SQLite as it arrives
- * (server and client work at the same time).
+ * Run sql, a COPY (SELECT ...) TO STDOUT (FORMAT binary), and give each row
+ * (its field count first) to row(ctx, ...), which says how many bytes it
+ * took.  Each row is handled as it arrives (server and client work at the
+ * same time) and libpq keeps no result set.
+ */
+static int copy_out(struct ia_pg *pg, const char *sql, const char *table,
+                    int (*row)(void *ctx, const unsigned char *p, size_t n, size_t *used,
+                               struct ia_error *err),
+                    void *ctx, struct ia_error *err)
+{
+        static const unsigned char header[11] = "PGCOPY\n\377\r\n";
+        PGresult *res = PQexec(pg->conn, sql);
+        char *buf = NULL;
+        int ret = -1, n = 0;
+        bool head = false, trailer = false;
+
+        if (!res || PQresultStatus(res) != PGRES_COPY_OUT) {
+                ia_pg_error(pg, res, "query failed", err);
+                PQclear(res);
+                return -1;
+        }
+        PQclear(res);
+        while ((n = PQgetCopyData(pg->conn, &buf, 0)) > 0) {
+                const unsigned char *p = (const unsigned char *)buf;
+                size_t len = (size_t)n, used = 0;
+
+                if (!head) { /* signature, flags, header extension */
+                        if (len < 19 || memcmp(p, header, sizeof(header)) != 0 ||
+                            len - 19 < get32(p + 15)) {
+                                bad_copy(pg, table, err);
+                                goto drain;
+                        }
+                        used = 19 + get32(p + 15);
+                        p += used;
+                        len -= used;
+                        head = true;
+                }
+                while (len > 0) {
+                        if (trailer) {
+                                bad_copy(pg, table, err);
+                                goto drain;
+                        }
+                        if (len >= 2 && p[0] == 0xff && p[1] == 0xff) {
+                                trailer = true;
+                                used = 2;
+                        } else if (row(ctx, p, len, &used, err) < 0) {
+                                goto drain;
+                        }
+                        p += used;
+                        len -= used;
+                }
+                PQfreemem(buf);
+                buf = NULL;
+        }
+        if (n == -2 || !trailer) {
+                ia_pg_error(pg, NULL, "COPY", err);
+                goto drain;
+        }
+        ret = 0;
+drain:
+        PQfreemem(buf);
+        if (ret < 0 && n > 0) /* stop reading: the connection is closed by the caller */
+                return -1;
+        while ((res = PQgetResult(pg->conn)) != NULL) {
+                if (PQresultStatus(res) != PGRES_COMMAND_OK && ret == 0)
+                        ret = ia_pg_error(pg, res, "COPY", err);
+                PQclear(res);
+        }
+        return ret;
+}
+
+struct table_load {
+        struct ia_pg *pg;
+        sqlite3 *db;
+        const struct ia_pg_table *tb;
+        sqlite3_stmt *st;
+};
+
+static int table_row(void *ctx, const unsigned char *p, size_t n, size_t *used,
+                     struct ia_error *err)
+{
+        struct table_load *l = ctx;
+
+        return load_row(l->pg, l->db, l->tb, l->st, p, n, used, err);
+}
+
+/*
+ * The rows of table t for the store into the in-memory store: the columns
+ * of pg_tables.c, the rows load_where names.
  */
 static int load_table(struct ia_pg *pg, sqlite3 *db, enum ia_pg_tbl t, const char *const *vals,
                       struct ia_error *err)
 {
-        static const unsigned char header[11] = "PGCOPY\n\377\r\n";
         const struct ia_pg_table *tb = &ia_pg_tables[t];
+        struct table_load l = {pg, db, tb, NULL};
         struct ia_rbuf q, ins;
-        PGresult *res = NULL;
-        sqlite3_stmt *st = NULL;
-        char *row = NULL;
-        int ret = -1, n;
-        bool head = false, trailer = false;
+        int ret = -1;
 
         ia_rbuf_init(&q);
         ia_rbuf_init(&ins);
@@ -174,69 +255,257 @@ static int load_table(struct ia_pg *pg, sqlite3 *db, enum ia_pg_tbl t, const cha
                 ia_error_set(err, IA_ERR_NOMEM, "out of memory");
                 goto out;
         }
-        if (sqlite3_prepare_v2(db, ins.buf, -1, &st, NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v2(db, ins.buf, -1, &l.st, NULL) != SQLITE_OK) {
                 mem_error(db, tb->name, err);
                 goto out;
         }
-        res = PQexec(pg->conn, q.buf);
-        if (!res || PQresultStatus(res) != PGRES_COPY_OUT) {
-                ia_pg_error(pg, res, "query failed", err);
-                goto out;
-        }
-        PQclear(res);
-        res = NULL;
-        while ((n = PQgetCopyData(pg->conn, &row, 0)) > 0) {
-                const unsigned char *p = (const unsigned char *)row;
-                size_t len = (size_t)n, used = 0;
-
-                if (!head) { /* signature, flags, header extension */
-                        if (len < 19 || memcmp(p, header, sizeof(header)) != 0 ||
-                            len - 19 < get32(p + 15)) {
-                                bad_copy(pg, tb->name, err);
-                                goto drain;
-                        }
-                        used = 19 + get32(p + 15);
-                        p += used;
-                        len -= used;
-                        head = true;
-                }
-                while (len > 0) {
-                        if (trailer) {
-                                bad_copy(pg, tb->name, err);
-                                goto drain;
-                        }
-                        if (len >= 2 && p[0] == 0xff && p[1] == 0xff) {
-                                trailer = true;
-                                used = 2;
-                        } else if (load_row(pg, db, tb, st, p, len, &used, err) < 0) {
-                                goto drain;
-                        }
-                        p += used;
-                        len -= used;
-                }
-                PQfreemem(row);
-                row = NULL;
-        }
-        if (n == -2 || !trailer) {
-                ia_pg_error(pg, NULL, "COPY", err);
-                goto drain;
-        }
-        ret = 0;
-drain:
-        PQfreemem(row);
-        row = NULL;
-        if (ret < 0 && n > 0) /* stop reading: the connection is closed by the caller */
-                goto out;
-        while ((res = PQgetResult(pg->conn)) != NULL) {
-                if (PQresultStatus(res) != PGRES_COMMAND_OK && ret == 0)
-                        ret = ia_pg_error(pg, res, "COPY", err);
-                PQclear(res);
-        }
+        ret = copy_out(pg, q.buf, tb->name, table_row, &l, err);
 out:
-        sqlite3_finalize(st);
-        PQclear(res);
+        sqlite3_finalize(l.st);
         ia_rbuf_release(&q);
         ia_rbuf_release(&ins);
+        return ret;
+}
+
+/* ---- layer runs, from their packed blocks (schema/pg/002_packed_runs.sql) ---- */
+
+/* layer_runs_packed.flags bits */
+enum { RUN_PRESENT = 1, RUN_ZERO = 2, RUN_DATA = 4, RUN_COMPRESSED = 8 };
+
+/* More runs than any push puts in a block (48): a block beyond is refused. */
+#define MAX_BLOCK_RUNS 65536
+
+/* One decoded array of a block. */
+struct run_array {
+        int64_t *v;
+        bool *null;
+        size_t n, cap;
+};
+
+/* The arrays of a block, in the order of the COPY: starts, lengths, flags, offsets, file_ids. */
+enum { A_START, A_LENGTH, A_FLAGS, A_OFFSET, A_FILE, A_COUNT };
+
+struct runs_load {
+        struct ia_pg *pg;
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        struct run_array a[A_COUNT];
+        bool have; /* run holds a data run not inserted yet */
+        int64_t layer, run[A_COUNT];
+        bool run_null[A_COUNT];
+};
+
+/* The next field of a COPY row at *at: its length (-1: NULL) and bytes. */
+static int next_field(const unsigned char *p, size_t n, size_t *at, const unsigned char **v,
+                      int32_t *len)
+{
+        if (n - *at < 4)
+                return -1;
+        *len = (int32_t)get32(p + *at);
+        *at += 4;
+        *v = p + *at;
+        if (*len > 0) {
+                if ((size_t)*len > n - *at)
+                        return -1;
+                *at += (size_t)*len;
+        }
+        return 0;
+}
+
+/* A big-endian signed integer of 2 or 8 bytes. */
+static int64_t get_int(const unsigned char *p, size_t n)
+{
+        uint64_t u = 0;
+
+        for (size_t k = 0; k < n; k++)
+                u = u << 8 | p[k];
+        return n == 2 ? (int16_t)u : (int64_t)u;
+}
+
+/*
+ * A one-dimensional array in the binary format (dimensions, has-nulls
+ * flag, element type, size, lower bound, then each element's length and
+ * bytes) of int8 (esz 8, type 20) or int2 (esz 2, type 21) into a; -1: not
+ * such an array, -2: out of memory.
+ */
+static int decode_array(const unsigned char *v, int32_t len, size_t esz, uint32_t type,
+                        struct run_array *a)
+{
+        size_t n, at = 20;
+
+        a->n = 0;
+        if (len == 12 && get32(v) == 0) /* an empty array */
+                return 0;
+        if (len < 20 || get32(v) != 1 || get32(v + 4) > 1 || get32(v + 8) != type)
+                return -1;
+        n = get32(v + 12);
+        if (n > MAX_BLOCK_RUNS)
+                return -1;
+        if (n > a->cap) {
+                int64_t *nv = realloc(a->v, n * sizeof(*nv));
+                bool *nn;
+
+                if (!nv)
+                        return -2;
+                a->v = nv;
+                nn = realloc(a->null, n * sizeof(*nn));
+                if (!nn)
+                        return -2;
+                a->null = nn;
+                a->cap = n;
+        }
+        for (size_t k = 0; k < n; k++) {
+                int32_t el;
+
+                if ((size_t)len - at < 4)
+                        return -1;
+                el = (int32_t)get32(v + at);
+                at += 4;
+                a->null[k] = el < 0;
+                a->v[k] = 0;
+                if (el < 0)
+                        continue;
+                if ((size_t)el != esz || (size_t)len - at < esz)
+                        return -1;
+                a->v[k] = get_int(v + at, esz);
+                at += esz;
+        }
+        a->n = n;
+        return at == (size_t)len ? 0 : -1;
+}
+
+/* The pending data run into the in-memory layer_runs. */
+static int run_flush(struct runs_load *l, struct ia_error *err)
+{
+        sqlite3_stmt *st = l->st;
+        int64_t f = l->run[A_FLAGS];
+
+        if (!l->have)
+                return 0;
+        l->have = false;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, l->layer);
+        sqlite3_bind_int64(st, 2, l->run[A_START]);
+        sqlite3_bind_int64(st, 3, l->run[A_LENGTH]);
+        sqlite3_bind_int(st, 4, (f & RUN_PRESENT) != 0);
+        sqlite3_bind_int(st, 5, (f & RUN_ZERO) != 0);
+        sqlite3_bind_int(st, 6, 1);
+        sqlite3_bind_int(st, 7, (f & RUN_COMPRESSED) != 0);
+        for (int k = A_OFFSET; k <= A_FILE; k++)
+                if (l->run_null[k])
+                        sqlite3_bind_null(st, k + 4);
+                else
+                        sqlite3_bind_int64(st, k + 4, l->run[k]);
+        return sqlite3_step(st) == SQLITE_DONE ? 0 : mem_error(l->db, "layer_runs", err);
+}
+
+/*
+ * Run k of the block of layer into the pending run: a data run that
+ * continues the pending one (the same layer, contiguous in the guest)
+ * lengthens it, any other data run replaces it (inserted first).
+ */
+static int run_add(struct runs_load *l, int64_t layer, size_t k, struct ia_error *err)
+{
+        if (!(l->a[A_FLAGS].v[k] & RUN_DATA))
+                return 0;
+        if (l->have && l->layer == layer &&
+            (uint64_t)l->run[A_START] + (uint64_t)l->run[A_LENGTH] ==
+                (uint64_t)l->a[A_START].v[k]) {
+                l->run[A_LENGTH] =
+                    (int64_t)((uint64_t)l->run[A_LENGTH] + (uint64_t)l->a[A_LENGTH].v[k]);
+                return 0;
+        }
+        if (run_flush(l, err) < 0)
+                return -1;
+        l->have = true;
+        l->layer = layer;
+        for (int i = 0; i < A_COUNT; i++) {
+                l->run[i] = l->a[i].v[k];
+                l->run_null[i] = l->a[i].null[k];
+        }
+        return 0;
+}
+
+/* One block: layer_id and the five arrays, all of one length, none NULL. */
+static int runs_row(void *ctx, const unsigned char *p, size_t n, size_t *used, struct ia_error *err)
+{
+        struct runs_load *l = ctx;
+        const unsigned char *v;
+        size_t at = 2;
+        int32_t len;
+        int64_t layer;
+
+        if (n < 2 || ((size_t)p[0] << 8 | p[1]) != 1 + A_COUNT ||
+            next_field(p, n, &at, &v, &len) < 0 || len != 8)
+                return bad_copy(l->pg, "layer_runs_packed", err);
+        layer = get_int(v, 8);
+        for (int i = 0; i < A_COUNT; i++) {
+                bool small = i == A_FLAGS;
+                int rc;
+
+                if (next_field(p, n, &at, &v, &len) < 0 || len < 0)
+                        return bad_copy(l->pg, "layer_runs_packed", err);
+                rc = decode_array(v, len, small ? 2 : 8, small ? 21 : 20, &l->a[i]);
+                if (rc == -2)
+                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                if (rc < 0 || l->a[i].n != l->a[A_START].n)
+                        return bad_copy(l->pg, "layer_runs_packed", err);
+                for (size_t k = 0; i < A_OFFSET && k < l->a[i].n; k++)
+                        if (l->a[i].null[k])
+                                return bad_copy(l->pg, "layer_runs_packed", err);
+        }
+        if (at != n)
+                return bad_copy(l->pg, "layer_runs_packed", err);
+        for (size_t k = 0; k < l->a[A_START].n; k++)
+                if (run_add(l, layer, k, err) < 0)
+                        return -1;
+        *used = at;
+        return 0;
+}
+
+/*
+ * The runs the report reads of the layers the store's maps name: only the
+ * data runs (rpt_share.c reads them as ranges, clipped to each piece), and
+ * those contiguous in the guest merged into one (a fragmented base's
+ * clusters, scattered in the file, are runs of their own: the ranges, all
+ * the report reads, are the same).  So the in-memory layer_runs is not the
+ * layer's runs, and nothing but the report may read it (local v_map of the
+ * in-memory store is not complete).
+ */
+static int load_runs(struct ia_pg *pg, sqlite3 *db, const char *const *vals, struct ia_error *err)
+{
+        struct runs_load l = {.pg = pg, .db = db};
+        struct ia_rbuf q;
+        int ret = -1;
+
+        ia_rbuf_init(&q);
+        ia_rbuf_addf(&q,
+                     "COPY (SELECT layer_id, starts, lengths, flags, offsets, file_ids "
+                     "FROM layer_runs_packed WHERE store_id = %s AND ",
+                     vals[0]);
+        subst(&q, load_where[IA_PGT_LAYER_RUNS], vals);
+        ia_rbuf_adds(&q, " ORDER BY layer_id, start) TO STDOUT (FORMAT binary)");
+        if (q.nomem) {
+                ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                goto out;
+        }
+        if (sqlite3_prepare_v2(db,
+                               "INSERT INTO layer_runs (layer_id, start, length, present, zero, "
+                               "data, compressed, offset, file_id) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                               "?, ?)",
+                               -1, &l.st, NULL) != SQLITE_OK) {
+                mem_error(db, "layer_runs", err);
+                goto out;
+        }
+        if (copy_out(pg, q.buf, "layer_runs_packed", runs_row, &l, err) == 0)
+                ret = run_flush(&l, err);
+out:
+        sqlite3_finalize(l.st);
+        for (int i = 0; i < A_COUNT; i++) {
+                free(l.a[i].v);
+                free(l.a[i].null);
+        }
+        ia_rbuf_release(&q);
         return ret;
 }
 
@@ -349,7 +618,9 @@ static int load_tables(struct ia_pg *pg, sqlite3 *db, const char *const *params,
             ia_pg_exec(pg, "SET LOCAL jit = off", err) < 0)
                 return -1;
         for (int t = 0; t < IA_PGT_COUNT; t++)
-                if (load_table(pg, db, (enum ia_pg_tbl)t, params, err) < 0) {
+                if ((t == IA_PGT_LAYER_RUNS
+                         ? load_runs(pg, db, params, err)
+                         : load_table(pg, db, (enum ia_pg_tbl)t, params, err)) < 0) {
                         PQclear(PQexec(pg->conn, "ROLLBACK"));
                         return -1;
                 }
