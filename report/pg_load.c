@@ -19,13 +19,16 @@
 #include "schema.h"
 #include "banned.h"
 
-#define MAPS "(SELECT coalesce(map_image_id, id) FROM images WHERE store_id = $1 AND scan_id = $2)"
+/*
+ * What is loaded of each table, with $1 the store id (a uuid literal), $2
+ * the reported scan, $3 how many complete scans of history (ALL with
+ * --since), $4 the ids of the reported images' maps and $5 the layers those
+ * maps name (bigint[] literals the client makes from what it loaded: see
+ * load_tables; each subquery would otherwise run again in every query).
+ */
 #define HIST                                                                                       \
         "(SELECT id FROM scans WHERE store_id = $1 AND status = 'complete' AND id <= $2 "          \
         "ORDER BY id DESC LIMIT $3)"
-#define LAYERS                                                                                     \
-        "(SELECT layer_id FROM pieces WHERE store_id = $1 AND image_id IN " MAPS                   \
-        " UNION SELECT layer_id FROM chain_layers WHERE store_id = $1 AND image_id IN " MAPS ")"
 
 static const char *const load_where[IA_PGT_COUNT] = {
     [IA_PGT_SCANS] = "true",
@@ -36,14 +39,22 @@ static const char *const load_where[IA_PGT_COUNT] = {
     [IA_PGT_IMAGES] = "(scan_id = $2 OR scan_id IN " HIST ")",
     [IA_PGT_LINKS] = "(scan_id = $2 OR (scan_id IN " HIST " AND depth = 0 AND status = 'ok' "
                      "AND kind IN ('extent', 'data-file')))",
-    [IA_PGT_MAP] = "image_id IN " MAPS,
+    [IA_PGT_MAP] = "image_id = ANY ($4)",
     [IA_PGT_FINDINGS] = "scan_id = $2",
     [IA_PGT_OVF_DISKS] = "scan_id = $2",
-    [IA_PGT_LAYERS] = "id IN " LAYERS,
+    [IA_PGT_LAYERS] = "id = ANY ($5)",
     /* from layer_runs_packed, the data runs only: see load_runs */
-    [IA_PGT_LAYER_RUNS] = "layer_id IN " LAYERS,
-    [IA_PGT_PIECES] = "image_id IN " MAPS,
-    [IA_PGT_CHAIN_LAYERS] = "image_id IN " MAPS,
+    [IA_PGT_LAYER_RUNS] = "layer_id = ANY ($5)",
+    [IA_PGT_PIECES] = "image_id = ANY ($4)",
+    [IA_PGT_CHAIN_LAYERS] = "image_id = ANY ($4)",
+};
+
+/* The order of the load: the maps' ids come from images, the layers' from pieces and chain_layers.
+ */
+static const enum ia_pg_tbl load_order[IA_PGT_COUNT] = {
+    IA_PGT_SCANS,  IA_PGT_SCAN_ROOTS,   IA_PGT_FILES,    IA_PGT_SCAN_FILES, IA_PGT_ENTRIES,
+    IA_PGT_IMAGES, IA_PGT_LINKS,        IA_PGT_FINDINGS, IA_PGT_OVF_DISKS,  IA_PGT_MAP,
+    IA_PGT_PIECES, IA_PGT_CHAIN_LAYERS, IA_PGT_LAYERS,   IA_PGT_LAYER_RUNS,
 };
 
 static int mem_error(sqlite3 *db, const char *what, struct ia_error *err)
@@ -52,11 +63,11 @@ static int mem_error(sqlite3 *db, const char *what, struct ia_error *err)
                             db ? sqlite3_errmsg(db) : "out of memory");
 }
 
-/* tmpl with $1..$3 replaced by vals[0..2] (already SQL: a literal, a number, ALL). */
+/* tmpl with $1..$5 replaced by vals[0..4] (already SQL: literals, a number, ALL). */
 static void subst(struct ia_rbuf *b, const char *tmpl, const char *const *vals)
 {
         for (const char *p = tmpl; *p; p++) {
-                if (p[0] == '$' && p[1] >= '1' && p[1] <= '3') {
+                if (p[0] == '$' && p[1] >= '1' && p[1] <= '5') {
                         ia_rbuf_adds(b, vals[p[1] - '1']);
                         p++;
                 } else {
@@ -282,8 +293,12 @@ struct run_array {
         size_t n, cap;
 };
 
-/* The arrays of a block, in the order of the COPY: starts, lengths, flags, offsets, file_ids. */
-enum { A_START, A_LENGTH, A_FLAGS, A_OFFSET, A_FILE, A_COUNT };
+/*
+ * The arrays of a block the report needs, in the order of the COPY: starts,
+ * lengths, flags (offsets and file ids are not read: the in-memory runs
+ * have none).
+ */
+enum { A_START, A_LENGTH, A_FLAGS, A_COUNT };
 
 struct runs_load {
         struct ia_pg *pg;
@@ -292,7 +307,6 @@ struct runs_load {
         struct run_array a[A_COUNT];
         bool have; /* run holds a data run not inserted yet */
         int64_t layer, run[A_COUNT];
-        bool run_null[A_COUNT];
 };
 
 /* The next field of a COPY row at *at: its length (-1: NULL) and bytes. */
@@ -391,11 +405,6 @@ static int run_flush(struct runs_load *l, struct ia_error *err)
         sqlite3_bind_int(st, 5, (f & RUN_ZERO) != 0);
         sqlite3_bind_int(st, 6, 1);
         sqlite3_bind_int(st, 7, (f & RUN_COMPRESSED) != 0);
-        for (int k = A_OFFSET; k <= A_FILE; k++)
-                if (l->run_null[k])
-                        sqlite3_bind_null(st, k + 4);
-                else
-                        sqlite3_bind_int64(st, k + 4, l->run[k]);
         return sqlite3_step(st) == SQLITE_DONE ? 0 : mem_error(l->db, "layer_runs", err);
 }
 
@@ -419,14 +428,12 @@ static int run_add(struct runs_load *l, int64_t layer, size_t k, struct ia_error
                 return -1;
         l->have = true;
         l->layer = layer;
-        for (int i = 0; i < A_COUNT; i++) {
+        for (int i = 0; i < A_COUNT; i++)
                 l->run[i] = l->a[i].v[k];
-                l->run_null[i] = l->a[i].null[k];
-        }
         return 0;
 }
 
-/* One block: layer_id and the five arrays, all of one length, none NULL. */
+/* One block: layer_id and the arrays, all of one length, without NULL elements. */
 static int runs_row(void *ctx, const unsigned char *p, size_t n, size_t *used, struct ia_error *err)
 {
         struct runs_load *l = ctx;
@@ -450,7 +457,7 @@ static int runs_row(void *ctx, const unsigned char *p, size_t n, size_t *used, s
                         return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
                 if (rc < 0 || l->a[i].n != l->a[A_START].n)
                         return bad_copy(l->pg, "layer_runs_packed", err);
-                for (size_t k = 0; i < A_OFFSET && k < l->a[i].n; k++)
+                for (size_t k = 0; k < l->a[i].n; k++)
                         if (l->a[i].null[k])
                                 return bad_copy(l->pg, "layer_runs_packed", err);
         }
@@ -468,9 +475,9 @@ static int runs_row(void *ctx, const unsigned char *p, size_t n, size_t *used, s
  * data runs (rpt_share.c reads them as ranges, clipped to each piece), and
  * those contiguous in the guest merged into one (a fragmented base's
  * clusters, scattered in the file, are runs of their own: the ranges, all
- * the report reads, are the same).  So the in-memory layer_runs is not the
- * layer's runs, and nothing but the report may read it (local v_map of the
- * in-memory store is not complete).
+ * the report reads, are the same), without offsets or file ids.  So the
+ * in-memory layer_runs is not the layer's runs, and nothing but the report
+ * may read it (local v_map of the in-memory store is not complete).
  */
 static int load_runs(struct ia_pg *pg, sqlite3 *db, const char *const *vals, struct ia_error *err)
 {
@@ -480,7 +487,7 @@ static int load_runs(struct ia_pg *pg, sqlite3 *db, const char *const *vals, str
 
         ia_rbuf_init(&q);
         ia_rbuf_addf(&q,
-                     "COPY (SELECT layer_id, starts, lengths, flags, offsets, file_ids "
+                     "COPY (SELECT layer_id, starts, lengths, flags "
                      "FROM layer_runs_packed WHERE store_id = %s AND ",
                      vals[0]);
         subst(&q, load_where[IA_PGT_LAYER_RUNS], vals);
@@ -491,8 +498,7 @@ static int load_runs(struct ia_pg *pg, sqlite3 *db, const char *const *vals, str
         }
         if (sqlite3_prepare_v2(db,
                                "INSERT INTO layer_runs (layer_id, start, length, present, zero, "
-                               "data, compressed, offset, file_id) VALUES (?, ?, ?, ?, ?, ?, ?, "
-                               "?, ?)",
+                               "data, compressed) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                -1, &l.st, NULL) != SQLITE_OK) {
                 mem_error(db, "layer_runs", err);
                 goto out;
@@ -603,35 +609,82 @@ static int open_memdb(const char *name, sqlite3 **db, struct ia_rbuf *idx, struc
         return drop_indexes(*db, err);
 }
 
+/* The ids sql selects from the in-memory store, as a bigint[] literal, into b. */
+static int id_list(sqlite3 *db, const char *sql, int64_t bind, struct ia_rbuf *b,
+                   struct ia_error *err)
+{
+        sqlite3_stmt *st;
+        int rc, n = 0;
+
+        ia_rbuf_adds(b, "'{");
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+                return mem_error(db, "reading ids", err);
+        sqlite3_bind_int64(st, 1, bind);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                ia_rbuf_addf(b, "%s%lld", n++ ? "," : "", (long long)sqlite3_column_int64(st, 0));
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return mem_error(db, "reading ids", err);
+        ia_rbuf_adds(b, "}'::bigint[]");
+        return b->nomem ? ia_error_set(err, IA_ERR_NOMEM, "out of memory") : 0;
+}
+
 /*
- * Every table of the store, in one snapshot of the central database.
- * Every query reads one store's rows through an index led by store_id: a
- * sequential scan would read every host's rows once per host (the planner
- * picks one as soon as a store is a few percent of a table), and JIT costs
- * more than these queries.
+ * Every table of the store, in one snapshot of the central database, in
+ * load_order.  Every query reads one store's rows through an index led by
+ * store_id: a sequential scan would read every host's rows once per host
+ * (the planner picks one as soon as a store is a few percent of a table),
+ * and JIT costs more than these queries.
  */
-static int load_tables(struct ia_pg *pg, sqlite3 *db, const char *const *params,
+static int load_tables(struct ia_pg *pg, sqlite3 *db, const char **params, int64_t scan_id,
                        struct ia_error *err)
 {
+        struct ia_rbuf maps, layers;
+        int ret = -1;
+
+        ia_rbuf_init(&maps);
+        ia_rbuf_init(&layers);
         if (ia_pg_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) < 0 ||
             ia_pg_exec(pg, "SET LOCAL enable_seqscan = off", err) < 0 ||
             ia_pg_exec(pg, "SET LOCAL jit = off", err) < 0)
-                return -1;
-        for (int t = 0; t < IA_PGT_COUNT; t++)
-                if ((t == IA_PGT_LAYER_RUNS
-                         ? load_runs(pg, db, params, err)
-                         : load_table(pg, db, (enum ia_pg_tbl)t, params, err)) < 0) {
-                        PQclear(PQexec(pg->conn, "ROLLBACK"));
-                        return -1;
-                }
-        return ia_pg_exec(pg, "COMMIT", err);
+                goto out;
+        for (int k = 0; k < IA_PGT_COUNT; k++) {
+                enum ia_pg_tbl t = load_order[k];
+
+                if (t == IA_PGT_MAP &&
+                    id_list(db,
+                            "SELECT DISTINCT coalesce(map_image_id, id) FROM images "
+                            "WHERE scan_id = ?1 ORDER BY 1",
+                            scan_id, &maps, err) < 0)
+                        goto rollback;
+                if (t == IA_PGT_LAYERS &&
+                    id_list(db,
+                            "SELECT layer_id FROM pieces WHERE layer_id IS NOT NULL UNION "
+                            "SELECT layer_id FROM chain_layers WHERE layer_id IS NOT NULL "
+                            "ORDER BY 1",
+                            0, &layers, err) < 0)
+                        goto rollback;
+                params[3] = maps.buf;
+                params[4] = layers.buf;
+                if ((t == IA_PGT_LAYER_RUNS ? load_runs(pg, db, params, err)
+                                            : load_table(pg, db, t, params, err)) < 0)
+                        goto rollback;
+        }
+        ret = ia_pg_exec(pg, "COMMIT", err);
+        goto out;
+rollback:
+        PQclear(PQexec(pg->conn, "ROLLBACK"));
+out:
+        ia_rbuf_release(&maps);
+        ia_rbuf_release(&layers);
+        return ret;
 }
 
 int ia_pg_load_store(struct ia_pg *pg, const char *name, const char *store_id, int64_t scan_id,
                      bool all_history, sqlite3 **db, struct ia_error *err)
 {
         char sid[24], lit[48];
-        const char *params[3] = {lit, sid, all_history ? "ALL" : "60"};
+        const char *params[5] = {lit, sid, all_history ? "ALL" : "60", NULL, NULL};
         struct ia_rbuf idx;
         int ret = -1;
 
@@ -647,7 +700,7 @@ int ia_pg_load_store(struct ia_pg *pg, const char *name, const char *store_id, i
                                             store_id);
         snprintf(lit, sizeof(lit), "'%s'::uuid", store_id);
         ia_rbuf_init(&idx);
-        if (open_memdb(name, db, &idx, err) < 0 || load_tables(pg, *db, params, err) < 0)
+        if (open_memdb(name, db, &idx, err) < 0 || load_tables(pg, *db, params, scan_id, err) < 0)
                 goto out;
         if ((idx.len && sqlite3_exec(*db, idx.buf, NULL, NULL, NULL) != SQLITE_OK) ||
             sqlite3_exec(*db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
