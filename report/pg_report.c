@@ -30,10 +30,8 @@
  * store, pg_fleet_doc.c gathers the document (pg_report.h).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
