@@ -405,6 +405,12 @@ psql "$READ" -X -At -c "SELECT count(*) FROM layer_runs" >/dev/null && ok || bad
 eq "rights after the migration" "$(psql "host=$PGD user=imgaudit_read dbname=fleet1" -X -At -c "SELECT count(*) > 0 FROM layer_runs, (SELECT count(*) FROM v_map) m" 2>&1) $(psql "host=$PGD user=imgaudit_push dbname=fleet1" -X -At -c "SELECT has_table_privilege('layer_runs_packed', 'INSERT'), has_table_privilege('layer_runs', 'SELECT')" 2>&1)" "t t|t"
 psql "host=$PGD user=admin dbname=postgres" -X -q -c "DROP DATABASE fleet1"
 
+# ---- packed runs of an unexpected shape (arrays of unequal lengths): a clear error ----
+adm "INSERT INTO layer_runs_packed SELECT store_id, layer_id, -1, 0, '{0,1}', '{1}', '{4}', '{NULL}', '{NULL}' FROM layer_runs_packed WHERE store_id = '$(sid hC.db)' LIMIT 1" >/dev/null
+"$IMGAUDIT" report --db "$READ" --host hC --format json >/dev/null 2>shape.err; eq "bad packed runs: exit status" "$?" "1"
+grep -q "^imgaudit report: host 'hC' (store $(sid hC.db)): PostgreSQL at '.*': layer_runs_packed: COPY data of an unexpected shape" shape.err && ok || { bad "bad packed runs: message"; cat shape.err; }
+adm "DELETE FROM layer_runs_packed WHERE store_id = '$(sid hC.db)' AND start = -1" >/dev/null
+
 # ---- a server schema newer than this imgaudit: refused, exit 6 ----
 adm "INSERT INTO imgaudit_schema (version) VALUES (99)" >/dev/null
 "$IMGAUDIT" push --db hC.db --to "$PUSH" 2>new.err; eq "newer server schema: exit status" "$?" "6"
