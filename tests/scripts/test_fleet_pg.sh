@@ -10,7 +10,9 @@
 # at once without waiting for each other; the read-only role reads and
 # cannot write; unreachable server, bad credentials, a full disk on the
 # server and a newer server schema each have their exit status, and no
-# password reaches a message.
+# password reaches a message; a central database of schema 1 holding every
+# host's history, migrated to schema 2, holds the same runs and gives the
+# same views and report; packed runs of a wrong shape are a clear error.
 . "$(dirname "$0")/lib.sh"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$PGBIN/initdb" ] || { echo "FAIL: PostgreSQL server binaries not found (tests/setup.sh installs postgresql)"; exit 1; }
