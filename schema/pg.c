@@ -379,6 +379,59 @@ void ia_pg_copy_null(struct ia_pg_copy *c)
         field(c, -1);
 }
 
+/*
+ * A one-dimensional array of n elements (int8, or int2 when wide is false):
+ * the header (dimensions, has-nulls flag, element type, size and lower
+ * bound 1), then each element as a field of its own (length -1: NULL).
+ */
+static void copy_array(struct ia_pg_copy *c, const int64_t *v, const bool *null, size_t n,
+                       bool wide)
+{
+        size_t esz = wide ? 8 : 2, at;
+        bool any_null = false;
+
+        if (n > 65536) {
+                c->nomem = true;
+                return;
+        }
+        for (size_t i = 0; null && i < n; i++)
+                any_null |= null[i];
+        if (!reserve(c, 20 + n * (4 + esz)))
+                return;
+        field(c, 0);
+        at = c->len;
+        put32(c->buf + c->len, 1);
+        put32(c->buf + c->len + 4, any_null);
+        put32(c->buf + c->len + 8, wide ? 20 : 21); /* int8, int2 */
+        put32(c->buf + c->len + 12, (uint32_t)n);
+        put32(c->buf + c->len + 16, 1);
+        c->len += 20;
+        for (size_t i = 0; i < n; i++) {
+                uint64_t u = (uint64_t)v[i];
+
+                if (null && null[i]) {
+                        put32(c->buf + c->len, UINT32_MAX);
+                        c->len += 4;
+                        continue;
+                }
+                put32(c->buf + c->len, (uint32_t)esz);
+                c->len += 4;
+                for (int k = (int)esz - 1; k >= 0; k--)
+                        c->buf[c->len++] = (char)(u >> (8 * k));
+        }
+        put32(c->buf + at - 4, (uint32_t)(c->len - at));
+}
+
+void ia_pg_copy_int_array(struct ia_pg_copy *c, const int64_t *v, const bool *null, size_t n)
+{
+        copy_array(c, v, null, n, true);
+}
+
+void ia_pg_copy_small_array(struct ia_pg_copy *c, const int64_t *v, size_t n)
+{
+        copy_array(c, v, NULL, n, false);
+}
+
 static int hexval(char ch)
 {
         return ch >= '0' && ch <= '9'   ? ch - '0'

@@ -73,6 +73,10 @@ struct ia_pg_copy {
 int ia_pg_copy_begin(struct ia_pg_copy *c, struct ia_pg *pg, const char *sql, struct ia_error *err);
 void ia_pg_copy_int(struct ia_pg_copy *c, int64_t v);
 void ia_pg_copy_null(struct ia_pg_copy *c);
+/* A bigint[] of n elements (at most 65,536), element i NULL when null && null[i]. */
+void ia_pg_copy_int_array(struct ia_pg_copy *c, const int64_t *v, const bool *null, size_t n);
+/* A smallint[] of n elements (each truncated to 16 bits). */
+void ia_pg_copy_small_array(struct ia_pg_copy *c, const int64_t *v, size_t n);
 /* A uuid column from its text form (36 characters); -1: not a uuid (nothing written). */
 int ia_pg_copy_uuid(struct ia_pg_copy *c, const char *s);
 /* Text: bytes that are not UTF-8 (and NUL) are written as the 4 characters \xNN. */

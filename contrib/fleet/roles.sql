@@ -20,7 +20,8 @@ GRANT USAGE ON SCHEMA public TO imgaudit_push, imgaudit_read;
 
 GRANT SELECT ON imgaudit_schema TO imgaudit_push;
 GRANT SELECT, INSERT ON stores, scans, scan_roots, files, scan_files, entries, images, links,
-        map, findings, ovf_disks, layers, layer_runs, pieces, chain_layers TO imgaudit_push;
+        map, findings, ovf_disks, layers, layer_runs_packed, pieces, chain_layers TO imgaudit_push;
+GRANT SELECT ON layer_runs TO imgaudit_push;
 GRANT UPDATE (host, last_pushed_at) ON stores TO imgaudit_push;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO imgaudit_read;

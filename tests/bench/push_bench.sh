@@ -121,7 +121,10 @@ push_all() {
 }
 measure push_all
 echo "  $((HOSTS - 1)) more hosts pushed in $W s; $(cpu)"
-echo "  central database: $(psql "$CONN" -X -At -c "SELECT pg_size_pretty(pg_database_size('fleet'))"), $(psql "$CONN" -X -At -c "SELECT count(*) FROM images") images, $(psql "$CONN" -X -At -c "SELECT count(*) FROM layer_runs") layer_runs"
+packed=
+[ "$(psql "$CONN" -X -At -c "SELECT to_regclass('layer_runs_packed') IS NOT NULL")" = t ] &&
+	packed=" in $(psql "$CONN" -X -At -c "SELECT count(*) FROM layer_runs_packed") packed rows"
+echo "  central database: $(psql "$CONN" -X -At -c "SELECT pg_size_pretty(pg_database_size('fleet'))"), $(psql "$CONN" -X -At -c "SELECT count(*) FROM images") images, $(psql "$CONN" -X -At -c "SELECT count(*) FROM layer_runs") layer_runs$packed"
 measure "$IMGAUDIT" report --db "$CONN" --format json -o fleet.json
 echo "  fleet report (JSON, all sections, $HOSTS hosts): $W s, $(stat -c %s fleet.json) bytes; $(cpu)"
 measure "$IMGAUDIT" report --db "$CONN" --format human -o fleet.txt

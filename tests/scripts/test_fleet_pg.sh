@@ -10,7 +10,9 @@
 # at once without waiting for each other; the read-only role reads and
 # cannot write; unreachable server, bad credentials, a full disk on the
 # server and a newer server schema each have their exit status, and no
-# password reaches a message.
+# password reaches a message; a central database of schema 1 holding every
+# host's history, migrated to schema 2, holds the same runs and gives the
+# same views and report; packed runs of a wrong shape are a clear error.
 . "$(dirname "$0")/lib.sh"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$PGBIN/initdb" ] || { echo "FAIL: PostgreSQL server binaries not found (tests/setup.sh installs postgresql)"; exit 1; }
@@ -52,11 +54,11 @@ psql "host=$PGD user=admin dbname=postgres" -X -q -c "CREATE DATABASE fleet" || 
 
 # ---- the schema: pg-migrate, then the documented roles ----
 out=$("$IMGAUDIT" pg-migrate --to "$ADMIN" --check)
-eq "pg-migrate --check on an empty database" "$?|$out" "0|central schema version 0 at user=admin dbname=fleet host=$PGD (this imgaudit: 1)"
+eq "pg-migrate --check on an empty database" "$?|$out" "0|central schema version 0 at user=admin dbname=fleet host=$PGD (this imgaudit: 2)"
 "$IMGAUDIT" pg-migrate --to "$ADMIN" >/dev/null; eq "pg-migrate" "$?" "0"
-eq "schema version" "$(adm 'SELECT max(version) FROM imgaudit_schema')" "1"
+eq "schema version" "$(adm 'SELECT max(version) FROM imgaudit_schema')" "2"
 "$IMGAUDIT" pg-migrate --to "$ADMIN" >/dev/null; eq "pg-migrate again" "$?" "0"
-eq "applied once" "$(adm 'SELECT count(*) FROM imgaudit_schema')" "1"
+eq "applied once" "$(adm 'SELECT count(*) FROM imgaudit_schema')" "2"
 psql "$ADMIN" -X -q -v ON_ERROR_STOP=1 -f "$SOURCE_DIR/contrib/fleet/roles.sql" || bad "roles.sql"
 adm "ALTER ROLE imgaudit_push PASSWORD 'pushpw'; ALTER ROLE imgaudit_read PASSWORD 'readpw'" >/dev/null
 
@@ -380,10 +382,41 @@ IMGAUDIT_PUSH_TO="$PUSH" "$IMGAUDIT" push --db hC.db --host hC --quiet; eq "IMGA
 "$IMGAUDIT" push --db hC.db 2>/dev/null; eq "no --to: usage" "$?" "2"
 "$IMGAUDIT" push --db nosuch.db --to "$PUSH" 2>/dev/null; eq "no store: exit status" "$?" "3"
 
+# ---- central schema 1 with history, migrated to 2: the same rows and answers ----
+psql "host=$PGD user=admin dbname=postgres" -X -q -c "CREATE DATABASE fleet1" || bad "create fleet1"
+ADMIN1="host=$PGD user=admin dbname=fleet1"
+{ cat "$SOURCE_DIR/schema/pg/001_initial.sql"; echo "INSERT INTO imgaudit_schema (version) VALUES (1);"; } |
+	psql "$ADMIN1" -X -q -v ON_ERROR_STOP=1 >/dev/null || bad "schema 1"
+for t in stores scans scan_roots files scan_files entries images links map findings ovf_disks layers layer_runs pieces chain_layers; do
+	psql "$ADMIN" -X -q -c "\\copy (SELECT * FROM $t) TO '$WORK/t.copy'" &&
+		psql "$ADMIN1" -X -q -c "\\copy $t FROM '$WORK/t.copy'" || bad "copy $t to schema 1"
+done
+eq "schema 1 holds the runs" "$(psql "$ADMIN1" -X -At -c "SELECT count(*) FROM layer_runs")" "$(adm "SELECT count(*) FROM layer_runs")"
+out=$("$IMGAUDIT" pg-migrate --to "$ADMIN1"); eq "pg-migrate 1 -> 2" "$?|$out" "0|central schema version 2 at user=admin dbname=fleet1 host=$PGD (was 1)"
+packed="SELECT store_id, layer_id, start, stop, starts, lengths, flags, offsets, file_ids FROM layer_runs_packed ORDER BY 1, 2, 3"
+[ "$(psql "$ADMIN1" -X -At -c "SELECT count(*) FROM layer_runs_packed")" -gt 100 ] && [ "$(psql "$ADMIN1" -X -At -c "SELECT count(*) FROM v_map")" -gt 100 ] && ok || bad "nothing migrated"
+eq "migrated runs packed as push packs them" "$(psql "$ADMIN1" -X -At -c "$packed" | md5sum)" "$(adm "$packed" | md5sum)"
+runs="SELECT * FROM layer_runs ORDER BY store_id, layer_id, start"
+eq "layer_runs view after the migration" "$(psql "$ADMIN1" -X -At -c "$runs" | md5sum)" "$(adm "$runs" | md5sum)"
+eq "v_map after the migration" "$(psql "$ADMIN1" -X -At -c "SELECT * FROM v_map" | LC_ALL=C sort | md5sum)" "$(adm "SELECT * FROM v_map" | LC_ALL=C sort | md5sum)"
+"$IMGAUDIT" report --db "$ADMIN1" --host hA --format json | nogen >mig.json
+"$IMGAUDIT" report --db hA.db --format json | nogen >local.json
+cmp -s mig.json local.json && ok || bad "report of hA from the migrated database"
+psql "$READ" -X -At -c "SELECT count(*) FROM layer_runs" >/dev/null && ok || bad "the reader reads layer_runs"
+# the roles existed before the migration: it grants them their rights on what it replaced
+eq "rights after the migration" "$(psql "host=$PGD user=imgaudit_read dbname=fleet1" -X -At -c "SELECT count(*) > 0 FROM layer_runs, (SELECT count(*) FROM v_map) m" 2>&1) $(psql "host=$PGD user=imgaudit_push dbname=fleet1" -X -At -c "SELECT has_table_privilege('layer_runs_packed', 'INSERT'), has_table_privilege('layer_runs', 'SELECT')" 2>&1)" "t t|t"
+psql "host=$PGD user=admin dbname=postgres" -X -q -c "DROP DATABASE fleet1"
+
+# ---- packed runs of an unexpected shape (arrays of unequal lengths): a clear error ----
+adm "INSERT INTO layer_runs_packed SELECT store_id, layer_id, -1, 0, '{0,1}', '{1}', '{4}', '{NULL}', '{NULL}' FROM layer_runs_packed WHERE store_id = '$(sid hC.db)' LIMIT 1" >/dev/null
+"$IMGAUDIT" report --db "$READ" --host hC --format json >/dev/null 2>shape.err; eq "bad packed runs: exit status" "$?" "1"
+grep -q "^imgaudit report: host 'hC' (store $(sid hC.db)): PostgreSQL at '.*': layer_runs_packed: COPY data of an unexpected shape" shape.err && ok || { bad "bad packed runs: message"; cat shape.err; }
+adm "DELETE FROM layer_runs_packed WHERE store_id = '$(sid hC.db)' AND start = -1" >/dev/null
+
 # ---- a server schema newer than this imgaudit: refused, exit 6 ----
 adm "INSERT INTO imgaudit_schema (version) VALUES (99)" >/dev/null
 "$IMGAUDIT" push --db hC.db --to "$PUSH" 2>new.err; eq "newer server schema: exit status" "$?" "6"
-grep -q "has central schema version 99, newer than this imgaudit's 1; refusing to touch it" new.err && ok || { bad "newer schema message"; cat new.err; }
+grep -q "has central schema version 99, newer than this imgaudit's 2; refusing to touch it" new.err && ok || { bad "newer schema message"; cat new.err; }
 "$IMGAUDIT" report --db "$READ" 2>/dev/null >/dev/null; eq "report refuses it too" "$?" "1"
 "$IMGAUDIT" pg-migrate --to "$ADMIN" 2>/dev/null; eq "pg-migrate refuses it" "$?" "6"
 adm "DELETE FROM imgaudit_schema WHERE version = 99" >/dev/null
