@@ -82,7 +82,7 @@ static int host_report(struct ia_pg *pg, const char *conninfo, const struct ia_f
         snprintf(mem, sizeof(mem), "file:/imgaudit-fleet-%d-%d?vfs=memdb", (int)getpid(), index);
         if (!pg) {
                 if (ia_pg_connect(&own, conninfo, &err) < 0) {
-                        ia_diag("imgaudit report", "%s", err.msg);
+                        ia_diag("imgaudit report", "%s", ia_error_msg(&err));
                         return 1;
                 }
                 pg = &own;
@@ -90,7 +90,7 @@ static int host_report(struct ia_pg *pg, const char *conninfo, const struct ia_f
         if (ia_pg_load_store(pg, mem, sr->store_id, scan_id, since, &db, &err) < 0) {
                 sqlite3_close(db);
                 ia_error_prefix(&err, "host '%s' (store %s)", sr->host, sr->store_id);
-                ia_diag("imgaudit report", "%s", err.msg);
+                ia_diag("imgaudit report", "%s", ia_error_msg(&err));
                 if (pg == &own)
                         ia_pg_close(&own);
                 return 1;
@@ -461,7 +461,7 @@ int ia_cmd_report_pg(int argc, char **argv)
         sqlite3_initialize();
         ret = run_fleet(&f, &err);
         if (ret < 0) {
-                ia_diag("imgaudit report", "%s", err.msg);
+                ia_diag("imgaudit report", "%s", ia_error_msg(&err));
                 ret = err.cat == IA_ERR_USAGE ? 2 : 1;
         }
         fleet_release(&f);

@@ -181,7 +181,7 @@ int ia_cmd_prune(int argc, char **argv)
                 goto unlock;
         }
         if (ia_prune_begin(store, &err) < 0) {
-                ia_diag("imgaudit prune", "%s", err.msg);
+                ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
                 goto close;
         }
         if (ia_prune_choose(store, keep, older, &nscans, &err) < 0)
@@ -197,17 +197,17 @@ int ia_cmd_prune(int argc, char **argv)
                 goto close;
         }
         if (ia_prune_end(store, true, &err) < 0) {
-                ia_diag("imgaudit prune", "%s", err.msg);
+                ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
                 goto close;
         }
         if (vacuum && ia_prune_vacuum(store, &err) < 0) {
-                ia_diag("imgaudit prune", "%s", err.msg);
+                ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
                 goto close;
         }
         rc = 0;
         goto close;
 rollback:
-        ia_diag("imgaudit prune", "%s", err.msg);
+        ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
         ia_prune_rollback(store);
 close:
         ia_store_close(store);

@@ -378,7 +378,7 @@ int ia_cmd_push(int argc, char **argv)
         p.db_path = db;
         ret = run_push(&p, to, &err) < 0 ? exit_status(&err) : 0;
         if (ret)
-                fprintf(stderr, "imgaudit push: %s\n", err.msg);
+                fprintf(stderr, "imgaudit push: %s\n", ia_error_msg(&err));
         if (fflush(stdout) != 0 && ret == 0) {
                 fprintf(stderr, "imgaudit push: writing the summary: %s\n", strerror(errno));
                 ret = 1;
@@ -435,7 +435,7 @@ int ia_cmd_pg_migrate(int argc, char **argv)
             (!check && ia_pg_migrate(&pg, true, &after, &err) < 0))
                 ret = exit_status(&err);
         if (ret)
-                fprintf(stderr, "imgaudit pg-migrate: %s\n", err.msg);
+                fprintf(stderr, "imgaudit pg-migrate: %s\n", ia_error_msg(&err));
         else if (check)
                 printf("central schema version %d at %s (this imgaudit: %d)\n", before, pg.where,
                        ia_pg_schema_latest());
