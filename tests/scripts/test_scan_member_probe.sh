@@ -22,7 +22,7 @@ map_eq() { # DB-PATH DIR FILE
 import json, sys
 for e in json.load(sys.stdin):
     print(e["start"], e["length"], e["depth"], int(e["present"]), int(e["zero"]), int(e["data"]), int(e["compressed"]))')
-	got=$(sqlite3 -separator ' ' db.sqlite "SELECT start, length, depth, present, zero, data, compressed FROM v_map WHERE path = '$1' ORDER BY start")
+	got=$(sqlite3 -separator ' ' db.sqlite "SELECT start, length, depth, present, zero, data, compressed FROM v_map WHERE path = '$WORK/$1' ORDER BY start")
 	[ -n "$want" ] && [ "$got" == "$want" ] && ok || { bad "v_map of $1"; diff <(echo "$want") <(echo "$got") | head -5; }
 }
 
@@ -51,9 +51,9 @@ cd ..
 rc=$?
 eq "scan exit status under ulimit -f" "$rc" 0
 for a in big.tar.gz big.zip; do
-	q "SELECT f.size, e.kind, e.detail FROM files f JOIN v_entries e ON e.path = f.path WHERE f.path = 'st/$a!app.log'" \
+	q "SELECT f.size, e.kind, e.detail FROM files f JOIN v_entries e ON e.path = f.path WHERE f.path = '$WORK/st/$a!app.log'" \
 		"1073741824|not-an-image|"
-	q "SELECT format, status FROM v_images WHERE path = 'st/$a!disk.qcow2'" "qcow2|ok"
+	q "SELECT format, status FROM v_images WHERE path = '$WORK/st/$a!disk.qcow2'" "qcow2|ok"
 	map_eq "st/$a!disk.qcow2" src disk.qcow2
 done
 q "SELECT count(*) FROM v_entries WHERE kind = 'unreadable'" "0"
@@ -63,9 +63,9 @@ q "SELECT count(*) FROM findings" "0"
 "$IMGAUDIT" scan --db db.sqlite --quiet st2
 eq "scan exit status (chains)" "$?" 0
 for a in chain.tar.gz chain.zip; do
-	q "SELECT status, chain_depth, backing_path FROM v_images WHERE path = 'st2/$a!over.qcow2'" \
+	q "SELECT status, chain_depth, backing_path FROM v_images WHERE path = '$WORK/st2/$a!over.qcow2'" \
 		"ok|1|st2/$a!base.bin"
-	q "SELECT i.format, i.recognised_by FROM images i JOIN files f ON f.id = i.file_id WHERE f.path = 'st2/$a!base.bin'" \
+	q "SELECT i.format, i.recognised_by FROM images i JOIN files f ON f.id = i.file_id WHERE f.path = '$WORK/st2/$a!base.bin'" \
 		"raw|reference"
 	map_eq "st2/$a!over.qcow2" src over.qcow2
 done

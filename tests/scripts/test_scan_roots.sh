@@ -103,7 +103,7 @@ eq "schema 6: v_dir_usage" "$(command sqlite3 "$OLD" "SELECT path, allocated_byt
 	"$(printf 'old|20480|2\nold/a|8192|1')"
 "$IMGAUDIT" scan --db "$OLD" --quiet "$S/vm"
 eq "migrated: exit status" "$?" "0"
-eq "migrated: version" "$(command sqlite3 "$OLD" "PRAGMA user_version")" "7"
+eq "migrated: version" "$(command sqlite3 "$OLD" "PRAGMA user_version")" "$(schema_latest)"
 eq "migrated: the old scan's rows" "$(command sqlite3 "$OLD" "SELECT path FROM files f JOIN scan_files s ON s.file_id = f.id WHERE s.scan_id = 1 ORDER BY path")" \
 	"$(printf 'old/a/x.txt\nold/y.txt')"
 eq "migrated: v_dir_usage of the new scan" "$(command sqlite3 "$OLD" "SELECT path, allocated_bytes = $(du -B1 -s "$S/vm" | cut -f1), files FROM v_dir_usage")" \
