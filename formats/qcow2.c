@@ -284,13 +284,16 @@ static int read_header_area(struct ia_source *src, const struct qcow2 *q, struct
 {
         int64_t got;
 
-        *hdr = calloc(1, (size_t)q->cluster_size);
+        /* not calloc: only what the file does not fill is zeroed (a whole
+         * cluster of zeroes cost more than the rest of an overlay's open) */
+        *hdr = malloc((size_t)q->cluster_size);
         if (!*hdr)
                 return ia_error_set(err, IA_ERR_NOMEM,
                                     "qcow2: out of memory for the header cluster");
         got = ia_read_upto(src, *hdr, (size_t)q->cluster_size, 0, err);
         if (got < 0)
                 return -1;
+        memset(*hdr + got, 0, (size_t)q->cluster_size - (size_t)got);
         if ((uint64_t)got < h->hdr_len)
                 return ia_error_set(err, IA_ERR_TRUNCATED,
                                     "qcow2: the file (%lld bytes) is shorter than its "
