@@ -12,7 +12,7 @@
  * a use of each function with the project's flags and expects the error, and
  * checks that every .c includes this header last.
  *
- * Why each is banned (STYLE.md rule 11), and what to use instead:
+ * Why each is banned (../shared/STYLE.md, rule 11), and what to use instead:
  *   strcpy, strcat           unbounded: snprintf, memcpy with a known length
  *   sprintf, vsprintf        unbounded: snprintf, vsnprintf
  *   strtok, strtok_r         rewrite their input and hide empty fields

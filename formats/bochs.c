@@ -11,7 +11,7 @@
  * followed by its data.
  *
  * qemu has no block status for bochs (block/bochs.c has no
- * bdrv_co_block_status; block/io.c then answers "data, allocated" without an
+ * bdrv_co_block_status; qemu's block/io.c then answers "data, allocated" without an
  * offset for a format driver): its map is one data entry without a host
  * offset for the whole disk (the human layout fails on it), and that is what
  * we print by default.  Then the driver only checks the header as qemu's open

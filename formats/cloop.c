@@ -8,7 +8,7 @@
  * file offsets at 136: block i is the zlib stream [offset[i], offset[i+1]).
  *
  * qemu has no block status for cloop (block/cloop.c has no
- * bdrv_co_block_status; block/io.c then answers "data, allocated" without an
+ * bdrv_co_block_status; qemu's block/io.c then answers "data, allocated" without an
  * offset): its map is one data entry without a host offset for the whole
  * disk (the human layout fails on it), and that is what we print by default.
  *

@@ -1,5 +1,5 @@
 /*
- * scanner/store.c: ia_utf8_valid() skips ASCII eight bytes at a time; a
+ * schema/store_write.c: ia_utf8_valid() skips ASCII eight bytes at a time; a
  * multi-byte sequence, valid or not, is judged the same at every offset and
  * length around those words.
  */
