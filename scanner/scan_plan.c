@@ -107,8 +107,8 @@ static int on_chain_link(const struct ia_plan_link *l, void *opaque)
  * image uses it as a raw backing file, so settle_plain_files() decides).
  * A previous scan that cannot be read carries nothing over.
  */
-static bool image_reusable(struct scan *s, struct ia_plan *plan, int64_t file_id,
-                           int64_t *image_id, bool *raw)
+static bool image_reusable(struct scan *s, struct ia_plan *plan, int64_t file_id, int64_t *image_id,
+                           bool *raw)
 {
         struct reusable r = {.s = s};
 
