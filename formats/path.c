@@ -116,6 +116,72 @@ static char *read_link(int fd, size_t hint)
         }
 }
 
+/*
+ * The symlink fd (of size bytes) met on the way, with *p the rest of the
+ * name after it: *rest becomes its target followed by that rest, and *p its
+ * start.  0, or an errno (EXDEV for an absolute target: never out of the
+ * root).
+ */
+static int splice_link(int fd, size_t size, char **rest, const char **p)
+{
+        char *target = read_link(fd, size), *joined;
+        size_t tn, rn;
+
+        if (!target)
+                return errno;
+        if (target[0] == '/') {
+                free(target);
+                return EXDEV;
+        }
+        tn = strlen(target);
+        rn = strlen(*p);
+        joined = malloc(tn + rn + 1);
+        if (!joined) {
+                free(target);
+                return ENOMEM;
+        }
+        memcpy(joined, target, tn);
+        memcpy(joined + tn, *p, rn + 1);
+        free(target);
+        free(*rest);
+        *rest = joined;
+        *p = joined;
+        return 0;
+}
+
+/*
+ * ".." from *cur, at *depth > 0 beneath rootfd: the parent must be the
+ * directory the walk came down through (ids[*depth - 1]), else a directory
+ * was moved meanwhile (EXDEV).  0, or an errno; *cur is then unchanged.
+ */
+static int step_up(int rootfd, int *cur, const struct dir_id *ids, size_t *depth)
+{
+        int fd = openat(*cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        struct stat st;
+        int e;
+
+        if (fd < 0)
+                return errno;
+        if (fstat(fd, &st) < 0) {
+                e = errno;
+                close(fd);
+                return e;
+        }
+        if (st.st_dev != ids[*depth - 1].dev || st.st_ino != ids[*depth - 1].ino) {
+                close(fd);
+                return EXDEV;
+        }
+        (*depth)--;
+        close(*cur);
+        if (*depth == 0) {
+                close(fd);
+                *cur = rootfd;
+        } else {
+                *cur = fd;
+        }
+        return 0;
+}
+
 int ia_open_beneath_walk(int rootfd, const char *path, int nofollow)
 {
         struct dir_id *ids = NULL;
@@ -174,21 +240,9 @@ int ia_open_beneath_walk(int rootfd, const char *path, int nofollow)
                                 e = EXDEV;
                                 break;
                         }
-                        fd = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
-                        if (fd < 0 || fstat(fd, &st) < 0) {
-                                e = errno;
+                        e = step_up(rootfd, &cur, ids, &depth);
+                        if (e)
                                 break;
-                        }
-                        depth--;
-                        if (st.st_dev != ids[depth].dev || st.st_ino != ids[depth].ino) {
-                                e = EXDEV; /* a directory was moved meanwhile */
-                                break;
-                        }
-                        close(cur);
-                        cur = depth == 0 ? rootfd : fd;
-                        if (depth == 0)
-                                close(fd);
-                        fd = -1;
                         continue;
                 }
                 fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -197,39 +251,15 @@ int ia_open_beneath_walk(int rootfd, const char *path, int nofollow)
                         break;
                 }
                 if (S_ISLNK(st.st_mode)) {
-                        char *target, *joined;
-                        size_t tn, rn;
-
                         if (nofollow || ++links > MAX_SYMLINKS) {
                                 e = ELOOP;
                                 break;
                         }
-                        target = read_link(fd, (size_t)st.st_size);
-                        if (!target) {
-                                e = errno;
-                                break;
-                        }
+                        e = splice_link(fd, (size_t)st.st_size, &rest, &p);
                         close(fd);
                         fd = -1;
-                        if (target[0] == '/') {
-                                free(target);
-                                e = EXDEV;
+                        if (e)
                                 break;
-                        }
-                        tn = strlen(target);
-                        rn = strlen(p);
-                        joined = malloc(tn + rn + 1);
-                        if (!joined) {
-                                free(target);
-                                e = ENOMEM;
-                                break;
-                        }
-                        memcpy(joined, target, tn);
-                        memcpy(joined + tn, p, rn + 1);
-                        free(target);
-                        free(rest);
-                        rest = joined;
-                        p = rest;
                         continue;
                 }
                 if (last)

@@ -154,6 +154,13 @@ enum { OPT_OUTPUT = 256, OPT_COMPAT, OPT_IMAGE_OPTS, OPT_OBJECT, OPT_ALLOW_ROOT,
 
 #define MAX_ROOTS 64
 
+/*
+ * imgaudit map.  Longer than the other commands' entry points (about 140
+ * lines) for a reason: qemu-img's option semantics are order-dependent (the
+ * last --output wins before 10.1, the first bad one from 10.1 on, --qemu-compat
+ * decides both), so the option loop and the checks that follow it read best
+ * as one piece; opening and mapping are two calls after it.
+ */
 int ia_cmd_map(int argc, char **argv)
 {
         static const struct option longopts[] = {

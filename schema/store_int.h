@@ -1,5 +1,5 @@
 /*
- * Private to the store (schema/store_open.c, schema/store_write.c): the
+ * Private to the store (schema/store_open.c, store_write.c, store_rows.c): the
  * store's structure, its prepared statements' numbers, and the few helpers
  * both halves use (static inline, so that each file reads as before the
  * split).  The layers above see only store.h.
@@ -126,5 +126,27 @@ static inline int exec(struct ia_store *s, const char *sql, struct ia_error *err
 
 /* Finalize every prepared statement of the writer (store_write.c); for ia_store_close(). */
 void ia_store_finalize_statements(struct ia_store *s);
+
+/* The pending multi-row INSERTs (store_rows.c). */
+void multi_finalize(struct multi *m);
+void multi_init(struct multi *m, const char *head, const char *row, bind_row_fn bind,
+                const char *what, bool recs);
+sqlite3_stmt *multi_stmt(struct ia_store *s, struct multi *m, int k, struct ia_error *err);
+void multi_release(struct multi *m, size_t n);
+int multi_flush(struct ia_store *s, struct multi *m, struct ia_error *err);
+struct pend_row *multi_add(struct ia_store *s, struct multi *m, int64_t owner,
+                           struct ia_error *err);
+int flush_pending(struct ia_store *s, struct ia_error *err);
+void drop_pending(struct ia_store *s);
+int multi_add_rec(struct ia_store *s, struct multi *m, struct ia_rec *r, struct ia_error *err);
+void bind_file(sqlite3_stmt *st, int base, const struct pend_row *p);
+void bind_scan_file(sqlite3_stmt *st, int base, const struct pend_row *p);
+void bind_opt64(sqlite3_stmt *st, int idx, bool has, int64_t v);
+void bind_image(sqlite3_stmt *st, int base, const struct pend_row *p);
+void bind_layer(sqlite3_stmt *st, int base, const struct pend_row *p);
+void bind_link(sqlite3_stmt *st, int base, const struct pend_row *p);
+void bind_piece(sqlite3_stmt *st, int base, const struct pend_row *r);
+void bind_chain(sqlite3_stmt *st, int base, const struct pend_row *r);
+void bind_run(sqlite3_stmt *st, int base, const struct pend_row *r);
 
 #endif
