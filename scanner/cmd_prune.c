@@ -91,7 +91,16 @@ static void print_rows(const char *table, int rows, void *opaque)
         printf("  %-13s %d rows\n", table, rows);
 }
 
-int ia_cmd_prune(int argc, char **argv)
+/* What the command line asks for. */
+struct prune_opts {
+        const char *db_path;
+        long keep;     /* --keep N, else 0 */
+        int64_t older; /* --older-than in seconds, else -1 */
+        bool dry, vacuum;
+};
+
+/* Reads the options into *o: -1 to go on, else the exit status (help, usage error). */
+static int prune_args(int argc, char **argv, struct prune_opts *o)
 {
         static const struct option longopts[] = {
             {"db", required_argument, NULL, 'd'},
@@ -102,17 +111,14 @@ int ia_cmd_prune(int argc, char **argv)
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
-        const char *db_path = getenv("IMGAUDIT_DB");
-        long keep = 0;
-        int64_t older = -1, nscans = 0;
-        bool dry = false, vacuum = false;
-        struct ia_lock lock;
-        struct ia_store *store = NULL;
-        struct ia_error err;
-        int c, rc = 3;
+        int c;
 
-        if (!db_path || !*db_path)
-                db_path = "imgaudit.db";
+        o->db_path = getenv("IMGAUDIT_DB");
+        if (!o->db_path || !*o->db_path)
+                o->db_path = "imgaudit.db";
+        o->keep = 0;
+        o->older = -1;
+        o->dry = o->vacuum = false;
         opterr = 0;
         optind = 0;
         while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -123,12 +129,12 @@ int ia_cmd_prune(int argc, char **argv)
                         if (!*optarg || strcmp(optarg, ":memory:") == 0)
                                 return ia_usage_error(
                                     "prune", 2, "--db wants a database file, not '%s'", optarg);
-                        db_path = optarg;
+                        o->db_path = optarg;
                         break;
                 case 'k':
                         errno = 0;
-                        keep = strtol(optarg, &end, 10);
-                        if (errno || end == optarg || *end || keep < 1)
+                        o->keep = strtol(optarg, &end, 10);
+                        if (errno || end == optarg || *end || o->keep < 1)
                                 return ia_usage_error("prune", 2,
                                                       "--keep wants a number of scans, at least "
                                                       "1 (the latest complete scan always "
@@ -136,18 +142,18 @@ int ia_cmd_prune(int argc, char **argv)
                                                       optarg);
                         break;
                 case 'a':
-                        older = parse_age(optarg);
-                        if (older < 0)
+                        o->older = parse_age(optarg);
+                        if (o->older < 0)
                                 return ia_usage_error("prune", 2,
                                                       "--older-than wants an age such as 30d, "
                                                       "12w or 48h, not '%s'",
                                                       optarg);
                         break;
                 case 'n':
-                        dry = true;
+                        o->dry = true;
                         break;
                 case 'V':
-                        vacuum = true;
+                        o->vacuum = true;
                         break;
                 case 'h':
                         fputs(ia_prune_usage, stdout);
@@ -158,60 +164,78 @@ int ia_cmd_prune(int argc, char **argv)
         }
         if (optind < argc)
                 return ia_usage_error("prune", 2, "unexpected argument '%s'", argv[optind]);
-        if ((keep > 0) == (older >= 0))
+        if ((o->keep > 0) == (o->older >= 0))
                 return ia_usage_error("prune", 2, "%s",
                                       "wants one of --keep N and --older-than AGE");
-        if (dry && vacuum)
+        if (o->dry && o->vacuum)
                 return ia_usage_error("prune", 2, "%s",
                                       "--dry-run and --vacuum contradict each other");
-        {
-                struct stat st;
+        return -1;
+}
 
-                if (stat(db_path, &st) < 0) {
-                        ia_diag("imgaudit prune", "no database '%s': %s", db_path, strerror(errno));
-                        return 3;
-                }
+/*
+ * Chooses, lists and removes in one transaction on an open store: commits it
+ * (then VACUUMs if asked), or rolls it back for --dry-run and on error.
+ * 0, or 3 (said on stderr).
+ */
+static int prune_store(struct ia_store *store, const struct prune_opts *o)
+{
+        struct ia_error err;
+        int64_t nscans = 0;
+
+        if (ia_prune_begin(store, &err) < 0) {
+                ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
+                return 3;
         }
-        if (ia_lock_take(&lock, db_path, &err) < 0) {
+        if (ia_prune_choose(store, o->keep, o->older, &nscans, &err) < 0)
+                goto rollback;
+        printf("%s %lld scan%s%s\n", o->dry ? "would remove" : "removing", (long long)nscans,
+               nscans == 1 ? "" : "s", nscans ? ":" : "");
+        ia_prune_each_chosen(store, print_scan, NULL);
+        if (ia_prune_remove(store, print_rows, NULL, &err) < 0)
+                goto rollback;
+        if (o->dry) {
+                ia_prune_end(store, false, NULL);
+                return 0;
+        }
+        if (ia_prune_end(store, true, &err) < 0 ||
+            (o->vacuum && ia_prune_vacuum(store, &err) < 0)) {
+                ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
+                return 3;
+        }
+        return 0;
+rollback:
+        ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
+        ia_prune_rollback(store);
+        return 3;
+}
+
+int ia_cmd_prune(int argc, char **argv)
+{
+        struct prune_opts o;
+        struct ia_lock lock;
+        struct ia_store *store = NULL;
+        struct ia_error err;
+        struct stat st;
+        int rc = prune_args(argc, argv, &o);
+
+        if (rc >= 0)
+                return rc;
+        if (stat(o.db_path, &st) < 0) {
+                ia_diag("imgaudit prune", "no database '%s': %s", o.db_path, strerror(errno));
+                return 3;
+        }
+        if (ia_lock_take(&lock, o.db_path, &err) < 0) {
                 ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
                 return 3;
         }
         if (ia_store_open(lock.db, &store, &err) < 0) {
                 ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
-                goto unlock;
+                rc = 3;
+        } else {
+                rc = prune_store(store, &o);
+                ia_store_close(store);
         }
-        if (ia_prune_begin(store, &err) < 0) {
-                ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
-                goto close;
-        }
-        if (ia_prune_choose(store, keep, older, &nscans, &err) < 0)
-                goto rollback;
-        printf("%s %lld scan%s%s\n", dry ? "would remove" : "removing", (long long)nscans,
-               nscans == 1 ? "" : "s", nscans ? ":" : "");
-        ia_prune_each_chosen(store, print_scan, NULL);
-        if (ia_prune_remove(store, print_rows, NULL, &err) < 0)
-                goto rollback;
-        if (dry) {
-                ia_prune_end(store, false, NULL);
-                rc = 0;
-                goto close;
-        }
-        if (ia_prune_end(store, true, &err) < 0) {
-                ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
-                goto close;
-        }
-        if (vacuum && ia_prune_vacuum(store, &err) < 0) {
-                ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
-                goto close;
-        }
-        rc = 0;
-        goto close;
-rollback:
-        ia_diag("imgaudit prune", "%s", ia_error_msg(&err));
-        ia_prune_rollback(store);
-close:
-        ia_store_close(store);
-unlock:
         ia_lock_release(&lock);
         return rc;
 }

@@ -52,6 +52,105 @@ static int usage_error(const char *fmt, const char *arg)
         return ia_usage_error("scan", 2, fmt, arg);
 }
 
+/* What parse_args counts and remembers while it reads the options. */
+struct scan_argv {
+        size_t nex, nraw;
+        bool quiet, forced, raw_given;
+        char **argv;
+};
+
+/* The value of -j N: 1 to 1024 workers. */
+static int parse_jobs(struct scan *s, const char *arg)
+{
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(arg, &end, 10);
+        if (errno || end == arg || *end || v < 1 || v > 1024)
+                return usage_error("-j wants a number of workers from 1 to 1024, not '%s'", arg);
+        s->nworkers = (unsigned)v;
+        return -1;
+}
+
+/* The value of --budget SECONDS: 0 (no limit) to a year. */
+static int parse_budget(struct scan *s, const char *arg)
+{
+        char *end;
+        double secs;
+
+        errno = 0;
+        secs = strtod(arg, &end);
+        if (errno || end == arg || *end || !(secs >= 0) || secs > 86400 * 365)
+                return usage_error("--budget wants seconds (0 for no limit), not '%s'", arg);
+        s->budget_ns = (uint64_t)(secs * 1e9);
+        return -1;
+}
+
+/* One option c (its value in optarg): -1 to go on, else the exit status. */
+static int scan_option(struct scan *s, int c, struct scan_argv *a)
+{
+        switch (c) {
+        case OPT_DB:
+                /* SQLite would take these for a database that vanishes on exit */
+                if (!*optarg || strcmp(optarg, ":memory:") == 0)
+                        return usage_error("--db wants a database file, not '%s'", optarg);
+                s->db_path = optarg;
+                break;
+        case 'j':
+                return parse_jobs(s, optarg);
+        case OPT_EXCLUDE:
+                s->exclude[a->nex++] = optarg;
+                break;
+        case OPT_RAW_GLOB:
+                /* the first one replaces the defaults; an empty one means none */
+                a->raw_given = true;
+                if (*optarg)
+                        s->raw_globs[a->nraw++] = optarg;
+                break;
+        case OPT_ALLOW:
+                s->allow[s->nallow++] = optarg;
+                break;
+        case OPT_DEVICES:
+                if (!*optarg)
+                        return usage_error("%s", "--devices wants a glob of block devices");
+                s->devices[s->ndevices++] = optarg;
+                break;
+        case OPT_VM_CONFIG:
+                s->vm_config[s->nvm_config++] = optarg;
+                break;
+        case OPT_ONE_FS:
+                s->one_fs = true;
+                break;
+        case OPT_NO_ARCHIVES:
+                s->no_archives = true;
+                break;
+        case OPT_PROGRESS:
+                a->forced = true;
+                s->progress = 1;
+                break;
+        case OPT_QUIET:
+                a->quiet = true;
+                s->progress = -1;
+                break;
+        case OPT_JSON:
+                s->json = true;
+                break;
+        case OPT_FULL:
+                s->full = true;
+                break;
+        case OPT_BUDGET:
+                return parse_budget(s, optarg);
+        case 'h':
+                fputs(ia_scan_usage, stdout);
+                return 0;
+        default:
+                return ia_getopt_error("scan", 2, c, a->argv);
+        }
+        return -1;
+}
+
+/* Reads the command line into *s: -1 to go on and scan, else the exit status. */
 static int parse_args(struct scan *s, int argc, char **argv)
 {
         static const struct option longopts[] = {
@@ -72,9 +171,8 @@ static int parse_args(struct scan *s, int argc, char **argv)
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
-        size_t nex = 0, nraw = 0;
-        bool quiet = false, forced = false, raw_given = false;
-        int c;
+        struct scan_argv a = {.argv = argv};
+        int c, rc;
 
         s->exclude = calloc((size_t)argc + 1, sizeof(char *));
         s->allow = calloc((size_t)argc + 1, sizeof(char *));
@@ -85,92 +183,16 @@ static int parse_args(struct scan *s, int argc, char **argv)
                 return usage_error("%s", "out of memory");
         opterr = 0;
         optind = 0;
-        while ((c = getopt_long(argc, argv, ":j:h", longopts, NULL)) != -1) {
-                char *end;
-                unsigned long v;
-
-                switch (c) {
-                case OPT_DB:
-                        /* SQLite would take these for a database that vanishes on exit */
-                        if (!*optarg || strcmp(optarg, ":memory:") == 0)
-                                return usage_error("--db wants a database file, not '%s'", optarg);
-                        s->db_path = optarg;
-                        break;
-                case 'j':
-                        errno = 0;
-                        v = strtoul(optarg, &end, 10);
-                        if (errno || end == optarg || *end || v < 1 || v > 1024)
-                                return usage_error("-j wants a number of workers from 1 to "
-                                                   "1024, not '%s'",
-                                                   optarg);
-                        s->nworkers = (unsigned)v;
-                        break;
-                case OPT_EXCLUDE:
-                        s->exclude[nex++] = optarg;
-                        break;
-                case OPT_RAW_GLOB:
-                        /* the first one replaces the defaults; an empty one means none */
-                        raw_given = true;
-                        if (*optarg)
-                                s->raw_globs[nraw++] = optarg;
-                        break;
-                case OPT_ALLOW:
-                        s->allow[s->nallow++] = optarg;
-                        break;
-                case OPT_DEVICES:
-                        if (!*optarg)
-                                return usage_error("%s", "--devices wants a glob of block devices");
-                        s->devices[s->ndevices++] = optarg;
-                        break;
-                case OPT_VM_CONFIG:
-                        s->vm_config[s->nvm_config++] = optarg;
-                        break;
-                case OPT_ONE_FS:
-                        s->one_fs = true;
-                        break;
-                case OPT_NO_ARCHIVES:
-                        s->no_archives = true;
-                        break;
-                case OPT_PROGRESS:
-                        forced = true;
-                        s->progress = 1;
-                        break;
-                case OPT_QUIET:
-                        quiet = true;
-                        s->progress = -1;
-                        break;
-                case OPT_JSON:
-                        s->json = true;
-                        break;
-                case OPT_FULL:
-                        s->full = true;
-                        break;
-                case OPT_BUDGET: {
-                        double secs;
-
-                        errno = 0;
-                        secs = strtod(optarg, &end);
-                        if (errno || end == optarg || *end || !(secs >= 0) || secs > 86400 * 365)
-                                return usage_error("--budget wants seconds (0 for no limit), "
-                                                   "not '%s'",
-                                                   optarg);
-                        s->budget_ns = (uint64_t)(secs * 1e9);
-                        break;
-                }
-                case 'h':
-                        fputs(ia_scan_usage, stdout);
-                        return 0;
-                default:
-                        return ia_getopt_error("scan", 2, c, argv);
-                }
-        }
-        if (quiet && forced)
+        while ((c = getopt_long(argc, argv, ":j:h", longopts, NULL)) != -1)
+                if ((rc = scan_option(s, c, &a)) >= 0)
+                        return rc;
+        if (a.quiet && a.forced)
                 return usage_error("%s", "--progress and --quiet contradict each other");
         if (optind >= argc && !s->ndevices)
                 return usage_error("%s", "expects at least one ROOT to scan (or --devices)");
-        if (!raw_given)
+        if (!a.raw_given)
                 for (size_t i = 0; ia_raw_globs_default[i]; i++)
-                        s->raw_globs[nraw++] = ia_raw_globs_default[i];
+                        s->raw_globs[a.nraw++] = ia_raw_globs_default[i];
         s->root_args = argv + optind;
         s->nroots = (size_t)(argc - optind);
         return -1;
