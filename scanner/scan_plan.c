@@ -78,6 +78,17 @@ static int on_prev_image(const struct ia_plan_image *im, void *opaque)
         return 0;
 }
 
+/* The identity a previous scan stored (allocated is not stored: 0). */
+static void identity_of(const struct ia_plan_ident *in, struct ia_identity *out)
+{
+        out->dev = in->dev;
+        out->ino = in->ino;
+        out->size = in->size;
+        out->mtime_ns = in->mtime_ns;
+        out->ctime_ns = in->ctime_ns;
+        out->allocated = 0;
+}
+
 /* Every file of the chain must be unchanged, and every link must have been fine. */
 static int on_chain_link(const struct ia_plan_link *l, void *opaque)
 {
@@ -89,12 +100,8 @@ static int on_chain_link(const struct ia_plan_link *l, void *opaque)
                 r->ok = false;
                 return 1;
         }
-        path = strndup(l->path, l->path_len);
-        was.dev = l->dev;
-        was.ino = l->ino;
-        was.size = l->size;
-        was.mtime_ns = l->mtime_ns;
-        was.ctime_ns = l->ctime_ns;
+        path = strndup(l->ident.path, l->ident.path_len);
+        identity_of(&l->ident, &was);
         r->ok = path && current_identity(r->s, path, &now) && scan_same_identity(&was, &now) &&
                 scan_settled(r->s, &was);
         free(path);
@@ -119,7 +126,7 @@ static bool image_reusable(struct scan *s, struct ia_plan *plan, int64_t file_id
         *raw = r.raw;
         if (!r.ok)
                 return false;
-        if (ia_plan_each_link(plan, r.image_id, on_chain_link, &r) < 0)
+        if (ia_plan_each_link(plan, IA_LINKS_ALL, r.image_id, on_chain_link, &r) < 0)
                 return false;
         return r.ok;
 }
@@ -146,7 +153,7 @@ static int on_reused_finding(int64_t file_id, const char *code, const char *msg,
 static int on_reused_link(const struct ia_plan_link *l, void *opaque)
 {
         const struct scan *s = opaque;
-        const struct job *t = walked_job(s, l->path, l->path_len);
+        const struct job *t = walked_job(s, l->ident.path, l->ident.path_len);
 
         if (!t || !l->kind)
                 return 0;
@@ -173,7 +180,8 @@ static int mark_reused_refs(struct scan *s, struct ia_plan *plan)
                         continue;
                 if (ia_plan_each_finding(plan, s->jobs[i].prev_image_id, on_reused_finding, s) <
                         0 ||
-                    ia_plan_each_ok_link(plan, s->jobs[i].prev_image_id, on_reused_link, s) < 0)
+                    ia_plan_each_link(plan, IA_LINKS_OK, s->jobs[i].prev_image_id, on_reused_link,
+                                      s) < 0)
                         return -1;
         }
         return 0;
@@ -394,8 +402,8 @@ static void plan_archives(struct scan *s, struct ia_plan *plan)
                 struct arch_link_check c = {&ap, &plans[i]};
 
                 for (size_t k = 0; k < plans[i].nimages && !plans[i].bad; k++)
-                        if (ia_plan_each_link_target(plan, plans[i].images[k], on_arch_link, &c) <
-                                0 &&
+                        if (ia_plan_each_link(plan, IA_LINKS_TARGETS, plans[i].images[k],
+                                              on_arch_link, &c) < 0 &&
                             !plans[i].bad)
                                 goto out;
         }
@@ -477,13 +485,9 @@ static int on_prev_file(const struct ia_plan_file *f, void *opaque)
         if (!p)
                 return 1;
         p->id = f->id;
-        p->ident.dev = f->dev;
-        p->ident.ino = f->ino;
-        p->ident.size = f->size;
-        p->ident.mtime_ns = f->mtime_ns;
-        p->ident.ctime_ns = f->ctime_ns;
+        identity_of(&f->ident, &p->ident);
         p->kind = kind_of(f->kind);
-        if (ia_hmap_put(&s->prev, f->path, f->path_len, p) < 0)
+        if (ia_hmap_put(&s->prev, f->ident.path, f->ident.path_len, p) < 0)
                 free(p);
         return 0;
 }

@@ -171,14 +171,155 @@ void ia_plan_free(struct ia_plan *p)
         free(p);
 }
 
-/* Query q, reset, with ?1 bound to the scan (and ?2 to id when nonzero); NULL on error. */
-static sqlite3_stmt *query(struct ia_plan *p, enum plan_query q, int64_t id)
+/*
+ * The row queries: each has a decoder that turns one row into the struct or
+ * arguments its caller's fn takes, and calls fn; each_row runs the loop
+ * once for all of them.
+ */
+union plan_fn {
+        int (*file)(const struct ia_plan_file *f, void *opaque);
+        int (*image)(const struct ia_plan_image *im, void *opaque);
+        int (*link)(const struct ia_plan_link *l, void *opaque);
+        int (*finding)(int64_t file_id, const char *code, const char *message, void *opaque);
+        int (*member)(int64_t id, int64_t archive_id, void *opaque);
+        int (*problem)(int64_t file_id, void *opaque);
+        int (*each_image)(int64_t id, int64_t file_id, const char *status, bool opened,
+                          void *opaque);
+        int (*layer)(int64_t id, int64_t file_id, const char *format, const char *deps,
+                     void *opaque);
+};
+
+static const char *text(sqlite3_stmt *st, int col)
+{
+        return (const char *)sqlite3_column_text(st, col);
+}
+
+/* Columns 1 to 6 of Q_FILES and Q_LINKS: path, dev, ino, size, mtime_ns, ctime_ns. */
+static struct ia_plan_ident ident(sqlite3_stmt *st)
+{
+        return (struct ia_plan_ident){
+            .path = sqlite3_column_blob(st, 1),
+            .path_len = (size_t)sqlite3_column_bytes(st, 1),
+            .dev = (uint64_t)sqlite3_column_int64(st, 2),
+            .ino = (uint64_t)sqlite3_column_int64(st, 3),
+            .size = (uint64_t)sqlite3_column_int64(st, 4),
+            .mtime_ns = sqlite3_column_int64(st, 5),
+            .ctime_ns = sqlite3_column_int64(st, 6),
+        };
+}
+
+static int file_row(sqlite3_stmt *st, union plan_fn fn, void *opaque)
+{
+        struct ia_plan_file f = {
+            .id = sqlite3_column_int64(st, 0),
+            .ident = ident(st),
+            .kind = text(st, 7),
+        };
+
+        return fn.file(&f, opaque);
+}
+
+static int image_row(sqlite3_stmt *st, union plan_fn fn, void *opaque)
+{
+        struct ia_plan_image im = {
+            .id = sqlite3_column_int64(st, 0),
+            .status = text(st, 1),
+            .format = text(st, 2),
+            .recognised_by = text(st, 3),
+        };
+
+        return fn.image(&im, opaque);
+}
+
+static int link_row(sqlite3_stmt *st, union plan_fn fn, void *opaque)
+{
+        struct ia_plan_link l = {
+            .status = text(st, 0),
+            .has_target = sqlite3_column_type(st, 1) != SQLITE_NULL,
+            .ident = ident(st),
+            .target_in_archive = sqlite3_column_type(st, 7) != SQLITE_NULL,
+        };
+
+        return fn.link(&l, opaque);
+}
+
+static int ok_link_row(sqlite3_stmt *st, union plan_fn fn, void *opaque)
+{
+        struct ia_plan_link l = {
+            .kind = text(st, 0),
+            .status = "ok",
+            .has_target = true,
+            .ident = {sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)},
+            .target_format = text(st, 2),
+        };
+
+        return fn.link(&l, opaque);
+}
+
+static int link_target_row(sqlite3_stmt *st, union plan_fn fn, void *opaque)
+{
+        struct ia_plan_link l = {
+            .status = text(st, 0),
+            .target_file_id = sqlite3_column_int64(st, 1),
+        };
+
+        return fn.link(&l, opaque);
+}
+
+static int finding_row(sqlite3_stmt *st, union plan_fn fn, void *opaque)
+{
+        return fn.finding(sqlite3_column_int64(st, 0), text(st, 1), text(st, 2), opaque);
+}
+
+static int member_row(sqlite3_stmt *st, union plan_fn fn, void *opaque)
+{
+        return fn.member(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), opaque);
+}
+
+static int problem_row(sqlite3_stmt *st, union plan_fn fn, void *opaque)
+{
+        return fn.problem(sqlite3_column_int64(st, 0), opaque);
+}
+
+static int each_image_row(sqlite3_stmt *st, union plan_fn fn, void *opaque)
+{
+        return fn.each_image(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), text(st, 2),
+                             sqlite3_column_int(st, 3) != 0, opaque);
+}
+
+static int layer_row(sqlite3_stmt *st, union plan_fn fn, void *opaque)
+{
+        return fn.layer(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), text(st, 2),
+                        text(st, 3), opaque);
+}
+
+static int (*const plan_row[Q_COUNT])(sqlite3_stmt *st, union plan_fn fn, void *opaque) = {
+    [Q_FILES] = file_row,
+    [Q_IMAGE] = image_row,
+    [Q_LINKS] = link_row,
+    [Q_OK_LINKS] = ok_link_row,
+    [Q_LINK_TARGETS] = link_target_row,
+    [Q_FINDINGS] = finding_row,
+    [Q_MEMBERS] = member_row,
+    [Q_PROBLEMS] = problem_row,
+    [Q_IMAGES] = each_image_row,
+    [Q_LAYERS] = layer_row,
+};
+
+/*
+ * Runs query q over the previous scan (?1), ?2 bound to id when nonzero, or
+ * to the text arg2 when that is given, and hands each row to fn through the
+ * query's decoder.  0 at the end or when fn stopped, -1 when SQLite failed.
+ */
+static int each_row(struct ia_plan *p, enum plan_query q, int64_t id, const char *arg2,
+                    union plan_fn fn, void *opaque)
 {
         sqlite3_stmt *st = p->st[q];
+        int rc = SQLITE_DONE, stop = 0;
 
         if (!st) {
                 if (sqlite3_prepare_v2(p->db, plan_sql[q], -1, &st, NULL) != SQLITE_OK)
-                        return NULL;
+                        return -1;
                 p->st[q] = st;
         } else {
                 sqlite3_reset(st);
@@ -187,135 +328,36 @@ static sqlite3_stmt *query(struct ia_plan *p, enum plan_query q, int64_t id)
                 sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, "?1"), p->scan_id);
         if (id && sqlite3_bind_parameter_index(st, "?2"))
                 sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, "?2"), id);
-        return st;
-}
-
-/* After the rows: 0 at the end or when fn stopped, -1 when a step failed. */
-static int done(sqlite3_stmt *st, int rc, int stopped)
-{
+        if (arg2)
+                sqlite3_bind_text(st, 2, arg2, -1, SQLITE_TRANSIENT);
+        while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                stop = plan_row[q](st, fn, opaque);
         sqlite3_reset(st);
-        return stopped || rc == SQLITE_DONE ? 0 : -1;
-}
-
-static const char *text(sqlite3_stmt *st, int col)
-{
-        return (const char *)sqlite3_column_text(st, col);
+        return stop || rc == SQLITE_DONE ? 0 : -1;
 }
 
 int ia_plan_each_file(struct ia_plan *p, int (*fn)(const struct ia_plan_file *f, void *opaque),
                       void *opaque)
 {
-        sqlite3_stmt *st = query(p, Q_FILES, 0);
-        int rc = SQLITE_DONE, stop = 0;
-
-        if (!st)
-                return -1;
-        while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct ia_plan_file f = {
-                    .id = sqlite3_column_int64(st, 0),
-                    .path = sqlite3_column_blob(st, 1),
-                    .path_len = (size_t)sqlite3_column_bytes(st, 1),
-                    .dev = (uint64_t)sqlite3_column_int64(st, 2),
-                    .ino = (uint64_t)sqlite3_column_int64(st, 3),
-                    .size = (uint64_t)sqlite3_column_int64(st, 4),
-                    .mtime_ns = sqlite3_column_int64(st, 5),
-                    .ctime_ns = sqlite3_column_int64(st, 6),
-                    .kind = text(st, 7),
-                };
-
-                stop = fn(&f, opaque);
-        }
-        return done(st, rc, stop);
+        return each_row(p, Q_FILES, 0, NULL, (union plan_fn){.file = fn}, opaque);
 }
 
 int ia_plan_image_of(struct ia_plan *p, int64_t file_id,
                      int (*fn)(const struct ia_plan_image *im, void *opaque), void *opaque)
 {
-        sqlite3_stmt *st = query(p, Q_IMAGE, file_id);
-        int rc = SQLITE_DONE, stop = 0;
-
-        if (!st)
-                return -1;
-        while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct ia_plan_image im = {
-                    .id = sqlite3_column_int64(st, 0),
-                    .status = text(st, 1),
-                    .format = text(st, 2),
-                    .recognised_by = text(st, 3),
-                };
-
-                stop = fn(&im, opaque);
-        }
-        return done(st, rc, stop);
+        return each_row(p, Q_IMAGE, file_id, NULL, (union plan_fn){.image = fn}, opaque);
 }
 
-int ia_plan_each_link(struct ia_plan *p, int64_t image_id,
+int ia_plan_each_link(struct ia_plan *p, enum ia_plan_links which, int64_t image_id,
                       int (*fn)(const struct ia_plan_link *l, void *opaque), void *opaque)
 {
-        sqlite3_stmt *st = query(p, Q_LINKS, image_id);
-        int rc = SQLITE_DONE, stop = 0;
+        static const enum plan_query q[] = {
+            [IA_LINKS_ALL] = Q_LINKS,
+            [IA_LINKS_OK] = Q_OK_LINKS,
+            [IA_LINKS_TARGETS] = Q_LINK_TARGETS,
+        };
 
-        if (!st)
-                return -1;
-        while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct ia_plan_link l = {
-                    .status = text(st, 0),
-                    .has_target = sqlite3_column_type(st, 1) != SQLITE_NULL,
-                    .path = sqlite3_column_blob(st, 1),
-                    .path_len = (size_t)sqlite3_column_bytes(st, 1),
-                    .dev = (uint64_t)sqlite3_column_int64(st, 2),
-                    .ino = (uint64_t)sqlite3_column_int64(st, 3),
-                    .size = (uint64_t)sqlite3_column_int64(st, 4),
-                    .mtime_ns = sqlite3_column_int64(st, 5),
-                    .ctime_ns = sqlite3_column_int64(st, 6),
-                    .target_in_archive = sqlite3_column_type(st, 7) != SQLITE_NULL,
-                };
-
-                stop = fn(&l, opaque);
-        }
-        return done(st, rc, stop);
-}
-
-int ia_plan_each_ok_link(struct ia_plan *p, int64_t image_id,
-                         int (*fn)(const struct ia_plan_link *l, void *opaque), void *opaque)
-{
-        sqlite3_stmt *st = query(p, Q_OK_LINKS, image_id);
-        int rc = SQLITE_DONE, stop = 0;
-
-        if (!st)
-                return -1;
-        while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct ia_plan_link l = {
-                    .kind = text(st, 0),
-                    .status = "ok",
-                    .has_target = true,
-                    .path = sqlite3_column_blob(st, 1),
-                    .path_len = (size_t)sqlite3_column_bytes(st, 1),
-                    .target_format = text(st, 2),
-                };
-
-                stop = fn(&l, opaque);
-        }
-        return done(st, rc, stop);
-}
-
-int ia_plan_each_link_target(struct ia_plan *p, int64_t image_id,
-                             int (*fn)(const struct ia_plan_link *l, void *opaque), void *opaque)
-{
-        sqlite3_stmt *st = query(p, Q_LINK_TARGETS, image_id);
-        int rc = SQLITE_DONE, stop = 0;
-
-        if (!st)
-                return -1;
-        while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-                struct ia_plan_link l = {
-                    .status = text(st, 0),
-                    .target_file_id = sqlite3_column_int64(st, 1),
-                };
-
-                stop = fn(&l, opaque);
-        }
-        return done(st, rc, stop);
+        return each_row(p, q[which], image_id, NULL, (union plan_fn){.link = fn}, opaque);
 }
 
 int ia_plan_each_finding(struct ia_plan *p, int64_t image_id,
@@ -323,40 +365,19 @@ int ia_plan_each_finding(struct ia_plan *p, int64_t image_id,
                                    void *opaque),
                          void *opaque)
 {
-        sqlite3_stmt *st = query(p, Q_FINDINGS, image_id);
-        int rc = SQLITE_DONE, stop = 0;
-
-        if (!st)
-                return -1;
-        while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
-                stop = fn(sqlite3_column_int64(st, 0), text(st, 1), text(st, 2), opaque);
-        return done(st, rc, stop);
+        return each_row(p, Q_FINDINGS, image_id, NULL, (union plan_fn){.finding = fn}, opaque);
 }
 
 int ia_plan_each_member(struct ia_plan *p, int (*fn)(int64_t id, int64_t archive_id, void *opaque),
                         void *opaque)
 {
-        sqlite3_stmt *st = query(p, Q_MEMBERS, 0);
-        int rc = SQLITE_DONE, stop = 0;
-
-        if (!st)
-                return -1;
-        while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
-                stop = fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), opaque);
-        return done(st, rc, stop);
+        return each_row(p, Q_MEMBERS, 0, NULL, (union plan_fn){.member = fn}, opaque);
 }
 
 int ia_plan_each_archive_problem(struct ia_plan *p, int (*fn)(int64_t file_id, void *opaque),
                                  void *opaque)
 {
-        sqlite3_stmt *st = query(p, Q_PROBLEMS, 0);
-        int rc = SQLITE_DONE, stop = 0;
-
-        if (!st)
-                return -1;
-        while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
-                stop = fn(sqlite3_column_int64(st, 0), opaque);
-        return done(st, rc, stop);
+        return each_row(p, Q_PROBLEMS, 0, NULL, (union plan_fn){.problem = fn}, opaque);
 }
 
 int ia_plan_each_image(struct ia_plan *p,
@@ -364,15 +385,7 @@ int ia_plan_each_image(struct ia_plan *p,
                                  void *opaque),
                        void *opaque)
 {
-        sqlite3_stmt *st = query(p, Q_IMAGES, 0);
-        int rc = SQLITE_DONE, stop = 0;
-
-        if (!st)
-                return -1;
-        while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
-                stop = fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), text(st, 2),
-                          sqlite3_column_int(st, 3) != 0, opaque);
-        return done(st, rc, stop);
+        return each_row(p, Q_IMAGES, 0, NULL, (union plan_fn){.each_image = fn}, opaque);
 }
 
 int ia_plan_each_layer(struct ia_plan *p, const char *version,
@@ -380,14 +393,5 @@ int ia_plan_each_layer(struct ia_plan *p, const char *version,
                                  void *opaque),
                        void *opaque)
 {
-        sqlite3_stmt *st = query(p, Q_LAYERS, 0);
-        int rc = SQLITE_DONE, stop = 0;
-
-        if (!st)
-                return -1;
-        sqlite3_bind_text(st, 2, version, -1, SQLITE_TRANSIENT);
-        while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
-                stop = fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), text(st, 2),
-                          text(st, 3), opaque);
-        return done(st, rc, stop);
+        return each_row(p, Q_LAYERS, 0, version, (union plan_fn){.layer = fn}, opaque);
 }

@@ -43,13 +43,18 @@ struct ia_plan;
 struct ia_plan *ia_plan_new(struct ia_store *s, int64_t scan_id);
 void ia_plan_free(struct ia_plan *p); /* NULL-safe */
 
-/* A file of the file system (not a member) the scan saw, with its identity. */
-struct ia_plan_file {
-        int64_t id;
+/* A files row: its path and the identity the scan saw it with. */
+struct ia_plan_ident {
         const void *path; /* path_len bytes, not NUL-terminated */
         size_t path_len;
         uint64_t dev, ino, size;
         int64_t mtime_ns, ctime_ns;
+};
+
+/* A file of the file system (not a member) the scan saw, with its identity. */
+struct ia_plan_file {
+        int64_t id;
+        struct ia_plan_ident ident;
         const char *kind; /* scan_files.kind, or NULL */
 };
 int ia_plan_each_file(struct ia_plan *p, int (*fn)(const struct ia_plan_file *f, void *opaque),
@@ -66,24 +71,20 @@ int ia_plan_image_of(struct ia_plan *p, int64_t file_id,
 /* Each link of image_id, with the files row of its target (if any). */
 struct ia_plan_link {
         const char *kind, *status; /* or NULL */
-        bool has_target;           /* a files row: then path and identity are set */
+        bool has_target;           /* a files row: then ident is set (for _OK, its path) */
         bool target_in_archive;    /* that row is an archive member */
-        const void *path;
-        size_t path_len;
-        uint64_t dev, ino, size;
-        int64_t mtime_ns, ctime_ns;
+        struct ia_plan_ident ident;
         int64_t target_file_id;    /* 0: none */
         const char *target_format; /* the scan's image of the target, or NULL */
 };
-/* Every link of the image (kind and target_format are not set). */
-int ia_plan_each_link(struct ia_plan *p, int64_t image_id,
+/* Which links of the image, and which of their fields are set. */
+enum ia_plan_links {
+        IA_LINKS_ALL,     /* every link: all but kind and target_format */
+        IA_LINKS_OK,      /* status 'ok' with a target files row: kind, path, target_format */
+        IA_LINKS_TARGETS, /* every link: status and target_file_id only */
+};
+int ia_plan_each_link(struct ia_plan *p, enum ia_plan_links which, int64_t image_id,
                       int (*fn)(const struct ia_plan_link *l, void *opaque), void *opaque);
-/* The links of the image with status 'ok' and a target files row (kind, path, target_format). */
-int ia_plan_each_ok_link(struct ia_plan *p, int64_t image_id,
-                         int (*fn)(const struct ia_plan_link *l, void *opaque), void *opaque);
-/* The links of the image: status and target_file_id only. */
-int ia_plan_each_link_target(struct ia_plan *p, int64_t image_id,
-                             int (*fn)(const struct ia_plan_link *l, void *opaque), void *opaque);
 
 /* The findings of image_id: (file_id or 0, code, message), code and message maybe NULL. */
 int ia_plan_each_finding(struct ia_plan *p, int64_t image_id,
