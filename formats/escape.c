@@ -136,25 +136,34 @@ void ia_diag(const char *prefix, const char *fmt, ...)
         va_end(ap);
 }
 
+/*
+ * The escaped name in b as a string of its own (b is left empty), or NULL
+ * on ENOMEM.  An empty name still gets a buffer.
+ */
+static char *escaped_string(struct ia_rbuf *b)
+{
+        size_t len;
+        char *out, *fit;
+
+        ia_rbuf_addc(b, '\0');
+        if (b->nomem) {
+                ia_rbuf_release(b);
+                return NULL;
+        }
+        /* the buffer grew by doubling from 256 bytes: keep only the name (a report holds
+         * several names per image) */
+        out = ia_rbuf_detach(b, &len);
+        fit = realloc(out, len + 1);
+        return fit ? fit : out;
+}
+
 char *ia_escape_dup(const char *s, size_t n)
 {
         struct ia_rbuf b;
 
         ia_rbuf_init(&b);
         ia_escape_name(&b, s, n);
-        ia_rbuf_addc(&b, '\0'); /* an empty name still gets a buffer */
-        if (b.nomem) {
-                ia_rbuf_release(&b);
-                return NULL;
-        }
-        {
-                /* the buffer grew by doubling from 256 bytes: keep only the name (a report
-                 * holds several names per image) */
-                size_t len;
-                char *out = ia_rbuf_detach(&b, &len), *fit = realloc(out, len + 1);
-
-                return fit ? fit : out;
-        }
+        return escaped_string(&b);
 }
 
 void ia_escape_path(struct ia_rbuf *b, const char *s, size_t n, size_t plain)
@@ -183,19 +192,7 @@ char *ia_escape_path_dup(const char *s, size_t n, size_t plain)
 
         ia_rbuf_init(&b);
         ia_escape_path(&b, s, n, plain);
-        ia_rbuf_addc(&b, '\0');
-        if (b.nomem) {
-                ia_rbuf_release(&b);
-                return NULL;
-        }
-        {
-                /* the buffer grew by doubling from 256 bytes: keep only the name (a report
-                 * holds several names per image) */
-                size_t len;
-                char *out = ia_rbuf_detach(&b, &len), *fit = realloc(out, len + 1);
-
-                return fit ? fit : out;
-        }
+        return escaped_string(&b);
 }
 
 bool ia_escape_is_clean(const char *str, size_t n)

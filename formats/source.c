@@ -98,6 +98,23 @@ int ia_source_seek(struct ia_source *src, uint64_t off, enum ia_seek what, uint6
 
 /* ---- plain files ---- */
 
+int64_t ia_fd_pread(int fd, void *buf, size_t len, uint64_t at, const char *what, uint64_t off,
+                    struct ia_error *err)
+{
+        ssize_t n;
+
+        if (len > (size_t)INT_MAX)
+                len = INT_MAX;
+        do {
+                n = pread(fd, buf, len, (off_t)at);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return ia_error_errno(err, IA_ERR_IO, errno,
+                                      "%s of %zu bytes at offset %llu failed", what, len,
+                                      (unsigned long long)off);
+        return n;
+}
+
 struct file_source {
         struct ia_source base;
         int fd;
@@ -107,20 +124,10 @@ static int64_t file_pread(struct ia_source *src, void *buf, size_t len, uint64_t
                           struct ia_error *err)
 {
         struct file_source *fs = (struct file_source *)src;
-        ssize_t n;
 
         if (off > (uint64_t)INT64_MAX)
                 return 0;
-        if (len > (size_t)INT_MAX)
-                len = INT_MAX;
-        do {
-                n = pread(fs->fd, buf, len, (off_t)off);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return ia_error_errno(err, IA_ERR_IO, errno,
-                                      "read of %zu bytes at offset %llu failed", len,
-                                      (unsigned long long)off);
-        return n;
+        return ia_fd_pread(fs->fd, buf, len, off, "read", off, err);
 }
 
 static int file_seek(struct ia_source *src, uint64_t off, enum ia_seek what, uint64_t *res,
@@ -173,9 +180,27 @@ static const char *file_type_name(mode_t mode)
         return "not a regular file";
 }
 
+/* The source over fd (which it owns from now on: closed on failure), st its fstat. */
+static struct ia_source *file_source_new(int fd, const char *name, const struct stat *st,
+                                         uint64_t size, uint64_t allocated, struct ia_error *err)
+{
+        struct file_source *fs = calloc(1, sizeof(*fs));
+
+        if (!fs) {
+                ia_error_set(err, IA_ERR_NOMEM, "out of memory opening '%s'", name);
+                close(fd);
+                return NULL;
+        }
+        ia_source_init(&fs->base, &file_ops, size);
+        fs->base.allocated = allocated;
+        fs->base.dev = (uint64_t)st->st_dev;
+        fs->base.ino = (uint64_t)st->st_ino;
+        fs->fd = fd;
+        return &fs->base;
+}
+
 struct ia_source *ia_source_from_fd(int fd, const char *name, struct ia_error *err)
 {
-        struct file_source *fs;
         struct stat st;
 
         if (fstat(fd, &st) < 0) {
@@ -189,24 +214,13 @@ struct ia_source *ia_source_from_fd(int fd, const char *name, struct ia_error *e
                 close(fd);
                 return NULL;
         }
-        fs = calloc(1, sizeof(*fs));
-        if (!fs) {
-                ia_error_set(err, IA_ERR_NOMEM, "out of memory opening '%s'", name);
-                close(fd);
-                return NULL;
-        }
-        ia_source_init(&fs->base, &file_ops, (uint64_t)st.st_size);
-        fs->base.allocated = (uint64_t)st.st_blocks * 512;
-        fs->base.dev = (uint64_t)st.st_dev;
-        fs->base.ino = (uint64_t)st.st_ino;
-        fs->fd = fd;
-        return &fs->base;
+        return file_source_new(fd, name, &st, (uint64_t)st.st_size, (uint64_t)st.st_blocks * 512,
+                               err);
 }
 
 struct ia_source *ia_source_from_blockdev(int fd, const char *name, uint64_t size,
                                           struct ia_error *err)
 {
-        struct file_source *fs;
         struct stat st;
 
         if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode)) {
@@ -214,18 +228,7 @@ struct ia_source *ia_source_from_blockdev(int fd, const char *name, uint64_t siz
                 close(fd);
                 return NULL;
         }
-        fs = calloc(1, sizeof(*fs));
-        if (!fs) {
-                ia_error_set(err, IA_ERR_NOMEM, "out of memory opening '%s'", name);
-                close(fd);
-                return NULL;
-        }
-        ia_source_init(&fs->base, &file_ops, size);
-        fs->base.allocated = size;
-        fs->base.dev = (uint64_t)st.st_dev;
-        fs->base.ino = (uint64_t)st.st_ino;
-        fs->fd = fd;
-        return &fs->base;
+        return file_source_new(fd, name, &st, size, size, err);
 }
 
 static void open_error(int e, const char *path, unsigned flags, struct ia_error *err)

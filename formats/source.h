@@ -72,6 +72,15 @@ int ia_read(struct ia_source *src, void *buf, size_t len, uint64_t off, const ch
 int64_t ia_read_upto(struct ia_source *src, void *buf, size_t len, uint64_t off,
                      struct ia_error *err);
 
+/*
+ * A file source's read: pread(2) of fd at `at`, retried on EINTR, at most
+ * INT_MAX bytes; the count (0 at the end), or -1 with err saying "WHAT of
+ * LEN bytes at offset OFF failed", OFF being the offset the source was asked
+ * for (a window's own offset, not fd's).
+ */
+int64_t ia_fd_pread(int fd, void *buf, size_t len, uint64_t at, const char *what, uint64_t off,
+                    struct ia_error *err);
+
 /* Seek through the source's method; -1 with *errnum = EOPNOTSUPP when it has none. */
 int ia_source_seek(struct ia_source *src, uint64_t off, enum ia_seek what, uint64_t *res,
                    int *errnum);

@@ -377,7 +377,6 @@ static int64_t member_pread(struct ia_source *src, void *buf, size_t len, uint64
                             struct ia_error *err)
 {
         struct member *m = (struct member *)src;
-        ssize_t n;
 
         if (off >= src->size)
                 return 0;
@@ -387,16 +386,7 @@ static int64_t member_pread(struct ia_source *src, void *buf, size_t len, uint64
                 memcpy(buf, m->buf + off, len);
                 return (int64_t)len;
         }
-        if (len > (size_t)INT_MAX)
-                len = INT_MAX;
-        do {
-                n = pread(m->file->fd, buf, len, (off_t)(m->off + off));
-        } while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return ia_error_errno(err, IA_ERR_IO, errno,
-                                      "spool read of %zu bytes at offset %llu failed", len,
-                                      (unsigned long long)off);
-        return n;
+        return ia_fd_pread(m->file->fd, buf, len, m->off + off, "spool read", off, err);
 }
 
 static int member_seek(struct ia_source *src, uint64_t off, enum ia_seek what, uint64_t *res,

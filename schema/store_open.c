@@ -317,24 +317,47 @@ static int64_t now_iso(char *buf, size_t n)
         return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-int ia_store_mark_dead_scans(struct ia_store *s, int *n, struct ia_error *err)
+/*
+ * An UPDATE of scans rows that closes them: sql prepared with the time now
+ * (ISO 8601) bound to parameter now_param; NULL with err set ("doing" says
+ * what failed).
+ */
+static sqlite3_stmt *prepare_closing(struct ia_store *s, const char *sql, int now_param,
+                                     const char *doing, struct ia_error *err)
 {
         char now[32];
         sqlite3_stmt *st;
-        int rc;
 
         now_iso(now, sizeof(now));
-        if (sqlite3_prepare_v2(s->db,
-                               "UPDATE scans SET status = 'aborted', finished_at = ?1, "
-                               "abort_reason = 'the scan did not finish (killed or crashed)' "
-                               "WHERE status = 'running'",
-                               -1, &st, NULL) != SQLITE_OK)
-                return db_error(s, err, "marking dead scans");
-        sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
-        rc = sqlite3_step(st);
+        if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+                db_error(s, err, doing);
+                return NULL;
+        }
+        sqlite3_bind_text(st, now_param, now, -1, SQLITE_TRANSIENT);
+        return st;
+}
+
+/* Steps the statement once to its end and finalizes it: 0, or -1 with err set. */
+static int step_closing(struct ia_store *s, sqlite3_stmt *st, const char *doing,
+                        struct ia_error *err)
+{
+        int rc = sqlite3_step(st);
+
         sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return db_error(s, err, "marking dead scans");
+        return rc == SQLITE_DONE ? 0 : db_error(s, err, doing);
+}
+
+int ia_store_mark_dead_scans(struct ia_store *s, int *n, struct ia_error *err)
+{
+        static const char doing[] = "marking dead scans";
+        sqlite3_stmt *st = prepare_closing(s,
+                                           "UPDATE scans SET status = 'aborted', finished_at = ?1, "
+                                           "abort_reason = 'the scan did not finish (killed or "
+                                           "crashed)' WHERE status = 'running'",
+                                           1, doing, err);
+
+        if (!st || step_closing(s, st, doing, err) < 0)
+                return -1;
         *n = sqlite3_changes(s->db);
         return 0;
 }
@@ -396,21 +419,19 @@ rollback:
 int ia_store_end_scan(struct ia_store *s, int64_t scan_id, bool complete, const char *reason,
                       int exit_status, const struct ia_scan_stats *stats, struct ia_error *err)
 {
-        char now[32];
-        sqlite3_stmt *st;
-        int rc;
+        static const char doing[] = "finishing the scan";
+        sqlite3_stmt *st =
+            prepare_closing(s,
+                            "UPDATE scans SET status = ?2, finished_at = ?3, exit_status = ?4, "
+                            "abort_reason = ?5, files_seen = ?6, files_read = ?7, "
+                            "files_reused = ?8, layers_mapped = ?9, images = ?10, "
+                            "map_rows = ?11, problems = ?12 WHERE id = ?1",
+                            3, doing, err);
 
-        now_iso(now, sizeof(now));
-        if (sqlite3_prepare_v2(s->db,
-                               "UPDATE scans SET status = ?2, finished_at = ?3, exit_status = ?4, "
-                               "abort_reason = ?5, files_seen = ?6, files_read = ?7, "
-                               "files_reused = ?8, layers_mapped = ?9, images = ?10, "
-                               "map_rows = ?11, problems = ?12 WHERE id = ?1",
-                               -1, &st, NULL) != SQLITE_OK)
-                return db_error(s, err, "finishing the scan");
+        if (!st)
+                return -1;
         sqlite3_bind_int64(st, 1, scan_id);
         sqlite3_bind_text(st, 2, complete ? "complete" : "aborted", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int(st, 4, exit_status);
         bind_text(st, 5, reason);
         sqlite3_bind_int64(st, 6, (int64_t)stats->files_seen);
@@ -420,11 +441,7 @@ int ia_store_end_scan(struct ia_store *s, int64_t scan_id, bool complete, const 
         sqlite3_bind_int64(st, 10, (int64_t)stats->images);
         sqlite3_bind_int64(st, 11, (int64_t)stats->map_rows);
         sqlite3_bind_int64(st, 12, (int64_t)stats->problems);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return db_error(s, err, "finishing the scan");
-        return 0;
+        return step_closing(s, st, doing, err);
 }
 
 int ia_store_max_ids(struct ia_store *s, int64_t *file_id, int64_t *image_id, int64_t *layer_id,
