@@ -106,3 +106,15 @@ int ia_rawdisk_name_matches(const char *path, const char *const *globs)
         }
         return 0;
 }
+
+const char *ia_rawdisk_recognised_by(struct ia_source *src, const uint8_t *head, size_t head_len,
+                                     const char *name, const char *const *globs)
+{
+        if (src->size == 0)
+                return NULL;
+        if (ia_rawdisk_signature(src, head, head_len))
+                return "content";
+        if (ia_rawdisk_name_matches(name, globs))
+                return "name";
+        return NULL;
+}

@@ -27,4 +27,15 @@ const char *ia_rawdisk_signature(struct ia_source *src, const uint8_t *head, siz
 /* Does the last component of path match one of globs (NULL-terminated)? */
 int ia_rawdisk_name_matches(const char *path, const char *const *globs);
 
+/*
+ * Is src, which no format driver recognised, a raw disk by the two rules a
+ * walked file and an archive member share?  "content" when its content
+ * starts like a disk, else "name" when the last component of name matches
+ * the raw globs, else NULL (an empty file is never a raw disk).  head: its
+ * first head_len bytes.  The scan adds its own rules for walked files
+ * (--devices, VM definitions, the store's layout, references).
+ */
+const char *ia_rawdisk_recognised_by(struct ia_source *src, const uint8_t *head, size_t head_len,
+                                     const char *name, const char *const *globs);
+
 #endif

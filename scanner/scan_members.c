@@ -65,8 +65,8 @@ bool scan_probe_source(struct ia_source *src, const char *name, uint8_t *head, s
 
 /*
  * The archive walk's question before it spools a big member (archives.h,
- * wanted): may it be an image?  The same tests as the scan makes of it below,
- * and of a walked file: a format recognised by content (a bare VMDK extent
+ * wanted): may it be an image?  The same tests as member_probe() makes of it
+ * below, and the scan of a walked file: a format recognised by content (a bare VMDK extent
  * too), a nested archive, a raw disk by content or by name; and a name
  * ending in ".vmdk", what a VMDK descriptor calls its flat extents.  Any other
  * member that another image names (a raw backing file, a data file) is not
@@ -86,8 +86,8 @@ static bool member_may_be_image(void *opaque, const char *name, struct ia_source
         if (!scan_probe_source(head, name, buf, &hl, &drv, &err))
                 return true; /* spooled, and its problem reported as without a probe */
         return drv != &ia_drv_raw || scan_bare_vmdk_extent(drv, buf, hl) ||
-               ia_archive_probe(buf, hl) || ia_rawdisk_signature(head, buf, hl) ||
-               ia_rawdisk_name_matches(name, s->raw_globs) ||
+               ia_archive_probe(buf, hl) ||
+               ia_rawdisk_recognised_by(head, buf, hl, name, s->raw_globs) ||
                ia_rawdisk_name_matches(name, vmdk_extent_glob);
 }
 
@@ -138,15 +138,17 @@ static int member_rows(struct scan *s, struct arch_ctx *ac)
 }
 
 /*
- * One member, probed: an image or a nested archive is scanned now; a member
- * only the images can decide about (raw backing, data file, bare extent,
- * nothing) is left for member_settle() (true).
+ * One member, probed: an image (a raw disk by content or by name too) or a
+ * nested archive is scanned now; a member only the images can decide about
+ * (raw backing, data file, bare extent, nothing) is left for member_settle()
+ * (true).
  */
 static bool member_probe(struct scan *s, struct arch_ctx *ac, const struct ia_archive_member *m,
                          struct member_info *mi, uint8_t *head)
 {
         const struct ia_driver *drv;
         struct ia_error err;
+        const char *by;
         size_t hl;
 
         if (m->type != IA_MEMBER_FILE) {
@@ -180,8 +182,14 @@ static bool member_probe(struct scan *s, struct arch_ctx *ac, const struct ia_ar
                 bool nested = false;
 
                 scan_archive(s, m->src, mi->path, mi->file_id, &nested);
-                if (nested)
-                        return false;
+                return !nested;
+        }
+        /* a raw disk by content or by name, as a walked file is (README, "What is an image") */
+        by = ia_rawdisk_recognised_by(m->src, head, hl, m->name, s->raw_globs);
+        if (by) {
+                mi->is_image = true;
+                scan_image(s, m->src, mi->path, mi->file_id, "raw", "raw", ac, by);
+                return false;
         }
         return true;
 }
