@@ -90,23 +90,28 @@ static int block_flush(struct ia_push *p, struct ia_pg_copy *c, struct run_block
         return ia_pg_copy_end_row(c, err);
 }
 
-/* Run st's row (a layer_runs row: layer_id, start, ... file_id) into b; h: the fingerprint. */
+/*
+ * Run st's row (a layer_runs row: layer_id, start, ... file_id) into b; h:
+ * the fingerprint.  Each column is read once (a column read costs more
+ * than the packing).
+ */
 static void block_add(struct run_block *b, sqlite3_stmt *st, uint64_t *h)
 {
         size_t k = b->n++;
+        int64_t w[6];
 
-        b->start[k] = sqlite3_column_int64(st, 1);
-        b->length[k] = sqlite3_column_int64(st, 2);
-        b->flags[k] = (sqlite3_column_int64(st, 3) ? RUN_PRESENT : 0) |
-                      (sqlite3_column_int64(st, 4) ? RUN_ZERO : 0) |
-                      (sqlite3_column_int64(st, 5) ? RUN_DATA : 0) |
-                      (sqlite3_column_int64(st, 6) ? RUN_COMPRESSED : 0);
+        for (int i = 0; i < 6; i++)
+                w[i] = sqlite3_column_int64(st, i + 1);
+        b->start[k] = w[0];
+        b->length[k] = w[1];
+        b->flags[k] = (w[2] ? RUN_PRESENT : 0) | (w[3] ? RUN_ZERO : 0) | (w[4] ? RUN_DATA : 0) |
+                      (w[5] ? RUN_COMPRESSED : 0);
         b->no_offset[k] = sqlite3_column_type(st, 7) == SQLITE_NULL;
         b->offset[k] = b->no_offset[k] ? 0 : sqlite3_column_int64(st, 7);
         b->no_file[k] = sqlite3_column_type(st, 8) == SQLITE_NULL;
         b->file_id[k] = b->no_file[k] ? 0 : sqlite3_column_int64(st, 8);
-        for (int i = 1; i <= 6; i++)
-                *h = fnv_word(*h, sqlite3_column_int64(st, i));
+        for (int i = 0; i < 6; i++)
+                *h = fnv_word(*h, w[i]);
         *h = fnv_word(*h, b->no_offset[k] ? -1 : b->offset[k]);
 }
 

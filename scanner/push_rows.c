@@ -79,7 +79,8 @@ int ia_push_open_local(struct ia_push *p, struct ia_error *err)
         int latest = 0;
         sqlite3_stmt *st;
 
-        if (sqlite3_open_v2(p->db_path, &p->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        if (sqlite3_open_v2(p->db_path, &p->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK) {
                 ia_error_set(err, IA_ERR_IO, "cannot open store '%s': %s", p->db_path,
                              p->db ? sqlite3_errmsg(p->db) : "out of memory");
                 if (err)

@@ -58,10 +58,21 @@ int ia_pg_schema_latest(void);
  */
 int ia_pg_migrate(struct ia_pg *pg, bool apply, int *version, struct ia_error *err);
 
-/* ---- COPY ... FROM STDIN (FORMAT binary): the statement must say so ---- */
+/*
+ * ---- COPY ... FROM STDIN (FORMAT binary): the statement must say so ----
+ *
+ * The rows are formatted into a buffer by the caller's thread; a full
+ * buffer goes to a sender thread, which owns the connection until
+ * ia_pg_copy_end and sends it while the caller formats the next one (the
+ * server parses one buffer while the client makes the next: the two
+ * overlap, where a blocking send made them take turns).  Between begin and
+ * end the caller must not use the connection.
+ */
+struct ia_pg_sender;
 
 struct ia_pg_copy {
         struct ia_pg *pg;
+        struct ia_pg_sender *snd; /* NULL: each buffer is sent by the caller */
         char *buf;
         size_t len, cap, flush_at, row_at; /* row_at: the current row's field count */
         unsigned nfields;
