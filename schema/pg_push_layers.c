@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "push.h"
+#include "pg_push_int.h"
 #include "banned.h"
 
 /* The runs of one central layer_runs_packed row (schema/pg/002_packed_runs.sql). */

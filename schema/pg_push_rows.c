@@ -2,14 +2,14 @@
  * imgaudit push, the local side: reading the local store (one read
  * transaction, so the push sees one snapshot and a running scan is never
  * blocked) and copying a table's rows with COPY in the binary format, row
- * by row as SQLite steps (see push.h).
+ * by row as SQLite steps (see pg_push.h).
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "push.h"
+#include "pg_push_int.h"
 #include "rbuf.h"
 #include "schema.h"
 #include "banned.h"
