@@ -32,7 +32,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +45,7 @@
 #include "escape.h"
 #include "out.h"
 #include "pg_report.h"
+#include "report_args.h"
 #include "banned.h"
 
 bool ia_report_wants_pg(int argc, char **argv)
@@ -133,79 +133,24 @@ struct fleet {
         struct ia_fleet_doc doc;
 };
 
-/* Parse the options into o; returns -1 to go on, else the exit status (help: 0). */
+/* Parse the options into o (cmd_report.c's grammar, with --host); -1 to go on, else the exit
+ * status. */
 static int parse_opts(struct fleet_opts *o, int argc, char **argv)
 {
-        static const struct option opts[] = {
-            {"db", required_argument, NULL, 'd'},
-            {"format", required_argument, NULL, 'F'},
-            {"section", required_argument, NULL, 'S'},
-            {"scan", required_argument, NULL, 's'},
-            {"since", required_argument, NULL, 'n'},
-            {"output", optional_argument, NULL, 'O'},
-            {"host", required_argument, NULL, 'H'},
-            {"help", no_argument, NULL, 'h'},
-            {"prometheus-per-image", no_argument, NULL, 'P'},
-            {NULL, 0, NULL, 0},
-        };
-        int c;
+        struct ia_report_args a = {.fleet = true, .pass = o->pass, .db = o->conninfo};
+        int ret;
 
-        o->pass[o->npass++] = argv[0];
-        opterr = 0;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'd':
-                        o->conninfo = optarg;
-                        break;
-                case 'H':
-                        o->host = optarg;
-                        break;
-                case 'o':
-                        if (!*optarg)
-                                return ia_usage_error("report", 2, "-o wants a file name");
-                        o->out = optarg;
-                        break;
-                case 'O':
-                        return ia_usage_error("report", 2,
-                                              "no option --output: the layout is --format=FMT, "
-                                              "the file -o FILE");
-                case 'P':
-                        o->pass[o->npass++] = "--prometheus-per-image";
-                        break;
-                case 'F':
-                        o->format = optarg;
-                        o->pass[o->npass++] = "--format";
-                        o->pass[o->npass++] = optarg;
-                        break;
-                case 'S':
-                        o->section = optarg;
-                        o->pass[o->npass++] = "--section";
-                        o->pass[o->npass++] = optarg;
-                        break;
-                case 's':
-                        o->scan = optarg;
-                        o->pass[o->npass++] = "--scan";
-                        o->pass[o->npass++] = optarg;
-                        break;
-                case 'n':
-                        o->since = true;
-                        o->pass[o->npass++] = "--since";
-                        o->pass[o->npass++] = optarg;
-                        break;
-                case 'h':
-                        fputs(ia_report_usage, stdout);
-                        return 0;
-                default:
-                        return ia_getopt_error("report", 2, c, argv);
-                }
-        }
-        if (optind < argc)
-                return ia_usage_error("report", 2, "unexpected argument '%s'", argv[optind]);
-        if (strcmp(o->format, "human") && strcmp(o->format, "json") && strcmp(o->format, "csv") &&
-            strcmp(o->format, "html") && strcmp(o->format, "prometheus"))
-                return ia_usage_error(
-                    "report", 2, "no format '%s' (human, json, csv, html, prometheus)", o->format);
+        a.pass[a.npass++] = argv[0];
+        if ((ret = ia_report_parse_args(&a, argc, argv)) >= 0)
+                return ret;
+        o->npass = a.npass;
+        o->conninfo = a.db;
+        o->host = a.host;
+        o->out = a.out;
+        o->format = a.format_name;
+        o->section = a.section;
+        o->scan = a.scan;
+        o->since = a.since != NULL;
         if (o->scan && !o->host)
                 return ia_usage_error("report", 2,
                                       "--scan names a scan of one host's store: give --host");

@@ -44,6 +44,26 @@ int ia_push_copy_table(struct ia_push *p, enum ia_pg_tbl t, const char *where, i
                        struct ia_error *err);
 
 /*
+ * The general form, one COPY: the rows of local table t matching where,
+ * with ?1 bound to each of bind[0..nbind) in turn; pre, pre_val as above;
+ * post: a trailing text column, for bind k post_hex[k] as 16 hex digits,
+ * each bind then matching exactly one row (else a local error); skip as
+ * above.
+ */
+struct ia_push_rows {
+        enum ia_pg_tbl t;
+        const char *where;
+        const int64_t *bind;
+        size_t nbind;
+        const char *pre, *pre_val;
+        const char *post;
+        const uint64_t *post_hex;
+        struct ia_idset *skip;
+};
+
+int ia_push_copy_rows(struct ia_push *p, const struct ia_push_rows *r, struct ia_error *err);
+
+/*
  * The layers scan_id's maps name that the central database lacks, with
  * their runs (packed) and fingerprints; fresh gets their ids.
  */

@@ -178,47 +178,14 @@ out:
 static int copy_layer_rows(struct ia_push *p, const struct ia_idset *fresh, const uint64_t *fp,
                            struct ia_error *err)
 {
-        char *sel = ia_push_select_sql(IA_PGT_LAYERS, "id = ?1"),
-             *cp = ia_push_copy_sql(IA_PGT_LAYERS, NULL, "fingerprint");
-        sqlite3_stmt *st = NULL;
-        struct ia_pg_copy c;
-        int ret = -1;
+        struct ia_push_rows r = {.t = IA_PGT_LAYERS,
+                                 .where = "id = ?1",
+                                 .bind = fresh->v,
+                                 .nbind = fresh->n,
+                                 .post = "fingerprint",
+                                 .post_hex = fp};
 
-        if (!sel || !cp) {
-                ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-                goto out;
-        }
-        if (sqlite3_prepare_v2(p->db, sel, -1, &st, NULL) != SQLITE_OK) {
-                ia_push_local_error(p, "layers", err);
-                goto out;
-        }
-        if (ia_pg_copy_begin(&c, &p->pg, cp, err) < 0)
-                goto out;
-        for (size_t k = 0; k < fresh->n; k++) {
-                char hex[17];
-
-                sqlite3_reset(st);
-                sqlite3_bind_int64(st, 1, fresh->v[k]);
-                if (sqlite3_step(st) != SQLITE_ROW) {
-                        ia_push_local_error(p, "layers", err);
-                        ia_push_copy_finish(p, &c, false, NULL);
-                        goto out;
-                }
-                ia_pg_copy_uuid(&c, p->store_id);
-                ia_push_emit_cols(&c, IA_PGT_LAYERS, st);
-                snprintf(hex, sizeof(hex), "%016" PRIx64, fp[k]);
-                ia_pg_copy_text(&c, hex, 16);
-                if (ia_pg_copy_end_row(&c, err) < 0) {
-                        ia_push_copy_finish(p, &c, false, NULL);
-                        goto out;
-                }
-        }
-        ret = ia_push_copy_finish(p, &c, true, err);
-out:
-        sqlite3_finalize(st);
-        free(sel);
-        free(cp);
-        return ret;
+        return ia_push_copy_rows(p, &r, err);
 }
 
 int ia_push_copy_layers(struct ia_push *p, int64_t scan_id, struct ia_idset *fresh,
