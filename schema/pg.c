@@ -117,6 +117,7 @@ int ia_pg_connect(struct ia_pg *pg, const char *conninfo, struct ia_error *err)
 
 void ia_pg_close(struct ia_pg *pg)
 {
+        ia_pg_sync(pg, NULL);
         if (pg->conn)
                 PQfinish(pg->conn);
         free(pg->where);
@@ -159,8 +160,13 @@ int ia_pg_exec(struct ia_pg *pg, const char *sql, struct ia_error *err)
 PGresult *ia_pg_query(struct ia_pg *pg, const char *sql, int nparams, const char *const *params,
                       struct ia_error *err)
 {
-        PGresult *res = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        PGresult *res;
+        ExecStatusType st;
+
+        if (ia_pg_sync(pg, err) < 0) /* a COPY before failed: its error */
+                return NULL;
+        res = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
                 return res;

@@ -12,11 +12,15 @@
  * caller waits for a free one when the server is the slower side, so the
  * memory is bounded whatever the table's size.
  *
- * The sender is the only user of the connection from the start of the
- * thread to its join (in ia_pg_copy_end, or on a failed send); every
- * other libpq call (PQputCopyEnd, the result, errors) is the caller's,
- * after the join.  A failed PQputCopyData stops the sending; the caller
- * sees it at its next flush or at the end.
+ * The sender is given a queue of items (start a COPY, send a buffer, end
+ * the COPY and read its result) and is the only user of the connection
+ * from the first ia_pg_copy_begin to ia_pg_sync (which every other query
+ * calls first, pg.c): the caller reads and formats the next table while
+ * the server finishes the COPY of the last, where a round trip per table
+ * made them wait for each other.  The first failure is kept; after it the
+ * sender only ends a COPY left open, and the caller sees the failure at
+ * its next ia_pg_copy_* call or at the sync (a push: the scan's COMMIT,
+ * which is then never sent).
  */
 #define _GNU_SOURCE
 #include "pg.h"
@@ -45,17 +49,76 @@ struct sbuf {
         size_t len, cap;
 };
 
+/* What the sender does, in order: start a COPY, send a buffer, end the COPY. */
+enum item_kind { IT_BEGIN, IT_DATA, IT_END };
+
+struct item {
+        struct item *next;
+        enum item_kind kind;
+        char *sql;     /* IT_BEGIN */
+        struct sbuf b; /* IT_DATA */
+        bool ok;       /* IT_END: false: abort the COPY */
+};
+
 struct ia_pg_sender {
-        PGconn *conn;
+        struct ia_pg *pg;
         pthread_t thread;
         pthread_mutex_t mu;
         pthread_cond_t cv;
-        struct sbuf queue[NBUF]; /* to send, in order: [head, head + nq) */
-        size_t head, nq;
-        struct sbuf spare[NBUF]; /* sent, free for the caller */
-        size_t nspare, nbufs;    /* nbufs: buffers that exist */
+        struct item *head, **tail; /* to do, in order */
+        struct sbuf spare[NBUF];   /* sent, free for the caller */
+        size_t nspare, nbufs;      /* nbufs: buffers that exist */
         bool done, failed;
+        struct ia_error err; /* the first failure (failed) */
+        bool in_copy;        /* the sender's own: a COPY is open on the connection */
 };
+
+/* The sender's first failure into s->err (res: the server's answer, or NULL). */
+static void sender_fail(struct ia_pg_sender *s, PGresult *res, const char *what)
+{
+        pthread_mutex_lock(&s->mu);
+        if (!s->failed)
+                ia_pg_error(s->pg, res, what, &s->err);
+        s->failed = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+}
+
+/* One item, on the connection; after a failure only a COPY left open is ended. */
+static void sender_do(struct ia_pg_sender *s, struct item *it, bool failed)
+{
+        PGconn *conn = s->pg->conn;
+        PGresult *res;
+
+        switch (it->kind) {
+        case IT_BEGIN:
+                if (failed)
+                        return;
+                res = PQexec(conn, it->sql);
+                if (!res || PQresultStatus(res) != PGRES_COPY_IN)
+                        sender_fail(s, res, "starting COPY");
+                else
+                        s->in_copy = true;
+                PQclear(res);
+                return;
+        case IT_DATA:
+                if (!failed && s->in_copy && PQputCopyData(conn, it->b.p, (int)it->b.len) != 1)
+                        sender_fail(s, NULL, "sending COPY data");
+                return;
+        case IT_END:
+                if (!s->in_copy)
+                        return;
+                s->in_copy = false;
+                if (PQputCopyEnd(conn, it->ok && !failed ? NULL : "imgaudit push stopped") != 1)
+                        sender_fail(s, NULL, "ending COPY");
+                while ((res = PQgetResult(conn)) != NULL) {
+                        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                                sender_fail(s, res, "COPY");
+                        PQclear(res);
+                }
+                return;
+        }
+}
 
 static void *sender_main(void *arg)
 {
@@ -63,40 +126,42 @@ static void *sender_main(void *arg)
 
         pthread_mutex_lock(&s->mu);
         for (;;) {
-                struct sbuf b;
+                struct item *it;
                 bool failed;
 
-                while (s->nq == 0 && !s->done)
+                while (!s->head && !s->done)
                         pthread_cond_wait(&s->cv, &s->mu);
-                if (s->nq == 0)
+                if (!s->head)
                         break;
-                b = s->queue[s->head];
+                it = s->head;
+                s->head = it->next;
+                if (!s->head)
+                        s->tail = &s->head;
                 failed = s->failed;
                 pthread_mutex_unlock(&s->mu);
-                /* after a failure, what is queued is only given back */
-                if (!failed && PQputCopyData(s->conn, b.p, (int)b.len) != 1)
-                        failed = true;
+                sender_do(s, it, failed);
+                free(it->sql);
                 pthread_mutex_lock(&s->mu);
-                s->failed |= failed;
-                s->head = (s->head + 1) % NBUF;
-                s->nq--;
-                b.len = 0;
-                s->spare[s->nspare++] = b;
+                if (it->kind == IT_DATA) {
+                        it->b.len = 0;
+                        s->spare[s->nspare++] = it->b;
+                }
+                free(it);
                 pthread_cond_broadcast(&s->cv);
         }
         pthread_mutex_unlock(&s->mu);
         return NULL;
 }
 
-/* A sender for conn, its thread started; NULL: none (the caller sends). */
-static struct ia_pg_sender *sender_start(PGconn *conn)
+/* A sender for pg, its thread started; NULL: none (the caller sends). */
+static struct ia_pg_sender *sender_start(struct ia_pg *pg)
 {
         struct ia_pg_sender *s = calloc(1, sizeof(*s));
 
         if (!s)
                 return NULL;
-        s->conn = conn;
-        s->nbufs = 1; /* the caller's */
+        s->pg = pg;
+        s->tail = &s->head;
         if (pthread_mutex_init(&s->mu, NULL) != 0) {
                 free(s);
                 return NULL;
@@ -115,54 +180,156 @@ static struct ia_pg_sender *sender_start(PGconn *conn)
         return s;
 }
 
-/*
- * Queue the caller's buffer (*buf, *len bytes of *cap) and give the caller
- * a free one in its place (*buf NULL: no memory); -1: a send failed.
- */
-static int sender_put(struct ia_pg_sender *s, char **buf, size_t *len, size_t *cap)
+/* The sender's failure into err; -1. */
+static int sender_error(struct ia_pg_sender *s, struct ia_error *err)
 {
-        struct sbuf b = {*buf, *len, *cap};
-        int ret = 0;
-
         pthread_mutex_lock(&s->mu);
-        while (s->nq == NBUF && !s->failed)
-                pthread_cond_wait(&s->cv, &s->mu);
-        if (s->failed) {
-                ret = -1;
-                goto out;
-        }
-        s->queue[(s->head + s->nq) % NBUF] = b;
-        s->nq++;
-        pthread_cond_broadcast(&s->cv);
-        *buf = NULL;
-        /* a new buffer while fewer than NBUF exist, else wait for a sent one */
-        if (s->nspare == 0 && s->nbufs < NBUF) {
-                s->nbufs++;
-                pthread_mutex_unlock(&s->mu);
-                *buf = malloc(*cap);
-                return 0;
-        }
-        while (s->nspare == 0 && !s->failed)
-                pthread_cond_wait(&s->cv, &s->mu);
-        if (s->nspare == 0) {
-                ret = -1;
-                goto out;
-        }
-        b = s->spare[--s->nspare];
-        *buf = b.p;
-        *cap = b.cap;
-out:
+        if (err)
+                *err = s->err;
         pthread_mutex_unlock(&s->mu);
-        return ret;
+        return -1;
+}
+
+/* Queue it (s->mu held). */
+static void enqueue(struct ia_pg_sender *s, struct item *it)
+{
+        it->next = NULL;
+        *s->tail = it;
+        s->tail = &it->next;
+        pthread_cond_broadcast(&s->cv);
 }
 
 /*
- * Let the sender send what is queued, join it and free it; the caller's
- * buffer stays.  -1: a send failed (the connection's error says why).
+ * A free buffer of *cap bytes at least for the caller (s->mu held): a sent
+ * one, a new one while fewer than NBUF exist, else the next one sent.
+ * NULL: no memory, or the sender failed.
  */
-static int sender_stop(struct ia_pg_copy *c)
+static char *take_buffer(struct ia_pg_sender *s, size_t *cap)
 {
-        struct ia_pg_sender *s = c->snd;
+        struct sbuf b;
+
+        if (s->nspare == 0 && s->nbufs < NBUF) {
+                char *p = malloc(*cap);
+
+                if (p)
+                        s->nbufs++;
+                return p;
+        }
+        while (s->nspare == 0 && !s->failed)
+                pthread_cond_wait(&s->cv, &s->mu);
+        if (s->nspare == 0)
+                return NULL;
+        b = s->spare[--s->nspare];
+        if (b.cap < *cap) {
+                char *p = realloc(b.p, *cap);
+
+                if (!p) {
+                        free(b.p);
+                        s->nbufs--;
+                        return NULL;
+                }
+                b.p = p;
+                b.cap = *cap;
+        }
+        *cap = b.cap;
+        return b.p;
+}
+
+/*
+ * Queue a COPY statement and give the caller a buffer (*buf, *cap); -1:
+ * the sender failed before (err), or no memory.
+ */
+static int sender_begin(struct ia_pg_sender *s, const char *sql, char **buf, size_t *cap,
+                        struct ia_error *err)
+{
+        struct item *it = calloc(1, sizeof(*it));
+        char *copy = strdup(sql);
+        bool failed;
+
+        if (!it || !copy) {
+                free(it);
+                free(copy);
+                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        }
+        pthread_mutex_lock(&s->mu);
+        if (s->failed) {
+                pthread_mutex_unlock(&s->mu);
+                free(it);
+                free(copy);
+                return sender_error(s, err);
+        }
+        it->kind = IT_BEGIN;
+        it->sql = copy;
+        enqueue(s, it);
+        *buf = take_buffer(s, cap);
+        failed = s->failed;
+        pthread_mutex_unlock(&s->mu);
+        if (!*buf)
+                return failed ? sender_error(s, err)
+                              : ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        return 0;
+}
+
+/*
+ * Queue the caller's buffer (*buf, *len bytes of *cap) and give the caller
+ * a free one in its place (*buf NULL: no memory); -1: the sender failed,
+ * -2: no memory to queue it.
+ */
+static int sender_put(struct ia_pg_sender *s, char **buf, size_t *len, size_t *cap)
+{
+        struct item *it = calloc(1, sizeof(*it));
+        bool failed;
+
+        if (!it)
+                return -2; /* no memory: the caller's buffer stays its own */
+        pthread_mutex_lock(&s->mu);
+        if (s->failed) {
+                pthread_mutex_unlock(&s->mu);
+                free(it);
+                return -1;
+        }
+        it->kind = IT_DATA;
+        it->b = (struct sbuf){*buf, *len, *cap};
+        enqueue(s, it);
+        *buf = take_buffer(s, cap);
+        failed = !*buf && s->failed;
+        pthread_mutex_unlock(&s->mu);
+        return failed ? -1 : 0;
+}
+
+/*
+ * Queue the end of the COPY (ok false: abort it); the caller's buffer buf
+ * becomes a spare.  -1: the sender failed already (the COPY's own result
+ * is not waited for: the next ia_pg_sync says).
+ */
+static int sender_end(struct ia_pg_sender *s, bool ok, char *buf, size_t cap)
+{
+        struct item *it = calloc(1, sizeof(*it));
+        bool failed;
+
+        pthread_mutex_lock(&s->mu);
+        if (buf) {
+                s->spare[s->nspare++] = (struct sbuf){buf, 0, cap};
+                pthread_cond_broadcast(&s->cv);
+        }
+        if (!it) { /* the COPY cannot be ended in order: the transaction fails */
+                if (!s->failed)
+                        ia_error_set(&s->err, IA_ERR_NOMEM, "out of memory");
+                s->failed = true;
+                pthread_mutex_unlock(&s->mu);
+                return -1;
+        }
+        it->kind = IT_END;
+        it->ok = ok;
+        enqueue(s, it);
+        failed = s->failed;
+        pthread_mutex_unlock(&s->mu);
+        return failed ? -1 : 0;
+}
+
+int ia_pg_sync(struct ia_pg *pg, struct ia_error *err)
+{
+        struct ia_pg_sender *s = pg->snd;
         bool failed;
 
         if (!s)
@@ -173,12 +340,14 @@ static int sender_stop(struct ia_pg_copy *c)
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
         failed = s->failed;
+        if (failed && err)
+                *err = s->err;
         for (size_t i = 0; i < s->nspare; i++)
                 free(s->spare[i].p);
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);
         free(s);
-        c->snd = NULL;
+        pg->snd = NULL;
         return failed ? -1 : 0;
 }
 
@@ -220,23 +389,29 @@ int ia_pg_copy_begin(struct ia_pg_copy *c, struct ia_pg *pg, const char *sql, st
                 c->delay_ms = (unsigned)strtoul(delay, NULL, 10);
                 c->flush_at = 4096;
         }
-        res = PQexec(pg->conn, sql);
-        if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
-                ia_pg_error(pg, res, "starting COPY", err);
-                PQclear(res);
-                return -1;
-        }
-        PQclear(res);
         c->cap = c->flush_at + 65536;
-        c->buf = malloc(c->cap);
-        if (!c->buf) {
-                PQputCopyEnd(pg->conn, "out of memory");
-                PQclear(PQgetResult(pg->conn));
-                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        if (!pg->snd)
+                pg->snd = sender_start(pg); /* NULL (no thread): the caller sends */
+        if (pg->snd) {
+                if (sender_begin(pg->snd, sql, &c->buf, &c->cap, err) < 0)
+                        return -1;
+        } else {
+                res = PQexec(pg->conn, sql);
+                if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
+                        ia_pg_error(pg, res, "starting COPY", err);
+                        PQclear(res);
+                        return -1;
+                }
+                PQclear(res);
+                c->buf = malloc(c->cap);
+                if (!c->buf) {
+                        PQputCopyEnd(pg->conn, "out of memory");
+                        PQclear(PQgetResult(pg->conn));
+                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                }
         }
         memcpy(c->buf, copy_header, sizeof(copy_header));
         c->len = sizeof(copy_header);
-        c->snd = sender_start(pg->conn); /* NULL (no thread): the caller sends */
         return 0;
 }
 
@@ -446,11 +621,16 @@ static int flush(struct ia_pg_copy *c, struct ia_error *err)
 {
         if (c->len == 0)
                 return 0;
-        if (c->snd) {
-                if (sender_put(c->snd, &c->buf, &c->len, &c->cap) < 0) {
+        if (c->pg->snd) {
+                int rc = sender_put(c->pg->snd, &c->buf, &c->len, &c->cap);
+
+                if (rc == -2) {
+                        c->nomem = true;
+                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                }
+                if (rc < 0) {
                         c->failed = true;
-                        sender_stop(c);
-                        return ia_pg_error(c->pg, NULL, "sending COPY data", err);
+                        return sender_error(c->pg->snd, err);
                 }
         } else if (PQputCopyData(c->pg->conn, c->buf, (int)c->len) != 1) {
                 c->failed = true;
@@ -496,11 +676,15 @@ int ia_pg_copy_end(struct ia_pg_copy *c, bool ok, struct ia_error *err)
         }
         if (ok && !c->failed && flush(c, err) < 0)
                 ok = false;
-        /* the connection is the caller's again once everything queued went out */
-        if (c->snd && sender_stop(c) < 0 && ok) {
-                c->failed = true;
-                ok = false;
-                ret = ia_pg_error(c->pg, NULL, "sending COPY data", err);
+        if (c->pg->snd) { /* the sender ends it; its result is checked by ia_pg_sync */
+                struct ia_pg_sender *snd = c->pg->snd;
+
+                ok = ok && !c->failed;
+                ret = sender_end(snd, ok, c->buf, c->cap);
+                c->buf = NULL;
+                if (ret < 0 && ok)
+                        sender_error(snd, err);
+                return ok ? ret : -1;
         }
         if (PQputCopyEnd(c->pg->conn, ok && !c->failed ? NULL : "imgaudit push stopped") != 1 &&
             ok) {

@@ -90,6 +90,7 @@ nomem:
         goto fail;
 rollback:
         sqlite3_finalize(st);
+        ia_pg_sync(&p->pg, NULL);
         PQclear(PQexec(p->pg.conn, "ROLLBACK"));
 fail:
         free(fresh.v);
