@@ -28,6 +28,7 @@
 #include "escape.h"
 #include "out.h"
 #include "rbuf.h"
+#include "report_args.h"
 #include "rpt.h"
 #include "sections.h"
 #include "banned.h"
@@ -405,12 +406,84 @@ static int report_to(enum fmt f, struct ia_rpt *r, const bool *sel, bool per_ima
         return ret < 0 ? 1 : 0;
 }
 
-/*
- * The command: options from argv; the store is given (db, called name in
- * messages) or, db NULL, opened from --db / $IMGAUDIT_DB.
- */
-static int report_main(int argc, char **argv, sqlite3 *given, const char *name)
+static void pass_on(struct ia_report_args *a, const char *opt, const char *val)
 {
+        if (!a->pass)
+                return;
+        a->pass[a->npass++] = (char *)opt;
+        if (val)
+                a->pass[a->npass++] = (char *)val;
+}
+
+/* One option of the grammar; -1 to go on, else the exit status. */
+static int report_arg(struct ia_report_args *a, int c, char **argv)
+{
+        static const char *const formats[] = {"human", "json", "csv", "html", "prometheus"};
+
+        switch (c) {
+        case 'd':
+                a->db = optarg;
+                return -1;
+        case 'H':
+                a->host = optarg;
+                return -1;
+        case 'F':
+                for (a->format = 0; a->format < 5; a->format++)
+                        if (strcmp(optarg, formats[a->format]) == 0)
+                                break;
+                if (a->format == 5)
+                        return ia_usage_error("report", 2,
+                                              "no format '%s' (human, json, csv, html, "
+                                              "prometheus)",
+                                              optarg);
+                a->format_name = formats[a->format];
+                pass_on(a, "--format", optarg);
+                return -1;
+        case 'S':
+                if (parse_sections(optarg, a->sel) < 0)
+                        return 2;
+                a->any = true;
+                a->section = optarg;
+                pass_on(a, "--section", optarg);
+                return -1;
+        case 's':
+                a->scan = optarg;
+                pass_on(a, "--scan", optarg);
+                return -1;
+        case 'n':
+                if (since_arg(optarg, a->since_buf, sizeof(a->since_buf), &a->since) < 0)
+                        return ia_usage_error(
+                            "report", 2,
+                            "--since '%s' is not a valid date (YYYY-MM-DD[THH:MM[:SS]][Z], "
+                            "UTC), a scan id or an age (7d, 24h)",
+                            optarg);
+                pass_on(a, "--since", optarg);
+                return -1;
+        case 'o':
+                if (!*optarg)
+                        return ia_usage_error("report", 2, "-o wants a file name");
+                a->out = optarg;
+                return -1;
+        case 'O':
+                /* map's --output is the layout; here the layout is --format */
+                return ia_usage_error("report", 2,
+                                      "no option --output: the layout is --format=FMT, "
+                                      "the file -o FILE");
+        case 'P':
+                a->per_image = true;
+                pass_on(a, "--prometheus-per-image", NULL);
+                return -1;
+        case 'h':
+                fputs(ia_report_usage, stdout);
+                return 0;
+        default:
+                return ia_getopt_error("report", 2, c, argv);
+        }
+}
+
+int ia_report_parse_args(struct ia_report_args *a, int argc, char **argv)
+{
+        /* --host last: the local report's table stops before it */
         static const struct option opts[] = {
             {"db", required_argument, NULL, 'd'},
             {"format", required_argument, NULL, 'F'},
@@ -420,81 +493,45 @@ static int report_main(int argc, char **argv, sqlite3 *given, const char *name)
             {"output", optional_argument, NULL, 'O'},
             {"help", no_argument, NULL, 'h'},
             {"prometheus-per-image", no_argument, NULL, 'P'},
+            {"host", required_argument, NULL, 'H'},
             {NULL, 0, NULL, 0},
         };
-        const char *db = getenv("IMGAUDIT_DB"), *scan = NULL, *since = NULL, *out = NULL;
-        char since_buf[32];
-        bool sel[IA_SEC_COUNT] = {false}, any = false, per_image = false;
-        enum fmt f = FMT_HUMAN;
-        struct ia_rpt r;
-        struct ia_error err = {0};
+        enum { NOPTS = sizeof(opts) / sizeof(opts[0]) };
+        struct option local[NOPTS];
         int c, ret;
 
-        if (!db || !*db)
-                db = "imgaudit.db";
+        memcpy(local, opts, sizeof(opts));
+        memset(&local[NOPTS - 2], 0, sizeof(local[0])); /* without --host */
+        a->format_name = "human";
         optind = 1;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'd':
-                        db = optarg;
-                        break;
-                case 'F':
-                        if (strcmp(optarg, "human") == 0)
-                                f = FMT_HUMAN;
-                        else if (strcmp(optarg, "json") == 0)
-                                f = FMT_JSON;
-                        else if (strcmp(optarg, "csv") == 0)
-                                f = FMT_CSV;
-                        else if (strcmp(optarg, "html") == 0)
-                                f = FMT_HTML;
-                        else if (strcmp(optarg, "prometheus") == 0)
-                                f = FMT_PROM;
-                        else
-                                return ia_usage_error("report", 2,
-                                                      "no format '%s' (human, json, csv, html, "
-                                                      "prometheus)",
-                                                      optarg);
-                        break;
-                case 'S':
-                        if (parse_sections(optarg, sel) < 0)
-                                return 2;
-                        any = true;
-                        break;
-                case 's':
-                        scan = optarg;
-                        break;
-                case 'n':
-                        if (since_arg(optarg, since_buf, sizeof(since_buf), &since) < 0)
-                                return ia_usage_error(
-                                    "report", 2,
-                                    "--since '%s' is not a valid date (YYYY-MM-DD[THH:MM[:SS]][Z], "
-                                    "UTC), a scan id or an age (7d, 24h)",
-                                    optarg);
-                        break;
-                case 'o':
-                        if (!*optarg)
-                                return ia_usage_error("report", 2, "-o wants a file name");
-                        out = optarg;
-                        break;
-                case 'O':
-                        /* map's --output is the layout; here the layout is --format */
-                        return ia_usage_error("report", 2,
-                                              "no option --output: the layout is --format=FMT, "
-                                              "the file -o FILE");
-                case 'P':
-                        per_image = true;
-                        break;
-                case 'h':
-                        fputs(ia_report_usage, stdout);
-                        return 0;
-                default:
-                        return ia_getopt_error("report", 2, c, argv);
-                }
-        }
+        while ((c = getopt_long(argc, argv, ":o:h", a->fleet ? opts : local, NULL)) != -1)
+                if ((ret = report_arg(a, c, argv)) >= 0)
+                        return ret;
         if (optind < argc)
                 return ia_usage_error("report", 2, "unexpected argument '%s'", argv[optind]);
-        if (f == FMT_CSV && (!out || strcmp(out, "-") == 0)) {
+        return -1;
+}
+
+/*
+ * The command: options from argv; the store is given (db, called name in
+ * messages) or, db NULL, opened from --db / $IMGAUDIT_DB.
+ */
+static int report_main(int argc, char **argv, sqlite3 *given, const char *name)
+{
+        struct ia_report_args a = {.db = getenv("IMGAUDIT_DB")};
+        bool *sel = a.sel;
+        enum fmt f;
+        struct ia_rpt r;
+        struct ia_error err = {0};
+        int ret;
+
+        if (!a.db || !*a.db)
+                a.db = "imgaudit.db";
+        if ((ret = ia_report_parse_args(&a, argc, argv)) >= 0)
+                return ret;
+        f = (enum fmt)a.format;
+        if (f == FMT_CSV && (!a.out || strcmp(a.out, "-") == 0)) {
                 int n = 0;
 
                 for (int k = 0; k < IA_SEC_COUNT; k++)
@@ -504,19 +541,19 @@ static int report_main(int argc, char **argv, sqlite3 *given, const char *name)
                                               "--format=csv: one --section=NAME to standard "
                                               "output, or -o DIR for a file per table");
         }
-        if (!any)
+        if (!a.any)
                 for (int k = 0; k < IA_SEC_COUNT; k++)
                         sel[k] = true;
 
-        if (!given && check_db(db) < 0)
+        if (!given && check_db(a.db) < 0)
                 return 1;
-        if ((given ? ia_rpt_attach(&r, given, name, &err) : ia_rpt_open(&r, db, &err)) < 0 ||
-            ia_rpt_load(&r, scan, since, sel[IA_SEC_TREND], &err) < 0) {
+        if ((given ? ia_rpt_attach(&r, given, name, &err) : ia_rpt_open(&r, a.db, &err)) < 0 ||
+            ia_rpt_load(&r, a.scan, a.since, sel[IA_SEC_TREND], &err) < 0) {
                 ia_diag("imgaudit report", "%s", ia_error_msg(&err));
                 ia_rpt_close(&r);
                 return err.cat == IA_ERR_USAGE ? 2 : 1;
         }
-        ret = report_to(f, &r, sel, per_image, out);
+        ret = report_to(f, &r, sel, a.per_image, a.out);
         ia_rpt_close(&r);
         return ret;
 }

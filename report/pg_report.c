@@ -26,12 +26,12 @@
  * network) and prometheus (every sample labelled fleet_host="NAME", families
  * merged so each metric is described once).
  *
- * This file is the command and its worker processes; pg_load.c loads a
- * store, pg_fleet_doc.c gathers the document (pg_report.h).
+ * This file is the command and its worker processes; the store's
+ * schema/pg_load.c lists the stores and loads one (pg_load.h: the queries
+ * are the store's), pg_fleet_doc.c gathers the document (pg_report.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,13 +40,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "cli.h"
 #include "report.h"
 #include "escape.h"
 #include "out.h"
 #include "pg_report.h"
+#include "report_args.h"
 #include "banned.h"
 
 bool ia_report_wants_pg(int argc, char **argv)
@@ -75,7 +74,7 @@ static int host_report(struct ia_pg *pg, const char *conninfo, const struct ia_f
 {
         struct ia_pg own = {0};
         struct ia_error err = {0};
-        sqlite3 *db = NULL;
+        struct sqlite3 *db = NULL;
         char mem[96];
         int rc, n = npass;
 
@@ -88,7 +87,7 @@ static int host_report(struct ia_pg *pg, const char *conninfo, const struct ia_f
                 pg = &own;
         }
         if (ia_pg_load_store(pg, mem, sr->store_id, scan_id, since, &db, &err) < 0) {
-                sqlite3_close(db);
+                ia_pg_load_close(db);
                 ia_error_prefix(&err, "host '%s' (store %s)", sr->host, sr->store_id);
                 ia_diag("imgaudit report", "%s", ia_error_msg(&err));
                 if (pg == &own)
@@ -102,7 +101,7 @@ static int host_report(struct ia_pg *pg, const char *conninfo, const struct ia_f
         pass[n] = NULL;
         /* the host's store as loaded, by the connection that loaded it */
         rc = ia_cmd_report_db(db, mem, n, pass);
-        sqlite3_close(db);
+        ia_pg_load_close(db);
         return rc;
 }
 
@@ -134,79 +133,24 @@ struct fleet {
         struct ia_fleet_doc doc;
 };
 
-/* Parse the options into o; returns -1 to go on, else the exit status (help: 0). */
+/* Parse the options into o (cmd_report.c's grammar, with --host); -1 to go on, else the exit
+ * status. */
 static int parse_opts(struct fleet_opts *o, int argc, char **argv)
 {
-        static const struct option opts[] = {
-            {"db", required_argument, NULL, 'd'},
-            {"format", required_argument, NULL, 'F'},
-            {"section", required_argument, NULL, 'S'},
-            {"scan", required_argument, NULL, 's'},
-            {"since", required_argument, NULL, 'n'},
-            {"output", optional_argument, NULL, 'O'},
-            {"host", required_argument, NULL, 'H'},
-            {"help", no_argument, NULL, 'h'},
-            {"prometheus-per-image", no_argument, NULL, 'P'},
-            {NULL, 0, NULL, 0},
-        };
-        int c;
+        struct ia_report_args a = {.fleet = true, .pass = o->pass, .db = o->conninfo};
+        int ret;
 
-        o->pass[o->npass++] = argv[0];
-        opterr = 0;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'd':
-                        o->conninfo = optarg;
-                        break;
-                case 'H':
-                        o->host = optarg;
-                        break;
-                case 'o':
-                        if (!*optarg)
-                                return ia_usage_error("report", 2, "-o wants a file name");
-                        o->out = optarg;
-                        break;
-                case 'O':
-                        return ia_usage_error("report", 2,
-                                              "no option --output: the layout is --format=FMT, "
-                                              "the file -o FILE");
-                case 'P':
-                        o->pass[o->npass++] = "--prometheus-per-image";
-                        break;
-                case 'F':
-                        o->format = optarg;
-                        o->pass[o->npass++] = "--format";
-                        o->pass[o->npass++] = optarg;
-                        break;
-                case 'S':
-                        o->section = optarg;
-                        o->pass[o->npass++] = "--section";
-                        o->pass[o->npass++] = optarg;
-                        break;
-                case 's':
-                        o->scan = optarg;
-                        o->pass[o->npass++] = "--scan";
-                        o->pass[o->npass++] = optarg;
-                        break;
-                case 'n':
-                        o->since = true;
-                        o->pass[o->npass++] = "--since";
-                        o->pass[o->npass++] = optarg;
-                        break;
-                case 'h':
-                        fputs(ia_report_usage, stdout);
-                        return 0;
-                default:
-                        return ia_getopt_error("report", 2, c, argv);
-                }
-        }
-        if (optind < argc)
-                return ia_usage_error("report", 2, "unexpected argument '%s'", argv[optind]);
-        if (strcmp(o->format, "human") && strcmp(o->format, "json") && strcmp(o->format, "csv") &&
-            strcmp(o->format, "html") && strcmp(o->format, "prometheus"))
-                return ia_usage_error(
-                    "report", 2, "no format '%s' (human, json, csv, html, prometheus)", o->format);
+        a.pass[a.npass++] = argv[0];
+        if ((ret = ia_report_parse_args(&a, argc, argv)) >= 0)
+                return ret;
+        o->npass = a.npass;
+        o->conninfo = a.db;
+        o->host = a.host;
+        o->out = a.out;
+        o->format = a.format_name;
+        o->section = a.section;
+        o->scan = a.scan;
+        o->since = a.since != NULL;
         if (o->scan && !o->host)
                 return ia_usage_error("report", 2,
                                       "--scan names a scan of one host's store: give --host");
@@ -216,8 +160,6 @@ static int parse_opts(struct fleet_opts *o, int argc, char **argv)
 /* Connect, check the schema, and list the stores to report (one host's, or every host's). */
 static int list_stores(struct fleet *f, struct ia_error *err)
 {
-        const char *p1[1] = {f->o.host};
-        PGresult *res;
         int version;
 
         if (ia_pg_connect(&f->pg, f->o.conninfo, err) < 0 ||
@@ -228,17 +170,9 @@ static int list_stores(struct fleet *f, struct ia_error *err)
                                     "PostgreSQL at '%s' holds no imgaudit central schema (run "
                                     "'imgaudit pg-migrate' or 'imgaudit push')",
                                     f->pg.where);
-        res = ia_pg_query(&f->pg,
-                          "SELECT t.host, t.store_id FROM stores t WHERE ($1::text IS NULL "
-                          "OR t.host = $1) AND EXISTS (SELECT 1 FROM scans s WHERE "
-                          "s.store_id = t.store_id AND s.status = 'complete') "
-                          "ORDER BY t.host, t.store_id",
-                          1, p1, err);
-        if (!res)
+        if (ia_pg_list_stores(&f->pg, f->o.host, &f->stores, &f->nstores, err) < 0)
                 return -1;
-        f->nstores = PQntuples(res);
         if (f->nstores == 0) {
-                PQclear(res);
                 if (f->o.host)
                         return ia_error_set(
                             err, IA_ERR_MISSING,
@@ -247,23 +181,11 @@ static int list_stores(struct fleet *f, struct ia_error *err)
                 return ia_error_set(err, IA_ERR_MISSING,
                                     "PostgreSQL at '%s' holds no complete scan yet", f->pg.where);
         }
-        if (f->o.scan && f->nstores > 1) {
-                PQclear(res);
+        if (f->o.scan && f->nstores > 1)
                 return ia_error_set(err, IA_ERR_USAGE,
                                     "host '%s' pushes %d stores: --scan is ambiguous", f->o.host,
                                     f->nstores);
-        }
-        f->stores = calloc((size_t)f->nstores, sizeof(*f->stores));
-        for (int i = 0; f->stores && i < f->nstores; i++) {
-                f->stores[i].host = strdup(PQgetvalue(res, i, 0));
-                f->stores[i].store_id = strdup(PQgetvalue(res, i, 1));
-                if (!f->stores[i].host || !f->stores[i].store_id) {
-                        PQclear(res);
-                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-                }
-        }
-        PQclear(res);
-        return f->stores ? 0 : ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        return 0;
 }
 
 /*
@@ -425,11 +347,7 @@ static void fleet_release(struct fleet *f)
         free(f->pids);
         if (f->have_tmp)
                 rmdir(f->tmpdir);
-        for (int i = 0; f->stores && i < f->nstores; i++) {
-                free(f->stores[i].host);
-                free(f->stores[i].store_id);
-        }
-        free(f->stores);
+        ia_pg_free_stores(f->stores, f->nstores);
         ia_fleet_doc_release(&f->doc);
         ia_pg_close(&f->pg);
         free(f->o.pass);
@@ -455,10 +373,7 @@ int ia_cmd_report_pg(int argc, char **argv)
                 free(f.o.pass);
                 return ret;
         }
-        /* the in-memory stores are opened by URI (file:/NAME?vfs=memdb) */
-        sqlite3_shutdown();
-        sqlite3_config(SQLITE_CONFIG_URI, 1);
-        sqlite3_initialize();
+        ia_pg_load_init();
         ret = run_fleet(&f, &err);
         if (ret < 0) {
                 ia_diag("imgaudit report", "%s", ia_error_msg(&err));

@@ -1,8 +1,8 @@
 /*
  * The parts of `imgaudit report --db CONNINFO` (pg_report.c: the command
- * and its worker processes; pg_load.c: one store loaded from PostgreSQL
- * into an in-memory SQLite store; pg_fleet_doc.c: the fleet document the
- * hosts' reports are gathered into).  Internal to those files.
+ * and its worker processes; pg_fleet_doc.c: the fleet document the hosts'
+ * reports are gathered into; the store's schema/pg_load.h lists the stores
+ * and loads one into an in-memory SQLite store).  Internal to those files.
  */
 #ifndef IA_PG_REPORT_H
 #define IA_PG_REPORT_H
@@ -11,24 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
 #include "error.h"
 #include "pg.h"
+#include "pg_load.h"
 #include "rbuf.h"
-
-struct ia_fleet_store {
-        char *host, *store_id;
-};
-
-/*
- * Build the in-memory store `name` (a memdb URI) holding scan scan_id of
- * store store_id (0: its latest complete scan), with the history the report
- * reads (all_history: every earlier complete scan, else the 60 latest); *db
- * stays open (the memdb lives as long as a connection to it).
- */
-int ia_pg_load_store(struct ia_pg *pg, const char *name, const char *store_id, int64_t scan_id,
-                     bool all_history, sqlite3 **db, struct ia_error *err);
 
 /* Prometheus: families in first-seen order, each sample labelled with its host. */
 struct ia_fleet_prom_family {

@@ -3,18 +3,11 @@
  * central PostgreSQL database; `imgaudit pg-migrate`: bring that database's
  * schema (schema/pg/) up to date.
  *
- * The local store is only read, in one read transaction (one snapshot; in
- * WAL mode a running scan is never blocked).  Each scan the central
- * database lacks goes in its own transaction, its rows sent with COPY: a
- * push killed at any point leaves the central database as it was before
- * that scan, and the next push sends it again.  Rows are keyed by the
- * store's identity (store_identity, schema 4) and the local ids, so a scan
- * is stored once however often it is pushed.  Files and layers already
- * central are not sent again (a base shared by a hundred overlays goes once
- * per version).  A session advisory lock per store keeps two pushes of one
- * store apart; pushes of different stores never wait for each other (no
- * table lock, each touches only its own store's rows).  Nothing is retried:
- * an error stops the push with its own exit status.
+ * The command: its options, its summary and its exit statuses.  The push
+ * itself (the local store's snapshot, one transaction per scan, COPY, what
+ * the server has already, the per-store lock) is the store's:
+ * schema/pg_push.h.  Nothing is retried: an error stops the push with its
+ * own exit status.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,16 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <sqlite3.h>
 
 #include "scanner.h"
-#include "push.h"
+#include "pg_push.h"
 #include "cli.h"
 #include "banned.h"
-
-#define IA_PG_LOCK_CLASS 1229014100
 
 const char ia_push_usage[] =
     "usage: imgaudit push [--db FILE] [--to CONNINFO] [--host NAME] [--quiet]\n"
@@ -61,235 +49,24 @@ const char ia_pg_migrate_usage[] =
     "Create or upgrade the central schema (schema/pg/) in the PostgreSQL database;\n"
     "--check only reports its version.  Exit status as for imgaudit push.\n";
 
-#define OF_SCAN   "scan_id = ?1"
-#define OF_IMAGES "image_id IN (SELECT id FROM images WHERE scan_id = ?1)"
-
-static int push_scan(struct ia_push *p, int64_t scan_id, struct ia_error *err)
+static void print_scan(void *ctx, int64_t scan_id, uint64_t rows)
 {
-        const char *params[2] = {p->store_id, p->host};
-        struct ia_idset fresh = {0}, new_files = {0};
-        sqlite3_stmt *st = NULL;
-        PGresult *res;
-        int rc;
-
-        if (ia_pg_exec(&p->pg, "BEGIN", err) < 0)
-                return -1;
-        res = ia_pg_query(&p->pg,
-                          "INSERT INTO stores (store_id, host) VALUES ($1, $2) "
-                          "ON CONFLICT (store_id) DO UPDATE SET host = EXCLUDED.host, "
-                          "last_pushed_at = now()",
-                          2, params, err);
-        if (!res)
-                goto rollback;
-        PQclear(res);
-        /* files the central database lacks (every version the store holds) */
-        if (sqlite3_prepare_v2(p->db, "SELECT id FROM files ORDER BY id", -1, &st, NULL) !=
-            SQLITE_OK) {
-                ia_push_local_error(p, "files", err);
-                goto rollback;
-        }
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                int64_t id = sqlite3_column_int64(st, 0);
-
-                if (!ia_idset_has(&p->central_files, id) && ia_idset_add(&new_files, id) < 0) {
-                        ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-                        goto rollback;
-                }
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-        if (rc != SQLITE_DONE) {
-                ia_push_local_error(p, "files", err);
-                goto rollback;
-        }
-        if (new_files.n && ia_push_copy_table(p, IA_PGT_FILES, "1 ORDER BY id", 0, NULL, NULL,
-                                              &p->central_files, err) < 0)
-                goto rollback;
-        if (ia_push_copy_layers(p, scan_id, &fresh, err) < 0 ||
-            ia_push_copy_table(p, IA_PGT_SCANS, "id = ?1", scan_id, "host", p->host, NULL, err) <
-                0 ||
-            ia_push_copy_table(p, IA_PGT_SCAN_ROOTS, OF_SCAN, scan_id, NULL, NULL, NULL, err) < 0 ||
-            ia_push_copy_table(p, IA_PGT_SCAN_FILES, OF_SCAN, scan_id, NULL, NULL, NULL, err) < 0 ||
-            ia_push_copy_table(p, IA_PGT_ENTRIES, OF_SCAN, scan_id, NULL, NULL, NULL, err) < 0 ||
-            ia_push_copy_table(p, IA_PGT_IMAGES, OF_SCAN, scan_id, NULL, NULL, NULL, err) < 0 ||
-            ia_push_copy_table(p, IA_PGT_LINKS, OF_SCAN, scan_id, NULL, NULL, NULL, err) < 0 ||
-            ia_push_copy_table(p, IA_PGT_FINDINGS, OF_SCAN, scan_id, NULL, NULL, NULL, err) < 0 ||
-            ia_push_copy_table(p, IA_PGT_OVF_DISKS, OF_SCAN, scan_id, NULL, NULL, NULL, err) < 0 ||
-            ia_push_copy_table(p, IA_PGT_PIECES, OF_IMAGES, scan_id, NULL, NULL, NULL, err) < 0 ||
-            ia_push_copy_table(p, IA_PGT_CHAIN_LAYERS, OF_IMAGES, scan_id, NULL, NULL, NULL, err) <
-                0 ||
-            ia_push_copy_table(p, IA_PGT_MAP, OF_IMAGES, scan_id, NULL, NULL, NULL, err) < 0)
-                goto rollback;
-        if (ia_pg_exec(&p->pg, "COMMIT", err) < 0)
-                goto fail;
-        /* only now are they central */
-        for (size_t i = 0; i < new_files.n; i++)
-                if (ia_idset_add(&p->central_files, new_files.v[i]) < 0)
-                        goto nomem;
-        for (size_t i = 0; i < fresh.n; i++)
-                if (ia_idset_add(&p->central_layers, fresh.v[i]) < 0)
-                        goto nomem;
-        free(fresh.v);
-        free(new_files.v);
-        return 0;
-nomem:
-        ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-        goto fail;
-rollback:
-        sqlite3_finalize(st);
-        PQclear(PQexec(p->pg.conn, "ROLLBACK"));
-fail:
-        free(fresh.v);
-        free(new_files.v);
-        return -1;
+        (void)ctx;
+        printf("pushed scan %" PRId64 ": %" PRIu64 " rows\n", scan_id, rows);
 }
 
-static int central_ids(struct ia_push *p, const char *sql, struct ia_idset *s, struct ia_error *err)
+static int run_push(struct ia_push *p, const char *db, const char *conninfo, bool quiet,
+                    struct ia_error *err)
 {
-        const char *params[1] = {p->store_id};
-        PGresult *res = ia_pg_query(&p->pg, sql, 1, params, err);
-
-        if (!res)
-                return -1;
-        for (int i = 0; i < PQntuples(res); i++)
-                if (ia_idset_add(s, strtoll(PQgetvalue(res, i, 0), NULL, 10)) < 0) {
-                        PQclear(res);
-                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-                }
-        PQclear(res);
-        return 0;
-}
-
-/* p->host, when --host was not given: the host that ran the latest scan, else this one. */
-static int default_host(struct ia_push *p, char **host_buf, struct ia_error *err)
-{
-        sqlite3_stmt *st;
-
-        if (sqlite3_prepare_v2(p->db, "SELECT host FROM scans ORDER BY id DESC LIMIT 1", -1, &st,
-                               NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-                *host_buf = strdup((const char *)sqlite3_column_text(st, 0));
-        sqlite3_finalize(st);
-        if (!*host_buf) {
-                char h[256] = "";
-                gethostname(h, sizeof(h) - 1);
-                *host_buf = strdup(h);
-        }
-        if (!*host_buf)
-                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-        p->host = *host_buf;
-        return 0;
-}
-
-/*
- * Connect, bring the central schema up to date, take the store's advisory
- * lock and read the ids the server holds of the store.
- *
- * The queries of a push are small: JIT compiling them costs more than
- * running them.  synchronous_commit off: a push's COMMIT returns before the
- * server flushed its WAL, so a server crash may lose the last scans pushed
- * (never part of one: the server recovers to a consistent state, each scan
- * whole or absent).  That is safe because a push asks the server which
- * scans it has and sends every one it lacks: the next push sends a lost
- * scan again.  A push is not a durable receipt; the local store is.
- */
-static int connect_central(struct ia_push *p, const char *conninfo, struct ia_idset *central_scans,
-                           struct ia_error *err)
-{
-        const char *params[1] = {p->store_id};
-        PGresult *res;
-        int version;
-        bool locked;
-
-        if (ia_pg_connect(&p->pg, conninfo, err) < 0 ||
-            ia_pg_exec(&p->pg, "SET jit = off", err) < 0 ||
-            ia_pg_exec(&p->pg, "SET synchronous_commit = off", err) < 0 ||
-            ia_pg_migrate(&p->pg, true, &version, err) < 0)
-                return -1;
-        res = ia_pg_query(&p->pg, "SELECT pg_try_advisory_lock(1229014100, hashtext($1))", 1,
-                          params, err);
-        if (!res)
-                return -1;
-        locked = PQgetvalue(res, 0, 0)[0] == 't';
-        PQclear(res);
-        if (!locked) {
-                ia_error_set(err, IA_ERR_REFUSED,
-                             "another push of store %s is running on PostgreSQL at '%s'",
-                             p->store_id, p->pg.where);
-                if (err)
-                        err->reason = "busy";
-                return -1;
-        }
-        if (central_ids(p, "SELECT id FROM scans WHERE store_id = $1", central_scans, err) < 0 ||
-            central_ids(p, "SELECT id FROM files WHERE store_id = $1", &p->central_files, err) <
-                0 ||
-            central_ids(p, "SELECT id FROM layers WHERE store_id = $1", &p->central_layers, err) <
-                0)
-                return -1;
-        return 0;
-}
-
-/* Push every complete local scan the server lacks, in id order; counts into pushed, present. */
-static int push_scans(struct ia_push *p, struct ia_idset *central_scans, unsigned *pushed,
-                      unsigned *present, struct ia_error *err)
-{
-        sqlite3_stmt *st;
-        int rc;
-
-        if (sqlite3_prepare_v2(p->db, "SELECT id FROM scans WHERE status = 'complete' ORDER BY id",
-                               -1, &st, NULL) != SQLITE_OK)
-                return ia_push_local_error(p, "scans", err);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                int64_t id = sqlite3_column_int64(st, 0);
-                uint64_t rows = p->rows;
-
-                if (ia_idset_has(central_scans, id)) {
-                        (*present)++;
-                        continue;
-                }
-                if (push_scan(p, id, err) < 0) {
-                        ia_error_prefix(err, "scan %" PRId64 " not pushed", id);
-                        sqlite3_finalize(st);
-                        return -1;
-                }
-                (*pushed)++;
-                if (!p->quiet)
-                        printf("pushed scan %" PRId64 ": %" PRIu64 " rows\n", id, p->rows - rows);
-        }
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return ia_push_local_error(p, "scans", err);
-        return 0;
-}
-
-static int run_push(struct ia_push *p, const char *conninfo, struct ia_error *err)
-{
-        struct ia_idset central_scans = {0};
-        char *host_buf = NULL;
         struct timespec t0, t1;
-        int ret = -1;
         unsigned pushed = 0, present = 0;
 
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        if (ia_push_open_local(p, err) < 0)
+        if (ia_push_open(p, db, err) < 0 || ia_push_connect(p, conninfo, err) < 0 ||
+            ia_push_scans(p, quiet ? NULL : print_scan, NULL, &pushed, &present, err) < 0)
                 return -1;
-        if (!p->host && default_host(p, &host_buf, err) < 0)
-                return -1;
-        if (connect_central(p, conninfo, &central_scans, err) < 0 ||
-            push_scans(p, &central_scans, &pushed, &present, err) < 0)
-                goto out;
-        if (pushed == 0 && present > 0) { /* nothing new: the host name may still have changed */
-                const char *hp[2] = {p->store_id, p->host};
-                PGresult *res = ia_pg_query(&p->pg,
-                                            "UPDATE stores SET host = $2, last_pushed_at = now() "
-                                            "WHERE store_id = $1",
-                                            2, hp, err);
-                if (!res)
-                        goto out;
-                PQclear(res);
-        }
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        if (!p->quiet) {
+        if (!quiet) {
                 double s =
                     (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
                 printf("store %s (host %s) -> %s: %u scans pushed, %u already there; %" PRIu64
@@ -297,12 +74,7 @@ static int run_push(struct ia_push *p, const char *conninfo, struct ia_error *er
                        p->store_id, p->host, p->pg.where, pushed, present, p->rows, p->bytes, s,
                        s > 0 ? (double)p->rows / s : 0.0);
         }
-        ret = 0;
-out:
-        free(central_scans.v);
-        free(host_buf);
-        p->host = NULL;
-        return ret;
+        return 0;
 }
 
 /* The exit status for an error (see the usage). */
@@ -333,6 +105,7 @@ int ia_cmd_push(int argc, char **argv)
         const char *db = getenv("IMGAUDIT_DB"), *to = getenv("IMGAUDIT_PUSH_TO");
         struct ia_push p;
         struct ia_error err = {0};
+        bool quiet = false;
         int c, ret;
 
         memset(&p, 0, sizeof(p));
@@ -352,7 +125,7 @@ int ia_cmd_push(int argc, char **argv)
                         p.host = optarg;
                         break;
                 case 'q':
-                        p.quiet = true;
+                        quiet = true;
                         break;
                 case 'h':
                         fputs(ia_push_usage, stdout);
@@ -375,21 +148,14 @@ int ia_cmd_push(int argc, char **argv)
                 fputs("imgaudit push: --host: empty name\n", stderr);
                 return 2;
         }
-        p.db_path = db;
-        ret = run_push(&p, to, &err) < 0 ? exit_status(&err) : 0;
+        ret = run_push(&p, db, to, quiet, &err) < 0 ? exit_status(&err) : 0;
         if (ret)
                 fprintf(stderr, "imgaudit push: %s\n", ia_error_msg(&err));
         if (fflush(stdout) != 0 && ret == 0) {
                 fprintf(stderr, "imgaudit push: writing the summary: %s\n", strerror(errno));
                 ret = 1;
         }
-        ia_pg_close(&p.pg);
-        if (p.db) {
-                sqlite3_exec(p.db, "COMMIT", NULL, NULL, NULL);
-                sqlite3_close(p.db);
-        }
-        free(p.central_files.v);
-        free(p.central_layers.v);
+        ia_push_close(&p);
         return ret;
 }
 

@@ -1,5 +1,5 @@
 /*
- * The central PostgreSQL database: see pg.h.
+ * The central PostgreSQL database: see pg.h (the COPY writer is pg_copy.c).
  *
  * libpq is given the conninfo string as it is, so everything libpq reads
  * by itself (PGSERVICE, PGPASSFILE, PGSSLMODE, a service file's sslmode,
@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "rbuf.h"
 #include "schema.h"
@@ -118,6 +117,7 @@ int ia_pg_connect(struct ia_pg *pg, const char *conninfo, struct ia_error *err)
 
 void ia_pg_close(struct ia_pg *pg)
 {
+        ia_pg_sync(pg, NULL);
         if (pg->conn)
                 PQfinish(pg->conn);
         free(pg->where);
@@ -160,8 +160,13 @@ int ia_pg_exec(struct ia_pg *pg, const char *sql, struct ia_error *err)
 PGresult *ia_pg_query(struct ia_pg *pg, const char *sql, int nparams, const char *const *params,
                       struct ia_error *err)
 {
-        PGresult *res = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        PGresult *res;
+        ExecStatusType st;
+
+        if (ia_pg_sync(pg, err) < 0) /* a COPY before failed: its error */
+                return NULL;
+        res = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
                 return res;
@@ -267,322 +272,4 @@ int ia_pg_migrate(struct ia_pg *pg, bool apply, int *version, struct ia_error *e
 rollback:
         PQclear(PQexec(pg->conn, "ROLLBACK"));
         return -1;
-}
-
-/* ---- COPY ... FROM STDIN (FORMAT binary) ---- */
-
-/*
- * The binary format: a header, then per row a 16-bit field count and per
- * field a 32-bit length (-1: NULL) and its bytes (bigint: 8 bytes big
- * endian; uuid: 16 bytes; text: UTF-8; bytea: the bytes), then a trailer.
- * The server neither parses digits nor unescapes text: the COPY of the
- * layer runs costs it less than the text format did.
- */
-static const char copy_header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
-
-static void put16(char *p, unsigned v)
-{
-        p[0] = (char)(v >> 8);
-        p[1] = (char)v;
-}
-
-static void put32(char *p, uint32_t v)
-{
-        p[0] = (char)(v >> 24);
-        p[1] = (char)(v >> 16);
-        p[2] = (char)(v >> 8);
-        p[3] = (char)v;
-}
-
-int ia_pg_copy_begin(struct ia_pg_copy *c, struct ia_pg *pg, const char *sql, struct ia_error *err)
-{
-        PGresult *res;
-        const char *delay = getenv("IMGAUDIT_TEST_PUSH_DELAY_MS");
-
-        memset(c, 0, sizeof(*c));
-        c->pg = pg;
-        c->first_col = true;
-        c->flush_at = 1 << 20;
-        if (delay && *delay) {
-                c->delay_ms = (unsigned)strtoul(delay, NULL, 10);
-                c->flush_at = 4096;
-        }
-        res = PQexec(pg->conn, sql);
-        if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
-                ia_pg_error(pg, res, "starting COPY", err);
-                PQclear(res);
-                return -1;
-        }
-        PQclear(res);
-        c->cap = c->flush_at + 65536;
-        c->buf = malloc(c->cap);
-        if (!c->buf) {
-                PQputCopyEnd(pg->conn, "out of memory");
-                PQclear(PQgetResult(pg->conn));
-                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-        }
-        memcpy(c->buf, copy_header, sizeof(copy_header));
-        c->len = sizeof(copy_header);
-        return 0;
-}
-
-static bool reserve(struct ia_pg_copy *c, size_t n)
-{
-        char *b;
-        size_t nc;
-
-        if (c->nomem)
-                return false;
-        n += 8; /* a row's field count, a field's length */
-        if (c->len + n <= c->cap)
-                return true;
-        nc = (c->len + n) * 2;
-        b = realloc(c->buf, nc);
-        if (!b) {
-                c->nomem = true;
-                return false;
-        }
-        c->buf = b;
-        c->cap = nc;
-        return true;
-}
-
-/* Start a field (after reserve): the row's field count first, then the field's length. */
-static void field(struct ia_pg_copy *c, int32_t len)
-{
-        if (c->first_col) {
-                c->row_at = c->len;
-                c->len += 2;
-                c->nfields = 0;
-                c->first_col = false;
-        }
-        c->nfields++;
-        put32(c->buf + c->len, (uint32_t)len);
-        c->len += 4;
-}
-
-void ia_pg_copy_int(struct ia_pg_copy *c, int64_t v)
-{
-        uint64_t u = (uint64_t)v;
-
-        if (!reserve(c, 8))
-                return;
-        field(c, 8);
-        for (int i = 7; i >= 0; i--)
-                c->buf[c->len++] = (char)(u >> (8 * i));
-}
-
-void ia_pg_copy_null(struct ia_pg_copy *c)
-{
-        if (!reserve(c, 0))
-                return;
-        field(c, -1);
-}
-
-/*
- * A one-dimensional array of n elements (int8, or int2 when wide is false):
- * the header (dimensions, has-nulls flag, element type, size and lower
- * bound 1), then each element as a field of its own (length -1: NULL).
- */
-static void copy_array(struct ia_pg_copy *c, const int64_t *v, const bool *null, size_t n,
-                       bool wide)
-{
-        size_t esz = wide ? 8 : 2, at;
-        bool any_null = false;
-
-        if (n > 65536) {
-                c->nomem = true;
-                return;
-        }
-        for (size_t i = 0; null && i < n; i++)
-                any_null |= null[i];
-        if (!reserve(c, 20 + n * (4 + esz)))
-                return;
-        field(c, 0);
-        at = c->len;
-        put32(c->buf + c->len, 1);
-        put32(c->buf + c->len + 4, any_null);
-        put32(c->buf + c->len + 8, wide ? 20 : 21); /* int8, int2 */
-        put32(c->buf + c->len + 12, (uint32_t)n);
-        put32(c->buf + c->len + 16, 1);
-        c->len += 20;
-        for (size_t i = 0; i < n; i++) {
-                uint64_t u = (uint64_t)v[i];
-
-                if (null && null[i]) {
-                        put32(c->buf + c->len, UINT32_MAX);
-                        c->len += 4;
-                        continue;
-                }
-                put32(c->buf + c->len, (uint32_t)esz);
-                c->len += 4;
-                for (int k = (int)esz - 1; k >= 0; k--)
-                        c->buf[c->len++] = (char)(u >> (8 * k));
-        }
-        put32(c->buf + at - 4, (uint32_t)(c->len - at));
-}
-
-void ia_pg_copy_int_array(struct ia_pg_copy *c, const int64_t *v, const bool *null, size_t n)
-{
-        copy_array(c, v, null, n, true);
-}
-
-void ia_pg_copy_small_array(struct ia_pg_copy *c, const int64_t *v, size_t n)
-{
-        copy_array(c, v, NULL, n, false);
-}
-
-static int hexval(char ch)
-{
-        return ch >= '0' && ch <= '9'   ? ch - '0'
-               : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-               : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                        : -1;
-}
-
-int ia_pg_copy_uuid(struct ia_pg_copy *c, const char *s)
-{
-        unsigned char u[16];
-        size_t k = 0;
-
-        for (const char *p = s; *p && k < 32; p++) {
-                int h = hexval(*p);
-
-                if (*p == '-')
-                        continue;
-                if (h < 0)
-                        return -1;
-                if (k % 2 == 0)
-                        u[k / 2] = (unsigned char)(h << 4);
-                else
-                        u[k / 2] |= (unsigned char)h;
-                k++;
-        }
-        if (k != 32)
-                return -1;
-        if (!reserve(c, 16))
-                return 0;
-        field(c, 16);
-        memcpy(c->buf + c->len, u, 16);
-        c->len += 16;
-        return 0;
-}
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-        size_t k = s[0] < 0x80                    ? 1
-                   : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
-                   : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-                   : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
-                                                  : 0;
-
-        if (k == 0 || k > n || s[0] == 0)
-                return 0;
-        return ia_utf8_valid((const char *)s, k) ? k : 0;
-}
-
-void ia_pg_copy_text(struct ia_pg_copy *c, const char *s, size_t n)
-{
-        static const char hex[] = "0123456789abcdef";
-        const unsigned char *p = (const unsigned char *)s;
-        size_t at;
-
-        if (n > (size_t)INT32_MAX / 4 - 16) {
-                c->nomem = true;
-                return;
-        }
-        if (!reserve(c, 4 * n))
-                return;
-        field(c, 0);
-        at = c->len;
-        for (size_t i = 0; i < n;) {
-                size_t k = utf8_len(p + i, n - i);
-
-                if (k == 0) { /* the byte as the four characters \xNN */
-                        c->buf[c->len++] = '\\';
-                        c->buf[c->len++] = 'x';
-                        c->buf[c->len++] = hex[p[i] >> 4];
-                        c->buf[c->len++] = hex[p[i] & 15];
-                        i++;
-                        continue;
-                }
-                memcpy(c->buf + c->len, p + i, k);
-                c->len += k;
-                i += k;
-        }
-        put32(c->buf + at - 4, (uint32_t)(c->len - at));
-}
-
-void ia_pg_copy_bytea(struct ia_pg_copy *c, const void *p, size_t n)
-{
-        if (n > (size_t)INT32_MAX - 16) {
-                c->nomem = true;
-                return;
-        }
-        if (!reserve(c, n))
-                return;
-        field(c, (int32_t)n);
-        memcpy(c->buf + c->len, p, n);
-        c->len += n;
-}
-
-static int flush(struct ia_pg_copy *c, struct ia_error *err)
-{
-        if (c->len == 0)
-                return 0;
-        if (PQputCopyData(c->pg->conn, c->buf, (int)c->len) != 1) {
-                c->failed = true;
-                return ia_pg_error(c->pg, NULL, "sending COPY data", err);
-        }
-        c->bytes += c->len;
-        c->len = 0;
-        if (c->delay_ms) {
-                struct timespec ts = {c->delay_ms / 1000, (long)(c->delay_ms % 1000) * 1000000L};
-                nanosleep(&ts, NULL);
-        }
-        return 0;
-}
-
-int ia_pg_copy_end_row(struct ia_pg_copy *c, struct ia_error *err)
-{
-        if (c->nomem)
-                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-        if (c->first_col) /* a row without fields: none is ever sent */
-                return 0;
-        put16(c->buf + c->row_at, c->nfields);
-        c->first_col = true;
-        c->rows++;
-        if (c->len >= c->flush_at)
-                return flush(c, err);
-        return 0;
-}
-
-int ia_pg_copy_end(struct ia_pg_copy *c, bool ok, struct ia_error *err)
-{
-        PGresult *res;
-        int ret = 0;
-
-        if (ok && !c->failed && reserve(c, 2)) {
-                put16(c->buf + c->len, 0xffff); /* the trailer */
-                c->len += 2;
-        } else {
-                ok = false;
-        }
-        if (ok && !c->failed && flush(c, err) < 0)
-                ok = false;
-        if (PQputCopyEnd(c->pg->conn, ok && !c->failed ? NULL : "imgaudit push stopped") != 1 &&
-            ok) {
-                ia_pg_error(c->pg, NULL, "ending COPY", err);
-                ok = false;
-                ret = -1;
-        }
-        while ((res = PQgetResult(c->pg->conn)) != NULL) {
-                if (PQresultStatus(res) != PGRES_COMMAND_OK && ok && ret == 0)
-                        ret = ia_pg_error(c->pg, res, "COPY", err);
-                PQclear(res);
-        }
-        free(c->buf);
-        c->buf = NULL;
-        return ok ? ret : -1;
 }

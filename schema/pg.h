@@ -22,9 +22,12 @@
 
 #include "error.h"
 
+struct ia_pg_sender;
+
 struct ia_pg {
         PGconn *conn;
-        char *where; /* the conninfo without its password, for messages */
+        char *where;              /* the conninfo without its password, for messages */
+        struct ia_pg_sender *snd; /* the COPY sender while it owns conn (pg_copy.c) */
 };
 
 /* True when s is a libpq URI (postgresql://, postgres://) or starts "keyword=" (conninfo). */
@@ -58,8 +61,20 @@ int ia_pg_schema_latest(void);
  */
 int ia_pg_migrate(struct ia_pg *pg, bool apply, int *version, struct ia_error *err);
 
-/* ---- COPY ... FROM STDIN (FORMAT binary): the statement must say so ---- */
-
+/*
+ * ---- COPY ... FROM STDIN (FORMAT binary): the statement must say so ----
+ *
+ * The rows are formatted into a buffer by the caller's thread; a full
+ * buffer goes to a sender thread, which sends it while the caller formats
+ * the next one (the server parses one buffer while the client makes the
+ * next: the two overlap, where a blocking send made them take turns).  The
+ * sender owns the connection from the first ia_pg_copy_begin to the next
+ * ia_pg_sync (which ia_pg_query, ia_pg_exec and ia_pg_close call first):
+ * it also starts and ends each COPY, so the caller reads and formats the
+ * next table while the server finishes the last.  A COPY's failure is
+ * therefore told by a later ia_pg_copy_* call or by the sync.  The caller
+ * never uses the connection itself meanwhile.
+ */
 struct ia_pg_copy {
         struct ia_pg *pg;
         char *buf;
@@ -85,5 +100,7 @@ void ia_pg_copy_bytea(struct ia_pg_copy *c, const void *p, size_t n);
 int ia_pg_copy_end_row(struct ia_pg_copy *c, struct ia_error *err);
 /* End the COPY (ok false: abort it); the rows and bytes sent are in c->rows, c->bytes. */
 int ia_pg_copy_end(struct ia_pg_copy *c, bool ok, struct ia_error *err);
+/* Wait for the sender to finish what it was given and give the connection back; -1: it failed. */
+int ia_pg_sync(struct ia_pg *pg, struct ia_error *err);
 
 #endif

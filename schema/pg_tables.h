@@ -9,7 +9,7 @@
  * not UTF-8) and NAME_raw (bytea, the exact bytes, only for a local BLOB).
  * layer_runs is the exception: centrally its rows are packed into the
  * arrays of layer_runs_packed (central schema 2), written by
- * push_layers.c and read by report/pg_load.c; its columns here are the
+ * pg_push_layers.c and read by pg_load.c; its columns here are the
  * local table's (and the central view's).
  */
 #ifndef IA_PG_TABLES_H

@@ -1,9 +1,8 @@
 /*
  * An open store's SQLite connection, for the store's own files (the .c files of schema/)
  * and the unit tests: the commands above ask the store typed questions
- * instead (store.h, store_plan.h, ...), and test_layering checks that no
- * file of scanner/ includes this or <sqlite3.h> (but push's: cmd_push.c,
- * which reads a store through a connection of its own).
+ * instead (store.h, store_plan.h, pg_push.h, ...), and test_layering checks
+ * that no file of scanner/ includes this, <sqlite3.h> or <libpq-fe.h>.
  */
 #ifndef IA_STORE_SQL_H
 #define IA_STORE_SQL_H

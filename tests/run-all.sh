@@ -16,11 +16,12 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
-# The scan's threads (workers, the writer, the layer cache) under ThreadSanitizer.
+# The scan's threads (workers, the writer, the layer cache) and push's COPY
+# sender thread (schema/pg_copy.c) under ThreadSanitizer.
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DIMGAUDIT_TSAN=ON >/dev/null
 cmake --build build-tsan -j"$jobs"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R 'test_scan_|test_compose|test_store'
+	ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R 'test_scan_|test_compose|test_store|test_fleet_pg'
 
 # The fuzz targets under libFuzzer, briefly and reproducibly (fixed seed and runs).
 contrib/fuzz/run.sh --ci

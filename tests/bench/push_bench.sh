@@ -110,12 +110,12 @@ echo "  again, nothing to send: $W s"
 
 echo "== 2. a fleet of $HOSTS hosts =="
 t0=$(now)
-for h in $(seq -w 2 "$HOSTS"); do
+for h in $(seq -f %02g 2 "$HOSTS"); do
 	cp store.db h$h.db
 	sqlite3 h$h.db "UPDATE store_identity SET store_id = '00000000-0000-4000-8000-0000000000$h'"
 done
 push_all() {
-	for h in $(seq -w 2 "$HOSTS"); do
+	for h in $(seq -f %02g 2 "$HOSTS"); do
 		"$IMGAUDIT" push --db h$h.db --to "$CONN" --host h$h --quiet
 	done
 }

@@ -62,23 +62,34 @@ eq "crossings found in the made tree" "$(sort found.txt | sed 's/ .*//' | tr '\n
 grep -q 'formats/a.c: includes schema/store.h' found.txt && ok || bad "upward crossing not named: $(cat found.txt)"
 
 # check_sql ROOT: the scan issues no SQL.  No file of scanner/ includes
-# <sqlite3.h> or store_sql.h (the store's SQLite connection) but push's
-# (cmd_push.c, push.h, push_*.c), which read a store through a connection of
-# their own (their queries are not yet in schema/); formats/ knows nothing
-# of SQLite.
+# <sqlite3.h>, <libpq-fe.h> or store_sql.h (the store's SQLite connection);
+# formats/ knows nothing of SQLite.  The commands that read a store or the
+# fleet's database through the store's typed APIs (push: pg_push.h; the
+# report from PostgreSQL: pg_load.h) make no sqlite3_* or PQ* call either:
+# no file of scanner/, nor report/'s PostgreSQL files (pg_*.c, pg_*.h).
 check_sql() {
 	local f
 	for f in "$1"/scanner/*.[ch] "$1"/formats/*.[ch]; do
 		[ -f "$f" ] || continue
-		case $f in */scanner/cmd_push.c | */scanner/push.h | */scanner/push_*.c) continue ;; esac
-		grep -qE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](sqlite3|store_sql)\.h[>"]' "$f" &&
-			echo "${f#"$1"/}: includes SQLite"
+		grep -qE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](sqlite3|store_sql|libpq-fe)\.h[>"]' "$f" &&
+			echo "${f#"$1"/}: includes SQLite or libpq"
+	done
+	for f in "$1"/scanner/*.[ch] "$1"/report/pg_*.[ch]; do
+		[ -f "$f" ] || continue
+		# calls only: the comments and strings may name them
+		sed -E 's@/\*.*\*/@@g; s@"([^"\\]|\\.)*"@""@g' "$f" |
+			grep -qE '\b(sqlite3_[a-z0-9_]+|PQ[a-zA-Z]+)[[:space:]]*\(' &&
+			echo "${f#"$1"/}: calls SQLite or libpq"
 	done
 }
 echo '#include <sqlite3.h>' >t/scanner/scan_x.c
 echo '#include "store_sql.h"' >t/scanner/scan_y.c
+printf 'int f(void)\n{\n        return sqlite3_step (st);\n}\n' >t/scanner/cmd_z.c
+printf '/* PQclear(res) in a comment */\nstatic const char *s = "PQexec(";\nint g(void) { PQclear(res); }\n' >t/report/pg_w.c
+printf '/* sqlite3_close() */\nstatic const char *s = "PQexec(x)";\n' >t/report/pg_v.c
 eq "SQL in the made tree" "$(check_sql "$WORK/t" | sort | tr '\n' ' ')" \
-	"scanner/scan_x.c: includes SQLite scanner/scan_y.c: includes SQLite "
+	"report/pg_w.c: calls SQLite or libpq scanner/cmd_z.c: calls SQLite or libpq scanner/scan_x.c: includes SQLite or libpq scanner/scan_y.c: includes SQLite or libpq "
+rm t/scanner/scan_x.c t/scanner/scan_y.c t/scanner/cmd_z.c t/report/pg_w.c t/report/pg_v.c
 
 # the sources
 [ -f "$SOURCE_DIR/scanner/scan.h" ] && [ -f "$SOURCE_DIR/schema/store.h" ] && ok ||

@@ -2,14 +2,14 @@
  * imgaudit push, the local side: reading the local store (one read
  * transaction, so the push sees one snapshot and a running scan is never
  * blocked) and copying a table's rows with COPY in the binary format, row
- * by row as SQLite steps (see push.h).
+ * by row as SQLite steps (see pg_push.h).
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "push.h"
+#include "pg_push_int.h"
 #include "rbuf.h"
 #include "schema.h"
 #include "banned.h"
@@ -79,7 +79,8 @@ int ia_push_open_local(struct ia_push *p, struct ia_error *err)
         int latest = 0;
         sqlite3_stmt *st;
 
-        if (sqlite3_open_v2(p->db_path, &p->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        if (sqlite3_open_v2(p->db_path, &p->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK) {
                 ia_error_set(err, IA_ERR_IO, "cannot open store '%s': %s", p->db_path,
                              p->db ? sqlite3_errmsg(p->db) : "out of memory");
                 if (err)
@@ -234,53 +235,81 @@ int ia_push_copy_finish(struct ia_push *p, struct ia_pg_copy *c, bool ok, struct
         return ret;
 }
 
-/*
- * COPY the rows of local table t matching where (?1 bound to bind) to the
- * central table; pre: a leading column of value pre_val (scans.host);
- * skip: ids (column 0) the central database has already.
- */
-int ia_push_copy_table(struct ia_push *p, enum ia_pg_tbl t, const char *where, int64_t bind,
-                       const char *pre, const char *pre_val, struct ia_idset *skip,
-                       struct ia_error *err)
+/* The rows of r->where for one bind value into the COPY; k: its index (r->post_hex[k]). */
+static int copy_bound(struct ia_push *p, const struct ia_push_rows *r, sqlite3_stmt *st,
+                      struct ia_pg_copy *c, size_t k, struct ia_error *err)
 {
-        char *sel = ia_push_select_sql(t, where), *cp = ia_push_copy_sql(t, pre, NULL);
+        const char *name = ia_pg_tables[r->t].name;
+        unsigned found = 0;
+        int rc;
+
+        sqlite3_reset(st);
+        if (sqlite3_bind_parameter_count(st) >= 1)
+                sqlite3_bind_int64(st, 1, r->bind[k]);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                found++;
+                if (r->skip && ia_idset_has(r->skip, sqlite3_column_int64(st, 0)))
+                        continue;
+                ia_pg_copy_uuid(c, p->store_id);
+                if (r->pre)
+                        ia_pg_copy_text(c, r->pre_val, strlen(r->pre_val));
+                ia_push_emit_cols(c, r->t, st);
+                if (r->post) {
+                        char hex[17];
+
+                        snprintf(hex, sizeof(hex), "%016" PRIx64, r->post_hex[k]);
+                        ia_pg_copy_text(c, hex, 16);
+                }
+                if (ia_pg_copy_end_row(c, err) < 0)
+                        return -1;
+        }
+        if (rc != SQLITE_DONE || (r->post && found != 1))
+                return ia_push_local_error(p, name, err);
+        return 0;
+}
+
+int ia_push_copy_rows(struct ia_push *p, const struct ia_push_rows *r, struct ia_error *err)
+{
+        char *sel = ia_push_select_sql(r->t, r->where),
+             *cp = ia_push_copy_sql(r->t, r->pre, r->post);
         struct ia_pg_copy c;
         sqlite3_stmt *st = NULL;
-        int rc, ret = -1;
+        int ret = -1;
 
         if (!sel || !cp) {
                 ia_error_set(err, IA_ERR_NOMEM, "out of memory");
                 goto out;
         }
         if (sqlite3_prepare_v2(p->db, sel, -1, &st, NULL) != SQLITE_OK) {
-                ia_push_local_error(p, ia_pg_tables[t].name, err);
+                ia_push_local_error(p, ia_pg_tables[r->t].name, err);
                 goto out;
         }
-        if (sqlite3_bind_parameter_count(st) >= 1)
-                sqlite3_bind_int64(st, 1, bind);
         if (ia_pg_copy_begin(&c, &p->pg, cp, err) < 0)
                 goto out;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if (skip && ia_idset_has(skip, sqlite3_column_int64(st, 0)))
-                        continue;
-                ia_pg_copy_uuid(&c, p->store_id);
-                if (pre)
-                        ia_pg_copy_text(&c, pre_val, strlen(pre_val));
-                ia_push_emit_cols(&c, t, st);
-                if (ia_pg_copy_end_row(&c, err) < 0) {
+        for (size_t k = 0; k < r->nbind; k++)
+                if (copy_bound(p, r, st, &c, k, err) < 0) {
                         ia_push_copy_finish(p, &c, false, NULL);
                         goto out;
                 }
-        }
-        if (rc != SQLITE_DONE) {
-                ia_push_local_error(p, ia_pg_tables[t].name, err);
-                ia_push_copy_finish(p, &c, false, NULL);
-                goto out;
-        }
         ret = ia_push_copy_finish(p, &c, true, err);
 out:
         sqlite3_finalize(st);
         free(sel);
         free(cp);
         return ret;
+}
+
+int ia_push_copy_table(struct ia_push *p, enum ia_pg_tbl t, const char *where, int64_t bind,
+                       const char *pre, const char *pre_val, struct ia_idset *skip,
+                       struct ia_error *err)
+{
+        struct ia_push_rows r = {.t = t,
+                                 .where = where,
+                                 .bind = &bind,
+                                 .nbind = 1,
+                                 .pre = pre,
+                                 .pre_val = pre_val,
+                                 .skip = skip};
+
+        return ia_push_copy_rows(p, &r, err);
 }

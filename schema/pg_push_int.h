@@ -1,11 +1,15 @@
 /*
- * The parts of `imgaudit push` (cmd_push.c: the command and one scan's
- * transaction; push_rows.c: the local store and the COPY of its rows;
- * push_layers.c: the layers a scan adds, their packed runs and
- * fingerprints).  Internal to those files.
+ * Private to imgaudit push's files in the store (pg_push.c: the push and
+ * one scan's transaction; pg_push_rows.c: the local store and the COPY of
+ * its rows; pg_push_layers.c: the layers a scan adds, their packed runs and
+ * fingerprints).  The command (scanner/cmd_push.c) sees pg_push.h only.
  */
-#ifndef IA_PUSH_H
-#define IA_PUSH_H
+#ifndef IA_PG_PUSH_INT_H
+#define IA_PG_PUSH_INT_H
+
+#ifndef IA_STORE_INTERNAL
+#error "pg_push_int.h is private to the store library (schema/): include pg_push.h"
+#endif
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,28 +19,11 @@
 
 #include "error.h"
 #include "pg.h"
+#include "pg_push.h"
 #include "pg_tables.h"
-
-/* A set of ids: appended, sorted on the first lookup after an append out of order. */
-struct ia_idset {
-        int64_t *v;
-        size_t n, cap;
-        bool sorted;
-};
 
 int ia_idset_add(struct ia_idset *s, int64_t id);
 bool ia_idset_has(struct ia_idset *s, int64_t id);
-
-struct ia_push {
-        sqlite3 *db; /* the local store, read-only, in one read transaction */
-        const char *db_path;
-        char store_id[40];
-        const char *host;
-        struct ia_pg pg;
-        struct ia_idset central_files, central_layers; /* ids the server has already */
-        uint64_t rows, bytes;                          /* local rows sent, COPY bytes sent */
-        bool quiet;
-};
 
 /* err for a failed local read (reason "local"); returns -1. */
 int ia_push_local_error(struct ia_push *p, const char *what, struct ia_error *err);
@@ -55,6 +42,26 @@ char *ia_push_select_sql(enum ia_pg_tbl t, const char *where);
 int ia_push_copy_table(struct ia_push *p, enum ia_pg_tbl t, const char *where, int64_t bind,
                        const char *pre, const char *pre_val, struct ia_idset *skip,
                        struct ia_error *err);
+
+/*
+ * The general form, one COPY: the rows of local table t matching where,
+ * with ?1 bound to each of bind[0..nbind) in turn; pre, pre_val as above;
+ * post: a trailing text column, for bind k post_hex[k] as 16 hex digits,
+ * each bind then matching exactly one row (else a local error); skip as
+ * above.
+ */
+struct ia_push_rows {
+        enum ia_pg_tbl t;
+        const char *where;
+        const int64_t *bind;
+        size_t nbind;
+        const char *pre, *pre_val;
+        const char *post;
+        const uint64_t *post_hex;
+        struct ia_idset *skip;
+};
+
+int ia_push_copy_rows(struct ia_push *p, const struct ia_push_rows *r, struct ia_error *err);
 
 /*
  * The layers scan_id's maps name that the central database lacks, with

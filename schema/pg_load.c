@@ -1,7 +1,8 @@
 /*
- * imgaudit report --db CONNINFO: one store's reported scan loaded from
- * PostgreSQL into an in-memory SQLite store with the local schema and ids
- * (see pg_report.c for what is loaded, and pg_report.h).
+ * imgaudit report --db CONNINFO, the store's side: the stores the central
+ * database holds, and one store's reported scan loaded from PostgreSQL
+ * into an in-memory SQLite store with the local schema and ids (see
+ * report/pg_report.c for what is loaded, and pg_load.h).
  *
  * Each table is read with COPY (SELECT ...) TO STDOUT in the binary format,
  * so that the server formats no text, libpq keeps no result set, and each
@@ -14,8 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pg_report.h"
+#include <sqlite3.h>
+
+#include "pg_load.h"
 #include "pg_tables.h"
+#include "rbuf.h"
 #include "schema.h"
 #include "banned.h"
 
@@ -711,4 +715,61 @@ int ia_pg_load_store(struct ia_pg *pg, const char *name, const char *store_id, i
 out:
         ia_rbuf_release(&idx);
         return ret;
+}
+
+void ia_pg_load_close(struct sqlite3 *db)
+{
+        sqlite3_close(db);
+}
+
+void ia_pg_load_init(void)
+{
+        /* the in-memory stores are opened by URI (file:/NAME?vfs=memdb) */
+        sqlite3_shutdown();
+        sqlite3_config(SQLITE_CONFIG_URI, 1);
+        sqlite3_initialize();
+}
+
+void ia_pg_free_stores(struct ia_fleet_store *stores, int n)
+{
+        for (int i = 0; stores && i < n; i++) {
+                free(stores[i].host);
+                free(stores[i].store_id);
+        }
+        free(stores);
+}
+
+int ia_pg_list_stores(struct ia_pg *pg, const char *host, struct ia_fleet_store **stores, int *n,
+                      struct ia_error *err)
+{
+        const char *p1[1] = {host};
+        PGresult *res = ia_pg_query(pg,
+                                    "SELECT t.host, t.store_id FROM stores t WHERE ($1::text IS "
+                                    "NULL OR t.host = $1) AND EXISTS (SELECT 1 FROM scans s WHERE "
+                                    "s.store_id = t.store_id AND s.status = 'complete') "
+                                    "ORDER BY t.host, t.store_id",
+                                    1, p1, err);
+        int k;
+
+        *stores = NULL;
+        *n = 0;
+        if (!res)
+                return -1;
+        k = PQntuples(res);
+        if (k == 0) {
+                PQclear(res);
+                return 0;
+        }
+        *stores = calloc((size_t)k, sizeof(**stores));
+        for (int i = 0; *stores && i < k; i++) {
+                (*stores)[i].host = strdup(PQgetvalue(res, i, 0));
+                (*stores)[i].store_id = strdup(PQgetvalue(res, i, 1));
+                *n = i + 1;
+                if (!(*stores)[i].host || !(*stores)[i].store_id) {
+                        PQclear(res);
+                        return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+                }
+        }
+        PQclear(res);
+        return *stores ? 0 : ia_error_set(err, IA_ERR_NOMEM, "out of memory");
 }

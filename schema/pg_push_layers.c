@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "push.h"
+#include "pg_push_int.h"
 #include "banned.h"
 
 /* The runs of one central layer_runs_packed row (schema/pg/002_packed_runs.sql). */
@@ -90,23 +90,28 @@ static int block_flush(struct ia_push *p, struct ia_pg_copy *c, struct run_block
         return ia_pg_copy_end_row(c, err);
 }
 
-/* Run st's row (a layer_runs row: layer_id, start, ... file_id) into b; h: the fingerprint. */
+/*
+ * Run st's row (a layer_runs row: layer_id, start, ... file_id) into b; h:
+ * the fingerprint.  Each column is read once (a column read costs more
+ * than the packing).
+ */
 static void block_add(struct run_block *b, sqlite3_stmt *st, uint64_t *h)
 {
         size_t k = b->n++;
+        int64_t w[6];
 
-        b->start[k] = sqlite3_column_int64(st, 1);
-        b->length[k] = sqlite3_column_int64(st, 2);
-        b->flags[k] = (sqlite3_column_int64(st, 3) ? RUN_PRESENT : 0) |
-                      (sqlite3_column_int64(st, 4) ? RUN_ZERO : 0) |
-                      (sqlite3_column_int64(st, 5) ? RUN_DATA : 0) |
-                      (sqlite3_column_int64(st, 6) ? RUN_COMPRESSED : 0);
+        for (int i = 0; i < 6; i++)
+                w[i] = sqlite3_column_int64(st, i + 1);
+        b->start[k] = w[0];
+        b->length[k] = w[1];
+        b->flags[k] = (w[2] ? RUN_PRESENT : 0) | (w[3] ? RUN_ZERO : 0) | (w[4] ? RUN_DATA : 0) |
+                      (w[5] ? RUN_COMPRESSED : 0);
         b->no_offset[k] = sqlite3_column_type(st, 7) == SQLITE_NULL;
         b->offset[k] = b->no_offset[k] ? 0 : sqlite3_column_int64(st, 7);
         b->no_file[k] = sqlite3_column_type(st, 8) == SQLITE_NULL;
         b->file_id[k] = b->no_file[k] ? 0 : sqlite3_column_int64(st, 8);
-        for (int i = 1; i <= 6; i++)
-                *h = fnv_word(*h, sqlite3_column_int64(st, i));
+        for (int i = 0; i < 6; i++)
+                *h = fnv_word(*h, w[i]);
         *h = fnv_word(*h, b->no_offset[k] ? -1 : b->offset[k]);
 }
 
@@ -173,47 +178,14 @@ out:
 static int copy_layer_rows(struct ia_push *p, const struct ia_idset *fresh, const uint64_t *fp,
                            struct ia_error *err)
 {
-        char *sel = ia_push_select_sql(IA_PGT_LAYERS, "id = ?1"),
-             *cp = ia_push_copy_sql(IA_PGT_LAYERS, NULL, "fingerprint");
-        sqlite3_stmt *st = NULL;
-        struct ia_pg_copy c;
-        int ret = -1;
+        struct ia_push_rows r = {.t = IA_PGT_LAYERS,
+                                 .where = "id = ?1",
+                                 .bind = fresh->v,
+                                 .nbind = fresh->n,
+                                 .post = "fingerprint",
+                                 .post_hex = fp};
 
-        if (!sel || !cp) {
-                ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-                goto out;
-        }
-        if (sqlite3_prepare_v2(p->db, sel, -1, &st, NULL) != SQLITE_OK) {
-                ia_push_local_error(p, "layers", err);
-                goto out;
-        }
-        if (ia_pg_copy_begin(&c, &p->pg, cp, err) < 0)
-                goto out;
-        for (size_t k = 0; k < fresh->n; k++) {
-                char hex[17];
-
-                sqlite3_reset(st);
-                sqlite3_bind_int64(st, 1, fresh->v[k]);
-                if (sqlite3_step(st) != SQLITE_ROW) {
-                        ia_push_local_error(p, "layers", err);
-                        ia_push_copy_finish(p, &c, false, NULL);
-                        goto out;
-                }
-                ia_pg_copy_uuid(&c, p->store_id);
-                ia_push_emit_cols(&c, IA_PGT_LAYERS, st);
-                snprintf(hex, sizeof(hex), "%016" PRIx64, fp[k]);
-                ia_pg_copy_text(&c, hex, 16);
-                if (ia_pg_copy_end_row(&c, err) < 0) {
-                        ia_push_copy_finish(p, &c, false, NULL);
-                        goto out;
-                }
-        }
-        ret = ia_push_copy_finish(p, &c, true, err);
-out:
-        sqlite3_finalize(st);
-        free(sel);
-        free(cp);
-        return ret;
+        return ia_push_copy_rows(p, &r, err);
 }
 
 int ia_push_copy_layers(struct ia_push *p, int64_t scan_id, struct ia_idset *fresh,
