@@ -21,8 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "cli.h"
 #include "report.h"
 #include "escape.h"
@@ -409,7 +407,7 @@ static int report_to(enum fmt f, struct ia_rpt *r, const bool *sel, bool per_ima
  * The command: options from argv; the store is given (db, called name in
  * messages) or, db NULL, opened from --db / $IMGAUDIT_DB.
  */
-static int report_main(int argc, char **argv, sqlite3 *given, const char *name)
+static int report_main(int argc, char **argv, struct sqlite3 *given, const char *name)
 {
         static const struct option opts[] = {
             {"db", required_argument, NULL, 'd'},
@@ -528,7 +526,7 @@ int ia_cmd_report(int argc, char **argv)
         return report_main(argc, argv, NULL, NULL);
 }
 
-int ia_cmd_report_db(sqlite3 *db, const char *name, int argc, char **argv)
+int ia_cmd_report_db(struct sqlite3 *db, const char *name, int argc, char **argv)
 {
         return report_main(argc, argv, db, name);
 }
