@@ -21,8 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "cli.h"
 #include "report.h"
 #include "escape.h"
@@ -517,7 +515,7 @@ int ia_report_parse_args(struct ia_report_args *a, int argc, char **argv)
  * The command: options from argv; the store is given (db, called name in
  * messages) or, db NULL, opened from --db / $IMGAUDIT_DB.
  */
-static int report_main(int argc, char **argv, sqlite3 *given, const char *name)
+static int report_main(int argc, char **argv, struct sqlite3 *given, const char *name)
 {
         struct ia_report_args a = {.db = getenv("IMGAUDIT_DB")};
         bool *sel = a.sel;
@@ -565,7 +563,7 @@ int ia_cmd_report(int argc, char **argv)
         return report_main(argc, argv, NULL, NULL);
 }
 
-int ia_cmd_report_db(sqlite3 *db, const char *name, int argc, char **argv)
+int ia_cmd_report_db(struct sqlite3 *db, const char *name, int argc, char **argv)
 {
         return report_main(argc, argv, db, name);
 }

@@ -15,9 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
 #include "error.h"
+#include "store_report.h"
 
 /* How an image's virtual size splits, from its map (see imgaudit(1)). */
 struct ia_rpt_space {
@@ -104,8 +103,7 @@ struct ia_rpt_scan {
 };
 
 struct ia_rpt {
-        sqlite3 *db;
-        bool borrowed; /* db belongs to the caller (ia_rpt_attach): never closed here */
+        struct ia_rdb *db; /* the store's read-only questions (schema/store_report.h) */
         char *db_path;
         int64_t db_schema; /* PRAGMA user_version */
         struct ia_rpt_scan scan;
@@ -122,9 +120,8 @@ struct ia_rpt {
         size_t nprev;
         struct ia_rpt_hist *hist;
         size_t nhist;
-        int64_t now;              /* seconds since the epoch, for ages */
-        bool vm_defs;             /* this scan read VM definitions (schema 5: vms rows) */
-        sqlite3_stmt *st_archive; /* a member's archive, for display names */
+        int64_t now;  /* seconds since the epoch, for ages */
+        bool vm_defs; /* this scan read VM definitions (schema 5: vms rows) */
 };
 
 /*
@@ -137,7 +134,7 @@ int ia_rpt_open(struct ia_rpt *r, const char *path, struct ia_error *err);
  * The same over a connection the caller opened and keeps (the fleet
  * report's in-memory store): name is what messages call the database.
  */
-int ia_rpt_attach(struct ia_rpt *r, sqlite3 *db, const char *name, struct ia_error *err);
+int ia_rpt_attach(struct ia_rpt *r, struct sqlite3 *db, const char *name, struct ia_error *err);
 /* The schema version this build creates: that of its last migration. */
 int ia_rpt_latest_schema(void);
 void ia_rpt_close(struct ia_rpt *r);
@@ -152,21 +149,11 @@ int ia_rpt_load(struct ia_rpt *r, const char *scan_arg, const char *since, bool 
                 struct ia_error *err);
 
 /*
- * The images row whose map rows are image i's map, in SQL (schema 2 on; a
- * database of schema 1 has every image's rows under its own id).
- */
-#define IA_RPT_MAP_ID "coalesce(i.map_image_id, i.id)"
-
-/*
  * The sharing figures of backing image base (rpt_share.c): the bytes of its
  * own data that at least one of its nd descendants (desc[k], depth[k] below
  * them) still reads, in *visible, and what each reads from it, in reads[k].
  */
 int ia_rpt_share(struct ia_rpt *r, size_t base, const size_t *desc, const int *depth, size_t nd,
                  uint64_t *visible, uint64_t *reads, struct ia_error *err);
-
-/* Query helper for sections: prepare, or fill err. */
-int ia_rpt_prepare(struct ia_rpt *r, const char *sql, sqlite3_stmt **st, struct ia_error *err);
-int ia_rpt_db_error(struct ia_rpt *r, struct ia_error *err, const char *what);
 
 #endif

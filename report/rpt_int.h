@@ -1,6 +1,7 @@
 /*
  * What the report loader's files share (rpt_load.c: opening, the scans;
- * rpt_images.c: images, their figures, the graph, links, findings, trend).
+ * rpt_images.c: images, their figures, the graph, links, findings, trend),
+ * over the store's queries (schema/store_report.h).
  * Internal to report/.
  */
 #ifndef IA_RPT_INT_H
@@ -12,70 +13,55 @@
 #include "escape.h"
 #include "rpt.h"
 
-static inline char *col_text(sqlite3_stmt *st, int i, bool *nomem)
+/* The columns the store hands over (schema/store_report.h), kept by the report. */
+
+/* A text column as a C string (up to its first NUL), or NULL. */
+static inline char *str_dup(struct ia_rdb_str c, bool *nomem)
 {
-        const unsigned char *s;
         char *d;
 
-        if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        if (!c.p)
                 return NULL;
-        s = sqlite3_column_text(st, i);
-        d = strdup(s ? (const char *)s : "");
+        d = strdup(c.p);
         if (!d)
                 *nomem = true;
         return d;
 }
 
 /* A path column (TEXT or BLOB): its exact bytes, NUL-terminated. */
-static inline char *col_bytes(sqlite3_stmt *st, int i, size_t *len, bool *nomem)
+static inline char *str_bytes(struct ia_rdb_str c, size_t *len, bool *nomem)
 {
-        const void *p;
-        int n;
         char *d;
 
         *len = 0;
-        if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        if (!c.p)
                 return NULL;
-        p = sqlite3_column_blob(st, i);
-        n = sqlite3_column_bytes(st, i);
-        d = malloc((size_t)n + 1);
+        d = malloc(c.len + 1);
         if (!d) {
                 *nomem = true;
                 return NULL;
         }
-        if (n)
-                memcpy(d, p, (size_t)n);
-        d[n] = '\0';
-        *len = (size_t)n;
+        if (c.len)
+                memcpy(d, c.p, c.len);
+        d[c.len] = '\0';
+        *len = c.len;
         return d;
 }
 
 /* A text or path column, escaped for display. */
-static inline char *col_escaped(sqlite3_stmt *st, int i, bool *nomem)
+static inline char *str_escaped(struct ia_rdb_str c, bool *nomem)
 {
-        const void *p;
         char *d;
 
-        if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        if (!c.p)
                 return NULL;
-        p = sqlite3_column_blob(st, i);
-        d = ia_escape_dup(p ? p : "", (size_t)sqlite3_column_bytes(st, i));
+        d = ia_escape_dup(c.p, c.len);
         if (!d)
                 *nomem = true;
         return d;
 }
 
-static inline uint64_t col_u64(sqlite3_stmt *st, int i)
-{
-        int64_t v = sqlite3_column_int64(st, i);
-
-        return v < 0 ? 0 : (uint64_t)v;
-}
-
-static inline bool col_null(sqlite3_stmt *st, int i)
-{
-        return sqlite3_column_type(st, i) == SQLITE_NULL;
-}
+#define NOMEM(err) ia_error_set(err, IA_ERR_NOMEM, "out of memory")
 
 struct id_idx {
         int64_t id;

@@ -1,10 +1,10 @@
 /*
  * Loading one scan of the store for `imgaudit report`: see rpt.h.
  *
- * Only plain SELECTs over the tables of schema/001_initial.sql, so the
- * report needs no migration and works on a database it may not write.
- * Per-image space figures are one GROUP BY over the map; the backing graph
- * comes from the depth-0 'backing' links that resolved ('ok').
+ * The queries are the store's (schema/store_report.c: plain SELECTs, so the
+ * report needs no migration and works on a database it may not write); here
+ * the rows become the report's structures: escaped names, the scan's roots,
+ * the choice of the scans to report and compare.
  */
 #define _GNU_SOURCE
 #include "rpt_int.h"
@@ -19,34 +19,17 @@
 
 #include "escape.h"
 #include "rbuf.h"
-#include "store_read.h" /* the store's identity, the latest schema version */
 #include "banned.h"
-
-int ia_rpt_db_error(struct ia_rpt *r, struct ia_error *err, const char *what)
-{
-        int prim = sqlite3_errcode(r->db) & 0xff;
-
-        return ia_error_set(
-            err, prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB ? IA_ERR_CORRUPT : IA_ERR_IO,
-            "database '%s': %s: %s", r->db_path, what, sqlite3_errmsg(r->db));
-}
-
-int ia_rpt_prepare(struct ia_rpt *r, const char *sql, sqlite3_stmt **st, struct ia_error *err)
-{
-        if (sqlite3_prepare_v2(r->db, sql, -1, st, NULL) != SQLITE_OK)
-                return ia_rpt_db_error(r, err, "preparing a query");
-        return 0;
-}
 
 int ia_rpt_latest_schema(void)
 {
-        return ia_store_schema_latest();
+        return ia_rdb_schema_latest();
 }
 
-/* The checks and the read transaction of an open connection (ia_rpt_open, ia_rpt_attach). */
-static int begin(struct ia_rpt *r, struct ia_error *err)
+static int opened(struct ia_rpt *r)
 {
-        return ia_store_read_begin(r->db, r->db_path, &r->db_schema, err);
+        r->db_schema = ia_rdb_schema(r->db);
+        return 0;
 }
 
 int ia_rpt_open(struct ia_rpt *r, const char *path, struct ia_error *err)
@@ -55,26 +38,23 @@ int ia_rpt_open(struct ia_rpt *r, const char *path, struct ia_error *err)
         r->now = (int64_t)time(NULL);
         r->db_path = strdup(path);
         if (!r->db_path)
-                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-        /* READONLY: never create, never migrate, never write; no scan lock is taken. */
-        if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-                ia_error_set(err, IA_ERR_IO, "cannot open database '%s': %s", path,
-                             r->db ? sqlite3_errmsg(r->db) : "out of memory");
+                return NOMEM(err);
+        /* read-only: never created, never migrated, never written; no scan lock is taken */
+        if (ia_rdb_open(&r->db, path, err) < 0)
                 return -1;
-        }
-        return begin(r, err);
+        return opened(r);
 }
 
-int ia_rpt_attach(struct ia_rpt *r, sqlite3 *db, const char *name, struct ia_error *err)
+int ia_rpt_attach(struct ia_rpt *r, struct sqlite3 *db, const char *name, struct ia_error *err)
 {
         memset(r, 0, sizeof(*r));
         r->now = (int64_t)time(NULL);
-        r->borrowed = true;
-        r->db = db;
         r->db_path = strdup(name);
         if (!r->db_path)
-                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
-        return begin(r, err);
+                return NOMEM(err);
+        if (ia_rdb_attach(&r->db, db, name, err) < 0)
+                return -1;
+        return opened(r);
 }
 
 static void scan_release(struct ia_rpt_scan *s)
@@ -138,101 +118,76 @@ void ia_rpt_close(struct ia_rpt *r)
         free(r->hist);
         scan_release(&r->scan);
         scan_release(&r->prev_scan);
-        sqlite3_finalize(r->st_archive);
-        if (r->db) {
-                sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
-                if (!r->borrowed)
-                        sqlite3_close(r->db);
-        }
+        ia_rdb_close(r->db);
         free(r->db_path);
         memset(r, 0, sizeof(*r));
 }
 
 /* ---- choosing scans ---- */
 
-int ia_rpt_load_scan(struct ia_rpt *r, int64_t id, struct ia_rpt_scan *s, struct ia_error *err)
+static int scan_row(void *ctx, const struct ia_rdb_scan *row, struct ia_error *err)
 {
-        sqlite3_stmt *st;
+        struct ia_rpt_scan *s = ctx;
         bool nomem = false;
-        int rc;
 
-        if (ia_rpt_prepare(r,
-                           "SELECT id, started_at, finished_at, status, host, tool_version, "
-                           "abort_reason, exit_status, files_seen, files_read, files_reused, "
-                           "layers_mapped, images, map_rows, problems, "
-                           "(julianday(finished_at) - julianday(started_at)) * 86400.0 "
-                           "FROM scans WHERE id = ?1",
-                           &st, err) < 0)
-                return -1;
-        sqlite3_bind_int64(st, 1, id);
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW) {
-                sqlite3_finalize(st);
-                if (rc == SQLITE_DONE)
-                        return ia_error_set(err, IA_ERR_USAGE,
-                                            "no scan %" PRId64 " in database '%s'", id, r->db_path);
-                return ia_rpt_db_error(r, err, "reading the scan");
-        }
-        s->id = sqlite3_column_int64(st, 0);
-        s->started_at = col_text(st, 1, &nomem);
-        s->finished_at = col_text(st, 2, &nomem);
-        s->status = col_text(st, 3, &nomem);
-        s->host = col_escaped(st, 4, &nomem);
-        s->tool_version = col_escaped(st, 5, &nomem);
-        s->abort_reason = col_escaped(st, 6, &nomem);
-        s->has_exit = !col_null(st, 7);
-        s->exit_status = sqlite3_column_int64(st, 7);
-        s->files_seen = col_u64(st, 8);
-        s->files_read = col_u64(st, 9);
-        s->files_reused = col_u64(st, 10);
-        s->layers_mapped = col_u64(st, 11);
-        s->images = col_u64(st, 12);
-        s->map_rows = col_u64(st, 13);
-        s->problems = col_u64(st, 14);
-        s->has_duration = !col_null(st, 15);
-        s->duration = sqlite3_column_double(st, 15);
+        s->id = row->id;
+        s->started_at = str_dup(row->started_at, &nomem);
+        s->finished_at = str_dup(row->finished_at, &nomem);
+        s->status = str_dup(row->status, &nomem);
+        s->host = str_escaped(row->host, &nomem);
+        s->tool_version = str_escaped(row->tool_version, &nomem);
+        s->abort_reason = str_escaped(row->abort_reason, &nomem);
+        s->has_exit = row->has_exit;
+        s->exit_status = row->exit_status;
+        s->files_seen = row->files_seen;
+        s->files_read = row->files_read;
+        s->files_reused = row->files_reused;
+        s->layers_mapped = row->layers_mapped;
+        s->images = row->images;
+        s->map_rows = row->map_rows;
+        s->problems = row->problems;
+        s->has_duration = row->has_duration;
+        s->duration = row->duration;
         if (s->has_duration && s->duration < 0)
                 s->duration = 0;
-        sqlite3_finalize(st);
-        if (!s->status)
+        return nomem || !s->status ? NOMEM(err) : 0;
+}
+
+static int root_row(void *ctx, const struct ia_rdb_str *path, struct ia_error *err)
+{
+        struct ia_rpt_scan *s = ctx;
+        char **a = realloc(s->roots, (s->nroots + 1) * sizeof(*a));
+        char **b;
+        bool nomem = false;
+        size_t len;
+
+        if (!a)
+                return NOMEM(err);
+        s->roots = a;
+        b = realloc(s->raw_roots, (s->nroots + 1) * sizeof(*b));
+        if (!b)
+                return NOMEM(err);
+        s->raw_roots = b;
+        s->raw_roots[s->nroots] = str_bytes(*path, &len, &nomem);
+        /* a root is a file-system path: escaped as image paths are */
+        s->roots[s->nroots] =
+            s->raw_roots[s->nroots] ? ia_escape_path_dup(s->raw_roots[s->nroots], len, len) : NULL;
+        if (s->raw_roots[s->nroots] && !s->roots[s->nroots])
                 nomem = true;
-        if (nomem)
-                return ia_error_set(err, IA_ERR_NOMEM, "out of memory");
+        s->nroots++;
+        return nomem ? NOMEM(err) : 0;
+}
 
-        if (ia_rpt_prepare(r,
-                           "SELECT path FROM scan_roots WHERE scan_id = ?1 AND role = 'scan' "
-                           "ORDER BY rowid",
-                           &st, err) < 0)
+int ia_rpt_load_scan(struct ia_rpt *r, int64_t id, struct ia_rpt_scan *s, struct ia_error *err)
+{
+        bool found;
+
+        if (ia_rdb_scan(r->db, id, &found, scan_row, s, err) < 0)
                 return -1;
-        sqlite3_bind_int64(st, 1, id);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                char **a = realloc(s->roots, (s->nroots + 1) * sizeof(*a));
-                char **b;
-                size_t len;
-
-                if (!a)
-                        break;
-                s->roots = a;
-                b = realloc(s->raw_roots, (s->nroots + 1) * sizeof(*b));
-                if (!b)
-                        break;
-                s->raw_roots = b;
-                s->raw_roots[s->nroots] = col_bytes(st, 0, &len, &nomem);
-                /* a root is a file-system path: escaped as image paths are */
-                s->roots[s->nroots] = s->raw_roots[s->nroots]
-                                          ? ia_escape_path_dup(s->raw_roots[s->nroots], len, len)
-                                          : NULL;
-                if (s->raw_roots[s->nroots] && !s->roots[s->nroots])
-                        nomem = true;
-                s->nroots++;
-                if (nomem)
-                        break;
-        }
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return nomem || rc == SQLITE_ROW ? ia_error_set(err, IA_ERR_NOMEM, "out of memory")
-                                                 : ia_rpt_db_error(r, err, "reading scan roots");
-        return 0;
+        if (!found)
+                return ia_error_set(err, IA_ERR_USAGE, "no scan %" PRId64 " in database '%s'", id,
+                                    r->db_path);
+        return ia_rdb_roots(r->db, id, root_row, s, err);
 }
 
 static bool all_digits(const char *s)
@@ -276,47 +231,22 @@ static bool is_date(const char *s)
 
 static int pick_since(struct ia_rpt *r, const char *since, int64_t *id, struct ia_error *err)
 {
-        sqlite3_stmt *st;
-        bool bad_date;
-        int rc;
+        bool bad_date = false;
 
         *id = 0;
         if (!since) {
-                if (ia_rpt_prepare(r,
-                                   "SELECT max(id) FROM scans WHERE status = 'complete' "
-                                   "AND id < ?1",
-                                   &st, err) < 0)
+                if (ia_rdb_complete_before(r->db, r->scan.id, id, err) < 0)
                         return -1;
-                sqlite3_bind_int64(st, 1, r->scan.id);
         } else if (all_digits(since)) {
-                if (parse_id(since, id, "--since", err) < 0)
-                        return -1;
-                return 0;
+                return parse_id(since, id, "--since", err);
         } else if (is_date(since)) {
-                if (ia_rpt_prepare(
-                        r,
-                        "SELECT coalesce("
-                        " (SELECT id FROM scans WHERE status = 'complete' AND id < ?2"
-                        "   AND julianday(started_at) <= julianday(?1) ORDER BY id DESC LIMIT 1),"
-                        " (SELECT id FROM scans WHERE status = 'complete' AND id < ?2"
-                        "   AND julianday(started_at) > julianday(?1) ORDER BY id LIMIT 1)), "
-                        "julianday(?1) IS NULL",
-                        &st, err) < 0)
+                if (ia_rdb_complete_near(r->db, since, r->scan.id, id, &bad_date, err) < 0)
                         return -1;
-                sqlite3_bind_text(st, 1, since, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 2, r->scan.id);
         } else {
                 return ia_error_set(err, IA_ERR_USAGE,
                                     "--since '%s' is neither a scan id nor a date (YYYY-MM-DD)",
                                     since);
         }
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW && !col_null(st, 0))
-                *id = sqlite3_column_int64(st, 0);
-        bad_date = since && rc == SQLITE_ROW && sqlite3_column_int(st, 1) != 0;
-        sqlite3_finalize(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                return ia_rpt_db_error(r, err, "choosing the earlier scan");
         if (bad_date)
                 return ia_error_set(err, IA_ERR_USAGE, "--since '%s' is not a valid date", since);
         if (since && *id == 0)
@@ -337,7 +267,7 @@ int ia_rpt_load(struct ia_rpt *r, const char *scan_arg, const char *since, bool 
                 if (parse_id(scan_arg, &id, "--scan", err) < 0)
                         return -1;
         } else {
-                if (ia_store_read_latest_complete(r->db, r->db_path, &id, err) < 0)
+                if (ia_rdb_latest_complete(r->db, &id, err) < 0)
                         return -1;
                 if (id == 0)
                         return ia_error_set(err, IA_ERR_MISSING,

@@ -4,7 +4,8 @@
  * descendants that its layer decides, merged per layer, clipped once to the
  * layer's data runs.  A hundred overlays on a base of 20,000 runs cost one
  * pass over those runs, not a hundred.  Images of schema-2 scans (no
- * pieces) are read from their map rows, as before.
+ * pieces) are read from their map rows, as before.  The queries are the
+ * store's (schema/store_report.h, "maps").
  */
 #include <stdlib.h>
 #include <string.h>
@@ -119,94 +120,56 @@ static uint64_t ivals_overlap(const struct ivals *a, const struct ivals *b)
 
 struct share {
         struct ia_rpt *r;
-        sqlite3_stmt *has_pieces, *pieces, *runs, *rows, *reads;
+        struct ivals *a;   /* range_row, clip_row: where the data goes */
+        struct lranges *l; /* piece_row: where the pieces go */
+        uint64_t *sum;     /* range_row: the sum of the lengths, or NULL */
+        uint64_t s, e;     /* clip_row: the clip */
 };
 
-static int step_err(struct share *sh, int rc, struct ia_error *err)
+/* A data row of a schema-2 map, into sh->a, summed into *sh->sum. */
+static int range_row(void *ctx, const struct ia_rdb_range *x, struct ia_error *err)
 {
-        return rc == SQLITE_DONE ? 0 : ia_rpt_db_error(sh->r, err, "reading the maps");
+        struct share *sh = ctx;
+
+        *sh->sum += x->length;
+        return ivals_add(sh->a, x->start, x->length) < 0 ? NOMEM(err) : 0;
 }
 
-/* Does the map of images row map_id live in pieces (schema 3) rather than map rows? */
-static int has_pieces(struct share *sh, int64_t map_id, bool *yes, struct ia_error *err)
+/* A piece a layer decides, into sh->l. */
+static int piece_row(void *ctx, const struct ia_rdb_range *x, struct ia_error *err)
 {
-        int rc;
+        struct share *sh = ctx;
+        struct lranges *l = sh->l;
 
-        *yes = false;
-        if (sh->r->db_schema < 3)
-                return 0;
-        sqlite3_reset(sh->has_pieces);
-        sqlite3_bind_int64(sh->has_pieces, 1, map_id);
-        rc = sqlite3_step(sh->has_pieces);
-        if (rc == SQLITE_ROW) {
-                *yes = true;
-                return 0;
-        }
-        return step_err(sh, rc, err);
+        if (grow((void **)&l->v, &l->cap, l->n, sizeof(*l->v)) < 0)
+                return NOMEM(err);
+        l->v[l->n++] = (struct lrange){x->layer_id, x->start, x->start + x->length};
+        return 0;
 }
 
-/* The data rows of a schema-2 map at depth, into a; their sum in *sum. */
-static int rows_at(struct share *sh, int64_t map_id, int depth, struct ivals *a, uint64_t *sum,
-                   struct ia_error *err)
+/* A data run of a layer, clipped to [sh->s, sh->e), into sh->a. */
+static int clip_row(void *ctx, const struct ia_rdb_range *x, struct ia_error *err)
 {
-        int rc;
+        struct share *sh = ctx;
+        uint64_t rs = x->start, re = x->start + x->length;
 
-        *sum = 0;
-        sqlite3_reset(sh->rows);
-        sqlite3_bind_int64(sh->rows, 1, map_id);
-        sqlite3_bind_int(sh->rows, 2, depth);
-        while ((rc = sqlite3_step(sh->rows)) == SQLITE_ROW) {
-                uint64_t len = (uint64_t)sqlite3_column_int64(sh->rows, 1);
-
-                *sum += len;
-                if (ivals_add(a, (uint64_t)sqlite3_column_int64(sh->rows, 0), len) < 0)
-                        return NOMEM(err);
-        }
-        return step_err(sh, rc, err);
-}
-
-/* The pieces of map_id at depth that a layer decides, into l. */
-static int pieces_at(struct share *sh, int64_t map_id, int depth, struct lranges *l,
-                     struct ia_error *err)
-{
-        int rc;
-
-        sqlite3_reset(sh->pieces);
-        sqlite3_bind_int64(sh->pieces, 1, map_id);
-        sqlite3_bind_int(sh->pieces, 2, depth);
-        while ((rc = sqlite3_step(sh->pieces)) == SQLITE_ROW) {
-                uint64_t s = (uint64_t)sqlite3_column_int64(sh->pieces, 0);
-
-                if (grow((void **)&l->v, &l->cap, l->n, sizeof(*l->v)) < 0)
-                        return NOMEM(err);
-                l->v[l->n++] = (struct lrange){sqlite3_column_int64(sh->pieces, 2), s,
-                                               s + (uint64_t)sqlite3_column_int64(sh->pieces, 1)};
-        }
-        return step_err(sh, rc, err);
+        if (rs < sh->s)
+                rs = sh->s;
+        if (re > sh->e)
+                re = sh->e;
+        if (rs < re && ivals_add(sh->a, rs, re - rs) < 0)
+                return NOMEM(err);
+        return 0;
 }
 
 /* The data of layer within [s, e), into a. */
 static int clip(struct share *sh, int64_t layer, uint64_t s, uint64_t e, struct ivals *a,
                 struct ia_error *err)
 {
-        int rc;
-
-        sqlite3_reset(sh->runs);
-        sqlite3_bind_int64(sh->runs, 1, layer);
-        sqlite3_bind_int64(sh->runs, 2, (int64_t)s);
-        sqlite3_bind_int64(sh->runs, 3, (int64_t)e);
-        while ((rc = sqlite3_step(sh->runs)) == SQLITE_ROW) {
-                uint64_t rs = (uint64_t)sqlite3_column_int64(sh->runs, 0);
-                uint64_t re = rs + (uint64_t)sqlite3_column_int64(sh->runs, 1);
-
-                if (rs < s)
-                        rs = s;
-                if (re > e)
-                        re = e;
-                if (rs < re && ivals_add(a, rs, re - rs) < 0)
-                        return NOMEM(err);
-        }
-        return step_err(sh, rc, err);
+        sh->a = a;
+        sh->s = s;
+        sh->e = e;
+        return ia_rdb_layer_data(sh->r->db, layer, s, e, clip_row, sh, err);
 }
 
 /* The data the ranges in l read, each layer's ranges merged first: into a. */
@@ -232,67 +195,37 @@ static int clip_all(struct share *sh, struct lranges *l, struct ivals *a, struct
         return 0;
 }
 
-/* What map_id reads at depth (schema 3: stored with the scan). */
-static int reads_at(struct share *sh, int64_t map_id, int depth, uint64_t *sum,
-                    struct ia_error *err)
-{
-        int rc;
-
-        *sum = 0;
-        sqlite3_reset(sh->reads);
-        sqlite3_bind_int64(sh->reads, 1, map_id);
-        sqlite3_bind_int(sh->reads, 2, depth);
-        rc = sqlite3_step(sh->reads);
-        if (rc == SQLITE_ROW) {
-                *sum = (uint64_t)sqlite3_column_int64(sh->reads, 0);
-                return 0;
-        }
-        return step_err(sh, rc, err);
-}
-
 /* Image map_id's data at depth: pieces into l, or schema-2 rows straight into a. */
 static int data_at(struct share *sh, int64_t map_id, int depth, struct lranges *l, struct ivals *a,
                    uint64_t *sum, struct ia_error *err)
 {
+        struct ia_rdb *d = sh->r->db;
         bool pieces;
 
-        if (has_pieces(sh, map_id, &pieces, err) < 0)
+        *sum = 0;
+        if (ia_rdb_has_pieces(d, map_id, &pieces, err) < 0)
                 return -1;
-        if (!pieces)
-                return rows_at(sh, map_id, depth, a, sum, err);
-        if (pieces_at(sh, map_id, depth, l, err) < 0)
+        if (!pieces) {
+                sh->a = a;
+                sh->sum = sum;
+                return ia_rdb_map_data(d, map_id, depth, range_row, sh, err);
+        }
+        sh->l = l;
+        if (ia_rdb_layer_pieces(d, map_id, depth, piece_row, sh, err) < 0)
                 return -1;
-        return reads_at(sh, map_id, depth, sum, err);
+        /* what map_id reads at depth: stored with the scan (schema 3) */
+        return ia_rdb_chain_reads(d, map_id, depth, sum, err);
 }
 
 int ia_rpt_share(struct ia_rpt *r, size_t base, const size_t *desc, const int *depth, size_t nd,
                  uint64_t *visible, uint64_t *reads, struct ia_error *err)
 {
-        static const char *const sql[] = {
-            "SELECT 1 FROM pieces WHERE image_id = ?1 LIMIT 1",
-            "SELECT start, length, layer_id FROM pieces WHERE image_id = ?1 AND depth = ?2 "
-            "AND kind = 'layer' ORDER BY start",
-            "SELECT start, length FROM layer_runs WHERE layer_id = ?1 AND data AND start < ?3 "
-            "AND start >= coalesce((SELECT max(start) FROM layer_runs WHERE layer_id = ?1 "
-            "AND start <= ?2), 0) ORDER BY start",
-            "SELECT start, length FROM map WHERE image_id = ?1 AND depth = ?2 AND data "
-            "ORDER BY start",
-            "SELECT data_bytes FROM chain_layers WHERE image_id = ?1 AND depth = ?2",
-        };
         struct share sh = {.r = r};
-        sqlite3_stmt **st[] = {&sh.has_pieces, &sh.pieces, &sh.runs, &sh.rows, &sh.reads};
         struct ivals own = {0}, vis = {0};
         struct lranges l = {0};
         uint64_t sum;
         int ret = -1;
 
-        for (size_t k = 0; k < sizeof(st) / sizeof(st[0]); k++) {
-                /* schema 2 has no pieces: those statements are never run */
-                if (r->db_schema < 3 && k != 3)
-                        continue;
-                if (ia_rpt_prepare(r, sql[k], st[k], err) < 0)
-                        goto out;
-        }
         if (data_at(&sh, r->img[base].map_id, 0, &l, &own, &sum, err) < 0 ||
             clip_all(&sh, &l, &own, err) < 0)
                 goto out;
@@ -306,8 +239,6 @@ int ia_rpt_share(struct ia_rpt *r, size_t base, const size_t *desc, const int *d
         *visible = ivals_overlap(&own, &vis);
         ret = 0;
 out:
-        for (size_t k = 0; k < sizeof(st) / sizeof(st[0]); k++)
-                sqlite3_finalize(*st[k]);
         free(own.v);
         free(vis.v);
         free(l.v);

@@ -81,25 +81,32 @@ static json_object *cap_group_json(const struct ia_rpt_agg *a)
         return e;
 }
 
-int ia_sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
+/* A capacity row of scope "image" in JSON: where it is, then its figures. */
+static json_object *cap_image_json(const struct ia_rpt *r, const struct ia_rpt_image *m,
+                                   const struct ia_rpt_agg *a)
 {
-        struct ia_rpt_agg *imgs = calloc(r->nimg + 1, sizeof(*imgs));
-        struct ia_rpt_agg *roots = calloc(r->scan.nroots + 1, sizeof(*roots));
-        struct ia_rpt_agg total = {.name = (char *)"all"};
-        struct ia_table *t = ia_sec_table(o, "capacity", "Capacity", cap_cols, NCOLS(cap_cols));
-        struct ia_jw *w = &o->jw;
-        struct ia_rbuf *p = &o->prom;
-        json_object *jt, *jo;
-        char note[256], metric[96];
-        bool ok;
-        double ratio;
+        json_object *e = json_object_new_object();
 
-        if (!imgs || !roots || NO_TABLE(o, t))
-                goto nomem;
-        o->dirs = calloc(r->nimg + 1, sizeof(*o->dirs));
-        if (!o->dirs)
-                goto nomem;
-        ia_jw_open(w, '{');
+        jset(e, "name", jstr(m->name));
+        jset(e, "path", jpath(m->path, m->path_len));
+        jset(e, "member", m->member ? jpath(m->member, m->member_len) : NULL);
+        jset(e, "directory", jstr(m->dir));
+        jset(e, "root", m->root >= 0 ? jstr(r->scan.roots[m->root]) : NULL);
+        jset(e, "format", jstr(m->format));
+        jset(e, "status", jstr(m->status));
+        cap_json(e, a, false);
+        return e;
+}
+
+/*
+ * The images: each one's row (JSON, written as it is made, and the table),
+ * and the sums by directory (o->dirs), root and in total.
+ */
+static int cap_images(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_table *t,
+                      struct ia_rpt_agg *imgs, struct ia_rpt_agg *roots, struct ia_rpt_agg *total)
+{
+        struct ia_jw *w = &o->jw;
+
         ia_jw_key(w, "images");
         ia_jw_open(w, '[');
         for (size_t i = 0; i < r->nimg; i++) {
@@ -108,7 +115,7 @@ int ia_sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err
 
                 imgs[i].name = m->name;
                 ia_agg_add(&imgs[i], m);
-                ia_agg_add(&total, m);
+                ia_agg_add(total, m);
                 if (m->root >= 0)
                         ia_agg_add(&roots[m->root], m);
                 for (d = 0; d < o->ndirs; d++)
@@ -117,28 +124,24 @@ int ia_sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err
                 if (d == o->ndirs) {
                         o->dirs[d].name = strdup(m->dir);
                         if (!o->dirs[d].name)
-                                goto nomem;
+                                return -1;
                         o->ndirs++;
                 }
                 ia_agg_add(&o->dirs[d], m);
-
-                /* a row per image, written as it is made */
-                if (w->out) {
-                        json_object *e = json_object_new_object();
-
-                        jset(e, "name", jstr(m->name));
-                        jset(e, "path", jpath(m->path, m->path_len));
-                        jset(e, "member", m->member ? jpath(m->member, m->member_len) : NULL);
-                        jset(e, "directory", jstr(m->dir));
-                        jset(e, "root", m->root >= 0 ? jstr(r->scan.roots[m->root]) : NULL);
-                        jset(e, "format", jstr(m->format));
-                        jset(e, "status", jstr(m->status));
-                        cap_json(e, &imgs[i], false);
-                        ia_jw_value(w, e);
-                }
+                if (w->out)
+                        ia_jw_value(w, cap_image_json(r, m, &imgs[i]));
                 cap_row(t, "image", &imgs[i]);
         }
         ia_jw_close(w, ']');
+        return 0;
+}
+
+/* The directories (sorted by name) and the roots (in the scan's order). */
+static void cap_groups(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_table *t,
+                       struct ia_rpt_agg *roots)
+{
+        struct ia_jw *w = &o->jw;
+
         qsort(o->dirs, o->ndirs, sizeof(*o->dirs), cmp_agg);
         ia_jw_key(w, "directories");
         ia_jw_open(w, '[');
@@ -157,16 +160,28 @@ int ia_sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err
                 cap_row(t, "root", &roots[k]);
         }
         ia_jw_close(w, ']');
-        cap_row(t, "total", &total);
-        ratio = ia_overcommit(&total, &ok);
+}
+
+/* The total row, the totals and the overcommit ratio (JSON and the table's note). */
+static void cap_totals(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_table *t,
+                       const struct ia_rpt_agg *total)
+{
+        struct ia_jw *w = &o->jw;
+        char note[256];
+        bool ok;
+        double ratio;
+
+        cap_row(t, "total", total);
+        ratio = ia_overcommit(total, &ok);
         if (w->out) {
-                jt = json_object_new_object();
-                cap_json(jt, &total, true);
+                json_object *jt = json_object_new_object(), *jo;
+
+                cap_json(jt, total, true);
                 ia_jw_kv(w, "totals", jt);
                 jo = json_object_new_object();
                 jset(jo, "ratio", ok ? jratio(ratio) : NULL);
-                jset(jo, "leaf_virtual_bytes", ju(total.leaf_virtual));
-                jset(jo, "allocated_bytes", ju(total.allocated));
+                jset(jo, "leaf_virtual_bytes", ju(total->leaf_virtual));
+                jset(jo, "allocated_bytes", ju(total->allocated));
                 ia_jw_kv(w, "overcommit", jo);
         }
         ia_jw_close(w, '}');
@@ -178,31 +193,60 @@ int ia_sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err
                 snprintf(note, sizeof(note),
                          "overcommit ratio %.2f (virtual size of the %zu leaf images / bytes "
                          "allocated by all %" PRIu64 " images)",
-                         ratio, leaves, total.images);
+                         ratio, leaves, total->images);
         }
         ia_table_note(t, note);
-        o->total = total;
-        o->total.name = NULL;
-        o->have_capacity = true;
+}
 
-        /* store, root and format totals are in ia_prom_store(); these series grow with the store */
+/* --prometheus-per-image: the series that grow with the store (its totals: ia_prom_store). */
+static void cap_prom(struct ia_rpt *r, struct ia_rpt_out *o, const struct ia_rpt_agg *imgs)
+{
+        struct ia_rbuf *p = &o->prom;
+        char metric[96];
+
         for (size_t k = 0; o->prom_per_image && k < IA_NFIGURES; k++) {
                 snprintf(metric, sizeof(metric), "imgaudit_image_%s_bytes", ia_figures[k].name);
                 ia_prom_head(p, metric, "gauge", ia_figures[k].help);
-                for (size_t i = 0; i < r->nimg; i++)
+                for (size_t i = 0; i < r->nimg; i++) {
                         ia_prom_u(p, metric, "image", imgs[i].name, ia_fig(&imgs[i], k));
+                        ia_prom_spill(o);
+                }
         }
         for (size_t k = 0; o->prom_per_image && k < IA_NFIGURES; k++) {
                 snprintf(metric, sizeof(metric), "imgaudit_directory_%s_bytes", ia_figures[k].name);
                 ia_prom_head(p, metric, "gauge", ia_figures[k].help);
-                for (size_t d = 0; d < o->ndirs; d++)
+                for (size_t d = 0; d < o->ndirs; d++) {
                         ia_prom_u(p, metric, "directory", o->dirs[d].name, ia_fig(&o->dirs[d], k));
+                        ia_prom_spill(o);
+                }
         }
+}
+
+int ia_sec_capacity(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
+{
+        struct ia_rpt_agg *imgs = calloc(r->nimg + 1, sizeof(*imgs));
+        struct ia_rpt_agg *roots = calloc(r->scan.nroots + 1, sizeof(*roots));
+        struct ia_rpt_agg total = {.name = (char *)"all"};
+        struct ia_table *t = ia_sec_table(o, "capacity", "Capacity", cap_cols, NCOLS(cap_cols));
+        int ret = -1;
+
+        if (!imgs || !roots || NO_TABLE(o, t))
+                goto out;
+        o->dirs = calloc(r->nimg + 1, sizeof(*o->dirs));
+        if (!o->dirs)
+                goto out;
+        ia_jw_open(&o->jw, '{');
+        if (cap_images(r, o, t, imgs, roots, &total) < 0)
+                goto out;
+        cap_groups(r, o, t, roots);
+        cap_totals(r, o, t, &total);
+        o->total = total;
+        o->total.name = NULL;
+        o->have_capacity = true;
+        cap_prom(r, o, imgs);
+        ret = 0;
+out:
         free(imgs);
         free(roots);
-        return 0;
-nomem:
-        free(imgs);
-        free(roots);
-        return NOMEM(err);
+        return ret < 0 ? NOMEM(err) : 0;
 }

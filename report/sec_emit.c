@@ -42,6 +42,20 @@ void ia_prom_u(struct ia_rbuf *b, const char *name, const char *label, const cha
         ia_rbuf_addf(b, " %" PRIu64 "\n", v);
 }
 
+void ia_prom_spill(struct ia_rpt_out *o)
+{
+        struct ia_sink *s = o->prom_sink;
+
+        if (!s || o->prom.len < IA_OUT_BUFSZ)
+                return;
+        ia_rbuf_add(&s->b, o->prom.buf, o->prom.len);
+        if (o->prom.nomem)
+                s->b.nomem = true;
+        o->prom.len = 0;
+        o->prom.buf[0] = '\0';
+        ia_sink_spill(s);
+}
+
 bool ia_is_leaf(const struct ia_rpt_image *m)
 {
         return m->nchildren == 0 && !m->used_as_data;

@@ -47,42 +47,25 @@ static void prom_f(struct ia_rbuf *b, const char *name, double v)
  */
 static int prom_last_scan(struct ia_rpt *r, struct ia_rbuf *p, struct ia_error *err)
 {
-        sqlite3_stmt *st;
-        int rc;
+        struct ia_rdb_ended e;
+        bool found;
 
-        if (ia_rpt_prepare(
-                r,
-                "SELECT status = 'complete', CAST(strftime('%s', started_at) AS INTEGER), "
-                "CAST(strftime('%s', finished_at) AS INTEGER), "
-                "(julianday(finished_at) - julianday(started_at)) * 86400.0 "
-                "FROM scans WHERE status <> 'running' AND finished_at IS NOT NULL "
-                "ORDER BY id DESC LIMIT 1",
-                &st, err) < 0)
+        if (ia_rdb_last_ended(r->db, &found, &e, err) < 0)
                 return -1;
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                double dur = sqlite3_column_double(st, 3);
-
-                ia_prom_head(p, "imgaudit_last_scan_start_timestamp_seconds", "gauge",
-                             "When the latest scan that ended (complete or aborted) started.");
-                prom_f(p, "imgaudit_last_scan_start_timestamp_seconds",
-                       (double)sqlite3_column_int64(st, 1));
-                ia_prom_head(p, "imgaudit_last_scan_finish_timestamp_seconds", "gauge",
-                             "When the latest scan that ended finished.");
-                prom_f(p, "imgaudit_last_scan_finish_timestamp_seconds",
-                       (double)sqlite3_column_int64(st, 2));
-                ia_prom_head(p, "imgaudit_last_scan_duration_seconds", "gauge",
-                             "How long the latest scan that ended ran.");
-                prom_f(p, "imgaudit_last_scan_duration_seconds", dur > 0 ? dur : 0);
-                ia_prom_head(p, "imgaudit_last_scan_success", "gauge",
-                             "1 if the latest scan that ended is complete, 0 if it aborted.");
-                ia_prom_u(p, "imgaudit_last_scan_success", NULL, NULL,
-                          (uint64_t)sqlite3_column_int(st, 0));
-                rc = sqlite3_step(st);
-        }
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return ia_rpt_db_error(r, err, "reading the latest scan");
+        if (!found)
+                return 0;
+        ia_prom_head(p, "imgaudit_last_scan_start_timestamp_seconds", "gauge",
+                     "When the latest scan that ended (complete or aborted) started.");
+        prom_f(p, "imgaudit_last_scan_start_timestamp_seconds", (double)e.started);
+        ia_prom_head(p, "imgaudit_last_scan_finish_timestamp_seconds", "gauge",
+                     "When the latest scan that ended finished.");
+        prom_f(p, "imgaudit_last_scan_finish_timestamp_seconds", (double)e.finished);
+        ia_prom_head(p, "imgaudit_last_scan_duration_seconds", "gauge",
+                     "How long the latest scan that ended ran.");
+        prom_f(p, "imgaudit_last_scan_duration_seconds", e.duration > 0 ? e.duration : 0);
+        ia_prom_head(p, "imgaudit_last_scan_success", "gauge",
+                     "1 if the latest scan that ended is complete, 0 if it aborted.");
+        ia_prom_u(p, "imgaudit_last_scan_success", NULL, NULL, e.complete ? 1 : 0);
         return 0;
 }
 

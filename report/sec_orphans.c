@@ -43,6 +43,98 @@ static bool reclaimable(const char *cls)
         return strcmp(cls, "presumed-in-use") != 0;
 }
 
+/* The orphans by class, and the reclaimable ones' count and sum (computing their freed bytes). */
+struct orphan_counts {
+        uint64_t total;
+        size_t n, nbase, nstand, nleaf, npres;
+};
+
+static void orphan_count(struct ia_rpt *r, struct orphan_counts *c)
+{
+        for (size_t i = 0; i < r->nimg; i++) {
+                const char *cls;
+
+                if (!is_orphan(&r->img[i]))
+                        continue;
+                cls = orphan_class(r, &r->img[i]);
+                if (strcmp(cls, "base") == 0)
+                        c->nbase++;
+                else if (strcmp(cls, "leaf") == 0)
+                        c->nleaf++;
+                else if (strcmp(cls, "standalone") == 0)
+                        c->nstand++;
+                else
+                        c->npres++;
+                if (!reclaimable(cls))
+                        continue;
+                ia_compute_freed(r, i);
+                c->total += r->img[i].freed;
+                c->n++;
+        }
+}
+
+/* One orphan's row: in the table and, as it is made, in the JSON array. */
+static void orphan_row(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_table *t,
+                       const struct ia_rpt_image *m)
+{
+        const char *kind = !m->has_backing ? "standalone" : m->backing_ok ? "overlay" : "broken";
+        const char *cls = orphan_class(r, m);
+        uint64_t freed = reclaimable(cls) ? m->freed : 0;
+        char mt[32];
+        int64_t age = 0;
+
+        if (m->has_mtime) {
+                int64_t s = m->mtime_ns / 1000000000;
+                age = r->now > s ? (r->now - s) / 86400 : 0;
+                ia_iso_time(s, mt, sizeof(mt));
+        }
+        ia_table_row(t, 0);
+        ia_table_text(t, m->name);
+        ia_table_text(t, cls);
+        ia_table_text(t, kind);
+        ia_table_text(t, m->format);
+        ia_table_text(t, m->status);
+        ia_table_text(t, m->has_mtime ? mt : NULL);
+        if (m->has_mtime)
+                ia_table_int(t, age);
+        else
+                ia_table_null(t);
+        ia_table_bytes(t, m->allocated);
+        ia_table_bytes(t, freed);
+        if (o->jw.out) {
+                json_object *e = json_object_new_object();
+
+                jset(e, "name", jstr(m->name));
+                jset(e, "class", jstr(cls));
+                jset(e, "reclaimable", json_object_new_boolean(reclaimable(cls)));
+                jset(e, "kind", jstr(kind));
+                jset(e, "format", jstr(m->format));
+                jset(e, "status", jstr(m->status));
+                jset(e, "modified", m->has_mtime ? jstr(mt) : NULL);
+                jset(e, "age_days", m->has_mtime ? ji(age) : NULL);
+                jset(e, "allocated_bytes", ju(m->allocated));
+                jset(e, "reclaimable_bytes", ju(freed));
+                ia_jw_value(&o->jw, e);
+        }
+}
+
+static void orphan_prom(struct ia_rbuf *p, const struct orphan_counts *c)
+{
+        ia_prom_head(p, "imgaudit_orphans", "gauge",
+                     "Reclaimable orphans: bases no image uses, and disks no image or VM uses "
+                     "when VM definitions were read.");
+        ia_prom_u(p, "imgaudit_orphans", NULL, NULL, c->n);
+        ia_prom_head(p, "imgaudit_orphans_by_class", "gauge",
+                     "Images no image uses, by class (presumed-in-use: no VM definitions read).");
+        ia_prom_u(p, "imgaudit_orphans_by_class", "class", "base", c->nbase);
+        ia_prom_u(p, "imgaudit_orphans_by_class", "class", "standalone", c->nstand);
+        ia_prom_u(p, "imgaudit_orphans_by_class", "class", "leaf", c->nleaf);
+        ia_prom_u(p, "imgaudit_orphans_by_class", "class", "presumed-in-use", c->npres);
+        ia_prom_head(p, "imgaudit_orphan_reclaimable_bytes", "gauge",
+                     "Sum of the reclaimable orphans' reclaimable bytes, each deleted alone.");
+        ia_prom_u(p, "imgaudit_orphan_reclaimable_bytes", NULL, NULL, c->total);
+}
+
 int ia_sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
 {
         static const struct ia_col cols[] = {
@@ -59,89 +151,25 @@ int ia_sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
         struct ia_table *t = ia_sec_table(o, "orphans", "Orphans (report only: nothing is deleted)",
                                           cols, NCOLS(cols));
         struct ia_jw *w = &o->jw;
-        struct ia_rbuf *p = &o->prom;
-        uint64_t total = 0;
-        size_t n = 0, nbase = 0, nstand = 0, nleaf = 0, npres = 0;
+        struct orphan_counts c = {0};
 
         if (NO_TABLE(o, t))
                 return NOMEM(err);
         /* the counts and the sum come first in the document: one pass for them */
-        for (size_t i = 0; i < r->nimg; i++) {
-                const char *cls;
-
-                if (!is_orphan(&r->img[i]))
-                        continue;
-                cls = orphan_class(r, &r->img[i]);
-                if (strcmp(cls, "base") == 0)
-                        nbase++;
-                else if (strcmp(cls, "leaf") == 0)
-                        nleaf++;
-                else if (strcmp(cls, "standalone") == 0)
-                        nstand++;
-                else
-                        npres++;
-                if (!reclaimable(cls))
-                        continue;
-                ia_compute_freed(r, i);
-                total += r->img[i].freed;
-                n++;
-        }
+        orphan_count(r, &c);
         ia_jw_open(w, '{');
-        ia_jw_kv(w, "count", ju(n));
-        ia_jw_kv(w, "reclaimable_bytes", ju(total));
+        ia_jw_kv(w, "count", ju(c.n));
+        ia_jw_kv(w, "reclaimable_bytes", ju(c.total));
         ia_jw_kv(w, "vm_definitions_read", json_object_new_boolean(r->vm_defs));
-        ia_jw_kv(w, "bases", ju(nbase));
-        ia_jw_kv(w, "standalone_disks", ju(nstand));
-        ia_jw_kv(w, "leaves", ju(nleaf));
-        ia_jw_kv(w, "presumed_in_use", ju(npres));
+        ia_jw_kv(w, "bases", ju(c.nbase));
+        ia_jw_kv(w, "standalone_disks", ju(c.nstand));
+        ia_jw_kv(w, "leaves", ju(c.nleaf));
+        ia_jw_kv(w, "presumed_in_use", ju(c.npres));
         ia_jw_key(w, "images");
         ia_jw_open(w, '[');
-        for (size_t i = 0; i < r->nimg; i++) {
-                const struct ia_rpt_image *m = &r->img[i];
-                const char *kind, *cls;
-                uint64_t freed;
-                char mt[32];
-                int64_t age = 0;
-
-                if (!is_orphan(m))
-                        continue;
-                kind = !m->has_backing ? "standalone" : m->backing_ok ? "overlay" : "broken";
-                cls = orphan_class(r, m);
-                freed = reclaimable(cls) ? m->freed : 0;
-                if (m->has_mtime) {
-                        int64_t s = m->mtime_ns / 1000000000;
-                        age = r->now > s ? (r->now - s) / 86400 : 0;
-                        ia_iso_time(s, mt, sizeof(mt));
-                }
-                ia_table_row(t, 0);
-                ia_table_text(t, m->name);
-                ia_table_text(t, cls);
-                ia_table_text(t, kind);
-                ia_table_text(t, m->format);
-                ia_table_text(t, m->status);
-                ia_table_text(t, m->has_mtime ? mt : NULL);
-                if (m->has_mtime)
-                        ia_table_int(t, age);
-                else
-                        ia_table_null(t);
-                ia_table_bytes(t, m->allocated);
-                ia_table_bytes(t, freed);
-                if (w->out) {
-                        json_object *e = json_object_new_object();
-
-                        jset(e, "name", jstr(m->name));
-                        jset(e, "class", jstr(cls));
-                        jset(e, "reclaimable", json_object_new_boolean(reclaimable(cls)));
-                        jset(e, "kind", jstr(kind));
-                        jset(e, "format", jstr(m->format));
-                        jset(e, "status", jstr(m->status));
-                        jset(e, "modified", m->has_mtime ? jstr(mt) : NULL);
-                        jset(e, "age_days", m->has_mtime ? ji(age) : NULL);
-                        jset(e, "allocated_bytes", ju(m->allocated));
-                        jset(e, "reclaimable_bytes", ju(freed));
-                        ia_jw_value(w, e);
-                }
-        }
+        for (size_t i = 0; i < r->nimg; i++)
+                if (is_orphan(&r->img[i]))
+                        orphan_row(r, o, t, &r->img[i]);
         ia_jw_close(w, ']');
         ia_jw_close(w, '}');
         if (t && !r->vm_defs)
@@ -149,19 +177,7 @@ int ia_sec_orphans(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)
                     t, "No VM definitions were read (scan --vm-config DIR, or keep them "
                        "in a ROOT): leaves and disks without a backing file that no image uses are "
                        "presumed in use; only bases are counted as reclaimable.");
-        o->norphans = n;
-        ia_prom_head(p, "imgaudit_orphans", "gauge",
-                     "Reclaimable orphans: bases no image uses, and disks no image or VM uses "
-                     "when VM definitions were read.");
-        ia_prom_u(p, "imgaudit_orphans", NULL, NULL, n);
-        ia_prom_head(p, "imgaudit_orphans_by_class", "gauge",
-                     "Images no image uses, by class (presumed-in-use: no VM definitions read).");
-        ia_prom_u(p, "imgaudit_orphans_by_class", "class", "base", nbase);
-        ia_prom_u(p, "imgaudit_orphans_by_class", "class", "standalone", nstand);
-        ia_prom_u(p, "imgaudit_orphans_by_class", "class", "leaf", nleaf);
-        ia_prom_u(p, "imgaudit_orphans_by_class", "class", "presumed-in-use", npres);
-        ia_prom_head(p, "imgaudit_orphan_reclaimable_bytes", "gauge",
-                     "Sum of the reclaimable orphans' reclaimable bytes, each deleted alone.");
-        ia_prom_u(p, "imgaudit_orphan_reclaimable_bytes", NULL, NULL, total);
+        o->norphans = c.n;
+        orphan_prom(&o->prom, &c);
         return 0;
 }

@@ -179,16 +179,20 @@ static void sharing_prom(const struct ia_rpt *r, struct ia_rpt_out *o)
                 return;
         for (size_t k = 0; k < NCOLS(base_metrics); k++) {
                 ia_prom_head(p, base_metrics[k].name, "gauge", base_metrics[k].help);
-                for (size_t i = 0; i < r->nimg; i++)
+                for (size_t i = 0; i < r->nimg; i++) {
                         if (r->img[i].sharing_done)
                                 ia_prom_u(p, base_metrics[k].name, "base", r->img[i].name,
                                           base_metrics[k].get(&r->img[i]));
+                        ia_prom_spill(o);
+                }
         }
         ia_prom_head(p, "imgaudit_image_freed_if_deleted_bytes", "gauge",
                      "Bytes freed by deleting the image: its own plus bases left orphaned.");
-        for (size_t i = 0; i < r->nimg; i++)
+        for (size_t i = 0; i < r->nimg; i++) {
                 ia_prom_u(p, "imgaudit_image_freed_if_deleted_bytes", "image", r->img[i].name,
                           r->img[i].freed);
+                ia_prom_spill(o);
+        }
 }
 
 int ia_sec_sharing(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err)

@@ -39,6 +39,7 @@ int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r, unsigned want,
         o->tail = &o->tables;
         ia_rbuf_init(&o->prom);
         o->want = want;
+        o->prom_sink = want & IA_OUT_PROM ? json : NULL;
         ia_jw_init(w, want & IA_OUT_JSON ? json : NULL);
         if (!w->out)
                 return 0;

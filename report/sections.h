@@ -50,6 +50,7 @@ struct ia_rpt_out {
         struct ia_jw jw;
         struct ia_table *tables, **tail;
         struct ia_rbuf prom;
+        struct ia_sink *prom_sink; /* with IA_OUT_PROM: where ia_prom_spill moves prom's text */
         /* for the HTML charts */
         struct ia_rpt_agg *dirs, total;
         size_t ndirs;
@@ -74,7 +75,8 @@ struct ia_rpt_out {
 
 /*
  * Start a report that makes what want says (IA_OUT_*); with IA_OUT_JSON the
- * document's first keys (tool, scan) are written to json at once.
+ * document's first keys (tool, scan) are written to json at once; with
+ * IA_OUT_PROM the series go to json as they pile up (ia_prom_spill).
  */
 int ia_rpt_out_init(struct ia_rpt_out *o, const struct ia_rpt *r, unsigned want,
                     struct ia_sink *json);
@@ -92,6 +94,12 @@ void ia_rpt_out_release(struct ia_rpt_out *o);
  * of them grows with the number of images.
  */
 int ia_prom_store(struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err);
+/*
+ * Move the series made so far to the output once there are IA_OUT_BUFSZ
+ * bytes of them (nothing else is written between sections in that layout),
+ * so that the series per image never wait in memory whole.
+ */
+void ia_prom_spill(struct ia_rpt_out *o);
 
 /* Compute and emit one section. */
 int ia_section_run(enum ia_section s, struct ia_rpt *r, struct ia_rpt_out *o, struct ia_error *err);

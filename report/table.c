@@ -37,7 +37,8 @@ void ia_table_free(struct ia_table *t)
                 struct ia_table *next = t->next;
 
                 for (size_t i = 0; i < t->nrows * t->ncols; i++)
-                        free(t->cells[i].s);
+                        if (t->cells[i].owned)
+                                free(t->cells[i].s);
                 free(t->cells);
                 free(t->indent);
                 free(t->note);
@@ -96,6 +97,8 @@ void ia_table_text(struct ia_table *t, const char *s)
         c->s = strdup(s);
         if (!c->s)
                 t->nomem = true;
+        else
+                c->owned = true;
 }
 
 void ia_table_bytes(struct ia_table *t, uint64_t v)

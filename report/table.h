@@ -29,12 +29,16 @@ struct ia_col {
         enum ia_col_kind kind;
 };
 
+/* One cell: the value its column's kind reads (16 bytes: a table of every image is large). */
 struct ia_cell {
+        union {
+                char *s; /* IA_COL_TEXT (owned) */
+                int64_t i;
+                uint64_t u;
+                double d;
+        };
         bool null;
-        char *s; /* IA_COL_TEXT (owned) */
-        int64_t i;
-        uint64_t u;
-        double d;
+        bool owned; /* s is set (freed with the table) */
 };
 
 struct ia_table {

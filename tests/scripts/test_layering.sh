@@ -91,6 +91,28 @@ eq "SQL in the made tree" "$(check_sql "$WORK/t" | sort | tr '\n' ' ')" \
 	"report/pg_w.c: calls SQLite or libpq scanner/cmd_z.c: calls SQLite or libpq scanner/scan_x.c: includes SQLite or libpq scanner/scan_y.c: includes SQLite or libpq "
 rm t/scanner/scan_x.c t/scanner/scan_y.c t/scanner/cmd_z.c t/report/pg_w.c t/report/pg_v.c
 
+# check_report_sql ROOT: the report issues no SQL either: no file of report/
+# includes <sqlite3.h>, store_sql.h or store_read.h (which hand out the
+# connection) or names an sqlite3_ function; its queries are the store's
+# (schema/store_report.h), the fleet report's too (schema/pg_load.h fills
+# each host's in-memory store).
+check_report_sql() {
+	local f
+	for f in "$1"/report/*.[ch]; do
+		[ -f "$f" ] || continue
+		if grep -qE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](sqlite3|store_sql|store_read)\.h[>"]' "$f"; then
+			echo "${f#"$1"/}: includes SQLite"
+		elif grep -qE '\bsqlite3_[a-z_0-9]+[[:space:]]*\(' "$f"; then
+			echo "${f#"$1"/}: calls SQLite"
+		fi
+	done
+}
+echo '#include "store_read.h"' >t/report/rpt_x.c
+printf 'int f(void)\n{\n\treturn sqlite3_step(st);\n}\n' >t/report/rpt_y.c
+echo '#include <sqlite3.h>' >t/report/pg_x.c
+eq "report SQL in the made tree" "$(check_report_sql "$WORK/t" | sort | tr '\n' ' ')" \
+	"report/pg_x.c: includes SQLite report/rpt_x.c: includes SQLite report/rpt_y.c: calls SQLite "
+
 # the sources
 [ -f "$SOURCE_DIR/scanner/scan.h" ] && [ -f "$SOURCE_DIR/schema/store.h" ] && ok ||
 	bad "no sources at $SOURCE_DIR"
@@ -98,6 +120,7 @@ check_tree "$SOURCE_DIR" >crossings.txt
 [ ! -s crossings.txt ] && ok || bad "boundary crossings:
 $(cat crossings.txt)"
 check_sql "$SOURCE_DIR" >sql.txt
+check_report_sql "$SOURCE_DIR" >>sql.txt
 [ ! -s sql.txt ] && ok || bad "SQL outside the store:
 $(cat sql.txt)"
 
