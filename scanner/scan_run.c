@@ -1,6 +1,7 @@
 /* One scan's life: lock, open, walk, plan, workers and writer, settle, summary. */
 #define _GNU_SOURCE /* before any system header */
 #include "scan.h"
+#include <malloc.h>
 #include "banned.h"
 
 #define LAYER_CACHE_BUDGET ((size_t)256 << 20)
@@ -215,6 +216,17 @@ int scan_run(struct scan *s)
         char why[512];
 
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        /*
+         * Every image open mallocs and frees its header cluster (64 KiB) and
+         * L2 slice in a worker's arena; with glibc's default trim threshold
+         * (128 KiB) such a free gives the arena's top back with madvise()
+         * and the next image faults the pages in again: a TLB shootdown on
+         * every CPU of the process and 16 page faults per image (on 2,020
+         * small images: 1,800 madvise calls, twice the page faults, a tenth
+         * of the cycles).  Keep up to 16 MiB of free top per arena instead.
+         * (This also fixes the mmap threshold at its default, 128 KiB.)
+         */
+        mallopt(M_TRIM_THRESHOLD, 16 << 20);
         ia_error_clear(&err);
         ia_hmap_init(&visited);
         ia_parent_index_init(&s->parents, scan_fill_parent_index, s);

@@ -82,6 +82,7 @@ struct ia_store {
         pthread_cond_t not_empty, not_full;
         struct ia_rec *head, *tail;
         size_t len, cap;
+        size_t wake_at; /* the writer, waiting for records, is woken when this many are queued */
         bool stopping;
         bool failed; /* the writer hit an error: records are dropped */
         struct ia_error werr;

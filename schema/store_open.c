@@ -154,6 +154,16 @@ static int migrate(struct ia_store *s, struct ia_error *err)
                 return -1;
         for (const struct ia_schema_file *f = ia_schema_files; f->name; f++)
                 latest = atoi(f->name);
+        /*
+         * A new database is put in WAL mode (synchronous NORMAL) before its
+         * migrations, not after: in the default rollback journal every
+         * migration's commit costs three fdatasync() calls (eight migrations:
+         * about 50 ms on an idle disk, a quarter of a small store's scan).
+         */
+        if (nobjects == 0 && version == 0 &&
+            (exec(s, "PRAGMA journal_mode = WAL", err) < 0 ||
+             exec(s, "PRAGMA synchronous = NORMAL", err) < 0))
+                return -1;
         if (version > latest)
                 return ia_error_set(err, IA_ERR_UNSUPPORTED,
                                     "database '%s' has schema version %lld, newer than this "

@@ -469,7 +469,7 @@ static void *writer_main(void *arg)
                 if (!batch_head) {
                         /* Take everything queued in one go: producers rarely wait. */
                         pthread_mutex_lock(&s->lock);
-                        while (!s->head && !s->stopping)
+                        while (s->len < s->wake_at && !s->stopping)
                                 pthread_cond_wait(&s->not_empty, &s->lock);
                         batch_head = s->head;
                         s->head = s->tail = NULL;
@@ -482,11 +482,12 @@ static void *writer_main(void *arg)
                 r = batch_head;
                 batch_head = r->next;
                 idle = !batch_head;
-                pthread_mutex_lock(&s->lock);
-                failed = s->failed;
-                if (idle)
+                if (idle) {
+                        pthread_mutex_lock(&s->lock);
                         idle = !s->head;
-                pthread_mutex_unlock(&s->lock);
+                        pthread_mutex_unlock(&s->lock);
+                }
+                failed = s->failed; /* set by this thread only (set_failed()) */
                 if (failed) {
                         ia_rec_free(r);
                         continue;
@@ -578,6 +579,13 @@ int ia_store_writer_start(struct ia_store *s, int64_t scan_id, size_t cap, struc
         }
         s->scan_id = scan_id;
         s->cap = cap ? cap : 1024;
+        /*
+         * A quarter of the queue: a worker's put (a batch of records) finds
+         * the writer asleep nearly every time once the writer is faster than
+         * the workers; woken for each, it cost two context switches per put.
+         * Stopping wakes it whatever is queued; a slow writer (tests) at once.
+         */
+        s->wake_at = s->delay_ms ? 1 : (s->cap + 3) / 4;
         s->stopping = false;
         s->failed = false;
         s->map_rows = 0;
@@ -614,7 +622,8 @@ int ia_store_put_list(struct ia_store *s, struct ia_rec *head)
                 }
                 return -1;
         }
-        wake = !s->head;
+        /* the writer waits for a batch: woken when the queue reaches it, not for every put */
+        wake = s->len < s->wake_at && s->len + n >= s->wake_at;
         if (s->tail)
                 s->tail->next = head;
         else
