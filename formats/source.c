@@ -175,17 +175,23 @@ static const char *file_type_name(mode_t mode)
 
 struct ia_source *ia_source_from_fd(int fd, const char *name, struct ia_error *err)
 {
-        struct file_source *fs;
-        struct stat st;
+        return ia_source_from_fd_stat(fd, name, NULL, err);
+}
 
-        if (fstat(fd, &st) < 0) {
+struct ia_source *ia_source_from_fd_stat(int fd, const char *name, struct stat *stp,
+                                         struct ia_error *err)
+{
+        struct file_source *fs;
+        struct stat local, *sp = stp ? stp : &local;
+
+        if (fstat(fd, sp) < 0) {
                 ia_error_errno(err, IA_ERR_IO, errno, "cannot stat '%s'", name);
                 close(fd);
                 return NULL;
         }
-        if (!S_ISREG(st.st_mode)) {
+        if (!S_ISREG(sp->st_mode)) {
                 ia_error_set(err, IA_ERR_REFUSED, "'%s' is %s, not a regular file", name,
-                             file_type_name(st.st_mode));
+                             file_type_name(sp->st_mode));
                 close(fd);
                 return NULL;
         }
@@ -195,10 +201,10 @@ struct ia_source *ia_source_from_fd(int fd, const char *name, struct ia_error *e
                 close(fd);
                 return NULL;
         }
-        ia_source_init(&fs->base, &file_ops, (uint64_t)st.st_size);
-        fs->base.allocated = (uint64_t)st.st_blocks * 512;
-        fs->base.dev = (uint64_t)st.st_dev;
-        fs->base.ino = (uint64_t)st.st_ino;
+        ia_source_init(&fs->base, &file_ops, (uint64_t)sp->st_size);
+        fs->base.allocated = (uint64_t)sp->st_blocks * 512;
+        fs->base.dev = (uint64_t)sp->st_dev;
+        fs->base.ino = (uint64_t)sp->st_ino;
         fs->fd = fd;
         return &fs->base;
 }
