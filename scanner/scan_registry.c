@@ -291,6 +291,46 @@ static int link_group(struct scan *s, struct ia_hmap *visited, const struct link
         return 0;
 }
 
+/*
+ * The jobs whose inode number another job has too (the candidates for hard
+ * links), into keys (*n of them, in walk order): one pass over a table of
+ * inode numbers and how often each was met, not a sort of every file.
+ */
+static int inos_met_twice(const struct scan *s, struct link_key *keys, size_t *n)
+{
+        struct slot {
+                uint64_t ino;
+                size_t count;
+        } * t;
+        size_t cap = 16, mask;
+
+        while (cap < 2 * s->njobs)
+                cap *= 2;
+        t = calloc(cap, sizeof(*t));
+        if (!t)
+                return -1;
+        mask = cap - 1;
+        for (int pass = 0; pass < 2; pass++) {
+                for (size_t i = 0; i < s->njobs; i++) {
+                        uint64_t ino = s->jobs[i].wf.id.ino;
+                        size_t h = (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 17) & mask;
+
+                        if (s->jobs[i].device)
+                                continue;
+                        while (t[h].count && t[h].ino != ino)
+                                h = (h + 1) & mask;
+                        if (pass == 0) {
+                                t[h].ino = ino;
+                                t[h].count++;
+                        } else if (t[h].count > 1) {
+                                keys[(*n)++] = (struct link_key){ino, i};
+                        }
+                }
+        }
+        free(t);
+        return 0;
+}
+
 int scan_resolve_links(struct scan *s, struct ia_hmap *visited)
 {
         struct link_key *keys;
@@ -309,9 +349,11 @@ int scan_resolve_links(struct scan *s, struct ia_hmap *visited)
                 free(drop);
                 return -1;
         }
-        for (size_t i = 0; i < s->njobs; i++)
-                if (!s->jobs[i].device)
-                        keys[n++] = (struct link_key){s->jobs[i].wf.id.ino, i};
+        if (inos_met_twice(s, keys, &n) < 0) {
+                free(keys);
+                free(drop);
+                return -1;
+        }
         qsort(keys, n, sizeof(*keys), cmp_link_key);
         for (size_t a = 0, b; a < n && rc == 0; a = b) {
                 bool any = false;

@@ -121,7 +121,11 @@ bool scan_in_nova_base(const char *path)
 void scan_vm_pass(struct scan *s)
 {
         for (size_t i = 0; i < s->njobs; i++) {
-                enum ia_vmdef_file k = ia_vmdef_classify(s->jobs[i].wf.path);
+                enum ia_vmdef_file k;
+
+                if (s->jobs[i].lazy_open)
+                        continue; /* scan_want_stat() found it neither of these */
+                k = ia_vmdef_classify(s->jobs[i].wf.path);
 
                 if (k != IA_VMDEF_NONE)
                         vm_read_walked(s, &s->jobs[i], k);
