@@ -201,20 +201,26 @@ static struct ia_source *file_source_new(int fd, const char *name, const struct 
 
 struct ia_source *ia_source_from_fd(int fd, const char *name, struct ia_error *err)
 {
-        struct stat st;
+        return ia_source_from_fd_stat(fd, name, NULL, err);
+}
 
-        if (fstat(fd, &st) < 0) {
+struct ia_source *ia_source_from_fd_stat(int fd, const char *name, struct stat *stp,
+                                         struct ia_error *err)
+{
+        struct stat local, *sp = stp ? stp : &local;
+
+        if (fstat(fd, sp) < 0) {
                 ia_error_errno(err, IA_ERR_IO, errno, "cannot stat '%s'", name);
                 close(fd);
                 return NULL;
         }
-        if (!S_ISREG(st.st_mode)) {
+        if (!S_ISREG(sp->st_mode)) {
                 ia_error_set(err, IA_ERR_REFUSED, "'%s' is %s, not a regular file", name,
-                             file_type_name(st.st_mode));
+                             file_type_name(sp->st_mode));
                 close(fd);
                 return NULL;
         }
-        return file_source_new(fd, name, &st, (uint64_t)st.st_size, (uint64_t)st.st_blocks * 512,
+        return file_source_new(fd, name, sp, (uint64_t)sp->st_size, (uint64_t)sp->st_blocks * 512,
                                err);
 }
 

@@ -117,6 +117,10 @@ int ia_open_beneath_by_components(int rootfd, const char *path);
 
 /* A source over an fd already open for reading (the source owns it). */
 struct ia_source *ia_source_from_fd(int fd, const char *name, struct ia_error *err);
+/* The same, also giving the fstat(2) it took (st may be NULL). */
+struct stat;
+struct ia_source *ia_source_from_fd_stat(int fd, const char *name, struct stat *st,
+                                         struct ia_error *err);
 
 /*
  * A source over a block device already open read-only (never exclusively),

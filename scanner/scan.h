@@ -108,6 +108,9 @@ struct job {
         struct ia_walk_file wf;
         bool device; /* a block device asked for with --devices (wf.root unused) */
         struct reg_file *reg;
+        /* the walk took no stat (wf.lazy when planned): the worker's open gives the
+         * identity; until then wf.id and wf.lazy are read and written under reg_lock */
+        bool lazy_open;
         bool new_file;
         enum job_action action;
         int64_t prev_image_id;
@@ -160,6 +163,7 @@ struct scan {
         } own[4]; /* the database, its -wal, -shm and .lock files: not scanned */
         size_t nown;
         size_t njobs, cap_jobs;
+        size_t nlazy; /* jobs whose identity is not known yet (under reg_lock) */
         atomic_size_t next_job, jobs_done;
 
         struct ia_rec *pending, *pending_tail; /* records made before the writer starts */
@@ -268,6 +272,14 @@ void scan_on_walk_file(void *opaque, struct ia_walk_file *f);
 void scan_on_walk_entry(void *opaque, const char *path, const char *kind, const char *reason,
                         const char *detail);
 void scan_on_walk_dir(void *opaque, const char *path, uint64_t allocated);
+bool scan_want_stat(void *opaque, const char *path, uint64_t d_ino);
+int scan_resolve_links(struct scan *s, struct ia_hmap *visited);
+/* A lazy job's identity taken now (reg_lock held once the workers run); 0, or -1. */
+int scan_take_identity(struct scan *s, struct job *jb);
+/* A lazy job's identity, taken by its open, made known (reg_lock held). */
+void scan_publish_identity(struct scan *s, struct job *jb, const struct ia_identity *id);
+/* The walked file of (dev, ino) reached by name, lazy ones included (reg_lock held). */
+struct reg_file *scan_walked_locked(struct scan *s, const struct ia_fid_key *k, const char *name);
 /* An external file's registry entry (its own copy of path). */
 struct reg_file *scan_reg_new(int64_t id, const char *path);
 /* A walked file's, in scan.regs: path is its job's wf.path, not copied. */
@@ -299,6 +311,7 @@ void scan_settle_plain_files(struct scan *s);
 int scan_add_devices(struct scan *s);
 
 /* scan_vms.c */
+bool scan_in_nova_base(const char *path);
 void scan_vm_raw_disk(struct scan *s, struct job *jb);
 void scan_vm_pass(struct scan *s);
 

@@ -6,7 +6,8 @@
 
 /* ---- one walked file ---- */
 
-static void new_file_rec(struct scan *s, const struct job *jb)
+/* Its files row: with the identity id, or none (a lazy file that could not be stat'ed). */
+static void new_file_rec(struct scan *s, const struct job *jb, const struct ia_identity *id)
 {
         struct ia_rec *r = ia_rec_new(IA_REC_FILE);
 
@@ -15,15 +16,57 @@ static void new_file_rec(struct scan *s, const struct job *jb)
                 /* the job's path lives until the scan's end, after the writer's */
                 r->u.file.path = jb->wf.path;
                 r->u.file.path_borrowed = true;
-                r->u.file.has_identity = true;
-                r->u.file.dev = jb->wf.id.dev;
-                r->u.file.ino = jb->wf.id.ino;
-                r->u.file.size = jb->wf.id.size;
-                r->u.file.allocated = jb->wf.id.allocated;
-                r->u.file.mtime_ns = jb->wf.id.mtime_ns;
-                r->u.file.ctime_ns = jb->wf.id.ctime_ns;
+                r->u.file.has_identity = id != NULL;
+                if (id) {
+                        r->u.file.dev = id->dev;
+                        r->u.file.ino = id->ino;
+                        r->u.file.size = id->size;
+                        r->u.file.allocated = id->allocated;
+                        r->u.file.mtime_ns = id->mtime_ns;
+                        r->u.file.ctime_ns = id->ctime_ns;
+                }
         }
         scan_put(s, r);
+}
+
+/*
+ * A file the walk took no stat of: opened, its identity the descriptor's
+ * (unless an image's reference took it first: then it must be the same
+ * file), its files row, and on failure an unreadable entry.
+ */
+static struct ia_source *open_lazy(struct scan *s, struct job *jb)
+{
+        struct ia_identity id, known;
+        struct ia_error err;
+        struct ia_source *src;
+        bool has;
+
+        ia_error_clear(&err);
+        src = ia_walk_open_lazy(&s->roots[jb->wf.root], &s->dirs, &jb->wf, &id, NULL, &err);
+        pthread_mutex_lock(&s->reg_lock);
+        if (src && jb->wf.lazy) {
+                scan_publish_identity(s, jb, &id);
+        } else if (src && (id.dev != jb->wf.id.dev || id.ino != jb->wf.id.ino)) {
+                ia_source_unref(src);
+                src = NULL;
+                ia_error_set(&err, IA_ERR_IO, "'%s' changed while it was being scanned",
+                             jb->wf.rel);
+                err.reason = "changed";
+        } else if (!src) {
+                (void)scan_take_identity(s, jb); /* for its files row, when it can be had */
+        }
+        has = !jb->wf.lazy;
+        known = jb->wf.id;
+        pthread_mutex_unlock(&s->reg_lock);
+        if (jb->new_file)
+                new_file_rec(s, jb, has ? &known : NULL);
+        if (!src) {
+                scan_put(s,
+                         scan_entry_rec(jb->wf.path, "unreadable", err.reason ? err.reason : "io",
+                                        ia_error_msg(&err), jb->reg->id));
+                s->problems++;
+        }
+        return src;
 }
 
 struct ia_source *scan_open_job(struct scan *s, struct job *jb)
@@ -74,8 +117,8 @@ void scan_process(struct scan *s, struct job *jb)
         uint8_t head[IA_PROBE_HEAD];
         size_t hl;
 
-        if (jb->new_file)
-                new_file_rec(s, jb);
+        if (jb->new_file && !jb->lazy_open)
+                new_file_rec(s, jb, &jb->wf.id);
         if (jb->action == JOB_REUSE_PLAIN) {
                 s->files_reused++;
                 return; /* decided after the workers: not-an-image, data-file or raw backing */
@@ -97,7 +140,7 @@ void scan_process(struct scan *s, struct job *jb)
                 return;
         }
         s->files_read++;
-        src = scan_open_job(s, jb);
+        src = jb->lazy_open ? open_lazy(s, jb) : scan_open_job(s, jb);
         if (!src) {
                 jb->reg->kind = FK_UNREADABLE;
                 return;

@@ -584,7 +584,11 @@ int scan_plan(struct scan *s, struct ia_error *err)
                 jb->reg = &s->regs[i];
                 scan_reg_init(jb->reg, same ? p->id : atomic_fetch_add(&s->next_file_id, 1),
                               jb->wf.path);
-                if (ia_hmap_put(&s->by_fid, &k, sizeof(k), jb->reg) < 0)
+                /* a lazy file is known by (dev, ino) once its worker opens it */
+                jb->lazy_open = jb->wf.lazy;
+                if (jb->wf.lazy)
+                        s->nlazy++;
+                else if (ia_hmap_put(&s->by_fid, &k, sizeof(k), jb->reg) < 0)
                         goto nomem;
                 jb->reg->walked = true;
                 jb->new_file = !same;

@@ -130,6 +130,7 @@ static const char *walk_roots(struct scan *s, struct ia_hmap *visited, struct ia
         wo.on_file = scan_on_walk_file;
         wo.on_entry = scan_on_walk_entry;
         wo.on_dir = scan_on_walk_dir;
+        wo.want_stat = scan_want_stat;
         wo.opaque = s;
         for (size_t i = 0; i < s->nroots; i++) {
                 if (s->roots[i].dirfd < 0)
@@ -139,6 +140,8 @@ static const char *walk_roots(struct scan *s, struct ia_hmap *visited, struct ia
                         return "out of memory walking";
                 }
         }
+        if (scan_resolve_links(s, visited) < 0)
+                return "out of memory walking";
         if (scan_add_devices(s) < 0)
                 return "out of memory listing the devices";
         return NULL;

@@ -77,7 +77,9 @@ static struct reg_file *vm_walked_file(struct scan *s, const char *path, const c
         }
         k.dev = (uint64_t)sb.st_dev;
         k.ino = (uint64_t)sb.st_ino;
-        r = ia_hmap_get(&s->by_fid, &k, sizeof(k));
+        pthread_mutex_lock(&s->reg_lock);
+        r = scan_walked_locked(s, &k, path);
+        pthread_mutex_unlock(&s->reg_lock);
         if (!r || !r->walked) {
                 *status = "outside-roots";
                 return NULL;
@@ -106,7 +108,7 @@ static void vm_layout(void *opaque, const char *path, const char *format)
 }
 
 /* Nova's image cache: every file directly in a _base/ directory is a raw (or qcow2) base. */
-static bool in_nova_base(const char *path)
+bool scan_in_nova_base(const char *path)
 {
         const char *slash = strrchr(path, '/');
 
@@ -119,11 +121,15 @@ static bool in_nova_base(const char *path)
 void scan_vm_pass(struct scan *s)
 {
         for (size_t i = 0; i < s->njobs; i++) {
-                enum ia_vmdef_file k = ia_vmdef_classify(s->jobs[i].wf.path);
+                enum ia_vmdef_file k;
+
+                if (s->jobs[i].lazy_open)
+                        continue; /* scan_want_stat() found it neither of these */
+                k = ia_vmdef_classify(s->jobs[i].wf.path);
 
                 if (k != IA_VMDEF_NONE)
                         vm_read_walked(s, &s->jobs[i], k);
-                else if (in_nova_base(s->jobs[i].wf.path) && s->jobs[i].wf.id.size > 0)
+                else if (scan_in_nova_base(s->jobs[i].wf.path) && s->jobs[i].wf.id.size > 0)
                         s->jobs[i].reg->raw_by = "layout";
         }
         for (size_t i = 0; i < s->nvm_config; i++)

@@ -43,7 +43,13 @@ enum ia_vmdef_file ia_vmdef_classify(const char *path)
 {
         const char *base = strrchr(path, '/');
 
+        size_t n;
+
         base = base ? base + 1 : path;
+        n = strlen(base);
+        /* every name below ends in one of these letters: most files are passed over here */
+        if (n < 5 || !strchr("lLxXaAfFgG", base[n - 1]))
+                return IA_VMDEF_NONE;
         if (strcmp(base, "storage.cfg") == 0)
                 return IA_VMDEF_PVE_STORE;
         if (ends_with(base, ".xml"))

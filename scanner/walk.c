@@ -141,9 +141,17 @@ static int first_visit(const struct walker *w, const struct stat *st, const char
         return 1;
 }
 
+/* A directory entry as read: its name (an offset into the names' block while reading). */
+struct dent {
+        size_t off;
+        const char *name;
+        uint64_t ino;
+        unsigned char type;
+};
+
 static int cmp_names(const void *a, const void *b)
 {
-        return strcmp(*(char *const *)a, *(char *const *)b);
+        return strcmp(((const struct dent *)a)->name, ((const struct dent *)b)->name);
 }
 
 static int walk_dir(const struct walker *w, int dirfd, const char *rel, const char *path,
@@ -153,8 +161,8 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
  * One directory entry; *relp and *pathp are its own (malloc'd: a regular file
  * takes them over and leaves NULL), dir its directory's kept descriptor.
  */
-static int visit(const struct walker *w, int dirfd, int dir, const char *name, char **relp,
-                 char **pathp, unsigned depth, struct ia_error *err)
+static int visit(const struct walker *w, int dirfd, int dir, const char *name, unsigned char type,
+                 uint64_t d_ino, char **relp, char **pathp, unsigned depth, struct ia_error *err)
 {
         const char *rel = *relp, *path = *pathp;
         const struct ia_walk_opts *o = w->o;
@@ -162,6 +170,22 @@ static int visit(const struct walker *w, int dirfd, int dir, const char *name, c
         struct stat st;
         int r;
 
+        if (type == DT_REG && o->want_stat && !o->remember_all_files &&
+            !o->want_stat(o->opaque, path, d_ino)) {
+                /* a regular file by its entry: its identity is taken when it is opened */
+                struct ia_walk_file f;
+
+                memset(&f, 0, sizeof(f));
+                f.root = w->root;
+                f.rel = *relp;
+                f.path = *pathp;
+                *relp = *pathp = NULL;
+                f.id.ino = d_ino;
+                f.dir = dir;
+                f.lazy = true;
+                o->on_file(o->opaque, &f);
+                return 0;
+        }
         if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 entry_errno(w, path, "cannot stat", errno);
                 return 0;
@@ -232,6 +256,7 @@ static int visit(const struct walker *w, int dirfd, int dir, const char *name, c
                 *relp = *pathp = NULL;
                 identity_of(&st, &f.id);
                 f.dir = dir;
+                f.lazy = false;
                 o->on_file(o->opaque, &f);
         }
         return 0;
@@ -243,8 +268,8 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
 {
         DIR *d = fdopendir(dirfd);
         struct dirent *de;
-        char **names = NULL, *pool = NULL;
-        size_t *offs = NULL; /* each name's offset in pool, while reading */
+        char *pool = NULL;
+        struct dent *ents = NULL; /* each name's offset in pool while reading, then the name */
         size_t n = 0, cap = 0, used = 0, pcap = 0;
         int rc = 0, dir = -1;
         struct ia_walk_dirs *kd = w->o->dirs;
@@ -262,11 +287,11 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
                         continue;
                 if (n == cap) {
                         size_t nc = cap ? cap * 2 : 32;
-                        size_t *no = realloc(offs, nc * sizeof(*no));
+                        struct dent *ne = realloc(ents, nc * sizeof(*ne));
 
-                        if (!no)
+                        if (!ne)
                                 goto nomem;
-                        offs = no;
+                        ents = ne;
                         cap = nc;
                 }
                 /* the names in one block, not one allocation each */
@@ -284,21 +309,17 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
                         pcap = nc;
                 }
                 memcpy(pool + used, de->d_name, len);
-                offs[n++] = used;
+                ents[n].off = used;
+                ents[n].ino = (uint64_t)de->d_ino;
+                ents[n].type = de->d_type;
+                n++;
                 used += len;
                 errno = 0;
         }
         if (errno)
                 entry_errno(w, path, "reading directory", errno);
-        if (n > 0) {
-                names = malloc(n * sizeof(*names));
-                if (!names)
-                        goto nomem;
-                for (size_t i = 0; i < n; i++)
-                        names[i] = pool + offs[i];
-        }
-        free(offs);
-        offs = NULL;
+        for (size_t i = 0; i < n; i++)
+                ents[i].name = pool + ents[i].off;
         if (kd && n > 0 && kd->n < kd->max) {
                 /* kept for the files' later opens (a directory without files needs none) */
                 if (kd->n == kd->cap) {
@@ -317,18 +338,20 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
                         kd->max = kd->n; /* out of descriptors: keep no more */
         }
         if (n > 1) /* an empty directory has no array: qsort(NULL, 0) is undefined */
-                qsort(names, n, sizeof(*names), cmp_names);
+                qsort(ents, n, sizeof(*ents), cmp_names);
         for (size_t i = 0; i < n && rc == 0; i++) {
-                char *crel = rel ? ia_path_join(rel, names[i]) : strdup(names[i]);
-                char *cpath = ia_path_join(path, names[i]);
+                const char *name = ents[i].name;
+                char *crel = rel ? ia_path_join(rel, name) : strdup(name);
+                char *cpath = ia_path_join(path, name);
 
                 if (!crel || !cpath) {
                         free(crel);
                         free(cpath);
                         goto nomem;
                 }
-                if (!excluded(w->o, names[i], crel, cpath))
-                        rc = visit(w, dirfd, dir, names[i], &crel, &cpath, depth, err);
+                if (!excluded(w->o, name, crel, cpath))
+                        rc = visit(w, dirfd, dir, name, ents[i].type, ents[i].ino, &crel, &cpath,
+                                   depth, err);
                 free(crel);
                 free(cpath);
         }
@@ -336,8 +359,7 @@ static int walk_dir(const struct walker *w, int dirfd, const char *rel, const ch
 nomem:
         rc = ia_error_set(err, IA_ERR_NOMEM, "out of memory walking '%s'", path);
 out:
-        free(offs);
-        free(names);
+        free(ents);
         free(pool);
         closedir(d);
         return rc;
@@ -363,7 +385,7 @@ int ia_walk(const struct ia_walk_root *roots, size_t idx, const struct ia_walk_o
                 base = basename(copy);
                 rel = strdup(base);
                 path = strdup(r->arg);
-                rc = rel && path ? visit(&w, r->dirfd, -1, base, &rel, &path, 0, err)
+                rc = rel && path ? visit(&w, r->dirfd, -1, base, DT_UNKNOWN, 0, &rel, &path, 0, err)
                                  : ia_error_set(err, IA_ERR_NOMEM, "out of memory");
                 free(rel);
                 free(path);
@@ -388,13 +410,11 @@ int ia_walk(const struct ia_walk_root *roots, size_t idx, const struct ia_walk_o
         return walk_dir(&w, fd, NULL, r->arg, 0, err);
 }
 
-struct ia_source *ia_walk_open(const struct ia_walk_root *root, const char *rel,
-                               const struct ia_identity *id, struct ia_error *err)
+/* An O_PATH descriptor of rel beneath the root, no symlink anywhere; -1 with errno. */
+static int path_fd_beneath(const struct ia_walk_root *root, const char *rel)
 {
         struct open_how how;
-        struct stat st;
-        char proc[64];
-        int pfd, fd;
+        int pfd;
 
         memset(&how, 0, sizeof(how));
         how.flags = O_PATH | O_CLOEXEC | O_NOFOLLOW;
@@ -403,6 +423,17 @@ struct ia_source *ia_walk_open(const struct ia_walk_root *root, const char *rel,
         if (pfd < 0 && (errno == ENOSYS || errno == ENAMETOOLONG))
                 /* one component at a time: no limit but the kernel's per-component one */
                 pfd = ia_open_beneath_by_components(root->dirfd, rel);
+        return pfd;
+}
+
+struct ia_source *ia_walk_open(const struct ia_walk_root *root, const char *rel,
+                               const struct ia_identity *id, struct ia_error *err)
+{
+        struct stat st;
+        char proc[64];
+        int pfd, fd;
+
+        pfd = path_fd_beneath(root, rel);
         if (pfd < 0) {
                 int e = errno;
 
@@ -472,6 +503,90 @@ struct ia_source *ia_walk_open_file(const struct ia_walk_root *root,
         }
         if (!src && err && !err->reason)
                 err->reason = "changed";
+        return src;
+}
+
+int ia_walk_stat_file(const struct ia_walk_root *root, const struct ia_walk_dirs *dirs,
+                      const struct ia_walk_file *f, struct ia_identity *id, uint64_t *nlink)
+{
+        const char *name = strrchr(f->rel, '/');
+        struct stat st;
+        int rc;
+
+        name = name ? name + 1 : f->rel;
+        if (dirs && f->dir >= 0 && (size_t)f->dir < dirs->n) {
+                rc = fstatat(dirs->fds[f->dir], name, &st, AT_SYMLINK_NOFOLLOW);
+        } else {
+                int pfd = path_fd_beneath(root, f->rel), e;
+
+                if (pfd < 0)
+                        return -1;
+                rc = fstat(pfd, &st);
+                e = errno;
+                close(pfd);
+                errno = e;
+        }
+        if (rc < 0)
+                return -1;
+        if (!S_ISREG(st.st_mode)) {
+                errno = EINVAL;
+                return -1;
+        }
+        identity_of(&st, id);
+        if (nlink)
+                *nlink = (uint64_t)st.st_nlink;
+        return 0;
+}
+
+struct ia_source *ia_walk_open_lazy(const struct ia_walk_root *root,
+                                    const struct ia_walk_dirs *dirs, const struct ia_walk_file *f,
+                                    struct ia_identity *id, uint64_t *nlink, struct ia_error *err)
+{
+        const char *name = strrchr(f->rel, '/');
+        struct ia_source *src;
+        struct stat st;
+        int fd;
+
+        if (!dirs || f->dir < 0 || (size_t)f->dir >= dirs->n) {
+                /* beneath the root: the identity first, then opened and compared with it */
+                if (ia_walk_stat_file(root, dirs, f, id, nlink) < 0) {
+                        int e = errno;
+
+                        ia_error_errno(err, e == ENOENT ? IA_ERR_MISSING : IA_ERR_IO, e,
+                                       "cannot open '%s'", f->rel);
+                        if (err)
+                                err->reason = e == ENOENT || e == ELOOP || e == EXDEV || e == EINVAL
+                                                  ? "changed"
+                                              : e == EACCES || e == EPERM ? "permission"
+                                                                          : "unreadable";
+                        return NULL;
+                }
+                return ia_walk_open(root, f->rel, id, err);
+        }
+        name = name ? name + 1 : f->rel;
+        /* as ia_walk_open_file(): read directly, never through a symlink, never blocking */
+        fd = openat(dirs->fds[f->dir], name,
+                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0) {
+                int e = errno;
+
+                ia_error_errno(err, e == ENOENT ? IA_ERR_MISSING : IA_ERR_IO, e,
+                               "cannot open '%s' for reading", f->rel);
+                if (err)
+                        err->reason = e == ENOENT || e == ELOOP   ? "changed"
+                                      : e == EACCES || e == EPERM ? "permission"
+                                                                  : "unreadable";
+                return NULL;
+        }
+        src = ia_source_from_fd_stat(fd, f->rel, &st, err); /* refuses anything but a file */
+        if (!src) {
+                if (err && !err->reason)
+                        err->reason = "changed";
+                return NULL;
+        }
+        identity_of(&st, id);
+        if (nlink)
+                *nlink = (uint64_t)st.st_nlink;
         return src;
 }
 

@@ -44,6 +44,12 @@ struct ia_walk_file {
         char *path;  /* display path: the root as given joined with rel */
         struct ia_identity id;
         int dir; /* index of its directory's descriptor in ia_walk_opts.dirs, else -1 */
+        /*
+         * The walk took no stat of it (a regular file by its directory entry's
+         * d_type, and want_stat said no): id.ino is the entry's d_ino, the rest
+         * is 0; ia_walk_open_file() or ia_walk_stat_file() gives the identity.
+         */
+        bool lazy;
 };
 
 /*
@@ -68,6 +74,15 @@ struct ia_walk_opts {
         /* remember every regular file, not only those with more than one link
          * (needed when a root is a file, which a directory root may hold too) */
         bool remember_all_files;
+        /*
+         * Optional: whether a regular file (by its entry's d_type) needs its
+         * identity now (path and the entry's d_ino given); if not, the walk
+         * takes no stat of it and hands it over lazy.  Without the callback,
+         * when remember_all_files is set and where d_type says nothing, every
+         * entry is stat'ed.  A lazy file is not remembered in visited: the
+         * caller resolves hard links among lazy files (same d_ino).
+         */
+        bool (*want_stat)(void *opaque, const char *path, uint64_t d_ino);
         /* A regular file (takes ownership of f's strings). */
         void (*on_file)(void *opaque, struct ia_walk_file *f);
         /* Anything else worth recording: kind "fifo", "socket", "device", "symlink",
@@ -103,6 +118,20 @@ struct ia_source *ia_walk_open(const struct ia_walk_root *root, const char *rel,
 struct ia_source *ia_walk_open_file(const struct ia_walk_root *root,
                                     const struct ia_walk_dirs *dirs, const struct ia_walk_file *f,
                                     struct ia_error *err);
+/*
+ * A lazy file opened as ia_walk_open_file() does (nothing to compare: the
+ * identity is the open descriptor's, in *id, with its link count in *nlink).
+ */
+struct ia_source *ia_walk_open_lazy(const struct ia_walk_root *root,
+                                    const struct ia_walk_dirs *dirs, const struct ia_walk_file *f,
+                                    struct ia_identity *id, uint64_t *nlink, struct ia_error *err);
+/*
+ * The identity of a walked file now, without opening it (fstatat in its
+ * directory's kept descriptor, else beneath the root): 0, or -1 with errno
+ * (EINVAL: no longer a regular file).
+ */
+int ia_walk_stat_file(const struct ia_walk_root *root, const struct ia_walk_dirs *dirs,
+                      const struct ia_walk_file *f, struct ia_identity *id, uint64_t *nlink);
 void ia_walk_dirs_close(struct ia_walk_dirs *d);
 
 /* Join a and b with one '/' (malloc'd). */

@@ -82,6 +82,30 @@ eq "deep: images" "$(q "SELECT format || ' ' || status || ' ' || length(path) FR
 	"$(printf 'qcow2 ok %d\nraw ok %d' $((${#WORK} + 1 + ${#DEEP} + 8)) $((${#WORK} + 1 + ${#DEEP} + 6)))"
 eq "deep: mapped" "$(q "SELECT own_data_bytes FROM images i JOIN files f ON f.id = i.file_id WHERE f.path LIKE '%/d.qcow2'")" "65536"
 
+# ---- one stat a file: identities taken at the open ----
+# The walk stats no regular file the previous scan did not have: each file's
+# identity comes from its open.  A backing file named by a path outside the
+# roots that is a hard link of a walked file is still that walked file; two
+# names of one file inside the root are met once; a rescan reuses them all.
+mkdir -p h/s h/out
+head -c 1048576 /dev/urandom >h/out/base.raw
+ln h/out/base.raw h/s/zbase.raw
+qemu-img create -q -f qcow2 -b "$WORK/h/out/base.raw" -F raw h/s/a.qcow2
+for i in 1 2 3; do printf 'text %d\n' "$i" >"h/s/t$i.txt"; done
+ln h/s/t2.txt h/s/b-link.txt
+find h -type f -exec touch -m -d "@$(($(date +%s) - 3600))" {} +
+DB=$WORK/h.db
+"$IMGAUDIT" scan --db "$DB" --quiet --allow-root h/out h/s
+eq "lazy: exit status" "$?" "0"
+eq "lazy: backing through an outside hard link" \
+	"$(q "SELECT target_path || ' ' || status FROM v_links WHERE path = '$WORK/h/s/a.qcow2'")" "h/s/zbase.raw ok"
+eq "lazy: hard link in walk order" "$(q "SELECT kind || ' ' || detail FROM v_entries WHERE path = '$WORK/h/s/t2.txt'")" \
+	"hardlink h/s/b-link.txt"
+eq "lazy: identities" "$(q "SELECT count(*) FROM files WHERE ino IS NOT NULL AND mtime_ns IS NOT NULL AND size > 0")" "5"
+eq "lazy: sizes" "$(q "SELECT size FROM files WHERE path = '$WORK/h/s/t3.txt'")" "7"
+"$IMGAUDIT" scan --db "$DB" --quiet --json --allow-root h/out h/s >lazy.json
+eq "lazy: rescan reads nothing" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["files_read"], d["files_reused"])' lazy.json)" "0 5"
+
 # ---- schema 6 from schema 4, with history ----
 DB=$WORK/old.db
 for f in "$SOURCE_DIR"/schema/00[1-4]_*.sql; do cat "$f"; done | sqlite3 "$DB"
