@@ -113,6 +113,7 @@ void scan_process(struct scan *s, struct job *jb)
 {
         struct ia_source *src;
         const struct ia_driver *drv;
+        const char *rule = NULL; /* ia_rawdisk_recognised_by */
         struct ia_error err;
         uint8_t head[IA_PROBE_HEAD];
         size_t hl;
@@ -165,15 +166,16 @@ void scan_process(struct scan *s, struct job *jb)
                 if (is_archive)
                         jb->reg->kind = FK_ARCHIVE;
         } else if (src->size > 0 &&
-                   (jb->device || ia_rawdisk_signature(src, head, hl) || jb->reg->raw_by ||
-                    ia_rawdisk_name_matches(jb->wf.path, s->raw_globs))) {
-                /* a raw disk: by content (a partition table, a file system, ...), because a
-                 * VM definition or the store's layout names it, by name, or a block device
-                 * asked for (--devices: a volume is a disk) */
-                const char *by = ia_rawdisk_signature(src, head, hl) ? "content"
-                                 : jb->device                        ? "option"
-                                 : jb->reg->raw_by                   ? jb->reg->raw_by
-                                                                     : "name";
+                   ((rule = ia_rawdisk_recognised_by(src, head, hl, jb->wf.path, s->raw_globs)) ||
+                    jb->device || jb->reg->raw_by)) {
+                /* a raw disk: by content (a partition table, a file system, ...), a block
+                 * device asked for (--devices: a volume is a disk), because a VM definition
+                 * or the store's layout names it, or by name (the rule archive members
+                 * follow too, ia_rawdisk_recognised_by) */
+                const char *by = rule && strcmp(rule, "content") == 0 ? rule
+                                 : jb->device                         ? "option"
+                                 : jb->reg->raw_by                    ? jb->reg->raw_by
+                                                                      : rule;
 
                 jb->reg->kind = FK_IMAGE;
                 scan_image(s, src, jb->wf.path, jb->reg->id, "raw", "raw", NULL, by);

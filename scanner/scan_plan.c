@@ -1,5 +1,6 @@
 /* Planning from the previous complete scan: what is unchanged and carried over, not read. */
 #define _GNU_SOURCE /* before any system header */
+#include "rawdisk.h"
 #include "scan.h"
 #include "store_plan.h"
 #include "banned.h"
@@ -58,6 +59,7 @@ static bool current_identity(const struct scan *s, const char *path, struct ia_i
 
 struct reusable {
         struct scan *s;
+        const char *path; /* the file's */
         int64_t image_id;
         bool found, ok, raw;
 };
@@ -75,6 +77,10 @@ static int on_prev_image(const struct ia_plan_image *im, void *opaque)
         r->raw = im->format && strcmp(im->format, "raw") == 0 &&
                  (!by || strcmp(by, "reference") == 0 || strcmp(by, "vm-config") == 0 ||
                   strcmp(by, "layout") == 0);
+        /* a raw disk by its name whose name no longer matches --raw-glob: judged again */
+        if (by && strcmp(by, "name") == 0 &&
+            !ia_rawdisk_name_matches(r->path, (const char *const *)r->s->raw_globs))
+                r->ok = false;
         return 0;
 }
 
@@ -114,10 +120,10 @@ static int on_chain_link(const struct ia_plan_link *l, void *opaque)
  * image uses it as a raw backing file, so settle_plain_files() decides).
  * A previous scan that cannot be read carries nothing over.
  */
-static bool image_reusable(struct scan *s, struct ia_plan *plan, int64_t file_id, int64_t *image_id,
-                           bool *raw)
+static bool image_reusable(struct scan *s, struct ia_plan *plan, int64_t file_id, const char *path,
+                           int64_t *image_id, bool *raw)
 {
-        struct reusable r = {.s = s};
+        struct reusable r = {.s = s, .path = path};
 
         *raw = false;
         if (ia_plan_image_of(plan, file_id, on_prev_image, &r) < 0 || !r.found)
@@ -596,6 +602,10 @@ int scan_plan(struct scan *s, struct ia_error *err)
                 /* a device's bytes change with no time of its node changing: always read */
                 if (!same || !p->kind || !scan_settled(s, &p->ident) || jb->device)
                         continue;
+                /* what the previous scan's --raw-glob did not call a raw disk, this one may */
+                if (p->kind == FK_NOT_AN_IMAGE && p->ident.size > 0 &&
+                    ia_rawdisk_name_matches(jb->wf.path, (const char *const *)s->raw_globs))
+                        continue;
                 if (p->kind == FK_NOT_AN_IMAGE || p->kind == FK_DATA_FILE) {
                         jb->action = JOB_REUSE_PLAIN;
                         jb->reg->prev_kind = p->kind;
@@ -603,7 +613,7 @@ int scan_plan(struct scan *s, struct ia_error *err)
                         jb->action = JOB_REUSE_PLAIN;
                         jb->reg->prev_kind = p->kind;
                 } else if (p->kind == FK_IMAGE &&
-                           image_reusable(s, plan, p->id, &jb->prev_image_id, &raw)) {
+                           image_reusable(s, plan, p->id, jb->wf.path, &jb->prev_image_id, &raw)) {
                         jb->action = raw ? JOB_REUSE_PLAIN : JOB_REUSE_IMAGE;
                         if (raw)
                                 jb->reg->prev_kind = p->kind;

@@ -87,6 +87,21 @@ eq "rescan keeps the raw disks" "$(q "SELECT count(*) FROM v_images WHERE format
 eq "--raw-glob= : by content only" "$(sqlite3 none.sqlite "SELECT count(*) FROM v_images WHERE format = 'raw'")" "6"
 eq "--raw-glob= : the named ones are not images" \
 	"$(sqlite3 none.sqlite "SELECT count(*) FROM v_entries WHERE path LIKE '$WORK/pool/vms/%' AND kind = 'not-an-image'")" "3"
+# a rescan judges names by its own --raw-glob: unchanged files the last
+# scan's globs left (or made) raw disks by name are read again, no others
+"$IMGAUDIT" scan --db none.sqlite --quiet pool
+eq "globs back: the named ones read again" \
+	"$(sqlite3 none.sqlite "SELECT files_read FROM scans ORDER BY id DESC LIMIT 1")" "3"
+eq "globs back: raw disks by name again" \
+	"$(sqlite3 none.sqlite "SELECT recognised_by, count(*) FROM v_images WHERE format = 'raw' GROUP BY 1 ORDER BY 1" | tr '\n' ' ')" \
+	"$(sqlite3 db.sqlite "SELECT recognised_by, count(*) FROM v_images WHERE format = 'raw' GROUP BY 1 ORDER BY 1" | tr '\n' ' ')"
+"$IMGAUDIT" scan --db none.sqlite --quiet --raw-glob= pool
+eq "--raw-glob= again: the named ones read again" \
+	"$(sqlite3 none.sqlite "SELECT files_read FROM scans ORDER BY id DESC LIMIT 1")" "3"
+eq "--raw-glob= again: by content only" "$(sqlite3 none.sqlite "SELECT count(*) FROM v_images WHERE format = 'raw'")" "6"
+"$IMGAUDIT" scan --db none.sqlite --quiet --raw-glob= pool
+eq "--raw-glob= unchanged: nothing read" \
+	"$(sqlite3 none.sqlite "SELECT files_read FROM scans ORDER BY id DESC LIMIT 1")" "0"
 # --raw-glob GLOB replaces the defaults
 "$IMGAUDIT" scan --db glob.sqlite --quiet --raw-glob '*.bin' pool
 eq "--raw-glob '*.bin'" "$(sqlite3 glob.sqlite "SELECT path FROM v_images WHERE format = 'raw' AND path NOT IN
