@@ -466,24 +466,19 @@ struct ia_source *ia_walk_open(const struct ia_walk_root *root, const char *rel,
         return ia_source_from_fd(fd, rel, err);
 }
 
-struct ia_source *ia_walk_open_file(const struct ia_walk_root *root,
-                                    const struct ia_walk_dirs *dirs, const struct ia_walk_file *f,
-                                    struct ia_error *err)
+/*
+ * The walked file f opened in its directory: the walk saw a regular file
+ * there, so it is opened for reading directly, never through a symlink, never
+ * as a controlling terminal, and not blocking should a FIFO have been put in
+ * its place since.  The descriptor, or -1 with err set.
+ */
+static int open_in_dir(const struct ia_walk_dirs *dirs, const struct ia_walk_file *f,
+                       struct ia_error *err)
 {
         const char *name = strrchr(f->rel, '/');
-        struct ia_source *src;
-        int fd;
+        int fd = openat(dirs->fds[f->dir], name ? name + 1 : f->rel,
+                        O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 
-        if (!dirs || f->dir < 0 || (size_t)f->dir >= dirs->n)
-                return ia_walk_open(root, f->rel, &f->id, err);
-        name = name ? name + 1 : f->rel;
-        /*
-         * The walk saw a regular file here: opened for reading directly, never
-         * through a symlink, never as a controlling terminal, and not blocking
-         * should a FIFO have been put in its place since.
-         */
-        fd = openat(dirs->fds[f->dir], name,
-                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         if (fd < 0) {
                 int e = errno;
 
@@ -493,8 +488,21 @@ struct ia_source *ia_walk_open_file(const struct ia_walk_root *root,
                         err->reason = e == ENOENT || e == ELOOP   ? "changed"
                                       : e == EACCES || e == EPERM ? "permission"
                                                                   : "unreadable";
-                return NULL;
         }
+        return fd;
+}
+
+struct ia_source *ia_walk_open_file(const struct ia_walk_root *root,
+                                    const struct ia_walk_dirs *dirs, const struct ia_walk_file *f,
+                                    struct ia_error *err)
+{
+        struct ia_source *src;
+        int fd;
+
+        if (!dirs || f->dir < 0 || (size_t)f->dir >= dirs->n)
+                return ia_walk_open(root, f->rel, &f->id, err);
+        if ((fd = open_in_dir(dirs, f, err)) < 0)
+                return NULL;
         src = ia_source_from_fd(fd, f->rel, err); /* refuses anything but a regular file */
         if (src && (src->dev != f->id.dev || src->ino != f->id.ino)) {
                 ia_source_unref(src);
@@ -542,7 +550,6 @@ struct ia_source *ia_walk_open_lazy(const struct ia_walk_root *root,
                                     const struct ia_walk_dirs *dirs, const struct ia_walk_file *f,
                                     struct ia_identity *id, uint64_t *nlink, struct ia_error *err)
 {
-        const char *name = strrchr(f->rel, '/');
         struct ia_source *src;
         struct stat st;
         int fd;
@@ -563,21 +570,8 @@ struct ia_source *ia_walk_open_lazy(const struct ia_walk_root *root,
                 }
                 return ia_walk_open(root, f->rel, id, err);
         }
-        name = name ? name + 1 : f->rel;
-        /* as ia_walk_open_file(): read directly, never through a symlink, never blocking */
-        fd = openat(dirs->fds[f->dir], name,
-                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0) {
-                int e = errno;
-
-                ia_error_errno(err, e == ENOENT ? IA_ERR_MISSING : IA_ERR_IO, e,
-                               "cannot open '%s' for reading", f->rel);
-                if (err)
-                        err->reason = e == ENOENT || e == ELOOP   ? "changed"
-                                      : e == EACCES || e == EPERM ? "permission"
-                                                                  : "unreadable";
+        if ((fd = open_in_dir(dirs, f, err)) < 0)
                 return NULL;
-        }
         src = ia_source_from_fd_stat(fd, f->rel, &st, err); /* refuses anything but a file */
         if (!src) {
                 if (err && !err->reason)
