@@ -14,6 +14,7 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "bytes.h"
@@ -61,6 +62,18 @@ int64_t ia_read_upto(struct ia_source *src, void *buf, size_t len, uint64_t off,
                 done += (size_t)n;
         }
         return (int64_t)done;
+}
+
+int64_t ia_read_nowait(struct ia_source *src, void *buf, size_t len, uint64_t off,
+                       struct ia_error *err)
+{
+        if (!src->ops->pread_nowait)
+                return ia_read_upto(src, buf, len, off, err);
+        if (off >= src->size)
+                return 0;
+        if (len > src->size - off)
+                len = (size_t)(src->size - off);
+        return src->ops->pread_nowait(src, buf, len, off, err);
 }
 
 int ia_read(struct ia_source *src, void *buf, size_t len, uint64_t off, const char *what,
@@ -130,6 +143,33 @@ static int64_t file_pread(struct ia_source *src, void *buf, size_t len, uint64_t
         return ia_fd_pread(fs->fd, buf, len, off, "read", off, err);
 }
 
+/*
+ * preadv2(RWF_NOWAIT) gives what the page cache holds and, for the rest,
+ * starts the read-ahead and fails with EAGAIN; POSIX_FADV_WILLNEED asks for
+ * it too where a kernel's RWF_NOWAIT does not start it.  A kernel or file
+ * system without RWF_NOWAIT (EOPNOTSUPP, EINVAL, ENOSYS) is read as always.
+ */
+static int64_t file_pread_nowait(struct ia_source *src, void *buf, size_t len, uint64_t off,
+                                 struct ia_error *err)
+{
+        struct file_source *fs = (struct file_source *)src;
+        struct iovec iov = {.iov_base = buf, .iov_len = len > (size_t)INT_MAX ? INT_MAX : len};
+        ssize_t n;
+
+        if (off > (uint64_t)INT64_MAX || off >= src->size)
+                return 0;
+        do {
+                n = preadv2(fs->fd, &iov, 1, (off_t)off, RWF_NOWAIT);
+        } while (n < 0 && errno == EINTR);
+        if (n >= 0 && ((size_t)n == iov.iov_len || off + (uint64_t)n >= src->size))
+                return n;
+        if (n >= 0 || errno == EAGAIN) {
+                (void)posix_fadvise(fs->fd, (off_t)off, (off_t)iov.iov_len, POSIX_FADV_WILLNEED);
+                return IA_NOT_IN_MEMORY;
+        }
+        return file_pread(src, buf, len, off, err);
+}
+
 static int file_seek(struct ia_source *src, uint64_t off, enum ia_seek what, uint64_t *res,
                      int *errnum)
 {
@@ -161,6 +201,7 @@ static const struct ia_source_ops file_ops = {
     .pread = file_pread,
     .seek = file_seek,
     .destroy = file_destroy,
+    .pread_nowait = file_pread_nowait,
 };
 
 static const char *file_type_name(mode_t mode)

@@ -45,7 +45,18 @@ struct ia_source_ops {
                     int *errnum);
         /* Release what the backend holds; the struct itself included. */
         void (*destroy)(struct ia_source *src);
+        /*
+         * Optional.  Like pread, but only from memory and never waiting: the
+         * count (short at the end only), or IA_NOT_IN_MEMORY when the bytes
+         * are not all in memory yet, their reading started in the background
+         * (a later pread finds them there, or waits less), or -1 with *err.
+         * NULL: the source is read by pread (it is in memory, or cannot say).
+         */
+        int64_t (*pread_nowait)(struct ia_source *src, void *buf, size_t len, uint64_t off,
+                                struct ia_error *err);
 };
+
+#define IA_NOT_IN_MEMORY (-2)
 
 struct ia_source {
         const struct ia_source_ops *ops;
@@ -71,6 +82,17 @@ int ia_read(struct ia_source *src, void *buf, size_t len, uint64_t off, const ch
 /* Read up to len bytes at off (fewer at the end); the count, or -1. */
 int64_t ia_read_upto(struct ia_source *src, void *buf, size_t len, uint64_t off,
                      struct ia_error *err);
+
+/*
+ * Read up to len bytes at off if they are in memory now (ia_read_upto's
+ * result), else start reading them and return IA_NOT_IN_MEMORY without
+ * waiting: the scan asks each walked file's first bytes this way and
+ * probes the files that had to wait later, so that many small reads are
+ * in flight at once on a cold cache.  A source without the method is read
+ * by ia_read_upto().
+ */
+int64_t ia_read_nowait(struct ia_source *src, void *buf, size_t len, uint64_t off,
+                       struct ia_error *err);
 
 /*
  * A file source's read: pread(2) of fd at `at`, retried on EINTR, at most

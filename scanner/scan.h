@@ -165,6 +165,7 @@ struct scan {
         size_t njobs, cap_jobs;
         size_t nlazy; /* jobs whose identity is not known yet (under reg_lock) */
         atomic_size_t next_job, jobs_done;
+        size_t window; /* files each worker may keep open waiting for their first bytes */
 
         struct ia_rec *pending, *pending_tail; /* records made before the writer starts */
         struct ia_parent_index parents;        /* parents named by uuid (differencing VDIs) */
@@ -299,6 +300,8 @@ int scan_map_chain(struct img_job *j, struct ia_image *top, struct ia_error *err
 /* scan_members.c */
 bool scan_probe_source(struct ia_source *src, const char *name, uint8_t *head, size_t *len,
                        const struct ia_driver **drv, struct ia_error *err);
+const struct ia_driver *scan_probe_head(const struct ia_source *src, const char *name,
+                                        const uint8_t *head, size_t len);
 void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64_t file_id,
                   bool *is_archive);
 
@@ -306,6 +309,8 @@ void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64
 void scan_carry_image(struct scan *s, int64_t old_image_id);
 struct ia_source *scan_open_unplanned(struct scan *s, struct job *jb);
 struct ia_source *scan_open_job(struct scan *s, struct job *jb);
+struct ia_source *scan_begin(struct scan *s, struct job *jb);
+void scan_finish(struct scan *s, struct job *jb, struct ia_source *src, uint8_t *head, size_t hl);
 void scan_process(struct scan *s, struct job *jb);
 void scan_settle_plain_files(struct scan *s);
 int scan_add_devices(struct scan *s);

@@ -109,27 +109,27 @@ struct ia_source *scan_open_unplanned(struct scan *s, struct job *jb)
         return scan_open_job(s, jb);
 }
 
-void scan_process(struct scan *s, struct job *jb)
+/*
+ * The first half of a job: a file carried over from the previous scan is
+ * done with here (NULL); else it is opened, and NULL when it cannot be (its
+ * unreadable entry made).
+ */
+struct ia_source *scan_begin(struct scan *s, struct job *jb)
 {
         struct ia_source *src;
-        const struct ia_driver *drv;
-        const char *rule = NULL; /* ia_rawdisk_recognised_by */
-        struct ia_error err;
-        uint8_t head[IA_PROBE_HEAD];
-        size_t hl;
 
         if (jb->new_file && !jb->lazy_open)
                 new_file_rec(s, jb, &jb->wf.id);
         if (jb->action == JOB_REUSE_PLAIN) {
                 s->files_reused++;
-                return; /* decided after the workers: not-an-image, data-file or raw backing */
+                return NULL; /* decided after the workers: not-an-image, data-file or raw backing */
         }
         if (jb->action == JOB_REUSE_IMAGE) {
                 scan_carry_image(s, jb->prev_image_id);
                 scan_put(s, scan_file_rec(jb->reg->id, FK_IMAGE, true));
                 jb->reg->kind = FK_IMAGE;
                 s->files_reused++;
-                return;
+                return NULL;
         }
         if (jb->action == JOB_REUSE_ARCHIVE) {
                 /* its members' other rows come with the IA_REC_REUSE_MEMBERS record */
@@ -138,21 +138,42 @@ void scan_process(struct scan *s, struct job *jb)
                 scan_put(s, scan_file_rec(jb->reg->id, FK_ARCHIVE, true));
                 jb->reg->kind = FK_ARCHIVE;
                 s->files_reused++;
-                return;
+                return NULL;
         }
         s->files_read++;
         src = jb->lazy_open ? open_lazy(s, jb) : scan_open_job(s, jb);
-        if (!src) {
+        if (!src)
                 jb->reg->kind = FK_UNREADABLE;
-                return;
-        }
+        return src;
+}
+
+/*
+ * The second half: the opened file probed by its first bytes (head holds hl
+ * of them already, or head is NULL and they are read here) and handed to
+ * what reads it (an image, an archive, a raw disk), or left to
+ * scan_settle_plain_files().  src is released.
+ */
+void scan_finish(struct scan *s, struct job *jb, struct ia_source *src, uint8_t *head, size_t hl)
+{
+        const struct ia_driver *drv = NULL;
+        const char *rule = NULL; /* ia_rawdisk_recognised_by */
+        struct ia_error err;
+        uint8_t buf[IA_PROBE_HEAD];
+
         ia_error_clear(&err);
-        if (!scan_probe_source(src, jb->wf.path, head, &hl, &drv, &err)) {
+        if (head) {
+                drv = scan_probe_head(src, jb->wf.path, head, hl);
+        } else if (!scan_probe_source(src, jb->wf.path, buf, &hl, &drv, &err)) {
                 scan_put(s, scan_entry_rec(jb->wf.path, "unreadable", "io", ia_error_msg(&err),
                                            jb->reg->id));
                 s->problems++;
                 jb->reg->kind = FK_UNREADABLE;
-        } else if (scan_bare_vmdk_extent(drv, head, hl)) {
+                ia_source_unref(src);
+                return;
+        } else {
+                head = buf;
+        }
+        if (scan_bare_vmdk_extent(drv, head, hl)) {
                 jb->reg->bare_extent = true; /* decided by settle_plain_files() */
         } else if (drv != &ia_drv_raw) {
                 jb->reg->kind = FK_IMAGE;
@@ -181,6 +202,14 @@ void scan_process(struct scan *s, struct job *jb)
                 scan_image(s, src, jb->wf.path, jb->reg->id, "raw", "raw", NULL, by);
         }
         ia_source_unref(src);
+}
+
+void scan_process(struct scan *s, struct job *jb)
+{
+        struct ia_source *src = scan_begin(s, jb);
+
+        if (src)
+                scan_finish(s, jb, src, NULL, 0);
 }
 
 /* A file that no image keeps its data in (any more): an image if a driver says so. */

@@ -45,21 +45,29 @@ static void member_finding(struct scan *s, int64_t file_id, const char *code, co
 }
 
 /* name: the path the image is opened by (dmg is recognised by its suffix). */
+/* The driver that recognises a source by its first len bytes (head), ia_drv_raw when none does. */
+const struct ia_driver *scan_probe_head(const struct ia_source *src, const char *name,
+                                        const uint8_t *head, size_t len)
+{
+        struct ia_probe p;
+
+        memset(&p, 0, sizeof(p));
+        p.head = head;
+        p.head_len = len;
+        p.size = src->size;
+        p.name = name;
+        return ia_driver_probe_bytes(&p);
+}
+
 bool scan_probe_source(struct ia_source *src, const char *name, uint8_t *head, size_t *len,
                        const struct ia_driver **drv, struct ia_error *err)
 {
-        struct ia_probe p;
         int64_t n = ia_read_upto(src, head, IA_PROBE_HEAD, 0, err);
 
         if (n < 0)
                 return false;
-        memset(&p, 0, sizeof(p));
-        p.head = head;
-        p.head_len = (size_t)n;
-        p.size = src->size;
-        p.name = name;
         *len = (size_t)n;
-        *drv = ia_driver_probe_bytes(&p);
+        *drv = scan_probe_head(src, name, head, (size_t)n);
         return true;
 }
 

@@ -8,20 +8,95 @@
 #define LAYER_MAX_BYTES    ((size_t)64 << 20)
 #define QUEUE_CAP          1024
 
+/* A file opened whose first bytes were not in memory: probed later (worker_main). */
+struct waiting {
+        struct job *jb;
+        struct ia_source *src;
+};
+
+#define READ_WINDOW 64 /* files a worker keeps waiting for their first bytes, at most */
+
+/*
+ * A worker takes the jobs in turn.  Each file is opened and its first bytes
+ * asked for without waiting (ia_read_nowait): in memory (a warm cache),
+ * they are probed at once; else their read is started and the file waits
+ * in the worker's window while the next ones are opened, and is probed
+ * when the window is full or the jobs run out.  On a cold cache each small
+ * file's first block is one random read: a window keeps up to
+ * s->window of them in flight per worker, where reading and probing one
+ * file after another kept one.
+ */
 static void *worker_main(void *arg)
 {
         struct scan *s = arg;
+        struct waiting win[READ_WINDOW];
+        size_t first = 0, nwait = 0;
+        uint8_t head[IA_PROBE_HEAD];
 
         for (;;) {
                 size_t i = atomic_fetch_add(&s->next_job, 1);
+                struct job *jb;
+                struct ia_source *src;
+                struct ia_error err;
+                int64_t hl = IA_NOT_IN_MEMORY;
 
                 if (i >= s->njobs)
                         break;
-                scan_process(s, &s->jobs[i]);
+                jb = &s->jobs[i];
+                src = scan_begin(s, jb);
+                if (!src) {
+                        s->jobs_done++;
+                        continue;
+                }
+                ia_error_clear(&err);
+                if (s->window)
+                        hl = ia_read_nowait(src, head, sizeof(head), 0, &err);
+                if (hl >= 0 || !s->window) {
+                        /* in memory, or read as always (no window: scan_finish reads it) */
+                        scan_finish(s, jb, src, hl >= 0 ? head : NULL, hl >= 0 ? (size_t)hl : 0);
+                        s->jobs_done++;
+                        continue;
+                }
+                if (hl != IA_NOT_IN_MEMORY) {
+                        /* a read error: scan_finish reads again and reports it */
+                        scan_finish(s, jb, src, NULL, 0);
+                        s->jobs_done++;
+                        continue;
+                }
+                if (nwait == s->window) {
+                        scan_finish(s, win[first].jb, win[first].src, NULL, 0);
+                        s->jobs_done++;
+                        first = (first + 1) % READ_WINDOW;
+                        nwait--;
+                }
+                win[(first + nwait) % READ_WINDOW] = (struct waiting){jb, src};
+                nwait++;
+        }
+        for (; nwait; nwait--, first = (first + 1) % READ_WINDOW) {
+                scan_finish(s, win[first].jb, win[first].src, NULL, 0);
                 s->jobs_done++;
         }
         scan_flush(s);
         return NULL;
+}
+
+/*
+ * The window of each worker (worker_main): a quarter of the descriptors this
+ * process may open, shared by the workers (the walk keeps half for its
+ * directories), at most READ_WINDOW each.  (Taking the jobs by inode number
+ * instead of as walked was measured too: on ext4 the data blocks of small
+ * files are not in inode order, and it lost a fifth warm and a tenth cold.)
+ */
+static void plan_reads(struct scan *s, unsigned nworkers)
+{
+        struct rlimit rl;
+        size_t fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                         ? (size_t)rl.rlim_cur / 4
+                         : 256;
+
+        s->window = nworkers ? fds / nworkers : 0;
+        if (s->window > READ_WINDOW)
+                s->window = READ_WINDOW;
 }
 
 /* ---- the command ---- */
@@ -177,6 +252,7 @@ static const char *run_workers(struct scan *s, struct ia_scan_stats *stats, stru
                 ia_store_put(s->store, r);
         }
         s->pending_tail = NULL;
+        plan_reads(s, s->nworkers);
         for (started = 0; started < s->nworkers; started++)
                 if (pthread_create(&threads[started], NULL, worker_main, s) != 0)
                         break;

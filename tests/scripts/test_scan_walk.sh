@@ -106,6 +106,45 @@ eq "lazy: sizes" "$(q "SELECT size FROM files WHERE path = '$WORK/h/s/t3.txt'")"
 "$IMGAUDIT" scan --db "$DB" --quiet --json --allow-root h/out h/s >lazy.json
 eq "lazy: rescan reads nothing" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["files_read"], d["files_reused"])' lazy.json)" "0 5"
 
+# ---- files whose first bytes are not in memory ----
+# On a cold cache a worker starts the read of each file's first bytes and
+# probes it later (scan_run.c: worker_main's window).  A store whose pages
+# were dropped from the page cache (dd iflag=nocache, POSIX_FADV_DONTNEED)
+# must be recorded exactly as the same store read warm: every file's kind,
+# every image's format, sizes, chain and map.
+mkdir -p c/plain c/vms
+for i in $(seq 1 300); do printf 'note %d\n' "$i" >"c/plain/n$i.txt"; done
+qemu-img create -q -f qcow2 c/vms/base.qcow2 64M && qemu-io -c 'write -P 7 1M 2M' c/vms/base.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 c/vms/top.qcow2 && qemu-io -c 'write -P 8 0 64k' c/vms/top.qcow2 >/dev/null
+qemu-img create -q -f vmdk -o subformat=monolithicFlat c/vms/flat.vmdk 8M
+head -c 1048576 /dev/zero >c/vms/mbr.bin # a partition table: one entry of type 0x83
+printf '\203' | dd of=c/vms/mbr.bin bs=1 seek=450 conv=notrunc status=none
+printf '\125\252' | dd of=c/vms/mbr.bin bs=1 seek=510 conv=notrunc status=none
+head -c 65536 /dev/urandom >c/vms/scratch.img # raw by its name
+qemu-img create -q -f qcow2 member.qcow2 16M && tar -czf c/vms/backup.tar.gz member.qcow2 && rm member.qcow2
+: >c/plain/empty
+find c -type f -exec touch -m -d "@$(($(date +%s) - 3600))" {} +
+listing() { # the rows to compare, paths relative to the root
+	q "SELECT f.path || ' ' || sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id ORDER BY f.path"
+	q "SELECT path || ' ' || format || ' ' || virtual_size || ' ' || allocated_bytes || ' ' || chain_depth || ' ' || status FROM v_images ORDER BY path"
+	q "SELECT path || ' ' || start || ' ' || length || ' ' || depth || ' ' || data || ' ' || zero || ' ' || coalesce(offset, '') FROM v_map ORDER BY path, start"
+}
+DB=$WORK/warm.db
+"$IMGAUDIT" scan --db "$DB" --quiet c
+eq "cold: warm scan's exit status" "$?" "0"
+listing >warm.rows
+sync
+find c -type f -exec dd if={} iflag=nocache count=0 status=none \;
+resident=$(find c -type f -size +0 -exec fincore -n -b -o RES {} + | awk '$1 > 0' | wc -l)
+eq "cold: no file's pages left in memory" "$resident" "0"
+DB=$WORK/cold.db
+"$IMGAUDIT" scan --db "$DB" --quiet c
+eq "cold: exit status" "$?" "0"
+listing >cold.rows
+eq "cold: rows" "$(diff warm.rows cold.rows && echo same)" "same"
+eq "cold: what was recorded" "$(grep -c ' not-an-image$' cold.rows) $(grep -c ' qcow2 ' cold.rows) $(grep -c ' raw ' cold.rows)" \
+	"301 3 2"
+
 # ---- schema 6 from schema 4, with history ----
 DB=$WORK/old.db
 for f in "$SOURCE_DIR"/schema/00[1-4]_*.sql; do cat "$f"; done | sqlite3 "$DB"

@@ -10,11 +10,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -384,6 +387,74 @@ static void test_beneath(void **state)
         rmdir(tmpdir);
 }
 
+/* Is the file system of path a tmpfs (its pages are the file: never out of memory)? */
+static bool on_tmpfs(const char *path)
+{
+        struct statfs fs;
+
+        return statfs(path, &fs) == 0 && fs.f_type == TMPFS_MAGIC;
+}
+
+/*
+ * ia_read_nowait: the bytes when they are in memory; IA_NOT_IN_MEMORY when
+ * the page cache had to drop them (POSIX_FADV_DONTNEED of a clean file),
+ * and then the bytes by an ordinary read; a source without the method (a
+ * window) is read as always; the end of the source bounds it.
+ */
+static void test_read_nowait(void **state)
+{
+        char path[128];
+        uint8_t buf[8192];
+        struct ia_error err;
+        struct ia_source *src, *win;
+        int fd;
+
+        (void)state;
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/ia-src-XXXXXX");
+        assert_non_null(mkdtemp(tmpdir));
+        snprintf(path, sizeof(path), "%s/cold.bin", tmpdir);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, pattern, 6000, 0), 6000);
+        assert_int_equal(fdatasync(fd), 0); /* clean pages: the kernel may drop them */
+        close(fd);
+
+        src = ia_source_open_file(AT_FDCWD, path, 0, &err);
+        assert_non_null(src);
+        /* just written: in memory */
+        assert_int_equal(ia_read_nowait(src, buf, 4096, 0, &err), 4096);
+        assert_memory_equal(buf, pattern, 4096);
+        /* short at the end only, nothing past it */
+        assert_int_equal(ia_read_nowait(src, buf, sizeof(buf), 4096, &err), 6000 - 4096);
+        assert_memory_equal(buf, pattern + 4096, 6000 - 4096);
+        assert_int_equal(ia_read_nowait(src, buf, sizeof(buf), 6000, &err), 0);
+        assert_int_equal(ia_read_nowait(src, buf, sizeof(buf), UINT64_MAX, &err), 0);
+
+        /* dropped from the page cache: not in memory, then read as always */
+        fd = open(path, O_RDONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+        close(fd);
+        if (!on_tmpfs(path)) {
+                assert_int_equal(ia_read_nowait(src, buf, 4096, 0, &err), IA_NOT_IN_MEMORY);
+                memset(buf, 0, sizeof(buf));
+                assert_int_equal(ia_read_upto(src, buf, 4096, 0, &err), 4096);
+                assert_memory_equal(buf, pattern, 4096);
+        }
+        assert_int_equal(ia_read_nowait(src, buf, 4096, 0, &err), 4096);
+        assert_memory_equal(buf, pattern, 4096);
+
+        /* a window has no such method: ia_read_upto's answer, bounded by the window */
+        win = ia_source_window(src, 100, 50, &err);
+        assert_non_null(win);
+        assert_int_equal(ia_read_nowait(win, buf, sizeof(buf), 10, &err), 40);
+        assert_memory_equal(buf, pattern + 110, 40);
+        ia_source_unref(win);
+        ia_source_unref(src);
+        unlink(path);
+        rmdir(tmpdir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -392,6 +463,7 @@ int main(void)
             cmocka_unit_test(test_file_holes),   cmocka_unit_test(test_refuses_non_regular),
             cmocka_unit_test(test_beneath_walk), cmocka_unit_test(test_path_lexical),
             cmocka_unit_test(test_error_whole),  cmocka_unit_test(test_beneath),
+            cmocka_unit_test(test_read_nowait),
         };
         return cmocka_run_group_tests(tests, setup, NULL);
 }
