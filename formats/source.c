@@ -128,6 +128,24 @@ int64_t ia_fd_pread(int fd, void *buf, size_t len, uint64_t at, const char *what
         return n;
 }
 
+static atomic_bool noatime_refused;
+
+int ia_open_noatime(int dirfd, const char *name, int flags)
+{
+        int fd;
+
+        if (!atomic_load_explicit(&noatime_refused, memory_order_relaxed)) {
+                fd = openat(dirfd, name, flags | O_NOATIME);
+                if (fd >= 0 || errno != EPERM)
+                        return fd;
+                fd = openat(dirfd, name, flags);
+                if (fd >= 0) /* the flag was what was refused: not the owner */
+                        atomic_store_explicit(&noatime_refused, true, memory_order_relaxed);
+                return fd;
+        }
+        return openat(dirfd, name, flags);
+}
+
 struct file_source {
         struct ia_source base;
         int fd;
@@ -426,7 +444,7 @@ static struct ia_source *reopen_regular(int pfd, const char *path, struct ia_err
                 return NULL;
         }
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
-        fd = open(proc, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        fd = ia_open_noatime(AT_FDCWD, proc, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd < 0) {
                 ia_error_errno(err, IA_ERR_IO, errno, "cannot open '%s' for reading", path);
                 close(pfd);

@@ -95,6 +95,15 @@ int64_t ia_read_nowait(struct ia_source *src, void *buf, size_t len, uint64_t of
                        struct ia_error *err);
 
 /*
+ * openat(2) for reading a file the scan audits, flags | O_NOATIME where the
+ * process may (root, or the file's owner): reading an image must not write
+ * its inode's access time (relatime still does, once a day).  Refused once
+ * (EPERM, and the open without it succeeds), it is not asked for again by
+ * this process.
+ */
+int ia_open_noatime(int dirfd, const char *name, int flags);
+
+/*
  * A file source's read: pread(2) of fd at `at`, retried on EINTR, at most
  * INT_MAX bytes; the count (0 at the end), or -1 with err saying "WHAT of
  * LEN bytes at offset OFF failed", OFF being the offset the source was asked

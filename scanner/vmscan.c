@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "source.h"
 #include "store_vms.h"
 #include "banned.h"
 
@@ -99,7 +100,8 @@ void ia_vmscan_add_error(struct ia_vmscan *vs, const char *path, int64_t file_id
 static void read_one(struct ia_vmscan *vs, int dirfd, const char *name, const char *path,
                      enum ia_vmdef_file kind)
 {
-        int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        int fd =
+            ia_open_noatime(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
         struct stat sb;
         char *text, msg[256];
         size_t got = 0;

@@ -453,7 +453,7 @@ struct ia_source *ia_walk_open(const struct ia_walk_root *root, const char *rel,
                 return NULL;
         }
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
-        fd = open(proc, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        fd = ia_open_noatime(AT_FDCWD, proc, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         close(pfd);
         if (fd < 0) {
                 int e = errno;
@@ -476,8 +476,8 @@ static int open_in_dir(const struct ia_walk_dirs *dirs, const struct ia_walk_fil
                        struct ia_error *err)
 {
         const char *name = strrchr(f->rel, '/');
-        int fd = openat(dirs->fds[f->dir], name ? name + 1 : f->rel,
-                        O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        int fd = ia_open_noatime(dirs->fds[f->dir], name ? name + 1 : f->rel,
+                                 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 
         if (fd < 0) {
                 int e = errno;

@@ -145,6 +145,21 @@ eq "cold: rows" "$(diff warm.rows cold.rows && echo same)" "same"
 eq "cold: what was recorded" "$(grep -c ' not-an-image$' cold.rows) $(grep -c ' qcow2 ' cold.rows) $(grep -c ' raw ' cold.rows)" \
 	"301 3 2"
 
+# ---- the scan writes no access time ----
+# Files are opened with O_NOATIME where the process may (root, or the
+# owner): an image read by the nightly scan keeps its access time, which
+# relatime would otherwise move forward once a day.
+mkdir -p at
+qemu-img create -q -f qcow2 at/disk.qcow2 16M
+printf 'notes\n' >at/notes.txt
+touch -a -d '3 days ago' at/disk.qcow2 at/notes.txt
+before=$(stat -c %X at/disk.qcow2 at/notes.txt | tr '\n' ' ')
+DB=$WORK/at.db
+"$IMGAUDIT" scan --db "$DB" --quiet --full at
+eq "atime: exit status" "$?" "0"
+eq "atime: read" "$(q "SELECT count(*) FROM v_images")" "1"
+eq "atime: unchanged" "$(stat -c %X at/disk.qcow2 at/notes.txt | tr '\n' ' ')" "$before"
+
 # ---- schema 6 from schema 4, with history ----
 DB=$WORK/old.db
 for f in "$SOURCE_DIR"/schema/00[1-4]_*.sql; do cat "$f"; done | sqlite3 "$DB"
