@@ -80,21 +80,27 @@ static void *worker_main(void *arg)
         return NULL;
 }
 
+#define FD_RESERVE 64 /* descriptors for the database's files, stdio and the libraries */
+
 /*
- * The window of each worker (worker_main): a quarter of the descriptors this
- * process may open, shared by the workers (the walk keeps half for its
- * directories), at most READ_WINDOW each.  (Taking the jobs by inode number
- * instead of as walked was measured too: on ext4 the data blocks of small
- * files are not in inode order, and it lost a fifth warm and a tenth cold.)
+ * The window of each worker (worker_main), from the descriptors this
+ * process may open: those the walk kept for directories and FD_RESERVE
+ * set aside, half of the rest shared by the windows (the other half for
+ * the files each image opens, its backing chain), at most READ_WINDOW
+ * each, none when nothing is left.  (Taking the jobs by inode number instead
+ * of as walked was measured too: on ext4 the data blocks of small files are
+ * not in inode order, and it lost a fifth warm and a tenth cold.)
  */
 static void plan_reads(struct scan *s, unsigned nworkers)
 {
         struct rlimit rl;
-        size_t fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-                         ? (size_t)rl.rlim_cur / 4
-                         : 256;
+        size_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                         ? (size_t)rl.rlim_cur
+                         : 1024;
+        size_t used = s->dirs.n + FD_RESERVE;
+        size_t spare = lim > used ? (lim - used) / 2 : 0;
 
-        s->window = nworkers ? fds / nworkers : 0;
+        s->window = nworkers ? spare / nworkers : 0;
         if (s->window > READ_WINDOW)
                 s->window = READ_WINDOW;
 }
