@@ -148,6 +148,11 @@ struct scan {
         struct ia_layer_cache *cache;
 
         pthread_mutex_t reg_lock;
+        /* images (and archives) mapped at once: nworkers, while the workers run (scan_map_begin) */
+        pthread_mutex_t map_lock;
+        pthread_cond_t map_cv;
+        unsigned map_free;
+        bool map_gated;
         struct ia_hmap by_fid;   /* (dev, ino) -> struct reg_file * */
         struct ia_hmap findings; /* "file_id code msg" seen */
         struct reg_file **externals;
@@ -309,6 +314,8 @@ void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64
 void scan_carry_image(struct scan *s, int64_t old_image_id);
 struct ia_source *scan_open_unplanned(struct scan *s, struct job *jb);
 struct ia_source *scan_open_job(struct scan *s, struct job *jb);
+void scan_map_begin(struct scan *s);
+void scan_map_end(struct scan *s);
 struct ia_source *scan_begin(struct scan *s, struct job *jb);
 void scan_finish(struct scan *s, struct job *jb, struct ia_source *src, uint8_t *head, size_t hl);
 void scan_process(struct scan *s, struct job *jb);

@@ -16,7 +16,8 @@ const char ia_scan_usage[] =
     "\n"
     "  --db FILE            the database (default: $IMGAUDIT_DB, else ./imgaudit.db;\n"
     "                       created on first use)\n"
-    "  -j, --jobs N         worker threads (default: the CPUs this process may use)\n"
+    "  -j, --jobs N         images mapped at once (default: the CPUs this process may\n"
+    "                       use); twice as many workers open and probe the files\n"
     "  --raw-glob GLOB      files no format recognises whose name matches GLOB are raw\n"
     "                       disks (default: *.img *.raw *.iso; repeat to give several;\n"
     "                       --raw-glob= for none); disks by content are always found\n"
@@ -59,7 +60,7 @@ struct scan_argv {
         char **argv;
 };
 
-/* The value of -j N: 1 to 1024 workers. */
+/* The value of -j N: 1 to 1024 images mapped at once (twice as many workers). */
 static int parse_jobs(struct scan *s, const char *arg)
 {
         char *end;
@@ -325,6 +326,8 @@ int ia_cmd_scan(int argc, char **argv)
         s.nworkers = ncpu > 0 ? (unsigned)ncpu : 1;
         s.budget_ns = 300ull * 1000000000u;
         pthread_mutex_init(&s.reg_lock, NULL);
+        pthread_mutex_init(&s.map_lock, NULL);
+        pthread_cond_init(&s.map_cv, NULL);
         ia_hmap_init(&s.by_fid);
         ia_hmap_init(&s.findings);
         ia_hmap_init(&s.layer_ids);
@@ -373,5 +376,7 @@ int ia_cmd_scan(int argc, char **argv)
                 free(owned[i]);
         free(owned);
         pthread_mutex_destroy(&s.reg_lock);
+        pthread_mutex_destroy(&s.map_lock);
+        pthread_cond_destroy(&s.map_cv);
         return rc;
 }

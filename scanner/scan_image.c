@@ -182,8 +182,8 @@ static void flush_links(struct img_job *j, struct ia_image *top)
  * fmt: NULL to probe; probed: the driver the scan's probe found (for the
  * record when the open fails).
  */
-void scan_image(struct scan *s, struct ia_source *top_src, const char *path, int64_t file_id,
-                const char *fmt, const char *probed, struct arch_ctx *arch, const char *by)
+static void map_image(struct scan *s, struct ia_source *top_src, const char *path, int64_t file_id,
+                      const char *fmt, const char *probed, struct arch_ctx *arch, const char *by)
 {
         struct img_job j;
         struct ia_open_ctx ctx;
@@ -299,6 +299,15 @@ void scan_image(struct scan *s, struct ia_source *top_src, const char *path, int
         scan_put(s, scan_file_rec(file_id, FK_IMAGE, false));
         s->images++;
         ia_image_free(top);
+}
+
+/* One image (a chain) mapped, in one of the scan's mapping slots (scan_map_begin). */
+void scan_image(struct scan *s, struct ia_source *top_src, const char *path, int64_t file_id,
+                const char *fmt, const char *probed, struct arch_ctx *arch, const char *by)
+{
+        scan_map_begin(s);
+        map_image(s, top_src, path, file_id, fmt, probed, arch, by);
+        scan_map_end(s);
 }
 
 /*

@@ -283,8 +283,8 @@ out:
         free(todo);
 }
 
-void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64_t file_id,
-                  bool *is_archive)
+static void read_archive(struct scan *s, struct ia_source *src, const char *path, int64_t file_id,
+                         bool *is_archive)
 {
         struct arch_ctx ac;
         struct ia_error err;
@@ -315,4 +315,13 @@ void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64
         ia_hmap_each(&ac.members, free_member_info, NULL);
         ia_hmap_release(&ac.members);
         ia_archive_free(ac.a);
+}
+
+/* One archive read, its members scanned, in one of the scan's mapping slots (scan_map_begin). */
+void scan_archive(struct scan *s, struct ia_source *src, const char *path, int64_t file_id,
+                  bool *is_archive)
+{
+        scan_map_begin(s);
+        read_archive(s, src, path, file_id, is_archive);
+        scan_map_end(s);
 }

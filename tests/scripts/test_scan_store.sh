@@ -265,8 +265,8 @@ qv "SELECT path, status FROM v_images ORDER BY path" "vhd/base.vhd|ok
 vhd/child.vhd|ok"
 qv "SELECT code FROM v_findings WHERE path = '$WORK/vhd/child.vhd'" "parent-mismatch"
 
-# the default number of workers is the CPUs the process may run on (taskset,
-# cpusets), not every CPU online: one thread is the writer, the rest workers
+# the default number of images mapped at once (-j) is the CPUs the process may run on (taskset,
+# cpusets), not every CPU online: one thread is the writer, the rest workers (twice -j)
 # (LeakSanitizer cannot run under ptrace: the sanitizer build checks leaks elsewhere)
 threads() {
 	rm -f thr.sqlite*
