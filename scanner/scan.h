@@ -153,6 +153,10 @@ struct scan {
         pthread_cond_t map_cv;
         unsigned map_free;
         bool map_gated;
+        /* the workers beyond -j, started on the first cold file (scan_run.c) */
+        pthread_t *more;
+        unsigned nmore, cap_more; /* written by the worker that starts them */
+        atomic_bool cold;
         struct ia_hmap by_fid;   /* (dev, ino) -> struct reg_file * */
         struct ia_hmap findings; /* "file_id code msg" seen */
         struct reg_file **externals;
