@@ -17,7 +17,7 @@ const char ia_scan_usage[] =
     "  --db FILE            the database (default: $IMGAUDIT_DB, else ./imgaudit.db;\n"
     "                       created on first use)\n"
     "  -j, --jobs N         images mapped at once (default: the CPUs this process may\n"
-    "                       use); twice as many workers open and probe the files\n"
+    "                       use); as many workers probe files, twice as many cold\n"
     "  --raw-glob GLOB      files no format recognises whose name matches GLOB are raw\n"
     "                       disks (default: *.img *.raw *.iso; repeat to give several;\n"
     "                       --raw-glob= for none); disks by content are always found\n"
@@ -60,7 +60,7 @@ struct scan_argv {
         char **argv;
 };
 
-/* The value of -j N: 1 to 1024 images mapped at once (twice as many workers). */
+/* The value of -j N: 1 to 1024 images mapped at once (as many workers, twice as many cold). */
 static int parse_jobs(struct scan *s, const char *arg)
 {
         char *end;

@@ -266,7 +266,8 @@ vhd/child.vhd|ok"
 qv "SELECT code FROM v_findings WHERE path = '$WORK/vhd/child.vhd'" "parent-mismatch"
 
 # the default number of images mapped at once (-j) is the CPUs the process may run on (taskset,
-# cpusets), not every CPU online: one thread is the writer, the rest workers (twice -j)
+# cpusets), not every CPU online: one thread is the writer, the rest workers (-j of them
+# on a warm cache; as many again once a run of files is not in memory)
 # (LeakSanitizer cannot run under ptrace: the sanitizer build checks leaks elsewhere)
 threads() {
 	rm -f thr.sqlite*
