@@ -29,8 +29,8 @@ struct waiting {
  */
 static void *worker_main(void *arg);
 
-/* The workers beyond -j, started by the first worker to meet a cold file (run_workers joins them).
- */
+/* The workers beyond -j, started by the first worker to meet a run of cold files (run_workers
+ * joins them after the first ones). */
 static void start_more_workers(struct scan *s)
 {
         while (s->nmore < s->cap_more &&
