@@ -185,7 +185,7 @@ static int64_t file_pread_nowait(struct ia_source *src, void *buf, size_t len, u
                 (void)posix_fadvise(fs->fd, (off_t)off, (off_t)iov.iov_len, POSIX_FADV_WILLNEED);
                 return IA_NOT_IN_MEMORY;
         }
-        return file_pread(src, buf, len, off, err);
+        return ia_read_upto(src, buf, len, off, err);
 }
 
 static int file_seek(struct ia_source *src, uint64_t off, enum ia_seek what, uint64_t *res,

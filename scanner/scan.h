@@ -153,7 +153,7 @@ struct scan {
         pthread_cond_t map_cv;
         unsigned map_free;
         bool map_gated;
-        /* the workers beyond -j, started on the first cold file (scan_run.c) */
+        /* the workers beyond -j, started on a run of cold files (scan_run.c: worker_main) */
         pthread_t *more;
         unsigned nmore, cap_more; /* written by the worker that starts them */
         atomic_bool cold;
@@ -322,7 +322,6 @@ void scan_map_begin(struct scan *s);
 void scan_map_end(struct scan *s);
 struct ia_source *scan_begin(struct scan *s, struct job *jb);
 void scan_finish(struct scan *s, struct job *jb, struct ia_source *src, uint8_t *head, size_t hl);
-void scan_process(struct scan *s, struct job *jb);
 void scan_settle_plain_files(struct scan *s);
 int scan_add_devices(struct scan *s);
 

@@ -204,14 +204,6 @@ void scan_finish(struct scan *s, struct job *jb, struct ia_source *src, uint8_t 
         ia_source_unref(src);
 }
 
-void scan_process(struct scan *s, struct job *jb)
-{
-        struct ia_source *src = scan_begin(s, jb);
-
-        if (src)
-                scan_finish(s, jb, src, NULL, 0);
-}
-
 /* A file that no image keeps its data in (any more): an image if a driver says so. */
 static void settle_unused_data(struct scan *s, struct job *jb)
 {

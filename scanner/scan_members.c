@@ -44,8 +44,11 @@ static void member_finding(struct scan *s, int64_t file_id, const char *code, co
         scan_put(s, r);
 }
 
-/* name: the path the image is opened by (dmg is recognised by its suffix). */
-/* The driver that recognises a source by its first len bytes (head), ia_drv_raw when none does. */
+/*
+ * The driver that recognises a source by its first len bytes (head), ia_drv_raw
+ * when none does; name: the path the image is opened by (dmg is recognised by
+ * its suffix).
+ */
 const struct ia_driver *scan_probe_head(const struct ia_source *src, const char *name,
                                         const uint8_t *head, size_t len)
 {

@@ -38,6 +38,15 @@ static void start_more_workers(struct scan *s)
                 s->nmore++;
 }
 
+/* The job probed by head (hl bytes), or by what scan_finish reads when head is NULL; one job done.
+ */
+static void finish_job(struct scan *s, struct job *jb, struct ia_source *src, uint8_t *head,
+                       size_t hl)
+{
+        scan_finish(s, jb, src, head, hl);
+        s->jobs_done++;
+}
+
 static void *worker_main(void *arg)
 {
         struct scan *s = arg;
@@ -51,7 +60,7 @@ static void *worker_main(void *arg)
                 struct job *jb;
                 struct ia_source *src;
                 struct ia_error err;
-                int64_t hl = IA_NOT_IN_MEMORY;
+                int64_t hl;
 
                 if (i >= s->njobs)
                         break;
@@ -61,42 +70,36 @@ static void *worker_main(void *arg)
                         s->jobs_done++;
                         continue;
                 }
+                if (!s->window) {
+                        finish_job(s, jb, src, NULL, 0); /* read as always */
+                        continue;
+                }
                 ia_error_clear(&err);
-                if (s->window)
-                        hl = ia_read_nowait(src, head, sizeof(head), 0, &err);
-                /* cold: a run of files not in memory (even right after every file
-                 * of a store was read, a few per cent were not in memory when the
-                 * scan reached them: 6,216 of 200,020 here) */
-                if (s->window && hl >= 0)
+                hl = ia_read_nowait(src, head, sizeof(head), 0, &err);
+                if (hl >= 0) {
                         misses -= misses > 0;
-                else if (s->window && hl == IA_NOT_IN_MEMORY && ++misses == COLD_MISSES &&
-                         !atomic_exchange(&s->cold, true))
-                        start_more_workers(s);
-                if (hl >= 0 || !s->window) {
-                        /* in memory, or read as always (no window: scan_finish reads it) */
-                        scan_finish(s, jb, src, hl >= 0 ? head : NULL, hl >= 0 ? (size_t)hl : 0);
-                        s->jobs_done++;
+                        finish_job(s, jb, src, head, (size_t)hl);
                         continue;
                 }
                 if (hl != IA_NOT_IN_MEMORY) {
-                        /* a read error: scan_finish reads again and reports it */
-                        scan_finish(s, jb, src, NULL, 0);
-                        s->jobs_done++;
+                        finish_job(s, jb, src, NULL, 0); /* a read error: read again, reported */
                         continue;
                 }
+                /* cold: a run of files not in memory (even right after every file of a
+                 * store was read, a few per cent were not in memory when the scan
+                 * reached them: 6,216 of 200,020 here) */
+                if (++misses == COLD_MISSES && !atomic_exchange(&s->cold, true))
+                        start_more_workers(s);
                 if (nwait == s->window) {
-                        scan_finish(s, win[first].jb, win[first].src, NULL, 0);
-                        s->jobs_done++;
+                        finish_job(s, win[first].jb, win[first].src, NULL, 0);
                         first = (first + 1) % READ_WINDOW;
                         nwait--;
                 }
                 win[(first + nwait) % READ_WINDOW] = (struct waiting){jb, src};
                 nwait++;
         }
-        for (; nwait; nwait--, first = (first + 1) % READ_WINDOW) {
-                scan_finish(s, win[first].jb, win[first].src, NULL, 0);
-                s->jobs_done++;
-        }
+        for (; nwait; nwait--, first = (first + 1) % READ_WINDOW)
+                finish_job(s, win[first].jb, win[first].src, NULL, 0);
         scan_flush(s);
         return NULL;
 }
