@@ -37,6 +37,15 @@
         "zero_bytes, unallocated_bytes, compressed_bytes, unknown_bytes, mapped_bytes, map_rows, " \
         "recognised_by"
 
+/*
+ * Every statement that may insert more than one row says OR ROLLBACK (or OR
+ * IGNORE).  With the default, ABORT, SQLite must be able to undo the one
+ * statement alone, so it copies each page the statement changes that the
+ * transaction had already changed into a statement journal, a temporary file
+ * beyond 64 KiB: a first scan of 200,000 small files wrote 120,000 pages to
+ * /var/tmp that way, three times its database.  Any failed statement stops
+ * the writer, which rolls the whole transaction back anyway (writer_main).
+ */
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_DIR] = "INSERT INTO dirs (scan_id, path, allocated) VALUES (?1, ?2, ?3)",
     [ST_ENTRY] = "INSERT INTO entries (scan_id, path, kind, reason, detail, file_id) "
@@ -47,7 +56,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                "member_file_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     /* the carried-over image shares its pieces (or map rows) and chain_layers rows */
     [ST_REUSE_IMAGE] =
-        "INSERT INTO images (" IMAGE_COLUMNS ", reused_from, map_image_id) "
+        "INSERT OR ROLLBACK INTO images (" IMAGE_COLUMNS ", reused_from, map_image_id) "
         "SELECT ?2, ?3, file_id, format, format_probed, virtual_size, "
         "file_size, allocated_bytes, cluster_size, dirty, corrupt, encrypted, snapshots, "
         "external_data, pending_log, backing, backing_fmt, chain_depth, status, error, "
@@ -55,13 +64,15 @@ static const char *const stmt_sql[ST_COUNT] = {
         "unknown_bytes, mapped_bytes, map_rows, recognised_by, ?1, coalesce(map_image_id, id) "
         "FROM images "
         "WHERE id = ?1 RETURNING map_rows",
-    [ST_REUSE_LINKS] = "INSERT INTO links (scan_id, image_id, depth, from_file_id, kind, name, "
-                       "target_file_id, target_path, status, error) SELECT ?3, ?2, depth, "
-                       "from_file_id, kind, name, target_file_id, target_path, status, error "
-                       "FROM links WHERE image_id = ?1",
-    [ST_REUSE_FINDINGS] = "INSERT INTO findings (scan_id, image_id, file_id, code, message) "
-                          "SELECT ?3, ?2, file_id, code, message FROM findings "
-                          "WHERE image_id = ?1",
+    [ST_REUSE_LINKS] =
+        "INSERT OR ROLLBACK INTO links (scan_id, image_id, depth, from_file_id, kind, name, "
+        "target_file_id, target_path, status, error) SELECT ?3, ?2, depth, "
+        "from_file_id, kind, name, target_file_id, target_path, status, error "
+        "FROM links WHERE image_id = ?1",
+    [ST_REUSE_FINDINGS] =
+        "INSERT OR ROLLBACK INTO findings (scan_id, image_id, file_id, code, message) "
+        "SELECT ?3, ?2, file_id, code, message FROM findings "
+        "WHERE image_id = ?1",
 };
 
 /* ---- helpers ---- */
@@ -281,14 +292,14 @@ static int reuse_members(struct ia_store *s, const struct ia_rec *r, uint64_t *r
             "INSERT OR IGNORE INTO scan_files (scan_id, file_id, kind, reused) "
             "SELECT ?2, file_id, kind, 1 FROM scan_files "
             "WHERE scan_id = ?1 AND file_id IN temp.ia_reuse_files",
-            "INSERT INTO entries (scan_id, path, kind, reason, detail, file_id) "
+            "INSERT OR ROLLBACK INTO entries (scan_id, path, kind, reason, detail, file_id) "
             "SELECT ?2, path, kind, reason, detail, file_id FROM entries "
             "WHERE scan_id = ?1 AND file_id IN temp.ia_reuse_files",
-            "INSERT INTO findings (scan_id, image_id, file_id, code, message) "
+            "INSERT OR ROLLBACK INTO findings (scan_id, image_id, file_id, code, message) "
             "SELECT ?2, NULL, file_id, code, message FROM findings "
             "WHERE scan_id = ?1 AND image_id IS NULL AND file_id IN temp.ia_reuse_files",
-            "INSERT INTO ovf_disks (scan_id, archive_file_id, disk_id, href, capacity, format, "
-            "member_file_id) SELECT ?2, archive_file_id, disk_id, href, capacity, format, "
+            "INSERT OR ROLLBACK INTO ovf_disks (scan_id, archive_file_id, disk_id, href, capacity, "
+            "format, member_file_id) SELECT ?2, archive_file_id, disk_id, href, capacity, format, "
             "member_file_id FROM ovf_disks "
             "WHERE scan_id = ?1 AND archive_file_id IN temp.ia_reuse_files",
         };
@@ -542,33 +553,35 @@ int ia_store_writer_start(struct ia_store *s, int64_t scan_id, size_t cap, struc
                         bind_row_fn bind;
                         bool recs;
                 } ms[M_COUNT] = {
-                    [M_FILES] = {"INSERT INTO files (id, path, archive_id, member, dev, ino, size, "
-                                 "allocated, mtime_ns, ctime_ns) VALUES",
+                    [M_FILES] = {"INSERT OR ROLLBACK INTO files (id, path, archive_id, member, "
+                                 "dev, ino, size, allocated, mtime_ns, ctime_ns) VALUES",
                                  "(?,?,?,?,?,?,?,?,?,?)", "recording a file", bind_file, true},
                     [M_SCAN_FILES] = {"INSERT OR IGNORE INTO scan_files (scan_id, file_id, kind, "
                                       "reused) VALUES",
                                       "(?,?,?,?)", "recording a file of the scan", bind_scan_file,
                                       true},
-                    [M_IMAGES] = {"INSERT INTO images (" IMAGE_COLUMNS ") VALUES",
+                    [M_IMAGES] = {"INSERT OR ROLLBACK INTO images (" IMAGE_COLUMNS ") VALUES",
                                   "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                   "recording an image", bind_image, true},
-                    [M_LAYERS] = {"INSERT INTO layers (id, kind, file_id, format, deps, "
-                                  "tool_version, size, runs, scan_id) VALUES",
-                                  "(?,?,?,?,?,'" IMGAUDIT_VERSION "',?,?,?)", "recording a layer",
-                                  bind_layer, true},
-                    [M_LINKS] = {"INSERT INTO links (scan_id, image_id, depth, from_file_id, kind, "
-                                 "name, target_file_id, target_path, status, error) VALUES",
+                    [M_LAYERS] =
+                        {"INSERT OR ROLLBACK INTO layers (id, kind, file_id, format, deps, "
+                         "tool_version, size, runs, scan_id) VALUES",
+                         "(?,?,?,?,?,'" IMGAUDIT_VERSION "',?,?,?)", "recording a layer",
+                         bind_layer, true},
+                    [M_LINKS] = {"INSERT OR ROLLBACK INTO links (scan_id, image_id, depth, "
+                                 "from_file_id, kind, name, target_file_id, target_path, status, "
+                                 "error) VALUES",
                                  "(?,?,?,?,?,?,?,?,?,?)", "recording a link", bind_link, true},
-                    [M_RUNS] = {"INSERT INTO layer_runs (layer_id, start, length, present, zero, "
-                                "data, compressed, offset, file_id) VALUES",
+                    [M_RUNS] = {"INSERT OR ROLLBACK INTO layer_runs (layer_id, start, length, "
+                                "present, zero, data, compressed, offset, file_id) VALUES",
                                 "(?,?,?,?,?,?,?,?,?)", "recording the runs of a layer", bind_run,
                                 false},
-                    [M_PIECES] = {"INSERT INTO pieces (image_id, start, length, depth, kind, "
-                                  "layer_id) VALUES",
-                                  "(?,?,?,?,?,?)", "recording the pieces of a map", bind_piece,
-                                  false},
-                    [M_CHAIN] = {"INSERT INTO chain_layers (image_id, depth, file_id, layer_id, "
-                                 "data_bytes, zero_bytes) VALUES",
+                    [M_PIECES] =
+                        {"INSERT OR ROLLBACK INTO pieces (image_id, start, length, depth, kind, "
+                         "layer_id) VALUES",
+                         "(?,?,?,?,?,?)", "recording the pieces of a map", bind_piece, false},
+                    [M_CHAIN] = {"INSERT OR ROLLBACK INTO chain_layers (image_id, depth, file_id, "
+                                 "layer_id, data_bytes, zero_bytes) VALUES",
                                  "(?,?,?,?,?,?)", "recording the chain of an image", bind_chain,
                                  false},
                 };
