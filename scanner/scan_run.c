@@ -141,7 +141,37 @@ void scan_map_end(struct scan *s)
         pthread_mutex_unlock(&s->map_lock);
 }
 
-#define FD_RESERVE 64 /* descriptors for the database's files, stdio and the libraries */
+#define FD_RESERVE 64    /* descriptors for the database's files, stdio and the libraries */
+#define FD_WANTED  65536 /* the soft limit asked for, when the hard one allows */
+
+/* The descriptors this process may open (its soft limit). */
+static size_t fd_limit(void)
+{
+        struct rlimit rl;
+
+        return getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                   ? (size_t)rl.rlim_cur
+                   : 1024;
+}
+
+/*
+ * The soft limit on descriptors raised towards the hard one, up to
+ * FD_WANTED: the walk keeps a descriptor for each directory and every
+ * worker a window of files, and under a small soft limit the walk ran out
+ * and recorded directories as unreadable ("Too many open files").  Nothing
+ * here uses select(), so descriptors past 1,023 are safe.
+ */
+static void raise_fd_limit(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+            rl.rlim_cur >= FD_WANTED)
+                return;
+        rl.rlim_cur =
+            rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FD_WANTED ? FD_WANTED : rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+}
 
 /*
  * The window of each worker (worker_main), from the descriptors this
@@ -154,10 +184,7 @@ void scan_map_end(struct scan *s)
  */
 static void plan_reads(struct scan *s, unsigned nworkers)
 {
-        struct rlimit rl;
-        size_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-                         ? (size_t)rl.rlim_cur
-                         : 1024;
+        size_t lim = fd_limit();
         size_t used = s->dirs.n + FD_RESERVE;
         size_t spare = lim > used ? (lim - used) / 2 : 0;
 
@@ -256,16 +283,19 @@ static int open_roots(struct scan *s)
 static const char *walk_roots(struct scan *s, struct ia_hmap *visited, struct ia_error *err)
 {
         struct ia_walk_opts wo;
-        struct rlimit rl;
+        size_t lim = fd_limit();
 
         memset(&wo, 0, sizeof(wo));
         wo.exclude = s->exclude;
         wo.one_file_system = s->one_fs;
         wo.visited = visited;
-        /* half the descriptors this process may open, for directories */
-        s->dirs.max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-                          ? (size_t)rl.rlim_cur / 2
-                          : 512;
+        /*
+         * Half the descriptors this process may open beyond FD_RESERVE, for
+         * directories (files in the others are opened by their path beneath
+         * the root); the other half for the walk's own nesting, then the
+         * workers.
+         */
+        s->dirs.max = lim > FD_RESERVE ? (lim - FD_RESERVE) / 2 : 0;
         wo.dirs = &s->dirs;
         for (size_t i = 0; i < s->nroots; i++)
                 wo.remember_all_files |= s->roots[i].is_file;
@@ -393,6 +423,7 @@ int scan_run(struct scan *s)
                 ia_diag("imgaudit scan", "out of memory");
                 return 3;
         }
+        raise_fd_limit();
         rc = open_roots(s);
         if (rc != 0)
                 goto close_roots;

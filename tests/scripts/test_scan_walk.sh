@@ -6,7 +6,8 @@
 # once; an image 40 directories of 255-byte names deep (a path of 10 KiB) is
 # scanned; every directory's on-disk total in v_dir_usage is `du -B1` of it
 # (an archive by its own blocks, its members adding nothing); schema 6
-# migrates a schema-4 store with history.
+# migrates a schema-4 store with history; a limit of 24 descriptors (hard or
+# soft) changes nothing recorded.
 . "$(dirname "$0")/lib.sh"
 lib_workdir walk
 export WORK
@@ -164,6 +165,41 @@ DB=$WORK/at.db
 eq "atime: exit status" "$?" "0"
 eq "atime: read" "$(q "SELECT count(*) FROM v_images")" "1"
 eq "atime: unchanged" "$(stat -c %X at/disk.qcow2 at/notes.txt | tr '\n' ' ')" "$before"
+
+# ---- few descriptors ----
+# 300 directories nested up to 12 deep, and a qcow2 chain, scanned under a
+# limit of 24 descriptors: hard (ulimit -n: the walk keeps none of the
+# directories open, its files are opened by their path beneath the root, the
+# workers get no window) and soft only (ulimit -Sn: raised to the hard limit
+# at the start).  Both record what the default limit does; before, the walk
+# ran out of descriptors and recorded directories as unreadable.
+python3 - <<'PY'
+import os, random
+random.seed(7)
+dirs = ["fd"]
+os.makedirs("fd")
+for i in range(300):
+    d = "%s/d%d" % (random.choice(dirs), i)
+    os.mkdir(d)
+    dirs.append(d)
+    with open(d + "/notes.txt", "w") as f:
+        f.write("directory %d\n" % i)
+PY
+qemu-img create -q -f qcow2 fd/base.qcow2 16M
+qemu-img create -q -f qcow2 -b ../base.qcow2 -F qcow2 fd/d0/top.qcow2
+find fd -type f -exec touch -m -d "@$(($(date +%s) - 3600))" {} +
+fdrows() { q "SELECT f.path || ' ' || sf.kind FROM scan_files sf JOIN files f ON f.id = sf.file_id ORDER BY f.path"; q "SELECT path || ' ' || chain_depth || ' ' || status FROM v_images ORDER BY path"; q "SELECT kind || ' ' || count(*) FROM v_entries GROUP BY kind"; }
+DB=$WORK/fd.db
+"$IMGAUDIT" scan --db "$DB" --quiet fd
+eq "few descriptors: default limit" "$?" "0"
+fdrows >fd.rows
+eq "few descriptors: what was recorded" "$(grep -c ' not-an-image$' fd.rows) $(grep -c ' ok$' fd.rows)" "300 2"
+for lim in -n -Sn; do
+	DB=$WORK/fd$lim.db
+	(ulimit $lim 24 && "$IMGAUDIT" scan --db "$DB" --quiet fd)
+	eq "few descriptors (ulimit $lim 24): exit status" "$?" "0"
+	eq "few descriptors (ulimit $lim 24): rows" "$(fdrows | diff fd.rows - && echo same)" "same"
+done
 
 # ---- schema 6 from schema 4, with history ----
 DB=$WORK/old.db
